@@ -1,0 +1,12 @@
+"""textok: text-conditioned image tokenization for generation (TexTok, arXiv 2412.05796)."""
+
+from .models import PRESETS, TexTok, TexTokConfig, TexTokOutput
+from .models.modules import DiagonalGaussian
+from .text import ClassEmbedding, TextEmbedding, TextEncoder, prepare_caption
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "TexTok", "TexTokConfig", "TexTokOutput", "PRESETS", "DiagonalGaussian",
+    "TextEncoder", "TextEmbedding", "ClassEmbedding", "prepare_caption",
+]

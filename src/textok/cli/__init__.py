@@ -1,0 +1,51 @@
+"""``textok`` command line: a thin layer over the library.
+
+Each area registers its sub-commands in its own module (``textok.cli.<area>``) through a
+``register(subparsers)`` function; the handlers call library functions of the same names.
+Errors that are the user's (bad file, bad config, bad shape) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# Sub-command modules, in the order their commands appear in --help.
+AREAS = ["model", "data", "train", "evaluate", "generate"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="textok", description="Text-conditioned image tokenization (TexTok).")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for area in AREAS:
+        try:
+            module = importlib.import_module(f"textok.cli.{area}")
+        except ModuleNotFoundError as e:
+            if e.name == f"textok.cli.{area}":
+                continue  # that area is not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError) as e:
+        if args.verbose:
+            raise
+        print(f"textok {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"textok {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

