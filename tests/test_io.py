@@ -1,0 +1,24 @@
+import pytest
+import torch
+
+from textok.io import atomic_path, load_state_dict, save_state_dict
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path):
+    target = tmp_path / "f.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("disk full")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]  # no temporary left behind
+
+
+def test_state_dict_round_trip(tmp_path):
+    state = {"a": torch.randn(3, 4), "b": torch.arange(5)}
+    save_state_dict(state, tmp_path / "w.safetensors")
+    loaded = load_state_dict(tmp_path / "w.safetensors")
+    assert all(torch.equal(state[k], loaded[k]) for k in state)
+    with pytest.raises(FileNotFoundError, match="weights file not found"):
+        load_state_dict(tmp_path / "nope.safetensors")
