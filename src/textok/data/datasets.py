@@ -1,0 +1,442 @@
+"""Image-caption datasets in three on-disk formats, one loader: ``open_dataset(root, split)``.
+
+Formats (detected from what ``root`` holds):
+
+- **folder**: images anywhere below ``root`` plus ``root/captions.jsonl``, one JSON object per
+  line: ``{"file": "rel/path.png", "caption": "...", "label": 3, "split": "val", ...}``.
+  ``file`` and ``caption`` are required; ``label`` (int, default -1), ``class`` (class name, for
+  the caption variants) and ``split`` (default ``"train"``) are optional; other fields
+  (licence, style, ...) are kept as metadata and ignored by the loader.
+- **class tree** (ImageNet layout): ``root/<split>/<class>/<image>`` (or ``root/<class>/...``
+  for a single ``train`` split). Captions come from ``root/class_captions.json``
+  (class -> list of captions; one is drawn per image, at random when ``train=True``, else a
+  fixed one per file); without that file the caption is ``"a photo of a {class}"``.
+  ``root/class_captions_heldout.json`` (same layout) holds captions never used in training,
+  for drawing unseen captions at generation time (``load_caption_pool``).
+- **shards**: WebDataset tars ``root/<split>-000000.tar`` ... (see ``textok.data.shards``).
+
+``root/manifest.json`` is optional; the loader reads ``classes`` (label order) and
+``min_image_size`` from it.
+
+Items are dicts ``{"image": float32 [3, S, S] in [-1, 1], "caption": str, "label": int,
+"key": str}``; ``collate`` stacks them. Bad samples (unreadable, truncated or empty images,
+non-image files, decompression bombs, images smaller than the crop, missing or empty captions,
+non-UTF-8 caption lines, duplicate entries) are skipped and counted in ``dataset.report``
+(``on_bad_sample="skip"``) or raise ``BadSampleError`` naming the file and the reason
+(``on_bad_sample="error"``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import random
+import zlib
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from .captions import CAPTION_VARIANTS, caption_variant
+from .transforms import ImageError, center_crop, load_image, random_crop, to_tensor
+
+log = logging.getLogger(__name__)
+
+CAPTIONS_FILE = "captions.jsonl"
+CLASS_CAPTIONS_FILE = "class_captions.json"
+HELDOUT_CAPTIONS_FILE = "class_captions_heldout.json"
+MANIFEST_FILE = "manifest.json"
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
+ON_BAD_SAMPLE = ("skip", "error")
+# Folders the tools write into a dataset that are never classes.
+RESERVED_DIRS = {"text_cache"}
+
+
+class BadSampleError(ValueError):
+    """A sample cannot be used; the message names the file (and line) and the reason."""
+
+
+@dataclasses.dataclass
+class BadSampleReport:
+    """Counts and names the samples that were skipped, with the reason for each."""
+
+    where: str = ""
+    total: int = 0  # entries / files considered
+    bad: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+    def add(self, name: str, reason: str) -> None:
+        if (name, reason) not in self.bad:
+            self.bad.append((name, reason))
+
+    @property
+    def num_bad(self) -> int:
+        return len(self.bad)
+
+    def summary(self, limit: int | None = 20) -> str:
+        lines = [f"{self.where}: {self.total} entries, {self.total - self.num_bad} usable, {self.num_bad} bad"]
+        shown = self.bad if limit is None else self.bad[:limit]
+        lines += [f"  {name}: {reason}" for name, reason in shown]
+        if limit is not None and len(self.bad) > limit:
+            lines.append(f"  ... and {len(self.bad) - limit} more")
+        return "\n".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """One indexed sample: the image file, its candidate captions (one, or a class's pool)."""
+
+    path: Path
+    key: str
+    captions: tuple[str, ...]
+    label: int = -1
+    class_name: str | None = None
+
+
+def _check_on_bad(on_bad_sample: str) -> None:
+    if on_bad_sample not in ON_BAD_SAMPLE:
+        raise ValueError(f"on_bad_sample must be one of {ON_BAD_SAMPLE}, got {on_bad_sample!r}")
+
+
+def read_manifest(root: str | os.PathLike) -> dict:
+    path = Path(root) / MANIFEST_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a valid JSON manifest ({e})") from None
+
+
+def detect_format(root: str | os.PathLike) -> str:
+    """``"folder"``, ``"class-tree"`` or ``"shards"``; ``ValueError`` if ``root`` is none of them."""
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"dataset folder not found: {root}")
+    if root.is_file():
+        if root.suffix == ".tar":
+            return "shards"
+        raise ValueError(f"{root}: a dataset is a folder (or a .tar shard), not a file")
+    if (root / CAPTIONS_FILE).is_file():
+        return "folder"
+    if any(root.glob("*.tar")):
+        return "shards"
+    if any(_is_class_dir(p) for p in root.iterdir()):
+        return "class-tree"
+    raise ValueError(
+        f"{root}: not a dataset: expected {CAPTIONS_FILE} (folder format), class sub-folders "
+        f"(class tree) or .tar shards"
+    )
+
+
+def _is_class_dir(p: Path) -> bool:
+    return p.is_dir() and not p.name.startswith(".") and p.name not in RESERVED_DIRS
+
+
+def _safe_relpath(root: Path, rel: str) -> Path | None:
+    """``root / rel`` if it stays inside ``root`` (no absolute paths or ``..``)."""
+    if os.path.isabs(rel) or ".." in Path(rel).parts:
+        return None
+    return root / rel
+
+
+def _check_file(path: Path) -> str | None:
+    """Cheap checks done while indexing (no decoding): the reason a file is bad, or None."""
+    if not path.is_file():
+        return "listed but not found" if not path.exists() else "not a regular file"
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        return f"not an image file (extension {path.suffix or 'none'!r})"
+    if path.stat().st_size == 0:
+        return "empty file (0 bytes)"
+    return None
+
+
+def _json_lines(path: Path, report: BadSampleReport):
+    """Yield ``(line_number, object)`` for each usable line of a JSONL file; bad lines go to ``report``."""
+    data = path.read_bytes()
+    for n, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        where = f"{path.name}:{n}"
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            report.total += 1
+            report.add(where, f"not UTF-8 ({e.reason} at byte {e.start})")
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            report.total += 1
+            report.add(where, f"not valid JSON ({e.msg})")
+            continue
+        if not isinstance(obj, dict):
+            report.total += 1
+            report.add(where, "not a JSON object")
+            continue
+        yield n, obj
+
+
+def index_folder(root: Path, split: str, report: BadSampleReport, classes: Sequence[str] = ()) -> list[Record]:
+    """Index the folder format: ``root/captions.jsonl`` entries of ``split``."""
+    path = root / CAPTIONS_FILE
+    class_index = {c: i for i, c in enumerate(classes)}
+    records, seen, splits = [], {}, set()
+    for n, obj in _json_lines(path, report):
+        entry_split = obj.get("split", "train")
+        splits.add(entry_split)
+        if entry_split != split:
+            continue
+        report.total += 1
+        rel = obj.get("file")
+        where = f"{CAPTIONS_FILE}:{n}" if not isinstance(rel, str) or not rel else rel
+        if not isinstance(rel, str) or not rel:
+            report.add(where, "entry has no 'file'")
+            continue
+        if rel in seen:
+            report.add(f"{CAPTIONS_FILE}:{n}", f"duplicate entry for {rel} (first on line {seen[rel]})")
+            continue
+        seen[rel] = n
+        caption = obj.get("caption")
+        if not isinstance(caption, str) or not caption.strip():
+            report.add(rel, "missing or empty caption")
+            continue
+        file = _safe_relpath(root, rel)
+        reason = "path leaves the dataset folder" if file is None else _check_file(file)
+        if reason:
+            report.add(rel, reason)
+            continue
+        label = obj.get("label", -1)
+        class_name = obj.get("class")
+        if class_name is not None and class_name in class_index and "label" not in obj:
+            label = class_index[class_name]
+        if not isinstance(label, int) or isinstance(label, bool):
+            report.add(rel, f"label must be an integer, got {label!r}")
+            continue
+        records.append(Record(file, rel, (caption,), label, class_name))
+    if not records and split not in splits and report.num_bad == 0:
+        raise ValueError(f"{path}: no entries of split {split!r} (splits present: {sorted(splits) or 'none'})")
+    return records
+
+
+def _load_pool(path: Path) -> dict[str, list[str]]:
+    try:
+        pool = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a valid UTF-8 JSON caption pool ({e})") from None
+    if not isinstance(pool, dict) or not all(
+        isinstance(v, list) and all(isinstance(c, str) for c in v) for v in pool.values()
+    ):
+        raise ValueError(f"{path}: a caption pool maps each class name to a list of captions")
+    return pool
+
+
+def load_caption_pool(root: str | os.PathLike, heldout: bool = False) -> dict[str, list[str]]:
+    """A class tree's caption pool (class -> captions); ``heldout=True`` gives the captions never
+    used in training (for generation with unseen captions)."""
+    path = Path(root) / (HELDOUT_CAPTIONS_FILE if heldout else CLASS_CAPTIONS_FILE)
+    if not path.is_file():
+        raise FileNotFoundError(f"no caption pool at {path}")
+    return _load_pool(path)
+
+
+def class_tree_split_dir(root: Path, split: str) -> Path:
+    if (root / split).is_dir():
+        return root / split
+    if split == "train":
+        return root
+    raise ValueError(f"{root}: class tree has no split folder {split!r}")
+
+
+def index_class_tree(root: Path, split: str, report: BadSampleReport, classes: Sequence[str] = ()) -> list[Record]:
+    """Index ``root/<split>/<class>/*`` (or ``root/<class>/*`` for ``train``)."""
+    split_dir = class_tree_split_dir(root, split)
+    found = sorted(p.name for p in split_dir.iterdir() if _is_class_dir(p))
+    classes = list(classes) or found
+    unknown = sorted(set(found) - set(classes))
+    if unknown:
+        raise ValueError(f"{split_dir}: class folders {unknown} are not in the manifest's classes")
+    pool_path = root / CLASS_CAPTIONS_FILE
+    pool = _load_pool(pool_path) if pool_path.is_file() else {}
+    records = []
+    for label, name in enumerate(classes):
+        class_dir = split_dir / name
+        if not class_dir.is_dir():
+            continue
+        captions = tuple(c for c in pool.get(name, []) if c.strip()) or (f"a photo of a {name.replace('_', ' ')}",)
+        for file in sorted(p for p in class_dir.rglob("*") if not p.name.startswith(".") and not p.is_dir()):
+            report.total += 1
+            key = file.relative_to(root).as_posix()
+            reason = _check_file(file)
+            if reason:
+                report.add(key, reason)
+                continue
+            records.append(Record(file, key, captions, label, name))
+    return records
+
+
+class ImageCaptionDataset(torch.utils.data.Dataset):
+    """Map-style dataset over indexed ``Record``s (folder format and class trees).
+
+    ``dataset[i]`` -> ``{"image": [3, S, S] float32 in [-1, 1], "caption": str, "label": int,
+    "key": str}``. A sample that fails to decode is reported and replaced by the next usable one
+    (``on_bad_sample="skip"``) or raises ``BadSampleError``.
+    """
+
+    def __init__(self, records: list[Record], report: BadSampleReport, image_size: int = 64, train: bool = False,
+                 on_bad_sample: str = "skip", flip: bool = False, seed: int = 0, caption_variant: str = "full",
+                 min_image_size: int | None = None, classes: Sequence[str] = ()):
+        _check_on_bad(on_bad_sample)
+        if caption_variant not in CAPTION_VARIANTS:
+            raise ValueError(f"caption_variant must be one of {CAPTION_VARIANTS}, got {caption_variant!r}")
+        self.records = records
+        self.report = report
+        self.image_size = image_size
+        self.train = train
+        self.on_bad_sample = on_bad_sample
+        self.flip = flip
+        self.seed = seed
+        self.caption_variant = caption_variant
+        self.min_image_size = image_size if min_image_size is None else min_image_size
+        self.classes = list(classes)
+        self._rng = random.Random(seed)
+        self._rng_owner: int | None = None  # worker seed the rng was derived from
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def captions(self) -> list[str]:
+        """Every caption an item can carry (for precomputing text embeddings)."""
+        seen = dict.fromkeys(self._caption(r, c) for r in self.records for c in r.captions)
+        return list(seen)
+
+    def _caption(self, record: Record, caption: str) -> str:
+        return caption_variant(caption, self.caption_variant, record.class_name)
+
+    def reseed(self, seed: int) -> None:
+        """Restart the augmentation stream (crops, flips, caption draws) from ``seed``; a trainer
+        calls this per item so a resumed run sees the same augmentations."""
+        self._rng = random.Random(seed)
+        info = torch.utils.data.get_worker_info()
+        self._rng_owner = info.seed if info is not None else None
+
+    def _worker_rng(self) -> random.Random:
+        # Each DataLoader worker (and each epoch: the base seed changes) gets its own stream.
+        info = torch.utils.data.get_worker_info()
+        if info is not None and self._rng_owner != info.seed:
+            self._rng = random.Random(self.seed * 1_000_003 + info.seed)
+            self._rng_owner = info.seed
+        return self._rng
+
+    def load(self, record: Record) -> dict:
+        """Decode and transform one record; ``ImageError`` if it cannot be used."""
+        img = load_image(record.path)
+        if min(img.size) < self.min_image_size:
+            raise ImageError(f"{record.path}: image is {img.size[0]}x{img.size[1]}, smaller than the "
+                             f"{self.min_image_size}px crop")
+        if self.train:
+            rng = self._worker_rng()
+            img = random_crop(img, self.image_size, rng, flip=self.flip)
+            caption = record.captions[rng.randrange(len(record.captions))]
+        else:
+            img = center_crop(img, self.image_size)
+            caption = record.captions[zlib.crc32(record.key.encode()) % len(record.captions)]
+        return {"image": to_tensor(img), "caption": self._caption(record, caption), "label": record.label,
+                "key": record.key}
+
+    def __getitem__(self, index: int) -> dict:
+        n = len(self.records)
+        for step in range(n):
+            record = self.records[(index + step) % n]
+            try:
+                return self.load(record)
+            except ImageError as e:
+                reason = str(e).split(": ", 1)[-1]
+                if self.on_bad_sample == "error":
+                    raise BadSampleError(f"{record.key}: {reason}") from None
+                if (record.key, reason) not in self.report.bad:
+                    log.warning("skipping bad sample %s: %s", record.key, reason)
+                self.report.add(record.key, reason)
+        raise BadSampleError(f"{self.report.where}: no usable samples")
+
+
+def open_dataset(root: str | os.PathLike, split: str = "train", image_size: int = 64, train: bool = False,
+                 on_bad_sample: str = "skip", flip: bool = False, seed: int = 0, caption_variant: str = "full",
+                 min_image_size: int | None = None):
+    """Open a dataset in any of the three formats (see the module docstring).
+
+    Args:
+        root: dataset folder (or a single ``.tar`` shard).
+        split: ``"train"``, ``"val"``, ``"val_unseen"`` (emoji), ``"test"`` (Fashion-MNIST), ...
+        image_size: output side S; ``train=True`` random-crops, else the ADM centre crop.
+        on_bad_sample: ``"skip"`` (count in ``dataset.report``) or ``"error"``.
+        flip: random horizontal flips when training (off by default: captions say "left").
+        caption_variant: ``"full"`` (75 words), ``"words25"``, ``"short"`` ("a photo of a {class}")
+            or ``"class"`` (class name only): the paper's condition-richness ablation.
+        min_image_size: smallest usable short side (default ``image_size``, or the manifest's
+            ``min_image_size``); smaller images are bad samples.
+    Returns:
+        ``ImageCaptionDataset`` (map-style) or ``ShardDataset`` (iterable) of item dicts.
+    """
+    _check_on_bad(on_bad_sample)
+    root = Path(root).expanduser()
+    fmt = detect_format(root)
+    manifest = read_manifest(root if root.is_dir() else root.parent)
+    classes = manifest.get("classes", [])
+    if min_image_size is None:
+        min_image_size = min(manifest.get("min_image_size", image_size), image_size)
+    if fmt == "shards":
+        from .shards import ShardDataset
+
+        return ShardDataset(root, split, image_size=image_size, train=train, on_bad_sample=on_bad_sample, flip=flip,
+                            seed=seed, caption_variant=caption_variant, min_image_size=min_image_size)
+    report = BadSampleReport(where=f"{root} [{split}]")
+    index = index_folder if fmt == "folder" else index_class_tree
+    records = index(root, split, report, classes)
+    if report.bad and on_bad_sample == "error":
+        name, reason = report.bad[0]
+        raise BadSampleError(f"{root / name}: {reason}")
+    if report.bad:
+        log.warning("%s", report.summary(limit=10))
+    if not records:
+        raise ValueError(f"{root} [{split}]: no usable samples ({report.num_bad} bad)")
+    if caption_variant in ("class", "short") and any(r.class_name is None for r in records):
+        raise ValueError(f"{root}: caption variant {caption_variant!r} needs a class name per sample "
+                         f"(a 'class' field in {CAPTIONS_FILE}, or a class tree)")
+    return ImageCaptionDataset(records, report, image_size=image_size, train=train, on_bad_sample=on_bad_sample,
+                               flip=flip, seed=seed, caption_variant=caption_variant,
+                               min_image_size=min_image_size, classes=classes)
+
+
+def collate(items: Sequence[dict]) -> dict:
+    """Items -> ``{"images": [B, 3, S, S], "captions": list[str], "labels": LongTensor [B],
+    "keys": list[str]}``."""
+    if not items:
+        raise ValueError("cannot collate an empty batch")
+    return {
+        "images": torch.stack([it["image"] for it in items]),
+        "captions": [it["caption"] for it in items],
+        "labels": torch.tensor([it["label"] for it in items], dtype=torch.long),
+        "keys": [it["key"] for it in items],
+    }
+
+
+def list_splits(root: str | os.PathLike) -> list[str]:
+    """The splits a dataset folder holds."""
+    root = Path(root)
+    fmt = detect_format(root)
+    if fmt == "folder":
+        report = BadSampleReport()
+        return sorted({obj.get("split", "train") for _, obj in _json_lines(root / CAPTIONS_FILE, report)})
+    if fmt == "shards":
+        from .shards import shard_splits
+
+        return shard_splits(root)
+    subs = [p for p in root.iterdir() if _is_class_dir(p)]
+    named = [p.name for p in subs if p.name in ("train", "val", "test", "val_unseen")]
+    return sorted(named) or ["train"]
+
+
+__all__ = ["open_dataset", "collate", "BadSampleError", "BadSampleReport", "ImageCaptionDataset", "Record",
+           "detect_format", "list_splits", "load_caption_pool", "read_manifest"]

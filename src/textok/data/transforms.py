@@ -1,0 +1,148 @@
+"""Image reading and the standard transforms (no torchvision).
+
+- ``load_image(path)``: any file PIL reads -> RGB; RGBA / LA / palette-with-transparency are
+  composited on white, grey and palette become RGB. Unreadable files raise ``ImageError``
+  naming the file and the reason.
+- ``center_crop(img, size)``: the ADM evaluation protocol (box-downsample while the short side
+  is at least twice the target, bicubic resize of the short side to ``size``, centre crop).
+- ``random_crop(img, size, rng)``: training crop (resize the short side to ``size`` first, so
+  a crop always fits; optional horizontal flip is off by default: captions say "left").
+- ``to_tensor`` / ``to_pil``: [3, H, W] float in [-1, 1] <-> PIL.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+# A decompression bomb is an error, not a warning: cap at ~ 16k x 16k pixels.
+MAX_IMAGE_PIXELS = 16384 * 16384
+
+
+class ImageError(ValueError):
+    """An image file could not be used; the message names the file and why."""
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL mode -> RGB, compositing transparency on white."""
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, img).convert("RGB")
+    if img.mode == "I;16" or img.mode == "I":
+        arr = np.asarray(img, dtype=np.float64)
+        arr = (arr / max(arr.max(), 1.0) * 255.0).round().astype(np.uint8)
+        img = Image.fromarray(arr)
+    return img.convert("RGB")
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """Read ``path`` fully and return an RGB PIL image; ``ImageError`` on any failure."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a directory, not an image")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: empty file (0 bytes)")
+    return _decode(path, path)
+
+
+def decode_image(data: bytes, name: str) -> Image.Image:
+    """Like ``load_image`` for bytes already in memory (e.g. a tar member); ``name`` is used
+    in error messages."""
+    if len(data) == 0:
+        raise ImageError(f"{name}: empty file (0 bytes)")
+    return _decode(io.BytesIO(data), name)
+
+
+def _decode(source, path) -> Image.Image:
+    """Decode ``source`` (a path or file object) to RGB; ``path`` names it in errors."""
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(source) as img:
+                img.load()  # force decoding now: truncated files fail here, not later
+                return to_rgb(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{path}: refused as a decompression bomb ({e})") from None
+    except Image.UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image file PIL can read") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"{path}: corrupt or truncated image ({e})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
+def center_crop(img: Image.Image, size: int) -> Image.Image:
+    """The ADM / DiT evaluation crop: [H, W] -> [size, size]."""
+    while min(img.size) >= 2 * size:
+        img = img.resize(tuple(x // 2 for x in img.size), resample=Image.BOX)
+    scale = size / min(img.size)
+    img = img.resize(tuple(round(x * scale) for x in img.size), resample=Image.BICUBIC)
+    arr = np.asarray(img)
+    top, left = (arr.shape[0] - size) // 2, (arr.shape[1] - size) // 2
+    return Image.fromarray(arr[top : top + size, left : left + size])
+
+
+def random_crop(img: Image.Image, size: int, rng: random.Random | None = None, flip: bool = False) -> Image.Image:
+    """Training crop: short side resized to ``size`` (box-halving first, as ``center_crop``),
+    then a random ``size`` x ``size`` window; horizontal flip with probability 0.5 if ``flip``."""
+    rng = rng or random
+    while min(img.size) >= 2 * size:
+        img = img.resize(tuple(x // 2 for x in img.size), resample=Image.BOX)
+    scale = size / min(img.size)
+    if scale != 1.0:
+        img = img.resize(tuple(max(size, round(x * scale)) for x in img.size), resample=Image.BICUBIC)
+    W, H = img.size
+    left, top = rng.randint(0, W - size), rng.randint(0, H - size)
+    img = img.crop((left, top, left + size, top + size))
+    if flip and rng.random() < 0.5:
+        img = img.transpose(Image.FLIP_LEFT_RIGHT)
+    return img
+
+
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """PIL RGB -> [3, H, W] float32 in [-1, 1]."""
+    arr = np.asarray(to_rgb(img), dtype=np.float32)
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous() / 127.5 - 1.0
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """[B, 3, H, W] in [-1, 1] -> uint8 [B, H, W, 3] (the ADM sample layout), with rounding."""
+    x = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def to_pil(image: torch.Tensor) -> Image.Image:
+    """[3, H, W] in [-1, 1] -> PIL RGB."""
+    return Image.fromarray(to_uint8(image[None])[0])
+
+
+def load_tensor(path: str | os.PathLike, size: int) -> torch.Tensor:
+    """Read, convert and centre-crop one image file: -> [3, size, size] in [-1, 1]."""
+    return to_tensor(center_crop(load_image(path), size))
+
+
+def make_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2, pad_value: float = 1.0) -> torch.Tensor:
+    """[B, 3, H, W] -> one [3, H', W'] image tiled ``nrow`` per row (like torchvision's)."""
+    B, C, H, W = images.shape
+    ncol = min(nrow, B)
+    nrows = (B + ncol - 1) // ncol
+    grid = images.new_full((C, nrows * (H + padding) + padding, ncol * (W + padding) + padding), pad_value)
+    for i in range(B):
+        r, c = divmod(i, ncol)
+        y, x = padding + r * (H + padding), padding + c * (W + padding)
+        grid[:, y : y + H, x : x + W] = images[i]
+    return grid
