@@ -1,6 +1,6 @@
 """textok: text-conditioned image tokenization for generation (TexTok, arXiv 2412.05796)."""
 
-from .models import PRESETS, TexTok, TexTokConfig, TexTokOutput
+from .models import DIT_PRESETS, PRESETS, DiT, DiTConfig, TexTok, TexTokConfig, TexTokOutput
 from .models.modules import DiagonalGaussian
 from .text import ClassEmbedding, TextEmbedding, TextEncoder, prepare_caption
 
@@ -8,5 +8,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "TexTok", "TexTokConfig", "TexTokOutput", "PRESETS", "DiagonalGaussian",
+    "DiT", "DiTConfig", "DIT_PRESETS",
     "TextEncoder", "TextEmbedding", "ClassEmbedding", "prepare_caption",
 ]

@@ -54,6 +54,11 @@ def register_extra(sub) -> None:
 
     p = sub.add_parser("demo", help="the main job on the default data (see README)")
     p.add_argument("--out", default="demo_out")
+    p.add_argument("--config", default="configs/emoji64_textok.yaml", help="the TexTok recipe (the baseline is its twin)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides, e.g. schedule.max_steps=50")
+    p.add_argument("--eval-limit", type=int, default=None, help="score only the first N images of each split")
+    p.add_argument("--rfid", action="store_true", help="also compute rFID (Inception on the CPU: slow)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.set_defaults(func=_demo)
 
 
@@ -72,5 +77,6 @@ def _assets(args) -> int:
 def _demo(args) -> int:
     from ..demo import demo
 
-    demo(args.out)
+    demo(args.out, config=args.config, overrides=args.overrides, eval_limit=args.eval_limit, rfid=args.rfid,
+         threads=args.threads)
     return 0

@@ -1,0 +1,326 @@
+"""Sampling images: a DiT generates latent tokens, the TexTok detokenizer turns them into pixels.
+
+A generation folder (what ``textok train-dit`` writes as ``<run>/model``) holds the DiT
+(``config.json`` + ``model.safetensors``) and ``generation.json`` (``GenerationConfig``): the
+tokenizer folder, the latent statistics, the diffusion settings, the class names and the
+caption pool. ``Pipeline.from_pretrained(folder)`` loads all of it.
+
+- Class-conditional: the DiT generates tokens from the class; a caption for that class is
+  drawn from the held-out caption pool (JSON: class name -> captions never used in training)
+  and given to the detokenizer, as in the paper. Without a pool the caption is the data
+  loader's default, ``"a photo of a {class}"``.
+- Text-to-image (DiT-T2I): the prompt's embedding conditions both the DiT and the detokenizer.
+
+Same seed, same images: the initial noise, every sampler step and the caption draws come from
+generators seeded by ``seed``. ``sample_fid`` writes class-balanced samples in the ADM layout
+(``arr_0``: uint8 [N, H, W, 3]; ``arr_1``: labels for class-conditional models), sharded over
+the processes of ``accelerate launch`` and resumable batch by batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .config import from_dict, to_dict
+from .diffusion import Condition, DiffusionConfig, build_diffusion, guided_model
+from .io import write_json_atomic
+from .models.dit import DiT
+from .models.textok import TexTok
+
+log = logging.getLogger(__name__)
+
+GENERATION_NAME = "generation.json"
+
+
+@dataclasses.dataclass
+class GenerationConfig:
+    """``generation.json``: everything besides the DiT weights that sampling needs."""
+
+    tokenizer: str  # TexTok folder; a relative path resolves from the generation folder
+    latent_mean: list[float]  # per-channel statistics [d] the DiT's inputs were normalised with
+    latent_std: list[float]
+    diffusion: DiffusionConfig = dataclasses.field(default_factory=DiffusionConfig)
+    classes: list[str] = dataclasses.field(default_factory=list)  # class names by label
+    caption_pool: str | None = None  # JSON class name -> captions (held-out); relative to the folder
+    text_encoder: str = "minilm"  # embeds prompts for DiT-T2I
+
+
+def load_caption_pool(path: str | os.PathLike, classes: Sequence[str]) -> dict[int, list[str]]:
+    """A caption pool file -> {label: captions}. Keys are class names (mapped through
+    ``classes``) or label numbers."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"caption pool not found: {path}")
+    try:
+        pool = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a valid JSON caption pool ({e})") from None
+    if not isinstance(pool, dict) or not all(isinstance(v, list) and all(isinstance(c, str) for c in v) for v in pool.values()):
+        raise ValueError(f"{path}: a caption pool maps each class to a list of captions")
+    index = {name: i for i, name in enumerate(classes)}
+    out: dict[int, list[str]] = {}
+    for key, captions in pool.items():
+        if key in index:
+            label = index[key]
+        elif key.isdigit():
+            label = int(key)
+        else:
+            raise ValueError(f"{path}: class {key!r} is not among the model's classes {list(classes)[:10]}")
+        out[label] = [c for c in captions if c.strip()]
+    return out
+
+
+class Pipeline:
+    """DiT + TexTok detokenizer + diffusion: ``pipe(labels=[3, 3])`` or ``pipe(prompts=["a red apple"])``
+    -> images [B, 3, H, W] in [-1, 1]."""
+
+    def __init__(self, dit: DiT, tokenizer: TexTok, config: GenerationConfig, pool: dict[int, list[str]] | None = None,
+                 text_encoder=None):
+        tc, dc = tokenizer.config, dit.config
+        if (dc.num_tokens, dc.token_dim) != (tc.num_tokens, tc.token_dim):
+            raise ValueError(f"the DiT makes [{dc.num_tokens}, {dc.token_dim}] tokens, the tokenizer decodes "
+                             f"[{tc.num_tokens}, {tc.token_dim}]")
+        if len(config.latent_mean) != dc.token_dim or len(config.latent_std) != dc.token_dim:
+            raise ValueError(f"latent statistics must have {dc.token_dim} channels, got "
+                             f"{len(config.latent_mean)} and {len(config.latent_std)}")
+        if config.diffusion.learned_variance != dc.learn_sigma:
+            raise ValueError(f"diffusion.learned_variance={config.diffusion.learned_variance} but the DiT has "
+                             f"learn_sigma={dc.learn_sigma}")
+        self.dit, self.tokenizer, self.config = dit.eval(), tokenizer.eval(), config
+        self.diffusion = build_diffusion(config.diffusion)
+        self.pool = pool or {}
+        self._encoders = {} if text_encoder is None else {text_encoder.name: text_encoder}
+        self.device = next(dit.parameters()).device
+        self.mean = torch.tensor(config.latent_mean, dtype=torch.float32, device=self.device)
+        self.std = torch.tensor(config.latent_std, dtype=torch.float32, device=self.device)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu", text_encoder=None) -> "Pipeline":
+        directory = Path(directory).expanduser()
+        path = directory / GENERATION_NAME
+        if not path.is_file():
+            raise FileNotFoundError(f"{directory}: no {GENERATION_NAME}; not a generation folder "
+                                    "(give the model/ folder that `textok train-dit` wrote)")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e})") from None
+        config = from_dict(GenerationConfig, data, where=str(path))
+        dit = DiT.from_pretrained(directory, map_location=device)
+        tok_dir = (directory / config.tokenizer).resolve()
+        tokenizer = TexTok.from_pretrained(tok_dir, map_location=device)
+        pool = None
+        if config.caption_pool:
+            pool = load_caption_pool((directory / config.caption_pool).resolve(), config.classes)
+        return cls(dit, tokenizer, config, pool, text_encoder)
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """The DiT folder plus ``generation.json`` (paths stored as given, absolute is safest)."""
+        directory = Path(directory)
+        self.dit.save_pretrained(directory)
+        write_json_atomic(directory / GENERATION_NAME, to_dict(self.config))
+        return directory
+
+    # ---- conditions -----------------------------------------------------------------------
+    def encoder(self, name: str):
+        if name not in self._encoders:
+            from .text import TextEncoder
+
+            self._encoders[name] = TextEncoder.from_pretrained(name, device=self.device)
+        return self._encoders[name]
+
+    def class_captions(self, labels: Sequence[int], rng: random.Random) -> list[str]:
+        """One caption per label, drawn from the pool (or the default caption)."""
+        out = []
+        for y in labels:
+            captions = self.pool.get(int(y))
+            if captions:
+                out.append(captions[rng.randrange(len(captions))])
+            else:
+                name = self.config.classes[y] if y < len(self.config.classes) else str(y)
+                out.append(f"a photo of a {name.replace('_', ' ')}")
+        return out
+
+    # ---- sampling -------------------------------------------------------------------------
+    @torch.no_grad()
+    def __call__(self, labels: Sequence[int] | torch.Tensor | None = None, prompts: Sequence[str] | None = None,
+                 cfg_scale: float | None = None, steps: int | None = None, sampler: str | None = None, seed: int = 0,
+                 captions: Sequence[str] | None = None, progress: bool = False, return_tokens: bool = False):
+        """Generate one image per label (class-conditional) or per prompt (text-to-image).
+
+        ``captions`` overrides the detokenizer's captions of a class-conditional model (default:
+        drawn from the pool). Returns images [B, 3, H, W] in [-1, 1] (and the tokens [B, N, d]).
+        """
+        dc, dcfg = self.dit.config, self.config.diffusion
+        sampler = sampler or dcfg.default_sampler
+        steps = steps or dcfg.default_steps(sampler)
+        cfg_scale = dcfg.cfg_scale if cfg_scale is None else cfg_scale
+        rng = random.Random(seed)
+        if dc.condition == "class":
+            if labels is None or prompts is not None:
+                raise ValueError("this DiT is class-conditional: give class labels (--class), not prompts")
+            labels = torch.as_tensor(labels, dtype=torch.long).flatten()
+            if len(labels) == 0 or labels.min() < 0 or labels.max() >= dc.num_classes:
+                raise ValueError(f"class labels must lie in [0, {dc.num_classes}), got {labels.tolist()}")
+            B = len(labels)
+            cond = Condition(labels=labels.to(self.device))
+            dec_captions = list(captions) if captions is not None else self.class_captions(labels.tolist(), rng)
+            dit_text = None
+        elif dc.condition == "text":
+            if not prompts or labels is not None:
+                raise ValueError("this DiT is text-to-image (DiT-T2I): give prompts (--prompt), not class labels")
+            prompts = list(prompts)
+            B = len(prompts)
+            dit_text = self.encoder(self.config.text_encoder)(prompts).to(self.device)
+            cond = Condition(text=dit_text)
+            dec_captions = prompts
+        else:
+            B = len(labels) if labels is not None else len(prompts or [])
+            if B == 0:
+                raise ValueError("unconditional DiT: give the number of images through labels=[0]*n")
+            cond, dit_text = Condition(), None
+            dec_captions = list(captions) if captions is not None else [""] * B
+        if dc.condition == "class" and cfg_scale != 1.0 and dc.class_dropout == 0:
+            log.warning("guidance scale %.2f on a DiT trained without label dropout: its null class is untrained", cfg_scale)
+        g = torch.Generator(device=self.device).manual_seed(seed)
+        model_fn = guided_model(self.dit, cond, cfg_scale) if dc.condition != "none" else (
+            lambda x, t: self.dit(x, t))
+        z = self.diffusion.sample(model_fn, (B, dc.num_tokens, dc.token_dim), steps=steps, sampler=sampler,
+                                  generator=g, device=self.device, progress=progress)
+        tokens = z * self.std + self.mean
+        tc = self.tokenizer.config
+        dec_text = None
+        if tc.text_in_decoder:
+            if dit_text is not None and tc.text_encoder == self.config.text_encoder:
+                dec_text = dit_text
+            else:
+                dec_text = self.encoder(tc.text_encoder)(dec_captions).to(self.device)
+        images = self.tokenizer.decode(tokens.to(next(self.tokenizer.parameters()).dtype), dec_text).float().clamp(-1, 1)
+        return (images, tokens) if return_tokens else images
+
+
+def sample(checkpoint: str | os.PathLike | Pipeline, class_id: int | None = None, prompt: str | None = None, num: int = 16,
+           cfg_scale: float | None = None, steps: int | None = None, sampler: str | None = None, seed: int = 0,
+           out: str | os.PathLike | None = None, nrow: int | None = None, device: str | torch.device = "cpu",
+           progress: bool = False) -> torch.Tensor:
+    """``num`` images of class ``class_id`` or of ``prompt``; ``out`` (a .png) gets a grid.
+    Returns [num, 3, H, W] in [-1, 1]."""
+    if num < 1:
+        raise ValueError(f"num must be >= 1, got {num}")
+    pipe = checkpoint if isinstance(checkpoint, Pipeline) else Pipeline.from_pretrained(checkpoint, device)
+    if (class_id is None) == (prompt is None) and pipe.dit.config.condition != "none":
+        raise ValueError("give exactly one of a class (--class) and a prompt (--prompt)")
+    if prompt is not None:
+        images = pipe(prompts=[prompt] * num, cfg_scale=cfg_scale, steps=steps, sampler=sampler, seed=seed, progress=progress)
+    else:
+        images = pipe(labels=[class_id or 0] * num, cfg_scale=cfg_scale, steps=steps, sampler=sampler, seed=seed,
+                      progress=progress)
+    if out is not None:
+        from .data.transforms import make_grid, to_pil
+        from .io import atomic_path
+
+        out = Path(out)
+        fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}.get(out.suffix.lower())
+        if fmt is None:
+            raise ValueError(f"--out {out}: give a .png, .jpg or .webp file for the grid")
+        grid = make_grid(images.cpu(), nrow=nrow or int(math.ceil(math.sqrt(num))))
+        with atomic_path(out) as tmp:
+            to_pil(grid).save(tmp, format=fmt)
+    return images
+
+
+def fid_labels(num: int, num_classes: int) -> list[int]:
+    """Class-balanced labels for ``num`` samples: 0, 1, ..., C-1, 0, 1, ... (each class num/C times)."""
+    return [i % num_classes for i in range(num)]
+
+
+def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os.PathLike, batch_size: int = 32,
+               cfg_scale: float | None = None, steps: int | None = None, sampler: str | None = None, seed: int = 0,
+               prompts: Sequence[str] | None = None, device: str | torch.device | None = None,
+               progress: bool = True) -> Path | None:
+    """Write ``num`` samples to ``out`` (.npz, ADM layout: ``arr_0`` uint8 [N, H, W, 3]; ``arr_1``
+    int64 labels for class-conditional models).
+
+    Class-conditional samples are class-balanced; text-to-image samples cycle through
+    ``prompts``. Batch ``b`` holds samples ``b*batch_size ...`` and is seeded by (``seed``, b),
+    so the result does not depend on the number of processes. Under ``accelerate launch`` the
+    batches are dealt round-robin to the processes; each batch is saved under
+    ``<out>.parts/`` as it finishes (a rerun skips finished batches); the main process then
+    writes ``out`` atomically and removes the parts. Returns ``out`` on the main process.
+    """
+    from accelerate import PartialState
+
+    from .data.transforms import to_uint8
+    from .io import atomic_path
+
+    if num < 1 or batch_size < 1:
+        raise ValueError(f"num and batch_size must be >= 1, got {num} and {batch_size}")
+    out = Path(out)
+    if out.suffix != ".npz":
+        raise ValueError(f"--out {out}: sample-fid writes an .npz file")
+    state = PartialState(cpu=device == "cpu" or (device is None and not torch.cuda.is_available()))
+    device = state.device if device is None else torch.device(device)
+    pipe = checkpoint if isinstance(checkpoint, Pipeline) else Pipeline.from_pretrained(checkpoint, device)
+    dc = pipe.dit.config
+    if dc.condition == "text":
+        if not prompts:
+            raise ValueError("a text-to-image DiT needs prompts for sample-fid (--prompts FILE, one per line)")
+        prompts = list(prompts)
+    labels = fid_labels(num, dc.num_classes) if dc.condition == "class" else [0] * num
+    parts = out.with_name(out.name + ".parts")
+    parts.mkdir(parents=True, exist_ok=True)
+    num_batches = math.ceil(num / batch_size)
+    mine = [b for b in range(num_batches) if b % state.num_processes == state.process_index]
+    todo = [b for b in mine if not (parts / f"batch-{b:06d}.npz").is_file()]
+    bar = None
+    if progress and state.is_main_process and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc=f"sample-fid (process 0 of {state.num_processes})", unit="batch")
+    for b in todo:
+        lo, hi = b * batch_size, min(num, (b + 1) * batch_size)
+        kwargs = dict(cfg_scale=cfg_scale, steps=steps, sampler=sampler, seed=seed * 1_000_003 + b)
+        if dc.condition == "text":
+            images = pipe(prompts=[prompts[i % len(prompts)] for i in range(lo, hi)], **kwargs)
+        else:
+            images = pipe(labels=labels[lo:hi], **kwargs)
+        with atomic_path(parts / f"batch-{b:06d}.npz") as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, images=to_uint8(images), labels=np.asarray(labels[lo:hi], dtype=np.int64))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return None
+    arrays, label_arrays = [], []
+    for b in range(num_batches):
+        with np.load(parts / f"batch-{b:06d}.npz", allow_pickle=False) as z:
+            arrays.append(z["images"])
+            label_arrays.append(z["labels"])
+    images = np.concatenate(arrays)
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as f:
+            if dc.condition == "class":
+                np.savez(f, images, np.concatenate(label_arrays))
+            else:
+                np.savez(f, images)
+    for b in range(num_batches):
+        (parts / f"batch-{b:06d}.npz").unlink()
+    parts.rmdir()
+    log.info("wrote %d samples %s to %s", len(images), tuple(images.shape[1:]), out)
+    return out
+
+
+__all__ = ["GenerationConfig", "Pipeline", "sample", "sample_fid", "fid_labels", "load_caption_pool", "GENERATION_NAME"]

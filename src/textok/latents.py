@@ -1,0 +1,271 @@
+"""The latent cache: a data set encoded once by a TexTok tokenizer, read by DiT training.
+
+``encode_dataset(checkpoint, data, out)`` writes into ``out``:
+
+- ``cache.json``: what was encoded (tokenizer folder, data folder and split, token shape, what
+  is stored, class names, the text encoder the tokenizer uses, shard size, image count);
+- ``shard-00000.safetensors`` ...: ``shard_size`` images each, tensors ``tokens`` [n, N, d]
+  (the posterior mode, ``store="mode"``) or ``mean`` and ``logvar`` [n, N, d]
+  (``store="moments"``: training then samples the posterior), ``labels`` [n] (int64, -1 if
+  none), ``index`` [n] (position in the split); header metadata ``captions`` and ``keys``
+  (JSON lists of strings: the caption the tokenizer saw, and the image's stable key);
+- ``stats.json``: per-channel mean and std [d] of the tokens (of the posterior means for
+  ``"moments"``) over the whole split, used to normalise the DiT's inputs to ~N(0, 1).
+
+Each shard is written atomically, so an interrupted run is resumed by running the same
+command again: finished shards are skipped. ``LatentCache(out)`` reads the whole cache (a few
+KB per image) into memory as a map-style data set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+
+from .io import load_state_dict, save_state_dict, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+META_NAME = "cache.json"
+STATS_NAME = "stats.json"
+FORMAT = 1
+STORES = ("mode", "moments")
+
+
+def shard_name(i: int) -> str:
+    return f"shard-{i:05d}.safetensors"
+
+
+def _shard_ok(path: Path) -> bool:
+    """A finished shard: present and with a readable header (writes are atomic)."""
+    if not path.is_file():
+        return False
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return "captions" in (f.metadata() or {})
+    except Exception:
+        return False
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+
+
+def _class_names(dataset, root: Path) -> list[str]:
+    names = list(getattr(dataset, "classes", []) or [])
+    if not names:
+        from .data.datasets import read_manifest
+
+        names = list(read_manifest(root).get("classes", []))
+    if not names:  # class tree without a manifest: the class names are the records' class names by label
+        records = getattr(dataset, "records", [])
+        by_label = {r.label: r.class_name for r in records if getattr(r, "label", -1) >= 0 and r.class_name}
+        if by_label and sorted(by_label) == list(range(len(by_label))):
+            names = [by_label[i] for i in range(len(by_label))]
+    return names
+
+
+@torch.no_grad()
+def encode_dataset(checkpoint: str | os.PathLike, data: str | os.PathLike, out: str | os.PathLike, split: str = "train",
+                   batch_size: int = 64, shard_size: int = 4096, store: str = "mode", device: str | torch.device = "cpu",
+                   max_images: int | None = None, use_text_cache: bool = True, num_workers: int = 0,
+                   progress: bool = True) -> Path:
+    """Encode ``split`` of data set ``data`` with the TexTok in ``checkpoint`` into cache ``out``
+    (see the module docstring). Resumable; returns ``out``.
+
+    Images are the ADM centre crop at the tokenizer's size; the tokenizer sees each image's
+    caption (from the data set's text cache when present, else the frozen text encoder).
+    """
+    from .data import open_dataset
+    from .models import TexTok
+
+    if store not in STORES:
+        raise ValueError(f"store must be one of {STORES}, got {store!r}")
+    if batch_size < 1 or shard_size < 1:
+        raise ValueError(f"batch_size and shard_size must be >= 1, got {batch_size} and {shard_size}")
+    checkpoint, data, out = Path(checkpoint).expanduser(), Path(data).expanduser(), Path(out).expanduser()
+    device = torch.device(device)
+    model = TexTok.from_pretrained(checkpoint, map_location=device)
+    c = model.config
+    if store == "moments" and c.latent != "kl":
+        raise ValueError(f"{checkpoint}: store='moments' needs a KL tokenizer (latent='kl'), this one is {c.latent!r}")
+    ds = open_dataset(data, split=split, image_size=c.image_size, train=False)
+    if isinstance(ds, torch.utils.data.IterableDataset):
+        raise ValueError(f"{data} ({split}): WebDataset shards cannot be cached resumably; "
+                         "convert them to a folder data set first")
+    n = len(ds) if max_images is None else min(len(ds), max_images)
+    num_shards = math.ceil(n / shard_size)
+    meta = {
+        "format": FORMAT, "tokenizer": str(checkpoint.resolve()), "data": str(data.resolve()), "split": split,
+        "num_images": n, "shard_size": shard_size, "num_shards": num_shards, "store": store,
+        "num_tokens": c.num_tokens, "token_dim": c.token_dim, "image_size": c.image_size,
+        "text_encoder": c.text_encoder, "text_in": c.text_in, "classes": _class_names(ds, data),
+    }
+    meta_path = out / META_NAME
+    if meta_path.is_file():
+        old = _read_json(meta_path)
+        differ = [k for k in ("tokenizer", "data", "split", "num_images", "shard_size", "store") if old.get(k) != meta[k]]
+        if differ:
+            raise ValueError(f"{out} holds a cache of another encoding (differs in {differ}); "
+                             f"use another --out or delete it")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(meta_path, meta)
+
+    text = None
+    if c.text_in_encoder:
+        from .training.task import TextSource
+
+        text = TextSource(c.text_encoder, c.max_text_tokens, str(data), use_text_cache).to(device)
+    from .data import collate
+
+    todo = [i for i in range(num_shards) if not _shard_ok(out / shard_name(i))]
+    if len(todo) < num_shards:
+        log.info("%s: %d of %d shards already done", out, num_shards - len(todo), num_shards)
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=sum(min(shard_size, n - i * shard_size) for i in todo), desc="encode", unit="img")
+    for i in todo:
+        lo, hi = i * shard_size, min(n, (i + 1) * shard_size)
+        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(lo, hi)), batch_size=batch_size,
+                                             num_workers=num_workers, collate_fn=collate)
+        parts: dict[str, list] = {"tokens": [], "mean": [], "logvar": [], "labels": [], "captions": [], "keys": []}
+        for batch in loader:
+            images = batch["images"].to(device)
+            cond = text.embed(batch["captions"]) if text is not None else None
+            posterior = model.encode_posterior(images, cond)
+            if store == "mode":
+                parts["tokens"].append(posterior.mode().float().cpu())
+            else:
+                parts["mean"].append(posterior.mean.float().cpu())
+                parts["logvar"].append(posterior.logvar.float().cpu())
+            parts["labels"].append(batch["labels"])
+            parts["captions"] += batch["captions"]
+            parts["keys"] += batch["keys"]
+            if bar is not None:
+                bar.update(images.shape[0])
+        tensors = {k: torch.cat(parts[k]) for k in ("tokens", "mean", "logvar") if parts[k]}
+        tensors["labels"] = torch.cat(parts["labels"]).long()
+        tensors["index"] = torch.arange(lo, hi, dtype=torch.long)
+        save_state_dict(tensors, out / shard_name(i), metadata={
+            "captions": json.dumps(parts["captions"]), "keys": json.dumps(parts["keys"]), "format": "pt"})
+    if bar is not None:
+        bar.close()
+    write_json_atomic(out / STATS_NAME, compute_stats(out))
+    return out
+
+
+def _read_shard(path: Path) -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
+    tensors = load_state_dict(path)
+    with safe_open(str(path), framework="pt") as f:
+        header = f.metadata() or {}
+    try:
+        captions, keys = json.loads(header["captions"]), json.loads(header["keys"])
+    except (KeyError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a latent-cache shard (header metadata: {e})") from None
+    return tensors, captions, keys
+
+
+def compute_stats(out: str | os.PathLike) -> dict:
+    """Per-channel mean / std [d] of the cached tokens (float64 accumulation)."""
+    out = Path(out)
+    meta = _read_json(out / META_NAME)
+    total, s1, s2 = 0, None, None
+    for i in range(meta["num_shards"]):
+        tensors, _, _ = _read_shard(out / shard_name(i))
+        z = (tensors["tokens"] if "tokens" in tensors else tensors["mean"]).double().flatten(0, 1)  # [n*N, d]
+        s1 = z.sum(0) if s1 is None else s1 + z.sum(0)
+        s2 = (z**2).sum(0) if s2 is None else s2 + (z**2).sum(0)
+        total += z.shape[0]
+    mean = s1 / total
+    std = (s2 / total - mean**2).clamp(min=0).sqrt().clamp(min=1e-6)
+    return {"mean": mean.tolist(), "std": std.tolist(), "count": total}
+
+
+class LatentCache(torch.utils.data.Dataset):
+    """A finished latent cache as a map-style data set.
+
+    ``cache[i]`` -> ``{"tokens": [N, d]`` (or ``"mean"`` and ``"logvar"``), ``"label": int,
+    "caption": str, "key": str}``; ``cache.mean`` / ``cache.std`` are the per-channel
+    statistics [d]; ``cache.meta`` is ``cache.json``.
+    """
+
+    def __init__(self, root: str | os.PathLike):
+        root = Path(root).expanduser()
+        meta_path = root / META_NAME
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"{root}: not a latent cache (no {META_NAME}); run `textok encode-dataset` first")
+        self.root, self.meta = root, _read_json(meta_path)
+        if self.meta.get("format") != FORMAT:
+            raise ValueError(f"{meta_path}: unknown cache format {self.meta.get('format')!r} (expected {FORMAT})")
+        missing = [shard_name(i) for i in range(self.meta["num_shards"]) if not (root / shard_name(i)).is_file()]
+        if missing or not (root / STATS_NAME).is_file():
+            raise ValueError(f"{root}: the cache is incomplete (missing {missing[:3] or [STATS_NAME]}); "
+                             "rerun the same `textok encode-dataset` command to finish it")
+        stats = _read_json(root / STATS_NAME)
+        self.mean = torch.tensor(stats["mean"], dtype=torch.float32)
+        self.std = torch.tensor(stats["std"], dtype=torch.float32)
+        parts: dict[str, list] = {}
+        self.captions, self.keys = [], []
+        for i in range(self.meta["num_shards"]):
+            tensors, captions, keys = _read_shard(root / shard_name(i))
+            for k, v in tensors.items():
+                parts.setdefault(k, []).append(v)
+            self.captions += captions
+            self.keys += keys
+        self.tensors = {k: torch.cat(v) for k, v in parts.items()}
+        self.labels = self.tensors.pop("labels")
+        self.tensors.pop("index")
+        N, d = self.meta["num_tokens"], self.meta["token_dim"]
+        for k, v in self.tensors.items():
+            if tuple(v.shape[1:]) != (N, d) or v.shape[0] != len(self.captions):
+                raise ValueError(f"{root}: tensor {k!r} has shape {tuple(v.shape)}, expected [{len(self.captions)}, {N}, {d}]")
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    @property
+    def store(self) -> str:
+        return self.meta["store"]
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta.get("classes", []))
+
+    @property
+    def num_classes(self) -> int:
+        return max(len(self.classes), int(self.labels.max()) + 1 if len(self.labels) else 0)
+
+    def __getitem__(self, i: int) -> dict:
+        item = {k: v[i] for k, v in self.tensors.items()}
+        item.update(label=int(self.labels[i]), caption=self.captions[i], key=self.keys[i])
+        return item
+
+    def normalize(self, z: torch.Tensor) -> torch.Tensor:
+        """tokens [..., d] -> (z - mean) / std."""
+        return (z - self.mean.to(z)) / self.std.to(z)
+
+
+def collate_latents(items: list[dict]) -> dict:
+    """Items of a ``LatentCache`` -> ``{"tokens"|"mean"+"logvar": [B, N, d], "labels": [B],
+    "captions": list[str], "keys": list[str]}``."""
+    if not items:
+        raise ValueError("cannot collate an empty batch")
+    batch = {k: torch.stack([it[k] for it in items]) for k in ("tokens", "mean", "logvar") if k in items[0]}
+    batch["labels"] = torch.tensor([it["label"] for it in items], dtype=torch.long)
+    batch["captions"] = [it["caption"] for it in items]
+    batch["keys"] = [it["key"] for it in items]
+    return batch
+
+
+__all__ = ["encode_dataset", "LatentCache", "collate_latents", "compute_stats", "shard_name", "STORES"]

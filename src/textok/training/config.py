@@ -1,0 +1,169 @@
+"""Typed training configs: one dataclass per section, loadable from YAML with dotted overrides.
+
+``TrainConfig`` is the tokenizer recipe (sections model / data / loss / optim / schedule / ema /
+checkpoint / logging). The generic ``Trainer`` only reads the *trainer sections*
+(``optim, schedule, ema, checkpoint, logging`` plus ``seed``, ``mixed_precision`` and
+``max_nonfinite_in_a_row``), so another task (the DiT) defines its own top-level dataclass with
+its own model/data sections and reuses these section classes unchanged.
+
+Batch semantics: ``optim.batch_size`` is the **global** batch of one optimiser step, summed
+over all processes and gradient-accumulation micro-steps. Each process runs micro-batches of
+``batch_size // (num_processes * grad_accum_steps)`` images (which must divide exactly), so a
+run gives the same update on 1 CPU, 8 GPUs or 8x8 GPUs, up to floating-point reduction order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Literal
+
+from ..config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from ..losses import LossConfig
+from ..models.textok import PRESETS, TexTokConfig
+
+
+@dataclasses.dataclass
+class DataConfig:
+    root: str = "data/emoji"  # a folder open_dataset reads (repo-relative paths resolve from the cwd)
+    train_split: str = "train"
+    val_split: str = "val"  # previews and the demo's evaluation; missing -> train
+    augment: bool = True  # random crop (train=True in open_dataset); False -> the ADM centre crop
+    flip: bool = False  # horizontal flips; off because captions may say "left"/"right"
+    max_images: int | None = None  # use only the first N training images (tests, overfitting)
+    num_workers: int = 0  # DataLoader workers per process
+    use_text_cache: bool = True  # read text embeddings from the data set's cache when present
+    caption_dropout: float = 0.0  # p of replacing a caption by "" (embedded by the same encoder)
+    on_bad_sample: Literal["skip", "raise"] = "skip"
+
+
+@dataclasses.dataclass
+class OptimConfig:
+    batch_size: int = 256  # GLOBAL images per optimiser step (all processes x accumulation)
+    grad_accum_steps: int = 1
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.0, 0.99)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0  # max global grad norm; 0 disables clipping
+    critic_lr: float | None = None  # the discriminator's optimiser; None -> lr
+    critic_betas: tuple[float, float] | None = None  # None -> betas
+
+
+@dataclasses.dataclass
+class ScheduleConfig:
+    max_steps: int = 1000  # optimiser steps (the training budget)
+    warmup_steps: int = 100  # linear warm-up from 0 to lr
+    min_lr_ratio: float = 0.0  # the cosine decays to lr * min_lr_ratio at max_steps
+    decay: Literal["cosine", "constant"] = "cosine"
+
+
+@dataclasses.dataclass
+class EMAConfig:
+    decay: float = 0.999
+    warmup: bool = True  # decay_t = min(decay, (1 + t) / (10 + t)): early EMA tracks the model
+    every: int = 1  # update every k steps
+
+
+@dataclasses.dataclass
+class CheckpointConfig:
+    every: int = 1000  # steps between checkpoints (a final one is always written)
+    keep_last: int = 3
+
+
+@dataclasses.dataclass
+class LoggingConfig:
+    log_every: int = 10  # TensorBoard scalars
+    preview_every: int = 500  # a grid of originals vs reconstructions (0: only at the end)
+    num_preview: int = 8
+    tensorboard: bool = True
+    progress: bool = True  # tqdm bar on the main process
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """The tokenizer recipe. Defaults follow the paper's (MAGVIT-v2 style) recipe."""
+
+    model: TexTokConfig = dataclasses.field(default_factory=TexTokConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
+    ema: EMAConfig = dataclasses.field(default_factory=EMAConfig)
+    checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
+    logging: LoggingConfig = dataclasses.field(default_factory=LoggingConfig)
+    seed: int = 0
+    mixed_precision: Literal["auto", "no", "bf16"] = "auto"  # auto: bf16 on a GPU that supports it
+    max_nonfinite_in_a_row: int = 20  # stop (with a checkpoint) after this many skipped steps in a row
+
+
+#: Fields that may change between a checkpoint and its resumption (they do not change the math).
+RESUME_MAY_DIFFER = ("checkpoint.", "logging.", "data.num_workers", "data.root")
+
+
+def check_trainer_sections(cfg: Any) -> None:
+    """Validate the sections the generic Trainer reads; errors name the field."""
+    o, s = cfg.optim, cfg.schedule
+    for name, value in (("optim.batch_size", o.batch_size), ("optim.grad_accum_steps", o.grad_accum_steps),
+                        ("schedule.max_steps", s.max_steps), ("checkpoint.every", cfg.checkpoint.every),
+                        ("checkpoint.keep_last", cfg.checkpoint.keep_last), ("ema.every", cfg.ema.every)):
+        if value < 1:
+            raise ConfigError(f"{name} must be >= 1, got {value}")
+    if o.batch_size % o.grad_accum_steps:
+        raise ConfigError(f"optim.batch_size={o.batch_size} must be divisible by optim.grad_accum_steps={o.grad_accum_steps}")
+    if s.warmup_steps < 0:
+        raise ConfigError(f"schedule.warmup_steps must be >= 0, got {s.warmup_steps}")
+    if not 0.0 <= cfg.ema.decay < 1.0:
+        raise ConfigError(f"ema.decay must lie in [0, 1), got {cfg.ema.decay}")
+    if o.lr <= 0:
+        raise ConfigError(f"optim.lr must be positive, got {o.lr}")
+
+
+def _check_tokenizer(cfg: TrainConfig) -> None:
+    check_trainer_sections(cfg)
+    if not 0.0 <= cfg.data.caption_dropout <= 1.0:
+        raise ConfigError(f"data.caption_dropout must lie in [0, 1], got {cfg.data.caption_dropout}")
+    if cfg.data.max_images is not None and cfg.data.max_images < 1:
+        raise ConfigError(f"data.max_images must be >= 1, got {cfg.data.max_images}")
+
+
+def build_config(data: dict, overrides: list[str] | None = None, cls: type = TrainConfig):
+    """A typed config from a nested dict (as in YAML) plus dotted ``overrides``.
+
+    The model section may name a preset (``model: {preset: textok-mini-64, num_tokens: 16}``):
+    the preset's fields are filled in first, then the explicit ones.
+    """
+    data = apply_overrides(data, list(overrides or []))
+    model = data.get("model")
+    if isinstance(model, dict) and "preset" in model:
+        model = dict(model)
+        preset = model.pop("preset")
+        if preset not in PRESETS:
+            raise ConfigError(f"model.preset: unknown preset {preset!r}; presets: {sorted(PRESETS)}")
+        data["model"] = {**PRESETS[preset], **model}
+    try:
+        cfg = from_dict(cls, data, where="config")
+    except ValueError as e:  # TexTokConfig.__post_init__ checks raise ValueError naming the field
+        raise ConfigError(str(e)) from None
+    if cls is TrainConfig:
+        _check_tokenizer(cfg)
+    else:
+        check_trainer_sections(cfg)
+    return cfg
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | None = None, cls: type = TrainConfig):
+    """Read a YAML config and apply dotted overrides (``model.num_tokens=16``)."""
+    return build_config(load_yaml(path), overrides, cls)
+
+
+def baseline_of(cfg: TrainConfig) -> TrainConfig:
+    """The no-text twin: everything identical except ``model.text_in="none"``."""
+    return build_config(to_dict(cfg), ["model.text_in=none", "data.caption_dropout=0.0"])
+
+
+__all__ = [
+    "TrainConfig", "DataConfig", "OptimConfig", "ScheduleConfig", "EMAConfig", "CheckpointConfig",
+    "LoggingConfig", "LossConfig", "build_config", "load_config", "baseline_of", "check_trainer_sections",
+    "RESUME_MAY_DIFFER",
+]

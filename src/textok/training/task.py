@@ -1,0 +1,241 @@
+"""What a training task tells the generic ``Trainer``, and the tokenizer task.
+
+The ``Trainer`` owns the loop: devices and processes (Accelerate), the data order, gradient
+accumulation, optimisers, the learning-rate schedule, clipping, EMA, non-finite handling,
+checkpoints and resume, logging. A *task* owns the science: which models exist, what a batch
+is, and what the losses are. A task implements:
+
+``build_model() -> nn.Module``
+    The trained model (the "generator"). It is tracked by EMA; the EMA copy is what gets saved
+    for inference. Called once under ``torch.manual_seed(config.seed)`` on every process.
+``build_critic() -> nn.Module | None``
+    An optional second model with its own optimiser (a GAN discriminator). Its parameters with
+    ``requires_grad=True`` are optimised; frozen ones (e.g. LPIPS's VGG) are neither optimised
+    nor checkpointed. Its floating-point buffers (e.g. LeCAM anchors) are averaged over
+    processes after each critic step and are checkpointed. ``None``: no critic step at all.
+``setup(device)``
+    Move helpers that are not trained (loss networks, text encoders) to ``device``.
+``train_dataset() -> Dataset`` and ``preview_batch(n) -> dict``
+    A map-style dataset (the Trainer's sampler picks indices, so resume is exact) and a fixed
+    batch for the preview grids. ``collate(items) -> dict`` turns items into a batch; tensors
+    in the batch are moved to the device by the Trainer.
+``generator_loss(model, batch, step, rng) -> StepResult``
+    Forward one micro-batch through ``model`` (possibly DDP-wrapped; ``unwrap(model)`` gives
+    the module) and return the loss to minimise, float logs and ``aux`` handed to the critic.
+    ``rng`` is a ``torch.Generator`` on the device seeded from (seed, step, position of this
+    micro-batch in the global batch): use it for every random choice (caption dropout,
+    posterior noise) so that 1 process and N processes draw the same numbers.
+``critic_loss(critic, batch, aux, step) -> StepResult | None``
+    The critic's loss on the same micro-batch; ``None`` skips the critic step (e.g. before the
+    discriminator starts).
+``preview(model, batch) -> (images [K, 3, H, W], nrow)``
+    Images for a grid, e.g. originals above reconstructions, from the EMA model in eval mode.
+    Must not consume global RNG.
+``save_model(model, directory)``
+    Write the inference folder (``save_pretrained``).
+``num_samples(batch) -> int``
+    Images in a batch, for throughput.
+
+``TokenizerTask`` is the tokenizer implementation; the DiT task follows the same protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, NamedTuple, Protocol
+
+import torch
+import torch.nn as nn
+
+from ..models.textok import TexTok
+from ..text import TextEmbedding
+from .config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+class StepResult(NamedTuple):
+    loss: torch.Tensor  # scalar to minimise
+    logs: dict[str, float]
+    aux: Any = None  # passed to critic_loss (e.g. detached reconstructions)
+
+
+class Task(Protocol):
+    config: Any
+
+    def build_model(self) -> nn.Module: ...
+    def build_critic(self) -> nn.Module | None: ...
+    def setup(self, device: torch.device) -> None: ...
+    def train_dataset(self) -> torch.utils.data.Dataset: ...
+    def preview_batch(self, n: int) -> dict | None: ...
+    def collate(self, items: list[dict]) -> dict: ...
+    def generator_loss(self, model: nn.Module, batch: dict, step: int, rng: torch.Generator) -> StepResult: ...
+    def critic_loss(self, critic: nn.Module, batch: dict, aux: Any, step: int) -> StepResult | None: ...
+    def preview(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, int]: ...
+    def save_model(self, model: nn.Module, directory) -> None: ...
+    def num_samples(self, batch: dict) -> int: ...
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a DDP / compiled wrapper."""
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or model._orig_mod
+    return model
+
+
+def open_split(root: str, split: str, image_size: int, train: bool, flip: bool, seed: int, on_bad_sample: str):
+    """``textok.data.open_dataset`` that insists on a map-style data set (exact resume needs indices)."""
+    from ..data import open_dataset
+
+    ds = open_dataset(root, split=split, image_size=image_size, train=train, on_bad_sample=on_bad_sample,
+                      flip=flip, seed=seed)
+    if isinstance(ds, torch.utils.data.IterableDataset):
+        raise ValueError(f"{root} ({split}): training needs a map-style data set (an image folder); "
+                         f"WebDataset shards are streamed and cannot be resumed exactly")
+    if len(ds) == 0:
+        raise ValueError(f"{root} ({split}): no images")
+    return ds
+
+
+class TextSource:
+    """Captions -> ``TextEmbedding``: the data set's cache when present, else the frozen encoder.
+
+    Caption dropout replaces a caption by the empty caption ``""`` as embedded by the same
+    encoder (computed once).
+    """
+
+    def __init__(self, encoder_name: str, max_tokens: int, data_root: str | None, use_cache: bool):
+        self.encoder_name, self.max_tokens = encoder_name, max_tokens
+        self.cache = None
+        if use_cache and data_root is not None:
+            from ..data import load_text_cache
+
+            self.cache = load_text_cache(data_root, encoder_name)
+            if self.cache is not None:
+                log.info("text embeddings: cache in %s (%s)", data_root, encoder_name)
+        self._encoder = None
+        self._empty: TextEmbedding | None = None
+        self.device = torch.device("cpu")
+
+    def encoder(self):
+        if self._encoder is None:
+            from ..text import TextEncoder
+
+            self._encoder = TextEncoder.from_pretrained(self.encoder_name, device=self.device, max_tokens=self.max_tokens)
+        return self._encoder
+
+    def to(self, device) -> "TextSource":
+        self.device = torch.device(device)
+        if self._encoder is not None:
+            self._encoder.to(self.device)
+        return self
+
+    def embed(self, captions: list[str]) -> TextEmbedding:
+        if self.cache is not None and all(c in self.cache for c in captions):
+            return self.cache(captions).to(self.device)
+        return self.encoder()(captions).to(self.device)  # no cache, or a caption it lacks
+
+    def empty(self) -> TextEmbedding:
+        if self._empty is None:
+            self._empty = self.embed([""])
+        return self._empty
+
+    def __call__(self, captions: list[str], dropout: float = 0.0, rng: torch.Generator | None = None) -> TextEmbedding:
+        text = self.embed(list(captions))
+        if dropout <= 0:
+            return text
+        drop = torch.rand(len(captions), generator=rng, device=rng.device if rng is not None else "cpu") < dropout
+        if not drop.any():
+            return text
+        empty = self.empty()
+        return TextEmbedding.cat([empty if d else text[i] for i, d in enumerate(drop.tolist())])
+
+
+class TokenizerTask:
+    """Train TexTok (or the no-text baseline, ``model.text_in="none"``) with ``TexTokLoss``."""
+
+    def __init__(self, config: TrainConfig):
+        self.config = config
+        self.loss = None
+        self.text = None
+
+    # ---- models -------------------------------------------------------------------------
+    def build_model(self) -> TexTok:
+        return TexTok(self.config.model)
+
+    def build_critic(self) -> nn.Module | None:
+        from ..losses import TexTokLoss
+
+        self.loss = TexTokLoss(self.config.loss, image_size=self.config.model.image_size)
+        # With no adversarial term the discriminator is never used: no critic step, no optimiser.
+        return self.loss if self.config.loss.adversarial_weight > 0 else None
+
+    def setup(self, device: torch.device) -> None:
+        if self.loss is None:
+            self.build_critic()
+        self.loss.to(device)
+        c = self.config
+        if c.model.text_in != "none":
+            self.text = TextSource(c.model.text_encoder, c.model.max_text_tokens, c.data.root, c.data.use_text_cache).to(device)
+
+    # ---- data ---------------------------------------------------------------------------
+    def train_dataset(self):
+        c = self.config
+        ds = open_split(c.data.root, c.data.train_split, c.model.image_size, c.data.augment, c.data.flip, c.seed,
+                        c.data.on_bad_sample)
+        if c.data.max_images is not None and c.data.max_images < len(ds):
+            ds = torch.utils.data.Subset(ds, range(c.data.max_images))
+        return ds
+
+    def preview_batch(self, n: int) -> dict | None:
+        c = self.config
+        try:
+            ds = open_split(c.data.root, c.data.val_split, c.model.image_size, False, False, c.seed, c.data.on_bad_sample)
+        except (FileNotFoundError, ValueError):
+            ds = open_split(c.data.root, c.data.train_split, c.model.image_size, False, False, c.seed, c.data.on_bad_sample)
+        picks = torch.linspace(0, len(ds) - 1, min(n, len(ds))).long().tolist()  # spread over the split
+        return self.collate([ds[i] for i in picks])
+
+    def collate(self, items: list[dict]) -> dict:
+        from ..data import collate
+
+        return collate(items)
+
+    def num_samples(self, batch: dict) -> int:
+        return batch["images"].shape[0]
+
+    # ---- losses -------------------------------------------------------------------------
+    def condition(self, captions: list[str], rng: torch.Generator | None = None, dropout: float = 0.0) -> TextEmbedding | None:
+        return None if self.text is None else self.text(captions, dropout, rng)
+
+    def generator_loss(self, model, batch, step: int, rng: torch.Generator) -> StepResult:
+        images = batch["images"]
+        text = self.condition(batch["captions"], rng, self.config.data.caption_dropout)
+        out = model(images, text, generator=rng)
+        last_layer = unwrap(model).to_pixels.weight if self.config.loss.adaptive_weight else None
+        loss, logs = self.loss.generator_loss(images, out, step, last_layer=last_layer)
+        return StepResult(loss, logs, out.reconstruction.detach())
+
+    def critic_loss(self, critic, batch, aux, step: int) -> StepResult | None:
+        if step < self.config.loss.discriminator_start:
+            return None
+        loss, logs = critic.discriminator_loss(batch["images"], aux, step)
+        return StepResult(loss, logs)
+
+    # ---- outputs ------------------------------------------------------------------------
+    @torch.no_grad()
+    def preview(self, model, batch) -> tuple[torch.Tensor, int]:
+        model = unwrap(model)
+        was_training = model.training
+        model.eval()
+        images = batch["images"]
+        text = self.condition(batch["captions"])
+        rec = model.decode(model.encode(images, text), text).clamp(-1, 1)
+        model.train(was_training)
+        return torch.cat([images, rec]).float().cpu(), images.shape[0]
+
+    def save_model(self, model, directory) -> None:
+        unwrap(model).save_pretrained(directory)
+
+
+__all__ = ["Task", "TokenizerTask", "StepResult", "TextSource", "unwrap", "open_split"]

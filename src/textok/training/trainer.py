@@ -1,0 +1,572 @@
+"""The one training loop, generic over a task (``textok.training.task``), on HF Accelerate.
+
+One optimiser step (``step`` counts optimiser steps from 0):
+
+1. for each of ``grad_accum_steps`` micro-batches: ``task.generator_loss`` under autocast,
+   backward of ``loss / grad_accum_steps`` (DDP gradient sync only on the last micro-batch);
+2. clip the global gradient norm; if the loss or the norm is not finite on any process the step
+   is skipped (gradients dropped, counted); else the optimiser steps and EMA updates;
+3. if the task has a critic: the same for ``task.critic_loss`` on the same micro-batches and the
+   generator's detached outputs, with its own optimiser.
+
+Global batch: ``optim.batch_size`` images per optimiser step over all processes and
+micro-batches; each process sees its own slice, picked by ``GlobalBatchSampler`` from a seeded
+permutation per epoch, so the data position is a function of the step and resume is exact.
+
+The critic is used in both passes of a step (as a frozen judge in the generator's loss, then
+trained), which DDP does not allow on one module, so it is not DDP-wrapped: its gradients are
+averaged across processes by one flat all-reduce instead.
+
+Run it on one CPU (``textok train-tokenizer ...``), or ``accelerate launch [--multi_gpu |
+--num_processes N --cpu | --num_machines M ...] -m textok train-tokenizer ...``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import yaml
+
+from ..config import to_dict
+from ..io import check_state_dict, load_state_dict, save_state_dict, write_json_atomic, write_text_atomic
+from . import checkpoint as ckpt
+from .config import RESUME_MAY_DIFFER
+from .task import Task, unwrap
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many non-finite steps in a row; a checkpoint was saved before stopping."""
+
+
+def lr_at(step: int, base_lr: float, schedule) -> float:
+    """Learning rate of optimiser step ``step`` (0-based): linear warm-up, then cosine (or constant)."""
+    if schedule.warmup_steps and step < schedule.warmup_steps:
+        return base_lr * (step + 1) / schedule.warmup_steps
+    if schedule.decay == "constant":
+        return base_lr
+    t = (step - schedule.warmup_steps) / max(1, schedule.max_steps - schedule.warmup_steps)
+    t = min(max(t, 0.0), 1.0)
+    return base_lr * (schedule.min_lr_ratio + (1 - schedule.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+class GlobalBatchSampler(torch.utils.data.Sampler):
+    """Yields this process's micro-batches (lists of indices) from optimiser step ``start_step`` on.
+
+    Epoch ``e`` is ``randperm(n)`` seeded by ``(seed, e)``; global batch ``s`` of the epoch is
+    ``perm[s*B : (s+1)*B]`` (the last partial batch is dropped), cut into ``accum`` chunks, each
+    cut into ``world`` slices: micro-batch ``a`` of rank ``r`` is part ``a * world + r``. Infinite.
+    """
+
+    def __init__(self, n: int, global_batch: int, accum: int, world: int, rank: int, seed: int, start_step: int = 0):
+        if global_batch % (accum * world):
+            raise ValueError(f"optim.batch_size={global_batch} must be divisible by grad_accum_steps x processes "
+                             f"= {accum} x {world}")
+        if n < global_batch:
+            raise ValueError(f"the training set has {n} images, fewer than one global batch (optim.batch_size={global_batch})")
+        self.n, self.B, self.accum, self.world, self.rank, self.seed = n, global_batch, accum, world, rank, seed
+        self.micro = global_batch // (accum * world)
+        self.steps_per_epoch = n // global_batch
+        self.start_step = start_step
+        self._perm: tuple[int, torch.Tensor] | None = None
+
+    def position(self, step: int) -> tuple[int, int]:
+        """(epoch, global batch index within the epoch) of optimiser step ``step``."""
+        return divmod(step, self.steps_per_epoch)
+
+    def part_index(self, micro: int) -> int:
+        """Where micro-batch ``micro`` of this rank sits in the global batch (0 .. accum*world-1)."""
+        return micro * self.world + self.rank
+
+    def global_batch(self, step: int) -> list[int]:
+        epoch, index = self.position(step)
+        if self._perm is None or self._perm[0] != epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm = (epoch, torch.randperm(self.n, generator=g))
+        return self._perm[1][index * self.B : (index + 1) * self.B].tolist()
+
+    def __iter__(self):
+        """Lists of ``(index, item_seed)``: the seed makes the item's augmentation a function of
+        (seed, step, slot), not of how many items a process has read since it started."""
+        step = self.start_step
+        while True:
+            batch = self.global_batch(step)
+            for a in range(self.accum):
+                p = self.part_index(a)
+                lo = p * self.micro
+                yield [(i, (self.seed * 1_000_003 + step) * 65_537 + lo + j)
+                       for j, i in enumerate(batch[lo : lo + self.micro])]
+            step += 1
+
+
+class SeededItems(torch.utils.data.Dataset):
+    """``dataset[(index, item_seed)]``: reseeds the data set's augmentation RNG before each item.
+
+    ``textok.data`` data sets draw random crops and caption choices from a ``random.Random``
+    held as ``_rng`` (or expose ``reseed(seed)``); reseeding per item makes the data a pure
+    function of the step, so a resumed run sees exactly the crops an uninterrupted run would.
+    """
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        inner = dataset
+        while isinstance(inner, torch.utils.data.Subset):
+            inner = inner.dataset
+        self.inner = inner
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        index, seed = key
+        if hasattr(self.inner, "reseed"):
+            self.inner.reseed(seed)
+        elif isinstance(getattr(self.inner, "_rng", None), random.Random):
+            self.inner._rng = random.Random(seed)
+            info = torch.utils.data.get_worker_info()
+            if info is not None and hasattr(self.inner, "_rng_owner"):
+                self.inner._rng_owner = info.seed  # keep the worker from replacing it
+        return self.dataset[index]
+
+
+class EMA:
+    """Exponential moving average of a model's parameters (buffers are copied)."""
+
+    def __init__(self, model: nn.Module):
+        self.model = copy.deepcopy(unwrap(model)).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, decay: float) -> None:
+        model = unwrap(model)
+        ema_p = [p for p in self.model.parameters()]
+        cur_p = [p.detach() for p in model.parameters()]
+        torch._foreach_lerp_(ema_p, cur_p, 1.0 - decay)
+        for b_ema, b in zip(self.model.buffers(), model.buffers()):
+            b_ema.copy_(b)
+
+
+def resolve_mixed_precision(mode: str) -> str:
+    """``"auto"`` -> ``"bf16"`` on a GPU with bf16, or on a CPU with AMX bf16 tiles (Sapphire Rapids
+    and later: ~2x faster steps there); else ``"no"`` (fp32)."""
+    if mode != "auto":
+        return mode
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "no"
+    try:
+        return "bf16" if torch.cpu._is_amx_tile_supported() else "no"
+    except AttributeError:  # older torch: no way to ask, stay in fp32
+        return "no"
+
+
+def ema_decay(cfg, updates: int) -> float:
+    return min(cfg.decay, (1 + updates) / (10 + updates)) if cfg.warmup else cfg.decay
+
+
+def step_rng(seed: int, step: int, part: int, device) -> torch.Generator:
+    """The generator a task uses for micro-batch ``part`` of step ``step``: same on 1 or N processes."""
+    g = torch.Generator(device=device)
+    g.manual_seed((seed * 1_000_003 + step) * 4099 + part)
+    return g
+
+
+def _to_device(batch: dict, device) -> dict:
+    return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+
+
+@dataclasses.dataclass
+class TrainResult:
+    step: int
+    out_dir: Path
+    model_dir: Path | None
+    checkpoint: Path | None
+    nonfinite_total: int
+    seconds: float
+    images_per_second: float
+    last_logs: dict
+
+
+class Trainer:
+    """``Trainer(task, config, out_dir).train()``: see the module docstring.
+
+    ``out_dir`` receives ``checkpoints/``, ``tensorboard/``, ``previews/``, ``config.yaml`` and,
+    at the end, ``model/`` (the EMA weights, loadable with ``from_pretrained``).
+    ``resume=True`` continues from the latest checkpoint in ``out_dir`` (refusing one written
+    with a different config); ``init_from`` starts from the weights of a model folder or a
+    checkpoint folder (fine-tuning: fresh optimiser, step 0).
+    """
+
+    def __init__(self, task: Task, config: Any, out_dir: str | os.PathLike, resume: bool = False,
+                 init_from: str | os.PathLike | None = None, accelerator=None):
+        from accelerate import Accelerator
+
+        self.task, self.config = task, config
+        self.out_dir = Path(out_dir)
+        self.ckpt_root = self.out_dir / "checkpoints"
+        if accelerator is None:
+            kwargs = dict(mixed_precision=resolve_mixed_precision(config.mixed_precision), cpu=not torch.cuda.is_available())
+            try:
+                accelerator = Accelerator(**kwargs)
+            except ValueError as e:
+                # Accelerate keeps one global state per process; a second run in the same Python
+                # process (a notebook, the demo, tests) with another precision must reset it.
+                from accelerate.state import AcceleratorState, PartialState
+
+                if "already been initialized" not in str(e) or PartialState().num_processes > 1:
+                    raise
+                AcceleratorState._reset_state()
+                accelerator = Accelerator(**kwargs)
+        self.acc = accelerator
+        self.device = accelerator.device
+        self.world, self.rank = accelerator.num_processes, accelerator.process_index
+        self.is_main = accelerator.is_main_process
+        self.config_dict = to_dict(config)
+
+        # models: identical initialisation on every process
+        torch.manual_seed(config.seed)
+        model = task.build_model()
+        self.critic = task.build_critic()
+        if init_from is not None:
+            self._init_weights(model, Path(init_from))
+        task.setup(self.device)
+        self.ema = EMA(model)
+        self.ema.model.to(self.device)
+        o = config.optim
+        self.opt = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
+        self.model = accelerator.prepare_model(model)
+        self.critic_params: list[nn.Parameter] = []
+        self.critic_opt = None
+        if self.critic is not None:
+            self.critic.to(self.device)
+            self.critic_params = [p for p in self.critic.parameters() if p.requires_grad]
+            self._broadcast(self.critic)
+            self.critic_opt = torch.optim.AdamW(
+                self.critic_params, lr=o.critic_lr or o.lr, betas=tuple(o.critic_betas or o.betas), eps=o.eps,
+                weight_decay=o.weight_decay)
+
+        self.step = 0
+        self.nonfinite_total = 0
+        self.nonfinite_in_a_row = 0
+        self.ema_updates = 0
+        self.resumed_from: Path | None = None
+        if resume:
+            latest = ckpt.latest_checkpoint(self.ckpt_root)
+            if latest is None:
+                log.warning("--resume: no checkpoint in %s; starting from scratch", self.ckpt_root)
+            else:
+                self.load_checkpoint(latest)
+        elif ckpt.latest_checkpoint(self.ckpt_root) is not None:
+            raise ValueError(f"{self.out_dir} already holds checkpoints; pass --resume to continue that run "
+                             f"or choose another --out")
+
+    # ---- helpers ------------------------------------------------------------------------
+    def _init_weights(self, model: nn.Module, path: Path) -> None:
+        folder = path / "model" if (path / "model" / "model.safetensors").is_file() else path
+        weights = folder / "model.safetensors"
+        if not weights.is_file():
+            raise FileNotFoundError(f"--init-from {path}: no model.safetensors (give a model folder, a run folder or a checkpoint)")
+        state = load_state_dict(weights)
+        check_state_dict(model, state, str(folder))
+        model.load_state_dict(state)
+        log.info("initialised the model from %s", weights)
+
+    def _broadcast(self, module: nn.Module) -> None:
+        if self.world > 1:
+            for t in list(module.parameters()) + list(module.buffers()):
+                torch.distributed.broadcast(t.data, src=0)
+
+    def _allreduce_mean(self, tensors: list[torch.Tensor]) -> None:
+        """Average tensors over processes with one flat all-reduce."""
+        if self.world == 1 or not tensors:
+            return
+        flat = torch.cat([t.reshape(-1).float() for t in tensors])
+        torch.distributed.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for t in tensors:
+            t.copy_(flat[offset : offset + t.numel()].view_as(t).to(t.dtype))
+            offset += t.numel()
+
+    def _any_process(self, flag: bool) -> bool:
+        if self.world == 1:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        torch.distributed.all_reduce(t)
+        return bool(t.item() > 0)
+
+    def _set_lr(self, step: int) -> float:
+        lr = lr_at(step, self.config.optim.lr, self.config.schedule)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        if self.critic_opt is not None:
+            clr = lr_at(step, self.config.optim.critic_lr or self.config.optim.lr, self.config.schedule)
+            for g in self.critic_opt.param_groups:
+                g["lr"] = clr
+        return lr
+
+    def _clip(self, params) -> torch.Tensor:
+        params = [p for p in params if p.grad is not None]
+        if not params:
+            return torch.zeros((), device=self.device)
+        max_norm = self.config.optim.grad_clip if self.config.optim.grad_clip > 0 else float("inf")
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+    # ---- one optimiser step ---------------------------------------------------------------
+    def train_step(self, micro_batches: list[dict]) -> dict[str, float]:
+        """Run one optimiser step on this process's micro-batches; returns averaged logs."""
+        cfg, step = self.config, self.step
+        A = len(micro_batches)
+        logs: dict[str, float] = {}
+        self._set_lr(step)
+        self.model.train()
+        for p in self.critic_params:  # the critic judges the generator here; it is not trained by it
+            p.requires_grad_(False)
+        auxes, bad = [], False
+        for a, batch in enumerate(micro_batches):
+            rng = step_rng(cfg.seed, step, self.sampler.part_index(a), self.device)
+            sync = a == A - 1
+            with (self.acc.no_sync(self.model) if not sync and self.world > 1 else _null()):
+                with self.acc.autocast():
+                    res = self.task.generator_loss(self.model, batch, step, rng)
+                self.acc.backward(res.loss / A)
+            bad |= not bool(torch.isfinite(res.loss.detach()).item())
+            auxes.append(res.aux)
+            _accumulate(logs, res.logs, A)
+            logs["loss"] = logs.get("loss", 0.0) + float(res.loss.detach()) / A
+        for p in self.critic_params:
+            p.requires_grad_(True)
+        norm = self._clip(self.model.parameters())
+        bad = self._any_process(bad or not bool(torch.isfinite(norm).item()))
+        logs["grad_norm"] = float(norm)
+        if bad:
+            self.opt.zero_grad(set_to_none=True)
+        else:
+            self.opt.step()
+            self.opt.zero_grad(set_to_none=True)
+            if step % cfg.ema.every == 0:
+                self.ema.update(self.model, ema_decay(cfg.ema, self.ema_updates))
+                self.ema_updates += 1
+
+        if self.critic is not None and not bad:
+            self.critic.train()
+            critic_ran, critic_bad = False, False
+            for a, batch in enumerate(micro_batches):
+                with self.acc.autocast():
+                    res = self.task.critic_loss(self.critic, batch, auxes[a], step)
+                if res is None:
+                    continue
+                critic_ran = True
+                (res.loss / A).backward()
+                critic_bad |= not bool(torch.isfinite(res.loss.detach()).item())
+                _accumulate(logs, res.logs, A)
+                logs["critic_loss"] = logs.get("critic_loss", 0.0) + float(res.loss.detach()) / A
+            if self._any_process(critic_ran):
+                for p in self.critic_params:
+                    if p.grad is None:
+                        p.grad = torch.zeros_like(p)
+                self._allreduce_mean([p.grad for p in self.critic_params])
+                cnorm = self._clip(self.critic_params)
+                critic_bad = self._any_process(critic_bad or not bool(torch.isfinite(cnorm).item()))
+                logs["critic_grad_norm"] = float(cnorm)
+                if critic_bad:
+                    bad = True
+                else:
+                    self.critic_opt.step()
+                    with torch.no_grad():
+                        self._allreduce_mean([b for b in self.critic.buffers() if b.is_floating_point()])
+                self.critic_opt.zero_grad(set_to_none=True)
+
+        if bad:
+            self.nonfinite_total += 1
+            self.nonfinite_in_a_row += 1
+        else:
+            self.nonfinite_in_a_row = 0
+        logs["lr"] = self.opt.param_groups[0]["lr"]
+        logs["nonfinite_total"] = float(self.nonfinite_total)
+        self.step += 1
+        return logs
+
+    # ---- the loop ------------------------------------------------------------------------
+    def _loader(self, dataset):
+        o = self.config.optim
+        self.sampler = GlobalBatchSampler(len(dataset), o.batch_size, o.grad_accum_steps, self.world, self.rank,
+                                          self.config.seed, start_step=self.step)
+        nw = getattr(getattr(self.config, "data", None), "num_workers", 0)
+        # own generator: worker seeds must not consume the global RNG (that would break exact resume)
+        return torch.utils.data.DataLoader(
+            SeededItems(dataset), batch_sampler=self.sampler, collate_fn=self.task.collate, num_workers=nw,
+            generator=torch.Generator().manual_seed(self.config.seed), pin_memory=self.device.type == "cuda")
+
+    def train(self) -> TrainResult:
+        cfg = self.config
+        dataset = self.task.train_dataset()
+        loader = iter(self._loader(dataset))
+        max_steps = cfg.schedule.max_steps
+        A = cfg.optim.grad_accum_steps
+        writer, bar, preview = None, None, None
+        if self.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(self.out_dir / "config.yaml", yaml.safe_dump(self.config_dict, sort_keys=False))
+            if cfg.logging.tensorboard:
+                from torch.utils.tensorboard import SummaryWriter
+
+                writer = SummaryWriter(str(self.out_dir / "tensorboard"), purge_step=self.step or None)
+            if cfg.logging.num_preview > 0:
+                preview = _to_device(self.task.preview_batch(cfg.logging.num_preview), self.device)
+            if cfg.logging.progress:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=max_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
+        start_step, t0 = self.step, time.perf_counter()
+        images_done, logs = 0, {}
+        last_ckpt = None
+        try:
+            while self.step < max_steps:
+                micro = [_to_device(next(loader), self.device) for _ in range(A)]
+                logs = self.train_step(micro)
+                images_done += cfg.optim.batch_size
+                elapsed = time.perf_counter() - t0
+                ips = images_done / max(elapsed, 1e-9)
+                if self.nonfinite_in_a_row >= cfg.max_nonfinite_in_a_row:
+                    last_ckpt = self.save_checkpoint()
+                    raise NonFiniteLossError(
+                        f"{self.nonfinite_in_a_row} non-finite steps in a row (at step {self.step}; "
+                        f"{self.nonfinite_total} in total); stopped, checkpoint saved at {last_ckpt}. "
+                        f"Lower optim.lr, enable optim.grad_clip or check the data.")
+                if self.is_main:
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{logs['loss']:.4f}", img_s=f"{ips:.1f}", skipped=self.nonfinite_total)
+                    if writer is not None and (self.step % cfg.logging.log_every == 0 or self.step == max_steps):
+                        for k, v in logs.items():
+                            writer.add_scalar(f"train/{k}", v, self.step)
+                        writer.add_scalar("train/images_per_second", ips, self.step)
+                    if preview is not None and cfg.logging.preview_every and self.step % cfg.logging.preview_every == 0:
+                        self.write_preview(preview, writer)
+                if self.step % cfg.checkpoint.every == 0 and self.step < max_steps:
+                    last_ckpt = self.save_checkpoint()
+            if last_ckpt is None or ckpt.read_trainer_state(last_ckpt)["step"] != self.step:
+                last_ckpt = self.save_checkpoint()
+            model_dir = None
+            if self.is_main:
+                model_dir = self.out_dir / "model"
+                self.task.save_model(self.ema.model, model_dir)
+                if preview is not None:
+                    self.write_preview(preview, writer)
+            self.acc.wait_for_everyone()
+        finally:
+            if bar is not None:
+                bar.close()
+            if writer is not None:
+                writer.close()
+        seconds = time.perf_counter() - t0
+        done = (self.step - start_step) * cfg.optim.batch_size
+        result = TrainResult(self.step, self.out_dir, model_dir, last_ckpt, self.nonfinite_total, seconds,
+                             done / max(seconds, 1e-9), logs)
+        if self.is_main:
+            write_json_atomic(self.out_dir / "train_summary.json", {
+                "step": self.step, "seconds": round(seconds, 2), "images_per_second": round(result.images_per_second, 3),
+                "nonfinite_total": self.nonfinite_total, "processes": self.world,
+                "last_logs": {k: round(v, 6) for k, v in logs.items()}})
+        return result
+
+    @torch.no_grad()
+    def write_preview(self, batch: dict, writer=None) -> Path:
+        from ..data.transforms import make_grid, to_pil
+        from ..io import atomic_path
+
+        images, nrow = self.task.preview(self.ema.model, batch)
+        grid = make_grid(images, nrow=nrow)
+        path = self.out_dir / "previews" / f"step_{self.step:08d}.png"
+        with atomic_path(path) as tmp:
+            to_pil(grid).save(tmp, format="PNG")
+        if writer is not None:
+            writer.add_image("preview/ema", (grid.clamp(-1, 1) + 1) / 2, self.step)
+        return path
+
+    # ---- checkpoints ----------------------------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        """Write ``checkpoints/step_XXXXXXXX`` atomically on all processes; prune old ones."""
+        final = ckpt.step_dir(self.ckpt_root, self.step)
+        tmp = ckpt.temporary_dir(self.ckpt_root, self.step)
+        if self.is_main:
+            if tmp.exists():
+                import shutil
+
+                shutil.rmtree(tmp)
+            tmp.mkdir(parents=True)
+        self.acc.wait_for_everyone()
+        ckpt.save_object(tmp / f"rng_rank{self.rank}", ckpt.rng_state())
+        if self.is_main:
+            save_state_dict(unwrap(self.model).state_dict(), tmp / "model.safetensors")
+            save_state_dict(self.ema.model.state_dict(), tmp / "ema.safetensors")
+            ckpt.save_object(tmp / "optimizer", self.opt.state_dict())
+            if self.critic is not None:
+                save_state_dict(ckpt.trainable_state_dict(self.critic), tmp / "critic.safetensors")
+                ckpt.save_object(tmp / "critic_optimizer", self.critic_opt.state_dict())
+            epoch, index = divmod(self.step, self.sampler.steps_per_epoch) if hasattr(self, "sampler") else (0, 0)
+            write_json_atomic(tmp / ckpt.STATE_NAME, {
+                "format": 1, "step": self.step, "epoch": epoch, "index_in_epoch": index,
+                "nonfinite_total": self.nonfinite_total, "nonfinite_in_a_row": self.nonfinite_in_a_row,
+                "ema_updates": self.ema_updates, "processes": self.world, "config": self.config_dict,
+            })
+        self.acc.wait_for_everyone()
+        if self.is_main:
+            ckpt.commit_dir(tmp, final)
+            ckpt.prune_checkpoints(self.ckpt_root, self.config.checkpoint.keep_last)
+        self.acc.wait_for_everyone()
+        return final
+
+    def load_checkpoint(self, directory: str | os.PathLike) -> None:
+        directory = Path(directory)
+        state = ckpt.read_trainer_state(directory)
+        ckpt.check_same_config(state["config"], self.config_dict, str(directory), RESUME_MAY_DIFFER)
+        model = unwrap(self.model)
+        weights = load_state_dict(directory / "model.safetensors")
+        check_state_dict(model, weights, str(directory / "model.safetensors"))
+        model.load_state_dict(weights)
+        self.ema.model.load_state_dict(load_state_dict(directory / "ema.safetensors"))
+        self.opt.load_state_dict(ckpt.load_object(directory / "optimizer"))
+        if self.critic is not None:
+            ckpt.load_trainable_state_dict(self.critic, load_state_dict(directory / "critic.safetensors"),
+                                           str(directory / "critic.safetensors"))
+            self.critic_opt.load_state_dict(ckpt.load_object(directory / "critic_optimizer"))
+        rng_file = directory / f"rng_rank{self.rank}"
+        if rng_file.with_suffix(".json").is_file():
+            ckpt.set_rng_state(ckpt.load_object(rng_file))
+        else:
+            log.warning("%s has no RNG state for process %d (saved with %d processes); RNG reseeded",
+                        directory, self.rank, state.get("processes", 1))
+            torch.manual_seed(self.config.seed + self.rank + 1_000 * state["step"])
+        self.step = int(state["step"])
+        self.nonfinite_total = int(state["nonfinite_total"])
+        self.nonfinite_in_a_row = int(state["nonfinite_in_a_row"])
+        self.ema_updates = int(state.get("ema_updates", state["step"]))
+        self.resumed_from = directory
+        log.info("resumed from %s at step %d", directory, self.step)
+
+
+def _accumulate(into: dict, logs: dict, A: int) -> None:
+    for k, v in logs.items():
+        into[k] = into.get(k, 0.0) + float(v) / A
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+__all__ = ["Trainer", "TrainResult", "GlobalBatchSampler", "EMA", "lr_at", "NonFiniteLossError", "step_rng", "resolve_mixed_precision"]

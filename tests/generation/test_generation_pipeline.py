@@ -1,0 +1,185 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from textok import DiT, DiTConfig, TexTok, TexTokConfig
+from textok.cli import main
+from textok.generation import GenerationConfig, Pipeline, fid_labels, sample, sample_fid
+from textok.latents import LatentCache, encode_dataset
+from textok.training.dit_task import DiTTask, build_dit_config, train_dit
+
+
+def dit_config(cache, steps, **extra):
+    data = {
+        "model": {"preset": "dit-tiny", "num_tokens": 8, "token_dim": 8, "num_classes": 3, "class_dropout": 0.0},
+        "data": {"cache": str(cache), "max_items": 4},
+        "optim": {"batch_size": 4, "lr": 2e-3},
+        "schedule": {"max_steps": steps},
+        "ema": {"decay": 0.9},
+        "checkpoint": {"every": 1000},
+        "logging": {"num_preview": 0, "progress": False, "tensorboard": False},
+        "mixed_precision": "no",
+    }
+    return build_dit_config(data, [f"{k}={v}" for k, v in extra.items()])
+
+
+def fixed_loss(task, model, seed=0):
+    """Diffusion loss on the 4 training latents at fixed timesteps and noise (4 draws each)."""
+    cache = task.cache
+    x0 = task.latents({"tokens": torch.stack([cache[i]["tokens"] for i in range(4)])}, None).repeat(4, 1, 1)
+    labels = cache.labels[:4].repeat(4)
+    g = torch.Generator().manual_seed(seed)
+    t = torch.randint(0, 1000, (16,), generator=g)
+    noise = torch.randn(x0.shape, generator=g)
+    with torch.no_grad():
+        return task.diffusion.training_losses(lambda x, tt: model(x, tt, labels=labels), x0, t=t, noise=noise)["mse"].mean().item()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, make_dataset, make_tokenizer):
+    """A tiny dataset, a no-text tokenizer, its latent cache and a DiT trained on 4 latents."""
+    torch.set_num_threads(1)
+    base = tmp_path_factory.mktemp("gen")
+    data = make_dataset(base / "data")
+    tok = make_tokenizer(base / "tok")
+    cache = encode_dataset(tok, data, base / "cache", progress=False)
+    cfg = dit_config(cache, 300)
+    task = DiTTask(cfg)
+    torch.manual_seed(cfg.seed)
+    before = fixed_loss(task, task.build_model().eval())
+    result = train_dit(cfg, base / "run")
+    model = DiT.from_pretrained(result.model_dir)
+    return {"base": base, "cache": cache, "result": result, "task": task, "before": before,
+            "after": fixed_loss(task, model)}
+
+
+@pytest.mark.slow
+def test_tiny_dit_overfits_a_few_cached_latents(run):
+    # at initialisation the DiT predicts zero noise: loss = E[eps^2] = 1
+    assert 0.8 < run["before"] < 1.2
+    print(f"fixed-noise loss before {run['before']:.3f}, after 300 steps {run['after']:.3f}")
+    assert run["after"] < run["before"] / 4, (run["before"], run["after"])
+    assert run["result"].nonfinite_total == 0
+
+
+def test_train_dit_writes_a_generation_folder(run):
+    model_dir = run["result"].model_dir
+    assert {"config.json", "model.safetensors", "generation.json", "caption_pool.json"} <= {p.name for p in model_dir.iterdir()}
+    pipe = Pipeline.from_pretrained(model_dir)
+    assert pipe.config.classes == ["kind0", "kind1", "kind2"]
+    assert pipe.pool[1] == ["a thing of kind 1"]  # no held-out pool in this data set: the training captions
+    cache = LatentCache(run["cache"])
+    assert pipe.config.latent_mean == pytest.approx(cache.mean.tolist())
+
+
+def test_sampling_is_deterministic_under_a_seed(run, tmp_path):
+    pipe = Pipeline.from_pretrained(run["result"].model_dir)
+    a = sample(pipe, class_id=1, num=3, steps=8, seed=5, out=tmp_path / "grid.png")
+    b = sample(pipe, class_id=1, num=3, steps=8, seed=5)
+    c = sample(pipe, class_id=1, num=3, steps=8, seed=6)
+    assert a.shape == (3, 3, 32, 32) and a.min() >= -1 and a.max() <= 1
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert Image.open(tmp_path / "grid.png").size[0] > 32
+    for sampler in ("ddim",):
+        x = pipe(labels=[0, 2], steps=5, sampler=sampler, seed=1, cfg_scale=3.0)
+        assert torch.equal(x, pipe(labels=[0, 2], steps=5, sampler=sampler, seed=1, cfg_scale=3.0))
+
+
+def test_sample_fid_writes_a_valid_adm_npz(run, tmp_path):
+    pipe = Pipeline.from_pretrained(run["result"].model_dir)
+    out = sample_fid(pipe, num=7, out=tmp_path / "samples.npz", batch_size=3, steps=4, seed=2, progress=False)
+    with np.load(out) as z:
+        assert z.files == ["arr_0", "arr_1"]
+        images, labels = z["arr_0"], z["arr_1"]
+    assert images.shape == (7, 32, 32, 3) and images.dtype == np.uint8
+    assert labels.tolist() == fid_labels(7, 3) == [0, 1, 2, 0, 1, 2, 0]  # class-balanced
+    assert not (tmp_path / "samples.npz.parts").exists()
+    # batch 1 (samples 3..5) is seeded by (seed, 1): the same whatever the number of processes
+    again = pipe(labels=[0, 1, 2], steps=4, seed=2 * 1_000_003 + 1)
+    from textok.data.transforms import to_uint8
+
+    assert np.array_equal(images[3:6], to_uint8(again))
+    with pytest.raises(ValueError, match=".npz"):
+        sample_fid(pipe, num=2, out=tmp_path / "x.png")
+
+
+def test_cli_sample_and_errors(run, tmp_path, capsys):
+    model_dir = str(run["result"].model_dir)
+    assert main(["sample", "--checkpoint", model_dir, "--class", "2", "--num", "2", "--steps", "3",
+                 "--sampler", "ddim", "--out", str(tmp_path / "g.png")]) == 0
+    assert (tmp_path / "g.png").is_file()
+    assert main(["sample", "--checkpoint", model_dir, "--prompt", "a cat", "--num", "1", "--out", str(tmp_path / "h.png")]) == 2
+    assert "class-conditional" in capsys.readouterr().err
+    assert main(["sample", "--checkpoint", model_dir, "--class", "9", "--out", str(tmp_path / "h.png")]) == 2
+    assert "[0, 3)" in capsys.readouterr().err
+    assert main(["sample", "--checkpoint", str(tmp_path), "--class", "0", "--out", str(tmp_path / "h.png")]) == 2
+    assert "generation.json" in capsys.readouterr().err
+
+
+def test_train_dit_resumes_exactly(run, tmp_path):
+    import shutil
+
+    cfg = dit_config(run["cache"], 4, **{"checkpoint.every": 2})
+    full = train_dit(cfg, tmp_path / "full")
+    # an interrupted run: the same folder with only the step-2 checkpoint
+    shutil.copytree(tmp_path / "full", tmp_path / "part")
+    shutil.rmtree(tmp_path / "part" / "checkpoints" / "step_00000004")
+    shutil.rmtree(tmp_path / "part" / "model")
+    resumed = train_dit(cfg, tmp_path / "part", resume=True)
+    assert resumed.step == 4
+    a = DiT.from_pretrained(full.model_dir).state_dict()
+    b = DiT.from_pretrained(resumed.model_dir).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_dit_config_checks_against_the_cache(run):
+    cfg = dit_config(run["cache"], 1, **{"model.num_tokens": 16})
+    with pytest.raises(ValueError, match="model.num_tokens=8"):
+        DiTTask(cfg).setup("cpu")
+    with pytest.raises(ValueError, match="learned_variance"):
+        dit_config(run["cache"], 1, **{"model.learn_sigma": False})
+    with pytest.raises(ValueError, match="unknown DiT preset"):
+        build_dit_config({"model": {"preset": "dit-huge"}})
+
+
+def test_class_captions_come_from_the_pool_and_text_reaches_both(minilm, tmp_path):
+    """Class-conditional: the detokenizer's captions are drawn from the held-out pool by seed.
+    Text-to-image: the prompt's embedding conditions the DiT and the detokenizer."""
+    tok = TexTok(TexTokConfig.from_preset("textok-mini-32", width=32, depth=1, heads=4, num_tokens=8, max_text_tokens=16))
+    stats = dict(latent_mean=[0.0] * 8, latent_std=[1.0] * 8)
+    pool_file = tmp_path / "pool.json"
+    pool_file.write_text(json.dumps({"cat": ["a small cat", "a grey cat"], "dog": ["a big dog"]}))
+    from textok.generation import load_caption_pool
+
+    pool = load_caption_pool(pool_file, ["cat", "dog"])
+    dit = DiT(DiTConfig.from_preset("dit-tiny", num_tokens=8, token_dim=8, num_classes=2))
+    pipe = Pipeline(dit, tok, GenerationConfig(tokenizer=".", classes=["cat", "dog"], **stats), pool, text_encoder=minilm)
+    import random
+
+    drawn = pipe.class_captions([0, 0, 1, 0], random.Random(0))
+    assert drawn[2] == "a big dog" and set(drawn[:2] + drawn[3:]) <= {"a small cat", "a grey cat"}
+    assert drawn == pipe.class_captions([0, 0, 1, 0], random.Random(0))
+    images = pipe(labels=[0, 1], steps=2, sampler="ddim")
+    assert images.shape == (2, 3, 32, 32)
+    # a caption changes the decoded image (the detokenizer sees it)
+    a = pipe(labels=[0], steps=2, sampler="ddim", captions=["a small cat"])
+    b = pipe(labels=[0], steps=2, sampler="ddim", captions=["a big red bus"])
+    assert not torch.allclose(a, b)
+
+    t2i = DiT(DiTConfig.from_preset("dit-tiny", num_tokens=8, token_dim=8, condition="text", text_dim=384))
+    with torch.no_grad():
+        for p in t2i.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    pipe = Pipeline(t2i, tok, GenerationConfig(tokenizer=".", **stats), text_encoder=minilm)
+    imgs, tokens = pipe(prompts=["a red apple", "a blue car"], steps=3, sampler="ddim", cfg_scale=2.0, return_tokens=True)
+    assert imgs.shape == (2, 3, 32, 32)
+    _, other = pipe(prompts=["a red apple", "a green frog"], steps=3, sampler="ddim", cfg_scale=2.0, return_tokens=True)
+    torch.testing.assert_close(tokens[0], other[0], atol=1e-4, rtol=1e-4)  # per-sample: same prompt, same noise
+    assert not torch.allclose(tokens[1], other[1])  # the prompt reaches the DiT
+    with pytest.raises(ValueError, match="text-to-image"):
+        pipe(labels=[0])
+    with pytest.raises(ValueError, match="not among the model's classes"):
+        load_caption_pool(pool_file, ["bird"])

@@ -1,0 +1,80 @@
+"""Fixtures for the training tests: real emoji (data/emoji, fetched if missing), tiny configs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+from textok.training import build_config
+
+REPO = Path(__file__).resolve().parents[2]
+log = logging.getLogger(__name__)
+
+
+def _photo_folder(root: Path) -> Path:
+    """Fallback when the emoji cannot be fetched: scikit-image's bundled photos, folder format."""
+    from PIL import Image
+    from skimage import data as skdata
+
+    photos = {"astronaut": "an astronaut in a white suit", "chelsea": "a tabby cat", "coffee": "a cup of coffee",
+              "rocket": "a rocket on a launch pad", "camera": "a man with a camera", "horse": "a horse"}
+    lines = []
+    for i, (name, caption) in enumerate(photos.items()):
+        arr = getattr(skdata, name)()
+        img = Image.fromarray(arr).convert("RGB")
+        img.save(root / f"{name}.png")
+        lines.append({"file": f"{name}.png", "caption": caption, "split": "val" if i >= 4 else "train"})
+    (root / "captions.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return root
+
+
+@pytest.fixture(scope="session")
+def emoji_root(tmp_path_factory) -> Path:
+    """The real emoji data set (data/emoji; fetched through the data API if missing)."""
+    root = REPO / "data" / "emoji"
+    if (root / "captions.jsonl").is_file():
+        return root
+    try:
+        from textok.data import fetch
+
+        fetch("emoji", root)
+        return root
+    except Exception as e:  # offline: fall back to real photos bundled with scikit-image
+        log.warning("could not fetch the emoji data set (%s); using scikit-image photos", e)
+        return _photo_folder(tmp_path_factory.mktemp("photos"))
+
+
+def tiny_config(root: Path, *overrides: str):
+    """A 32 px, width-32, depth-1 TexTok recipe that trains in well under a second per step."""
+    base = {
+        "model": {"preset": "textok-mini-32", "width": 32, "depth": 1, "heads": 2, "num_tokens": 8,
+                  "max_text_tokens": 32},
+        "data": {"root": str(root), "augment": False, "max_images": 16},
+        "loss": {"perceptual_weight": 0.0, "adversarial_weight": 0.0},
+        "optim": {"batch_size": 4, "lr": 3e-3, "betas": [0.9, 0.99]},
+        "schedule": {"max_steps": 4, "warmup_steps": 1},
+        "ema": {"decay": 0.9},
+        "checkpoint": {"every": 2, "keep_last": 5},
+        "logging": {"tensorboard": False, "progress": False, "num_preview": 0},
+        "mixed_precision": "no",
+    }
+    return build_config(base, list(overrides))
+
+
+@pytest.fixture
+def make_config():
+    """``make_config(root, *overrides)`` -> the tiny recipe (see ``tiny_config``)."""
+    return tiny_config
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: tiny models are slower with more, and the CI machine is shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

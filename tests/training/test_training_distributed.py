@@ -1,0 +1,75 @@
+"""Two CPU processes (gloo, through Accelerate) give the same first update as one process with
+the same global batch: the data is sharded, not duplicated, and gradients are averaged."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from textok.io import load_state_dict
+from textok.training import Trainer, TokenizerTask
+
+# deterministic latent: the only randomness left would be posterior noise, whose draw depends on
+# the micro-batch shape; eps=1 makes Adam's first update ~ lr * g (sensitive to the gradient's scale)
+OVERRIDES = ["schedule.max_steps=1", "model.latent=deterministic", "optim.eps=1.0", "optim.lr=1.0",
+             "optim.grad_clip=0", "loss.perceptual_weight=0.1", "checkpoint.every=1"]
+
+CHILD = """
+import sys, torch
+sys.path.insert(0, {tests!r})
+torch.set_num_threads(1)
+from conftest import tiny_config
+from textok.training import Trainer, TokenizerTask
+cfg = tiny_config({root!r}, *{overrides!r})
+trainer = Trainer(TokenizerTask(cfg), cfg, {out!r})
+assert trainer.world == 2, trainer.world
+trainer.train()
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_match_one(emoji_root, tmp_path, make_config):
+    out2 = tmp_path / "two"
+    script = tmp_path / "child.py"
+    script.write_text(CHILD.format(tests=str(Path(__file__).parent), root=str(emoji_root), overrides=OVERRIDES,
+                                   out=str(out2)))
+    port = _free_port()
+    procs = []
+    for rank in range(2):
+        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2",
+               "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": "2", "OMP_NUM_THREADS": "1"}
+        procs.append(subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    for p in procs:
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0, out[-3000:]
+
+    cfg = make_config(emoji_root, *OVERRIDES)
+    out1 = tmp_path / "one"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        Trainer(TokenizerTask(cfg), cfg, out1).train()
+    finally:
+        torch.set_num_threads(threads)
+
+    one = load_state_dict(out1 / "checkpoints" / "step_00000001" / "model.safetensors")
+    two = load_state_dict(out2 / "checkpoints" / "step_00000001" / "model.safetensors")
+    for k in one:
+        torch.testing.assert_close(two[k], one[k], rtol=1e-5, atol=1e-6, msg=lambda m: f"{k}: {m}")
+    summary1 = (out1 / "train_summary.json").read_text()
+    summary2 = (out2 / "train_summary.json").read_text()
+    g1, g2 = json.loads(summary1)["last_logs"]["grad_norm"], json.loads(summary2)["last_logs"]["grad_norm"]
+    assert g2 == pytest.approx(g1, rel=1e-4)  # the averaged gradient, not a per-process one
+    assert json.loads(summary2)["processes"] == 2

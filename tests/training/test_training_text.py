@@ -1,0 +1,39 @@
+"""Text conditions in training: cache vs encoder, and caption dropout to the empty caption."""
+
+import torch
+
+from textok.training.task import TextSource
+
+
+def test_caption_dropout_uses_the_empty_caption(emoji_root, minilm):
+    captions = ["grinning face", "red apple", "flexed biceps", "man cook"]
+    source = TextSource("minilm", 32, str(emoji_root), use_cache=True)
+    source._encoder = minilm  # the session's encoder (the same weights)
+    kept = source(captions, dropout=0.0)
+    ref = minilm(captions)
+    torch.testing.assert_close(kept.embeddings, ref.embeddings)
+    g = torch.Generator().manual_seed(0)
+    all_dropped = source(captions, dropout=1.0, rng=g)
+    empty = minilm([""])
+    assert all_dropped.mask.sum(1).tolist() == [int(empty.mask.sum())] * 4
+    torch.testing.assert_close(all_dropped.embeddings[:, : empty.embeddings.shape[1]],
+                               empty.embeddings.expand(4, -1, -1))
+    # p = 0.5 with a seeded generator: a reproducible mix, same draw for the same seed
+    a = source(captions, dropout=0.5, rng=torch.Generator().manual_seed(1))
+    b = source(captions, dropout=0.5, rng=torch.Generator().manual_seed(1))
+    assert torch.equal(a.mask, b.mask) and torch.equal(a.embeddings, b.embeddings)
+
+
+def test_cache_is_used_when_it_holds_the_captions(emoji_root):
+    from textok.data import load_text_cache, open_dataset
+
+    cache = load_text_cache(emoji_root, "minilm")
+    if cache is None:
+        import pytest
+
+        pytest.skip("no text cache in the data set (run `textok embed-text --data data/emoji`)")
+    captions = [open_dataset(emoji_root, "val")[i]["caption"] for i in range(3)]
+    source = TextSource("minilm", 32, str(emoji_root), use_cache=True)
+    out = source(captions)
+    assert source._encoder is None  # served from the cache, the encoder was never loaded
+    torch.testing.assert_close(out.embeddings, cache(captions).embeddings)
