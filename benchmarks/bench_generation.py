@@ -33,9 +33,9 @@ import dataclasses
 import datetime
 import gc
 import platform
-import time
 
 import torch
+from common import timed
 
 from textok import DiT, DiTConfig, TexTok, TexTokConfig, TextEmbedding
 
@@ -51,26 +51,6 @@ def sd_vae(sample_size: int):
         block_out_channels=(128, 256, 512, 512),
         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
     )
-
-
-def timed(fn, warmup: int, reps: int, device: str, min_seconds: float = 5.0) -> float:
-    """Best (minimum) seconds per call over at least ``reps`` calls and ``min_seconds`` of calls.
-
-    The minimum, not the median: on a machine shared with other jobs the slow calls are the
-    disturbed ones.
-    """
-    for _ in range(warmup):
-        fn()
-    times = []
-    while len(times) < reps or sum(times) < min_seconds:
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def meta_flops(build, run) -> int:

@@ -16,9 +16,9 @@ import argparse
 import contextlib
 import datetime
 import platform
-import time
 
 import torch
+from common import timed
 
 from textok import TexTok, TexTokConfig, TextEmbedding
 
@@ -31,22 +31,6 @@ def sd_vae():
         block_out_channels=(128, 256, 512, 512),
         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
     )
-
-
-def timed(fn, warmup: int, reps: int, device: str) -> float:
-    """Median seconds per call."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
 
 
 def main(argv=None):
@@ -67,7 +51,7 @@ def main(argv=None):
     S, B = args.image_size, args.batch
     machine = torch.cuda.get_device_name() if device == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     print(f"# bench_tokenizer: {datetime.date.today()} on {machine}, torch {torch.__version__}")
-    print(f"# {args.preset} at {S} px, batch {B}, {args.text_tokens} text tokens; median of {args.reps} after {args.warmup} warm-up\n")
+    print(f"# {args.preset} at {S} px, batch {B}, {args.text_tokens} text tokens; best of >= {args.reps} calls (>= 5 s) after {args.warmup} warm-up\n")
     print("| model | tokens | dtype | params (M) | ms / image | images / s | vs SD-VAE |")
     print("|---|---|---|---|---|---|---|")
     x = torch.rand(B, 3, S, S, device=device) * 2 - 1

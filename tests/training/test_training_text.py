@@ -24,16 +24,20 @@ def test_caption_dropout_uses_the_empty_caption(emoji_root, minilm):
     assert torch.equal(a.mask, b.mask) and torch.equal(a.embeddings, b.embeddings)
 
 
-def test_cache_is_used_when_it_holds_the_captions(emoji_root):
-    from textok.data import load_text_cache, open_dataset
+def test_cache_is_used_when_it_holds_the_captions(emoji_root, minilm, tmp_path):
+    import shutil
 
-    cache = load_text_cache(emoji_root, "minilm")
-    if cache is None:
-        import pytest
+    from textok.data import build_text_cache, load_text_cache, open_dataset
 
-        pytest.skip("no text cache in the data set (run `textok embed-text --data data/emoji`)")
     captions = [open_dataset(emoji_root, "val")[i]["caption"] for i in range(3)]
-    source = TextSource("minilm", 32, str(emoji_root), use_cache=True)
+    # a small data set of our own, so the test never depends on (or writes to) data/emoji's cache
+    root = tmp_path / "ds"
+    root.mkdir()
+    shutil.copy(emoji_root / "captions.jsonl", root / "captions.jsonl")
+    build_text_cache(root, minilm, captions=captions, max_tokens=32)
+    cache = load_text_cache(root, "minilm")
+    assert cache is not None
+    source = TextSource("minilm", 32, str(root), use_cache=True)
     out = source(captions)
     assert source._encoder is None  # served from the cache, the encoder was never loaded
     torch.testing.assert_close(out.embeddings, cache(captions).embeddings)
