@@ -32,3 +32,9 @@ def test_atomic_write_uses_normal_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (tmp_path / "g.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_empty_state_dict_round_trips(tmp_path):
+    # e.g. a discriminator optimiser before the discriminator starts: no state yet
+    save_state_dict({}, tmp_path / "empty.safetensors")
+    assert load_state_dict(tmp_path / "empty.safetensors") == {}

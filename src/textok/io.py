@@ -76,7 +76,8 @@ def save_state_dict(state: dict[str, torch.Tensor], path: str | os.PathLike, met
     """Write tensors to a safetensors file atomically (contiguous CPU copies)."""
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
+        # safetensors writes an unreadable header for no tensors + empty metadata: pass None then
+        save_file(tensors, str(tmp), metadata={k: str(v) for k, v in metadata.items()} if metadata else None)
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
