@@ -39,7 +39,7 @@ from typing import Sequence
 
 import torch
 from .captions import CAPTION_VARIANTS, caption_variant
-from .transforms import ImageError, center_crop, load_image, random_crop, to_tensor
+from .transforms import ImageError, load_image, prepare_image
 
 log = logging.getLogger(__name__)
 
@@ -331,19 +331,14 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
 
     def load(self, record: Record) -> dict:
         """Decode and transform one record; ``ImageError`` if it cannot be used."""
-        img = load_image(record.path)
-        if min(img.size) < self.min_image_size:
-            raise ImageError(f"{record.path}: image is {img.size[0]}x{img.size[1]}, smaller than the "
-                             f"{self.min_image_size}px crop")
+        rng = self._worker_rng() if self.train else None
+        image = prepare_image(load_image(record.path), self.image_size, str(record.path), train=self.train, rng=rng,
+                              flip=self.flip, min_size=self.min_image_size)
         if self.train:
-            rng = self._worker_rng()
-            img = random_crop(img, self.image_size, rng, flip=self.flip)
             caption = record.captions[rng.randrange(len(record.captions))]
         else:
-            img = center_crop(img, self.image_size)
             caption = record.captions[zlib.crc32(record.key.encode()) % len(record.captions)]
-        return {"image": to_tensor(img), "caption": self._caption(record, caption), "label": record.label,
-                "key": record.key}
+        return {"image": image, "caption": self._caption(record, caption), "label": record.label, "key": record.key}
 
     def __getitem__(self, index: int) -> dict:
         n = len(self.records)

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from .captions import CAPTION_VARIANTS, caption_variant
-from .transforms import ImageError, center_crop, decode_image, random_crop, to_tensor
+from .transforms import ImageError, decode_image, prepare_image
 
 log = logging.getLogger(__name__)
 
@@ -211,11 +211,9 @@ class ShardDataset(torch.utils.data.IterableDataset):
         ext = next((e for e in self.IMAGE_EXTS if e in sample), None)
         if ext is None:
             raise ImageError(f"{name}: no image member (members: {sorted(k for k in sample if not k.startswith('__'))})")
-        img = decode_image(sample[ext], name)
-        if min(img.size) < self.min_image_size:
-            raise ImageError(f"{name}: image is {img.size[0]}x{img.size[1]}, smaller than the {self.min_image_size}px crop")
-        img = random_crop(img, self.image_size, rng, flip=self.flip) if self.train else center_crop(img, self.image_size)
-        return {"image": to_tensor(img), "caption": caption_variant(caption, self.caption_variant, meta.get("class")),
+        image = prepare_image(decode_image(sample[ext], name), self.image_size, name, train=self.train, rng=rng,
+                              flip=self.flip, min_size=self.min_image_size)
+        return {"image": image, "caption": caption_variant(caption, self.caption_variant, meta.get("class")),
                 "label": int(meta.get("label", -1)), "key": meta.get("key", name)}
 
     def __iter__(self):

@@ -113,6 +113,19 @@ def random_crop(img: Image.Image, size: int, rng: random.Random | None = None, f
     return img
 
 
+def prepare_image(img: Image.Image, size: int, name: str, train: bool = False, rng: random.Random | None = None,
+                  flip: bool = False, min_size: int | None = None) -> torch.Tensor:
+    """The dataset transform: size check, random (train) or ADM centre (eval) crop, -> [3, size, size].
+
+    ``ImageError`` naming ``name`` if the image is smaller than ``min_size`` (default ``size``).
+    """
+    min_size = size if min_size is None else min_size
+    if min(img.size) < min_size:
+        raise ImageError(f"{name}: image is {img.size[0]}x{img.size[1]}, smaller than the {min_size}px crop")
+    img = random_crop(img, size, rng, flip=flip) if train else center_crop(img, size)
+    return to_tensor(img)
+
+
 def to_tensor(img: Image.Image) -> torch.Tensor:
     """PIL RGB -> [3, H, W] float32 in [-1, 1]."""
     arr = np.asarray(to_rgb(img), dtype=np.float32)
