@@ -36,7 +36,9 @@ def test_evaluate_tokenizer_side_by_side(checkpoints, image_folder, tiny_feature
     # recompute the first checkpoint's numbers by hand from the same images
     model = TexTok.from_pretrained(checkpoints[0])
     dataset = open_dataset(image_folder, split="val", image_size=32)
-    batch = collate([dataset[i] for i in range(4)])
+    from textok.metrics.evaluate import subset_indices
+
+    batch = collate([dataset[i] for i in subset_indices(len(dataset), 4)])
     with torch.no_grad():
         text = minilm(batch["captions"])
         rec = model.decode(model.encode(batch["images"], text), text)
@@ -112,3 +114,13 @@ def test_generation_errors(tiny_features, tiny_clip_dir, tmp_path):
         evaluate_generation(tmp_path / "s.npz", tmp_path / "missing.npz", extractor=tiny_features, progress=False)
     report = evaluate_generation(tmp_path / "s.npz", tmp_path / "ref.npz", extractor=tiny_features, progress=False)
     assert report["precision"] is None  # the reference keeps no features
+
+
+def test_subset_is_spread_over_a_class_ordered_dataset():
+    from textok.metrics.evaluate import subset_indices
+
+    # 10 classes listed class by class, 100 images each: 50 images must cover every class
+    idx = subset_indices(1000, 50)
+    assert len(idx) == len(set(idx)) == 50
+    assert {i // 100 for i in idx} == set(range(10))
+    assert subset_indices(7, None) == subset_indices(7, 10) == list(range(7))

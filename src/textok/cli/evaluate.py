@@ -11,7 +11,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="output .npz")
     p.add_argument("--split", default="train")
     p.add_argument("--image-size", type=int, default=64, help="centre-crop size, as in evaluation (default 64)")
-    p.add_argument("--num", type=int, default=None, help="first N images (default: all)")
+    p.add_argument("--num", type=int, default=None, help="N evenly spaced images (default: all)")
     p.add_argument("--no-features", action="store_true",
                    help="store only mu/sigma (no per-image features: no precision/recall against this file)")
     _common(p, batch=50)
@@ -22,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("--name", action="append", default=[], help="display name per checkpoint (repeat, in order)")
     p.add_argument("--data", required=True, help="dataset folder")
     p.add_argument("--split", default="val")
-    p.add_argument("--num", type=int, default=None, help="first N images of the split (default: all)")
+    p.add_argument("--num", type=int, default=None, help="N evenly spaced images of the split (default: all)")
     p.add_argument("--out", default="eval_out", help="folder for eval_tokenizer.{md,json} and reconstructions.png")
     p.add_argument("--inception-logits", default=None,
                    help="torch-fidelity Inception weights (.pth) for rIS (default: found in the cache, else no rIS)")

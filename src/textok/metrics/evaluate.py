@@ -2,7 +2,7 @@
 
 - ``dataset_stats``: Inception statistics of a data set, centre-cropped exactly as the
   evaluation crops it (ADM), saved in the ADM ``.npz`` layout.
-- ``evaluate_tokenizer``: reconstructs the first ``num`` images of a split with one or more
+- ``evaluate_tokenizer``: reconstructs ``num`` evenly spaced images of a split with one or more
   TexTok checkpoints and reports rFID, PSNR, SSIM, LPIPS (and rIS when Inception classifier
   weights are given) side by side, as a Markdown table, a JSON file and a reconstruction grid.
 - ``evaluate_generation``: gFID of an ADM sample batch (``arr_0`` uint8 [N, H, W, 3]) against
@@ -50,16 +50,26 @@ def _open(data, split: str, image_size: int):
     return data  # a dataset of item dicts (the ``textok.data`` contract)
 
 
+def subset_indices(total: int, num: int | None) -> list[int]:
+    """``num`` evenly spaced indices of ``range(total)`` (all if None or num >= total).
+
+    Not the first ``num``: data sets listed class by class (class trees) would give one class.
+    """
+    if num is None or num >= total:
+        return list(range(total))
+    return [i * total // num for i in range(num)]
+
+
 def iterate_batches(dataset, num: int | None, batch_size: int) -> Iterator[dict]:
-    """The first ``num`` items (all if None) of a map-style or iterable dataset, collated:
-    {"images": [B, 3, S, S] in [-1, 1], "captions": [B], "labels": [B], "keys": [B]}."""
+    """``num`` items (all if None) of a dataset, collated: {"images": [B, 3, S, S] in [-1, 1],
+    "captions": [B], "labels": [B], "keys": [B]}. A map-style dataset gives ``num`` evenly
+    spaced items (``subset_indices``); a stream (shards) gives its first ``num``."""
     from ..data import collate
 
     if isinstance(dataset, torch.utils.data.IterableDataset):
         items = iter(dataset) if num is None else itertools.islice(iter(dataset), num)
     else:
-        n = len(dataset) if num is None else min(num, len(dataset))
-        items = (dataset[i] for i in range(n))
+        items = (dataset[i] for i in subset_indices(len(dataset), num))
     while batch := list(itertools.islice(items, batch_size)):
         yield collate(batch)
 
@@ -72,7 +82,7 @@ def _uint8(images: torch.Tensor) -> torch.Tensor:
 def dataset_stats(data, num: int | None = None, split: str = "train", image_size: int = 64,
                   batch_size: int = 50, device: str | torch.device = "cpu", keep_features: bool = True,
                   extractor: InceptionFeatures | None = None, progress: bool = True) -> Stats:
-    """Inception statistics of the first ``num`` images of ``data`` (a folder or a dataset)."""
+    """Inception statistics of ``num`` evenly spaced images of ``data`` (a folder or a dataset)."""
     dataset = _open(data, split, image_size)
     extractor = extractor or InceptionFeatures(device=device)
     total = num if num is not None else (len(dataset) if hasattr(dataset, "__len__") else None)
@@ -133,7 +143,7 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
         data: dataset folder (opened with ``textok.data.open_dataset(root, split, image_size,
             train=False)``: the ADM centre crop at each checkpoint's resolution) or a dataset of
             item dicts already built.
-        num: first ``num`` images of the split (all when None).
+        num: ``num`` evenly spaced images of the split (all when None).
         out: folder for ``eval_tokenizer.json``, ``eval_tokenizer.md`` and ``reconstructions.png``
             (originals on the top row, one row per checkpoint below).
         inception_logits: torch-fidelity Inception weights (``.pth``) or an ``InceptionLogits``, for rIS.
