@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .train import add_training_arguments
+
 
 def register(sub) -> None:
     p = sub.add_parser("encode-dataset", help="encode a data set once into a latent cache for DiT training (resumable)")
@@ -19,11 +21,7 @@ def register(sub) -> None:
     p.set_defaults(func=_encode)
 
     p = sub.add_parser("train-dit", help="train a DiT / DiT-T2I on a latent cache (one CPU, one GPU, or `accelerate launch`)")
-    p.add_argument("--config", required=True, help="YAML config (see configs/dit_*.yaml)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. schedule.max_steps=1000")
-    p.add_argument("--out", default=None, help="run folder (default: runs/<config name>)")
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
-    p.add_argument("--init-from", default=None, help="start from the weights of a model / run / checkpoint folder")
+    add_training_arguments(p, "schedule.max_steps=1000")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("sample", help="generate images with a trained DiT + TexTok (a grid)")

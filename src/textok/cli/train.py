@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 
-def register(sub) -> None:
-    p = sub.add_parser("train-tokenizer", help="train a TexTok tokenizer (one CPU, one GPU, or `accelerate launch`)")
+def add_training_arguments(p, example_override: str) -> None:
+    """The arguments every ``textok train-*`` command shares (one Trainer behind all of them)."""
     p.add_argument("--config", required=True, help="YAML config (see configs/)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. model.num_tokens=16")
-    p.add_argument("--out", default=None, help="run folder (default: runs/<config name>[-baseline])")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=f"dotted overrides, e.g. {example_override}")
+    p.add_argument("--out", default=None, help="run folder (default: runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     p.add_argument("--init-from", default=None, help="start from the weights of a model / run / checkpoint folder")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train-tokenizer", help="train a TexTok tokenizer (one CPU, one GPU, or `accelerate launch`)")
+    add_training_arguments(p, "model.num_tokens=16")
     p.add_argument("--baseline", action="store_true", help="the no-text twin (model.text_in=none), all else identical")
     p.set_defaults(func=_train)
 
