@@ -41,3 +41,23 @@ def test_cache_is_used_when_it_holds_the_captions(emoji_root, minilm, tmp_path):
     out = source(captions)
     assert source._encoder is None  # served from the cache, the encoder was never loaded
     torch.testing.assert_close(out.embeddings, cache(captions).embeddings)
+
+
+def test_cache_with_another_token_budget_is_only_used_where_exact(minilm, tmp_path):
+    import json
+
+    from textok.data import build_text_cache
+    from textok.text import TextEncoder
+
+    short, long = "red apple", " ".join(["word"] * 40)
+    root = tmp_path / "ds"
+    root.mkdir()
+    (root / "captions.jsonl").write_text(json.dumps({"file": "a.png", "caption": short}) + "\n")
+    build_text_cache(root, minilm, captions=[short, long], max_tokens=16)  # cache cut at 16 tokens
+    source = TextSource("minilm", 32, str(root), use_cache=True)  # the model takes 32
+    source._encoder = TextEncoder(minilm.model, minilm.tokenizer, "minilm", max_tokens=32)
+    out = source([long])
+    assert out.mask.sum() == 32  # the encoder at 32 tokens, not the cache's 16-token cut
+    assert source._from_cache([long]) is None and source._from_cache([short]) is not None
+    ok = source([short])
+    torch.testing.assert_close(ok.embeddings, minilm([short]).embeddings, atol=1e-2, rtol=1e-2)  # fp16 cache

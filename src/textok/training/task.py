@@ -130,10 +130,24 @@ class TextSource:
             self._encoder.to(self.device)
         return self
 
+    def _from_cache(self, captions: list[str]) -> TextEmbedding | None:
+        """The cached embeddings if they equal what the encoder would give at ``max_tokens``."""
+        if self.cache is None or not all(c in self.cache for c in captions):
+            return None
+        text = self.cache(captions)
+        if self.cache.max_tokens == self.max_tokens:
+            return text
+        # A cache cut at another token budget is exact only for captions neither budget cut.
+        longest = int(text.mask.sum(1).max())
+        if longest > self.max_tokens or longest >= self.cache.max_tokens:
+            return None
+        return TextEmbedding(text.embeddings[:, :longest], text.mask[:, :longest])
+
     def embed(self, captions: list[str]) -> TextEmbedding:
-        if self.cache is not None and all(c in self.cache for c in captions):
-            return self.cache(captions).to(self.device)
-        return self.encoder()(captions).to(self.device)  # no cache, or a caption it lacks
+        text = self._from_cache(captions)
+        if text is None:  # no cache, a caption it lacks, or one cut at another budget
+            text = self.encoder()(captions)
+        return text.to(self.device)
 
     def empty(self) -> TextEmbedding:
         if self._empty is None:
