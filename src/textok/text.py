@@ -136,14 +136,9 @@ class TextEncoder(nn.Module):
                 f"use one of {sorted(KNOWN_ENCODERS)} or a local folder. Nothing is downloaded."
             )
         config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
-        if config.model_type in ("t5", "mt5", "umt5"):
-            model_cls = transformers.T5EncoderModel if config.model_type == "t5" else transformers.AutoModel
-            if config.model_type == "umt5":
-                model_cls = transformers.UMT5EncoderModel
-            elif config.model_type == "mt5":
-                model_cls = transformers.MT5EncoderModel
-        else:
-            model_cls = transformers.AutoModel
+        # T5-family folders hold encoder-decoders: load only the encoder
+        encoder_only = {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
+        model_cls = getattr(transformers, encoder_only.get(config.model_type, "AutoModel"))
         model = model_cls.from_pretrained(path, local_files_only=True, dtype=dtype)
         tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
         return cls(model, tokenizer, name=name, **kwargs).to(device)
