@@ -275,6 +275,21 @@ def index_class_tree(root: Path, split: str, report: BadSampleReport, classes: S
     return records
 
 
+def set_sample_options(dataset, image_size: int, train: bool, on_bad_sample: str, flip: bool, seed: int,
+                       caption_variant: str, min_image_size: int | None) -> None:
+    """Check and store the per-sample options every dataset class shares (folders, shards)."""
+    _check_on_bad(on_bad_sample)
+    if caption_variant not in CAPTION_VARIANTS:
+        raise ValueError(f"caption_variant must be one of {CAPTION_VARIANTS}, got {caption_variant!r}")
+    dataset.image_size = image_size
+    dataset.train = train
+    dataset.on_bad_sample = on_bad_sample
+    dataset.flip = flip
+    dataset.seed = seed
+    dataset.caption_variant = caption_variant
+    dataset.min_image_size = image_size if min_image_size is None else min_image_size
+
+
 class ImageCaptionDataset(torch.utils.data.Dataset):
     """Map-style dataset over indexed ``Record``s (folder format and class trees).
 
@@ -286,18 +301,9 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
     def __init__(self, records: list[Record], report: BadSampleReport, image_size: int = 64, train: bool = False,
                  on_bad_sample: str = "skip", flip: bool = False, seed: int = 0, caption_variant: str = "full",
                  min_image_size: int | None = None, classes: Sequence[str] = ()):
-        _check_on_bad(on_bad_sample)
-        if caption_variant not in CAPTION_VARIANTS:
-            raise ValueError(f"caption_variant must be one of {CAPTION_VARIANTS}, got {caption_variant!r}")
+        set_sample_options(self, image_size, train, on_bad_sample, flip, seed, caption_variant, min_image_size)
         self.records = records
         self.report = report
-        self.image_size = image_size
-        self.train = train
-        self.on_bad_sample = on_bad_sample
-        self.flip = flip
-        self.seed = seed
-        self.caption_variant = caption_variant
-        self.min_image_size = image_size if min_image_size is None else min_image_size
         self.classes = list(classes)
         self._rng = random.Random(seed)
         self._rng_owner: int | None = None  # worker seed the rng was derived from

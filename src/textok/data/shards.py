@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from .captions import CAPTION_VARIANTS, caption_variant
+from .captions import caption_variant
 from .transforms import ImageError, decode_image, prepare_image
 
 log = logging.getLogger(__name__)
@@ -159,21 +159,12 @@ class ShardDataset(torch.utils.data.IterableDataset):
     def __init__(self, root: str | os.PathLike, split: str = "train", image_size: int = 64, train: bool = False,
                  on_bad_sample: str = "skip", flip: bool = False, seed: int = 0, caption_variant: str = "full",
                  min_image_size: int | None = None, shuffle_buffer: int = 256):
-        from .datasets import BadSampleReport, _check_on_bad
+        from .datasets import BadSampleReport, set_sample_options
 
-        _check_on_bad(on_bad_sample)
-        if caption_variant not in CAPTION_VARIANTS:
-            raise ValueError(f"caption_variant must be one of {CAPTION_VARIANTS}, got {caption_variant!r}")
+        set_sample_options(self, image_size, train, on_bad_sample, flip, seed, caption_variant, min_image_size)
         self.root = Path(root)
         self.split = split
         self.shards = shard_files(self.root, split)
-        self.image_size = image_size
-        self.train = train
-        self.on_bad_sample = on_bad_sample
-        self.flip = flip
-        self.seed = seed
-        self.caption_variant = caption_variant
-        self.min_image_size = image_size if min_image_size is None else min_image_size
         self.shuffle_buffer = shuffle_buffer
         self.epoch = 0
         self.report = BadSampleReport(where=f"{self.root} [{split}]")
