@@ -108,3 +108,21 @@ def test_mismatched_checkpoint_is_refused(emoji_root, tmp_path, make_config):
     # without --resume an existing run folder is not silently overwritten
     with pytest.raises(ValueError, match="--resume"):
         Trainer(TokenizerTask(cfg), cfg, tmp_path)
+
+
+def test_extending_a_constant_lr_run_equals_the_longer_run(emoji_root, tmp_path, make_config):
+    """Resume with a larger schedule.max_steps: with a constant learning rate the extended run is
+    bit-equal to a run trained for the longer budget in one go (the study's doubling protocol)."""
+    common = ["schedule.decay=constant", "schedule.warmup_steps=1", "data.max_images=8", "checkpoint.every=100"]
+    short, long_ = make_config(emoji_root, *common, "schedule.max_steps=2"), make_config(emoji_root, *common, "schedule.max_steps=4")
+    _train_in_process(short, tmp_path / "extended")
+    extended = _train_in_process(long_, tmp_path / "extended", resume=True)
+    assert extended.step == 4
+    _train_in_process(long_, tmp_path / "straight")
+    a = load_state_dict(tmp_path / "extended" / "model" / "model.safetensors")
+    b = load_state_dict(tmp_path / "straight" / "model" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # shrinking below the step reached is refused with a message
+    shorter = make_config(emoji_root, *common, "schedule.max_steps=3")
+    with pytest.raises(ValueError, match="beyond schedule.max_steps=3"):
+        Trainer(TokenizerTask(shorter), shorter, tmp_path / "extended", resume=True)

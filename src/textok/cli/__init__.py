@@ -28,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # that area is not built yet
             raise
         module.register(sub)
+    for command in sub.choices.values():  # one --threads for every command (all of them use torch)
+        if not any("--threads" in a.option_strings for a in command._actions):
+            command.add_argument("--threads", type=int, default=None, metavar="N",
+                                 help="torch CPU threads (default: all cores; OpenMP waits passively, so a "
+                                      "shared machine does not collapse)")
     return parser
 
 
@@ -35,6 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if getattr(args, "threads", None) is not None:
+        if args.threads < 1:
+            print(f"textok {args.command}: error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
+            return 2
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError) as e:

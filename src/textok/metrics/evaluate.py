@@ -135,7 +135,7 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
                        device: str | torch.device = "cpu", out: str | os.PathLike | None = None,
                        names: Sequence[str] | None = None, inception_logits: str | os.PathLike | InceptionLogits | None = None,
                        lpips: bool = True, grid_images: int = 8, extractor: InceptionFeatures | None = None,
-                       encoder=None, progress: bool = True) -> dict:
+                       encoder=None, progress: bool = True, reference: Stats | None = None) -> dict:
     """Reconstruction metrics of one or more tokenizers on the same images.
 
     Args:
@@ -149,6 +149,8 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
         inception_logits: torch-fidelity Inception weights (``.pth``) or an ``InceptionLogits``, for rIS.
         lpips: compute LPIPS with ``textok.losses.LPIPS`` (VGG, v0.1).
         encoder: a text encoder / text cache to use instead of each model's own encoder.
+        reference: Inception statistics of exactly these originals (``dataset_stats`` with the
+            same split, ``num`` and image size), to skip recomputing them on every call.
     Returns:
         dict with ``num``, ``data``, ``split``, the protocol strings, ``results`` (one dict per
         checkpoint: rfid, psnr, ssim, lpips, ris, ris_std, tokens, seconds, ...) and ``markdown``.
@@ -172,7 +174,9 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
 
         lpips_net = LPIPS().to(device).eval()
 
-    reference: dict[int, np.ndarray] = {}  # image size -> Inception features of the originals
+    ref_stats: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # image size -> (mu, sigma) of the originals
+    if reference is not None:
+        ref_stats[int(reference.info.get("image_size", -1))] = (reference.mu, reference.sigma)
     encoders: dict[str, object] = {}
     grid_orig: list[torch.Tensor] = []
     grid_rows: list[torch.Tensor] = []  # originals, then one row per checkpoint
@@ -205,7 +209,7 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
                     per_image["lpips"].append(d.double().cpu())
                 f_rec = extractor(rec8)
                 rec_feats.append(f_rec.double().cpu().numpy())
-                if size not in reference:
+                if size not in ref_stats:
                     orig_feats.append(extractor(x8).double().cpu().numpy())
                 if logits_head is not None:
                     logits.append(logits_head(f_rec).cpu())
@@ -220,14 +224,16 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
         if count is not None and n != count:
             raise ValueError(f"checkpoint {name} saw {n} images, the previous ones {count}")
         count = n
-        if size not in reference:
-            reference[size] = np.concatenate(orig_feats)
+        if size not in ref_stats:
+            ref_stats[size] = feature_stats(np.concatenate(orig_feats))
+        elif reference is not None and reference.num is not None and reference.num != n:
+            raise ValueError(f"the reference statistics hold {reference.num} images, this evaluation {n}")
         if not results and grid_orig:
             grid_rows.append(torch.cat(grid_orig))
         if grid_rec:
             grid_rows.append(torch.cat(grid_rec))
         rec_feats = np.concatenate(rec_feats)
-        rfid = frechet_distance(*feature_stats(reference[size]), *feature_stats(rec_feats))
+        rfid = frechet_distance(*ref_stats[size], *feature_stats(rec_feats))
         seconds = time.perf_counter() - started
         result = {
             "name": name,

@@ -530,7 +530,19 @@ class Trainer:
     def load_checkpoint(self, directory: str | os.PathLike) -> None:
         directory = Path(directory)
         state = ckpt.read_trainer_state(directory)
-        ckpt.check_same_config(state["config"], self.config_dict, str(directory), RESUME_MAY_DIFFER)
+        # A run may be extended (or cut short) by resuming with another schedule.max_steps: with
+        # decay="constant" that is exactly the longer run; with cosine the rest of the curve is
+        # stretched from here on, which is said.
+        ckpt.check_same_config(state["config"], self.config_dict, str(directory), RESUME_MAY_DIFFER + ("schedule.max_steps",))
+        saved_max = state["config"].get("schedule", {}).get("max_steps")
+        if saved_max is not None and saved_max != self.config.schedule.max_steps:
+            if self.config.schedule.max_steps < int(state["step"]):
+                raise ValueError(f"{directory} is at step {state['step']}, beyond schedule.max_steps="
+                                 f"{self.config.schedule.max_steps}; give a larger schedule.max_steps")
+            how = ("exact: the learning rate is constant" if self.config.schedule.decay == "constant"
+                   else "the cosine decay is stretched from this step on")
+            log.info("extending the run from schedule.max_steps=%d to %d (%s)", saved_max,
+                     self.config.schedule.max_steps, how)
         model = unwrap(self.model)
         weights = load_state_dict(directory / "model.safetensors")
         check_state_dict(model, weights, str(directory / "model.safetensors"))

@@ -1,0 +1,295 @@
+"""The reproduction study: the paper's Table 1 in miniature (TexTok vs the no-text baseline).
+
+Emoji at 32 px, ``configs/emoji32_textok.yaml``, N in {1, 2, 4, 8} tokens x 8 channels, both
+arms with the identical recipe, budget and seed; extra seeds at N = 2 and 8; ablations at N = 2.
+
+Budgets double: every run is trained in stages (1k, 2k, 4k, ... steps). The recipe has a
+constant learning rate after warm-up and an EMA, so stopping a run at 2k steps and extending
+it to 4k (``--resume`` with a larger ``schedule.max_steps``) is exactly the 4k-step run; each
+stage's EMA model is kept and scored on ``val`` and ``val_unseen`` (rFID on every image of the
+split, PSNR, SSIM, LPIPS). A run is converged when doubling its steps changed val PSNR by less
+than ``--converged-db`` (0.3 dB); the scheduler keeps doubling the runs that are not.
+
+Idempotent and resumable: rerunning skips every stage whose score file exists and resumes a
+stopped training from its last checkpoint. Workers are subprocesses with one thread each (two
+on the 2-core machine), so timings are per core.
+
+    python experiments/reproduction.py --workers 2                  # run / resume the study
+    python experiments/reproduction.py --list                       # what is done, what is next
+    python experiments/reproduction.py --job textok-n8-s0 --steps 1000   # one stage (what a worker runs)
+
+Scores: ``docs/results/reproduction/runs/<run>/step_XXXXXXX.json`` (``--results``); checkpoints
+and stage models: ``--work`` (outside the repository; large).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "configs" / "emoji32_textok.yaml"
+STAGES = (1000, 2000, 4000, 8000, 16000, 32000)
+SPLITS = ("val", "val_unseen")
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    name: str
+    arm: str  # "textok" | "baseline"
+    num_tokens: int
+    seed: int = 0
+    ablation: str | None = None
+    overrides: tuple[str, ...] = ()
+    max_stage: int | None = None  # stop doubling here (side experiments)
+    priority: int = 0  # lower first
+
+    def config_overrides(self) -> list[str]:
+        o = [f"model.num_tokens={self.num_tokens}", f"seed={self.seed}"]
+        if self.arm == "baseline":
+            o += ["model.text_in=none", "data.caption_dropout=0.0"]
+        return o + list(self.overrides)
+
+
+def study_runs() -> list[Run]:
+    runs = []
+    for n in (1, 2, 4, 8):
+        for arm in ("textok", "baseline"):
+            runs.append(Run(f"{arm}-n{n}-s0", arm, n, priority=0))
+    # the LPIPS-share decision: the same TexTok N = 8 run with LPIPS on the whole batch
+    runs.append(Run("textok-n8-s0-lpipsfull", "textok", 8, ablation="lpips_fraction_1.0",
+                    overrides=("loss.perceptual_fraction=1.0",), max_stage=2000, priority=1))
+    for n in (2, 8):
+        for seed in (1, 2):
+            for arm in ("textok", "baseline"):
+                runs.append(Run(f"{arm}-n{n}-s{seed}", arm, n, seed=seed, priority=2))
+    for name, overrides in (("text_encoder_only", ("model.text_in=encoder",)),
+                            ("text_decoder_only", ("model.text_in=decoder",)),
+                            ("cross_attention", ("model.text_conditioning=cross-attention",)),
+                            ("caption_dropout_0.1", ("data.caption_dropout=0.1",))):
+        runs.append(Run(f"textok-n2-s0-{name.replace('_', '-')}", "textok", 2, ablation=name, overrides=overrides,
+                        priority=3))
+    return runs
+
+
+# ---- one stage (a worker) -------------------------------------------------------------------
+
+def stage_file(results: Path, run: Run, steps: int) -> Path:
+    return results / run.name / f"step_{steps:07d}.json"
+
+
+def reference_stats(work: Path, data: str, split: str, size: int):
+    """Inception statistics of every image of ``split`` (computed once, kept in ``work``)."""
+    from textok.metrics import dataset_stats, load_stats, save_stats
+
+    path = work / "reference" / f"{split}_{size}px.npz"
+    if path.is_file():
+        return load_stats(path)
+    stats = dataset_stats(data, split=split, image_size=size, keep_features=False, progress=False)
+    save_stats(path, stats)
+    return stats
+
+
+def run_stage(run: Run, steps: int, work: Path, results: Path, data: str) -> dict:
+    import torch
+
+    from textok.io import replace_dir_atomic, write_json_atomic
+    from textok.metrics import evaluate_tokenizer
+    from textok.training import TokenizerTask, Trainer, load_config
+    from textok.training.checkpoint import latest_checkpoint
+
+    out = work / "runs" / run.name
+    cfg = load_config(CONFIG, run.config_overrides() + [f"data.root={data}", f"schedule.max_steps={steps}",
+                                                        "logging.progress=false"])
+    resume = latest_checkpoint(out / "checkpoints") is not None
+    t0 = time.perf_counter()
+    result = Trainer(TokenizerTask(cfg), cfg, out, resume=resume).train()
+    train_seconds = time.perf_counter() - t0
+    # the EMA model at this budget, kept for later scoring and the figures
+    stage_model = out / "stages" / f"step_{steps:07d}"
+    tmp = stage_model.with_name(stage_model.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(out / "model", tmp)
+    replace_dir_atomic(tmp, stage_model)
+    previous = [json.loads(p.read_text()) for p in sorted((results / run.name).glob("step_*.json"))]
+    seconds_before = max((r["train_seconds_total"] for r in previous), default=0.0)
+
+    records = []
+    for split in SPLITS:
+        ref = reference_stats(work, data, split, cfg.model.image_size)
+        t1 = time.perf_counter()
+        report = evaluate_tokenizer([str(stage_model)], data, split=split, names=[run.name], progress=False,
+                                    reference=ref)
+        r = report["results"][0]
+        records.append({
+            "run": run.name, "arm": run.arm, "num_tokens": run.num_tokens, "seed": run.seed, "ablation": run.ablation,
+            "split": split, "steps": steps, "num_images": r["num"], "rfid": r["rfid"], "psnr": r["psnr"],
+            "ssim": r["ssim"], "lpips": r["lpips"], "eval_seconds": round(time.perf_counter() - t1, 1),
+        })
+    record = {
+        "run": run.name, "steps": steps, "overrides": run.config_overrides(),
+        "train_seconds": round(train_seconds, 1), "train_seconds_total": round(seconds_before + train_seconds, 1),
+        "images_per_second": round(result.images_per_second, 2), "threads": torch.get_num_threads(),
+        "cpu": _cpu_name(), "date": time.strftime("%Y-%m-%d"), "final_loss": result.last_logs.get("loss"),
+        "records": [dict(r, train_seconds=round(seconds_before + train_seconds, 1)) for r in records],
+    }
+    write_json_atomic(stage_file(results, run, steps), record)
+    return record
+
+
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+# ---- the scheduler --------------------------------------------------------------------------
+
+def done_stages(results: Path, run: Run) -> dict[int, dict]:
+    out = {}
+    for p in sorted((results / run.name).glob("step_*.json")):
+        rec = json.loads(p.read_text())
+        out[int(rec["steps"])] = rec
+    return out
+
+
+def val_psnr(record: dict) -> float:
+    return next(r["psnr"] for r in record["records"] if r["split"] == "val")
+
+
+def next_stage(run: Run, done: dict[int, dict], converged_db: float) -> int | None:
+    """The next budget of ``run``, or None when it is finished (converged or at its cap)."""
+    cap = run.max_stage or STAGES[-1]
+    have = sorted(done)
+    if have and len(have) >= 2 and abs(val_psnr(done[have[-1]]) - val_psnr(done[have[-2]])) < converged_db \
+            and have[-1] == 2 * have[-2]:
+        return None
+    for s in STAGES:
+        if s not in done and s <= cap:
+            return s
+    return None
+
+
+def commit(results: Path, message: str) -> None:
+    """Commit the score files (and nothing else) to the repository holding ``results``."""
+    for attempt in range(5):
+        try:
+            subprocess.run(["git", "add", "--", str(results)], cwd=results, check=True, capture_output=True)
+            r = subprocess.run(["git", "commit", "-m", message, "--", str(results)], cwd=results,
+                               capture_output=True, text=True)
+            if r.returncode == 0 or "nothing to commit" in r.stdout + r.stderr:
+                return
+        except subprocess.CalledProcessError:
+            pass
+        time.sleep(3 + 5 * attempt)  # another git process holds the index lock
+    print(f"[study] could not commit {results}; the scores stay on disk", flush=True)
+
+
+def schedule(args) -> None:
+    runs = [r for r in study_runs() if not args.only or r.name in args.only]
+    results, work = Path(args.results).resolve(), Path(args.work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    import torch
+
+    from textok.training import load_config
+
+    size = load_config(CONFIG).model.image_size
+    torch.set_num_threads(args.workers * args.threads)
+    for split in SPLITS:  # once, before the workers need them
+        reference_stats(work, args.data, split, size)
+    torch.set_num_threads(1)
+    running: dict[str, tuple[subprocess.Popen, int, float]] = {}
+    failed: set[str] = set()
+    while True:
+        pending = []
+        for run in runs:
+            if run.name in running or run.name in failed:
+                continue
+            s = next_stage(run, done_stages(results, run), args.converged_db)
+            if s is not None and s <= args.max_steps:
+                pending.append((run.priority, s, run.name, run))
+        pending.sort()
+        while pending and len(running) < args.workers:
+            _, s, _, run = pending.pop(0)
+            log = work / "logs" / f"{run.name}_step{s:07d}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
+            cmd = [sys.executable, __file__, "--job", run.name, "--steps", str(s), "--work", str(work),
+                   "--results", str(results), "--data", args.data, "--threads", str(args.threads)]
+            proc = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env)
+            running[run.name] = (proc, s, time.time())
+            print(f"[study] {time.strftime('%H:%M:%S')} start {run.name} -> {s} steps (log {log})", flush=True)
+        if not running:
+            print("[study] nothing left to run", flush=True)
+            return
+        time.sleep(5)
+        for name, (proc, s, t) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            del running[name]
+            if proc.returncode != 0:
+                failed.add(name)
+                print(f"[study] {name} -> {s} FAILED (exit {proc.returncode}); see its log", flush=True)
+                continue
+            rec = json.loads(stage_file(results, next(r for r in runs if r.name == name), s).read_text())
+            v = {r["split"]: r for r in rec["records"]}
+            print(f"[study] {time.strftime('%H:%M:%S')} done {name} @ {s}: "
+                  f"val PSNR {v['val']['psnr']:.2f} rFID {v['val']['rfid']:.1f} | unseen PSNR "
+                  f"{v['val_unseen']['psnr']:.2f} rFID {v['val_unseen']['rfid']:.1f} ({time.time() - t:.0f}s)", flush=True)
+            if args.commit:
+                commit(results, f"reproduction: {name} at {s} steps (scores)")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    p.add_argument("--work", default=os.environ.get("TEXTOK_STUDY", str(Path.home() / "textok-study")),
+                   help="checkpoints, stage models, logs (large; outside the repository)")
+    p.add_argument("--results", default=str(REPO / "docs" / "results" / "reproduction" / "runs"))
+    p.add_argument("--data", default=str(REPO / "data" / "emoji"))
+    p.add_argument("--converged-db", type=float, default=0.3)
+    p.add_argument("--max-steps", type=int, default=STAGES[-1], help="train no stage beyond this budget")
+    p.add_argument("--only", nargs="*", help="run names (default: all)")
+    p.add_argument("--commit", action="store_true", help="git-commit each stage's scores as it finishes")
+    p.add_argument("--list", action="store_true")
+    p.add_argument("--job", help=argparse.SUPPRESS)
+    p.add_argument("--steps", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.list:
+        results = Path(args.results)
+        for run in study_runs():
+            done = done_stages(results, run)
+            curve = ", ".join(f"{s}: {val_psnr(r):.2f} dB" for s, r in sorted(done.items()))
+            print(f"{run.name:42s} next={next_stage(run, done, args.converged_db)}  {curve}")
+        return
+    if args.job:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        run = next(r for r in study_runs() if r.name == args.job)
+        rec = run_stage(run, args.steps, Path(args.work), Path(args.results), args.data)
+        print(json.dumps(rec, indent=2))
+        return
+    from textok.data.fetch import fetch  # noqa: F401  (fail early if the package is not importable)
+
+    if not (Path(args.data) / "captions.jsonl").is_file():
+        sys.exit(f"{args.data}: no emoji data; run `textok data fetch emoji --root {args.data}` and "
+                 f"`textok embed-text --data {args.data}` first")
+    schedule(args)
+
+
+if __name__ == "__main__":
+    main()
