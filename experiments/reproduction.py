@@ -65,7 +65,7 @@ def study_runs() -> list[Run]:
             runs.append(Run(f"{arm}-n{n}-s0", arm, n, priority=0))
     # the LPIPS-share decision: the same TexTok N = 8 run with LPIPS on the whole batch
     runs.append(Run("textok-n8-s0-lpipsfull", "textok", 8, ablation="lpips_fraction_1.0",
-                    overrides=("loss.perceptual_fraction=1.0",), max_stage=2000, priority=1))
+                    overrides=("loss.perceptual_fraction=1.0",), max_stage=2000, priority=0))
     for n in (2, 8):
         for seed in (1, 2):
             for arm in ("textok", "baseline"):
