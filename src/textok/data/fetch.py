@@ -14,7 +14,8 @@ Downloads are cached under ``$TEXTOK_CACHE/downloads`` (default ``~/.cache/texto
 and checked by hash (npm) or by the counts in the files (Debian). Each fetch writes
 ``root/manifest.json`` (recipe, counts, licences); running it again with the same recipe only
 checks the files (idempotent); a changed recipe rebuilds the folder in a temporary directory
-and swaps it in, so a crash never leaves a half-written dataset.
+and swaps it in, so a crash never leaves a half-written dataset. A non-empty folder without a
+fetch's manifest is refused, never replaced (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -138,6 +139,28 @@ def _recipe_matches(root: Path, recipe: dict) -> bool:
     return len(files) == m.get("num_images") and all((root / f).is_file() for f in files)
 
 
+def _check_root(root: Path) -> None:
+    """Refuse a ``root`` that holds anything but a dataset an earlier fetch made.
+
+    A rebuild replaces the whole folder, so a folder of the user's own files (``--root .``) would
+    be deleted; only a folder with a fetch's ``manifest.json`` (recipe inside) is ours to replace.
+    """
+    if not root.exists():
+        return
+    if not root.is_dir():
+        raise NotADirectoryError(f"--root {root}: exists and is not a folder")
+    if not any(root.iterdir()):
+        return
+    try:
+        manifest = json.loads((root / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = None
+    if not (isinstance(manifest, dict) and isinstance(manifest.get("recipe"), dict)
+            and manifest["recipe"].get("dataset") in DATASETS):
+        raise ValueError(f"--root {root}: folder is not empty and holds no {MANIFEST_FILE} of `textok data fetch`; "
+                         f"refusing to replace it (give a new or empty folder)")
+
+
 def fetch_emoji(root: str | os.PathLike, styles: tuple[str, ...] = ("google", "twitter"), seed: int = 0,
                 val_fraction: float = 0.1, unseen_fraction: float = 0.1) -> Path:
     """Build the emoji dataset in ``root`` (see the module docstring); returns ``root``."""
@@ -150,6 +173,7 @@ def fetch_emoji(root: str | os.PathLike, styles: tuple[str, ...] = ("google", "t
     if _recipe_matches(root, recipe):
         log.info("%s: emoji dataset already complete", root)
         return root
+    _check_root(root)
     tarballs = {s: npm_tarball(EMOJI_PACKAGES[s][0], EMOJI_VERSION, EMOJI_PACKAGES[s][1]) for s in styles}
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
@@ -307,6 +331,7 @@ def fetch_fashion_mnist(root: str | os.PathLike, limit: int | None = None) -> Pa
     if _recipe_matches(root, recipe):
         log.info("%s: fashion-mnist already complete", root)
         return root
+    _check_root(root)
     source = debian_package(FASHION_DEB) / "usr/share/datasets/fashion-mnist"
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
@@ -387,6 +412,7 @@ def fetch_photos(root: str | os.PathLike) -> Path:
     recipe = {"dataset": "photos", "files": [p[1] for p in PHOTOS]}
     if _recipe_matches(root, recipe):
         return root
+    _check_root(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
     try:
