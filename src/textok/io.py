@@ -49,6 +49,56 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
+LOCK_NAME = ".lock"
+
+
+class FolderLock:
+    """One process owns ``folder``: an exclusive ``flock`` on ``folder/.lock`` holding the owner's PID.
+
+    The OS drops the lock when the process dies (even on SIGKILL), so a stale lock never blocks
+    a later run; the file itself is left in place (deleting it would race with a new owner).
+    """
+
+    def __init__(self, folder: str | os.PathLike, option: str = "--out"):
+        self._fd = None
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / LOCK_NAME
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): run unlocked
+            return
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.pread(self._fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            finally:
+                os.close(self._fd)
+                self._fd = None
+            from .errors import FolderLockedError
+
+            raise FolderLockedError(f"{option} {self.folder}: in use by another textok process (PID {holder}); "
+                                    f"wait for it to finish or choose another folder") from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+    def __enter__(self) -> "FolderLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        self.release()
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

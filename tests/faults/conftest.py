@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -32,6 +33,37 @@ def folder(tmp_path) -> Path:
         entries.append({"file": f"img/{i}.png", "caption": f"picture number {i}", "split": "val" if i >= 6 else "train"})
     write_jsonl(root / "captions.jsonl", entries)
     return root
+
+
+def _training_conftest():
+    """tests/training/conftest.py, loaded by path: its tiny recipe is reused, not copied."""
+    path = Path(__file__).resolve().parents[1] / "training" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("_textok_training_conftest", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+tiny_config = _training_conftest().tiny_config
+
+
+@pytest.fixture(scope="session")
+def train_root(tmp_path_factory) -> Path:
+    """16 random 40 px images with captions (train 12 / val 4): enough for the tiny recipe."""
+    root = tmp_path_factory.mktemp("train_data")
+    entries = []
+    for i in range(16):
+        write_image(root / "img" / f"{i}.png", seed=i)
+        entries.append({"file": f"img/{i}.png", "caption": f"a picture of noise number {i}",
+                        "split": "val" if i >= 12 else "train"})
+    write_jsonl(root / "captions.jsonl", entries)
+    return root
+
+
+@pytest.fixture
+def make_config():
+    """``make_config(root, *overrides)``: the tiny recipe of tests/training/conftest.py."""
+    return tiny_config
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 # Sub-command modules, in the order their commands appear in --help.
@@ -36,6 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(error: BaseException) -> str:
+    """The error as one line (OSError: "what: file"; multi-line messages joined)."""
+    if isinstance(error, OSError) and error.strerror and error.filename is not None:
+        text = f"{error.filename}: {error.strerror}"
+    else:
+        text = str(error) or type(error).__name__
+    return " | ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -49,10 +59,15 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError) as e:
+    except BrokenPipeError:
+        # the reader went away (`textok info X | head`): nothing left to say, and Python must not
+        # complain again when it flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except (ValueError, OSError, ImportError) as e:  # TextokError, UnicodeError and a full disk included
         if args.verbose:
             raise
-        print(f"textok {args.command}: error: {e}", file=sys.stderr)
+        print(f"textok {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"textok {args.command}: interrupted", file=sys.stderr)

@@ -37,8 +37,8 @@ import torch
 import torch.nn as nn
 import yaml
 
-from ..config import to_dict
-from ..io import check_state_dict, load_state_dict, save_state_dict, write_json_atomic, write_text_atomic
+from ..config import from_dict, to_dict
+from ..io import FolderLock, check_state_dict, load_state_dict, save_state_dict, write_json_atomic, write_text_atomic
 from . import checkpoint as ckpt
 from .config import RESUME_MAY_DIFFER
 from .task import Task, unwrap
@@ -259,15 +259,27 @@ class Trainer:
         self.nonfinite_in_a_row = 0
         self.ema_updates = 0
         self.resumed_from: Path | None = None
-        if resume:
-            latest = ckpt.latest_checkpoint(self.ckpt_root)
-            if latest is None:
-                log.warning("--resume: no checkpoint in %s; starting from scratch", self.ckpt_root)
-            else:
-                self.load_checkpoint(latest)
-        elif ckpt.latest_checkpoint(self.ckpt_root) is not None:
-            raise ValueError(f"{self.out_dir} already holds checkpoints; pass --resume to continue that run "
-                             f"or choose another --out")
+        # One process owns the run folder until train() ends: two runs into one --out would
+        # overwrite each other's checkpoints and config.yaml.
+        self._lock = FolderLock(self.out_dir) if self.is_main else None
+        try:
+            if resume:
+                latest = ckpt.latest_checkpoint(self.ckpt_root)
+                if latest is None:
+                    log.warning("--resume: no checkpoint in %s; starting from scratch", self.ckpt_root)
+                else:
+                    self.load_checkpoint(latest)
+            elif ckpt.latest_checkpoint(self.ckpt_root) is not None:
+                raise ValueError(f"{self.out_dir} already holds checkpoints; pass --resume to continue that run "
+                                 f"or choose another --out")
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Give up the run folder's lock (``train()`` does this when it ends)."""
+        if self._lock is not None:
+            self._lock.release()
 
     # ---- helpers ------------------------------------------------------------------------
     def _init_weights(self, model: nn.Module, path: Path) -> None:
@@ -408,6 +420,12 @@ class Trainer:
             generator=torch.Generator().manual_seed(self.config.seed), pin_memory=self.device.type == "cuda")
 
     def train(self) -> TrainResult:
+        try:
+            return self._train()
+        finally:
+            self.release()
+
+    def _train(self) -> TrainResult:
         cfg = self.config
         dataset = self.task.train_dataset()
         loader = iter(self._loader(dataset))
@@ -533,7 +551,12 @@ class Trainer:
         # A run may be extended (or cut short) by resuming with another schedule.max_steps: with
         # decay="constant" that is exactly the longer run; with cosine the rest of the curve is
         # stretched from here on, which is said.
-        ckpt.check_same_config(state["config"], self.config_dict, str(directory), RESUME_MAY_DIFFER + ("schedule.max_steps",))
+        saved_config = state["config"]
+        try:  # fields added to the config since the checkpoint was written take their defaults
+            saved_config = to_dict(from_dict(type(self.config), saved_config, where="checkpoint config"))
+        except (ValueError, TypeError):
+            pass  # unknown fields: the plain comparison below names them
+        ckpt.check_same_config(saved_config, self.config_dict, str(directory), RESUME_MAY_DIFFER + ("schedule.max_steps",))
         saved_max = state["config"].get("schedule", {}).get("max_steps")
         if saved_max is not None and saved_max != self.config.schedule.max_steps:
             if self.config.schedule.max_steps < int(state["step"]):
