@@ -30,3 +30,38 @@ def test_fetch_replaces_its_own_folder(tmp_path):
     pytest.importorskip("sklearn")
     fetch("photos", root)
     assert json.loads((root / "manifest.json").read_text())["num_images"] == 18
+
+
+class _FakeCaptioner:
+    """``load_captioner``'s (model, image_processor, tokenizer), captioning every image "a test image"."""
+
+    def generate(self, pixel_values, max_new_tokens):
+        return [[0]] * len(pixel_values)
+
+    def __call__(self, images, return_tensors):
+        import torch
+
+        return {"pixel_values": torch.zeros(len(images), 3, 8, 8)}
+
+    def batch_decode(self, ids, skip_special_tokens):
+        return ["a test image"] * len(ids)
+
+
+def test_caption_keeps_lines_it_cannot_read(tmp_path, monkeypatch):
+    from textok.data import captions
+
+    from .conftest import write_image
+
+    fake = _FakeCaptioner()
+    monkeypatch.setattr(captions, "load_captioner", lambda path, device: (fake, fake, fake))
+    for i in range(3):
+        write_image(tmp_path / f"{i}.png", seed=i)
+    original = [b'{"file": "0.png", "caption": "by hand", "split": "val"}', b"{not json",
+                b'\xff\xfe broken bytes', b'{"file": "1.png", "split": "val"}']
+    (tmp_path / "captions.jsonl").write_bytes(b"\n".join(original) + b"\n")
+    report = captions.caption_folder(tmp_path, "unused")
+    assert report.total == 2 and report.num_bad == 0
+    lines = (tmp_path / "captions.jsonl").read_bytes().split(b"\n")
+    assert lines[:3] == original[:3]  # unreadable lines kept verbatim, in place
+    assert json.loads(lines[3]) == {"file": "1.png", "split": "val", "caption": "a test image"}  # filled in
+    assert json.loads(lines[4]) == {"file": "2.png", "caption": "a test image"} and lines[5:] == [b""]

@@ -68,16 +68,43 @@ def load_captioner(model_path: str | os.PathLike, device: str = "cpu"):
     return model.eval().to(device), image_processor, tokenizer
 
 
-def _read_existing(path: Path) -> dict[str, dict]:
-    """Entries of an existing captions.jsonl with a non-empty caption, by file; bad lines ignored."""
+def _read_existing(path: Path) -> tuple[list[bytes], dict[str, dict]]:
+    """An existing captions.jsonl: its lines, kept verbatim (this command did not write them, so
+    it must not drop the ones it cannot read), and its entries with a non-empty caption, by file."""
     from .datasets import BadSampleReport, _json_lines
 
+    lines: list[bytes] = []
     entries: dict[str, dict] = {}
     if path.is_file():
-        for _, obj in _json_lines(path, BadSampleReport()):
+        lines = [raw for raw in path.read_bytes().split(b"\n") if raw.strip()]
+        report = BadSampleReport()
+        for _, obj in _json_lines(path, report):
             if isinstance(obj.get("file"), str) and isinstance(obj.get("caption"), str) and obj["caption"].strip():
                 entries.setdefault(obj["file"], obj)
-    return entries
+        if report.num_bad:
+            log.warning("%s: %d unreadable line(s) kept as they are (first: %s)", path, report.num_bad,
+                        "; ".join(f"{w}: {r}" for w, r in report.bad[:1]))
+    return lines, entries
+
+
+def _write_captions(path: Path, lines: list[bytes], new: dict[str, dict]) -> None:
+    """``lines`` unchanged, except an entry of a newly captioned file (it had no caption), which
+    gets its caption; the other new entries are appended. Written atomically."""
+    from ..io import atomic_path
+
+    new = dict(new)
+    out = []
+    for raw in lines:
+        try:
+            obj = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            obj = None
+        if isinstance(obj, dict) and isinstance(obj.get("file"), str) and obj["file"] in new:
+            raw = json.dumps({**obj, **new.pop(obj["file"])}, ensure_ascii=False).encode("utf-8")
+        out.append(raw)
+    out += [json.dumps(e, ensure_ascii=False).encode("utf-8") for e in new.values()]
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(b"".join(line + b"\n" for line in out))
 
 
 def list_images(root: Path) -> list[str]:
@@ -118,8 +145,9 @@ def caption_folder(root: str | os.PathLike, model_path: str | os.PathLike, batch
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root}")
     out = root / CAPTIONS_FILE
-    entries = _read_existing(out)
+    lines, entries = _read_existing(out)
     todo = [f for f in list_images(root) if f not in entries][:limit]
+    captioned: dict[str, dict] = {}
     report = BadSampleReport(where=str(root), total=len(todo))
     if not todo:
         log.info("%s: all %d images already have captions", root, len(entries))
@@ -147,10 +175,10 @@ def caption_folder(root: str | os.PathLike, model_path: str | os.PathLike, batch
             if not text:
                 report.add(rel, "the model produced an empty caption")
                 continue
-            entries[rel] = {"file": rel, "caption": text}
+            captioned[rel] = {"file": rel, "caption": text}
         since_save += len(files)
         if since_save >= save_every:
-            write_jsonl_atomic(out, list(entries.values()))
+            _write_captions(out, lines, captioned)
             since_save = 0
-    write_jsonl_atomic(out, list(entries.values()))
+    _write_captions(out, lines, captioned)
     return report
