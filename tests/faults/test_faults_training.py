@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -42,3 +48,48 @@ def test_folder_lock_is_released_by_the_os(tmp_path):
         FolderLock(tmp_path)
     lock.release()
     FolderLock(tmp_path).release()
+
+
+SLOW_CHILD = """
+import sys, time
+from textok.training.task import TokenizerTask
+from textok.cli import main
+
+plain = TokenizerTask.generator_loss
+def slow(self, model, batch, step, rng):  # steps after the first checkpoint are slow: the signal lands mid-run
+    if step >= 2:
+        time.sleep(0.3)
+    return plain(self, model, batch, step, rng)
+TokenizerTask.generator_loss = slow
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_saves_checkpoint_and_model(train_root, tmp_path, make_config, signum):
+    cfg = make_config(train_root, "schedule.max_steps=40", "checkpoint.every=2", "schedule.decay=constant")
+    out = tmp_path / "run"
+    script = tmp_path / "child.py"
+    script.write_text(SLOW_CHILD)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen([sys.executable, str(script), "train-tokenizer", "--config", str(_yaml(tmp_path, cfg)),
+                              "--out", str(out), "--threads", "1"], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "checkpoints" / "step_00000002" / "trainer_state.json").exists():
+        if child.poll() is not None or time.time() > deadline:
+            child.kill()
+            pytest.fail(f"no first checkpoint: {child.communicate()[1][-2000:]}")
+        time.sleep(0.05)
+    child.send_signal(signum)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 128 + signum, err[-2000:]
+    summary = json.loads((out / "train_summary.json").read_text())
+    step = summary["step"]
+    assert 2 <= step < 40 and summary["interrupted"] == signal.Signals(signum).name
+    assert (out / "checkpoints" / f"step_{step:08d}" / "trainer_state.json").is_file()
+    assert (out / "model" / "model.safetensors").is_file()
+    assert f"at step {step}" in err and "--resume" in err
+    # the run goes on from there
+    more = make_config(train_root, f"schedule.max_steps={step + 1}", "checkpoint.every=2", "schedule.decay=constant")
+    assert Trainer(TokenizerTask(more), more, out, resume=True).train().step == step + 1

@@ -69,9 +69,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"textok {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"textok {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", None)  # training saved before stopping (TrainingInterrupted)
+        print(f"textok {args.command}: interrupted" + (f": {e}" if signum else ""), file=sys.stderr)
+        return 128 + signum if signum else 130
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ import logging
 import math
 import os
 import random
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,47 @@ log = logging.getLogger(__name__)
 
 class NonFiniteLossError(RuntimeError):
     """Too many non-finite steps in a row; a checkpoint was saved before stopping."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT / SIGTERM stopped training after a step; the checkpoint and ``model/`` were saved.
+
+    A ``KeyboardInterrupt``, so code that catches ``Exception`` does not carry on as if the run
+    had finished; ``signum`` gives the exit status (128 + signum), ``result`` what was saved.
+    """
+
+    def __init__(self, signum: int, result: "TrainResult"):
+        self.signum, self.result = signum, result
+        super().__init__(f"{signal.Signals(signum).name} at step {result.step}: saved checkpoint {result.checkpoint} "
+                         f"and {result.model_dir}; continue with --resume")
+
+
+class _StopRequests:
+    """While active, SIGINT / SIGTERM ask the loop to stop after the current step (it then saves);
+    a second SIGINT aborts at once. Only the main thread may set signal handlers."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._old: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # the second Ctrl-C: the user does not want to wait
+        if self.signum is None:
+            self.signum = signum
+            log.warning("%s: stopping after this step, saving a checkpoint and model/ (Ctrl-C again aborts)",
+                        signal.Signals(signum).name)
+
+    def __enter__(self) -> "_StopRequests":
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
+        self._old = {}
 
 
 def lr_at(step: int, base_lr: float, schedule) -> float:
@@ -259,6 +302,7 @@ class Trainer:
         self.nonfinite_in_a_row = 0
         self.ema_updates = 0
         self.resumed_from: Path | None = None
+        self._stop = _StopRequests()
         # One process owns the run folder until train() ends: two runs into one --out would
         # overwrite each other's checkpoints and config.yaml.
         self._lock = FolderLock(self.out_dir) if self.is_main else None
@@ -420,10 +464,19 @@ class Trainer:
             generator=torch.Generator().manual_seed(self.config.seed), pin_memory=self.device.type == "cuda")
 
     def train(self) -> TrainResult:
+        """Train to ``schedule.max_steps``. SIGINT / SIGTERM stop after the current step, save the
+        checkpoint and ``model/``, then raise ``TrainingInterrupted``."""
         try:
-            return self._train()
+            with self._stop:
+                result = self._train()
+            if self._stop.signum is not None:
+                raise TrainingInterrupted(self._stop.signum, result)
+            return result
         finally:
             self.release()
+
+    def _stop_requested(self) -> bool:
+        return self._any_process(self._stop.signum is not None)
 
     def _train(self) -> TrainResult:
         cfg = self.config
@@ -449,7 +502,7 @@ class Trainer:
         images_done, logs = 0, {}
         last_ckpt = None
         try:
-            while self.step < max_steps:
+            while self.step < max_steps and not self._stop_requested():
                 micro = [_to_device(next(loader), self.device) for _ in range(A)]
                 logs = self.train_step(micro)
                 images_done += cfg.optim.batch_size
@@ -495,7 +548,8 @@ class Trainer:
             write_json_atomic(self.out_dir / "train_summary.json", {
                 "step": self.step, "seconds": round(seconds, 2), "images_per_second": round(result.images_per_second, 3),
                 "nonfinite_total": self.nonfinite_total, "processes": self.world,
-                "last_logs": {k: round(v, 6) for k, v in logs.items()}})
+                "last_logs": {k: round(v, 6) for k, v in logs.items()},
+                "interrupted": signal.Signals(self._stop.signum).name if self._stop.signum else None})
         return result
 
     @torch.no_grad()
@@ -604,4 +658,4 @@ class _null:
         return False
 
 
-__all__ = ["Trainer", "TrainResult", "GlobalBatchSampler", "EMA", "lr_at", "NonFiniteLossError", "step_rng", "resolve_mixed_precision"]
+__all__ = ["Trainer", "TrainResult", "TrainingInterrupted", "GlobalBatchSampler", "EMA", "lr_at", "NonFiniteLossError", "step_rng", "resolve_mixed_precision"]
