@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from .config import from_dict, to_dict
-from .diffusion import Condition, DiffusionConfig, build_diffusion, guided_model
+from .diffusion import Condition, DiffusionConfig, build_diffusion, conditional_model, guided_model
 from .io import write_json_atomic
 from .models.dit import DiT
 from .models.textok import TexTok
@@ -96,6 +96,9 @@ class Pipeline:
         if config.diffusion.learned_variance != dc.learn_sigma:
             raise ValueError(f"diffusion.learned_variance={config.diffusion.learned_variance} but the DiT has "
                              f"learn_sigma={dc.learn_sigma}")
+        if (config.diffusion.objective == "meanflow") != (dc.time_inputs == 2):
+            raise ValueError(f"diffusion.objective={config.diffusion.objective!r} but the DiT has "
+                             f"time_inputs={dc.time_inputs} (MeanFlow needs 2: t and r; the others 1)")
         self.dit, self.tokenizer, self.config = dit.eval(), tokenizer.eval(), config
         self.diffusion = build_diffusion(config.diffusion)
         self.pool = pool or {}
@@ -152,6 +155,31 @@ class Pipeline:
         return out
 
     # ---- sampling -------------------------------------------------------------------------
+    def resolve_settings(self, cfg_scale: float | None = None, steps: int | None = None,
+                         sampler: str | None = None) -> tuple[float, int, str]:
+        """``(cfg_scale, steps, sampler)`` with the model's defaults filled in; only ``None`` means
+        "default" (``steps=0`` is an error, not 250)."""
+        dcfg = self.config.diffusion
+        sampler = sampler or dcfg.default_sampler
+        if steps is not None and (isinstance(steps, bool) or int(steps) != steps or steps < 1):
+            raise ValueError(f"--steps must be a whole number >= 1, got {steps}")
+        steps = int(steps) if steps is not None else dcfg.default_steps(sampler)
+        cfg_scale = dcfg.cfg_scale if cfg_scale is None else float(cfg_scale)
+        if not math.isfinite(cfg_scale):
+            raise ValueError(f"--cfg must be a finite number, got {cfg_scale}")
+        return cfg_scale, steps, sampler
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the DiT's and the tokenizer's weights: which model made a set of samples."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for module in (self.dit, self.tokenizer):
+            for name, t in sorted(module.state_dict().items()):
+                h.update(name.encode())
+                h.update(t.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()[:16]
+
     @torch.no_grad()
     def __call__(self, labels: Sequence[int] | torch.Tensor | None = None, prompts: Sequence[str] | None = None,
                  cfg_scale: float | None = None, steps: int | None = None, sampler: str | None = None, seed: int = 0,
@@ -161,10 +189,8 @@ class Pipeline:
         ``captions`` overrides the detokenizer's captions of a class-conditional model (default:
         drawn from the pool). Returns images [B, 3, H, W] in [-1, 1] (and the tokens [B, N, d]).
         """
-        dc, dcfg = self.dit.config, self.config.diffusion
-        sampler = sampler or dcfg.default_sampler
-        steps = steps or dcfg.default_steps(sampler)
-        cfg_scale = dcfg.cfg_scale if cfg_scale is None else cfg_scale
+        dc = self.dit.config
+        cfg_scale, steps, sampler = self.resolve_settings(cfg_scale, steps, sampler)
         rng = random.Random(seed)
         if dc.condition == "class":
             if labels is None or prompts is not None:
@@ -193,8 +219,7 @@ class Pipeline:
         if dc.condition == "class" and cfg_scale != 1.0 and dc.class_dropout == 0:
             log.warning("guidance scale %.2f on a DiT trained without label dropout: its null class is untrained", cfg_scale)
         g = torch.Generator(device=self.device).manual_seed(seed)
-        model_fn = guided_model(self.dit, cond, cfg_scale) if dc.condition != "none" else (
-            lambda x, t: self.dit(x, t))
+        model_fn = guided_model(self.dit, cond, cfg_scale) if dc.condition != "none" else conditional_model(self.dit, cond)
         z = self.diffusion.sample(model_fn, (B, dc.num_tokens, dc.token_dim), steps=steps, sampler=sampler,
                                   generator=g, device=self.device, progress=progress)
         tokens = z * self.std + self.mean
@@ -239,6 +264,29 @@ def sample(checkpoint: str | os.PathLike | Pipeline, class_id: int | None = None
     return images
 
 
+PARTS_SETTINGS = "settings.json"
+
+
+def _check_parts(parts: Path, settings: dict, state) -> None:
+    """Create ``parts`` with ``settings.json``, or refuse an existing one made with other settings."""
+    path = parts / PARTS_SETTINGS
+    if state.is_main_process:
+        if parts.is_dir() and any(parts.iterdir()):
+            try:
+                saved = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                raise ValueError(f"{parts}: unfinished samples of unknown settings (no readable {PARTS_SETTINGS}); "
+                                 f"delete the folder to start over") from None
+            diffs = [f"{k}: {saved.get(k)!r} then, {v!r} now" for k, v in settings.items() if saved.get(k) != v]
+            if diffs:
+                raise ValueError(f"{parts}: unfinished samples made with other settings ({'; '.join(diffs)}); "
+                                 f"rerun with those settings to finish them, or delete the folder to start over")
+        else:
+            parts.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(path, settings)
+    state.wait_for_everyone()
+
+
 def fid_labels(num: int, num_classes: int) -> list[int]:
     """Class-balanced labels for ``num`` samples: 0, 1, ..., C-1, 0, 1, ... (each class num/C times)."""
     return [i % num_classes for i in range(num)]
@@ -277,8 +325,13 @@ def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os
             raise ValueError("a text-to-image DiT needs prompts for sample-fid (--prompts FILE, one per line)")
         prompts = list(prompts)
     labels = fid_labels(num, dc.num_classes) if dc.condition == "class" else [0] * num
+    cfg_scale, steps, sampler = pipe.resolve_settings(cfg_scale, steps, sampler)
     parts = out.with_name(out.name + ".parts")
-    parts.mkdir(parents=True, exist_ok=True)
+    # Finished batches of an earlier run are reused only if they were made with these settings;
+    # else the .npz would silently mix models, seeds or guidance scales.
+    settings = {"num": num, "batch_size": batch_size, "cfg_scale": cfg_scale, "steps": steps, "sampler": sampler,
+                "seed": seed, "prompts": prompts, "model": pipe.fingerprint()}
+    _check_parts(parts, settings, state)
     num_batches = math.ceil(num / batch_size)
     mine = [b for b in range(num_batches) if b % state.num_processes == state.process_index]
     todo = [b for b in mine if not (parts / f"batch-{b:06d}.npz").is_file()]
@@ -310,6 +363,8 @@ def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os
             arrays.append(z["images"])
             label_arrays.append(z["labels"])
     images = np.concatenate(arrays)
+    if len(images) != num:  # the settings check makes this impossible; never report a wrong count
+        raise RuntimeError(f"{parts}: the batches hold {len(images)} samples, not {num}")
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as f:
             if dc.condition == "class":
@@ -318,6 +373,7 @@ def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os
                 np.savez(f, images)
     for b in range(num_batches):
         (parts / f"batch-{b:06d}.npz").unlink()
+    (parts / PARTS_SETTINGS).unlink()
     parts.rmdir()
     log.info("wrote %d samples %s to %s", len(images), tuple(images.shape[1:]), out)
     return out

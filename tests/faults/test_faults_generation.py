@@ -1,0 +1,73 @@
+"""Generation: resumed work refuses other settings; bad numbers are refused, not replaced."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from textok import DiT, DiTConfig, TexTok, TexTokConfig
+from textok.generation import GenerationConfig, Pipeline, sample_fid
+
+
+@pytest.fixture
+def pipe():
+    """An untrained class-conditional DiT + a no-text tokenizer: fast, and enough to sample."""
+    torch.manual_seed(0)
+    tok = TexTok(TexTokConfig.from_preset("textok-mini-32", width=32, depth=1, heads=4, num_tokens=8,
+                                          max_text_tokens=16, text_in="none"))
+    dit = DiT(DiTConfig.from_preset("dit-tiny", num_tokens=8, token_dim=8, num_classes=2))
+    return Pipeline(dit, tok, GenerationConfig(tokenizer=".", classes=["a", "b"], latent_mean=[0.0] * 8,
+                                               latent_std=[1.0] * 8))
+
+
+class _Stop(Exception):
+    pass
+
+
+def _killed_after_first_batch(pipe, monkeypatch, **kwargs):
+    """sample_fid that dies after writing its first batch (as if killed)."""
+    calls = {"n": 0}
+    real = Pipeline.__call__
+
+    def once(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise _Stop
+        return real(self, *a, **k)
+
+    with monkeypatch.context() as m:
+        m.setattr(Pipeline, "__call__", once)
+        with pytest.raises(_Stop):
+            sample_fid(pipe, progress=False, **kwargs)
+
+
+@pytest.mark.parametrize("change", [{"seed": 1}, {"cfg_scale": 2.0}, {"batch_size": 2}, {"steps": 3}])
+def test_sample_fid_refuses_parts_made_with_other_settings(pipe, tmp_path, monkeypatch, change):
+    out = tmp_path / "s.npz"
+    first = dict(num=8, out=out, batch_size=4, steps=2, sampler="ddim", seed=0, cfg_scale=1.5)
+    _killed_after_first_batch(pipe, monkeypatch, **first)
+    with pytest.raises(ValueError, match=f"other settings.*{next(iter(change))}"):
+        sample_fid(pipe, progress=False, **{**first, **change})
+    assert not out.exists()
+    # the same settings finish the job, with every sample in it
+    sample_fid(pipe, progress=False, **first)
+    with np.load(out) as z:
+        assert z["arr_0"].shape[0] == 8 and z["arr_1"].shape == (8,)
+    assert not out.with_name("s.npz.parts").exists()
+
+
+def test_sample_fid_refuses_parts_of_unknown_settings(pipe, tmp_path):
+    parts = tmp_path / "s.npz.parts"
+    parts.mkdir()
+    (parts / "batch-000000.npz").write_bytes(b"old")
+    with pytest.raises(ValueError, match="unknown settings"):
+        sample_fid(pipe, num=4, out=tmp_path / "s.npz", batch_size=4, steps=2, sampler="ddim", progress=False)
+
+
+@pytest.mark.parametrize("kwargs, match", [({"steps": 0}, "--steps"), ({"steps": -3}, "--steps"),
+                                           ({"cfg_scale": float("nan")}, "--cfg"),
+                                           ({"cfg_scale": float("inf")}, "--cfg")])
+def test_sampling_settings_are_checked(pipe, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        pipe(labels=[0], sampler="ddim", **kwargs)
