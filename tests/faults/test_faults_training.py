@@ -93,3 +93,20 @@ def test_signal_saves_checkpoint_and_model(train_root, tmp_path, make_config, si
     # the run goes on from there
     more = make_config(train_root, f"schedule.max_steps={step + 1}", "checkpoint.every=2", "schedule.decay=constant")
     assert Trainer(TokenizerTask(more), more, out, resume=True).train().step == step + 1
+
+
+def test_on_bad_sample_error_reaches_the_data_layer(tmp_path, make_config):
+    from textok.data import BadSampleError
+
+    from .conftest import write_image, write_jsonl
+
+    root = tmp_path / "data"
+    for i in range(4):
+        write_image(root / f"{i}.png", seed=i)
+    write_jsonl(root / "captions.jsonl", [{"file": f"{i}.png", "caption": "x"} for i in range(4)]
+                + [{"file": "missing.png", "caption": "x"}])
+    with pytest.raises(ValueError, match="on_bad_sample"):
+        make_config(root, "data.on_bad_sample=raise")
+    cfg = make_config(root, "data.on_bad_sample=error", "data.max_images=null")
+    with pytest.raises(BadSampleError, match="missing.png"):
+        TokenizerTask(cfg).train_dataset()

@@ -34,7 +34,7 @@ class DataConfig:
     num_workers: int = 0  # DataLoader workers per process
     use_text_cache: bool = True  # read text embeddings from the data set's cache when present
     caption_dropout: float = 0.0  # p of replacing a caption by "" (embedded by the same encoder)
-    on_bad_sample: Literal["skip", "raise"] = "skip"
+    on_bad_sample: Literal["skip", "error"] = "skip"  # the data layer's values (textok.data.open_dataset)
 
 
 @dataclasses.dataclass
