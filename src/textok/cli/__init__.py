@@ -30,11 +30,23 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         module.register(sub)
     for command in sub.choices.values():  # one --threads for every command (all of them use torch)
-        if not any("--threads" in a.option_strings for a in command._actions):
-            command.add_argument("--threads", type=int, default=None, metavar="N",
-                                 help="torch CPU threads (default: all cores; OpenMP waits passively, so a "
-                                      "shared machine does not collapse)")
+        _add_threads(command)
     return parser
+
+
+def _add_threads(command: argparse.ArgumentParser) -> None:
+    """``--threads N`` on a command and on each of its own sub-commands (``textok data fetch``).
+
+    SUPPRESS as the default: a sub-command's parser must not overwrite a value given before it
+    (``textok data --threads 2 fetch ...``) with its own default."""
+    if not any("--threads" in a.option_strings for a in command._actions):
+        command.add_argument("--threads", type=int, default=argparse.SUPPRESS, metavar="N",
+                             help="torch CPU threads (default: all cores; OpenMP waits passively, so a "
+                                  "shared machine does not collapse)")
+    for action in command._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_threads(child)
 
 
 def one_line(error: BaseException) -> str:

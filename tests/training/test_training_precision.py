@@ -1,0 +1,51 @@
+"""mixed_precision="auto" on a CPU: bf16 only where a bf16 matmul measures clearly faster."""
+
+import logging
+
+import pytest
+import torch
+
+from textok.training import trainer as trainer_mod
+from textok.training.trainer import resolve_mixed_precision
+
+pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU rule")
+
+
+@pytest.fixture
+def fake_speed(monkeypatch):
+    def set(fp32, bf16):
+        monkeypatch.setattr(trainer_mod, "cpu_matmul_gflops", lambda: (fp32, bf16))
+        trainer_mod._cpu_auto_precision.cache_clear()
+
+    yield set
+    trainer_mod._cpu_auto_precision.cache_clear()
+
+
+def test_explicit_modes_pass_through():
+    assert resolve_mixed_precision("no") == "no"
+    assert resolve_mixed_precision("bf16") == "bf16"
+
+
+def test_auto_follows_the_measurement_and_says_why(fake_speed, caplog):
+    with caplog.at_level(logging.INFO, logger="textok.training.trainer"):
+        fake_speed(170.0, 90.0)  # AVX512-BF16 without AMX: bf16 slower
+        assert resolve_mixed_precision("auto") == "no"
+        assert "fp32" in caplog.text and "0.53x" in caplog.text
+        fake_speed(170.0, 1500.0)  # AMX
+        assert resolve_mixed_precision("auto") == "bf16"
+        fake_speed(170.0, 200.0)  # barely faster: not worth bf16's rounding
+        assert resolve_mixed_precision("auto") == "no"
+
+
+def test_auto_is_measured_once_per_process(fake_speed, monkeypatch):
+    calls = []
+    monkeypatch.setattr(trainer_mod, "cpu_matmul_gflops", lambda: calls.append(1) or (100.0, 50.0))
+    trainer_mod._cpu_auto_precision.cache_clear()
+    for _ in range(3):
+        assert resolve_mixed_precision("auto") == "no"
+    assert len(calls) == 1
+
+
+def test_the_real_measurement_is_positive():
+    fp32, bf16 = trainer_mod.cpu_matmul_gflops(n=128, reps=1)
+    assert fp32 > 0 and bf16 > 0
