@@ -79,7 +79,8 @@ def reconstruct_split(models: dict, root: Path, split: str, limit: int | None, b
     first = next(iter(models.values())).config
     ds = open_split(str(root), split, first.image_size, False, False, 0, "skip")
     n = len(ds) if limit is None else min(limit, len(ds))
-    items = [ds[i] for i in range(n)]
+    items = [it for it in (ds[i] for i in range(n)) if it is not None]  # bad images are skipped
+    n = len(items)
     images = torch.stack([it["image"] for it in items])
     captions = [it["caption"] for it in items]
     text = TextSource(first.text_encoder, first.max_text_tokens, str(root), use_cache=True)

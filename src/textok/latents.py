@@ -125,7 +125,7 @@ def encode_dataset(checkpoint: str | os.PathLike, data: str | os.PathLike, out: 
         from .training.task import TextSource
 
         text = TextSource(c.text_encoder, c.max_text_tokens, str(data), use_text_cache).to(device)
-    from .data import collate
+    from .data import BadSampleError
 
     todo = [i for i in range(num_shards) if not _shard_ok(out / shard_name(i))]
     if len(todo) < num_shards:
@@ -137,10 +137,14 @@ def encode_dataset(checkpoint: str | os.PathLike, data: str | os.PathLike, out: 
         bar = tqdm(total=sum(min(shard_size, n - i * shard_size) for i in todo), desc="encode", unit="img")
     for i in todo:
         lo, hi = i * shard_size, min(n, (i + 1) * shard_size)
-        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(lo, hi)), batch_size=batch_size,
-                                             num_workers=num_workers, collate_fn=collate)
-        parts: dict[str, list] = {"tokens": [], "mean": [], "logvar": [], "labels": [], "captions": [], "keys": []}
-        for batch in loader:
+        loader = torch.utils.data.DataLoader(_Indexed(ds, lo, hi), batch_size=batch_size, num_workers=num_workers,
+                                             collate_fn=_collate_indexed)
+        parts: dict[str, list] = {"tokens": [], "mean": [], "logvar": [], "labels": [], "captions": [], "keys": [],
+                                  "index": []}
+        for batch, index in loader:
+            if batch is None:  # every image of the batch was bad
+                continue
+            parts["index"] += index
             images = batch["images"].to(device)
             cond = text.embed(batch["captions"]) if text is not None else None
             posterior = model.encode_posterior(images, cond)
@@ -154,13 +158,17 @@ def encode_dataset(checkpoint: str | os.PathLike, data: str | os.PathLike, out: 
             parts["keys"] += batch["keys"]
             if bar is not None:
                 bar.update(images.shape[0])
+        if not parts["index"]:
+            raise BadSampleError(f"{data}: every image of shard {i} (items {lo}..{hi - 1}) is bad")
         tensors = {k: torch.cat(parts[k]) for k in ("tokens", "mean", "logvar") if parts[k]}
         tensors["labels"] = torch.cat(parts["labels"]).long()
-        tensors["index"] = torch.arange(lo, hi, dtype=torch.long)
+        tensors["index"] = torch.tensor(parts["index"], dtype=torch.long)  # skipped images leave gaps
         save_state_dict(tensors, out / shard_name(i), metadata={
             "captions": json.dumps(parts["captions"]), "keys": json.dumps(parts["keys"]), "format": "pt"})
     if bar is not None:
         bar.close()
+    if ds.report.num_bad:
+        log.warning("%s: skipped %d bad image(s), not cached:\n%s", data, ds.report.num_bad, ds.report.summary())
     write_json_atomic(out / STATS_NAME, compute_stats(out))
     return out
 
@@ -254,6 +262,27 @@ class LatentCache(torch.utils.data.Dataset):
     def normalize(self, z: torch.Tensor) -> torch.Tensor:
         """tokens [..., d] -> (z - mean) / std."""
         return (z - self.mean.to(z)) / self.std.to(z)
+
+
+class _Indexed(torch.utils.data.Dataset):
+    """Items ``lo..hi-1`` of ``ds`` with their index (``None`` for a skipped bad image)."""
+
+    def __init__(self, ds, lo: int, hi: int):
+        self.ds, self.lo, self.hi = ds, lo, hi
+
+    def __len__(self) -> int:
+        return self.hi - self.lo
+
+    def __getitem__(self, j: int):
+        item = self.ds[self.lo + j]
+        return None if item is None else (item, self.lo + j)
+
+
+def _collate_indexed(pairs: list) -> tuple[dict | None, list[int]]:
+    from .data import collate
+
+    kept = [p for p in pairs if p is not None]
+    return (collate([item for item, _ in kept]) if kept else None), [index for _, index in kept]
 
 
 def collate_latents(items: list[dict]) -> dict:

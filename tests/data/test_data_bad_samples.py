@@ -59,8 +59,9 @@ def _make(root, case):
 def test_bad_sample_skipped_and_reported(tmp_path, case):
     reason = _make(tmp_path, case)
     ds = open_dataset(tmp_path, image_size=32)
-    items = [ds[i] for i in range(len(ds))]  # decoding failures are found here and replaced
-    assert {it["key"] for it in items} == {"good.png"}
+    items = [ds[i] for i in range(len(ds))]  # decoding failures are found here and skipped (None), never replaced
+    assert {it["key"] for it in items if it is not None} == {"good.png"}
+    assert sum(it is not None for it in items) == 1
     assert ds.report.num_bad == 1
     name, got = ds.report.bad[0]
     assert reason in got

@@ -65,3 +65,46 @@ def test_caption_keeps_lines_it_cannot_read(tmp_path, monkeypatch):
     assert lines[:3] == original[:3]  # unreadable lines kept verbatim, in place
     assert json.loads(lines[3]) == {"file": "1.png", "split": "val", "caption": "a test image"}  # filled in
     assert json.loads(lines[4]) == {"file": "2.png", "caption": "a test image"} and lines[5:] == [b""]
+
+
+def _with_bad_images(folder, bad=(2, 5)):
+    for i in bad:
+        (folder / "img" / f"{i}.png").write_bytes(b"not a png")
+    return folder
+
+
+def test_bad_image_is_skipped_not_replaced(folder):
+    from textok.data import collate, open_dataset
+
+    ds = open_dataset(_with_bad_images(folder), "train", image_size=32)
+    items = [ds[i] for i in range(len(ds))]
+    assert [it is None for it in items] == [False, False, True, False, False, True]
+    batch = collate(items)
+    assert batch["keys"] == ["img/0.png", "img/1.png", "img/3.png", "img/4.png"]  # no duplicates
+    assert ds.report.num_bad == 2 and collate([None, None]) is None
+
+
+def test_fid_stats_and_eval_batches_skip_bad_images(folder):
+    from textok.data import open_dataset
+    from textok.metrics import iterate_batches
+
+    ds = open_dataset(_with_bad_images(folder), "train", image_size=32)
+    keys = [k for b in iterate_batches(ds, None, 2) for k in b["keys"]]
+    assert keys == ["img/0.png", "img/1.png", "img/3.png", "img/4.png"]
+
+
+def test_encode_dataset_counts_only_usable_images(folder, tmp_path, capsys):
+    from textok import TexTok, TexTokConfig
+    from textok.latents import LatentCache
+
+    tok = tmp_path / "tok"
+    TexTok(TexTokConfig.from_preset("textok-mini-32", width=32, depth=1, heads=4, num_tokens=8, max_text_tokens=16,
+                                    text_in="none")).save_pretrained(tok)
+    _with_bad_images(folder)
+    out = tmp_path / "cache"
+    assert main(["encode-dataset", "--checkpoint", str(tok), "--data", str(folder), "--out", str(out),
+                 "--batch-size", "4", "--shard-size", "4"]) == 0
+    out_text = capsys.readouterr().out
+    assert "cached 4 images" in out_text and "2 bad image(s) skipped" in out_text
+    cache = LatentCache(out)
+    assert len(cache) == 4 and cache.keys == ["img/0.png", "img/1.png", "img/3.png", "img/4.png"]

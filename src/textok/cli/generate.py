@@ -62,8 +62,9 @@ def _encode(args) -> int:
     from ..latents import LatentCache
 
     cache = LatentCache(out)
+    skipped = cache.meta["num_images"] - len(cache)  # bad images are skipped, never replaced
     print(f"cached {len(cache)} images as [{cache.meta['num_tokens']}, {cache.meta['token_dim']}] tokens "
-          f"({cache.store}) in {out}")
+          f"({cache.store}) in {out}" + (f"; {skipped} bad image(s) skipped" if skipped else ""))
     return 0
 
 

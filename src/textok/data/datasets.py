@@ -346,20 +346,21 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
             caption = record.captions[zlib.crc32(record.key.encode()) % len(record.captions)]
         return {"image": image, "caption": self._caption(record, caption), "label": record.label, "key": record.key}
 
-    def __getitem__(self, index: int) -> dict:
-        n = len(self.records)
-        for step in range(n):
-            record = self.records[(index + step) % n]
-            try:
-                return self.load(record)
-            except ImageError as e:
-                reason = str(e).split(": ", 1)[-1]
-                if self.on_bad_sample == "error":
-                    raise BadSampleError(f"{record.key}: {reason}") from None
-                if (record.key, reason) not in self.report.bad:
-                    log.warning("skipping bad sample %s: %s", record.key, reason)
+    def __getitem__(self, index: int) -> dict | None:
+        """Item ``index``; ``None`` for a bad one with ``on_bad_sample="skip"`` (counted in
+        ``report``). Never a neighbour instead: that would duplicate images in caches and FID
+        statistics while the counts claimed every image was used. ``collate`` drops the ``None``s."""
+        record = self.records[index]
+        try:
+            return self.load(record)
+        except ImageError as e:
+            reason = str(e).split(": ", 1)[-1]
+            if self.on_bad_sample == "error":
+                raise BadSampleError(f"{record.key}: {reason}") from None
+            if (record.key, reason) not in self.report.bad:
+                log.warning("skipping bad sample %s: %s", record.key, reason)
                 self.report.add(record.key, reason)
-        raise BadSampleError(f"{self.report.where}: no usable samples")
+            return None
 
 
 def open_dataset(root: str | os.PathLike, split: str = "train", image_size: int = 64, train: bool = False,
@@ -410,11 +411,15 @@ def open_dataset(root: str | os.PathLike, split: str = "train", image_size: int 
                                min_image_size=min_image_size, classes=classes)
 
 
-def collate(items: Sequence[dict]) -> dict:
+def collate(items: Sequence[dict | None]) -> dict | None:
     """Items -> ``{"images": [B, 3, S, S], "captions": list[str], "labels": LongTensor [B],
-    "keys": list[str]}``."""
+    "keys": list[str]}``. Skipped items (``None``) are dropped, so B may be smaller; ``None``
+    if every item was skipped."""
     if not items:
         raise ValueError("cannot collate an empty batch")
+    items = [it for it in items if it is not None]
+    if not items:
+        return None
     return {
         "images": torch.stack([it["image"] for it in items]),
         "captions": [it["caption"] for it in items],

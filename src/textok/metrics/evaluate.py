@@ -71,7 +71,9 @@ def iterate_batches(dataset, num: int | None, batch_size: int) -> Iterator[dict]
     else:
         items = (dataset[i] for i in subset_indices(len(dataset), num))
     while batch := list(itertools.islice(items, batch_size)):
-        yield collate(batch)
+        collated = collate(batch)  # bad images are dropped (counted in dataset.report), never replaced
+        if collated is not None:
+            yield collated
 
 
 def _uint8(images: torch.Tensor) -> torch.Tensor:

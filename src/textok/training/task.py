@@ -210,10 +210,13 @@ class TokenizerTask:
         picks = torch.linspace(0, len(ds) - 1, min(n, len(ds))).long().tolist()  # spread over the split
         return self.collate([ds[i] for i in picks])
 
-    def collate(self, items: list[dict]) -> dict:
-        from ..data import collate
+    def collate(self, items: list[dict | None]) -> dict:
+        from ..data import BadSampleError, collate
 
-        return collate(items)
+        batch = collate(items)  # skipped (bad) items are dropped: the batch may be smaller
+        if batch is None:
+            raise BadSampleError(f"{self.config.data.root}: every image of a batch was bad (see the warnings above)")
+        return batch
 
     def num_samples(self, batch: dict) -> int:
         return batch["images"].shape[0]
