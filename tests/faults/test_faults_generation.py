@@ -71,3 +71,46 @@ def test_sample_fid_refuses_parts_of_unknown_settings(pipe, tmp_path):
 def test_sampling_settings_are_checked(pipe, kwargs, match):
     with pytest.raises(ValueError, match=match):
         pipe(labels=[0], sampler="ddim", **kwargs)
+
+
+def _dit_task(tmp_path, data_extra=None):
+    """A DiTTask over a tiny latent cache of 2 classes x 3 distinct captions."""
+    import json
+
+    from textok.latents import encode_dataset
+    from textok.training.dit_task import DiTTask, build_dit_config
+
+    from .conftest import write_image, write_jsonl
+
+    data = tmp_path / "data"
+    entries = []
+    for i in range(6):
+        write_image(data / f"{i}.png", size=(32, 32), seed=i)
+        entries.append({"file": f"{i}.png", "caption": f"caption {i}", "label": i % 2, "class": f"kind{i % 2}"})
+    write_jsonl(data / "captions.jsonl", entries)
+    for name, content in (data_extra or {}).items():
+        (data / name).write_text(json.dumps(content))
+    tok = tmp_path / "tok"
+    TexTok(TexTokConfig.from_preset("textok-mini-32", width=32, depth=1, heads=4, num_tokens=8, max_text_tokens=16,
+                                    text_in="none")).save_pretrained(tok)
+    cache = encode_dataset(tok, data, tmp_path / "cache", progress=False)
+    cfg = build_dit_config({"model": {"preset": "dit-tiny", "num_tokens": 8, "token_dim": 8, "num_classes": 2},
+                            "data": {"cache": str(cache)}, "logging": {"num_preview": 0, "tensorboard": False}})
+    return DiTTask(cfg)
+
+
+def test_fallback_pool_keeps_every_caption_and_says_so(tmp_path, caplog):
+    task = _dit_task(tmp_path)
+    model = task.build_model()
+    with caplog.at_level("WARNING"):
+        pipe = task._pipeline(model, tmp_path / "out")
+    assert pipe.pool == {0: ["caption 0", "caption 2", "caption 4"], 1: ["caption 1", "caption 3", "caption 5"]}
+    assert "TRAINING captions" in caplog.text
+
+
+def test_training_pool_as_heldout_is_said(tmp_path, caplog):
+    task = _dit_task(tmp_path, {"class_captions.json": {"kind0": ["a kind0"], "kind1": ["a kind1"]}})
+    with caplog.at_level("WARNING"):
+        config = task.generation_config()
+    assert config.caption_pool.endswith("class_captions.json")
+    assert "no class_captions_heldout.json" in caplog.text and "TRAINING captions" in caplog.text

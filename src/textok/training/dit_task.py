@@ -215,6 +215,9 @@ class DiTTask:
             for name in ("class_captions_heldout.json", "class_captions.json"):
                 if (data / name).is_file():
                     pool = str(data / name)
+                    if name == "class_captions.json":  # samples are meant to be decoded with unseen captions
+                        log.warning("%s: no class_captions_heldout.json; sampling uses the TRAINING captions of "
+                                    "class_captions.json as the caption pool (set data.caption_pool to choose)", data)
                     break
         elif not Path(pool).is_file():
             raise FileNotFoundError(f"data.caption_pool: {pool} does not exist")
@@ -232,7 +235,8 @@ class DiTTask:
             # no pool file: the cached (training) captions of each class stand in for it
             pool = {}
             for y, caption in zip(self.cache.labels.tolist(), self.cache.captions):
-                pool.setdefault(y, list(dict.fromkeys(pool.get(y, []) + [caption])))
+                pool.setdefault(y, {})[caption] = None  # every distinct caption of the class, in order
+            pool = {y: list(captions) for y, captions in pool.items()}
             if directory is not None:
                 from ..io import write_json_atomic
 
@@ -240,7 +244,8 @@ class DiTTask:
                 write_json_atomic(directory / "caption_pool.json",
                                   {(names[y] if y < len(names) else str(y)): c for y, c in sorted(pool.items())})
                 config.caption_pool = "caption_pool.json"
-                log.warning("no held-out caption pool in %s: wrote the training captions per class to %s",
+                log.warning("no held-out caption pool in %s: sampling uses the TRAINING captions of each class "
+                            "(written to %s)",
                             self.cache.meta["data"], directory / "caption_pool.json")
         encoder = self.text.encoder() if self.text is not None and directory is None else None  # previews: reuse it
         return Pipeline(model, self.tokenizer(), config, pool, text_encoder=encoder)
