@@ -51,6 +51,10 @@ class Run:
     max_stage: int | None = None  # stop doubling here (side experiments)
     priority: int = 0  # lower first
 
+    @property
+    def caption_variant(self) -> str:
+        return next((o.split("=", 1)[1] for o in self.overrides if o.startswith("data.caption_variant=")), "full")
+
     def config_overrides(self) -> list[str]:
         o = [f"model.num_tokens={self.num_tokens}", f"seed={self.seed}"]
         if self.arm == "baseline":
@@ -70,7 +74,9 @@ def study_runs() -> list[Run]:
         for seed in (1, 2):
             for arm in ("textok", "baseline"):
                 runs.append(Run(f"{arm}-n{n}-s{seed}", arm, n, seed=seed, priority=2))
-    for name, overrides in (("text_encoder_only", ("model.text_in=encoder",)),
+    for name, overrides in (("class_only", ("data.caption_variant=class",)),  # the emoji subcategory as text
+                            ("name_only", ("data.caption_variant=name",)),  # the emoji name, no category
+                            ("text_encoder_only", ("model.text_in=encoder",)),
                             ("text_decoder_only", ("model.text_in=decoder",)),
                             ("cross_attention", ("model.text_conditioning=cross-attention",)),
                             ("caption_dropout_0.1", ("data.caption_dropout=0.1",))):
@@ -95,6 +101,30 @@ def reference_stats(work: Path, data: str, split: str, size: int):
     stats = dataset_stats(data, split=split, image_size=size, keep_features=False, progress=False)
     save_stats(path, stats)
     return stats
+
+
+def run_lock(work: Path, run: Run, blocking: bool):
+    """An OS lock on the run (held by the worker training it), or None if another process holds it:
+    a restarted scheduler never starts a second worker on a run that is still training."""
+    import fcntl
+
+    path = work / "runs" / f"{run.name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, "a")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        f.close()
+        return None
+    return f
+
+
+def is_locked(work: Path, run: Run) -> bool:
+    lock = run_lock(work, run, blocking=False)
+    if lock is None:
+        return True
+    lock.close()
+    return False
 
 
 def run_stage(run: Run, steps: int, work: Path, results: Path, data: str) -> dict:
@@ -127,7 +157,7 @@ def run_stage(run: Run, steps: int, work: Path, results: Path, data: str) -> dic
         ref = reference_stats(work, data, split, cfg.model.image_size)
         t1 = time.perf_counter()
         report = evaluate_tokenizer([str(stage_model)], data, split=split, names=[run.name], progress=False,
-                                    reference=ref)
+                                    reference=ref, caption_variant=run.caption_variant)
         r = report["results"][0]
         records.append({
             "run": run.name, "arm": run.arm, "num_tokens": run.num_tokens, "seed": run.seed, "ablation": run.ablation,
@@ -213,15 +243,18 @@ def schedule(args) -> None:
     running: dict[str, tuple[subprocess.Popen, int, float]] = {}
     failed: set[str] = set()
     while True:
-        pending = []
+        pending, elsewhere = [], 0
         for run in runs:
             if run.name in running or run.name in failed:
+                continue
+            if is_locked(work, run):  # a worker of an earlier scheduler is still on it (it takes a slot)
+                elsewhere += 1
                 continue
             s = next_stage(run, done_stages(results, run), args.converged_db)
             if s is not None and s <= args.max_steps:
                 pending.append((run.priority, s, run.name, run))
         pending.sort()
-        while pending and len(running) < args.workers:
+        while pending and len(running) + elsewhere < args.workers:
             _, s, _, run = pending.pop(0)
             log = work / "logs" / f"{run.name}_step{s:07d}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
@@ -232,6 +265,9 @@ def schedule(args) -> None:
             running[run.name] = (proc, s, time.time())
             print(f"[study] {time.strftime('%H:%M:%S')} start {run.name} -> {s} steps (log {log})", flush=True)
         if not running:
+            if any(is_locked(work, r) for r in runs):
+                time.sleep(30)  # workers of an earlier scheduler are still running
+                continue
             print("[study] nothing left to run", flush=True)
             return
         time.sleep(5)
@@ -280,6 +316,9 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
         run = next(r for r in study_runs() if r.name == args.job)
+        lock = run_lock(Path(args.work), run, blocking=False)
+        if lock is None:
+            sys.exit(f"{run.name}: another process is training it")
         rec = run_stage(run, args.steps, Path(args.work), Path(args.results), args.data)
         print(json.dumps(rec, indent=2))
         return

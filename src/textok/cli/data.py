@@ -45,7 +45,7 @@ def register(sub) -> None:
     p.add_argument("--max-tokens", type=int, default=None,
                    help="cut captions at N tokens (match the model's max_text_tokens; default the encoder's 128)")
     p.add_argument("--variants", default="full",
-                   help="comma-separated caption variants to embed: full,words25,short,class")
+                   help="comma-separated caption variants to embed: full,words25,short,class,name")
     p.add_argument("--dtype", choices=["float16", "float32"], default="float16")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu")

@@ -23,6 +23,8 @@ def register(sub) -> None:
     p.add_argument("--data", required=True, help="dataset folder")
     p.add_argument("--split", default="val")
     p.add_argument("--num", type=int, default=None, help="N evenly spaced images of the split (default: all)")
+    p.add_argument("--caption-variant", default="full",
+                   help="the captions' form, as the model was trained (full, words25, short, class, name)")
     p.add_argument("--out", default="eval_out", help="folder for eval_tokenizer.{md,json} and reconstructions.png")
     p.add_argument("--inception-logits", default=None,
                    help="torch-fidelity Inception weights (.pth) for rIS (default: found in the cache, else no rIS)")
@@ -81,7 +83,8 @@ def _eval_tokenizer(args) -> int:
     report = evaluate_tokenizer(args.checkpoint, args.data, num=args.num, split=args.split,
                                 batch_size=args.batch_size, device=args.device, out=args.out,
                                 names=args.name or None, inception_logits=_classifier(args.inception_logits),
-                                lpips=not args.no_lpips, progress=not args.no_progress)
+                                lpips=not args.no_lpips, progress=not args.no_progress,
+                                caption_variant=args.caption_variant)
     print(json.dumps(report, indent=2) if args.json else report["markdown"])
     print(f"wrote {args.out}/eval_tokenizer.md, eval_tokenizer.json, reconstructions.png")
     return 0

@@ -1,7 +1,8 @@
 """Captions: the condition-richness variants, and captioning a folder with a local model.
 
 - ``caption_variant(caption, variant, class_name)``: the paper's ablation on how much the
-  text says: ``"class"`` (class name only), ``"short"`` ("a photo of a {class}"),
+  text says: ``"class"`` (class name only), ``"short"`` ("a photo of a {class}"), ``"name"``
+  (the caption's first clause, up to the first ";": the emoji name of "name; category, subcategory"),
   ``"words25"`` (first 25 words), ``"full"`` (first 75 words, what the encoders see).
 - ``caption_folder(root, model_path)``: writes ``root/captions.jsonl`` with a local Hugging Face
   image-to-text model (BLIP, VisionEncoderDecoder, ...). Resumable: files that already have a
@@ -21,7 +22,7 @@ from ..text import prepare_caption
 
 log = logging.getLogger(__name__)
 
-CAPTION_VARIANTS = ("full", "words25", "short", "class")
+CAPTION_VARIANTS = ("full", "words25", "short", "class", "name")
 
 
 def caption_variant(caption: str, variant: str = "full", class_name: str | None = None) -> str:
@@ -30,6 +31,8 @@ def caption_variant(caption: str, variant: str = "full", class_name: str | None 
         return prepare_caption(caption, 75)
     if variant == "words25":
         return prepare_caption(caption, 25)
+    if variant == "name":
+        return prepare_caption(caption.split(";", 1)[0], 75)
     if variant in ("short", "class"):
         if not class_name:
             raise ValueError(f"caption variant {variant!r} needs a class name")

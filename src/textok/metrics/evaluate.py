@@ -42,11 +42,11 @@ CROP_PROTOCOL = "ADM centre crop (box-halve, bicubic short side, centre crop)"
 
 # ---- data ---------------------------------------------------------------------------------
 
-def _open(data, split: str, image_size: int):
+def _open(data, split: str, image_size: int, caption_variant: str = "full"):
     if isinstance(data, (str, os.PathLike)):
         from ..data import open_dataset
 
-        return open_dataset(data, split=split, image_size=image_size, train=False)
+        return open_dataset(data, split=split, image_size=image_size, train=False, caption_variant=caption_variant)
     return data  # a dataset of item dicts (the ``textok.data`` contract)
 
 
@@ -137,7 +137,8 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
                        device: str | torch.device = "cpu", out: str | os.PathLike | None = None,
                        names: Sequence[str] | None = None, inception_logits: str | os.PathLike | InceptionLogits | None = None,
                        lpips: bool = True, grid_images: int = 8, extractor: InceptionFeatures | None = None,
-                       encoder=None, progress: bool = True, reference: Stats | None = None) -> dict:
+                       encoder=None, progress: bool = True, reference: Stats | None = None,
+                       caption_variant: str = "full") -> dict:
     """Reconstruction metrics of one or more tokenizers on the same images.
 
     Args:
@@ -151,6 +152,8 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
         inception_logits: torch-fidelity Inception weights (``.pth``) or an ``InceptionLogits``, for rIS.
         lpips: compute LPIPS with ``textok.losses.LPIPS`` (VGG, v0.1).
         encoder: a text encoder / text cache to use instead of each model's own encoder.
+        caption_variant: which form of the captions the models see (``textok.data.captions``;
+            a model trained on ``data.caption_variant=class`` is evaluated with ``"class"``).
         reference: Inception statistics of exactly these originals (``dataset_stats`` with the
             same split, ``num`` and image size), to skip recomputing them on every call.
     Returns:
@@ -186,7 +189,7 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
     for name, checkpoint in zip(names, checkpoints):
         model = load_tokenizer(checkpoint, device)
         size = model.config.image_size
-        dataset = _open(data, split, size)
+        dataset = _open(data, split, size, caption_variant)
         text_encoder = encoder
         if text_encoder is None and model.config.text_in != "none":
             key = model.config.text_encoder

@@ -34,6 +34,8 @@ class DataConfig:
     num_workers: int = 0  # DataLoader workers per process
     use_text_cache: bool = True  # read text embeddings from the data set's cache when present
     caption_dropout: float = 0.0  # p of replacing a caption by "" (embedded by the same encoder)
+    # condition richness (the paper's ablation): full | words25 | short | class | name (textok.data.captions)
+    caption_variant: str = "full"
     on_bad_sample: Literal["skip", "error"] = "skip"  # the data layer's values (textok.data.open_dataset)
 
 
@@ -123,6 +125,10 @@ def _check_tokenizer(cfg: TrainConfig) -> None:
     check_trainer_sections(cfg)
     if not 0.0 <= cfg.data.caption_dropout <= 1.0:
         raise ConfigError(f"data.caption_dropout must lie in [0, 1], got {cfg.data.caption_dropout}")
+    from ..data import CAPTION_VARIANTS
+
+    if cfg.data.caption_variant not in CAPTION_VARIANTS:
+        raise ConfigError(f"data.caption_variant must be one of {CAPTION_VARIANTS}, got {cfg.data.caption_variant!r}")
     if cfg.data.max_images is not None and cfg.data.max_images < 1:
         raise ConfigError(f"data.max_images must be >= 1, got {cfg.data.max_images}")
 

@@ -83,12 +83,13 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
-def open_split(root: str, split: str, image_size: int, train: bool, flip: bool, seed: int, on_bad_sample: str):
+def open_split(root: str, split: str, image_size: int, train: bool, flip: bool, seed: int, on_bad_sample: str,
+               caption_variant: str = "full"):
     """``textok.data.open_dataset`` that insists on a map-style data set (exact resume needs indices)."""
     from ..data import open_dataset
 
     ds = open_dataset(root, split=split, image_size=image_size, train=train, on_bad_sample=on_bad_sample,
-                      flip=flip, seed=seed)
+                      flip=flip, seed=seed, caption_variant=caption_variant)
     if isinstance(ds, torch.utils.data.IterableDataset):
         raise ValueError(f"{root} ({split}): training needs a map-style data set (an image folder); "
                          f"WebDataset shards are streamed and cannot be resumed exactly")
@@ -196,7 +197,7 @@ class TokenizerTask:
     def train_dataset(self):
         c = self.config
         ds = open_split(c.data.root, c.data.train_split, c.model.image_size, c.data.augment, c.data.flip, c.seed,
-                        c.data.on_bad_sample)
+                        c.data.on_bad_sample, c.data.caption_variant)
         if c.data.max_images is not None and c.data.max_images < len(ds):
             ds = torch.utils.data.Subset(ds, range(c.data.max_images))
         return ds
@@ -204,9 +205,11 @@ class TokenizerTask:
     def preview_batch(self, n: int) -> dict | None:
         c = self.config
         try:
-            ds = open_split(c.data.root, c.data.val_split, c.model.image_size, False, False, c.seed, c.data.on_bad_sample)
+            ds = open_split(c.data.root, c.data.val_split, c.model.image_size, False, False, c.seed, c.data.on_bad_sample,
+                            c.data.caption_variant)
         except (FileNotFoundError, ValueError):
-            ds = open_split(c.data.root, c.data.train_split, c.model.image_size, False, False, c.seed, c.data.on_bad_sample)
+            ds = open_split(c.data.root, c.data.train_split, c.model.image_size, False, False, c.seed, c.data.on_bad_sample,
+                            c.data.caption_variant)
         picks = torch.linspace(0, len(ds) - 1, min(n, len(ds))).long().tolist()  # spread over the split
         return self.collate([ds[i] for i in picks])
 

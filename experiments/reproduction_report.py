@@ -1,0 +1,341 @@
+"""Tables, plots and grids of the reproduction study, generated from its score files.
+
+    python experiments/reproduction_report.py                  # JSON + Markdown + plots
+    python experiments/reproduction_report.py --grids          # + reconstruction grids (needs the
+                                                               #   stage models in --work)
+
+Reads ``docs/results/reproduction/runs/<run>/step_*.json`` (written by
+``experiments/reproduction.py``) and writes
+- ``docs/results/reproduction.json``: ``records`` (one per run and split, at the run's latest
+  budget: arm, num_tokens, split, seed, steps, rfid, psnr, ssim, lpips, train_seconds, ablation)
+  and ``curves`` (every budget of every run);
+- ``docs/results/reproduction.md``: every table of the report (nothing in it is typed by hand);
+- ``docs/img/reproduction_rfid_vs_n.png`` and ``docs/img/reproduction_curves.png``;
+- with ``--grids``: ``docs/img/reproduction_grid.png`` (held-out emoji, both arms at every N) and
+  ``docs/img/reproduction_caption_swap.png`` (N = 2: original | baseline | TexTok | TexTok
+  decoding the same tokens with another image's caption).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reproduction import SPLITS, study_runs  # noqa: E402
+
+TOKENS = (1, 2, 4, 8)
+PAPER = ("The paper (ImageNet, FID-50k protocol): 29.2% average rFID gain at 256 px and 48.1% at 512 px, "
+         "37.2% at N = 32 vs 24.2% at N = 256; equal rFID with 2x fewer tokens at 256 px, 4x at 512 px.")
+
+
+def load(results: Path) -> tuple[list[dict], list[dict]]:
+    """-> (final records, all-stage records), each one per run x split."""
+    finals, curves = [], []
+    for run in study_runs():
+        stages = sorted((results / run.name).glob("step_*.json"))
+        for i, path in enumerate(stages):
+            rec = json.loads(path.read_text())
+            for r in rec["records"]:
+                row = {k: r[k] for k in ("arm", "num_tokens", "split", "seed", "steps", "rfid", "psnr", "ssim", "lpips",
+                                         "num_images")}
+                row.update(run=run.name, ablation=run.ablation, train_seconds=r["train_seconds"],
+                           cpu=rec.get("cpu"), threads=rec.get("threads"))
+                curves.append(row)
+                if i == len(stages) - 1:
+                    finals.append(row)
+    return finals, curves
+
+
+def pick(rows, **kw):
+    return [r for r in rows if all(r.get(k) == v for k, v in kw.items())]
+
+
+def one(rows, **kw):
+    found = pick(rows, **kw)
+    return found[0] if found else None
+
+
+def fmt(x, d=2):
+    return "–" if x is None else f"{x:.{d}f}"
+
+
+def gain(base, text):
+    """Relative rFID gain of TexTok over the baseline (positive = TexTok better)."""
+    return None if base is None or text is None else (base - text) / base
+
+
+def main_rows(finals):
+    return [r for r in finals if r["ablation"] is None and r["seed"] == 0]
+
+
+def table1(finals) -> list[str]:
+    out = ["| split | N | compression | steps | rFID baseline | rFID TexTok | rFID gain | PSNR baseline | PSNR TexTok "
+           "| SSIM baseline | SSIM TexTok | LPIPS baseline | LPIPS TexTok |", "|---|---:|---:|---:|" + "---:|" * 9]
+    rows = main_rows(finals)
+    gains = defaultdict(list)
+    for split in SPLITS:
+        for n in TOKENS:
+            b, t = one(rows, arm="baseline", num_tokens=n, split=split), one(rows, arm="textok", num_tokens=n, split=split)
+            if b is None and t is None:
+                continue
+            g = gain(b and b["rfid"], t and t["rfid"])
+            if g is not None and b["steps"] == t["steps"]:
+                gains[split].append(g)
+            steps = "/".join(sorted({str(x["steps"]) for x in (b, t) if x}))
+            out.append(f"| {split} ({(b or t)['num_images']}) | {n} | {3072 // (8 * n)}x | {steps} | {fmt(b and b['rfid'], 1)} "
+                       f"| {fmt(t and t['rfid'], 1)} | {'–' if g is None else f'{100 * g:.1f}%'} | {fmt(b and b['psnr'])} | {fmt(t and t['psnr'])} "
+                       f"| {fmt(b and b['ssim'], 4)} | {fmt(t and t['ssim'], 4)} | {fmt(b and b['lpips'], 4)} "
+                       f"| {fmt(t and t['lpips'], 4)} |")
+    out.append("")
+    for split in SPLITS:
+        if gains[split]:
+            out.append(f"- Average relative rFID gain on `{split}` over the {len(gains[split])} token counts with both "
+                       f"arms at the same budget: **{100 * statistics.mean(gains[split]):.1f}%**.")
+    return out
+
+
+def compression(finals) -> list[str]:
+    rows = main_rows(finals)
+    out = []
+    for split in SPLITS:
+        ref = one(rows, arm="baseline", num_tokens=8, split=split)
+        if ref is None:
+            continue
+        match = [n for n in TOKENS if (t := one(rows, arm="textok", num_tokens=n, split=split)) and t["rfid"] <= ref["rfid"]]
+        if match:
+            n = min(match)
+            out.append(f"- `{split}`: TexTok matches the baseline's N = 8 rFID ({ref['rfid']:.1f}) with N = {n} "
+                       f"({8 // n}x fewer tokens).")
+        else:
+            out.append(f"- `{split}`: no TexTok N reaches the baseline's N = 8 rFID ({ref['rfid']:.1f}).")
+    return out
+
+
+def curves_table(curves) -> list[str]:
+    out = ["| N | arm | steps | val PSNR | val rFID | val_unseen PSNR | val_unseen rFID | train s (1 thread) |",
+           "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for n in (2, 8):
+        for arm in ("baseline", "textok"):
+            rows = [r for r in curves if r["run"] == f"{arm}-n{n}-s0"]
+            for steps in sorted({r["steps"] for r in rows}):
+                v, u = one(rows, steps=steps, split="val"), one(rows, steps=steps, split="val_unseen")
+                out.append(f"| {n} | {arm} | {steps} | {fmt(v and v['psnr'])} | {fmt(v and v['rfid'], 1)} "
+                           f"| {fmt(u and u['psnr'])} | {fmt(u and u['rfid'], 1)} | {fmt(v and v['train_seconds'], 0)} |")
+    return out
+
+
+def seeds_table(finals) -> list[str]:
+    out = ["| split | N | metric | baseline mean ± std | TexTok mean ± std | seeds | difference | > 2 std? |",
+           "|---|---:|---|---|---|---:|---:|---|"]
+    for split in SPLITS:
+        for n in (2, 8):
+            for metric, better in (("rfid", -1), ("psnr", 1), ("lpips", -1)):
+                vals = {}
+                for arm in ("baseline", "textok"):
+                    rows = [r for r in finals if r["ablation"] is None and r["arm"] == arm and r["num_tokens"] == n
+                            and r["split"] == split]
+                    vals[arm] = [r[metric] for r in rows]
+                if min(len(v) for v in vals.values()) < 2:
+                    continue
+                mb, mt = statistics.mean(vals["baseline"]), statistics.mean(vals["textok"])
+                sb, st = statistics.stdev(vals["baseline"]), statistics.stdev(vals["textok"])
+                diff = (mt - mb) * better  # positive = TexTok better
+                sig = abs(mt - mb) > 2 * max(sb, st)
+                verdict = ("yes, TexTok better" if diff > 0 else "yes, baseline better") if sig else "no"
+                d = 1 if metric == "rfid" else (2 if metric == "psnr" else 4)
+                out.append(f"| {split} | {n} | {metric} | {mb:.{d}f} ± {sb:.{d}f} | {mt:.{d}f} ± {st:.{d}f} "
+                           f"| {len(vals['baseline'])}/{len(vals['textok'])} | {diff:+.{d}f} | {verdict} |")
+    return out
+
+
+def ablation_table(finals) -> list[str]:
+    out = ["| variant (N = 2, seed 0) | steps | val rFID | val PSNR | val_unseen rFID | val_unseen PSNR | val_unseen LPIPS |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+    base = {"baseline (no text)": "baseline-n2-s0", "TexTok: both, in-context, full caption, dropout 0": "textok-n2-s0"}
+    names = list(base.items()) + [(r.ablation, r.name) for r in study_runs() if r.ablation and r.num_tokens == 2]
+    for label, run in names:
+        v, u = one(finals, run=run, split="val"), one(finals, run=run, split="val_unseen")
+        if v is None:
+            out.append(f"| {label} | pending | | | | | |")
+            continue
+        out.append(f"| {label} | {v['steps']} | {fmt(v['rfid'], 1)} | {fmt(v['psnr'])} | {fmt(u and u['rfid'], 1)} "
+                   f"| {fmt(u and u['psnr'])} | {fmt(u and u['lpips'], 4)} |")
+    return out
+
+
+def lpips_share(curves) -> list[str]:
+    out = ["| LPIPS on | steps | val PSNR | val LPIPS | val rFID | images/s (1 thread) |", "|---|---:|---:|---:|---:|---:|"]
+    for label, run in (("8 of 32 images (perceptual_fraction 0.25)", "textok-n8-s0"),
+                       ("all 32 images (1.0)", "textok-n8-s0-lpipsfull")):
+        rows = [r for r in curves if r["run"] == run and r["split"] == "val" and r["steps"] <= 2000]
+        for r in sorted(rows, key=lambda r: r["steps"]):
+            ips = r["steps"] * 32 / r["train_seconds"] if r["train_seconds"] else None
+            out.append(f"| {label} | {r['steps']} | {fmt(r['psnr'])} | {fmt(r['lpips'], 4)} | {fmt(r['rfid'], 1)} | {fmt(ips, 1)} |")
+    return out
+
+
+def plots(finals, curves, img: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    rows = main_rows(finals)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+    for ax, split in zip(axes, SPLITS):
+        for arm, style in (("baseline", "o--"), ("textok", "s-")):
+            pts = sorted((r["num_tokens"], r["rfid"]) for r in pick(rows, arm=arm, split=split))
+            if pts:
+                ax.plot(*zip(*pts), style, label="TexTok" if arm == "textok" else "baseline (no text)")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(TOKENS, [str(n) for n in TOKENS])
+        ax.set_xlabel("tokens N (x 8 channels)")
+        ax.set_title(f"emoji 32 px, {split}")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("rFID (all images of the split)")
+    axes[0].legend()
+    fig.tight_layout()
+    img.mkdir(parents=True, exist_ok=True)
+    fig.savefig(img / "reproduction_rfid_vs_n.png", dpi=110)
+    written.append(img / "reproduction_rfid_vs_n.png")
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    for n, style in ((2, "-"), (8, "--")):
+        for arm, marker in (("baseline", "o"), ("textok", "s")):
+            for ax, metric in zip(axes, ("psnr", "rfid")):
+                pts = sorted((r["steps"], r[metric]) for r in curves
+                             if r["run"] == f"{arm}-n{n}-s0" and r["split"] == "val")
+                if pts:
+                    ax.plot(*zip(*pts), style + marker, label=f"{'TexTok' if arm == 'textok' else 'baseline'} N={n}")
+    for ax, label in zip(axes, ("val PSNR (dB)", "val rFID")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("optimiser steps (x 32 images)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(img / "reproduction_curves.png", dpi=110)
+    written.append(img / "reproduction_curves.png")
+    plt.close(fig)
+    return written
+
+
+def grids(finals, work: Path, data: Path, img: Path) -> list[Path]:
+    """Reconstruction grids from the stage models kept in ``work`` (the runs' latest budgets)."""
+    import torch
+
+    from textok import TexTok
+    from textok.data import load_text_cache, open_dataset
+    from textok.data.transforms import make_grid, to_pil
+    from textok.inference import text_condition
+
+    ds = open_dataset(data, split="val_unseen", image_size=32, train=False)
+    picks = [int(i) for i in torch.linspace(0, len(ds) - 1, 10).long()]
+    items = [ds[i] for i in picks]
+    images = torch.stack([it["image"] for it in items])
+    captions = [it["caption"] for it in items]
+    cache = load_text_cache(data, "minilm")
+
+    def model_of(run: str):
+        rec = one(finals, run=run, split="val")
+        if rec is None:
+            return None
+        path = work / "runs" / run / "stages" / f"step_{rec['steps']:07d}"
+        return TexTok.from_pretrained(path).eval() if path.is_dir() else None
+
+    @torch.no_grad()
+    def rec(model, caps, decode_caps=None):
+        text = text_condition(model, caps, len(caps), cache)
+        tokens = model.encode(images, text)
+        dtext = text if decode_caps is None else text_condition(model, decode_caps, len(caps), cache)
+        return model.decode(tokens, dtext).clamp(-1, 1)
+
+    written = []
+    rows = [images]
+    for n in TOKENS:
+        for arm in ("baseline", "textok"):
+            m = model_of(f"{arm}-n{n}-s0")
+            if m is not None:
+                rows.append(rec(m, captions))
+    if len(rows) > 1:
+        to_pil(make_grid(torch.cat(rows), nrow=len(items))).save(img / "reproduction_grid.png")
+        written.append(img / "reproduction_grid.png")
+    base, text = model_of("baseline-n2-s0"), model_of("textok-n2-s0")
+    if base is not None and text is not None:
+        swapped = captions[1:] + captions[:1]  # each image decoded with its neighbour's caption
+        cols = [images, rec(base, captions), rec(text, captions), rec(text, captions, swapped)]
+        grid = torch.stack(cols, dim=1).reshape(-1, *images.shape[1:])  # one row per image
+        to_pil(make_grid(grid, nrow=4)).save(img / "reproduction_caption_swap.png")
+        (img / "reproduction_caption_swap.txt").write_text(
+            "rows: val_unseen emoji; columns: original | baseline N=2 | TexTok N=2 | TexTok N=2 decoding the same "
+            "tokens with the next row's caption\n" + "\n".join(f"{a}  ->  decoded with: {b}" for a, b in zip(captions, swapped)) + "\n")
+        written.append(img / "reproduction_caption_swap.png")
+    return written
+
+
+def markdown(finals, curves) -> str:
+    cpu = sorted({r["cpu"] for r in finals if r.get("cpu")})
+    L = ["# Reproduction: the paper's Table 1 in miniature", "",
+         "Generated by `python experiments/reproduction_report.py` from the score files of "
+         "`python experiments/reproduction.py` (docs/results/reproduction/runs/); do not edit by hand.", "",
+         "**Setting.** Emoji at 32 px (Google + Twitter styles, captions \"name; category, subcategory\"), "
+         "`configs/emoji32_textok.yaml`: textok-mini-32 (ViT width 128, depth 4 per side, 4x4 patches), N x 8 tokens, "
+         "KL latent, L2 + 0.1 LPIPS (on 8 of the 32 images of each batch) + 1e-6 KL, no GAN, Adam lr 1e-3 constant "
+         "after 200 warm-up steps, batch 32, EMA 0.999 (the EMA weights are scored). TexTok: text in the tokenizer "
+         "and the detokenizer, in-context, frozen all-MiniLM-L6-v2. Baseline: the identical model and recipe "
+         "without text. Budgets double (1k, 2k, 4k, ... steps) until doubling changes val PSNR by less than 0.3 dB.",
+         "",
+         "**Protocol.** Every image of the split: `val` (new images of emoji seen in training: the paper's setting), "
+         "`val_unseen` (emoji never seen in training). rFID: reconstructions rounded to uint8 vs the same originals, "
+         "TF-Inception pool3 (ADM / torch-fidelity preprocessing); with 652-692 images it is biased upward and only "
+         "comparable within this report. Captions: the data set's own (the names), the same for both splits. "
+         f"Machine: {', '.join(cpu) or 'n/a'}, one thread per run, two runs at a time.", "",
+         "## Table 1 in miniature (latest budget of each run, seed 0)", ""]
+    L += table1(finals)
+    L += ["", PAPER, "", "## Compression: fewer tokens for the same rFID", ""] + compression(finals)
+    L += ["", "## Learning curves (N = 2 and N = 8, seed 0)", "",
+          "![PSNR and rFID vs steps](../img/reproduction_curves.png)", ""] + curves_table(curves)
+    L += ["", "![rFID vs N](../img/reproduction_rfid_vs_n.png)", "",
+          "## Seeds (N = 2 and N = 8)", "",
+          "\"Text helps\" is claimed only where |mean difference| > 2 x the larger of the two arms' standard deviations.",
+          ""] + seeds_table(finals)
+    L += ["", "## Ablations at N = 2", ""] + ablation_table(finals)
+    L += ["", "## LPIPS on a share of the batch", "",
+          "The study computes LPIPS on 8 of each batch's 32 images (`loss.perceptual_fraction=0.25`, 1.6x faster "
+          "steps). The same TexTok N = 8 run with LPIPS on all 32 images, at equal steps:", ""] + lpips_share(curves)
+    return "\n".join(L) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results", default=str(REPO / "docs" / "results" / "reproduction" / "runs"))
+    p.add_argument("--out", default=str(REPO / "docs" / "results"))
+    p.add_argument("--img", default=str(REPO / "docs" / "img"))
+    p.add_argument("--grids", action="store_true")
+    p.add_argument("--work", default=str(Path.home() / "textok-study"))
+    p.add_argument("--data", default=str(REPO / "data" / "emoji"))
+    args = p.parse_args()
+    finals, curves = load(Path(args.results))
+    out = Path(args.out)
+    from textok.io import write_json_atomic, write_text_atomic
+
+    write_json_atomic(out / "reproduction.json", {"records": finals, "curves": curves})
+    write_text_atomic(out / "reproduction.md", markdown(finals, curves))
+    written = [out / "reproduction.json", out / "reproduction.md"] + plots(finals, curves, Path(args.img))
+    if args.grids:
+        written += grids(finals, Path(args.work), Path(args.data), Path(args.img))
+    for path in written:
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
