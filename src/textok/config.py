@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import types
 import typing
@@ -81,11 +82,13 @@ def _type_check(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, str):
             try:  # YAML 1.1 reads "3e-4" (no dot) as a string
-                return float(value)
+                value = float(value)
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} must be a number, got {value!r}")
+        if not math.isfinite(float(value)):  # optim.lr=inf "trains" to NaN and exits 0
+            raise ConfigError(f"{where} must be a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):

@@ -110,3 +110,65 @@ def test_on_bad_sample_error_reaches_the_data_layer(tmp_path, make_config):
     cfg = make_config(root, "data.on_bad_sample=error", "data.max_images=null")
     with pytest.raises(BadSampleError, match="missing.png"):
         TokenizerTask(cfg).train_dataset()
+
+
+def _two_checkpoints(train_root, tmp_path, make_config):
+    cfg = make_config(train_root, "schedule.max_steps=4", "checkpoint.every=2", "schedule.decay=constant")
+    out = tmp_path / "run"
+    Trainer(TokenizerTask(cfg), cfg, out).train()
+    return cfg, out, out / "checkpoints" / "step_00000002", out / "checkpoints" / "step_00000004"
+
+
+def test_resume_without_checkpoint_is_an_error(train_root, tmp_path, make_config, capsys):
+    cfg = make_config(train_root, "schedule.max_steps=2")
+    with pytest.raises(ValueError, match="--resume: no checkpoint"):
+        Trainer(TokenizerTask(cfg), cfg, tmp_path / "typo", resume=True)
+    assert main(["train-tokenizer", "--config", str(_yaml(tmp_path, cfg)), "--out", str(tmp_path / "typo2"),
+                 "--resume"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_corrupt_newest_checkpoint_falls_back_to_the_previous(train_root, tmp_path, make_config, caplog):
+    import torch
+
+    from textok.io import load_state_dict, save_state_dict
+    from textok.training.checkpoint import CorruptCheckpointError
+
+    cfg, out, older, newest = _two_checkpoints(train_root, tmp_path, make_config)
+    weights = load_state_dict(newest / "model.safetensors")
+    weights[next(iter(weights))] = torch.full_like(next(iter(weights.values())), float("nan"))
+    save_state_dict(weights, newest / "model.safetensors")
+    with caplog.at_level("WARNING"):
+        trainer = Trainer(TokenizerTask(cfg), cfg, out, resume=True)
+    assert trainer.step == 2 and trainer.resumed_from == older
+    assert "step_00000004/model.safetensors: non-finite values" in caplog.text
+    trainer.release()
+    # a truncated file is just as corrupt; with no intact checkpoint left, resume is refused
+    data = (older / "ema.safetensors").read_bytes()
+    (older / "ema.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorruptCheckpointError, match="no intact checkpoint.*step_00000002"):
+        Trainer(TokenizerTask(cfg), cfg, out, resume=True)
+
+
+def test_nonfinite_numbers_in_the_config_are_refused(train_root, make_config):
+    for bad in ("optim.lr=inf", "optim.lr=.nan", "ema.decay=-.inf"):
+        with pytest.raises(ValueError, match="finite"):
+            make_config(train_root, bad)
+
+
+def test_train_summary_is_strict_json_after_nan_steps(train_root, tmp_path, make_config):
+    from textok.training.task import StepResult
+
+    class AllNaN(TokenizerTask):
+        def generator_loss(self, model, batch, step, rng):
+            res = super().generator_loss(model, batch, step, rng)
+            return StepResult(res.loss * float("nan"), res.logs, res.aux)
+
+    cfg = make_config(train_root, "schedule.max_steps=2", "max_nonfinite_in_a_row=10", "model.text_in=none")
+    Trainer(AllNaN(cfg), cfg, tmp_path).train()
+
+    def refuse(name):
+        raise AssertionError(f"{name} in train_summary.json")
+
+    summary = json.loads((tmp_path / "train_summary.json").read_text(), parse_constant=refuse)
+    assert summary["nonfinite_total"] == 2 and summary["last_logs"]["loss"] is None

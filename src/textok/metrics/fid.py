@@ -111,9 +111,13 @@ def _open_npz(path: str | os.PathLike):
     if not path.is_file():
         raise FileNotFoundError(f"statistics file not found: {path}")
     try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise ValueError(f"{path}: not a readable .npz file ({e})") from None
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:  # EOFError: a zero-byte file
+        raise ValueError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):  # a .npy holds one bare array
+        raise ValueError(f"{path}: a single {getattr(data, 'dtype', '?')} array {getattr(data, 'shape', '')}, "
+                         f"not an .npz archive")
+    return data
 
 
 def load_stats(path: str | os.PathLike) -> Stats:
@@ -128,6 +132,8 @@ def load_stats(path: str | os.PathLike) -> Stats:
         info = json.loads(str(data["info"])) if "info" in keys else {}
     if mu.ndim != 1 or sigma.shape != (mu.size, mu.size):
         raise ValueError(f"{path}: mu {mu.shape} and sigma {sigma.shape} are not [D] and [D, D]")
+    if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):  # else "FID nan", exit 0
+        raise ValueError(f"{path}: mu or sigma holds non-finite values (NaN / inf)")
     if features is not None and (features.ndim != 2 or features.shape[1] != mu.size):
         raise ValueError(f"{path}: features {features.shape} do not match mu of size {mu.size}")
     return Stats(mu, sigma, features, info)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..config import diff_configs
+from ..errors import TextokError
 from ..io import load_state_dict, save_state_dict, write_json_atomic
 
 STATE_NAME = "trainer_state.json"
@@ -178,6 +179,31 @@ def read_trainer_state(directory: str | os.PathLike) -> dict:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
 
 
+class CorruptCheckpointError(TextokError):
+    """A checkpoint folder that cannot be trusted: unreadable files or non-finite values."""
+
+
+def verify_checkpoint(directory: str | os.PathLike) -> None:
+    """Read every file of a checkpoint; ``CorruptCheckpointError`` naming the first bad one.
+
+    Non-finite weights or optimiser moments are refused too: resuming from them only produces
+    skipped steps and a NaN model, while the run looks healthy."""
+    directory = Path(directory)
+    try:
+        read_trainer_state(directory)
+        for js in sorted(directory.glob("*.json")):
+            json.loads(js.read_text(encoding="utf-8"))
+        for path in sorted(directory.glob("*.safetensors")):
+            bad = [k for k, v in load_state_dict(path).items() if v.is_floating_point() and not torch.isfinite(v).all()]
+            if bad:
+                raise CorruptCheckpointError(f"{path}: non-finite values in {', '.join(bad[:3])}"
+                                             + (f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""))
+    except CorruptCheckpointError:
+        raise
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise CorruptCheckpointError(f"{directory}: unreadable checkpoint ({e})") from None
+
+
 def check_same_config(saved: dict, current: dict, where: str, may_differ: tuple[str, ...] = ()) -> None:
     """Refuse to resume from a checkpoint written with a different config, naming the fields."""
     diffs = [d for d in diff_configs(saved, current) if not d.startswith(may_differ)]
@@ -193,4 +219,5 @@ __all__ = [
     "flatten_state", "unflatten_state", "save_object", "load_object", "rng_state", "set_rng_state",
     "trainable_state_dict", "load_trainable_state_dict", "list_checkpoints", "latest_checkpoint",
     "prune_checkpoints", "read_trainer_state", "check_same_config", "step_dir", "STATE_NAME",
+    "CorruptCheckpointError", "verify_checkpoint",
 ]

@@ -42,6 +42,7 @@ import yaml
 
 from ..config import from_dict, to_dict
 from ..io import FolderLock, check_state_dict, load_state_dict, save_state_dict, write_json_atomic, write_text_atomic
+from ..errors import TextokError
 from . import checkpoint as ckpt
 from .config import RESUME_MAY_DIFFER
 from .task import Task, unwrap
@@ -344,17 +345,32 @@ class Trainer:
         self._lock = FolderLock(self.out_dir) if self.is_main else None
         try:
             if resume:
-                latest = ckpt.latest_checkpoint(self.ckpt_root)
-                if latest is None:
-                    log.warning("--resume: no checkpoint in %s; starting from scratch", self.ckpt_root)
-                else:
-                    self.load_checkpoint(latest)
+                self._resume()
             elif ckpt.latest_checkpoint(self.ckpt_root) is not None:
                 raise ValueError(f"{self.out_dir} already holds checkpoints; pass --resume to continue that run "
                                  f"or choose another --out")
         except BaseException:
             self.release()
             raise
+
+    def _resume(self) -> None:
+        """Load the newest intact checkpoint; a corrupt newer one is named and passed over."""
+        found = ckpt.list_checkpoints(self.ckpt_root)
+        if not found:  # a typo in --out must not silently start a new run
+            raise TextokError(f"--resume: no checkpoint in {self.ckpt_root}; check --out, or drop --resume to start "
+                              f"a new run")
+        problems = []
+        for candidate in reversed(found):
+            try:
+                self.load_checkpoint(candidate)
+            except ckpt.CorruptCheckpointError as e:
+                problems.append(str(e))
+                log.warning("%s; trying the previous checkpoint", e)
+                continue
+            if problems:
+                log.warning("resumed from %s: the %d newer checkpoint(s) are corrupt", candidate, len(problems))
+            return
+        raise ckpt.CorruptCheckpointError(f"--resume: no intact checkpoint in {self.ckpt_root} ({'; '.join(problems)})")
 
     def release(self) -> None:
         """Give up the run folder's lock (``train()`` does this when it ends)."""
@@ -584,7 +600,8 @@ class Trainer:
             write_json_atomic(self.out_dir / "train_summary.json", {
                 "step": self.step, "seconds": round(seconds, 2), "images_per_second": round(result.images_per_second, 3),
                 "nonfinite_total": self.nonfinite_total, "processes": self.world,
-                "last_logs": {k: round(v, 6) for k, v in logs.items()},
+                # JSON has no NaN: a non-finite log value is written as null
+                "last_logs": {k: round(v, 6) if math.isfinite(v) else None for k, v in logs.items()},
                 "interrupted": signal.Signals(self._stop.signum).name if self._stop.signum else None})
         return result
 
@@ -637,6 +654,7 @@ class Trainer:
 
     def load_checkpoint(self, directory: str | os.PathLike) -> None:
         directory = Path(directory)
+        ckpt.verify_checkpoint(directory)  # before anything is loaded: a corrupt one leaves no trace
         state = ckpt.read_trainer_state(directory)
         # A run may be extended (or cut short) by resuming with another schedule.max_steps: with
         # decay="constant" that is exactly the longer run; with cosine the rest of the curve is
