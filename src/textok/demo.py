@@ -72,8 +72,11 @@ def train_pair(cfg, out: Path) -> dict[str, Path]:
 
 
 @torch.no_grad()
-def reconstruct_split(models: dict, root: Path, split: str, limit: int | None, batch_size: int = 64):
+def reconstruct_split(models: dict, root: Path, split: str, limit: int | None, batch_size: int = 64,
+                      progress: bool = True):
     """-> originals [N,3,S,S], {name: reconstructions}, captions for the first ``limit`` images."""
+    from tqdm.auto import tqdm
+
     from .training.task import TextSource, open_split
 
     first = next(iter(models.values())).config
@@ -87,16 +90,22 @@ def reconstruct_split(models: dict, root: Path, split: str, limit: int | None, b
     recs = {}
     for name, model in models.items():
         chunks = []
-        for i in range(0, n, batch_size):
-            x = images[i : i + batch_size]
-            t = text(captions[i : i + batch_size]) if model.config.text_in != "none" else None
-            chunks.append(model.decode(model.encode(x, t), t).clamp(-1, 1))
+        with tqdm(total=n, desc=f"{split} reconstruct {name}", unit="img", disable=not progress, leave=False) as bar:
+            for i in range(0, n, batch_size):
+                x = images[i : i + batch_size]
+                t = text(captions[i : i + batch_size]) if model.config.text_in != "none" else None
+                chunks.append(model.decode(model.encode(x, t), t).clamp(-1, 1))
+                bar.update(len(x))
         recs[name] = torch.cat(chunks)
     return images, recs, captions
 
 
 @torch.no_grad()
-def score(images: torch.Tensor, recs: dict[str, torch.Tensor], rfid: bool) -> dict[str, dict[str, float]]:
+def score(images: torch.Tensor, recs: dict[str, torch.Tensor], rfid: bool, progress: bool = True,
+          split: str = "") -> dict[str, dict[str, float]]:
+    """PSNR, SSIM, LPIPS (and rFID) of each model's reconstructions, with progress bars."""
+    from tqdm.auto import tqdm
+
     from .losses import LPIPS
     from .metrics import psnr, ssim
 
@@ -107,17 +116,25 @@ def score(images: torch.Tensor, recs: dict[str, torch.Tensor], rfid: bool) -> di
 
         inception = InceptionFeatures()
 
-        def feats(x):  # float64 [N, 2048]
-            return inception.extract([x[i : i + 50] for i in range(0, len(x), 50)], progress=False)
+        def feats(x, who):  # float64 [N, 2048]
+            return inception.extract([x[i : i + 50] for i in range(0, len(x), 50)], total=len(x), progress=progress,
+                                     desc=f"{split} inception {who}")
 
-        real = feats(images)
+        real = feats(images, "originals")
     out = {}
     for name, rec in recs.items():
-        d = [lpips(rec[i : i + 64], images[i : i + 64]) for i in range(0, len(images), 64)]
+        d = []
+        with tqdm(total=len(images), desc=f"{split} LPIPS {name}", unit="img", disable=not progress, leave=False) as bar:
+            for i in range(0, len(images), 64):
+                d.append(lpips(rec[i : i + 64], images[i : i + 64]))
+                bar.update(len(d[-1]))
         row = {"psnr": float(psnr(rec, images).mean()), "ssim": float(ssim(rec, images).mean()),
                "lpips": float(torch.cat(d).mean())}
         if feats is not None:
-            row["rfid"] = float(fid_from_features(real, feats(rec)))
+            rec_feats = feats(rec, name)
+            if progress:
+                print(f"   {split}: rFID of {name} (2048 x 2048 matrix square root: tens of seconds) ...", flush=True)
+            row["rfid"] = float(fid_from_features(real, rec_feats))
         out[name] = row
     return out
 
@@ -210,9 +227,11 @@ def demo(out: str | Path = "demo_out", config: str | Path = DEFAULT_CONFIG, over
     models = {name: TexTok.from_pretrained(path) for name, path in runs.items()}
     results, counts = {}, {}
     for split in SPLITS:
+        print(f"== evaluating on {split}: reconstructing with {' and '.join(models)}"
+              f"{', then PSNR, SSIM, LPIPS' + (' and rFID (Inception)' if rfid else '')} ...", flush=True)
         images, recs, captions = reconstruct_split(models, root, split, eval_limit)
         counts[split] = len(images)
-        results[split] = score(images, recs, rfid)
+        results[split] = score(images, recs, rfid, split=split)
         if split == "val":  # rows spread over the split (it is sorted by category)
             rows = torch.linspace(0, len(images) - 1, min(grid_rows, len(images))).long()
             write_grid(out / "reconstructions.png", images[rows], {k: v[rows] for k, v in recs.items()},

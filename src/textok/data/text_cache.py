@@ -198,11 +198,14 @@ def _shard_captions(ds):
 
 def build_text_cache(root: str | os.PathLike, encoder="minilm", captions: Sequence[str] | None = None,
                      variants: Iterable[str] = ("full",), batch_size: int = 256, dtype: str = "float16",
-                     device: str = "cpu", max_tokens: int | None = None) -> Path:
+                     device: str = "cpu", max_tokens: int | None = None, progress: bool = True) -> Path:
     """Embed the dataset's captions (or ``captions``) with ``encoder`` (a name, a folder or a
     ``TextEncoder``) and write the cache. Incremental: captions already cached are not re-run.
     ``max_tokens`` must match the model's ``max_text_tokens`` when the trainer should use the
-    cache (its captions are cut at that many tokens). Returns the cache file's path."""
+    cache (its captions are cut at that many tokens). ``progress``: a bar over the captions.
+    Returns the cache file's path."""
+    from tqdm.auto import tqdm
+
     from ..io import save_state_dict
     from ..text import TextEncoder
 
@@ -228,14 +231,16 @@ def build_text_cache(root: str | os.PathLike, encoder="minilm", captions: Sequen
     lengths = [b - a for a, b in zip(old.offsets[:-1], old.offsets[1:])] if old is not None else []
     log.info("text cache %s: %d captions cached, %d to embed", path, len(have), len(new))
     new.sort(key=len)  # similar lengths in a batch: less padding to run through the encoder
-    for i in range(0, len(new), batch_size):
-        out = encoder(new[i : i + batch_size])
-        for j in range(len(out)):
-            real = out.mask[j].nonzero()
-            n = int(real[-1]) + 1 if len(real) else 0
-            emb_parts.append(out.embeddings[j, :n].to("cpu", DTYPES[dtype]))
-            mask_parts.append(out.mask[j, :n].cpu())
-            lengths.append(n)
+    with tqdm(total=len(new), desc="embed-text", unit="caption", disable=not progress or not new, leave=False) as bar:
+        for i in range(0, len(new), batch_size):
+            out = encoder(new[i : i + batch_size])
+            for j in range(len(out)):
+                real = out.mask[j].nonzero()
+                n = int(real[-1]) + 1 if len(real) else 0
+                emb_parts.append(out.embeddings[j, :n].to("cpu", DTYPES[dtype]))
+                mask_parts.append(out.mask[j, :n].cpu())
+                lengths.append(n)
+            bar.update(len(out))
     all_captions = have + new
     blob, caption_offsets = _pack_strings(all_captions)
     C = encoder.dim

@@ -57,8 +57,13 @@ class CLIPScorer:
         folder = Path(folder)
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"{folder}: not a Hugging Face CLIP model folder (no config.json)")
-        model = CLIPModel.from_pretrained(folder)
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        import transformers
+
+        from ..text import _no_progress_bar
+
+        with _no_progress_bar(transformers):  # no "Loading weights" bar between the evaluation's bars
+            model = CLIPModel.from_pretrained(folder)
+            tokenizer = AutoTokenizer.from_pretrained(folder)
         return cls(model, tokenizer, _image_processor(folder, model.config.vision_config.image_size), device)
 
     @torch.no_grad()

@@ -19,6 +19,7 @@ import itertools
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -48,6 +49,17 @@ def _open(data, split: str, image_size: int, caption_variant: str = "full"):
 
         return open_dataset(data, split=split, image_size=image_size, train=False, caption_variant=caption_variant)
     return data  # a dataset of item dicts (the ``textok.data`` contract)
+
+
+def status(progress: bool, message: str) -> None:
+    """One line on stderr before a phase that shows no bar (loading networks, a matrix square
+    root), so a long evaluation never goes quiet; silent with ``progress=False``."""
+    if progress:
+        tqdm.write(message, file=sys.stderr)
+        sys.stderr.flush()
+
+
+SQRTM_NOTE = "2048 x 2048 matrix square root: tens of seconds on a CPU"
 
 
 def subset_indices(total: int, num: int | None) -> list[int]:
@@ -86,6 +98,8 @@ def dataset_stats(data, num: int | None = None, split: str = "train", image_size
                   extractor: InceptionFeatures | None = None, progress: bool = True) -> Stats:
     """Inception statistics of ``num`` evenly spaced images of ``data`` (a folder or a dataset)."""
     dataset = _open(data, split, image_size)
+    if extractor is None:
+        status(progress, "loading the Inception network (FID features) ...")
     extractor = extractor or InceptionFeatures(device=device)
     total = num if num is not None else (len(dataset) if hasattr(dataset, "__len__") else None)
     features = extractor.extract((b["images"] for b in iterate_batches(dataset, num, batch_size)),
@@ -170,6 +184,10 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
     names = list(names) if names else [_checkpoint_name(c, i) for i, c in enumerate(checkpoints)]
     if len(names) != len(checkpoints):
         raise ValueError(f"got {len(names)} names for {len(checkpoints)} checkpoints")
+    if extractor is None or lpips:
+        status(progress, "eval-tokenizer: loading " + " and ".join(
+            (["the Inception network (FID features)"] if extractor is None else []) + (["LPIPS (VGG16)"] if lpips else []))
+            + " ...")
     extractor = extractor or InceptionFeatures(device=device)
     logits_head = InceptionLogits.resolve(inception_logits, extractor)
     logits_head = logits_head.to(device) if logits_head is not None else None
@@ -187,6 +205,7 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
     grid_rows: list[torch.Tensor] = []  # originals, then one row per checkpoint
     results, count = [], None
     for name, checkpoint in zip(names, checkpoints):
+        status(progress, f"eval-tokenizer: loading {name} ...")
         model = load_tokenizer(checkpoint, device)
         size = model.config.image_size
         dataset = _open(data, split, size, caption_variant)
@@ -238,6 +257,7 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
         if grid_rec:
             grid_rows.append(torch.cat(grid_rec))
         rec_feats = np.concatenate(rec_feats)
+        status(progress, f"eval-tokenizer: {name}: rFID over {n} images ({SQRTM_NOTE}) ...")
         rfid = frechet_distance(*ref_stats[size], *feature_stats(rec_feats))
         seconds = time.perf_counter() - started
         result = {
@@ -367,6 +387,8 @@ def evaluate_generation(samples: str | os.PathLike | np.ndarray, ref: str | os.P
         clip_model: local Hugging Face CLIP folder; with captions, adds the CLIP score.
         inception_logits: torch-fidelity Inception weights for IS.
     """
+    if extractor is None:
+        status(progress, "eval-generation: loading the Inception network (FID features) ...")
     extractor = extractor or InceptionFeatures(device=device)
     samples_name = str(samples) if isinstance(samples, (str, os.PathLike)) else "array"
     if isinstance(samples, (str, os.PathLike)):
@@ -379,10 +401,13 @@ def evaluate_generation(samples: str | os.PathLike | np.ndarray, ref: str | os.P
         images = np.asarray(samples)
     if isinstance(captions, (str, os.PathLike)):
         captions = load_captions(captions)
+    if not isinstance(ref, Stats):
+        status(progress, f"eval-generation: reading the reference {ref} ...")
     ref_stats = ref if isinstance(ref, Stats) else reference_stats(ref, extractor, batch_size, progress)
     features = extractor.extract_array(images, batch_size=batch_size, progress=progress)
     if features.shape[0] < 2:
         raise ValueError(f"{samples_name}: need at least 2 samples for FID, got {features.shape[0]}")
+    status(progress, f"eval-generation: FID of {features.shape[0]} samples ({SQRTM_NOTE}) ...")
     report: dict = {
         "samples": samples_name,
         "ref": str(ref) if not isinstance(ref, Stats) else "Stats",
@@ -394,6 +419,8 @@ def evaluate_generation(samples: str | os.PathLike | np.ndarray, ref: str | os.P
         "is": None, "is_std": None, "precision": None, "recall": None, "clip_score": None,
     }
     if ref_stats.features is not None:
+        status(progress, f"eval-generation: precision/recall (k={k} nearest neighbours, {len(ref_stats.features)} "
+                         f"reference x {len(features)} sample features) ...")
         report.update(precision_recall(ref_stats.features, features, k=k, device=device))
     else:
         log.info("reference %s keeps no features: no precision/recall", report["ref"])
@@ -405,6 +432,7 @@ def evaluate_generation(samples: str | os.PathLike | np.ndarray, ref: str | os.P
             raise ValueError("the CLIP score needs captions: give --captions or a 'captions' array in the samples .npz")
         from .clip_score import clip_score
 
+        status(progress, f"eval-generation: loading CLIP from {clip_model} ...")
         report["clip_score"] = clip_score(images, list(captions), clip_model, device=device, progress=progress)
     report["markdown"] = generation_markdown(report)
     if out is not None:
