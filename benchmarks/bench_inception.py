@@ -25,11 +25,11 @@ from pathlib import Path
 import torch
 
 
-def bench_inception(num: int, batch: int, size: int, device: str) -> float:
+def bench_inception(num: int, batch: int, size: int, device: str, channels_last: bool = True) -> float:
     from textok.metrics import InceptionFeatures
 
-    net = InceptionFeatures(device=device)
-    images = torch.randint(0, 256, (num, 3, size, size), dtype=torch.uint8)
+    net = InceptionFeatures(device=device, channels_last=channels_last)
+    images = torch.randint(0, 256, (num, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     net(images[:batch])  # warm-up
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     sync()
@@ -67,6 +67,9 @@ def main() -> None:
     p.add_argument("--num", type=int, default=64)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--size", type=int, default=64)
+    p.add_argument("--layouts", action="store_true",
+                   help="also time the NCHW reference path (channels_last=False) and print the speed-up and the "
+                        "largest feature difference")
     p.add_argument("--eval-data", default=None, help="dataset folder: also time eval-tokenizer on it")
     p.add_argument("--checkpoint", action="append", default=[])
     p.add_argument("--preset", default="textok-mini-64")
@@ -82,6 +85,17 @@ def main() -> None:
           f"| device {args.device} | {torch.get_num_threads()} CPU threads")
     ips = bench_inception(args.num, args.batch, args.size, args.device)
     print(f"Inception pool3: {ips:.2f} images/s ({args.num} images of {args.size} px -> 299, batch {args.batch})")
+    if args.layouts:
+        from textok.metrics import InceptionFeatures
+
+        ref = bench_inception(args.num, args.batch, args.size, args.device, channels_last=False)
+        net = InceptionFeatures(device=args.device)
+        x = torch.randint(0, 256, (min(args.num, args.batch), 3, args.size, args.size), dtype=torch.uint8)
+        fast = net(x)
+        net.channels_last = False
+        diff = (fast - net(x)).abs().max().item()
+        print(f"Inception pool3 NCHW (reference path): {ref:.2f} images/s; channels-last speed-up {ips / ref:.2f}x; "
+              f"max feature difference {diff:.2e}")
     if args.eval_data:
         report = bench_eval(args.eval_data, list(args.checkpoint), args.preset, args.eval_num, args.split,
                             args.eval_batch, args.device, args.out)
