@@ -226,10 +226,13 @@ class Pipeline:
         tc = self.tokenizer.config
         dec_text = None
         if tc.text_in_decoder:
-            if dit_text is not None and tc.text_encoder == self.config.text_encoder:
+            # the detokenizer sees captions cut at its max_text_tokens, as in training; the DiT's
+            # embedding is reused only where no caption reached that cut
+            if (dit_text is not None and tc.text_encoder == self.config.text_encoder
+                    and dit_text.embeddings.shape[1] < tc.max_text_tokens):
                 dec_text = dit_text
             else:
-                dec_text = self.encoder(tc.text_encoder)(dec_captions).to(self.device)
+                dec_text = self.encoder(tc.text_encoder).cut_at(tc.max_text_tokens)(dec_captions).to(self.device)
         images = self.tokenizer.decode(tokens.to(next(self.tokenizer.parameters()).dtype), dec_text).float().clamp(-1, 1)
         return (images, tokens) if return_tokens else images
 

@@ -33,7 +33,10 @@ def text_condition(model: TexTok, captions: Sequence[str] | None, batch: int,
     if len(captions) != batch:
         raise ValueError(f"got {len(captions)} captions for {batch} images: give one caption, or one per image")
     device = next(model.parameters()).device
+    # captions longer than the model's max_text_tokens are cut there, as in training
     encoder = encoder or TextEncoder.from_pretrained(model.config.text_encoder, device=device)
+    if isinstance(encoder, TextEncoder):
+        encoder = encoder.cut_at(model.config.max_text_tokens)
     return encoder(captions)
 
 

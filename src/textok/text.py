@@ -161,6 +161,20 @@ class TextEncoder(nn.Module):
     def train(self, mode: bool = True) -> "TextEncoder":
         return super().train(False)  # frozen: never leaves eval mode
 
+    def cut_at(self, max_tokens: int) -> "TextEncoder":
+        """This encoder cutting captions at ``max_tokens`` tokens, sharing its weights.
+
+        The one truncation rule (docs/reliability.md): a TexTok sees every caption cut at its
+        ``max_text_tokens`` encoder tokens, in training and in every command that uses it.
+        """
+        if max_tokens == self.max_tokens:
+            return self
+        cuts = self.__dict__.setdefault("_cuts", {})  # plain dict: not registered as submodules
+        if max_tokens not in cuts:
+            cuts[max_tokens] = TextEncoder(self.model, self.tokenizer, name=self.name, max_words=self.max_words,
+                                           max_tokens=max_tokens, batch_size=self.batch_size, padding=self.padding)
+        return cuts[max_tokens]
+
     @property
     def dim(self) -> int:
         return self.model.config.hidden_size if hasattr(self.model.config, "hidden_size") else self.model.config.d_model

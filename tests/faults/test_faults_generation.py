@@ -114,3 +114,30 @@ def test_training_pool_as_heldout_is_said(tmp_path, caplog):
         config = task.generation_config()
     assert config.caption_pool.endswith("class_captions.json")
     assert "no class_captions_heldout.json" in caplog.text and "TRAINING captions" in caplog.text
+
+
+LONG = " ".join(f"word{i}" for i in range(60))  # ~120 MiniLM tokens, far beyond max_text_tokens=16
+
+
+def test_long_captions_are_cut_at_max_text_tokens_everywhere(minilm, tmp_path):
+    """Training cuts captions at max_text_tokens; reconstruct, eval and sample must do the same."""
+    from textok.inference import reconstruct, text_condition
+    from textok.training.task import TextSource
+
+    from .conftest import write_image
+
+    tok = TexTok(TexTokConfig.from_preset("textok-mini-32", width=32, depth=1, heads=4, num_tokens=8,
+                                          max_text_tokens=16)).eval()
+    trained = TextSource("minilm", 16, None, use_cache=False)
+    trained._encoder = minilm.cut_at(16)
+    expected = trained.embed([LONG])
+    got = text_condition(tok, [LONG], 1, minilm)  # a full-length encoder is cut to the model's budget
+    assert got.embeddings.shape[1] == 16
+    assert torch.equal(got.embeddings, expected.embeddings) and torch.equal(got.mask, expected.mask)
+    image = write_image(tmp_path / "a.png", size=(32, 32))
+    assert reconstruct([image], tok, captions=[LONG], encoder=minilm).shape == (1, 3, 32, 32)
+    # generation: the detokenizer's captions are cut the same way
+    dit = DiT(DiTConfig.from_preset("dit-tiny", num_tokens=8, token_dim=8, num_classes=1))
+    pipe = Pipeline(dit, tok, GenerationConfig(tokenizer=".", classes=["x"], latent_mean=[0.0] * 8,
+                                               latent_std=[1.0] * 8), {0: [LONG]}, text_encoder=minilm)
+    assert pipe(labels=[0], steps=1, sampler="ddim").shape == (1, 3, 32, 32)

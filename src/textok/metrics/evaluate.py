@@ -211,9 +211,9 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
         dataset = _open(data, split, size, caption_variant)
         text_encoder = encoder
         if text_encoder is None and model.config.text_in != "none":
-            key = model.config.text_encoder
+            key = (model.config.text_encoder, model.config.max_text_tokens)
             if key not in encoders:
-                encoders[key] = _text_encoder(data, key, device)
+                encoders[key] = _text_encoder(data, *key, device)
             text_encoder = encoders[key]
         started = time.perf_counter()
         per_image = {"psnr": [], "ssim": [], "lpips": []}
@@ -298,17 +298,13 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
     return report
 
 
-def _text_encoder(data, name: str, device):
-    """The data set's cached text embeddings for ``name`` if there are any, else the encoder."""
-    if isinstance(data, (str, os.PathLike)):
-        from ..data import load_text_cache
+def _text_encoder(data, name: str, max_tokens: int, device):
+    """Captions -> embeddings cut at the model's ``max_tokens``, as in training: the data set's
+    text cache where it holds exactly that, else the encoder (``TextSource``)."""
+    from ..training.task import TextSource
 
-        cache = load_text_cache(data, name)
-        if cache is not None:
-            return cache
-    from ..text import TextEncoder
-
-    return TextEncoder.from_pretrained(name, device=device)
+    root = str(data) if isinstance(data, (str, os.PathLike)) else None
+    return TextSource(name, max_tokens, root, use_cache=root is not None).to(device).embed
 
 
 def _write_grid(path: Path, rows: list[torch.Tensor]) -> None:
