@@ -38,9 +38,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the permissions open() would
+    mode = 0o666 & ~umask  # mkstemp makes 0600; give the file the permissions open() would
+    os.chmod(tmp, mode)
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as e:  # name the file the user asked for, not the temporary one
+            if e.errno is not None and e.filename is not None and Path(e.filename) == tmp:
+                raise OSError(e.errno, e.strerror, str(path)) from None
+            raise
+        os.chmod(tmp, mode)  # again: a writer may have replaced the file (safetensors does, as 0600)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -127,7 +134,12 @@ def save_state_dict(state: dict[str, torch.Tensor], path: str | os.PathLike, met
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
     with atomic_path(path) as tmp:
         # safetensors writes an unreadable header for no tensors + empty metadata: pass None then
-        save_file(tensors, str(tmp), metadata={k: str(v) for k, v in metadata.items()} if metadata else None)
+        try:
+            save_file(tensors, str(tmp), metadata={k: str(v) for k, v in metadata.items()} if metadata else None)
+        except OSError:
+            raise
+        except Exception as e:  # SafetensorError ("No space left on device", ...): an OS-level failure
+            raise OSError(f"{path}: could not write ({e})") from None
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:

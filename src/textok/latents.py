@@ -125,8 +125,6 @@ def encode_dataset(checkpoint: str | os.PathLike, data: str | os.PathLike, out: 
         from .training.task import TextSource
 
         text = TextSource(c.text_encoder, c.max_text_tokens, str(data), use_text_cache).to(device)
-    from .data import BadSampleError
-
     todo = [i for i in range(num_shards) if not _shard_ok(out / shard_name(i))]
     if len(todo) < num_shards:
         log.info("%s: %d of %d shards already done", out, num_shards - len(todo), num_shards)
@@ -135,38 +133,11 @@ def encode_dataset(checkpoint: str | os.PathLike, data: str | os.PathLike, out: 
         from tqdm.auto import tqdm
 
         bar = tqdm(total=sum(min(shard_size, n - i * shard_size) for i in todo), desc="encode", unit="img")
-    for i in todo:
-        lo, hi = i * shard_size, min(n, (i + 1) * shard_size)
-        loader = torch.utils.data.DataLoader(_Indexed(ds, lo, hi), batch_size=batch_size, num_workers=num_workers,
-                                             collate_fn=_collate_indexed)
-        parts: dict[str, list] = {"tokens": [], "mean": [], "logvar": [], "labels": [], "captions": [], "keys": [],
-                                  "index": []}
-        for batch, index in loader:
-            if batch is None:  # every image of the batch was bad
-                continue
-            parts["index"] += index
-            images = batch["images"].to(device)
-            cond = text.embed(batch["captions"]) if text is not None else None
-            posterior = model.encode_posterior(images, cond)
-            if store == "mode":
-                parts["tokens"].append(posterior.mode().float().cpu())
-            else:
-                parts["mean"].append(posterior.mean.float().cpu())
-                parts["logvar"].append(posterior.logvar.float().cpu())
-            parts["labels"].append(batch["labels"])
-            parts["captions"] += batch["captions"]
-            parts["keys"] += batch["keys"]
-            if bar is not None:
-                bar.update(images.shape[0])
-        if not parts["index"]:
-            raise BadSampleError(f"{data}: every image of shard {i} (items {lo}..{hi - 1}) is bad")
-        tensors = {k: torch.cat(parts[k]) for k in ("tokens", "mean", "logvar") if parts[k]}
-        tensors["labels"] = torch.cat(parts["labels"]).long()
-        tensors["index"] = torch.tensor(parts["index"], dtype=torch.long)  # skipped images leave gaps
-        save_state_dict(tensors, out / shard_name(i), metadata={
-            "captions": json.dumps(parts["captions"]), "keys": json.dumps(parts["keys"]), "format": "pt"})
-    if bar is not None:
-        bar.close()
+    try:
+        _encode_shards(todo, ds, n, shard_size, batch_size, num_workers, model, text, store, device, out, bar, data)
+    finally:  # an error message must not land on the bar's line
+        if bar is not None:
+            bar.close()
     if ds.report.num_bad:
         log.warning("%s: skipped %d bad image(s), not cached:\n%s", data, ds.report.num_bad, ds.report.summary())
     write_json_atomic(out / STATS_NAME, compute_stats(out))
@@ -262,6 +233,41 @@ class LatentCache(torch.utils.data.Dataset):
     def normalize(self, z: torch.Tensor) -> torch.Tensor:
         """tokens [..., d] -> (z - mean) / std."""
         return (z - self.mean.to(z)) / self.std.to(z)
+
+
+def _encode_shards(todo, ds, n, shard_size, batch_size, num_workers, model, text, store, device, out, bar, data):
+    from .data import BadSampleError
+
+    for i in todo:
+        lo, hi = i * shard_size, min(n, (i + 1) * shard_size)
+        loader = torch.utils.data.DataLoader(_Indexed(ds, lo, hi), batch_size=batch_size, num_workers=num_workers,
+                                             collate_fn=_collate_indexed)
+        parts: dict[str, list] = {"tokens": [], "mean": [], "logvar": [], "labels": [], "captions": [], "keys": [],
+                                  "index": []}
+        for batch, index in loader:
+            if batch is None:  # every image of the batch was bad
+                continue
+            parts["index"] += index
+            images = batch["images"].to(device)
+            cond = text.embed(batch["captions"]) if text is not None else None
+            posterior = model.encode_posterior(images, cond)
+            if store == "mode":
+                parts["tokens"].append(posterior.mode().float().cpu())
+            else:
+                parts["mean"].append(posterior.mean.float().cpu())
+                parts["logvar"].append(posterior.logvar.float().cpu())
+            parts["labels"].append(batch["labels"])
+            parts["captions"] += batch["captions"]
+            parts["keys"] += batch["keys"]
+            if bar is not None:
+                bar.update(images.shape[0])
+        if not parts["index"]:
+            raise BadSampleError(f"{data}: every image of shard {i} (items {lo}..{hi - 1}) is bad")
+        tensors = {k: torch.cat(parts[k]) for k in ("tokens", "mean", "logvar") if parts[k]}
+        tensors["labels"] = torch.cat(parts["labels"]).long()
+        tensors["index"] = torch.tensor(parts["index"], dtype=torch.long)  # skipped images leave gaps
+        save_state_dict(tensors, out / shard_name(i), metadata={
+            "captions": json.dumps(parts["captions"]), "keys": json.dumps(parts["keys"]), "format": "pt"})
 
 
 class _Indexed(torch.utils.data.Dataset):

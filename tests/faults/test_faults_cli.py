@@ -36,3 +36,99 @@ def test_bad_npz_files_are_one_line_errors(tmp_path, capsys, kind):
     # --samples is read with the same loader, before any model is loaded
     assert main(["eval-generation", "--samples", str(ref), "--ref", str(ref)]) == 2
     _one_line_error(capsys, ref)
+
+
+def _tiny_tokenizer(path):
+    from textok import TexTok, TexTokConfig
+
+    TexTok(TexTokConfig.from_preset("textok-mini-32", width=32, depth=1, heads=4, num_tokens=8,
+                                    max_text_tokens=16, text_in="none")).save_pretrained(path)
+    return path
+
+
+def test_non_utf8_caption_is_one_line_error(tmp_path, capsys):
+    bad = b"caf\xe9".decode("utf-8", "surrogateescape")  # what Python makes of such argv bytes
+    assert main(["reconstruct", "--checkpoint", str(tmp_path), "--caption", bad, "--out", str(tmp_path / "o.png"),
+                 str(tmp_path / "a.png")]) == 2
+    _one_line_error(capsys, "--caption", "UTF-8")
+    assert main(["sample", "--checkpoint", str(tmp_path), "--prompt", bad, "--out", str(tmp_path / "o.png")]) == 2
+    _one_line_error(capsys, "--prompt")
+
+
+def test_full_disk_is_one_line_error_and_leaves_no_half_file(tmp_path, capsys, monkeypatch):
+    from safetensors import SafetensorError
+
+    import textok.io
+
+    tok = _tiny_tokenizer(tmp_path / "tok")
+    data = tmp_path / "data"
+    from .conftest import write_image, write_jsonl
+
+    for i in range(2):
+        write_image(data / f"{i}.png", size=(32, 32), seed=i)
+    write_jsonl(data / "captions.jsonl", [{"file": f"{i}.png", "caption": "x"} for i in range(2)])
+
+    def full(*a, **k):
+        raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, "
+                              "message: \"No space left on device\" })")
+
+    monkeypatch.setattr(textok.io, "save_file", full)
+    out = tmp_path / "cache"
+    assert main(["encode-dataset", "--checkpoint", str(tok), "--data", str(data), "--out", str(out)]) == 2
+    _one_line_error(capsys, "shard-00000.safetensors", "No space left")
+    assert not list(out.glob("*.tmp")) and not (out / "shard-00000.safetensors").exists()
+
+    # a JSON writer on a full disk: the message names the target file, not the temporary one
+    real_write_text = type(out).write_text
+
+    def enospc(self, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(type(out), "write_text", enospc)
+    with pytest.raises(OSError) as err:
+        textok.io.write_json_atomic(tmp_path / "x.json", {"a": 1})
+    assert err.value.filename == str(tmp_path / "x.json") and not list(tmp_path.glob(".x.json*"))
+    monkeypatch.setattr(type(out), "write_text", real_write_text)
+
+
+def test_weights_get_the_usual_file_mode(tmp_path):
+    import os
+
+    import torch
+
+    from textok.io import save_state_dict
+
+    umask = os.umask(0o022)
+    try:
+        save_state_dict({"w": torch.zeros(2)}, tmp_path / "w.safetensors")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "w.safetensors").stat().st_mode & 0o777 == 0o644
+
+
+def test_broken_pipe_is_quiet(tmp_path):
+    import subprocess
+    import sys
+
+    tok = _tiny_tokenizer(tmp_path / "tok")
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from textok.cli import main; sys.exit(main())",
+                             "info", str(tok)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader goes away at once (`| head -0`)
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    assert proc.returncode in (0, 141)  # 0 if everything fitted in the pipe buffer before it closed
+
+
+def test_non_string_split_is_a_bad_entry(tmp_path, capsys):
+    from .conftest import write_image, write_jsonl
+
+    for i in range(3):
+        write_image(tmp_path / f"{i}.png", seed=i)
+    write_jsonl(tmp_path / "captions.jsonl", [{"file": "0.png", "caption": "x"}, {"file": "1.png", "caption": "y"},
+                                              {"file": "2.png", "caption": "z", "split": ["train"]}])
+    assert main(["data", "check", str(tmp_path), "--image-size", "32"]) == 1
+    out = capsys.readouterr().out
+    assert "'split' must be a string" in out and "Traceback" not in out
+    assert main(["data", "check", str(tmp_path), "--split", "nosuch"]) == 2
+    _one_line_error(capsys, "--split nosuch", "train")

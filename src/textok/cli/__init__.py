@@ -49,6 +49,10 @@ def _add_threads(command: argparse.ArgumentParser) -> None:
                 _add_threads(child)
 
 
+# free-text options, checked for valid UTF-8 before any command runs
+TEXT_OPTIONS = ("caption", "prompt")
+
+
 def one_line(error: BaseException) -> str:
     """The error as one line (OSError: "what: file"; multi-line messages joined)."""
     if isinstance(error, OSError) and error.strerror and error.filename is not None:
@@ -69,6 +73,15 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    for name in TEXT_OPTIONS:  # bytes that are not UTF-8 arrive as lone surrogates; refuse them by name
+        values = getattr(args, name, None)
+        for value in values if isinstance(values, list) else [values]:
+            if isinstance(value, str):
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    print(f"textok {args.command}: error: --{name}: not valid UTF-8 text", file=sys.stderr)
+                    return 2
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:

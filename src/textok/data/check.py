@@ -19,12 +19,16 @@ def check_dataset(root: str | os.PathLike, image_size: int = 64, splits: list[st
     dataset at all (``FileNotFoundError`` / ``ValueError``)."""
     root = Path(root).expanduser()
     detect_format(root)
+    available = list_splits(root)
+    unknown = [s for s in splits or [] if s not in available]
+    if unknown:
+        raise ValueError(f"--split {unknown[0]}: {root} has no such split (splits: {', '.join(available) or 'none'})")
     reports = {}
-    for split in splits or list_splits(root):
+    for split in splits or available:
         try:
             ds = open_dataset(root, split, image_size=image_size, on_bad_sample="skip", min_image_size=min_image_size)
         except ValueError as e:  # e.g. every entry of the split is bad
-            report = BadSampleReport(where=f"{root} [{split}]")
+            report = BadSampleReport(where=f"{root} [{split}]", total=1)
             report.add(split, str(e))
             reports[split] = report
             continue

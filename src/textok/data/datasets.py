@@ -184,6 +184,10 @@ def index_folder(root: Path, split: str, report: BadSampleReport, classes: Seque
     records, seen, splits = [], {}, set()
     for n, obj in _json_lines(path, report):
         entry_split = obj.get("split", "train")
+        if not isinstance(entry_split, str):  # a bad entry, not a crash of every command
+            report.total += 1
+            report.add(f"{CAPTIONS_FILE}:{n}", f"'split' must be a string, got {json.dumps(entry_split)}")
+            continue
         splits.add(entry_split)
         if entry_split != split:
             continue
@@ -434,7 +438,8 @@ def list_splits(root: str | os.PathLike) -> list[str]:
     fmt = detect_format(root)
     if fmt == "folder":
         report = BadSampleReport()
-        return sorted({obj.get("split", "train") for _, obj in _json_lines(root / CAPTIONS_FILE, report)})
+        splits = (obj.get("split", "train") for _, obj in _json_lines(root / CAPTIONS_FILE, report))
+        return sorted({s for s in splits if isinstance(s, str)})  # bad ones are reported by index_folder
     if fmt == "shards":
         from .shards import shard_splits
 
