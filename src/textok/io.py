@@ -190,7 +190,11 @@ class PretrainedMixin:
     def load_config(cls, directory: str | os.PathLike):
         path = Path(directory) / CONFIG_NAME
         if not path.is_file():
-            raise FileNotFoundError(f"{directory}: no {CONFIG_NAME}; not a {cls.__name__} checkpoint folder")
+            hint = ""
+            if (Path(directory) / "trainer_state.json").is_file():  # checkpoints/step_N of a run
+                hint = (f" (it is a training checkpoint: give the run's model/ folder, "
+                        f"{Path(directory).parent.parent / 'model'}, or --init-from for its weights)")
+            raise FileNotFoundError(f"{directory}: no {CONFIG_NAME}; not a {cls.__name__} checkpoint folder{hint}")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:

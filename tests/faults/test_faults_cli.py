@@ -132,3 +132,31 @@ def test_non_string_split_is_a_bad_entry(tmp_path, capsys):
     assert "'split' must be a string" in out and "Traceback" not in out
     assert main(["data", "check", str(tmp_path), "--split", "nosuch"]) == 2
     _one_line_error(capsys, "--split nosuch", "train")
+
+
+def test_overrides_after_an_option_are_overrides(tmp_path, capsys):
+    import yaml
+
+    from textok.config import to_dict
+
+    from .conftest import tiny_config, write_image, write_jsonl
+
+    for i in range(4):
+        write_image(tmp_path / "d" / f"{i}.png", seed=i)
+    write_jsonl(tmp_path / "d" / "captions.jsonl", [{"file": f"{i}.png", "caption": "x"} for i in range(4)])
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(to_dict(tiny_config(tmp_path / "d", "model.text_in=none"))))
+    assert main(["train-tokenizer", "--config", str(cfg), "--out", str(tmp_path / "run"), "schedule.max_steps=1",
+                 "--threads", "1", "checkpoint.every=1"]) == 0
+    assert "trained 1 steps" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as err:
+        main(["train-tokenizer", "--config", str(cfg), "--bogus"])
+    assert err.value.code == 2 and "textok train-tokenizer: error: unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_checkpoint_folder_given_as_model_gets_a_hint(tmp_path, capsys):
+    step = tmp_path / "run" / "checkpoints" / "step_00000002"
+    step.mkdir(parents=True)
+    (step / "trainer_state.json").write_text("{}")
+    assert main(["info", str(step)]) == 2
+    _one_line_error(capsys, "training checkpoint", str(tmp_path / "run" / "model"))

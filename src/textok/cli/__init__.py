@@ -64,7 +64,15 @@ def one_line(error: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        # argparse takes the KEY=VALUE overrides only before the first option; later ones come
+        # back as extras, which are overrides too, not "unrecognized arguments" of the top level
+        if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extras):
+            args.overrides = list(args.overrides or []) + extras
+        else:
+            parser._subparsers._group_actions[0].choices[args.command].error(
+                f"unrecognized arguments: {' '.join(extras)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if getattr(args, "threads", None) is not None:
         if args.threads < 1:
