@@ -46,9 +46,13 @@ def register(sub) -> None:
 
 
 def _sampling_args(p, device_default: str | None = "cpu") -> None:
+    from ..diffusion import SAMPLERS
+
+    defaults = ", ".join(f"{s.default_steps} {name}" for name, s in SAMPLERS.items())
     p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (1 = none; default: the model's)")
-    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: 250 ddpm, 50 ddim/euler/heun)")
-    p.add_argument("--sampler", default=None, choices=["ddpm", "ddim", "euler", "heun"])
+    p.add_argument("--steps", type=int, default=None, help=f"sampler steps (default: the model's, else {defaults})")
+    p.add_argument("--sampler", default=None, choices=list(SAMPLERS),
+                   help="default: the model's; " + "; ".join(f"{name}: {s.objective} models" for name, s in SAMPLERS.items()))
     p.add_argument("--seed", type=int, default=0, help="same seed, same images")
     p.add_argument("--device", default=device_default, help="cpu, cuda, ... (sample-fid: the process's accelerator)")
 

@@ -5,7 +5,8 @@
 The conditional and unconditional halves run as one batch of 2B. Only the first ``d``
 channels (the noise or velocity prediction) are guided; the learned-variance channels are the
 conditional model's, as in DiT. ``scale == 1`` is the conditional model itself (the
-unconditional half is skipped, not computed and cancelled).
+unconditional half is skipped, not computed and cancelled). The model functions take an
+optional third time, r (MeanFlow's interval start), and pass it to the DiT.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ class Condition:
 
 
 def conditional_model(dit: torch.nn.Module, cond: Condition) -> ModelFn:
-    """``model_fn(x, t)`` of ``dit`` under a fixed condition."""
+    """``model_fn(x, t)`` (or ``(x, t, r)``) of ``dit`` under a fixed condition."""
 
-    def model_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return dit(x, t, labels=cond.labels, text=cond.text)
+    def model_fn(x: torch.Tensor, t: torch.Tensor, r: torch.Tensor | None = None) -> torch.Tensor:
+        return dit(x, t, labels=cond.labels, text=cond.text, r=r)
 
     return model_fn
 
@@ -56,10 +57,11 @@ def guided_model(dit: torch.nn.Module, cond: Condition, scale: float, force_batc
     both = cond.doubled()
     d = dit.config.token_dim
 
-    def model_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def model_fn(x: torch.Tensor, t: torch.Tensor, r: torch.Tensor | None = None) -> torch.Tensor:
         B = x.shape[0]
         drop = torch.cat([torch.zeros(B, dtype=torch.bool), torch.ones(B, dtype=torch.bool)]).to(x.device)
-        out = dit(torch.cat([x, x]), torch.cat([t, t]), labels=both.labels, text=both.text, drop=drop)
+        out = dit(torch.cat([x, x]), torch.cat([t, t]), labels=both.labels, text=both.text, drop=drop,
+                  r=None if r is None else torch.cat([r, r]))
         cond_out, uncond_out = out[:B], out[B:]
         guided = uncond_out[..., :d] + scale * (cond_out[..., :d] - uncond_out[..., :d])
         return torch.cat([guided, cond_out[..., d:]], dim=-1)

@@ -6,7 +6,8 @@ Each latent token [d] is one DiT token (patch size 1): a linear layer lifts it t
 1D position embeddings (fixed sin-cos as in DiT, or learned) mark its slot, and a stack of the
 project's one transformer ``Block`` with adaLN-Zero (``cond_dim=width``) follows. The
 conditioning vector c = timestep embedding (+ class embedding for ``condition="class"``)
-drives every block's shift / scale / gate. ``condition="text"`` is DiT-T2I: the same blocks
+drives every block's shift / scale / gate; with ``time_inputs=2`` (MeanFlow) a second timestep
+embedder adds the interval length t - r to c. ``condition="text"`` is DiT-T2I: the same blocks
 with their cross-attention layer (``context_dim=text_dim``) over the caption embeddings, with
 padding masked. A final adaLN layer maps each token to ``2d`` channels (noise and the learned
 variance interpolation, ADM) or ``d`` without learned variance (flow matching).
@@ -47,6 +48,7 @@ class DiTConfig:
     caption_dropout: float = 0.1  # caption dropout for classifier-free guidance
     learn_sigma: bool = True  # output 2d channels: noise + variance interpolation (ADM hybrid loss)
     pos_embed: Literal["sincos", "learned"] = "sincos"
+    time_inputs: int = 1  # 1: t; 2: t and the interval t - r (MeanFlow's average velocity over [r, t])
 
     def __post_init__(self):
         def need(ok: bool, field: str, why: str):
@@ -64,6 +66,7 @@ class DiTConfig:
         need(0.0 <= self.class_dropout < 1.0, "class_dropout", "must lie in [0, 1)")
         need(0.0 <= self.caption_dropout < 1.0, "caption_dropout", "must lie in [0, 1)")
         need(self.pos_embed in ("sincos", "learned"), "pos_embed", "must be 'sincos' or 'learned'")
+        need(self.time_inputs in (1, 2), "time_inputs", "must be 1 (t) or 2 (t and t - r, MeanFlow)")
 
     @property
     def out_channels(self) -> int:
@@ -105,8 +108,9 @@ class TimestepEmbedder(nn.Module):
     @staticmethod
     def frequencies(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
         half = dim // 2
-        freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
-        args = t.float()[:, None] * freqs[None]
+        dtype = torch.float64 if t.dtype == torch.float64 else torch.float32  # float64 serves derivative checks
+        freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=dtype, device=t.device) / half)
+        args = t.to(dtype)[:, None] * freqs[None]
         emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
         return torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=-1) if dim % 2 else emb
 
@@ -117,6 +121,7 @@ class TimestepEmbedder(nn.Module):
 class DiT(nn.Module, PretrainedMixin):
     """``out = dit(x, t, labels=..., text=...)``: x [B, N, d] noisy tokens, t [B] timesteps ->
     [B, N, 2d] (noise prediction, then the variance interpolation) or [B, N, d].
+    With ``time_inputs=2``, r [B] (r <= t, same scale as t) is the start of MeanFlow's interval.
 
     labels: LongTensor [B] for ``condition="class"``; text: ``TextEmbedding`` ([B, L, text_dim],
     mask [B, L]) for ``condition="text"``; drop: bool [B] forces the null condition.
@@ -131,6 +136,8 @@ class DiT(nn.Module, PretrainedMixin):
         self.x_embed = nn.Linear(c.token_dim, D)  # patch size 1: one DiT token per latent token
         self.pos_embed = nn.Parameter(torch.zeros(1, c.num_tokens, D), requires_grad=c.pos_embed == "learned")
         self.t_embed = TimestepEmbedder(D)
+        if c.time_inputs == 2:
+            self.interval_embed = TimestepEmbedder(D)  # embeds t - r
         if c.condition == "class":
             self.y_embed = nn.Embedding(c.num_classes + 1, D)  # last row: the null class
         if c.condition == "text":
@@ -161,6 +168,9 @@ class DiT(nn.Module, PretrainedMixin):
                 nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.normal_(self.t_embed.mlp[0].weight, std=0.02)
         nn.init.normal_(self.t_embed.mlp[2].weight, std=0.02)
+        if c.time_inputs == 2:
+            nn.init.normal_(self.interval_embed.mlp[0].weight, std=0.02)
+            nn.init.normal_(self.interval_embed.mlp[2].weight, std=0.02)
         if c.condition == "class":
             nn.init.normal_(self.y_embed.weight, std=0.02)
         if c.condition == "text":
@@ -222,7 +232,8 @@ class DiT(nn.Module, PretrainedMixin):
 
     # ---- the model ----------------------------------------------------------------------
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None,
-                text: TextEmbedding | None = None, drop: torch.Tensor | None = None) -> torch.Tensor:
+                text: TextEmbedding | None = None, drop: torch.Tensor | None = None,
+                r: torch.Tensor | None = None) -> torch.Tensor:
         c = self.config
         if x.ndim != 3 or tuple(x.shape[1:]) != (c.num_tokens, c.token_dim):
             raise ValueError(f"x must be [B, {c.num_tokens}, {c.token_dim}] latent tokens, got {tuple(x.shape)}")
@@ -232,6 +243,13 @@ class DiT(nn.Module, PretrainedMixin):
             t = t.expand(B)
         h = self.x_embed(x.to(self.x_embed.weight.dtype)) + self.pos_embed
         cond = self.t_embed(t)
+        if c.time_inputs == 2:
+            if r is None:
+                raise ValueError("this DiT has time_inputs=2 (MeanFlow): the interval start r is missing")
+            r = torch.as_tensor(r, device=x.device)
+            cond = cond + self.interval_embed(t - (r.expand(B) if r.ndim == 0 else r))
+        elif r is not None:
+            raise ValueError("r is given but this DiT has time_inputs=1 (one timestep input)")
         context = context_mask = None
         if c.condition == "class":
             cond = cond + self.embed_labels(labels, drop)
@@ -258,7 +276,7 @@ class DiT(nn.Module, PretrainedMixin):
         if c.condition == "text":
             S = text_tokens
             per_block += 2 * (N * 2 * D * D + S * 2 * c.text_dim * D) + 2 * 2 * N * S * D
-        io = 2 * N * D * (c.token_dim + c.out_channels) + 2 * (256 * D + D * D) + 2 * 2 * D * D
+        io = 2 * N * D * (c.token_dim + c.out_channels) + c.time_inputs * 2 * (256 * D + D * D) + 2 * 2 * D * D
         return c.depth * per_block + io
 
 

@@ -43,7 +43,7 @@ class DiTDataConfig:
 
 @dataclasses.dataclass
 class PreviewConfig:
-    steps: int = 25  # sampler steps for the preview grids (DDIM / Euler)
+    steps: int = 25  # sampler steps for the preview grids (DDIM / Euler / MeanFlow)
     cfg_scale: float = 1.5
 
 
@@ -87,6 +87,16 @@ def build_dit_config(data: dict, overrides: list[str] | None = None) -> DiTTrain
                           f"model.learn_sigma={cfg.model.learn_sigma} (2d output channels iff the variance is learned)")
     if cfg.preview.steps < 1:
         raise ConfigError(f"preview.steps must be >= 1, got {cfg.preview.steps}")
+    meanflow = cfg.diffusion.objective == "meanflow"
+    if meanflow != (cfg.model.time_inputs == 2):
+        raise ConfigError(f"diffusion.objective={cfg.diffusion.objective!r} needs model.time_inputs={2 if meanflow else 1} "
+                          f"(got {cfg.model.time_inputs}): MeanFlow's DiT embeds t and t - r, the others only t")
+    if meanflow and cfg.diffusion.meanflow.cfg_scale != 1.0:
+        dropout = {"class": cfg.model.class_dropout, "text": cfg.model.caption_dropout}.get(cfg.model.condition, 0.0)
+        if dropout == 0:
+            raise ConfigError(f"diffusion.meanflow.cfg_scale={cfg.diffusion.meanflow.cfg_scale} trains guidance, which "
+                              f"needs a conditional DiT with condition dropout (model.condition={cfg.model.condition!r}, "
+                              f"dropout {dropout})")
     return cfg
 
 
@@ -194,10 +204,18 @@ class DiTTask:
             text = self.text.embed(batch["captions"])
             drop = torch.rand(B, generator=rng, device=x0.device) < m.caption_dropout
 
-        def model_fn(x, t):
-            return model(x, t, labels=labels, text=text, drop=drop)
+        def model_fn(x, t, r=None):
+            return model(x, t, labels=labels, text=text, drop=drop, r=r)
 
-        terms = self.diffusion.training_losses(model_fn, x0, generator=rng)
+        extra = {}
+        if self.config.diffusion.objective == "meanflow":
+            # the target's stop-gradient passes (JVP, unconditional velocity) skip the DDP wrapper
+            net = unwrap(model)
+            null = torch.ones(B, dtype=torch.bool, device=x0.device)
+            extra = dict(target_model=lambda x, t, r: net(x, t, labels=labels, text=text, drop=drop, r=r),
+                         uncond_model=lambda x, t, r: net(x, t, labels=labels, text=text, drop=null, r=r),
+                         guide=None if drop is None else ~drop)
+        terms = self.diffusion.training_losses(model_fn, x0, generator=rng, **extra)
         logs = {k: float(v.detach().mean()) for k, v in terms.items() if k != "loss"}
         return StepResult(terms["loss"].mean(), logs)
 
@@ -256,7 +274,8 @@ class DiTTask:
         was_training = model.training
         p = self.config.preview
         pipe = self._pipeline(model)
-        sampler = "ddim" if self.config.diffusion.objective == "gaussian" else "euler"
+        sampler = {"gaussian": "ddim", "flow": "euler"}.get(self.config.diffusion.objective,
+                                                          self.config.diffusion.default_sampler)
         labels = batch["labels"].tolist()
         if self.config.model.condition == "text":
             images = pipe(prompts=batch["captions"], cfg_scale=p.cfg_scale, steps=p.steps, sampler=sampler, seed=0)
