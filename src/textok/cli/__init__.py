@@ -14,7 +14,7 @@ import os
 import sys
 
 # Sub-command modules, in the order their commands appear in --help.
-AREAS = ["model", "data", "train", "evaluate", "generate"]
+AREAS = ["model", "data", "train", "evaluate", "generate", "app"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,464 @@
+"""What the caption does, as library functions: the logic behind ``textok app`` (no Gradio here).
+
+- ``load_upload(path, max_bytes, max_pixels)``: an uploaded file -> RGB PIL image. The file
+  size and the pixel count (PIL's header-only open) are checked *before* anything is decoded;
+  the decode itself is the data layer's ``load_image`` (decompression bombs, truncated files,
+  16-bit / CMYK / palette / animated images behave exactly as in training data).
+- ``reconstruct_compare(models, image, caption)``: the same image through several tokenizers
+  (e.g. ``{"baseline": ..., "TexTok": ...}``) -> images, PSNR and LPIPS per model.
+- ``swap_caption(model, image, caption, other_caption)``: encode with ``caption``, decode the
+  same tokens with ``caption`` and with ``other_caption`` -> both images, their difference.
+- ``generate_samples(pipeline, ...)``: a DiT / DiT-T2I ``textok.generation.Pipeline`` -> samples
+  and the time they took.
+- ``Explorer``: the models loaded once (TexTok and baseline checkpoints by token count N, an
+  optional DiT), a lock so one request at a time runs per model set, and the functions above
+  bound to them. ``shipped_checkpoints()`` finds the reproduction study's small checkpoints.
+
+Captions follow the library's rules: ``prepare_caption`` (whitespace, 75 words) and the text
+encoder's token cut at the model's ``max_text_tokens``; an empty caption is a valid caption.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .data.transforms import ImageError, center_crop, load_image, to_pil, to_tensor
+from .models import TexTok
+from .text import TextEmbedding, TextEncoder, prepare_caption
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: where the reproduction study's small checkpoints are shipped (``emoji32-textok-n*`` and
+#: ``emoji32-baseline-n*``); ``shipped_checkpoints`` looks here.
+PRETRAINED_DIR = PACKAGE_DIR / "pretrained"
+EXAMPLES_DIR = PACKAGE_DIR / "app_examples"
+
+DEFAULT_MAX_BYTES = 25 * 1024 * 1024  # 25 MiB
+DEFAULT_MAX_PIXELS = 50_000_000  # 50 megapixels (e.g. 8660 x 5773)
+
+
+class UploadError(ValueError):
+    """An upload was refused (too large, too many pixels, not a usable image); the message says why."""
+
+
+# --------------------------------------------------------------------------------------------
+# checkpoints and examples
+# --------------------------------------------------------------------------------------------
+
+def _num_tokens_suffix(path: Path) -> int:
+    m = re.search(r"-n(\d+)$", path.name)
+    return int(m.group(1)) if m else 0
+
+
+def shipped_checkpoints(root: str | os.PathLike | None = None, prefix: str = "emoji32") -> tuple[list[Path], list[Path]]:
+    """The shipped TexTok and baseline checkpoint folders (``<prefix>-textok-n<N>`` and
+    ``<prefix>-baseline-n<N>`` holding a ``config.json``) under ``root`` (default
+    ``PRETRAINED_DIR``), each list sorted by N. Empty lists if there are none."""
+    root = Path(root) if root is not None else PRETRAINED_DIR
+    found = {}
+    for arm in ("textok", "baseline"):
+        dirs = [p for p in root.glob(f"{prefix}-{arm}-n*") if (p / "config.json").is_file()] if root.is_dir() else []
+        found[arm] = sorted(dirs, key=_num_tokens_suffix)
+    return found["textok"], found["baseline"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Example:
+    name: str
+    path: Path
+    caption: str
+
+
+def bundled_examples(root: str | os.PathLike | None = None) -> list[Example]:
+    """The held-out example images shipped with the package (``app_examples/examples.json``)."""
+    root = Path(root) if root is not None else EXAMPLES_DIR
+    index = root / "examples.json"
+    if not index.is_file():
+        return []
+    data = json.loads(index.read_text(encoding="utf-8"))
+    out = []
+    for e in data.get("examples", []):
+        path = root / e["file"]
+        if path.is_file():
+            out.append(Example(Path(e["file"]).stem.replace("-", " "), path, e.get("caption", "")))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# uploads
+# --------------------------------------------------------------------------------------------
+
+def _size_text(n: float) -> str:
+    return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{n / 1024:.0f} kB"
+
+
+def load_upload(path: str | os.PathLike | None, max_bytes: int = DEFAULT_MAX_BYTES,
+                max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> Image.Image:
+    """An uploaded file -> RGB PIL image, or ``UploadError`` saying why not.
+
+    Refused before decoding: files over ``max_bytes`` (checked with ``stat``) and images over
+    ``max_pixels`` (width x height read from the header by PIL's lazy ``Image.open``). Then the
+    data layer's ``load_image`` decodes it (its errors: not an image, truncated, bomb).
+    ``name`` replaces the (temporary) path in messages; default: the file name.
+    """
+    if path is None or str(path) == "":
+        raise UploadError("no image: upload one or pick an example")
+    path = Path(path)
+    name = name or path.name
+    if not path.is_file():
+        raise UploadError(f"{name}: no such file")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise UploadError(f"{name}: the file is {_size_text(size)}, over the {_size_text(max_bytes)} upload limit")
+    if size == 0:
+        raise UploadError(f"{name}: empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:  # reads the header only
+                w, h = img.size
+    except Image.DecompressionBombError:
+        raise UploadError(f"{name}: refused: the header declares more pixels than PIL's bomb limit") from None
+    except Image.UnidentifiedImageError:
+        raise UploadError(f"{name}: not an image file PIL can read") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise UploadError(f"{name}: corrupt or truncated image ({e})") from None
+    if w * h > max_pixels:
+        raise UploadError(f"{name}: {w} x {h} = {w * h / 1e6:.1f} megapixels, over the "
+                          f"{max_pixels / 1e6:.1f} megapixel limit (nothing was decoded)")
+    try:
+        return load_image(path)
+    except ImageError as e:
+        raise UploadError(str(e).replace(str(path), name)) from None
+
+
+def _as_image(image: Image.Image | str | os.PathLike) -> Image.Image:
+    if isinstance(image, Image.Image):
+        return image.convert("RGB") if image.mode != "RGB" else image
+    return load_image(image)
+
+
+def crop_tensor(image: Image.Image | str | os.PathLike, size: int) -> torch.Tensor:
+    """The evaluation crop (``center_crop``) as the model sees it: -> [1, 3, size, size] in [-1, 1]."""
+    return to_tensor(center_crop(_as_image(image), size))[None]
+
+
+# --------------------------------------------------------------------------------------------
+# tokenizers with their text encoders
+# --------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Tokenizer:
+    """A TexTok checkpoint with the text encoder it needs (cut at its ``max_text_tokens``)."""
+
+    model: TexTok
+    encoder: TextEncoder | None
+    name: str = "TexTok"
+
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def num_tokens(self) -> int:
+        return self.model.config.num_tokens
+
+    @property
+    def uses_text(self) -> bool:
+        return self.model.config.text_in != "none"
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def text(self, caption: str | None) -> TextEmbedding | None:
+        if not self.uses_text:
+            return None
+        return self.encoder([caption or ""]).to(self.device)
+
+    def caption_report(self, caption: str | None) -> dict:
+        """How the library cuts ``caption`` for this model: words kept, text tokens, whether cut."""
+        caption = caption or ""
+        if not self.uses_text:
+            return {"caption": prepare_caption(caption), "text_tokens": 0, "truncated": False, "used": False}
+        enc = self.encoder
+        kept = prepare_caption(caption, enc.max_words)  # what the encoder sees (words cut first)
+        full = len(enc.tokenizer(kept, truncation=False, verbose=False)["input_ids"])
+        words_cut = len(kept.split()) < len(caption.split())
+        return {"caption": kept, "text_tokens": min(full, enc.max_tokens), "truncated": words_cut or full > enc.max_tokens,
+                "max_text_tokens": enc.max_tokens, "used": True}
+
+
+def _encoder_for(model: TexTok, encoders: dict) -> TextEncoder | None:
+    """One text encoder per (name, device); a cheap view of it per ``max_text_tokens``."""
+    c = model.config
+    if c.text_in == "none":
+        return None
+    device = next(model.parameters()).device
+    base_key = (c.text_encoder, str(device))
+    if base_key not in encoders:
+        encoders[base_key] = TextEncoder.from_pretrained(c.text_encoder, device=device)
+    base = encoders[base_key]
+    if base.max_tokens == c.max_text_tokens:
+        return base
+    key = base_key + (c.max_text_tokens,)
+    if key not in encoders:
+        encoders[key] = TextEncoder(base.model, base.tokenizer, name=base.name, max_words=base.max_words,
+                                    max_tokens=c.max_text_tokens, batch_size=base.batch_size, padding=base.padding)
+    return encoders[key]
+
+
+def as_tokenizer(model: Tokenizer | TexTok | str | os.PathLike, encoders: dict | None = None,
+                 device: str | torch.device = "cpu", name: str | None = None) -> Tokenizer:
+    """A ``Tokenizer`` from a checkpoint folder, a ``TexTok`` or a ``Tokenizer`` (returned as is).
+
+    ``encoders``: a cache shared between models (a ``TextEncoder`` passed in under its name is
+    reused, e.g. a test fixture: ``{("minilm", "cpu"): encoder}``)."""
+    if isinstance(model, Tokenizer):
+        return model
+    encoders = {} if encoders is None else encoders
+    if not isinstance(model, TexTok):
+        path = Path(model)
+        name = name or path.name
+        model = TexTok.from_pretrained(path, map_location=device)
+    model = model.eval()
+    return Tokenizer(model, _encoder_for(model, encoders), name or "TexTok")
+
+
+# --------------------------------------------------------------------------------------------
+# metrics
+# --------------------------------------------------------------------------------------------
+
+class LazyLPIPS:
+    """LPIPS built on first use; ``None`` scores (and ``error`` says why) if its weights are missing."""
+
+    def __init__(self):
+        self._model, self.error = None, None
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> list[float | None]:
+        if self._model is None and self.error is None:
+            try:
+                from .losses.lpips import LPIPS
+
+                self._model = LPIPS()
+            except (FileNotFoundError, OSError, ValueError, ImportError, RuntimeError) as e:
+                self.error = f"LPIPS unavailable ({e}); run `textok assets fetch`"
+        if self._model is None:
+            return [None] * x.shape[0]
+        with torch.no_grad():
+            return [float(v) for v in self._model(x.float().cpu(), y.float().cpu())]
+
+
+_LPIPS = LazyLPIPS()
+
+
+def _scores(x: torch.Tensor, y: torch.Tensor, lpips) -> tuple[float, float | None]:
+    from .metrics.image import psnr
+
+    lp = (lpips or _LPIPS)(x, y)[0]
+    return float(psnr(x.cpu(), y.cpu())[0]), lp
+
+
+# --------------------------------------------------------------------------------------------
+# the functions behind the page
+# --------------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def _reconstruct(tok: Tokenizer, x: torch.Tensor, caption: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+    text = tok.text(caption)
+    tokens = tok.model.encode(x.to(tok.device), text)
+    return tokens, tok.model.decode(tokens, text).float().clamp(-1, 1).cpu()
+
+
+def reconstruct_compare(models: Mapping[str, Tokenizer | TexTok], image: Image.Image | str | os.PathLike,
+                        caption: str | None, lpips=None) -> dict:
+    """``image`` through each model of ``models`` (label -> tokenizer; ``None`` entries are skipped).
+
+    Returns ``{"images": {"original": PIL, label: PIL, ...}, "psnr": {label: dB}, "lpips":
+    {label: float | None}, "seconds": {label: s}, "caption": {label: caption_report}}``. The
+    original is the evaluation crop at the first model's resolution.
+    """
+    models = {k: as_tokenizer(v) for k, v in models.items() if v is not None}
+    if not models:
+        raise ValueError("no model to reconstruct with")
+    pil = _as_image(image)
+    out = {"images": {}, "psnr": {}, "lpips": {}, "seconds": {}, "caption": {}}
+    for label, tok in models.items():
+        x = crop_tensor(pil, tok.config.image_size)
+        if "original" not in out["images"]:
+            out["images"]["original"] = to_pil(x[0])
+        t0 = time.perf_counter()
+        _, rec = _reconstruct(tok, x, caption)
+        out["seconds"][label] = time.perf_counter() - t0
+        out["images"][label] = to_pil(rec[0])
+        out["psnr"][label], out["lpips"][label] = _scores(rec, x, lpips)
+        out["caption"][label] = tok.caption_report(caption)
+    return out
+
+
+def difference_image(a: torch.Tensor, b: torch.Tensor) -> tuple[Image.Image, int, float]:
+    """|a - b| of two [1, 3, H, W] images in [-1, 1] as a grey image stretched to its maximum,
+    the largest difference and the mean difference (in 0..255 levels, after quantisation)."""
+    from .metrics.image import quantize
+
+    d = (quantize(a) - quantize(b)).abs()[0]  # [3, H, W] levels
+    grey = d.max(dim=0).values
+    peak = float(grey.max())
+    scaled = (grey / peak * 255.0) if peak > 0 else grey
+    img = Image.fromarray(scaled.round().clamp(0, 255).to(torch.uint8).numpy()).convert("RGB")
+    return img, int(peak), float(d.mean())
+
+
+def swap_caption(model: Tokenizer | TexTok, image: Image.Image | str | os.PathLike, caption: str | None,
+                 other_caption: str | None, lpips=None) -> dict:
+    """Encode ``image`` with ``caption``; decode the *same tokens* with ``caption`` and with
+    ``other_caption``.
+
+    Returns ``{"images": {"original", "reconstruction", "swapped", "difference"}, "psnr":
+    {"reconstruction", "swapped" (each vs the original), "between" (the two decodes)}, "lpips":
+    {same keys}, "max_difference": levels, "mean_difference": levels, "text_in_decoder": bool}``.
+    """
+    tok = as_tokenizer(model)
+    x = crop_tensor(image, tok.config.image_size)
+    with torch.no_grad():
+        tokens, rec = _reconstruct(tok, x, caption)
+        swapped = tok.model.decode(tokens, tok.text(other_caption)).float().clamp(-1, 1).cpu()
+    diff, peak, mean = difference_image(rec, swapped)
+    out = {"images": {"original": to_pil(x[0]), "reconstruction": to_pil(rec[0]), "swapped": to_pil(swapped[0]),
+                      "difference": diff},
+           "psnr": {}, "lpips": {}, "max_difference": peak, "mean_difference": mean,
+           "text_in_decoder": bool(tok.config.text_in_decoder),
+           "caption": tok.caption_report(caption), "other_caption": tok.caption_report(other_caption)}
+    for key, (a, b) in {"reconstruction": (rec, x), "swapped": (swapped, x), "between": (swapped, rec)}.items():
+        out["psnr"][key], out["lpips"][key] = _scores(a, b, lpips)
+    return out
+
+
+def generate_samples(pipeline, prompt: str | None = None, class_id: int | None = None, cfg_scale: float | None = None,
+                     steps: int | None = None, seed: int = 0, num: int = 4, sampler: str | None = None) -> dict:
+    """Samples from a ``textok.generation.Pipeline``: ``{"images": [PIL], "seconds": s, "steps": n,
+    "cfg_scale": g, "sampler": name}``. A class-conditional DiT takes ``class_id``, a DiT-T2I
+    ``prompt`` (an empty prompt is allowed)."""
+    if not 1 <= int(num) <= 64:
+        raise ValueError(f"number of samples must lie in [1, 64], got {num}")
+    if steps is not None and int(steps) < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    condition = pipeline.dit.config.condition
+    dcfg = pipeline.config.diffusion
+    sampler = sampler or dcfg.default_sampler
+    steps = int(steps) if steps else dcfg.default_steps(sampler)
+    cfg_scale = dcfg.cfg_scale if cfg_scale is None else float(cfg_scale)
+    kwargs = dict(cfg_scale=cfg_scale, steps=steps, sampler=sampler, seed=int(seed))
+    t0 = time.perf_counter()
+    if condition == "text":
+        images = pipeline(prompts=[prompt or ""] * int(num), **kwargs)
+    else:
+        if class_id is None and condition == "class":
+            raise ValueError("this DiT is class-conditional: pick a class")
+        images = pipeline(labels=[int(class_id or 0)] * int(num), **kwargs)
+    seconds = time.perf_counter() - t0
+    return {"images": [to_pil(im) for im in images.cpu()], "seconds": seconds, "steps": steps,
+            "cfg_scale": cfg_scale, "sampler": sampler}
+
+
+# --------------------------------------------------------------------------------------------
+# the loaded models behind one page
+# --------------------------------------------------------------------------------------------
+
+class Explorer:
+    """TexTok and baseline tokenizers (keyed by token count N) and an optional generation
+    pipeline, loaded once. Every call takes the lock of its model set: one request at a time."""
+
+    def __init__(self, textok: Sequence[Tokenizer | TexTok | str | os.PathLike] = (),
+                 baseline: Sequence[Tokenizer | TexTok | str | os.PathLike] = (), dit=None,
+                 device: str | torch.device = "cpu", encoders: dict | None = None, lpips=None):
+        self.encoders = {} if encoders is None else encoders
+        self.textok = self._by_n(textok, device, "--checkpoint")
+        self.baseline = self._by_n(baseline, device, "--baseline")
+        if not self.textok and not self.baseline:
+            raise ValueError("no checkpoint: give --checkpoint DIR")
+        self.pipeline = None
+        if dit is not None:
+            from .generation import Pipeline
+
+            self.pipeline = dit if isinstance(dit, Pipeline) else Pipeline.from_pretrained(
+                dit, device, text_encoder=self.encoders.get(("minilm", str(torch.device(device)))))
+        self.lpips = lpips or LazyLPIPS()
+        self.lock = threading.Lock()  # the tokenizers
+        self.generation_lock = threading.Lock()  # the DiT
+
+    def _by_n(self, items, device, flag) -> dict[int, Tokenizer]:
+        out: dict[int, Tokenizer] = {}
+        for item in items:
+            tok = as_tokenizer(item, self.encoders, device)
+            if tok.num_tokens in out:
+                raise ValueError(f"{flag}: two checkpoints with N={tok.num_tokens} tokens ({out[tok.num_tokens].name} "
+                                 f"and {tok.name}); give one per N")
+            out[tok.num_tokens] = tok
+        return dict(sorted(out.items()))
+
+    @property
+    def token_counts(self) -> list[int]:
+        return sorted(set(self.textok) | set(self.baseline))
+
+    def pair(self, n: int | None = None) -> dict[str, Tokenizer | None]:
+        """``{"baseline": ..., "TexTok": ...}`` at N = ``n`` (default: the largest N)."""
+        n = self.token_counts[-1] if n is None else int(n)
+        if n not in self.token_counts:
+            raise ValueError(f"no checkpoint with N={n} tokens; have {self.token_counts}")
+        return {"baseline": self.baseline.get(n), "TexTok": self.textok.get(n)}
+
+    def describe(self) -> str:
+        parts = []
+        for label, group in (("TexTok", self.textok), ("baseline", self.baseline)):
+            for n, tok in group.items():
+                c = tok.config
+                parts.append(f"{label} N={n} ({tok.name}, {c.image_size}px, {c.num_tokens}x{c.token_dim} tokens)")
+        if self.pipeline is not None:
+            parts.append(f"DiT ({self.pipeline.dit.config.condition}-conditional)")
+        return "; ".join(parts)
+
+    def reconstruct(self, image, caption: str | None, n: int | None = None) -> dict:
+        pair = self.pair(n)
+        with self.lock:
+            out = reconstruct_compare(pair, image, caption, self.lpips)
+        out["missing"] = [label for label, tok in pair.items() if tok is None]
+        return out
+
+    def swap(self, image, caption: str | None, other_caption: str | None, n: int | None = None) -> dict:
+        pair = self.pair(n)
+        tok = pair["TexTok"] or pair["baseline"]
+        with self.lock:
+            return swap_caption(tok, image, caption, other_caption, self.lpips)
+
+    def sweep(self, image, caption: str | None) -> list[dict]:
+        """``reconstruct`` at every N: ``[{"n": N, **reconstruct_compare(...)}, ...]``."""
+        out = []
+        with self.lock:
+            for n in self.token_counts:
+                out.append({"n": n, **reconstruct_compare(self.pair(n), image, caption, self.lpips)})
+        return out
+
+    def generate(self, **kwargs) -> dict:
+        if self.pipeline is None:
+            raise ValueError("no DiT loaded: start the app with --dit DIR")
+        with self.generation_lock:
+            return generate_samples(self.pipeline, **kwargs)
+
+
+__all__ = [
+    "UploadError", "load_upload", "reconstruct_compare", "swap_caption", "generate_samples", "difference_image",
+    "Explorer", "Tokenizer", "as_tokenizer", "shipped_checkpoints", "bundled_examples", "Example", "PRETRAINED_DIR",
+    "EXAMPLES_DIR", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS",
+]

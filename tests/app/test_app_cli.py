@@ -1,0 +1,71 @@
+"""`textok app` on the command line and the Gradio layer's handlers (no browser)."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from textok import explore
+from textok.cli import main
+
+
+def test_app_without_checkpoints_asks_for_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(explore, "PRETRAINED_DIR", tmp_path / "nothing-here")
+    assert main(["app"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no checkpoint: give --checkpoint DIR" in err[0]
+
+
+def test_app_opens_on_the_shipped_checkpoints(tmp_path, monkeypatch, tiny_checkpoints, capsys):
+    import shutil
+
+    pytest.importorskip("gradio")
+    root = tmp_path / "pretrained"
+    shutil.copytree(tiny_checkpoints["textok-n2"], root / "emoji32-textok-n2")
+    shutil.copytree(tiny_checkpoints["baseline-n2"], root / "emoji32-baseline-n2")
+    monkeypatch.setattr(explore, "PRETRAINED_DIR", root)
+    seen = {}
+    import textok.app
+
+    monkeypatch.setattr(textok.app, "launch", lambda explorer, **kw: seen.update(explorer=explorer, **kw))
+    assert main(["app", "--port", "0"]) == 0
+    assert seen["host"] == "127.0.0.1" and seen["explorer"].token_counts == [2]
+    assert seen["explorer"].pair(2)["baseline"].name == "emoji32-baseline-n2"
+    assert main(["app", "--checkpoint", str(tiny_checkpoints["textok-n4"]), "--max-upload-mb", "1"]) == 0
+    assert seen["explorer"].token_counts == [4] and seen["max_bytes"] == 1024 * 1024
+
+
+def test_app_without_gradio_says_how_to_install(monkeypatch, tiny_checkpoints, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio -> ImportError
+    assert main(["app", "--checkpoint", str(tiny_checkpoints["textok-n2"])]) == 2
+    assert "pip install -e '.[app]'" in capsys.readouterr().err
+
+
+def test_page_handlers_report_bad_input_and_keep_working(explorer, tmp_path):
+    pytest.importorskip("gradio")
+    from textok.app import build_app
+
+    demo = build_app(explorer, max_bytes=20_000, max_pixels=100_000)
+    h = demo.textok_handlers
+    good = tmp_path / "good.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(good)
+    orig, base, tex, table, status = h["reconstruct"](str(good), None, "a caption", "2")
+    assert status == "" and orig.size == base.size == tex.size == (256, 256)  # shown upscaled
+    assert "| TexTok |" in table and "| baseline |" in table and "PSNR" in table
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    *outs, status = h["reconstruct"](str(bad), None, "a caption", "2")
+    assert outs == [None] * 4 and "bad.png: " in status and "⚠" in status
+    wide = tmp_path / "wide.png"
+    Image.new("RGB", (1000, 1000)).save(wide)
+    *_, status = h["reconstruct"](str(wide), None, "", "2")
+    assert "megapixel limit" in status
+    *_, status = h["reconstruct"](None, None, "", "2")
+    assert "no image" in status
+    *outs, status = h["reconstruct"](None, "dog", "", "4")  # a bundled example; no baseline at N=4
+    assert status == "" and outs[1] is None and "no checkpoint at this N" in outs[3]
+    rec, swapped, diff, table, status = h["swap"](str(good), None, "a dog", "a car", "2")
+    assert status == "" and "Largest pixel change" in table
+    gallery, table, status = h["sweep"](str(good), None, "")
+    assert status == "" and len(gallery) == 4 and table.count("\n") == 3  # original + 2 at N=2 + 1 at N=4
