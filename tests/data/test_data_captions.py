@@ -14,8 +14,9 @@ def test_caption_variants():
     assert len(caption_variant(long, "words25").split()) == 25
     assert caption_variant("x", "short", "ankle_boot") == "a photo of a ankle boot"
     assert caption_variant("x", "class", "person role") == "person role"
-    assert set(caption_variants("a b c", "cat")) == {"full", "words25", "short", "class"}
-    assert set(caption_variants("a b c")) == {"full", "words25"}
+    assert set(caption_variants("a b c", "cat")) == {"full", "words25", "short", "class", "name"}
+    assert set(caption_variants("a b c")) == {"full", "words25", "name"}
+    assert caption_variant("woman judge: dark skin tone; people and body, person role", "name") == "woman judge: dark skin tone"
     with pytest.raises(ValueError, match="needs a class name"):
         caption_variant("x", "class")
 

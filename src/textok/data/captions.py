@@ -43,7 +43,7 @@ def caption_variant(caption: str, variant: str = "full", class_name: str | None 
 
 def caption_variants(caption: str, class_name: str | None = None) -> dict[str, str]:
     """All variants of one caption (``short``/``class`` only when a class name is known)."""
-    names = CAPTION_VARIANTS if class_name else ("full", "words25")
+    names = CAPTION_VARIANTS if class_name else tuple(v for v in CAPTION_VARIANTS if v not in ("short", "class"))
     return {v: caption_variant(caption, v, class_name) for v in names}
 
 
