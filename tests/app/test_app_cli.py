@@ -69,3 +69,24 @@ def test_page_handlers_report_bad_input_and_keep_working(explorer, tmp_path):
     assert status == "" and "Largest pixel change" in table
     gallery, table, status = h["sweep"](str(good), None, "")
     assert status == "" and len(gallery) == 4 and table.count("\n") == 3  # original + 2 at N=2 + 1 at N=4
+
+
+def test_page_generate_tab_with_a_tiny_dit(tiny_checkpoints, minilm, lpips_once):
+    pytest.importorskip("gradio")
+    from textok import DiT, DiTConfig
+    from textok.app import build_app
+    from textok.explore import Explorer
+    from textok.generation import GenerationConfig, Pipeline
+
+    from .conftest import tiny_tokenizer
+
+    stats = dict(latent_mean=[0.0] * 8, latent_std=[1.0] * 8)
+    dit = DiT(DiTConfig.from_preset("dit-tiny", num_tokens=2, token_dim=8, num_classes=2))
+    pipe = Pipeline(dit, tiny_tokenizer(2), GenerationConfig(tokenizer=".", classes=["cat", "dog"], **stats),
+                    text_encoder=minilm)
+    e = Explorer([tiny_checkpoints["textok-n2"]], dit=pipe, encoders={("minilm", "cpu"): minilm}, lpips=lpips_once)
+    h = build_app(e).textok_handlers
+    gallery, took, status = h["generate"](None, 1, 1.5, 2, 7, 3)
+    assert status == "" and len(gallery) == 3 and "3 samples in" in took and "guidance 1.5" in took
+    *_, status = h["generate"](None, 5, 1.5, 2, 7, 3)  # no class 5: a message, not a crash
+    assert "class labels must lie in [0, 2)" in status
