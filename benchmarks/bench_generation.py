@@ -2,6 +2,7 @@
 
     python benchmarks/bench_generation.py                          # 256 and 512 px, N = 32..256
     python benchmarks/bench_generation.py --resolutions 512 --tokens 32 --measure-steps 1
+    python benchmarks/bench_generation.py --batch 16                # the same rows, 16 images per batch
 
 Per image, for the same sampler (DDPM with classifier-free guidance, so every step is one DiT
 forward on a batch of 2B) and the same step count (``--steps``, 250 as in DiT):
@@ -15,6 +16,14 @@ text tokens) + the MiniLM text encoder on a 25-word caption. Baseline rows: DiT-
 SD-VAE grid (32x32x4 at 256 px, 64x64x4 at 512 px; 2x2 patches -> 256 / 1024 DiT tokens of
 2*2*4 = 16 values: the same network with a 16-wide token embedding, FLOP-for-FLOP DiT-XL/2)
 + the SD-VAE decoder (diffusers ``AutoencoderKL``, Stable Diffusion configuration).
+
+Few-step rows (``--few-steps``, default 1 2 4): TexTok-B + DiT-XL trained with MeanFlow
+(``DiTConfig.time_inputs=2``: a second timestep embedder for t - r) and its sampler, one DiT
+forward on B images per step and no unconditional pass (MeanFlow trains guidance in), against
+the same SD-VAE + DiT-XL/2 baseline with 250 guided DDPM steps. These rows are **timed in
+full**: each timed call is the whole ``MeanFlow.sample`` (every step) plus the detokenizer; the
+text encoder's time is added as in the other rows. The 250-step rows are **scaled from timed
+steps** (above).
 
 All models are randomly initialised (speed does not depend on the weights). The DiT's 28
 blocks are built once and shared by every row (only the token embedding, positions and
@@ -38,6 +47,7 @@ import torch
 from common import timed
 
 from textok import DiT, DiTConfig, TexTok, TexTokConfig, TextEmbedding
+from textok.diffusion import MeanFlow
 
 CAPTION = ("a golden retriever puppy sitting on a wooden porch in the late afternoon sun, looking at a red ball "
            "near a pot of flowers")  # 22 words
@@ -71,8 +81,9 @@ class DiTBench:
         self.preset, self.device, self.dtype = preset, device, dtype
         self.blocks = None
 
-    def model(self, num_tokens: int, token_dim: int) -> DiT:
-        cfg = DiTConfig.from_preset(self.preset, num_tokens=num_tokens, token_dim=token_dim)
+    def model(self, num_tokens: int, token_dim: int, time_inputs: int = 1) -> DiT:
+        cfg = DiTConfig.from_preset(self.preset, num_tokens=num_tokens, token_dim=token_dim, time_inputs=time_inputs,
+                                    learn_sigma=time_inputs == 1)  # MeanFlow: d output channels
         small = DiT(dataclasses.replace(cfg, depth=1))  # everything but the blocks
         if self.blocks is None:
             self.blocks = DiT(cfg).transformer  # the 28 blocks, built once
@@ -103,6 +114,8 @@ def main(argv=None):
     ap.add_argument("--measure-steps", type=int, default=2, help="guided DiT steps actually timed per row (median)")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--batch", type=int, default=1, help="images per sampling batch (the DiT sees 2x for guidance)")
+    ap.add_argument("--few-steps", type=int, nargs="*", default=[1, 2, 4],
+                    help="MeanFlow step counts for the few-step rows (timed in full); none: leave the rows out")
     ap.add_argument("--dit", default="dit-xl")
     ap.add_argument("--text-tokens", type=int, default=32, help="caption tokens in the detokenizer")
     ap.add_argument("--no-text-encoder", action="store_true", help="leave out MiniLM's time")
@@ -162,6 +175,7 @@ def main(argv=None):
         base = {"res": res, "name": f"SD-VAE + {args.dit.upper()}/2", "tokens": f"{latent}x{latent}x4 -> {base_N}",
                 "step": sec / B, "dit_gflops": flops / 1e9, "dec": vae_sec, "dec_gflops": vae_flops / 1e9, "text": 0.0}
         rows = [base]
+        few = []  # MeanFlow rows: (N, steps, seconds per image for sampling + decoder, GFLOPs per image)
         patch = 8 if res == 256 else 16
         for N in args.tokens:
             tcfg = TexTokConfig.from_preset("textok-b", image_size=res, patch_size=patch, num_tokens=N)
@@ -177,6 +191,20 @@ def main(argv=None):
             dec_sec = timed(tok_decode, 1, 2, device) / B
             dec_flops = meta_flops(lambda: TexTok(tcfg), lambda m: m.decode(
                 torch.randn(1, N, 8), TextEmbedding(torch.randn(1, L, tcfg.text_dim), torch.ones(1, L, dtype=torch.bool))))
+            if args.few_steps:
+                mf_dit = bench.model(N, 8, time_inputs=2)
+                y = torch.arange(B, device=device) % 1000
+                few_forward = lambda x, t, r: mf_dit(x, t, labels=y, r=r)
+                for steps in args.few_steps:
+                    def few_step_e2e():
+                        with torch.no_grad():
+                            z = MeanFlow().sample(few_forward, (B, N, 8), steps=steps, device=device)
+                            tok.decode(z.to(dtype), text)
+
+                    few.append((N, steps, timed(few_step_e2e, 1, 2, device) / B,
+                                (steps * mf_dit.flops_per_forward() + dec_flops) / 1e9))
+                    print(f"#   MeanFlow {steps} step(s) + detokenizer, {N} tokens: {few[-1][2]:.3f} s / image", flush=True)
+                del mf_dit
             del tok
             gc.collect()
             sec, flops, _ = dit_rows[(N, 8)]
@@ -203,6 +231,21 @@ def main(argv=None):
         print(f"\nGFLOPs per forward per image: " + ", ".join(f"{r['tokens'].split(' -> ')[1]} tokens {r['dit_gflops']:.1f}" for r in rows)
               + f"; decoders: SD-VAE {base['dec_gflops']:.0f}, TexTok-B " + ", ".join(f"{r['dec_gflops']:.0f}" for r in rows[1:])
               + f"; SD-VAE decoder params {vae_params / 1e6:.1f}M")
+        if few:
+            print(f"\n## {res} px, few-step sampling (MeanFlow, guidance trained in: 1 DiT forward per image per step), "
+                  f"batch {B}\n")
+            print("| system | sampler | DiT tokens | DiT forwards / image | end-to-end s / image | timing | "
+                  f"speed-up vs SD-VAE + {args.dit.upper()}/2 | end-to-end GFLOPs / image |")
+            print("|---|---|---|---|---|---|---|---|")
+            print(f"| {base['name']} | DDPM {S} steps + guidance | {base_N} | {2 * S} | {base_total:.1f} | scaled from "
+                  f"timed steps | 1.0x | {base_gflops:,.0f} |")
+            for N, steps, sec, gflops in few:
+                total = sec + text_sec
+                results.append({"res": res, "name": f"TexTok-B + {args.dit.upper()} (MeanFlow)", "tokens": f"{N}x8 -> {N}",
+                                "steps": steps, "total": total, "gflops": gflops, "speedup": base_total / total,
+                                "timing": "timed in full"})
+                print(f"| TexTok-B + {args.dit.upper()} | MeanFlow {steps} step(s) | {N} | {steps} | {total:.3f} | timed in "
+                      f"full | {base_total / total:.1f}x | {gflops:,.0f} |", flush=True)
     return results
 
 

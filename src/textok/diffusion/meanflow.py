@@ -18,15 +18,15 @@ target. The total derivative d/dt u is one Jacobian-vector product of the networ
 tangents (v, 0, 1) for its inputs (z, r, t) (``torch.func.jvp``). A share of the samples has
 r = t, where the target is v itself: plain flow matching.
 
-Classifier-free guidance is trained in (the paper's section 4.2): for conditioned samples the
+Classifier-free guidance is trained in (the paper's guidance section): for conditioned samples the
 velocity of the identity is v~ = w v + (1 - w) u(z_t, t, t | null) (the network's own
 unconditional velocity, stop-gradient), so the network learns the guided field and sampling
 needs no unconditional pass.
 
 The network sees t and r times ``MeanFlowConfig.time_scale``: 1 by default (t in [0, 1], as in
-SiT, whose code MeanFlow builds on), not ``flow.py``'s 1000: the target differentiates u in t,
-and a 1000x scale gives the timestep embedding features like cos(1000 t) whose t-derivatives
-are large (on a toy mixture, 1-step samples came out worse with 1000). A DiT for this
+SiT), not ``flow.py``'s 1000: the target differentiates u in t, and a 1000x scale gives the
+timestep embedding features like cos(1000 t) whose t-derivatives are large (in exploratory
+runs on the tests' toy mixture, 1-step samples came out worse with 1000). A DiT for this
 objective has ``time_inputs=2`` (it embeds t and t - r) and ``learn_sigma=False``.
 """
 
@@ -48,7 +48,7 @@ MeanModelFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 @dataclasses.dataclass
 class MeanFlowConfig:
     """Training options of the MeanFlow objective (``diffusion.meanflow`` in a DiT config).
-    Defaults are the paper's ImageNet choices (its Table 1 and section 5)."""
+    Defaults are the choices of the paper's ablations (its Table 1)."""
 
     interval_fraction: float = 0.25  # share of samples with r < t; the others have r = t (flow matching)
     time_mu: float = -0.4  # t and r ~ logit-normal(time_mu, time_sigma), then ordered so that r <= t
@@ -88,7 +88,8 @@ class MeanFlow:
                              f"got shape {tuple(u.shape)}")
         return u.to(torch.promote_types(u.dtype, torch.float32))  # bf16 (autocast) -> float32; float64 stays
 
-    def sample_times(self, batch: int, device, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample_times(self, batch: int, device,
+                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(t, r), each [B]: two logit-normal draws ordered so r <= t; r = t for a share
         1 - ``interval_fraction`` of the samples."""
         c = self.config
@@ -118,7 +119,8 @@ class MeanFlow:
     def training_losses(self, model: MeanModelFn, x_start: torch.Tensor, t: torch.Tensor | None = None,
                         r: torch.Tensor | None = None, noise: torch.Tensor | None = None,
                         generator: torch.Generator | None = None, target_model: MeanModelFn | None = None,
-                        uncond_model: MeanModelFn | None = None, guide: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                        uncond_model: MeanModelFn | None = None,
+                        guide: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Per-sample losses [B]: ``loss`` (adaptively weighted) and ``mse`` (u against its target).
 
         Args:
