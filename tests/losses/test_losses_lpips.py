@@ -1,7 +1,7 @@
 """LPIPS: parity with the reference ``lpips`` package (VGG, v0.1) and basic properties.
 
 The reference cannot be imported here (it needs torchvision). Its values below were produced
-by ``benchmarks/lpips_reference.py`` in a throwaway venv (torch 2.14.1, torchvision 0.29.1,
+by ``tests/fixtures/lpips_reference.py`` in a throwaway venv (torch 2.14.1, torchvision 0.29.1,
 lpips 0.1.4, numpy 2.4.6; x86_64 CPU; 2026-11-25) from the same VGG16 kernels and the same
 image pairs, which this test builds with that script's ``make_pairs``.
 """
@@ -25,7 +25,7 @@ REFERENCE = {  # lpips.LPIPS(net="vgg")(x, y), per pair
 
 
 def _make_pairs():
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "lpips_reference.py"
+    path = Path(__file__).resolve().parents[1] / "fixtures" / "lpips_reference.py"
     spec = importlib.util.spec_from_file_location("lpips_reference", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

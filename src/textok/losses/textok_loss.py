@@ -1,4 +1,4 @@
-"""The TexTok training objective (SPEC §1): L2 + LPIPS + KL + adversarial, with LeCAM and R1.
+"""The TexTok training objective: L2 + LPIPS + KL + adversarial, with LeCAM and R1.
 
 Generator (tokenizer + detokenizer) step:
 
@@ -37,7 +37,7 @@ from .lpips import LPIPS
 
 @dataclasses.dataclass
 class LossConfig:
-    """Weights of the training objective. Defaults: the MAGVIT-v2-style recipe of SPEC §1.
+    """Weights of the training objective. Defaults: the MAGVIT-v2-style recipe for this model family (ImageNet scale).
 
     For the 32 / 64 px CPU presets use a narrow discriminator
     (``discriminator_channel_base=2048, discriminator_channel_max=128``) and an early

@@ -1,6 +1,6 @@
 """Grid of class-balanced ADM samples: one row per class, the first K samples of each.
 
-    python benchmarks/npz_grid.py samples.npz grid.png --per-class 8
+    python experiments/npz_grid.py samples.npz grid.png --per-class 8
 """
 import argparse
 

@@ -1,0 +1,146 @@
+"""The generation half of the reproduction study: a DiT on the tokens of each converged tokenizer.
+
+For the TexTok and the baseline tokenizer at one N (the study's runs ``textok-n{N}-s0`` and
+``baseline-n{N}-s0``, their latest stage models), with the same DiT recipe, budget and seed:
+
+- class-conditional (``configs/dit_emoji32_class.yaml``, label = emoji subcategory): the
+  detokenizer decodes with a held-out caption of the class (captions of ``val`` / ``val_unseen``
+  images, never trained on); ``--num`` class-balanced samples; gFID, precision and recall
+  (k = 3) against the Inception statistics of the training images;
+- text-to-image (``configs/dit_emoji32_t2i.yaml``): DiT-T2I conditioned on the captions, sampled
+  with the ``val`` captions (each ``--t2i-repeats`` times), FID against the ``val`` images.
+  CLIP score needs CLIP weights, which do not exist offline here: not computed.
+
+Every step is a ``textok`` command (printed), skipped when its output exists, so a rerun
+resumes. Scores: ``docs/results/reproduction/generation/<task>_<arm>_n<N>.json``.
+
+    python experiments/reproduction_generation.py --num-tokens 4
+    python experiments/reproduction_generation.py --num-tokens 4 --dit-steps 200 --num 200   # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reproduction import study_runs  # noqa: E402
+
+
+def sh(cmd: list[str], threads: int) -> None:
+    print("+", " ".join(shlex.quote(c) for c in cmd), flush=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), TOKENIZERS_PARALLELISM="false")
+    subprocess.run(cmd, check=True, env=env)
+
+
+def latest_stage(work: Path, results: Path, run: str) -> Path:
+    stages = sorted((results / run).glob("step_*.json"))
+    if not stages:
+        sys.exit(f"{run}: no finished stage in {results}; run experiments/reproduction.py first")
+    steps = json.loads(stages[-1].read_text())["steps"]
+    path = work / "runs" / run / "stages" / f"step_{steps:07d}"
+    if not path.is_dir():
+        sys.exit(f"{path}: stage model missing (checkpoints live in --work)")
+    return path
+
+
+def caption_pool(data: Path, out: Path) -> Path:
+    """class name -> captions of the held-out splits (val, val_unseen): never seen in training."""
+    if out.is_file():
+        return out
+    manifest = json.loads((data / "manifest.json").read_text())
+    pool: dict[str, list[str]] = {c: [] for c in manifest["classes"]}
+    for line in (data / "captions.jsonl").read_text().splitlines():
+        obj = json.loads(line)
+        if obj.get("split") in ("val", "val_unseen") and obj.get("class") in pool:
+            pool[obj["class"]].append(obj["caption"])
+    pool = {c: sorted(set(v)) for c, v in pool.items() if v}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(pool, indent=1, sort_keys=True))
+    return out
+
+
+def val_prompts(data: Path, out: Path, repeats: int) -> tuple[Path, int]:
+    captions = [json.loads(l)["caption"] for l in (data / "captions.jsonl").read_text().splitlines()
+                if json.loads(l).get("split") == "val"]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(captions) + "\n")
+    return out, len(captions) * repeats
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--num-tokens", type=int, required=True)
+    p.add_argument("--work", default=str(Path.home() / "textok-study"))
+    p.add_argument("--results", default=str(REPO / "docs" / "results" / "reproduction"))
+    p.add_argument("--data", default=str(REPO / "data" / "emoji"))
+    p.add_argument("--dit-steps", type=int, default=8000)
+    p.add_argument("--num", type=int, default=2000, help="class-conditional samples per arm")
+    p.add_argument("--t2i-repeats", type=int, default=3, help="samples per val caption")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--tasks", default="class,t2i")
+    p.add_argument("--ref-num", type=int, default=None, help="reference images (default: all; smaller only for smoke runs)")
+    args = p.parse_args()
+    textok = [sys.executable, "-m", "textok"]
+    work, data = Path(args.work), Path(args.data)
+    gen, scores = work / "generation", Path(args.results) / "generation"
+    runs_dir = Path(args.results) / "runs"
+    n, t = args.num_tokens, args.threads
+    names = {r.name for r in study_runs()}
+    pool = caption_pool(data, gen / "class_captions_heldout_emoji.json")
+    prompts, num_t2i = val_prompts(data, gen / "val_prompts.txt", args.t2i_repeats)
+
+    refs = {"train": gen / "ref_train_32.npz", "val": gen / "ref_val_32.npz"}
+    for split, ref in refs.items():
+        if not ref.is_file():
+            sh(textok + ["fid-stats", "--data", str(data), "--split", split, "--image-size", "32", "--out", str(ref),
+                         "--no-progress", "--threads", str(t)] + (["--num", str(args.ref_num)] if args.ref_num else []), t)
+
+    for arm in ("baseline", "textok"):
+        run = f"{arm}-n{n}-s0"
+        assert run in names, run
+        tok = latest_stage(work, runs_dir, run)
+        cache = gen / f"lat_{run}"
+        sh(textok + ["encode-dataset", "--checkpoint", str(tok), "--data", str(data), "--split", "train",
+                     "--out", str(cache), "--threads", str(t)], t)  # resumes; a finished cache is kept
+        for task in args.tasks.split(","):
+            out_json = scores / f"{task}_{arm}_n{n}.json"
+            if out_json.is_file():
+                print(f"{out_json}: done", flush=True)
+                continue
+            config = REPO / "configs" / f"dit_emoji32_{task}.yaml"
+            dit = gen / f"dit_{task}_{run}"
+            overrides = [f"data.cache={cache}", f"model.num_tokens={n}", f"schedule.max_steps={args.dit_steps}",
+                         "logging.progress=false"]
+            if task == "class":
+                overrides.append(f"data.caption_pool={pool}")
+            if not (dit / "model").is_dir():
+                resume = ["--resume"] if (dit / "checkpoints").is_dir() else []
+                sh(textok + ["train-dit", "--config", str(config), "--out", str(dit), "--threads", str(t)] + resume + overrides, t)
+            samples = gen / f"samples_{task}_{run}.npz"
+            num = args.num if task == "class" else num_t2i
+            if not samples.is_file():
+                extra = ["--prompts", str(prompts)] if task == "t2i" else []
+                sh(textok + ["sample-fid", "--checkpoint", str(dit / "model"), "--num", str(num), "--out", str(samples),
+                             "--seed", "0", "--threads", str(t)] + extra, t)
+            ref = refs["train" if task == "class" else "val"]
+            ev = gen / f"eval_{task}_{run}"
+            sh(textok + ["eval-generation", "--samples", str(samples), "--ref", str(ref), "--out", str(ev),
+                         "--no-progress", "--threads", str(t)], t)
+            report = json.loads((ev / "eval_generation.json").read_text())
+            scores.mkdir(parents=True, exist_ok=True)
+            record = {"task": task, "arm": arm, "num_tokens": n, "tokenizer": run, "tokenizer_steps": int(tok.name[5:]),
+                      "dit_steps": args.dit_steps, "num_samples": num, "reference": f"emoji {'train' if task == 'class' else 'val'} 32 px",
+                      "report": {k: v for k, v in report.items() if k != "markdown"}}
+            out_json.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+            print(f"wrote {out_json}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
