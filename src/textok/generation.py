@@ -53,6 +53,21 @@ class GenerationConfig:
     classes: list[str] = dataclasses.field(default_factory=list)  # class names by label
     caption_pool: str | None = None  # JSON class name -> captions (held-out); relative to the folder
     text_encoder: str = "minilm"  # embeds prompts for DiT-T2I
+    # where the tokenizer / pool were when the folder was saved: the fallback when the relative
+    # path no longer resolves (the generation folder moved, the tokenizer stayed)
+    tokenizer_absolute: str | None = None
+    caption_pool_absolute: str | None = None
+
+
+def _locate(directory: Path, stored: str, absolute: str | None, what: str, is_ok) -> Path:
+    """``stored`` resolved from ``directory`` (relative paths move with the folder), else the
+    absolute path recorded at save time; an error naming both when neither exists."""
+    tried = [(directory / stored).resolve()] + ([Path(absolute)] if absolute else [])
+    for path in tried:
+        if is_ok(path):
+            return path
+    raise FileNotFoundError(f"{directory / GENERATION_NAME}: the {what} is not at " + " nor at ".join(map(str, tried))
+                            + f"; put it back or edit '{what}' in {GENERATION_NAME}")
 
 
 def load_caption_pool(path: str | os.PathLike, classes: Sequence[str]) -> dict[int, list[str]]:
@@ -120,18 +135,31 @@ class Pipeline:
             raise ValueError(f"{path}: not valid JSON ({e})") from None
         config = from_dict(GenerationConfig, data, where=str(path))
         dit = DiT.from_pretrained(directory, map_location=device)
-        tok_dir = (directory / config.tokenizer).resolve()
+        tok_dir = _locate(directory, config.tokenizer, config.tokenizer_absolute, "tokenizer", Path.is_dir)
         tokenizer = TexTok.from_pretrained(tok_dir, map_location=device)
         pool = None
         if config.caption_pool:
-            pool = load_caption_pool((directory / config.caption_pool).resolve(), config.classes)
+            pool_path = _locate(directory, config.caption_pool, config.caption_pool_absolute, "caption_pool", Path.is_file)
+            pool = load_caption_pool(pool_path, config.classes)
+            config = dataclasses.replace(config, caption_pool=str(pool_path))
+        config = dataclasses.replace(config, tokenizer=str(tok_dir))  # absolute in memory: save_pretrained relativises
         return cls(dit, tokenizer, config, pool, text_encoder)
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """The DiT folder plus ``generation.json`` (paths stored as given, absolute is safest)."""
+        """The DiT folder plus ``generation.json``. The tokenizer and caption pool are recorded
+        relative to the folder (a run folder moved with its tokenizer still loads) and absolute
+        (a run folder moved without it still loads)."""
         directory = Path(directory)
         self.dit.save_pretrained(directory)
-        write_json_atomic(directory / GENERATION_NAME, to_dict(self.config))
+        config = dataclasses.replace(self.config)
+        here = directory.resolve()
+        for field in ("tokenizer", "caption_pool"):
+            value = getattr(config, field)
+            if value:
+                absolute = Path(value) if Path(value).is_absolute() else (here / value).resolve()
+                setattr(config, field, os.path.relpath(absolute, here))
+                setattr(config, f"{field}_absolute", str(absolute))
+        write_json_atomic(directory / GENERATION_NAME, to_dict(config))
         return directory
 
     # ---- conditions -----------------------------------------------------------------------
