@@ -84,6 +84,20 @@ def test_bad_image_is_skipped_not_replaced(folder):
     assert ds.report.num_bad == 2 and collate([None, None]) is None
 
 
+def test_a_bad_file_is_reported_once(folder, caplog):
+    """Training, its preview batch and evaluation open the same split: each bad file is warned
+    about once per process, not once per reader (the counts stay per data set)."""
+    from textok.data import open_dataset
+
+    root = _with_bad_images(folder)
+    with caplog.at_level("WARNING", logger="textok.data.datasets"):
+        for _ in range(2):
+            ds = open_dataset(root, "train", image_size=32)
+            [ds[i] for i in range(len(ds))]
+            assert ds.report.num_bad == 2
+    assert sum("skipping bad sample" in r.getMessage() for r in caplog.records) == 2
+
+
 def test_fid_stats_and_eval_batches_skip_bad_images(folder):
     from textok.data import open_dataset
     from textok.metrics import iterate_batches

@@ -362,9 +362,21 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
             if self.on_bad_sample == "error":
                 raise BadSampleError(f"{record.key}: {reason}") from None
             if (record.key, reason) not in self.report.bad:
-                log.warning("skipping bad sample %s: %s", record.key, reason)
+                log_bad_sample(record.path, reason)
                 self.report.add(record.key, reason)
             return None
+
+
+_LOGGED_BAD: set[tuple[str, str]] = set()
+
+
+def log_bad_sample(name, reason: str) -> None:
+    """Warn about a skipped sample once per process: the training set, the preview batch and
+    the evaluation can open the same split, and each file should be reported once."""
+    key = (str(name), reason)
+    if key not in _LOGGED_BAD:
+        _LOGGED_BAD.add(key)
+        log.warning("skipping bad sample %s: %s", name, reason)
 
 
 def open_dataset(root: str | os.PathLike, split: str = "train", image_size: int = 64, train: bool = False,
