@@ -12,6 +12,9 @@
 - ``stats.json``: per-channel mean and std [d] of the tokens (of the posterior means for
   ``"moments"``) over the whole split, used to normalise the DiT's inputs to ~N(0, 1).
 
+``data`` is a folder data set or WebDataset shards (a shard folder, a ``.tar``, or a pattern
+``train-{000000..000127}.tar``, read by a tar index: ``textok.data.stream.ShardIndex``);
+``max_images`` takes that many images evenly spread over the split (not the first N).
 Each shard is written atomically, so an interrupted run is resumed by running the same
 command again: finished shards are skipped. ``LatentCache(out)`` reads the whole cache (a few
 KB per image) into memory as a map-style data set.
@@ -98,11 +101,16 @@ def encode_dataset(checkpoint: str | os.PathLike, data: str | os.PathLike, out: 
     c = model.config
     if store == "moments" and c.latent != "kl":
         raise ValueError(f"{checkpoint}: store='moments' needs a KL tokenizer (latent='kl'), this one is {c.latent!r}")
-    ds = open_dataset(data, split=split, image_size=c.image_size, train=False)
-    if isinstance(ds, torch.utils.data.IterableDataset):
-        raise ValueError(f"{data} ({split}): WebDataset shards cannot be cached resumably; "
-                         "convert them to a folder data set first")
-    n = len(ds) if max_images is None else min(len(ds), max_images)
+    from .data.stream import data_home, is_shard_source, open_indexed, spread
+
+    shards = None
+    if is_shard_source(data):  # WebDataset shards (a folder, a .tar, a pattern): random access by a tar index
+        ds = open_indexed(data, split, c.image_size)
+        shards, data = str(Path(data).resolve()), data_home(data)
+    else:
+        ds = open_dataset(data, split=split, image_size=c.image_size, train=False)
+    picks = spread(len(ds), max_images)  # --max-images: evenly spread over the split, not its first N
+    n = len(picks)
     num_shards = math.ceil(n / shard_size)
     meta = {
         "format": FORMAT, "tokenizer": str(checkpoint.resolve()), "data": str(data.resolve()), "split": split,
@@ -110,10 +118,15 @@ def encode_dataset(checkpoint: str | os.PathLike, data: str | os.PathLike, out: 
         "num_tokens": c.num_tokens, "token_dim": c.token_dim, "image_size": c.image_size,
         "text_encoder": c.text_encoder, "text_in": c.text_in, "classes": _class_names(ds, data),
     }
+    if shards is not None:
+        meta["shards"] = shards
+    if n < len(ds):
+        meta["subset"] = "spread"  # images floor(i * len / n), i < n
     meta_path = out / META_NAME
     if meta_path.is_file():
         old = _read_json(meta_path)
-        differ = [k for k in ("tokenizer", "data", "split", "num_images", "shard_size", "store") if old.get(k) != meta[k]]
+        differ = [k for k in ("tokenizer", "data", "split", "num_images", "shard_size", "store", "shards", "subset")
+                  if old.get(k) != meta.get(k)]
         if differ:
             raise ValueError(f"{out} holds a cache of another encoding (differs in {differ}); "
                              f"use another --out or delete it")
@@ -134,7 +147,7 @@ def encode_dataset(checkpoint: str | os.PathLike, data: str | os.PathLike, out: 
 
         bar = tqdm(total=sum(min(shard_size, n - i * shard_size) for i in todo), desc="encode", unit="img")
     try:
-        _encode_shards(todo, ds, n, shard_size, batch_size, num_workers, model, text, store, device, out, bar, data)
+        _encode_shards(todo, ds, picks, shard_size, batch_size, num_workers, model, text, store, device, out, bar, data)
     finally:  # an error message must not land on the bar's line
         if bar is not None:
             bar.close()
@@ -235,12 +248,13 @@ class LatentCache(torch.utils.data.Dataset):
         return (z - self.mean.to(z)) / self.std.to(z)
 
 
-def _encode_shards(todo, ds, n, shard_size, batch_size, num_workers, model, text, store, device, out, bar, data):
+def _encode_shards(todo, ds, picks, shard_size, batch_size, num_workers, model, text, store, device, out, bar, data):
     from .data import BadSampleError
 
+    n = len(picks)
     for i in todo:
         lo, hi = i * shard_size, min(n, (i + 1) * shard_size)
-        loader = torch.utils.data.DataLoader(_Indexed(ds, lo, hi), batch_size=batch_size, num_workers=num_workers,
+        loader = torch.utils.data.DataLoader(_Indexed(ds, picks[lo:hi]), batch_size=batch_size, num_workers=num_workers,
                                              collate_fn=_collate_indexed)
         parts: dict[str, list] = {"tokens": [], "mean": [], "logvar": [], "labels": [], "captions": [], "keys": [],
                                   "index": []}
@@ -271,17 +285,17 @@ def _encode_shards(todo, ds, n, shard_size, batch_size, num_workers, model, text
 
 
 class _Indexed(torch.utils.data.Dataset):
-    """Items ``lo..hi-1`` of ``ds`` with their index (``None`` for a skipped bad image)."""
+    """Items ``indices`` of ``ds`` with their index (``None`` for a skipped bad image)."""
 
-    def __init__(self, ds, lo: int, hi: int):
-        self.ds, self.lo, self.hi = ds, lo, hi
+    def __init__(self, ds, indices: list[int]):
+        self.ds, self.indices = ds, list(indices)
 
     def __len__(self) -> int:
-        return self.hi - self.lo
+        return len(self.indices)
 
     def __getitem__(self, j: int):
-        item = self.ds[self.lo + j]
-        return None if item is None else (item, self.lo + j)
+        item = self.ds[self.indices[j]]
+        return None if item is None else (item, self.indices[j])
 
 
 def _collate_indexed(pairs: list) -> tuple[dict | None, list[int]]:

@@ -40,7 +40,9 @@ def register(sub) -> None:
     p.set_defaults(func=_caption)
 
     p = sub.add_parser("embed-text", help="precompute the text encoder's embeddings of a data set's captions")
-    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--data", required=True,
+                   help="dataset folder, or shards named by a .tar or a pattern such as 'data/train-{000000..000127}.tar' "
+                        "(the cache goes into their folder)")
     p.add_argument("--encoder", default="minilm", help="'minilm' or a local Hugging Face encoder folder")
     p.add_argument("--max-tokens", type=int, default=None,
                    help="cut captions at N tokens (match the model's max_text_tokens; default the encoder's 128)")

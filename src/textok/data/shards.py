@@ -62,10 +62,11 @@ def write_shards(src: str | os.PathLike, dst: str | os.PathLike, splits: list[st
     for split in splits or list_splits(src):
         dataset = open_dataset(src, split, on_bad_sample=on_bad_sample)
         report = dataset.report
-        names, count = [], 0
+        names, count, counts = [], 0, []
         records = [r for r in dataset.records]
         for start in range(0, len(records), samples_per_shard):
             name = f"{split}-{len(names):06d}.tar"
+            before = count
             with atomic_path(dst / name) as tmp, tarfile.open(tmp, "w") as tar:
                 for n, record in enumerate(records[start : start + samples_per_shard], start=start):
                     try:
@@ -85,7 +86,9 @@ def write_shards(src: str | os.PathLike, dst: str | os.PathLike, splits: list[st
                     _add_member(tar, f"{base}.json", json.dumps(meta, ensure_ascii=False).encode("utf-8"))
                     count += 1
             names.append(name)
-        index["splits"][split] = {"shards": names, "num_samples": count}
+            counts.append(count - before)
+        # per-shard counts: a training stream sizes its epochs from them (textok.data.stream)
+        index["splits"][split] = {"shards": names, "num_samples": count, "counts": counts}
         reports[split] = report
     manifest = src / MANIFEST_FILE
     if manifest.is_file():

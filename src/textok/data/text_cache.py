@@ -40,7 +40,11 @@ DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
 
 def cache_path(root: str | os.PathLike, encoder_name: str) -> Path:
-    """``root/text_cache/<slug>.safetensors``; a path-like encoder name gets a short hash."""
+    """``root/text_cache/<slug>.safetensors``; a path-like encoder name gets a short hash. For
+    shards named by a pattern or a ``.tar`` the cache lives in the shards' folder."""
+    from .stream import data_home
+
+    root = data_home(root)
     name = str(encoder_name)
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name).name or name).strip("._") or "encoder"
     if name != slug:
@@ -165,8 +169,18 @@ def dataset_captions(root: str | os.PathLike, variants: Iterable[str] = ("full",
     """Every caption a dataset can produce: all splits, both caption pools, the given variants."""
     from .datasets import HELDOUT_CAPTIONS_FILE, detect_format, list_splits, load_caption_pool, open_dataset
 
-    root = Path(root).expanduser()
+    from .stream import data_home, is_pattern, shard_captions
+
     captions: dict[str, None] = {}
+    if is_pattern(root) or Path(root).expanduser().suffix == ".tar":  # named shards: their captions only
+        from .stream import resolve_shards
+
+        shards = resolve_shards(root, "train")
+        for variant in variants:
+            captions.update(dict.fromkeys(shard_captions(shards, variant)))
+        root = data_home(root)
+        variants = ()
+    root = Path(root).expanduser()
     for variant in variants:
         for split in list_splits(root):
             ds = open_dataset(root, split, caption_variant=variant)

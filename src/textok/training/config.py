@@ -37,6 +37,11 @@ class DataConfig:
     # condition richness (the paper's ablation): full | words25 | short | class | name (textok.data.captions)
     caption_variant: str = "full"
     on_bad_sample: Literal["skip", "error"] = "skip"  # the data layer's values (textok.data.open_dataset)
+    # WebDataset shards (root = a shard folder, a .tar or a pattern such as data/train-{000000..000127}.tar)
+    # are streamed (textok.data.stream): samples in each reader's shuffle buffer
+    shuffle_buffer: int = 1000
+    # resuming a shard stream with other processes / num_workers: restart it at the next epoch (not exact)
+    reshard_on_resume: bool = False
 
 
 @dataclasses.dataclass
@@ -100,7 +105,7 @@ class TrainConfig:
 
 
 #: Fields that may change between a checkpoint and its resumption (they do not change the math).
-RESUME_MAY_DIFFER = ("checkpoint.", "logging.", "data.num_workers", "data.root")
+RESUME_MAY_DIFFER = ("checkpoint.", "logging.", "data.num_workers", "data.root", "data.reshard_on_resume")
 
 
 def check_trainer_sections(cfg: Any) -> None:
@@ -129,6 +134,8 @@ def _check_tokenizer(cfg: TrainConfig) -> None:
 
     if cfg.data.caption_variant not in CAPTION_VARIANTS:
         raise ConfigError(f"data.caption_variant must be one of {CAPTION_VARIANTS}, got {cfg.data.caption_variant!r}")
+    if cfg.data.shuffle_buffer < 0:
+        raise ConfigError(f"data.shuffle_buffer must be >= 0, got {cfg.data.shuffle_buffer}")
     if cfg.data.max_images is not None and cfg.data.max_images < 1:
         raise ConfigError(f"data.max_images must be >= 1, got {cfg.data.max_images}")
 

@@ -16,8 +16,9 @@ is, and what the losses are. A task implements:
 ``setup(device)``
     Move helpers that are not trained (loss networks, text encoders) to ``device``.
 ``train_dataset() -> Dataset`` and ``preview_batch(n) -> dict``
-    A map-style dataset (the Trainer's sampler picks indices, so resume is exact) and a fixed
-    batch for the preview grids. ``collate(items) -> dict`` turns items into a batch; tensors
+    A map-style dataset (the Trainer's sampler picks indices, so resume is exact), or a
+    ``textok.data.stream.ShardStream`` (WebDataset shards, streamed as a function of the step,
+    also exact), and a fixed batch for the preview grids. ``collate(items) -> dict`` turns items into a batch; tensors
     in the batch are moved to the device by the Trainer.
 ``generator_loss(model, batch, step, rng) -> StepResult``
     Forward one micro-batch through ``model`` (possibly DDP-wrapped; ``unwrap(model)`` gives
@@ -84,15 +85,18 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def open_split(root: str, split: str, image_size: int, train: bool, flip: bool, seed: int, on_bad_sample: str,
-               caption_variant: str = "full"):
-    """``textok.data.open_dataset`` that insists on a map-style data set (exact resume needs indices)."""
+               caption_variant: str = "full", shuffle_buffer: int = 1000):
+    """A map-style data set (folders, class trees: the Trainer picks indices), or for WebDataset
+    shards (a shard folder, a ``.tar``, a pattern ``train-{000000..000127}.tar``) a deterministic
+    ``ShardStream`` (``textok.data.stream``); both resume exactly."""
     from ..data import open_dataset
+    from ..data.stream import is_shard_source, open_stream
 
+    if is_shard_source(root):  # a pattern names its shards itself: split is then ignored
+        return open_stream(root, split, image_size=image_size, train=train, on_bad_sample=on_bad_sample, flip=flip,
+                           seed=seed, caption_variant=caption_variant, shuffle_buffer=shuffle_buffer)
     ds = open_dataset(root, split=split, image_size=image_size, train=train, on_bad_sample=on_bad_sample,
                       flip=flip, seed=seed, caption_variant=caption_variant)
-    if isinstance(ds, torch.utils.data.IterableDataset):
-        raise ValueError(f"{root} ({split}): training needs a map-style data set (an image folder); "
-                         f"WebDataset shards are streamed and cannot be resumed exactly")
     if len(ds) == 0:
         raise ValueError(f"{root} ({split}): no images")
     return ds
@@ -197,19 +201,29 @@ class TokenizerTask:
     def train_dataset(self):
         c = self.config
         ds = open_split(c.data.root, c.data.train_split, c.model.image_size, c.data.augment, c.data.flip, c.seed,
-                        c.data.on_bad_sample, c.data.caption_variant)
+                        c.data.on_bad_sample, c.data.caption_variant, c.data.shuffle_buffer)
+        if getattr(ds, "is_stream", False):
+            if c.data.max_images is not None:
+                raise ValueError(f"data.max_images is for image folders; with shards ({c.data.root}) name fewer "
+                                 f"shards instead (a pattern such as train-{{000000..000003}}.tar)")
+            return ds
         if c.data.max_images is not None and c.data.max_images < len(ds):
             ds = torch.utils.data.Subset(ds, range(c.data.max_images))
         return ds
 
     def preview_batch(self, n: int) -> dict | None:
+        from ..data.stream import data_home, is_pattern
+
         c = self.config
-        try:
-            ds = open_split(c.data.root, c.data.val_split, c.model.image_size, False, False, c.seed, c.data.on_bad_sample,
+        try:  # a shard pattern names training shards: the val split is looked for in their folder
+            val_root = str(data_home(c.data.root)) if is_pattern(c.data.root) else c.data.root
+            ds = open_split(val_root, c.data.val_split, c.model.image_size, False, False, c.seed, c.data.on_bad_sample,
                             c.data.caption_variant)
         except (FileNotFoundError, ValueError):
             ds = open_split(c.data.root, c.data.train_split, c.model.image_size, False, False, c.seed, c.data.on_bad_sample,
                             c.data.caption_variant)
+        if getattr(ds, "is_stream", False):  # shards: the first n images, in the shards' order
+            return self.collate(ds.head(n))
         picks = torch.linspace(0, len(ds) - 1, min(n, len(ds))).long().tolist()  # spread over the split
         return self.collate([ds[i] for i in picks])
 

@@ -507,6 +507,16 @@ class Trainer:
     # ---- the loop ------------------------------------------------------------------------
     def _loader(self, dataset):
         o = self.config.optim
+        if getattr(dataset, "is_stream", False):  # WebDataset shards: a deterministic stream (textok.data.stream)
+            from ..data.stream import stream_loader
+
+            data = self.config.data
+            self.sampler, loader = stream_loader(
+                dataset, global_batch=o.batch_size, accum=o.grad_accum_steps, world=self.world, rank=self.rank,
+                seed=self.config.seed, step=self.step, num_workers=data.num_workers, collate_fn=self.task.collate,
+                pin_memory=self.device.type == "cuda", saved=getattr(self, "_stream_state", None),
+                reshard=getattr(data, "reshard_on_resume", False), resumed=self.resumed_from is not None)
+            return loader
         self.sampler = GlobalBatchSampler(len(dataset), o.batch_size, o.grad_accum_steps, self.world, self.rank,
                                           self.config.seed, start_step=self.step)
         nw = getattr(getattr(self.config, "data", None), "num_workers", 0)
@@ -639,11 +649,12 @@ class Trainer:
             if self.critic is not None:
                 save_state_dict(ckpt.trainable_state_dict(self.critic), tmp / "critic.safetensors")
                 ckpt.save_object(tmp / "critic_optimizer", self.critic_opt.state_dict())
-            epoch, index = divmod(self.step, self.sampler.steps_per_epoch) if hasattr(self, "sampler") else (0, 0)
+            epoch, index = self.sampler.position(self.step) if hasattr(self, "sampler") else (0, 0)
+            stream = {"stream": self.sampler.state(self.step)} if hasattr(getattr(self, "sampler", None), "state") else {}
             write_json_atomic(tmp / ckpt.STATE_NAME, {
                 "format": 1, "step": self.step, "epoch": epoch, "index_in_epoch": index,
                 "nonfinite_total": self.nonfinite_total, "nonfinite_in_a_row": self.nonfinite_in_a_row,
-                "ema_updates": self.ema_updates, "processes": self.world, "config": self.config_dict,
+                "ema_updates": self.ema_updates, "processes": self.world, "config": self.config_dict, **stream,
             })
         self.acc.wait_for_everyone()
         if self.is_main:
@@ -695,6 +706,7 @@ class Trainer:
         self.nonfinite_total = int(state["nonfinite_total"])
         self.nonfinite_in_a_row = int(state["nonfinite_in_a_row"])
         self.ema_updates = int(state.get("ema_updates", state["step"]))
+        self._stream_state = state.get("stream")  # a shard stream's layout and position (textok.data.stream)
         self.resumed_from = directory
         log.info("resumed from %s at step %d", directory, self.step)
 

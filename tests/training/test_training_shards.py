@@ -1,0 +1,193 @@
+"""Training from WebDataset shards named by a pattern (textok.data.stream): the CLI trains; a run
+killed with SIGKILL and resumed ends bit-equal to an uninterrupted one (2 DataLoader workers, the
+resumed part crossing an epoch); 2 gloo processes train; another layout on resume is refused
+(or restarts at the next epoch when asked); the text cache works for shards."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from textok.config import to_dict
+from textok.data import write_shards
+from textok.io import load_state_dict
+from textok.training import Trainer, TokenizerTask
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_shards(root: Path, n: int = 24, per_shard: int = 6) -> Path:
+    """``n`` 32 px images (folder format) written into ``n / per_shard`` train shards + a val shard."""
+    src = root / "src"
+    src.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(n + 2):
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(src / f"{i:03d}.png")
+        lines.append(json.dumps({"file": f"{i:03d}.png", "caption": f"a picture of thing {i % 5}",
+                                 "split": "val" if i >= n else "train"}))
+    (src / "captions.jsonl").write_text("\n".join(lines) + "\n")
+    write_shards(src, root / "shards", samples_per_shard=per_shard)
+    return root / "shards"
+
+
+@pytest.fixture
+def pattern(tmp_path):
+    return str(make_shards(tmp_path / "data") / "train-{000000..000003}.tar")
+
+
+# 4 shards of 6, 2 loader workers (slots) of 12 samples, micro-batch 4: 3 + 3 micro-batches = 6 steps an epoch
+STREAM = ["data.max_images=null", "data.num_workers=2", "data.shuffle_buffer=5", "data.augment=true",
+          "data.caption_dropout=0.5", "model.text_in=none", "schedule.max_steps=8", "checkpoint.every=4"]
+
+CHILD = """
+import sys, time, torch
+sys.path.insert(0, {tests!r})
+torch.set_num_threads(1)
+from conftest import tiny_config
+from textok.training import Trainer, TokenizerTask
+
+class SlowAfterCheckpoint(TokenizerTask):
+    def generator_loss(self, model, batch, step, rng):
+        if step >= 4:
+            time.sleep(0.5)
+        return super().generator_loss(model, batch, step, rng)
+
+cfg = tiny_config({root!r}, *{overrides!r})
+Trainer(SlowAfterCheckpoint(cfg), cfg, {out!r}).train()
+"""
+
+
+def _train(cfg, out, resume=False):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return Trainer(TokenizerTask(cfg), cfg, out, resume=resume).train()
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_shards_kill_and_resume_is_bit_exact(pattern, tmp_path, make_config):
+    cfg = make_config(pattern, *STREAM)
+    killed = tmp_path / "killed"
+    script = tmp_path / "child.py"
+    script.write_text(CHILD.format(tests=str(Path(__file__).parent), root=pattern, overrides=STREAM, out=str(killed)))
+    child = subprocess.Popen([sys.executable, str(script)], cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    marker = killed / "checkpoints" / "step_00000004" / "trainer_state.json"
+    deadline = time.time() + 240
+    while not marker.exists():
+        if child.poll() is not None:
+            pytest.fail(f"child exited before its checkpoint:\n{child.stdout.read()[-3000:]}")
+        if time.time() > deadline:
+            os.killpg(child.pid, signal.SIGKILL)
+            pytest.fail("no checkpoint in time")
+        time.sleep(0.05)
+    os.killpg(child.pid, signal.SIGKILL)  # the trainer and its DataLoader workers
+    child.wait()
+    assert not (killed / "checkpoints" / "step_00000008").exists()
+    state = json.loads(marker.read_text())["stream"]
+    assert state["processes"] == 1 and state["slots"] == 2 and state["micro_batch"] == 4
+    assert state["slot_positions"] == [[0, 2], [0, 2]]  # 4 micro-batches: 2 from each worker
+
+    assert _train(cfg, killed, resume=True).step == 8  # steps 6, 7 are in epoch 1
+    straight = tmp_path / "straight"
+    _train(cfg, straight)
+    for name in ("model", "ema"):
+        a = load_state_dict(killed / "checkpoints" / "step_00000008" / f"{name}.safetensors")
+        b = load_state_dict(straight / "checkpoints" / "step_00000008" / f"{name}.safetensors")
+        for k in a:
+            assert torch.equal(a[k], b[k]), f"{name}.{k} differs after resume"
+    assert json.loads((straight / "checkpoints" / "step_00000008" / "trainer_state.json").read_text())["epoch"] == 1
+
+
+def test_cli_trains_on_a_pattern_and_refuses_another_layout(pattern, tmp_path, make_config, capsys):
+    from textok.cli import main
+
+    cfg = make_config(pattern, "data.max_images=null", "model.text_in=none", "schedule.max_steps=2",
+                      "checkpoint.every=1", "logging.num_preview=2")
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(to_dict(cfg)))
+    out = tmp_path / "run"
+    assert main(["train-tokenizer", "--config", str(config), "--out", str(out)]) == 0
+    assert "trained 2 steps" in capsys.readouterr().out
+    assert (out / "model" / "model.safetensors").is_file()
+    # another number of loader workers (or processes) changes the stream: refused with a message ...
+    more = ["schedule.max_steps=4", "data.num_workers=2"]
+    assert main(["train-tokenizer", "--config", str(config), "--out", str(out), "--resume", *more]) == 2
+    err = capsys.readouterr().err
+    assert "slots: 1 != 2" in err and "cannot continue exactly" in err and "reshard_on_resume" in err
+    # ... unless the stream may restart at the next epoch under the new layout
+    assert main(["train-tokenizer", "--config", str(config), "--out", str(out), "--resume", *more,
+                 "data.reshard_on_resume=true"]) == 0
+    state = json.loads((out / "checkpoints" / "step_00000004" / "trainer_state.json").read_text())["stream"]
+    assert state["step_base"] == 2 and state["epoch_base"] == 1 and state["slots"] == 2
+    # max_images has no meaning for a stream
+    with pytest.raises(ValueError, match="max_images"):
+        TokenizerTask(make_config(pattern, "model.text_in=none")).train_dataset()
+
+
+def test_text_cache_for_shards(pattern, minilm, make_config):
+    from textok.data import build_text_cache, load_text_cache
+
+    path = build_text_cache(pattern, minilm, max_tokens=32, progress=False)
+    assert path.parent.parent == Path(pattern).parent  # in the shards' folder
+    cache = load_text_cache(pattern, "minilm")
+    assert {f"a picture of thing {i}" for i in range(5)} <= set(cache.index)
+    task = TokenizerTask(make_config(pattern, "data.max_images=null"))
+    task.build_critic()
+    task.setup(torch.device("cpu"))
+    assert task.text.cache is not None  # training reads it as for folders
+    assert task.text._from_cache(["a picture of thing 3"]) is not None
+
+
+CHILD2 = """
+import sys, torch
+sys.path.insert(0, {tests!r})
+torch.set_num_threads(1)
+from conftest import tiny_config
+from textok.training import Trainer, TokenizerTask
+cfg = tiny_config({root!r}, *{overrides!r})
+trainer = Trainer(TokenizerTask(cfg), cfg, {out!r})
+assert trainer.world == 2, trainer.world
+trainer.train()
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_train_on_shards(pattern, tmp_path):
+    overrides = ["data.max_images=null", "data.num_workers=1", "model.text_in=none", "schedule.max_steps=2",
+                 "checkpoint.every=2"]
+    out = tmp_path / "two"
+    script = tmp_path / "child.py"
+    script.write_text(CHILD2.format(tests=str(Path(__file__).parent), root=pattern, overrides=overrides, out=str(out)))
+    port = _free_port()
+    procs = []
+    for rank in range(2):
+        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2",
+               "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": "2", "OMP_NUM_THREADS": "1"}
+        procs.append(subprocess.Popen([sys.executable, str(script)], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    for p in procs:
+        log, _ = p.communicate(timeout=300)
+        assert p.returncode == 0, log[-3000:]
+    state = json.loads((out / "checkpoints" / "step_00000002" / "trainer_state.json").read_text())
+    assert state["processes"] == 2 and state["stream"]["processes"] == 2 and state["stream"]["micro_batch"] == 2
+    assert json.loads((out / "train_summary.json").read_text())["processes"] == 2
