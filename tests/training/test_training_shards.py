@@ -191,3 +191,28 @@ def test_two_processes_train_on_shards(pattern, tmp_path):
     state = json.loads((out / "checkpoints" / "step_00000002" / "trainer_state.json").read_text())
     assert state["processes"] == 2 and state["stream"]["processes"] == 2 and state["stream"]["micro_batch"] == 2
     assert json.loads((out / "train_summary.json").read_text())["processes"] == 2
+
+
+@pytest.mark.slow
+def test_folder_run_resumes_on_another_number_of_processes(emoji_root, tmp_path, make_config, caplog):
+    """Image folders: the data order does not depend on the process count, so a run saved by 2
+    processes continues on 1 (processes without saved RNG state are reseeded, with a warning)."""
+    overrides = ["data.max_images=8", "model.text_in=none", "schedule.max_steps=2", "checkpoint.every=2"]
+    out = tmp_path / "run"
+    script = tmp_path / "child.py"
+    script.write_text(CHILD2.format(tests=str(Path(__file__).parent), root=str(emoji_root), overrides=overrides,
+                                    out=str(out)))
+    port = _free_port()
+    procs = []
+    for rank in range(2):
+        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2",
+               "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": "2", "OMP_NUM_THREADS": "1"}
+        procs.append(subprocess.Popen([sys.executable, str(script)], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    for p in procs:
+        log, _ = p.communicate(timeout=300)
+        assert p.returncode == 0, log[-3000:]
+    cfg = make_config(emoji_root, *overrides[:-2], "schedule.max_steps=3", "checkpoint.every=2")
+    assert _train(cfg, out, resume=True).step == 3
+    state = json.loads((out / "checkpoints" / "step_00000003" / "trainer_state.json").read_text())
+    assert state["processes"] == 1 and "stream" not in state
