@@ -60,6 +60,37 @@ def bench_eval(data: str, checkpoints: list[str], preset: str, num: int | None, 
     return report
 
 
+def fid_check(data: str, num: int, device: str) -> None:
+    """The fast path may change an FID by < 0.1: FID(train, held-out) with both layouts on ``num`` images each."""
+    import numpy as np
+
+    from textok.data import open_dataset
+    from textok.metrics import InceptionFeatures, feature_stats, frechet_distance, iterate_batches
+
+    def images(split_names):
+        out = []
+        for split in split_names:
+            ds = open_dataset(data, split=split, image_size=32)
+            out += [b["images"] for b in iterate_batches(ds, None, 100)]
+        x = torch.cat(out)
+        return x[torch.linspace(0, len(x) - 1, num).long()]
+
+    a, b = images(["train"]), images(["val", "val_unseen"])
+    results = {}
+    for channels_last in (True, False):
+        net = InceptionFeatures(device=device, channels_last=channels_last)
+        start = time.perf_counter()
+        fa = np.concatenate([net(a[i : i + 50]).double().cpu().numpy() for i in range(0, num, 50)])
+        fb = np.concatenate([net(b[i : i + 50]).double().cpu().numpy() for i in range(0, num, 50)])
+        seconds = time.perf_counter() - start
+        results[channels_last] = (frechet_distance(*feature_stats(fa), *feature_stats(fb)), fa, fb, seconds)
+    (f1, a1, b1, s1), (f0, a0, b0, s0) = results[True], results[False]
+    diff = max(np.abs(a1 - a0).max(), np.abs(b1 - b0).max())
+    print(f"FID check ({num} train vs {num} val+val_unseen emoji, 32 px): channels-last {f1:.4f} ({2 * num / s1:.2f} img/s), "
+          f"NCHW reference {f0:.4f} ({2 * num / s0:.2f} img/s); |difference| {abs(f1 - f0):.2e}; "
+          f"largest feature difference {diff:.2e}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -77,6 +108,10 @@ def main() -> None:
     p.add_argument("--eval-num", type=int, default=None)
     p.add_argument("--eval-batch", type=int, default=32)
     p.add_argument("--out", default="bench_eval_out")
+    p.add_argument("--fid-check", default=None, metavar="DATA",
+                   help="dataset folder: FID of two 1,000-image sets (train vs val + val_unseen, 32 px) with the "
+                        "channels-last fast path and with the NCHW reference path, and the features' largest difference")
+    p.add_argument("--fid-num", type=int, default=1000)
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -96,6 +131,8 @@ def main() -> None:
         diff = (fast - net(x)).abs().max().item()
         print(f"Inception pool3 NCHW (reference path): {ref:.2f} images/s; channels-last speed-up {ips / ref:.2f}x; "
               f"max feature difference {diff:.2e}")
+    if args.fid_check:
+        fid_check(args.fid_check, args.fid_num, args.device)
     if args.eval_data:
         report = bench_eval(args.eval_data, list(args.checkpoint), args.preset, args.eval_num, args.split,
                             args.eval_batch, args.device, args.out)
