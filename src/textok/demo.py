@@ -19,7 +19,9 @@ from typing import Sequence
 
 import torch
 
+from .conditioning import TextConditioner
 from .config import to_dict
+from .data.stream import open_split
 from .io import atomic_path, write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -77,8 +79,6 @@ def reconstruct_split(models: dict, root: Path, split: str, limit: int | None, b
     """-> originals [N,3,S,S], {name: reconstructions}, captions for the first ``limit`` images."""
     from tqdm.auto import tqdm
 
-    from .training.task import TextSource, open_split
-
     first = next(iter(models.values())).config
     ds = open_split(str(root), split, first.image_size, False, False, 0, "skip")
     n = len(ds) if limit is None else min(limit, len(ds))
@@ -86,7 +86,7 @@ def reconstruct_split(models: dict, root: Path, split: str, limit: int | None, b
     n = len(items)
     images = torch.stack([it["image"] for it in items])
     captions = [it["caption"] for it in items]
-    text = TextSource(first.text_encoder, first.max_text_tokens, str(root), use_cache=True)
+    text = TextConditioner(first.text_encoder, first.max_text_tokens, str(root), use_cache=True)
     recs = {}
     for name, model in models.items():
         chunks = []

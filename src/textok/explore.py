@@ -36,6 +36,7 @@ from PIL import Image
 
 from .data.transforms import ImageError, center_crop, load_image, to_pil, to_tensor
 from .models import TexTok
+from .conditioning import EMPTY_CAPTION, load_encoder, text_condition
 from .text import TextEmbedding, TextEncoder, prepare_caption
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -183,9 +184,8 @@ class Tokenizer:
         return next(self.model.parameters()).device
 
     def text(self, caption: str | None) -> TextEmbedding | None:
-        if not self.uses_text:
-            return None
-        return self.encoder([caption or ""]).to(self.device)
+        text = text_condition(self.model, [caption or EMPTY_CAPTION], 1, self.encoder)
+        return None if text is None else text.to(self.device)
 
     def caption_report(self, caption: str | None) -> dict:
         """How the library cuts ``caption`` for this model: words kept, text tokens, whether cut."""
@@ -205,18 +205,7 @@ def _encoder_for(model: TexTok, encoders: dict) -> TextEncoder | None:
     c = model.config
     if c.text_in == "none":
         return None
-    device = next(model.parameters()).device
-    base_key = (c.text_encoder, str(device))
-    if base_key not in encoders:
-        encoders[base_key] = TextEncoder.from_pretrained(c.text_encoder, device=device)
-    base = encoders[base_key]
-    if base.max_tokens == c.max_text_tokens:
-        return base
-    key = base_key + (c.max_text_tokens,)
-    if key not in encoders:
-        encoders[key] = TextEncoder(base.model, base.tokenizer, name=base.name, max_words=base.max_words,
-                                    max_tokens=c.max_text_tokens, batch_size=base.batch_size, padding=base.padding)
-    return encoders[key]
+    return load_encoder(c.text_encoder, next(model.parameters()).device, c.max_text_tokens, pool=encoders)
 
 
 def as_tokenizer(model: Tokenizer | TexTok | str | os.PathLike, encoders: dict | None = None,

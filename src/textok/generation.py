@@ -31,6 +31,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .conditioning import DIT_MAX_TEXT_TOKENS, load_encoder
 from .config import from_dict, to_dict
 from .diffusion import Condition, DiffusionConfig, build_diffusion, conditional_model, guided_model
 from .io import write_json_atomic
@@ -117,8 +118,9 @@ class Pipeline:
         self.dit, self.tokenizer, self.config = dit.eval(), tokenizer.eval(), config
         self.diffusion = build_diffusion(config.diffusion)
         self.pool = pool or {}
-        self._encoders = {} if text_encoder is None else {text_encoder.name: text_encoder}
         self.device = next(dit.parameters()).device
+        # loaded text encoders by (name, device) (textok.conditioning.load_encoder); a given one is used as is
+        self._encoders = {} if text_encoder is None else {(text_encoder.name, str(self.device)): text_encoder}
         self.mean = torch.tensor(config.latent_mean, dtype=torch.float32, device=self.device)
         self.std = torch.tensor(config.latent_std, dtype=torch.float32, device=self.device)
 
@@ -163,12 +165,9 @@ class Pipeline:
         return directory
 
     # ---- conditions -----------------------------------------------------------------------
-    def encoder(self, name: str):
-        if name not in self._encoders:
-            from .text import TextEncoder
-
-            self._encoders[name] = TextEncoder.from_pretrained(name, device=self.device)
-        return self._encoders[name]
+    def encoder(self, name: str, max_tokens: int | None = None):
+        """Text encoder ``name`` (loaded once), cut at ``max_tokens`` tokens."""
+        return load_encoder(name, self.device, max_tokens, pool=self._encoders)
 
     def class_captions(self, labels: Sequence[int], rng: random.Random) -> list[str]:
         """One caption per label, drawn from the pool (or the default caption)."""
@@ -235,7 +234,7 @@ class Pipeline:
                 raise ValueError("this DiT is text-to-image (DiT-T2I): give prompts (--prompt), not class labels")
             prompts = list(prompts)
             B = len(prompts)
-            dit_text = self.encoder(self.config.text_encoder)(prompts).to(self.device)
+            dit_text = self.encoder(self.config.text_encoder, DIT_MAX_TEXT_TOKENS)(prompts).to(self.device)
             cond = Condition(text=dit_text)
             dec_captions = prompts
         else:
@@ -260,7 +259,7 @@ class Pipeline:
                     and dit_text.embeddings.shape[1] < tc.max_text_tokens):
                 dec_text = dit_text
             else:
-                dec_text = self.encoder(tc.text_encoder).cut_at(tc.max_text_tokens)(dec_captions).to(self.device)
+                dec_text = self.encoder(tc.text_encoder, tc.max_text_tokens)(dec_captions).to(self.device)
         images = self.tokenizer.decode(tokens.to(next(self.tokenizer.parameters()).dtype), dec_text).float().clamp(-1, 1)
         return (images, tokens) if return_tokens else images
 

@@ -1,4 +1,8 @@
-"""Library functions behind ``textok reconstruct`` and ``textok info``."""
+"""Library functions behind ``textok reconstruct`` and ``textok info``.
+
+``text_condition`` (captions -> the text condition of a TexTok) lives in ``textok.conditioning``
+and is importable from here too.
+"""
 
 from __future__ import annotations
 
@@ -8,36 +12,18 @@ from typing import Sequence
 
 import torch
 
+from .conditioning import text_condition
+from .config import to_dict
 from .data.transforms import load_tensor, make_grid, to_pil
 from .io import atomic_path
 from .models import TexTok
-from .text import TextEmbedding, TextEncoder
+from .text import TextEncoder
 
 
 def load_tokenizer(checkpoint: str | os.PathLike | TexTok, device: str | torch.device = "cpu") -> TexTok:
     if isinstance(checkpoint, TexTok):
         return checkpoint.to(device).eval()
     return TexTok.from_pretrained(checkpoint, map_location=device)
-
-
-def text_condition(model: TexTok, captions: Sequence[str] | None, batch: int,
-                   encoder: TextEncoder | None = None) -> TextEmbedding | None:
-    """Embed ``captions`` with the model's text encoder (one caption, or one per image)."""
-    if model.config.text_in == "none":
-        return None
-    if not captions:
-        raise ValueError(f"this checkpoint is text-conditioned (text_in={model.config.text_in!r}): give --caption")
-    captions = list(captions)
-    if len(captions) == 1:
-        captions = captions * batch
-    if len(captions) != batch:
-        raise ValueError(f"got {len(captions)} captions for {batch} images: give one caption, or one per image")
-    device = next(model.parameters()).device
-    # captions longer than the model's max_text_tokens are cut there, as in training
-    encoder = encoder or TextEncoder.from_pretrained(model.config.text_encoder, device=device)
-    if isinstance(encoder, TextEncoder):
-        encoder = encoder.cut_at(model.config.max_text_tokens)
-    return encoder(captions)
 
 
 @torch.no_grad()
@@ -74,11 +60,12 @@ def info(checkpoint: str | os.PathLike) -> dict:
     config = TexTok.load_config(checkpoint)
     with torch.device("meta"):
         model = TexTok(config)
-    from .config import to_dict
-
     return {
         "config": to_dict(config),
         "parameters": model.num_parameters(),
         "token_shape": list(model.token_shape),
         "gflops_per_image": round(model.flops_per_image() / 1e9, 3),
     }
+
+
+__all__ = ["load_tokenizer", "text_condition", "reconstruct", "info"]

@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
+from .conditioning import TextConditioner
 from .io import load_state_dict, save_state_dict, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -135,9 +136,7 @@ def encode_dataset(checkpoint: str | os.PathLike, data: str | os.PathLike, out: 
 
     text = None
     if c.text_in_encoder:
-        from .training.task import TextSource
-
-        text = TextSource(c.text_encoder, c.max_text_tokens, str(data), use_text_cache).to(device)
+        text = TextConditioner(c.text_encoder, c.max_text_tokens, str(data), use_text_cache).to(device)
     todo = [i for i in range(num_shards) if not _shard_ok(out / shard_name(i))]
     if len(todo) < num_shards:
         log.info("%s: %d of %d shards already done", out, num_shards - len(todo), num_shards)

@@ -123,15 +123,14 @@ LONG = " ".join(f"word{i}" for i in range(60))  # ~120 MiniLM tokens, far beyond
 
 def test_long_captions_are_cut_at_max_text_tokens_everywhere(minilm, tmp_path):
     """Training cuts captions at max_text_tokens; reconstruct, eval and sample must do the same."""
+    from textok.conditioning import TextConditioner
     from textok.inference import reconstruct, text_condition
-    from textok.training.task import TextSource
 
     from .conftest import write_image
 
     tok = TexTok(TexTokConfig.from_preset("textok-mini-32", width=32, depth=1, heads=4, num_tokens=8,
                                           max_text_tokens=16)).eval()
-    trained = TextSource("minilm", 16, None, use_cache=False)
-    trained._encoder = minilm.cut_at(16)
+    trained = TextConditioner(minilm, 16, None, use_cache=False)  # as training embeds
     expected = trained.embed([LONG])
     got = text_condition(tok, [LONG], 1, minilm)  # a full-length encoder is cut to the model's budget
     assert got.embeddings.shape[1] == 16

@@ -139,6 +139,7 @@ def test_cli_trains_on_a_pattern_and_refuses_another_layout(pattern, tmp_path, m
 
 
 def test_text_cache_for_shards(pattern, minilm, make_config):
+    from textok.conditioning import cached_embedding
     from textok.data import build_text_cache, load_text_cache
 
     path = build_text_cache(pattern, minilm, max_tokens=32, progress=False)
@@ -149,7 +150,7 @@ def test_text_cache_for_shards(pattern, minilm, make_config):
     task.build_critic()
     task.setup(torch.device("cpu"))
     assert task.text.cache is not None  # training reads it as for folders
-    assert task.text._from_cache(["a picture of thing 3"]) is not None
+    assert cached_embedding(task.text.cache, ["a picture of thing 3"], task.text.max_tokens) is not None
 
 
 CHILD2 = """

@@ -1,16 +1,16 @@
-"""Text conditions in training: cache vs encoder, and caption dropout to the empty caption."""
+"""Text conditions in training: cache vs encoder, and caption dropout to the empty caption
+(``textok.conditioning.TextConditioner``, which training, encode-dataset and evaluation share)."""
 
 import torch
 
-from textok.training.task import TextSource
+from textok.conditioning import TextConditioner
 
 
 def test_caption_dropout_uses_the_empty_caption(emoji_root, minilm):
     captions = ["grinning face", "red apple", "flexed biceps", "man cook"]
     # no cache: the data set's (float16) cache may hold these captions (e.g. as the "name" variant);
     # reading it is tested below, this test is about dropout
-    source = TextSource("minilm", 32, str(emoji_root), use_cache=False)
-    source._encoder = minilm  # the session's encoder (the same weights)
+    source = TextConditioner(minilm, 32, str(emoji_root), use_cache=False)  # the session's encoder
     kept = source(captions, dropout=0.0)
     ref = minilm(captions)
     torch.testing.assert_close(kept.embeddings, ref.embeddings)
@@ -39,7 +39,7 @@ def test_cache_is_used_when_it_holds_the_captions(emoji_root, minilm, tmp_path):
     build_text_cache(root, minilm, captions=captions, max_tokens=32)
     cache = load_text_cache(root, "minilm")
     assert cache is not None
-    source = TextSource("minilm", 32, str(root), use_cache=True)
+    source = TextConditioner("minilm", 32, str(root), use_cache=True)
     out = source(captions)
     assert source._encoder is None  # served from the cache, the encoder was never loaded
     torch.testing.assert_close(out.embeddings, cache(captions).embeddings)
@@ -48,6 +48,7 @@ def test_cache_is_used_when_it_holds_the_captions(emoji_root, minilm, tmp_path):
 def test_cache_with_another_token_budget_is_only_used_where_exact(minilm, tmp_path):
     import json
 
+    from textok.conditioning import cached_embedding
     from textok.data import build_text_cache
     from textok.text import TextEncoder
 
@@ -56,10 +57,11 @@ def test_cache_with_another_token_budget_is_only_used_where_exact(minilm, tmp_pa
     root.mkdir()
     (root / "captions.jsonl").write_text(json.dumps({"file": "a.png", "caption": short}) + "\n")
     build_text_cache(root, minilm, captions=[short, long], max_tokens=16)  # cache cut at 16 tokens
-    source = TextSource("minilm", 32, str(root), use_cache=True)  # the model takes 32
-    source._encoder = TextEncoder(minilm.model, minilm.tokenizer, "minilm", max_tokens=32)
+    source = TextConditioner(TextEncoder(minilm.model, minilm.tokenizer, "minilm"), 32, str(root),
+                             use_cache=True)  # the model takes 32
     out = source([long])
     assert out.mask.sum() == 32  # the encoder at 32 tokens, not the cache's 16-token cut
-    assert source._from_cache([long]) is None and source._from_cache([short]) is not None
+    assert source.cache.max_tokens == 16
+    assert cached_embedding(source.cache, [long], 32) is None and cached_embedding(source.cache, [short], 32) is not None
     ok = source([short])
     torch.testing.assert_close(ok.embeddings, minilm([short]).embeddings, atol=1e-2, rtol=1e-2)  # fp16 cache

@@ -388,6 +388,24 @@ def open_stream(root: str | os.PathLike, split: str = "train", image_size: int =
                        where=where)
 
 
+def open_split(root: str | os.PathLike, split: str, image_size: int, train: bool, flip: bool, seed: int,
+               on_bad_sample: str, caption_variant: str = "full", shuffle_buffer: int = 1000):
+    """A split to train or evaluate on: a map-style data set (folders, class trees: the Trainer
+    picks indices), or for WebDataset shards (a shard folder, a ``.tar``, a pattern
+    ``train-{000000..000127}.tar``; a pattern names its shards itself, so ``split`` is then
+    ignored) a deterministic ``ShardStream``; both resume exactly."""
+    from .datasets import open_dataset
+
+    if is_shard_source(root):
+        return open_stream(root, split, image_size=image_size, train=train, on_bad_sample=on_bad_sample, flip=flip,
+                           seed=seed, caption_variant=caption_variant, shuffle_buffer=shuffle_buffer)
+    ds = open_dataset(root, split=split, image_size=image_size, train=train, on_bad_sample=on_bad_sample,
+                      flip=flip, seed=seed, caption_variant=caption_variant)
+    if len(ds) == 0:
+        raise ValueError(f"{root} ({split}): no images")
+    return ds
+
+
 # ---- the Trainer's side -------------------------------------------------------------------
 STREAM_FORMAT = 1
 
@@ -543,6 +561,6 @@ def shard_captions(shards: list[Path], variant: str = "full"):
                     yield caption_variant(c, variant, meta.get("class"))
 
 
-__all__ = ["ShardStream", "StreamBatches", "ShardIndex", "open_stream", "open_indexed", "stream_loader",
+__all__ = ["ShardStream", "StreamBatches", "ShardIndex", "open_split", "open_stream", "open_indexed", "stream_loader",
            "expand_braces", "expand_shards", "is_pattern", "is_shard_source", "data_home", "resolve_shards",
            "shard_counts", "reader_plan", "epoch_order", "spread", "shard_captions"]

@@ -14,9 +14,11 @@ caption pools, and optionally the ablation's caption variants) and writes one sa
 ``load_text_cache(root, encoder_name)`` returns a ``TextCache`` (or None if there is none): it
 is called like the ``TextEncoder`` (``cache(captions) -> TextEmbedding``, float32 [B, L, C] with
 a bool mask [B, L], padded to the longest caption of the batch exactly as the encoder pads), so
-a trainer can swap one for the other. The values are the encoder's rounded to float16 (relative
-error <= 2^-11); the encoder's own output for a caption also moves by ~1e-6 with the batch it
-is padded in, so "identical" means identical up to that rounding. Build with
+one can stand in for the other; ``textok.conditioning.TextConditioner`` decides when the cache is
+exact for a model (its token budget) and falls back to the encoder otherwise. The values are
+the encoder's rounded to float16 (relative error <= 2^-11); the encoder's own output for a
+caption also moves by ~1e-6 with the batch it is padded in, so "identical" means identical up
+to that rounding. Build with
 ``dtype="float32"`` for the unrounded values.
 """
 
@@ -56,8 +58,7 @@ class TextCache:
     """Cached text embeddings, callable like a ``TextEncoder``: ``cache(captions) -> TextEmbedding``."""
 
     def __init__(self, captions: Sequence[str], embeddings: torch.Tensor, mask: torch.Tensor, offsets: torch.Tensor,
-                 name: str, max_words: int, max_tokens: int, padding: str = "longest", path: Path | None = None,
-                 fallback=None):
+                 name: str, max_words: int, max_tokens: int, padding: str = "longest", path: Path | None = None):
         self.index = {c: i for i, c in enumerate(captions)}
         self.embeddings = embeddings  # [T, C]
         self.token_mask = mask  # [T]
@@ -67,7 +68,6 @@ class TextCache:
         self.max_tokens = max_tokens
         self.padding = padding
         self.path = path
-        self.fallback = fallback  # an encoder for captions not in the cache (else an error)
         self.device = torch.device("cpu")
 
     @property
@@ -100,16 +100,12 @@ class TextCache:
         for c in captions:
             i = self.index.get(prepare_caption(c, self.max_words))
             if i is None:
-                if self.fallback is None:
-                    raise ValueError(
-                        f"caption not in the text cache {self.path}: {c[:80]!r}; run "
-                        f"`textok embed-text --data DIR --encoder {self.name}` (or give a fallback encoder)"
-                    )
-                rows.append(None)
-            else:
-                rows.append((self.offsets[i], self.offsets[i + 1]))
-        if any(r is None for r in rows):
-            return self._with_fallback(captions, rows)
+                raise ValueError(
+                    f"caption not in the text cache {self.path}: {c[:80]!r}; run "
+                    f"`textok embed-text --data DIR --encoder {self.name}` (or embed through "
+                    f"textok.conditioning.TextConditioner, which falls back to the encoder)"
+                )
+            rows.append((self.offsets[i], self.offsets[i + 1]))
         L = max(b - a for a, b in rows)
         if self.padding == "max_length":
             L = max(L, self.max_tokens)
@@ -119,12 +115,6 @@ class TextCache:
             emb[j, : b - a] = self.embeddings[a:b].float()
             mask[j, : b - a] = self.token_mask[a:b]
         return TextEmbedding(emb.to(self.device), mask.to(self.device))
-
-    def _with_fallback(self, captions, rows) -> TextEmbedding:
-        missing = [c for c, r in zip(captions, rows) if r is None]
-        fresh = iter(self.fallback(missing).to("cpu")[i] for i in range(len(missing)))
-        parts = [next(fresh) if r is None else self([c]).to("cpu") for c, r in zip(captions, rows)]
-        return TextEmbedding.cat(parts).to(self.device)
 
 
 def _pack_strings(strings: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,7 +130,7 @@ def _unpack_strings(blob: torch.Tensor, offsets: torch.Tensor) -> list[str]:
     return [raw[o[i] : o[i + 1]].decode("utf-8") for i in range(len(o) - 1)]
 
 
-def load_text_cache(root: str | os.PathLike, encoder_name: str, fallback=None) -> TextCache | None:
+def load_text_cache(root: str | os.PathLike, encoder_name: str) -> TextCache | None:
     """The dataset's cache for ``encoder_name``, or None if ``textok embed-text`` has not run."""
     from safetensors import safe_open
 
@@ -162,7 +152,7 @@ def load_text_cache(root: str | os.PathLike, encoder_name: str, fallback=None) -
         raise ValueError(f"{path}: inconsistent text cache (offsets do not match); delete it and rebuild")
     return TextCache(captions, t["embeddings"], t["mask"].bool(), t["offsets"], name=str(encoder_name),
                      max_words=int(meta["max_words"]), max_tokens=int(meta["max_tokens"]),
-                     padding=meta.get("padding", "longest"), path=path, fallback=fallback)
+                     padding=meta.get("padding", "longest"), path=path)
 
 
 def dataset_captions(root: str | os.PathLike, variants: Iterable[str] = ("full",)) -> list[str]:
@@ -228,6 +218,8 @@ def build_text_cache(root: str | os.PathLike, encoder="minilm", captions: Sequen
     if isinstance(encoder, (str, os.PathLike)):
         kwargs = {} if max_tokens is None else {"max_tokens": max_tokens}
         encoder = TextEncoder.from_pretrained(encoder, device=device, **kwargs)
+    elif max_tokens is not None:  # a loaded encoder is cut at max_tokens too (it used to be ignored)
+        encoder = encoder.cut_at(max_tokens)
     if captions is None:
         captions = dataset_captions(root, variants)
     keys = list(dict.fromkeys(prepare_caption(c, encoder.max_words) for c in captions))

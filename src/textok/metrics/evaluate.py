@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..conditioning import TextConditioner, text_condition
 from .fid import Stats, feature_stats, frechet_distance, load_images_npz, reference_stats
 from .image import psnr, quantize, ssim
 from .inception import InceptionFeatures
@@ -174,7 +175,7 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
         dict with ``num``, ``data``, ``split``, the protocol strings, ``results`` (one dict per
         checkpoint: rfid, psnr, ssim, lpips, ris, ris_std, tokens, seconds, ...) and ``markdown``.
     """
-    from ..inference import load_tokenizer, text_condition
+    from ..inference import load_tokenizer
 
     if isinstance(checkpoints, (str, os.PathLike, torch.nn.Module)):
         checkpoints = [checkpoints]
@@ -298,13 +299,11 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
     return report
 
 
-def _text_encoder(data, name: str, max_tokens: int, device):
+def _text_encoder(data, name: str, max_tokens: int, device) -> TextConditioner:
     """Captions -> embeddings cut at the model's ``max_tokens``, as in training: the data set's
-    text cache where it holds exactly that, else the encoder (``TextSource``)."""
-    from ..training.task import TextSource
-
+    text cache where it holds exactly that, else the encoder."""
     root = str(data) if isinstance(data, (str, os.PathLike)) else None
-    return TextSource(name, max_tokens, root, use_cache=root is not None).to(device).embed
+    return TextConditioner(name, max_tokens, root, use_cache=root is not None).to(device)
 
 
 def _write_grid(path: Path, rows: list[torch.Tensor]) -> None:

@@ -26,7 +26,8 @@ from ..config import ConfigError, apply_overrides, load_yaml
 from ..diffusion import DiffusionConfig, build_diffusion
 from ..models.dit import DIT_PRESETS, DiT, DiTConfig
 from .config import CheckpointConfig, EMAConfig, LoggingConfig, OptimConfig, ScheduleConfig, build_config
-from .task import StepResult, TextSource, unwrap
+from ..conditioning import DIT_MAX_TEXT_TOKENS, TextConditioner, dropout_mask
+from .task import StepResult, unwrap
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ class DiTTask:
         self.diffusion = build_diffusion(config.diffusion)
         self._cache = None
         self._tokenizer = None
-        self.text: TextSource | None = None
+        self.text: TextConditioner | None = None
         self.device = torch.device("cpu")
 
     # ---- data ---------------------------------------------------------------------------
@@ -173,7 +174,8 @@ class DiTTask:
         cache = self.cache  # validates the cache against the model config
         if self.config.model.condition == "text":
             d = self.config.data
-            self.text = TextSource(self.text_encoder_name, 128, cache.meta["data"], d.use_text_cache).to(self.device)
+            self.text = TextConditioner(self.text_encoder_name, DIT_MAX_TEXT_TOKENS, cache.meta["data"],
+                                        d.use_text_cache).to(self.device)
 
     def tokenizer(self):
         if self._tokenizer is None:
@@ -199,10 +201,10 @@ class DiTTask:
         labels = text = drop = None
         if m.condition == "class":
             labels = batch["labels"]
-            drop = torch.rand(B, generator=rng, device=x0.device) < m.class_dropout
+            drop = dropout_mask(B, m.class_dropout, rng, x0.device)
         elif m.condition == "text":
-            text = self.text.embed(batch["captions"])
-            drop = torch.rand(B, generator=rng, device=x0.device) < m.caption_dropout
+            text = self.text.embed(batch["captions"])  # dropout: the DiT's learned null caption, below
+            drop = dropout_mask(B, m.caption_dropout, rng, x0.device)
 
         def model_fn(x, t, r=None):
             return model(x, t, labels=labels, text=text, drop=drop, r=r)

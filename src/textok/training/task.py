@@ -48,9 +48,14 @@ from typing import Any, NamedTuple, Protocol
 import torch
 import torch.nn as nn
 
+from ..conditioning import TextConditioner
+from ..data.stream import open_split
 from ..models.textok import TexTok
 from ..text import TextEmbedding
 from .config import TrainConfig
+
+#: the old name of ``textok.conditioning.TextConditioner`` (same signature)
+TextSource = TextConditioner
 
 log = logging.getLogger(__name__)
 
@@ -84,92 +89,6 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
-def open_split(root: str, split: str, image_size: int, train: bool, flip: bool, seed: int, on_bad_sample: str,
-               caption_variant: str = "full", shuffle_buffer: int = 1000):
-    """A map-style data set (folders, class trees: the Trainer picks indices), or for WebDataset
-    shards (a shard folder, a ``.tar``, a pattern ``train-{000000..000127}.tar``) a deterministic
-    ``ShardStream`` (``textok.data.stream``); both resume exactly."""
-    from ..data import open_dataset
-    from ..data.stream import is_shard_source, open_stream
-
-    if is_shard_source(root):  # a pattern names its shards itself: split is then ignored
-        return open_stream(root, split, image_size=image_size, train=train, on_bad_sample=on_bad_sample, flip=flip,
-                           seed=seed, caption_variant=caption_variant, shuffle_buffer=shuffle_buffer)
-    ds = open_dataset(root, split=split, image_size=image_size, train=train, on_bad_sample=on_bad_sample,
-                      flip=flip, seed=seed, caption_variant=caption_variant)
-    if len(ds) == 0:
-        raise ValueError(f"{root} ({split}): no images")
-    return ds
-
-
-class TextSource:
-    """Captions -> ``TextEmbedding``: the data set's cache when present, else the frozen encoder.
-
-    Caption dropout replaces a caption by the empty caption ``""`` as embedded by the same
-    encoder (computed once).
-    """
-
-    def __init__(self, encoder_name: str, max_tokens: int, data_root: str | None, use_cache: bool):
-        self.encoder_name, self.max_tokens = encoder_name, max_tokens
-        self.cache = None
-        if use_cache and data_root is not None:
-            from ..data import load_text_cache
-
-            self.cache = load_text_cache(data_root, encoder_name)
-            if self.cache is not None:
-                log.info("text embeddings: cache in %s (%s)", data_root, encoder_name)
-        self._encoder = None
-        self._empty: TextEmbedding | None = None
-        self.device = torch.device("cpu")
-
-    def encoder(self):
-        if self._encoder is None:
-            from ..text import TextEncoder
-
-            self._encoder = TextEncoder.from_pretrained(self.encoder_name, device=self.device, max_tokens=self.max_tokens)
-        return self._encoder
-
-    def to(self, device) -> "TextSource":
-        self.device = torch.device(device)
-        if self._encoder is not None:
-            self._encoder.to(self.device)
-        return self
-
-    def _from_cache(self, captions: list[str]) -> TextEmbedding | None:
-        """The cached embeddings if they equal what the encoder would give at ``max_tokens``."""
-        if self.cache is None or not all(c in self.cache for c in captions):
-            return None
-        text = self.cache(captions)
-        if self.cache.max_tokens == self.max_tokens:
-            return text
-        # A cache cut at another token budget is exact only for captions neither budget cut.
-        longest = int(text.mask.sum(1).max())
-        if longest > self.max_tokens or longest >= self.cache.max_tokens:
-            return None
-        return TextEmbedding(text.embeddings[:, :longest], text.mask[:, :longest])
-
-    def embed(self, captions: list[str]) -> TextEmbedding:
-        text = self._from_cache(captions)
-        if text is None:  # no cache, a caption it lacks, or one cut at another budget
-            text = self.encoder()(captions)
-        return text.to(self.device)
-
-    def empty(self) -> TextEmbedding:
-        if self._empty is None:
-            self._empty = self.embed([""])
-        return self._empty
-
-    def __call__(self, captions: list[str], dropout: float = 0.0, rng: torch.Generator | None = None) -> TextEmbedding:
-        text = self.embed(list(captions))
-        if dropout <= 0:
-            return text
-        drop = torch.rand(len(captions), generator=rng, device=rng.device if rng is not None else "cpu") < dropout
-        if not drop.any():
-            return text
-        empty = self.empty()
-        return TextEmbedding.cat([empty if d else text[i] for i, d in enumerate(drop.tolist())])
-
-
 class TokenizerTask:
     """Train TexTok (or the no-text baseline, ``model.text_in="none"``) with ``TexTokLoss``."""
 
@@ -194,8 +113,9 @@ class TokenizerTask:
             self.build_critic()
         self.loss.to(device)
         c = self.config
-        if c.model.text_in != "none":
-            self.text = TextSource(c.model.text_encoder, c.model.max_text_tokens, c.data.root, c.data.use_text_cache).to(device)
+        self.text = TextConditioner.for_tokenizer(c.model, c.data.root, c.data.use_text_cache)
+        if self.text is not None:
+            self.text.to(device)
 
     # ---- data ---------------------------------------------------------------------------
     def train_dataset(self):

@@ -1,0 +1,50 @@
+"""textok.conditioning: the one caption -> TextEmbedding path."""
+
+import pytest
+import torch
+
+from textok.conditioning import (EMPTY_CAPTION, TextConditioner, broadcast, class_condition, dropout_mask,
+                                 encoder_width, load_encoder, text_condition)
+from textok.text import ClassEmbedding
+
+
+def test_broadcast_one_caption_or_one_per_image():
+    assert broadcast(["a cat"], 3) == ["a cat"] * 3
+    assert broadcast(["a", "b"], 2) == ["a", "b"]
+    with pytest.raises(ValueError, match="give one caption, or one per image"):
+        broadcast(["a", "b"], 3)
+
+
+def test_dropout_mask_is_a_function_of_the_generator():
+    a = dropout_mask(64, 0.5, torch.Generator().manual_seed(3))
+    b = dropout_mask(64, 0.5, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and 0 < int(a.sum()) < 64
+    assert not dropout_mask(8, 0.0, torch.Generator().manual_seed(0)).any()
+
+
+def test_load_encoder_shares_weights_through_the_pool(minilm):
+    pool = {("minilm", "cpu"): minilm}
+    cut = load_encoder("minilm", "cpu", 16, pool=pool)
+    assert cut.max_tokens == 16 and cut.model is minilm.model
+    assert load_encoder("minilm", "cpu", pool=pool) is minilm
+    assert encoder_width("minilm") == minilm.dim == 384
+
+
+def test_conditioner_empty_caption_and_model_rule(minilm, tiny_config):
+    from textok import TexTok
+
+    cond = TextConditioner.for_tokenizer(tiny_config, encoder=minilm, use_cache=False)
+    assert cond.max_tokens == tiny_config.max_text_tokens == 16
+    torch.testing.assert_close(cond.empty().embeddings, minilm([EMPTY_CAPTION]).embeddings)
+    model = TexTok(tiny_config).eval()
+    a = text_condition(model, ["a red apple"], 2, minilm)
+    b = text_condition(model, ["a red apple"], 2, cond)
+    assert torch.equal(a.embeddings, b.embeddings) and len(a) == 2
+    import dataclasses
+
+    assert TextConditioner.for_tokenizer(dataclasses.replace(tiny_config, text_in="none")) is None
+
+
+def test_class_labels_as_one_token_captions():
+    text = class_condition(ClassEmbedding(5, 8), [0, 4])
+    assert text.embeddings.shape == (2, 1, 8) and text.mask.all()
