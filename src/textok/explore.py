@@ -30,7 +30,6 @@ import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import numpy as np
 import torch
 from PIL import Image
 
@@ -141,7 +140,7 @@ def load_upload(path: str | os.PathLike | None, max_bytes: int = DEFAULT_MAX_BYT
     try:
         return load_image(path)
     except ImageError as e:
-        raise UploadError(str(e).replace(str(path), name)) from None
+        raise UploadError(f"{name}: {e.reason}") from None
 
 
 def _as_image(image: Image.Image | str | os.PathLike) -> Image.Image:

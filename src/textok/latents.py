@@ -30,9 +30,14 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
+from tqdm.auto import tqdm
 
 from .conditioning import TextConditioner
+from .data.datasets import collate, open_dataset
+from .data.formats import BadSampleError, read_manifest
+from .data.stream import data_home, is_shard_source, open_indexed, spread
 from .io import load_state_dict, save_state_dict, write_json_atomic
+from .models import TexTok
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +72,6 @@ def _read_json(path: Path) -> dict:
 def _class_names(dataset, root: Path) -> list[str]:
     names = list(getattr(dataset, "classes", []) or [])
     if not names:
-        from .data.datasets import read_manifest
-
         names = list(read_manifest(root).get("classes", []))
     if not names:  # class tree without a manifest: the class names are the records' class names by label
         records = getattr(dataset, "records", [])
@@ -89,9 +92,6 @@ def encode_dataset(checkpoint: str | os.PathLike, data: str | os.PathLike, out: 
     Images are the ADM centre crop at the tokenizer's size; the tokenizer sees each image's
     caption (from the data set's text cache when present, else the frozen text encoder).
     """
-    from .data import open_dataset
-    from .models import TexTok
-
     if store not in STORES:
         raise ValueError(f"store must be one of {STORES}, got {store!r}")
     if batch_size < 1 or shard_size < 1:
@@ -102,8 +102,6 @@ def encode_dataset(checkpoint: str | os.PathLike, data: str | os.PathLike, out: 
     c = model.config
     if store == "moments" and c.latent != "kl":
         raise ValueError(f"{checkpoint}: store='moments' needs a KL tokenizer (latent='kl'), this one is {c.latent!r}")
-    from .data.stream import data_home, is_shard_source, open_indexed, spread
-
     shards = None
     if is_shard_source(data):  # WebDataset shards (a folder, a .tar, a pattern): random access by a tar index
         ds = open_indexed(data, split, c.image_size)
@@ -142,8 +140,6 @@ def encode_dataset(checkpoint: str | os.PathLike, data: str | os.PathLike, out: 
         log.info("%s: %d of %d shards already done", out, num_shards - len(todo), num_shards)
     bar = None
     if progress and todo:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=sum(min(shard_size, n - i * shard_size) for i in todo), desc="encode", unit="img")
     try:
         _encode_shards(todo, ds, picks, shard_size, batch_size, num_workers, model, text, store, device, out, bar, data)
@@ -248,8 +244,6 @@ class LatentCache(torch.utils.data.Dataset):
 
 
 def _encode_shards(todo, ds, picks, shard_size, batch_size, num_workers, model, text, store, device, out, bar, data):
-    from .data import BadSampleError
-
     n = len(picks)
     for i in todo:
         lo, hi = i * shard_size, min(n, (i + 1) * shard_size)
@@ -275,7 +269,7 @@ def _encode_shards(todo, ds, picks, shard_size, batch_size, num_workers, model, 
             if bar is not None:
                 bar.update(images.shape[0])
         if not parts["index"]:
-            raise BadSampleError(f"{data}: every image of shard {i} (items {lo}..{hi - 1}) is bad")
+            raise BadSampleError(data, f"every image of shard {i} (items {lo}..{hi - 1}) is bad")
         tensors = {k: torch.cat(parts[k]) for k in ("tokens", "mean", "logvar") if parts[k]}
         tensors["labels"] = torch.cat(parts["labels"]).long()
         tensors["index"] = torch.tensor(parts["index"], dtype=torch.long)  # skipped images leave gaps
@@ -298,8 +292,6 @@ class _Indexed(torch.utils.data.Dataset):
 
 
 def _collate_indexed(pairs: list) -> tuple[dict | None, list[int]]:
-    from .data import collate
-
     kept = [p for p in pairs if p is not None]
     return (collate([item for item, _ in kept]) if kept else None), [index for _, index in kept]
 

@@ -48,18 +48,18 @@ class _FakeCaptioner:
 
 
 def test_caption_keeps_lines_it_cannot_read(tmp_path, monkeypatch):
-    from textok.data import captions
+    from textok.data import captioning
 
     from .conftest import write_image
 
     fake = _FakeCaptioner()
-    monkeypatch.setattr(captions, "load_captioner", lambda path, device: (fake, fake, fake))
+    monkeypatch.setattr(captioning, "load_captioner", lambda path, device: (fake, fake, fake))
     for i in range(3):
         write_image(tmp_path / f"{i}.png", seed=i)
     original = [b'{"file": "0.png", "caption": "by hand", "split": "val"}', b"{not json",
                 b'\xff\xfe broken bytes', b'{"file": "1.png", "split": "val"}']
     (tmp_path / "captions.jsonl").write_bytes(b"\n".join(original) + b"\n")
-    report = captions.caption_folder(tmp_path, "unused")
+    report = captioning.caption_folder(tmp_path, "unused")
     assert report.total == 2 and report.num_bad == 0
     lines = (tmp_path / "captions.jsonl").read_bytes().split(b"\n")
     assert lines[:3] == original[:3]  # unreadable lines kept verbatim, in place

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
+    from ..data.formats import ON_BAD_SAMPLE
+
     p = sub.add_parser("data", help="fetch, convert and check data sets")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
@@ -20,7 +22,7 @@ def register(sub) -> None:
     q.add_argument("dst")
     q.add_argument("--split", action="append", default=None, help="splits to convert (repeat; default all)")
     q.add_argument("--samples-per-shard", type=int, default=1000)
-    q.add_argument("--on-bad-sample", choices=["skip", "error"], default="skip")
+    q.add_argument("--on-bad-sample", choices=ON_BAD_SAMPLE, default="skip")
     q.set_defaults(func=_shards)
 
     q = data_sub.add_parser("check", help="decode every sample of a data set and report bad ones")
@@ -36,7 +38,7 @@ def register(sub) -> None:
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--device", default="cpu")
     p.add_argument("--limit", type=int, default=None, help="caption at most N more images")
-    p.add_argument("--on-bad-sample", choices=["skip", "error"], default="skip")
+    p.add_argument("--on-bad-sample", choices=ON_BAD_SAMPLE, default="skip")
     p.set_defaults(func=_caption)
 
     p = sub.add_parser("embed-text", help="precompute the text encoder's embeddings of a data set's captions")
@@ -71,7 +73,7 @@ def _fetch(args) -> int:
             raise ValueError("--seed applies to emoji only")
         kwargs["seed"] = args.seed
     root = fetch(args.name, args.root, **kwargs)
-    from ..data.datasets import read_manifest
+    from ..data.formats import read_manifest
 
     m = read_manifest(root)
     print(f"{args.name}: {m.get('num_images')} images in {root} (splits: {m.get('splits', {'train': m.get('num_images')})})")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .datasets import BadSampleReport, ImageCaptionDataset, detect_format, list_splits, open_dataset
+from .datasets import ImageCaptionDataset, list_splits, open_dataset
+from .formats import BadSampleReport, detect_format
 from .transforms import ImageError
 
 
@@ -37,7 +38,7 @@ def check_dataset(root: str | os.PathLike, image_size: int = 64, splits: list[st
                 try:
                     ds.load(record)
                 except ImageError as e:
-                    ds.report.add(record.key, str(e).split(": ", 1)[-1])
+                    ds.report.add(record.key, e.reason)
         else:  # shards: iterate once; bad samples are counted by the reader
             good = sum(1 for _ in ds)
             ds.report.total = good + ds.report.num_bad

@@ -38,48 +38,15 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from .captions import CAPTION_VARIANTS, caption_variant
+
+from .captions import caption_variant
+from .formats import (CAPTIONS_FILE, CLASS_CAPTIONS_FILE, HELDOUT_CAPTIONS_FILE, IMAGE_EXTENSIONS, MANIFEST_FILE,
+                      ON_BAD_SAMPLE, RESERVED_DIRS, BadSampleError, BadSampleReport, check_on_bad_sample,
+                      detect_format, is_class_dir, json_lines, read_caption_pool, read_manifest, set_sample_options)
+from .shards import ShardDataset, shard_splits
 from .transforms import ImageError, load_image, prepare_image
 
 log = logging.getLogger(__name__)
-
-CAPTIONS_FILE = "captions.jsonl"
-CLASS_CAPTIONS_FILE = "class_captions.json"
-HELDOUT_CAPTIONS_FILE = "class_captions_heldout.json"
-MANIFEST_FILE = "manifest.json"
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
-ON_BAD_SAMPLE = ("skip", "error")
-# Folders the tools write into a dataset that are never classes.
-RESERVED_DIRS = {"text_cache"}
-
-
-class BadSampleError(ValueError):
-    """A sample cannot be used; the message names the file (and line) and the reason."""
-
-
-@dataclasses.dataclass
-class BadSampleReport:
-    """Counts and names the samples that were skipped, with the reason for each."""
-
-    where: str = ""
-    total: int = 0  # entries / files considered
-    bad: list[tuple[str, str]] = dataclasses.field(default_factory=list)
-
-    def add(self, name: str, reason: str) -> None:
-        if (name, reason) not in self.bad:
-            self.bad.append((name, reason))
-
-    @property
-    def num_bad(self) -> int:
-        return len(self.bad)
-
-    def summary(self, limit: int | None = 20) -> str:
-        lines = [f"{self.where}: {self.total} entries, {self.total - self.num_bad} usable, {self.num_bad} bad"]
-        shown = self.bad if limit is None else self.bad[:limit]
-        lines += [f"  {name}: {reason}" for name, reason in shown]
-        if limit is not None and len(self.bad) > limit:
-            lines.append(f"  ... and {len(self.bad) - limit} more")
-        return "\n".join(lines)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,46 +58,6 @@ class Record:
     captions: tuple[str, ...]
     label: int = -1
     class_name: str | None = None
-
-
-def _check_on_bad(on_bad_sample: str) -> None:
-    if on_bad_sample not in ON_BAD_SAMPLE:
-        raise ValueError(f"on_bad_sample must be one of {ON_BAD_SAMPLE}, got {on_bad_sample!r}")
-
-
-def read_manifest(root: str | os.PathLike) -> dict:
-    path = Path(root) / MANIFEST_FILE
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: not a valid JSON manifest ({e})") from None
-
-
-def detect_format(root: str | os.PathLike) -> str:
-    """``"folder"``, ``"class-tree"`` or ``"shards"``; ``ValueError`` if ``root`` is none of them."""
-    root = Path(root)
-    if not root.exists():
-        raise FileNotFoundError(f"dataset folder not found: {root}")
-    if root.is_file():
-        if root.suffix == ".tar":
-            return "shards"
-        raise ValueError(f"{root}: a dataset is a folder (or a .tar shard), not a file")
-    if (root / CAPTIONS_FILE).is_file():
-        return "folder"
-    if any(root.glob("*.tar")):
-        return "shards"
-    if any(_is_class_dir(p) for p in root.iterdir()):
-        return "class-tree"
-    raise ValueError(
-        f"{root}: not a dataset: expected {CAPTIONS_FILE} (folder format), class sub-folders "
-        f"(class tree) or .tar shards"
-    )
-
-
-def _is_class_dir(p: Path) -> bool:
-    return p.is_dir() and not p.name.startswith(".") and p.name not in RESERVED_DIRS
 
 
 def _safe_relpath(root: Path, rel: str) -> Path | None:
@@ -151,38 +78,12 @@ def _check_file(path: Path) -> str | None:
     return None
 
 
-def _json_lines(path: Path, report: BadSampleReport):
-    """Yield ``(line_number, object)`` for each usable line of a JSONL file; bad lines go to ``report``."""
-    data = path.read_bytes()
-    for n, raw in enumerate(data.split(b"\n"), start=1):
-        if not raw.strip():
-            continue
-        where = f"{path.name}:{n}"
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            report.total += 1
-            report.add(where, f"not UTF-8 ({e.reason} at byte {e.start})")
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            report.total += 1
-            report.add(where, f"not valid JSON ({e.msg})")
-            continue
-        if not isinstance(obj, dict):
-            report.total += 1
-            report.add(where, "not a JSON object")
-            continue
-        yield n, obj
-
-
 def index_folder(root: Path, split: str, report: BadSampleReport, classes: Sequence[str] = ()) -> list[Record]:
     """Index the folder format: ``root/captions.jsonl`` entries of ``split``."""
     path = root / CAPTIONS_FILE
     class_index = {c: i for i, c in enumerate(classes)}
     records, seen, splits = [], {}, set()
-    for n, obj in _json_lines(path, report):
+    for n, obj in json_lines(path, report):
         entry_split = obj.get("split", "train")
         if not isinstance(entry_split, str):  # a bad entry, not a crash of every command
             report.total += 1
@@ -223,25 +124,13 @@ def index_folder(root: Path, split: str, report: BadSampleReport, classes: Seque
     return records
 
 
-def _load_pool(path: Path) -> dict[str, list[str]]:
-    try:
-        pool = json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: not a valid UTF-8 JSON caption pool ({e})") from None
-    if not isinstance(pool, dict) or not all(
-        isinstance(v, list) and all(isinstance(c, str) for c in v) for v in pool.values()
-    ):
-        raise ValueError(f"{path}: a caption pool maps each class name to a list of captions")
-    return pool
-
-
 def load_caption_pool(root: str | os.PathLike, heldout: bool = False) -> dict[str, list[str]]:
     """A class tree's caption pool (class -> captions); ``heldout=True`` gives the captions never
     used in training (for generation with unseen captions)."""
     path = Path(root) / (HELDOUT_CAPTIONS_FILE if heldout else CLASS_CAPTIONS_FILE)
     if not path.is_file():
         raise FileNotFoundError(f"no caption pool at {path}")
-    return _load_pool(path)
+    return read_caption_pool(path)
 
 
 def class_tree_split_dir(root: Path, split: str) -> Path:
@@ -255,13 +144,13 @@ def class_tree_split_dir(root: Path, split: str) -> Path:
 def index_class_tree(root: Path, split: str, report: BadSampleReport, classes: Sequence[str] = ()) -> list[Record]:
     """Index ``root/<split>/<class>/*`` (or ``root/<class>/*`` for ``train``)."""
     split_dir = class_tree_split_dir(root, split)
-    found = sorted(p.name for p in split_dir.iterdir() if _is_class_dir(p))
+    found = sorted(p.name for p in split_dir.iterdir() if is_class_dir(p))
     classes = list(classes) or found
     unknown = sorted(set(found) - set(classes))
     if unknown:
         raise ValueError(f"{split_dir}: class folders {unknown} are not in the manifest's classes")
     pool_path = root / CLASS_CAPTIONS_FILE
-    pool = _load_pool(pool_path) if pool_path.is_file() else {}
+    pool = read_caption_pool(pool_path) if pool_path.is_file() else {}
     records = []
     for label, name in enumerate(classes):
         class_dir = split_dir / name
@@ -277,21 +166,6 @@ def index_class_tree(root: Path, split: str, report: BadSampleReport, classes: S
                 continue
             records.append(Record(file, key, captions, label, name))
     return records
-
-
-def set_sample_options(dataset, image_size: int, train: bool, on_bad_sample: str, flip: bool, seed: int,
-                       caption_variant: str, min_image_size: int | None) -> None:
-    """Check and store the per-sample options every dataset class shares (folders, shards)."""
-    _check_on_bad(on_bad_sample)
-    if caption_variant not in CAPTION_VARIANTS:
-        raise ValueError(f"caption_variant must be one of {CAPTION_VARIANTS}, got {caption_variant!r}")
-    dataset.image_size = image_size
-    dataset.train = train
-    dataset.on_bad_sample = on_bad_sample
-    dataset.flip = flip
-    dataset.seed = seed
-    dataset.caption_variant = caption_variant
-    dataset.min_image_size = image_size if min_image_size is None else min_image_size
 
 
 class ImageCaptionDataset(torch.utils.data.Dataset):
@@ -358,25 +232,10 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
         try:
             return self.load(record)
         except ImageError as e:
-            reason = str(e).split(": ", 1)[-1]
             if self.on_bad_sample == "error":
-                raise BadSampleError(f"{record.key}: {reason}") from None
-            if (record.key, reason) not in self.report.bad:
-                log_bad_sample(record.path, reason)
-                self.report.add(record.key, reason)
+                raise BadSampleError(record.key, e.reason) from None
+            self.report.handle(record.key, e.reason, self.on_bad_sample, shown=record.path)
             return None
-
-
-_LOGGED_BAD: set[tuple[str, str]] = set()
-
-
-def log_bad_sample(name, reason: str) -> None:
-    """Warn about a skipped sample once per process: the training set, the preview batch and
-    the evaluation can open the same split, and each file should be reported once."""
-    key = (str(name), reason)
-    if key not in _LOGGED_BAD:
-        _LOGGED_BAD.add(key)
-        log.warning("skipping bad sample %s: %s", name, reason)
 
 
 def open_dataset(root: str | os.PathLike, split: str = "train", image_size: int = 64, train: bool = False,
@@ -397,7 +256,7 @@ def open_dataset(root: str | os.PathLike, split: str = "train", image_size: int 
     Returns:
         ``ImageCaptionDataset`` (map-style) or ``ShardDataset`` (iterable) of item dicts.
     """
-    _check_on_bad(on_bad_sample)
+    check_on_bad_sample(on_bad_sample)
     root = Path(root).expanduser()
     fmt = detect_format(root)
     manifest = read_manifest(root if root.is_dir() else root.parent)
@@ -405,8 +264,6 @@ def open_dataset(root: str | os.PathLike, split: str = "train", image_size: int 
     if min_image_size is None:
         min_image_size = min(manifest.get("min_image_size", image_size), image_size)
     if fmt == "shards":
-        from .shards import ShardDataset
-
         return ShardDataset(root, split, image_size=image_size, train=train, on_bad_sample=on_bad_sample, flip=flip,
                             seed=seed, caption_variant=caption_variant, min_image_size=min_image_size)
     report = BadSampleReport(where=f"{root} [{split}]")
@@ -414,7 +271,7 @@ def open_dataset(root: str | os.PathLike, split: str = "train", image_size: int 
     records = index(root, split, report, classes)
     if report.bad and on_bad_sample == "error":
         name, reason = report.bad[0]
-        raise BadSampleError(f"{root / name}: {reason}")
+        raise BadSampleError(root / name, reason)
     if report.bad:
         log.warning("%s", report.summary(limit=10))
     if not records:
@@ -450,16 +307,17 @@ def list_splits(root: str | os.PathLike) -> list[str]:
     fmt = detect_format(root)
     if fmt == "folder":
         report = BadSampleReport()
-        splits = (obj.get("split", "train") for _, obj in _json_lines(root / CAPTIONS_FILE, report))
+        splits = (obj.get("split", "train") for _, obj in json_lines(root / CAPTIONS_FILE, report))
         return sorted({s for s in splits if isinstance(s, str)})  # bad ones are reported by index_folder
     if fmt == "shards":
-        from .shards import shard_splits
-
         return shard_splits(root)
-    subs = [p for p in root.iterdir() if _is_class_dir(p)]
+    subs = [p for p in root.iterdir() if is_class_dir(p)]
     named = [p.name for p in subs if p.name in ("train", "val", "test", "val_unseen")]
     return sorted(named) or ["train"]
 
 
-__all__ = ["open_dataset", "collate", "BadSampleError", "BadSampleReport", "ImageCaptionDataset", "Record",
-           "detect_format", "list_splits", "load_caption_pool", "read_manifest"]
+__all__ = ["open_dataset", "collate", "ImageCaptionDataset", "Record", "list_splits", "load_caption_pool",
+           "index_folder", "index_class_tree",
+           # the format module's names, importable from here as before
+           "BadSampleError", "BadSampleReport", "detect_format", "read_manifest", "CAPTIONS_FILE", "CLASS_CAPTIONS_FILE",
+           "HELDOUT_CAPTIONS_FILE", "MANIFEST_FILE", "IMAGE_EXTENSIONS", "ON_BAD_SAMPLE", "RESERVED_DIRS"]

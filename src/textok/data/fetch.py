@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -33,10 +34,12 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from ..assets import cache_dir
 from ..io import replace_dir_atomic, write_json_atomic
-from .captions import write_jsonl_atomic
-from .datasets import CAPTIONS_FILE, CLASS_CAPTIONS_FILE, HELDOUT_CAPTIONS_FILE, MANIFEST_FILE
+from .formats import CAPTIONS_FILE, CLASS_CAPTIONS_FILE, HELDOUT_CAPTIONS_FILE, MANIFEST_FILE, write_json_lines
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +196,7 @@ def fetch_emoji(root: str | os.PathLike, styles: tuple[str, ...] = ("google", "t
         index = {c: i for i, c in enumerate(manifest["classes"])}
         for e in entries:
             e["label"] = index[e["class"]]
-        write_jsonl_atomic(tmp / CAPTIONS_FILE, entries)
+        write_json_lines(tmp / CAPTIONS_FILE, entries)
         write_json_atomic(tmp / MANIFEST_FILE, manifest)
         replace_dir_atomic(tmp, root)
     finally:
@@ -306,8 +309,6 @@ def debian_package(package: str) -> Path:
 
 def read_idx(path: Path):
     """An idx (MNIST) ``.gz`` file -> uint8 numpy array; the header's counts are checked."""
-    import numpy as np
-
     with gzip.open(path, "rb") as f:
         data = f.read()
     if len(data) < 8 or data[:2] != b"\x00\x00" or data[2] != 0x08:
@@ -323,8 +324,6 @@ def read_idx(path: Path):
 def fetch_fashion_mnist(root: str | os.PathLike, limit: int | None = None) -> Path:
     """Build the Fashion-MNIST class tree in ``root``. ``limit`` writes only the first ``limit``
     images of each split (for tests); the full source counts are verified either way."""
-    from PIL import Image
-
     root = Path(root).expanduser()
     recipe = {"dataset": "fashion-mnist", "package": FASHION_DEB, "limit": limit,
               "templates": FASHION_TEMPLATES, "heldout_templates": FASHION_HELDOUT_TEMPLATES}
@@ -395,8 +394,6 @@ PHOTOS = [
 
 
 def _data_folder(package: str) -> Path:
-    import importlib.util
-
     module = {"skimage": "skimage.data", "sklearn": "sklearn.datasets"}[package]
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
@@ -425,7 +422,7 @@ def fetch_photos(root: str | os.PathLike) -> Path:
             (tmp / "images").mkdir(exist_ok=True)
             shutil.copyfile(src, tmp / rel)
             entries.append({"file": rel, "caption": caption, "licence": licence, "source": f"{package}:{name}"})
-        write_jsonl_atomic(tmp / CAPTIONS_FILE, entries)
+        write_json_lines(tmp / CAPTIONS_FILE, entries)
         write_json_atomic(tmp / MANIFEST_FILE, {"recipe": recipe, "format": "folder", "num_images": len(entries),
                                                 "files": [e["file"] for e in entries]})
         replace_dir_atomic(tmp, root)

@@ -49,7 +49,10 @@ from typing import Callable
 
 import torch
 
-from .shards import SHARDS_FILE, ShardDataset, iter_tar_samples, shard_files
+from .captions import caption_variant
+from .datasets import collate, open_dataset
+from .formats import SHARDS_FILE, BadSampleReport, detect_format, read_manifest, set_sample_options
+from .shards import ShardDataset, iter_tar_samples, shard_files
 from .transforms import ImageError
 
 log = logging.getLogger(__name__)
@@ -117,8 +120,6 @@ def is_shard_source(root: str | os.PathLike) -> bool:
     if p.is_file():
         return p.suffix == ".tar"
     if p.is_dir():
-        from .datasets import detect_format
-
         try:
             return detect_format(p) == "shards"
         except ValueError:
@@ -223,8 +224,6 @@ class ShardStream(ShardDataset):
     def __init__(self, shards: list[Path], image_size: int = 64, train: bool = True, on_bad_sample: str = "skip",
                  flip: bool = False, seed: int = 0, caption_variant: str = "full", min_image_size: int | None = None,
                  shuffle_buffer: int = 1000, where: str = "", counts: list[int] | None = None):
-        from .datasets import BadSampleReport, set_sample_options
-
         set_sample_options(self, image_size, train, on_bad_sample, flip, seed, caption_variant, min_image_size)
         if not shards:
             raise ValueError(f"{where}: no shards")
@@ -307,17 +306,11 @@ class ShardStream(ShardDataset):
             yield _pop(buffer, rng)
 
     def _item(self, raw: dict, epoch: int, slot: int, position: int) -> dict | None:
-        from .datasets import BadSampleError
-
         rng = random.Random(_seed(self.seed, epoch, self.rank, slot, position))
         try:
             return self._decode(raw, rng)
         except ImageError as e:
-            name, _, reason = str(e).partition(": ")
-            if self.on_bad_sample == "error":
-                raise BadSampleError(str(e)) from None
-            log.warning("skipping bad sample %s: %s", name, reason)
-            self.report.add(name, reason)
+            self.report.handle(e.name, e.reason, self.on_bad_sample)
             return None
 
     def slot_stream(self, slot: int, start: int = 0):
@@ -368,8 +361,6 @@ def _pop(buffer: list, rng: random.Random):
 
 
 def _default_collate(items):
-    from .datasets import collate
-
     return collate(items)
 
 
@@ -377,8 +368,6 @@ def open_stream(root: str | os.PathLike, split: str = "train", image_size: int =
                 on_bad_sample: str = "skip", flip: bool = False, seed: int = 0, caption_variant: str = "full",
                 shuffle_buffer: int = 1000) -> ShardStream:
     """A ``ShardStream`` over a shard folder's ``split``, a ``.tar`` or a pattern."""
-    from .datasets import read_manifest
-
     shards = resolve_shards(root, split)
     manifest = read_manifest(data_home(root))
     min_size = min(manifest.get("min_image_size", image_size), image_size)
@@ -394,8 +383,6 @@ def open_split(root: str | os.PathLike, split: str, image_size: int, train: bool
     picks indices), or for WebDataset shards (a shard folder, a ``.tar``, a pattern
     ``train-{000000..000127}.tar``; a pattern names its shards itself, so ``split`` is then
     ignored) a deterministic ``ShardStream``; both resume exactly."""
-    from .datasets import open_dataset
-
     if is_shard_source(root):
         return open_stream(root, split, image_size=image_size, train=train, on_bad_sample=on_bad_sample, flip=flip,
                            seed=seed, caption_variant=caption_variant, shuffle_buffer=shuffle_buffer)
@@ -529,8 +516,6 @@ def _tar_index(path: Path) -> list[dict]:
 
 
 def open_indexed(root: str | os.PathLike, split: str, image_size: int, on_bad_sample: str = "skip") -> ShardIndex:
-    from .datasets import read_manifest
-
     shards = resolve_shards(root, split)
     manifest = read_manifest(data_home(root))
     return ShardIndex(shards, image_size=image_size, on_bad_sample=on_bad_sample,
@@ -547,8 +532,6 @@ def spread(n: int, k: int | None) -> list[int]:
 
 def shard_captions(shards: list[Path], variant: str = "full"):
     """Every caption the samples of ``shards`` can carry, without decoding images."""
-    from .captions import caption_variant
-
     for shard in shards:
         for sample in iter_tar_samples(shard):
             try:

@@ -32,20 +32,24 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import torch
+from safetensors import safe_open
+from tqdm.auto import tqdm
 
-from ..text import TextEmbedding, prepare_caption
+from ..io import save_state_dict
+from ..text import TextEmbedding, TextEncoder, prepare_caption
+from .datasets import list_splits, load_caption_pool, open_dataset
+from .formats import HELDOUT_CAPTIONS_FILE, TEXT_CACHE_DIR, detect_format
+from .stream import data_home, is_pattern, resolve_shards, shard_captions
 
 log = logging.getLogger(__name__)
 
-CACHE_DIR = "text_cache"
+CACHE_DIR = TEXT_CACHE_DIR
 DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
 
 def cache_path(root: str | os.PathLike, encoder_name: str) -> Path:
     """``root/text_cache/<slug>.safetensors``; a path-like encoder name gets a short hash. For
     shards named by a pattern or a ``.tar`` the cache lives in the shards' folder."""
-    from .stream import data_home
-
     root = data_home(root)
     name = str(encoder_name)
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(name).name or name).strip("._") or "encoder"
@@ -132,8 +136,6 @@ def _unpack_strings(blob: torch.Tensor, offsets: torch.Tensor) -> list[str]:
 
 def load_text_cache(root: str | os.PathLike, encoder_name: str) -> TextCache | None:
     """The dataset's cache for ``encoder_name``, or None if ``textok embed-text`` has not run."""
-    from safetensors import safe_open
-
     path = cache_path(root, encoder_name)
     if not path.is_file():
         return None
@@ -157,14 +159,8 @@ def load_text_cache(root: str | os.PathLike, encoder_name: str) -> TextCache | N
 
 def dataset_captions(root: str | os.PathLike, variants: Iterable[str] = ("full",)) -> list[str]:
     """Every caption a dataset can produce: all splits, both caption pools, the given variants."""
-    from .datasets import HELDOUT_CAPTIONS_FILE, detect_format, list_splits, load_caption_pool, open_dataset
-
-    from .stream import data_home, is_pattern, shard_captions
-
     captions: dict[str, None] = {}
     if is_pattern(root) or Path(root).expanduser().suffix == ".tar":  # named shards: their captions only
-        from .stream import resolve_shards
-
         shards = resolve_shards(root, "train")
         for variant in variants:
             captions.update(dict.fromkeys(shard_captions(shards, variant)))
@@ -174,30 +170,14 @@ def dataset_captions(root: str | os.PathLike, variants: Iterable[str] = ("full",
     for variant in variants:
         for split in list_splits(root):
             ds = open_dataset(root, split, caption_variant=variant)
-            if detect_format(root) == "shards":
-                captions.update(dict.fromkeys(it["caption"] for it in _shard_captions(ds)))
+            if detect_format(root) == "shards":  # without decoding images
+                captions.update(dict.fromkeys(shard_captions(ds.shards, ds.caption_variant)))
             else:
                 captions.update(dict.fromkeys(ds.captions))
     if (root / HELDOUT_CAPTIONS_FILE).is_file():  # generation draws unseen captions from here
         for pool in load_caption_pool(root, heldout=True).values():
             captions.update(dict.fromkeys(pool))
     return list(captions)
-
-
-def _shard_captions(ds):
-    """Captions of a shard split without decoding images."""
-    import json
-
-    from .captions import caption_variant
-    from .shards import iter_tar_samples
-
-    for shard in ds.shards:
-        for sample in iter_tar_samples(shard):
-            meta = json.loads(sample.get("json", b"{}").decode("utf-8"))
-            caps = meta.get("captions") or [sample.get("txt", b"").decode("utf-8") or meta.get("caption", "")]
-            for c in caps:
-                if c.strip():
-                    yield {"caption": caption_variant(c, ds.caption_variant, meta.get("class"))}
 
 
 def build_text_cache(root: str | os.PathLike, encoder="minilm", captions: Sequence[str] | None = None,
@@ -208,11 +188,6 @@ def build_text_cache(root: str | os.PathLike, encoder="minilm", captions: Sequen
     ``max_tokens`` must match the model's ``max_text_tokens`` when the trainer should use the
     cache (its captions are cut at that many tokens). ``progress``: a bar over the captions.
     Returns the cache file's path."""
-    from tqdm.auto import tqdm
-
-    from ..io import save_state_dict
-    from ..text import TextEncoder
-
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
     if isinstance(encoder, (str, os.PathLike)):

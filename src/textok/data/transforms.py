@@ -27,7 +27,15 @@ MAX_IMAGE_PIXELS = 16384 * 16384
 
 
 class ImageError(ValueError):
-    """An image file could not be used; the message names the file and why."""
+    """An image could not be used: ``name`` (the file, or a shard member) and ``reason``; the
+    message is ``"{name}: {reason}"``."""
+
+    def __init__(self, name, reason: str):
+        self.name, self.reason = str(name), reason
+        super().__init__(f"{name}: {reason}")
+
+    def __reduce__(self):  # picklable (DataLoader workers send errors to the main process)
+        return type(self), (self.name, self.reason)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -49,11 +57,11 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     """Read ``path`` fully and return an RGB PIL image; ``ImageError`` on any failure."""
     path = Path(path)
     if not path.exists():
-        raise ImageError(f"{path}: no such file")
+        raise ImageError(path, "no such file")
     if path.is_dir():
-        raise ImageError(f"{path}: is a directory, not an image")
+        raise ImageError(path, "is a directory, not an image")
     if path.stat().st_size == 0:
-        raise ImageError(f"{path}: empty file (0 bytes)")
+        raise ImageError(path, "empty file (0 bytes)")
     return _decode(path, path)
 
 
@@ -61,7 +69,7 @@ def decode_image(data: bytes, name: str) -> Image.Image:
     """Like ``load_image`` for bytes already in memory (e.g. a tar member); ``name`` is used
     in error messages."""
     if len(data) == 0:
-        raise ImageError(f"{name}: empty file (0 bytes)")
+        raise ImageError(name, "empty file (0 bytes)")
     return _decode(io.BytesIO(data), name)
 
 
@@ -76,11 +84,11 @@ def _decode(source, path) -> Image.Image:
                 img.load()  # force decoding now: truncated files fail here, not later
                 return to_rgb(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(f"{path}: refused as a decompression bomb ({e})") from None
+        raise ImageError(path, f"refused as a decompression bomb ({e})") from None
     except Image.UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image file PIL can read") from None
+        raise ImageError(path, "not an image file PIL can read") from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"{path}: corrupt or truncated image ({e})") from None
+        raise ImageError(path, f"corrupt or truncated image ({e})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = old
 
@@ -121,7 +129,7 @@ def prepare_image(img: Image.Image, size: int, name: str, train: bool = False, r
     """
     min_size = size if min_size is None else min_size
     if min(img.size) < min_size:
-        raise ImageError(f"{name}: image is {img.size[0]}x{img.size[1]}, smaller than the {min_size}px crop")
+        raise ImageError(name, f"image is {img.size[0]}x{img.size[1]}, smaller than the {min_size}px crop")
     img = random_crop(img, size, rng, flip=flip) if train else center_crop(img, size)
     return to_tensor(img)
 

@@ -19,6 +19,7 @@ import os
 from typing import Any, Literal
 
 from ..config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from ..data.formats import BadSamplePolicy
 from ..losses import LossConfig
 from ..models.textok import PRESETS, TexTokConfig
 
@@ -36,7 +37,7 @@ class DataConfig:
     caption_dropout: float = 0.0  # p of replacing a caption by "" (embedded by the same encoder)
     # condition richness (the paper's ablation): full | words25 | short | class | name (textok.data.captions)
     caption_variant: str = "full"
-    on_bad_sample: Literal["skip", "error"] = "skip"  # the data layer's values (textok.data.open_dataset)
+    on_bad_sample: BadSamplePolicy = "skip"  # skip | error (textok.data.formats.ON_BAD_SAMPLE)
     # WebDataset shards (root = a shard folder, a .tar or a pattern such as data/train-{000000..000127}.tar)
     # are streamed (textok.data.stream): samples in each reader's shuffle buffer
     shuffle_buffer: int = 1000

@@ -152,7 +152,7 @@ class TokenizerTask:
 
         batch = collate(items)  # skipped (bad) items are dropped: the batch may be smaller
         if batch is None:
-            raise BadSampleError(f"{self.config.data.root}: every image of a batch was bad (see the warnings above)")
+            raise BadSampleError(self.config.data.root, "every image of a batch was bad (see the warnings above)")
         return batch
 
     def num_samples(self, batch: dict) -> int:
