@@ -146,8 +146,38 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
-def load_yaml(path: str | os.PathLike) -> dict:
-    """Read a YAML mapping, with a clear error for a missing or malformed file."""
+def apply_preset(section: Any, presets: dict[str, dict], kind: str, where: str | None = None) -> Any:
+    """A config section naming ``preset: NAME`` -> the preset's fields, then the section's own
+    fields over them (every preset merge of the project goes through here)."""
+    if not isinstance(section, dict) or "preset" not in section:
+        return section
+    section = dict(section)
+    name = section.pop("preset")
+    if name not in presets:
+        prefix = f"{where}.preset: " if where else ""
+        raise ConfigError(f"{prefix}unknown {kind} preset {name!r}; presets: {sorted(presets)}")
+    return {**presets[name], **section}
+
+
+def merge_dicts(base: dict, over: dict) -> dict:
+    """``over`` on top of ``base``, section by section (nested mappings merge; anything else,
+    lists included, is replaced)."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merge_dicts(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+#: the key of a YAML config that names the config it extends
+BASE_KEY = "base"
+
+
+def load_yaml(path: str | os.PathLike, _chain: tuple[Path, ...] = ()) -> dict:
+    """Read a YAML mapping, with a clear error for a missing or malformed file.
+
+    ``base: other.yaml`` (resolved relative to this file's folder) makes the file extend
+    ``other.yaml``: its sections are merged over the base's (``merge_dicts``); bases may have
+    bases; a cycle is refused."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -159,7 +189,20 @@ def load_yaml(path: str | os.PathLike) -> dict:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
-    return data
+    if BASE_KEY not in data:
+        return data
+    data = dict(data)
+    base = data.pop(BASE_KEY)
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{path}: {BASE_KEY} must name a YAML file (relative to {path.parent}), got {base!r}")
+    base_path = path.parent / Path(base).expanduser()
+    chain = _chain + (path.resolve(),)
+    if base_path.resolve() in chain:
+        names = " -> ".join(str(p) for p in chain + (base_path.resolve(),))
+        raise ConfigError(f"{path}: {BASE_KEY}: {base} makes a cycle ({names})")
+    if not base_path.is_file():
+        raise ConfigError(f"{path}: {BASE_KEY}: {base_path} not found")
+    return merge_dicts(load_yaml(base_path, chain), data)
 
 
 def diff_configs(a: dict, b: dict, prefix: str = "") -> list[str]:

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from textok.config import ConfigError
 from textok.latents import encode_dataset
 from textok.training.dit_task import DiTTask, build_dit_config, load_dit_config
 
@@ -35,3 +36,17 @@ def test_dit_t2i_task_step_uses_caption_dropout(tmp_path, make_dataset, make_tok
     res.loss.backward()
     assert model.null_text.grad is not None  # the learned null caption is trained
     assert task.preview_batch(3)["captions"] == ["a thing of kind 0", "a thing of kind 1", "a thing of kind 2"]
+
+
+def test_dit_token_shape_comes_from_the_cache(tmp_path, make_dataset, make_tokenizer):
+    data, tok = make_dataset(tmp_path / "data"), make_tokenizer(tmp_path / "tok")
+    cache = encode_dataset(tok, data, tmp_path / "cache", progress=False)
+    base = {"model": {"preset": "dit-tiny", "condition": "text"}, "data": {"cache": str(cache)}}
+    cfg = build_dit_config(base)  # the YAML states no shape: N x d from cache.json, text_dim from the encoder
+    assert (cfg.model.num_tokens, cfg.model.token_dim, cfg.model.text_dim) == (8, 8, 384)
+    assert build_dit_config(base, ["model.num_tokens=8"]).model.num_tokens == 8  # stated and equal: fine
+    bad = build_dit_config(base, ["model.num_tokens=4"])
+    with pytest.raises(ConfigError, match=r"model.num_tokens/token_dim = 4/8, but the cache .* holds \[8, 8\]"):
+        DiTTask(bad).cache
+    with pytest.raises(ConfigError, match="model.text_dim=16, but the text encoder 'minilm' gives 384"):
+        DiTTask(build_dit_config(base, ["model.text_dim=16"])).cache

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..config import apply_preset
 from ..io import PretrainedMixin
 from ..text import TextEmbedding
 from .modules.transformer import Transformer, modulate
@@ -74,9 +75,7 @@ class DiTConfig:
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "DiTConfig":
-        if name not in DIT_PRESETS:
-            raise ValueError(f"unknown DiT preset {name!r}; presets: {sorted(DIT_PRESETS)}")
-        return cls(**{**DIT_PRESETS[name], **overrides})
+        return cls(**apply_preset({"preset": name, **overrides}, DIT_PRESETS, "DiT"))
 
 
 #: DiT paper sizes (depth / width / heads) plus CPU-sized ones for tests and small experiments.

@@ -23,6 +23,7 @@ from typing import Literal, NamedTuple
 import torch
 import torch.nn as nn
 
+from ..config import apply_preset
 from ..io import PretrainedMixin
 from ..text import TextEmbedding
 from .modules.posterior import DiagonalGaussian
@@ -78,9 +79,7 @@ class TexTokConfig:
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "TexTokConfig":
-        if name not in PRESETS:
-            raise ValueError(f"unknown TexTok preset {name!r}; presets: {sorted(PRESETS)}")
-        return cls(**{**PRESETS[name], **overrides})
+        return cls(**apply_preset({"preset": name, **overrides}, PRESETS, "TexTok"))
 
 
 #: ViT-S/B/L follow the ViT paper's widths and depths (per tokenizer / detokenizer); the

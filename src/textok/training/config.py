@@ -1,10 +1,15 @@
 """Typed training configs: one dataclass per section, loadable from YAML with dotted overrides.
 
-``TrainConfig`` is the tokenizer recipe (sections model / data / loss / optim / schedule / ema /
-checkpoint / logging). The generic ``Trainer`` only reads the *trainer sections*
+``TrainerConfig`` holds the *trainer sections*, the only ones the generic ``Trainer`` reads
 (``optim, schedule, ema, checkpoint, logging`` plus ``seed``, ``mixed_precision`` and
-``max_nonfinite_in_a_row``), so another task (the DiT) defines its own top-level dataclass with
-its own model/data sections and reuses these section classes unchanged.
+``max_nonfinite_in_a_row``). Every recipe extends it with its own sections: ``TrainConfig``
+(the tokenizer: ``model``, ``data``, ``loss``) here, ``DiTTrainConfig`` (``model``,
+``diffusion``, ``data``, ``preview``) in ``textok.training.dit_task``. ``build_config(data,
+overrides, cls)`` builds any of them: dotted overrides, then the ``model.preset`` named in
+``cls.model_presets`` (``textok.config.apply_preset``), then ``cls.complete`` (fields a recipe
+fills from elsewhere, e.g. the DiT's token shape from its latent cache), then typing and
+``validate()``. A YAML config may extend another with ``base: other.yaml``
+(``textok.config.load_yaml``).
 
 Batch semantics: ``optim.batch_size`` is the **global** batch of one optimiser step, summed
 over all processes and gradient-accumulation micro-steps. Each process runs micro-batches of
@@ -18,7 +23,8 @@ import dataclasses
 import os
 from typing import Any, Literal
 
-from ..config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from ..config import ConfigError, apply_overrides, apply_preset, from_dict, load_yaml, to_dict
+from ..data.captions import CAPTION_VARIANTS
 from ..data.formats import BadSamplePolicy
 from ..losses import LossConfig
 from ..models.textok import PRESETS, TexTokConfig
@@ -89,12 +95,9 @@ class LoggingConfig:
 
 
 @dataclasses.dataclass
-class TrainConfig:
-    """The tokenizer recipe. Defaults follow the paper's (MAGVIT-v2 style) recipe."""
+class TrainerConfig:
+    """The sections the generic ``Trainer`` reads, shared by every recipe (field names unchanged)."""
 
-    model: TexTokConfig = dataclasses.field(default_factory=TexTokConfig)
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
     schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
     ema: EMAConfig = dataclasses.field(default_factory=EMAConfig)
@@ -103,6 +106,43 @@ class TrainConfig:
     seed: int = 0
     mixed_precision: Literal["auto", "no", "bf16"] = "auto"  # auto: bf16 on a GPU that supports it
     max_nonfinite_in_a_row: int = 20  # stop (with a checkpoint) after this many skipped steps in a row
+
+    #: presets the ``model`` section may name (``model: {preset: NAME, ...}``); not a field
+    model_presets = {}
+    model_kind = "model"
+
+    @classmethod
+    def complete(cls, data: dict) -> dict:
+        """Fill in, before typing, fields the recipe takes from elsewhere (default: none)."""
+        return data
+
+    def validate(self) -> None:
+        """Check the values; errors name the field."""
+        check_trainer_sections(self)
+
+
+@dataclasses.dataclass
+class TrainConfig(TrainerConfig):
+    """The tokenizer recipe. Defaults follow the paper's (MAGVIT-v2 style) recipe."""
+
+    model: TexTokConfig = dataclasses.field(default_factory=TexTokConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+
+    model_presets = PRESETS
+    model_kind = "TexTok"
+
+    def validate(self) -> None:
+        super().validate()
+        d = self.data
+        if not 0.0 <= d.caption_dropout <= 1.0:
+            raise ConfigError(f"data.caption_dropout must lie in [0, 1], got {d.caption_dropout}")
+        if d.caption_variant not in CAPTION_VARIANTS:
+            raise ConfigError(f"data.caption_variant must be one of {CAPTION_VARIANTS}, got {d.caption_variant!r}")
+        if d.shuffle_buffer < 0:
+            raise ConfigError(f"data.shuffle_buffer must be >= 0, got {d.shuffle_buffer}")
+        if d.max_images is not None and d.max_images < 1:
+            raise ConfigError(f"data.max_images must be >= 1, got {d.max_images}")
 
 
 #: Fields that may change between a checkpoint and its resumption (they do not change the math).
@@ -127,42 +167,22 @@ def check_trainer_sections(cfg: Any) -> None:
         raise ConfigError(f"optim.lr must be positive, got {o.lr}")
 
 
-def _check_tokenizer(cfg: TrainConfig) -> None:
-    check_trainer_sections(cfg)
-    if not 0.0 <= cfg.data.caption_dropout <= 1.0:
-        raise ConfigError(f"data.caption_dropout must lie in [0, 1], got {cfg.data.caption_dropout}")
-    from ..data import CAPTION_VARIANTS
-
-    if cfg.data.caption_variant not in CAPTION_VARIANTS:
-        raise ConfigError(f"data.caption_variant must be one of {CAPTION_VARIANTS}, got {cfg.data.caption_variant!r}")
-    if cfg.data.shuffle_buffer < 0:
-        raise ConfigError(f"data.shuffle_buffer must be >= 0, got {cfg.data.shuffle_buffer}")
-    if cfg.data.max_images is not None and cfg.data.max_images < 1:
-        raise ConfigError(f"data.max_images must be >= 1, got {cfg.data.max_images}")
-
-
 def build_config(data: dict, overrides: list[str] | None = None, cls: type = TrainConfig):
-    """A typed config from a nested dict (as in YAML) plus dotted ``overrides``.
+    """A typed config of recipe ``cls`` (a ``TrainerConfig``) from a nested dict (as in YAML)
+    plus dotted ``overrides``.
 
     The model section may name a preset (``model: {preset: textok-mini-64, num_tokens: 16}``):
     the preset's fields are filled in first, then the explicit ones.
     """
     data = apply_overrides(data, list(overrides or []))
-    model = data.get("model")
-    if isinstance(model, dict) and "preset" in model:
-        model = dict(model)
-        preset = model.pop("preset")
-        if preset not in PRESETS:
-            raise ConfigError(f"model.preset: unknown preset {preset!r}; presets: {sorted(PRESETS)}")
-        data["model"] = {**PRESETS[preset], **model}
+    if "model" in data:
+        data["model"] = apply_preset(data["model"], cls.model_presets, cls.model_kind, where="model")
+    data = cls.complete(data)
     try:
         cfg = from_dict(cls, data, where="config")
     except ValueError as e:  # TexTokConfig.__post_init__ checks raise ValueError naming the field
         raise ConfigError(str(e)) from None
-    if cls is TrainConfig:
-        _check_tokenizer(cfg)
-    else:
-        check_trainer_sections(cfg)
+    cfg.validate()
     return cfg
 
 
@@ -177,7 +197,7 @@ def baseline_of(cfg: TrainConfig) -> TrainConfig:
 
 
 __all__ = [
-    "TrainConfig", "DataConfig", "OptimConfig", "ScheduleConfig", "EMAConfig", "CheckpointConfig",
+    "TrainerConfig", "TrainConfig", "DataConfig", "OptimConfig", "ScheduleConfig", "EMAConfig", "CheckpointConfig",
     "LoggingConfig", "LossConfig", "build_config", "load_config", "baseline_of", "check_trainer_sections",
     "RESUME_MAY_DIFFER",
 ]

@@ -14,20 +14,25 @@ The saved ``model/`` folder is the EMA DiT plus ``generation.json`` (see ``texto
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 from pathlib import Path
-from typing import Literal
 
 import torch
 import torch.nn as nn
 
-from ..config import ConfigError, apply_overrides, load_yaml
+from ..config import ConfigError
+from ..conditioning import DIT_MAX_TEXT_TOKENS, TextConditioner, dropout_mask, encoder_width
 from ..diffusion import DiffusionConfig, build_diffusion
+from ..generation import GenerationConfig, Pipeline, load_caption_pool
+from ..io import write_json_atomic
+from ..latents import META_NAME, LatentCache, collate_latents
 from ..models.dit import DIT_PRESETS, DiT, DiTConfig
-from .config import CheckpointConfig, EMAConfig, LoggingConfig, OptimConfig, ScheduleConfig, build_config
-from ..conditioning import DIT_MAX_TEXT_TOKENS, TextConditioner, dropout_mask
+from ..models.textok import TexTok
+from .config import EMAConfig, OptimConfig, ScheduleConfig, TrainerConfig, build_config, load_config
 from .task import StepResult, unwrap
+from .trainer import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -53,56 +58,84 @@ def _dit_optim() -> OptimConfig:
     return OptimConfig(batch_size=256, lr=1e-4, betas=(0.9, 0.999), weight_decay=0.0, grad_clip=1.0)
 
 
+#: the DiT fields that describe the tokenizer's tokens (and the text encoder's width): a config
+#: that leaves them out gets them from its latent cache
+FROM_CACHE = ("num_tokens", "token_dim", "text_dim")
+
+
 @dataclasses.dataclass
-class DiTTrainConfig:
+class DiTTrainConfig(TrainerConfig):
     """The DiT recipe (Peebles & Xie): constant lr 1e-4, EMA 0.9999, 1000-step Gaussian diffusion."""
 
     model: DiTConfig = dataclasses.field(default_factory=DiTConfig)
     diffusion: DiffusionConfig = dataclasses.field(default_factory=DiffusionConfig)
     data: DiTDataConfig = dataclasses.field(default_factory=DiTDataConfig)
     preview: PreviewConfig = dataclasses.field(default_factory=PreviewConfig)
+    # the trainer sections with the DiT recipe's defaults
     optim: OptimConfig = dataclasses.field(default_factory=_dit_optim)
     schedule: ScheduleConfig = dataclasses.field(default_factory=lambda: ScheduleConfig(max_steps=400_000, warmup_steps=0, decay="constant"))
     ema: EMAConfig = dataclasses.field(default_factory=lambda: EMAConfig(decay=0.9999))
-    checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
-    logging: LoggingConfig = dataclasses.field(default_factory=LoggingConfig)
-    seed: int = 0
-    mixed_precision: Literal["auto", "no", "bf16"] = "auto"
-    max_nonfinite_in_a_row: int = 20
+
+    model_presets = DIT_PRESETS
+    model_kind = "DiT"
+
+    @classmethod
+    def complete(cls, data: dict) -> dict:
+        """``model.num_tokens`` / ``token_dim`` (and ``text_dim`` for DiT-T2I) left out of the
+        config are read from the latent cache (``cache.json``; the text encoder's width), when
+        the cache exists; stated ones are checked against it by the task."""
+        model = dict(data.get("model") or {})
+        text = model.get("condition", DiTConfig.condition) == "text"
+        missing = [k for k in FROM_CACHE if k not in model and (k != "text_dim" or text)]
+        section = data.get("data") or {}
+        meta = _cache_meta(section.get("cache", DiTDataConfig.cache))
+        if not missing or meta is None:
+            return data
+        found = {"num_tokens": meta["num_tokens"], "token_dim": meta["token_dim"]}
+        if "text_dim" in missing:
+            found["text_dim"] = encoder_width(section.get("text_encoder") or meta["text_encoder"])
+        return {**data, "model": {**model, **{k: found[k] for k in missing}}}
+
+    def validate(self) -> None:
+        super().validate()
+        m, d = self.model, self.diffusion
+        if d.learned_variance != m.learn_sigma:
+            raise ConfigError(f"diffusion.learned_variance={d.learned_variance} must equal "
+                              f"model.learn_sigma={m.learn_sigma} (2d output channels iff the variance is learned)")
+        if self.preview.steps < 1:
+            raise ConfigError(f"preview.steps must be >= 1, got {self.preview.steps}")
+        meanflow = d.objective == "meanflow"
+        if meanflow != (m.time_inputs == 2):
+            raise ConfigError(f"diffusion.objective={d.objective!r} needs model.time_inputs={2 if meanflow else 1} "
+                              f"(got {m.time_inputs}): MeanFlow's DiT embeds t and t - r, the others only t")
+        if meanflow and d.meanflow.cfg_scale != 1.0:
+            dropout = {"class": m.class_dropout, "text": m.caption_dropout}.get(m.condition, 0.0)
+            if dropout == 0:
+                raise ConfigError(f"diffusion.meanflow.cfg_scale={d.meanflow.cfg_scale} trains guidance, which "
+                                  f"needs a conditional DiT with condition dropout (model.condition={m.condition!r}, "
+                                  f"dropout {dropout})")
+
+
+def _cache_meta(cache: str | os.PathLike) -> dict | None:
+    """A latent cache's ``cache.json``, or None where there is none (yet)."""
+    path = Path(cache).expanduser() / META_NAME
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"data.cache: {path} is not valid JSON ({e})") from None
 
 
 def build_dit_config(data: dict, overrides: list[str] | None = None) -> DiTTrainConfig:
     """A ``DiTTrainConfig`` from a nested dict plus dotted overrides; ``model.preset`` names a
-    DiT size (``dit-s/b/l/xl``, ``dit-mini``, ``dit-tiny``) whose fields the explicit ones override."""
-    data = apply_overrides(data, list(overrides or []))
-    model = data.get("model")
-    if isinstance(model, dict) and "preset" in model:
-        model = dict(model)
-        preset = model.pop("preset")
-        if preset not in DIT_PRESETS:
-            raise ConfigError(f"model.preset: unknown DiT preset {preset!r}; presets: {sorted(DIT_PRESETS)}")
-        data["model"] = {**DIT_PRESETS[preset], **model}
-    cfg = build_config(data, [], cls=DiTTrainConfig)
-    if cfg.diffusion.learned_variance != cfg.model.learn_sigma:
-        raise ConfigError(f"diffusion.learned_variance={cfg.diffusion.learned_variance} must equal "
-                          f"model.learn_sigma={cfg.model.learn_sigma} (2d output channels iff the variance is learned)")
-    if cfg.preview.steps < 1:
-        raise ConfigError(f"preview.steps must be >= 1, got {cfg.preview.steps}")
-    meanflow = cfg.diffusion.objective == "meanflow"
-    if meanflow != (cfg.model.time_inputs == 2):
-        raise ConfigError(f"diffusion.objective={cfg.diffusion.objective!r} needs model.time_inputs={2 if meanflow else 1} "
-                          f"(got {cfg.model.time_inputs}): MeanFlow's DiT embeds t and t - r, the others only t")
-    if meanflow and cfg.diffusion.meanflow.cfg_scale != 1.0:
-        dropout = {"class": cfg.model.class_dropout, "text": cfg.model.caption_dropout}.get(cfg.model.condition, 0.0)
-        if dropout == 0:
-            raise ConfigError(f"diffusion.meanflow.cfg_scale={cfg.diffusion.meanflow.cfg_scale} trains guidance, which "
-                              f"needs a conditional DiT with condition dropout (model.condition={cfg.model.condition!r}, "
-                              f"dropout {dropout})")
-    return cfg
+    DiT size (``dit-s/b/l/xl``, ``dit-mini``, ``dit-tiny``) whose fields the explicit ones override;
+    the token shape left out is read from the latent cache (``DiTTrainConfig.complete``)."""
+    return build_config(data, overrides, cls=DiTTrainConfig)
 
 
 def load_dit_config(path: str | os.PathLike, overrides: list[str] | None = None) -> DiTTrainConfig:
-    return build_dit_config(load_yaml(path), overrides)
+    return load_config(path, overrides, cls=DiTTrainConfig)
 
 
 class DiTTask:
@@ -120,18 +153,24 @@ class DiTTask:
     @property
     def cache(self):
         if self._cache is None:
-            from ..latents import LatentCache
-
             self._cache = LatentCache(self.config.data.cache)
             self._check_cache(self._cache)
         return self._cache
 
     def _check_cache(self, cache) -> None:
+        """The config against the cache: a stated token shape (or text width) must match it."""
         m, where = self.config.model, self.config.data.cache
         N, d = cache.meta["num_tokens"], cache.meta["token_dim"]
         if (m.num_tokens, m.token_dim) != (N, d):
             raise ConfigError(f"model.num_tokens/token_dim = {m.num_tokens}/{m.token_dim}, but the cache {where} "
-                              f"holds [{N}, {d}] tokens: set model.num_tokens={N} model.token_dim={d}")
+                              f"holds [{N}, {d}] tokens: set model.num_tokens={N} model.token_dim={d}, or leave "
+                              f"them out of the config (they are then read from the cache)")
+        if m.condition == "text":
+            width = encoder_width(self.text_encoder_name)
+            if m.text_dim != width:
+                raise ConfigError(f"model.text_dim={m.text_dim}, but the text encoder {self.text_encoder_name!r} "
+                                  f"gives {width}-wide embeddings: set model.text_dim={width}, or leave it out of "
+                                  f"the config (it is then read from the encoder)")
         if m.condition == "class":
             if int(cache.labels.min()) < 0:
                 raise ConfigError(f"model.condition='class' but the cache {where} has unlabelled images (label -1)")
@@ -147,8 +186,6 @@ class DiTTask:
         return ds if n is None or n >= len(ds) else torch.utils.data.Subset(ds, range(n))
 
     def collate(self, items: list[dict]) -> dict:
-        from ..latents import collate_latents
-
         return collate_latents(items)
 
     def num_samples(self, batch: dict) -> int:
@@ -179,8 +216,6 @@ class DiTTask:
 
     def tokenizer(self):
         if self._tokenizer is None:
-            from ..models.textok import TexTok
-
             self._tokenizer = TexTok.from_pretrained(self.cache.meta["tokenizer"], map_location=self.device)
         return self._tokenizer
 
@@ -226,8 +261,6 @@ class DiTTask:
 
     # ---- outputs ------------------------------------------------------------------------
     def generation_config(self):
-        from ..generation import GenerationConfig
-
         cache = self.cache
         pool = self.config.data.caption_pool
         if pool is None:
@@ -247,8 +280,6 @@ class DiTTask:
             caption_pool=str(Path(pool).resolve()) if pool else None, text_encoder=self.text_encoder_name)
 
     def _pipeline(self, model: DiT, directory: Path | None = None):
-        from ..generation import Pipeline, load_caption_pool
-
         config = self.generation_config()
         pool = load_caption_pool(config.caption_pool, config.classes) if config.caption_pool else None
         if pool is None and self.config.model.condition == "class":
@@ -258,8 +289,6 @@ class DiTTask:
                 pool.setdefault(y, {})[caption] = None  # every distinct caption of the class, in order
             pool = {y: list(captions) for y, captions in pool.items()}
             if directory is not None:
-                from ..io import write_json_atomic
-
                 names = config.classes
                 write_json_atomic(directory / "caption_pool.json",
                                   {(names[y] if y < len(names) else str(y)): c for y, c in sorted(pool.items())})
@@ -295,8 +324,6 @@ class DiTTask:
 
 def train_dit(config: DiTTrainConfig, out_dir: str | os.PathLike, resume: bool = False, init_from=None):
     """Train a DiT on ``config.data.cache`` into ``out_dir`` with the generic ``Trainer``."""
-    from .trainer import Trainer
-
     return Trainer(DiTTask(config), config, out_dir, resume=resume, init_from=init_from).train()
 
 
