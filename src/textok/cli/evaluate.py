@@ -6,6 +6,8 @@ import json
 
 
 def register(sub) -> None:
+    from ..data.captions import CAPTION_VARIANTS
+
     p = sub.add_parser("fid-stats", help="Inception reference statistics of a data set (ADM .npz: mu, sigma)")
     p.add_argument("--data", required=True, help="dataset folder (any format textok.data reads)")
     p.add_argument("--out", required=True, help="output .npz")
@@ -23,8 +25,8 @@ def register(sub) -> None:
     p.add_argument("--data", required=True, help="dataset folder")
     p.add_argument("--split", default="val")
     p.add_argument("--num", type=int, default=None, help="N evenly spaced images of the split (default: all)")
-    p.add_argument("--caption-variant", default="full",
-                   help="the captions' form, as the model was trained (full, words25, short, class, name)")
+    p.add_argument("--caption-variant", default="full", choices=CAPTION_VARIANTS,
+                   help="the captions' form, as the model was trained (data.caption_variant)")
     p.add_argument("--out", default="eval_out", help="folder for eval_tokenizer.{md,json} and reconstructions.png")
     p.add_argument("--inception-logits", default=None,
                    help="torch-fidelity Inception weights (.pth) for rIS (default: found in the cache, else no rIS)")

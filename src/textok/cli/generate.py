@@ -6,6 +6,8 @@ from .train import add_training_arguments
 
 
 def register(sub) -> None:
+    from ..latents import STORES
+
     p = sub.add_parser("encode-dataset", help="encode a data set once into a latent cache for DiT training (resumable)")
     p.add_argument("--checkpoint", required=True, help="TexTok folder")
     p.add_argument("--data", required=True,
@@ -13,8 +15,8 @@ def register(sub) -> None:
                         "pattern such as 'data/train-{000000..000127}.tar'")
     p.add_argument("--out", required=True, help="cache folder (rerun the same command to resume)")
     p.add_argument("--split", default="train")
-    p.add_argument("--store", default="mode", choices=["mode", "moments"],
-                   help="posterior mode, or mean+logvar (training then samples the posterior)")
+    p.add_argument("--store", default="mode", choices=list(STORES),
+                   help="; ".join(f"{name}: {about}" for name, about in STORES.items()))
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--shard-size", type=int, default=4096, help="images per shard file")
     p.add_argument("--max-images", type=int, default=None,

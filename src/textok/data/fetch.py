@@ -20,6 +20,7 @@ fetch's manifest is refused, never replaced (docs/reliability.md).
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import importlib.util
@@ -33,6 +34,7 @@ import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -43,7 +45,6 @@ from .formats import CAPTIONS_FILE, CLASS_CAPTIONS_FILE, HELDOUT_CAPTIONS_FILE, 
 
 log = logging.getLogger(__name__)
 
-DATASETS = ("emoji", "fashion-mnist", "photos")
 
 
 def downloads_dir() -> Path:
@@ -432,9 +433,33 @@ def fetch_photos(root: str | os.PathLike) -> Path:
     return root
 
 
+@dataclasses.dataclass(frozen=True)
+class FetcherInfo:
+    """One fetchable data set: the function that builds it, what it is, the options it takes."""
+
+    fetch: Callable[..., Path]
+    about: str
+    options: tuple[str, ...] = ()  # keyword options beyond root (the CLI's --limit, --seed)
+
+
+#: Every data set ``textok data fetch`` builds; the CLI reads its choices and options here, so a
+#: new data set is one entry plus its fetch function.
+FETCHERS: dict[str, FetcherInfo] = {
+    "emoji": FetcherInfo(fetch_emoji, "Google + Twitter emoji from npm, captions from the Unicode names", ("seed",)),
+    "fashion-mnist": FetcherInfo(fetch_fashion_mnist, "Fashion-MNIST from the Debian package, class captions",
+                                 ("limit",)),
+    "photos": FetcherInfo(fetch_photos, "the photos bundled with scikit-image / scikit-learn, written captions"),
+}
+DATASETS = tuple(FETCHERS)
+
+
 def fetch(name: str, root: str | os.PathLike, **kwargs) -> Path:
-    """Fetch dataset ``name`` (``"emoji"``, ``"fashion-mnist"``, ``"photos"``) into ``root``."""
-    fetchers = {"emoji": fetch_emoji, "fashion-mnist": fetch_fashion_mnist, "photos": fetch_photos}
-    if name not in fetchers:
-        raise ValueError(f"unknown dataset {name!r}; choose from {list(fetchers)}")
-    return fetchers[name](root, **kwargs)
+    """Fetch dataset ``name`` (one of ``FETCHERS``: ``"emoji"``, ``"fashion-mnist"``, ``"photos"``)
+    into ``root``; ``kwargs`` are the data set's options (``FetcherInfo.options``)."""
+    if name not in FETCHERS:
+        raise ValueError(f"unknown dataset {name!r}; choose from {list(FETCHERS)}")
+    for option in kwargs:
+        if option not in FETCHERS[name].options:
+            takers = [n for n, f in FETCHERS.items() if option in f.options]
+            raise ValueError(f"--{option} applies to {', '.join(takers) or 'no data set'} only")
+    return FETCHERS[name].fetch(root, **kwargs)

@@ -44,6 +44,7 @@ from .stream import data_home, is_pattern, resolve_shards, shard_captions
 log = logging.getLogger(__name__)
 
 CACHE_DIR = TEXT_CACHE_DIR
+#: storage dtypes of a cache (``embed-text --dtype``); the CLI reads its choices here
 DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
 
