@@ -15,6 +15,20 @@ import torch
 from .gaussian import ModelFn, mean_flat
 
 
+def time_pairs(steps: int, progress: bool = False, desc: str = "sampling"):
+    """The ``steps`` uniform intervals (t, t_next) from noise (t = 1) to data (t = 0), shared by
+    the flow and MeanFlow samplers; with a progress bar if asked."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    ts = torch.linspace(1.0, 0.0, steps + 1).tolist()
+    pairs = list(zip(ts[:-1], ts[1:]))
+    if progress:
+        from tqdm.auto import tqdm
+
+        pairs = tqdm(pairs, desc=f"{desc} {steps} step(s)", leave=False)
+    return pairs
+
+
 class FlowMatching:
     samplers = ("euler", "heun")
 
@@ -53,17 +67,8 @@ class FlowMatching:
         """Integrate from noise (t = 1) to data (t = 0) in ``steps`` uniform steps."""
         if sampler not in self.samplers:
             raise ValueError(f"sampler must be one of {self.samplers} for flow matching, got {sampler!r}")
-        steps = steps or self.default_steps
-        if steps < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}")
         x = noise if noise is not None else torch.randn(shape, generator=generator, device=device)
-        ts = torch.linspace(1.0, 0.0, steps + 1).tolist()
-        pairs = list(zip(ts[:-1], ts[1:]))
-        if progress:
-            from tqdm.auto import tqdm
-
-            pairs = tqdm(pairs, desc=f"{sampler} {steps} steps", leave=False)
-        for t, t_next in pairs:
+        for t, t_next in time_pairs(steps or self.default_steps, progress, sampler):
             dt = t_next - t
             v = self._velocity(model, x, t)
             x_euler = x + dt * v

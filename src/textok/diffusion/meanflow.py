@@ -39,6 +39,7 @@ import torch
 from torch.func import jvp
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from .flow import time_pairs
 from .gaussian import mean_flat
 
 #: ``model(z, t, r) -> u``: z [B, N, d], t and r [B] (times x ``time_scale``) -> u [B, N, d].
@@ -166,17 +167,8 @@ class MeanFlow:
         """From noise (t = 1) to data (t = 0) in ``steps`` uniform jumps z_r = z_t - (t - r) u(z_t, r, t)."""
         if sampler not in self.samplers:
             raise ValueError(f"sampler must be one of {self.samplers} for MeanFlow, got {sampler!r}")
-        steps = steps or self.default_steps
-        if steps < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}")
         x = noise if noise is not None else torch.randn(shape, generator=generator, device=device)
-        ts = torch.linspace(1.0, 0.0, steps + 1).tolist()
-        pairs = list(zip(ts[:-1], ts[1:]))
-        if progress:
-            from tqdm.auto import tqdm
-
-            pairs = tqdm(pairs, desc=f"meanflow {steps} step(s)", leave=False)
-        for t, r in pairs:
+        for t, r in time_pairs(steps or self.default_steps, progress, "meanflow"):
             tt = torch.full((x.shape[0],), t, device=x.device)
             rr = torch.full((x.shape[0],), r, device=x.device)
             x = x - (t - r) * self._average_velocity(model, x, tt, rr)
