@@ -1,13 +1,27 @@
-"""``make demo``: train TexTok and its no-text twin on the emoji data with the same CPU budget,
-then compare their reconstructions on the held-out ``val`` and ``val_unseen`` splits.
+"""``make demo``: TexTok vs its no-text twin on the emoji data, in one of two modes.
+
+**Shipped pair** (``src/textok/pretrained/emoji32-textok-n<N>`` and ``emoji32-baseline-n<N>``,
+written by ``experiments/ship_checkpoints.py`` from the reproduction study; found by
+``textok.explore.shipped_checkpoints``):
 
 1. fetch the emoji data set into ``data/emoji`` if missing (``textok.data.fetch``);
-2. train the baseline (``model.text_in=none``) and TexTok from ``configs/emoji64_textok.yaml``
-   (identical recipe and step budget; ~10 minutes for both on an idle 2-core CPU);
-3. reconstruct the validation emoji with each EMA model and score PSNR, SSIM and LPIPS
-   (rFID too with ``rfid=N``: Inception on the CPU is slow, so it is off by default);
-4. write ``demo_out/``: ``reconstructions.png`` (original | baseline | TexTok, caption under
-   each row), ``results.md`` and ``results.json``; print the table and what it says.
+2. re-score both checkpoints on every image of ``val`` and ``val_unseen``: PSNR, SSIM, LPIPS
+   (and rFID with ``rfid=True``, through ``evaluate_tokenizer`` with both checkpoints in one
+   call per split, so the originals' Inception features are computed once), reconstructions
+   rounded to uint8 before scoring as ``evaluate_tokenizer`` does;
+3. write ``reconstructions.png`` (original | baseline | TexTok, caption under each row) and
+   ``caption_swap.png`` (... | TexTok decoding the same tokens with another image's caption);
+4. train a short run (``train_steps``, 0 skips it): ``textok-mini-32`` from
+   ``configs/emoji32_textok.yaml`` at the shipped N, printing its loss, then its val PSNR
+   next to the shipped TexTok's;
+5. write ``results.md`` and ``results.json`` and print the table and a verdict computed from
+   the numbers (single-seed differences are not a claim: see docs/results/reproduction.md).
+
+**No shipped pair**: train the baseline (``model.text_in=none``) and TexTok from
+``configs/emoji64_textok.yaml`` (identical recipe and step budget; ~10 minutes for both on an
+idle 2-core CPU), reconstruct the validation emoji with each EMA model, score them the same
+way (first ``eval_limit`` images), write ``reconstructions.png``, ``results.md`` and
+``results.json``.
 """
 
 from __future__ import annotations
@@ -26,9 +40,12 @@ from .io import atomic_path, write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONFIG = "configs/emoji64_textok.yaml"
+DEFAULT_CONFIG = "configs/emoji64_textok.yaml"  # no shipped pair: the 64 px pair trained here
+SHIPPED_CONFIG = "configs/emoji32_textok.yaml"  # shipped pair: the study's recipe, for the short run
+DEFAULT_TRAIN_STEPS = 300
 SPLITS = ("val", "val_unseen")
 MODELS = ("baseline", "textok")
+REPRODUCTION_PAGE = "docs/results/reproduction.md"
 
 
 def _find_config(path: str | Path) -> Path:
@@ -139,30 +156,38 @@ def score(images: torch.Tensor, recs: dict[str, torch.Tensor], rfid: bool, progr
     return out
 
 
+LABELS = {"textok": "TexTok", "swapped": "TexTok, swapped"}
+
+
 def write_grid(path: Path, images: torch.Tensor, recs: dict[str, torch.Tensor], captions: Sequence[str],
-               scale: int = 2) -> None:
-    """Rows of [original | baseline | TexTok] with the caption under each row."""
+               scale: int = 2, min_width: int = 420) -> None:
+    """Rows of [original | one column per entry of ``recs``] with the caption under each row
+    (a caption may hold several lines, ``\\n``-separated; long lines are cut to the width)."""
     from PIL import Image, ImageDraw, ImageFont
 
     from .data.transforms import to_pil
 
     S = images.shape[-1] * scale
-    pad, text_h, head = 6, 16, 18
+    pad, line_h, head = 6, 12, 18
     cols = ["original", *recs]
-    W = pad + len(cols) * (S + pad)
+    W = max(pad + len(cols) * (S + pad), min_width)
+    max_chars = max(20, (W - 2 * pad) // 6)
+    lines = [[ln if len(ln) <= max_chars else ln[: max_chars - 3] + "..." for ln in str(c).split("\n")]
+             for c in captions]
+    text_h = line_h * max((len(ls) for ls in lines), default=1) + 4
     row_h = S + text_h + pad
-    canvas = Image.new("RGB", (max(W, 420), head + len(images) * row_h + pad), "white")
+    canvas = Image.new("RGB", (W, head + len(images) * row_h + pad), "white")
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()
     for j, name in enumerate(cols):
-        draw.text((pad + j * (S + pad), 3), {"textok": "TexTok"}.get(name, name), fill="black", font=font)
+        draw.text((pad + j * (S + pad), 3), LABELS.get(name, name), fill="black", font=font)
     for i in range(len(images)):
         y = head + i * row_h
         tiles = [images[i], *[r[i] for r in recs.values()]]
         for j, t in enumerate(tiles):
             canvas.paste(to_pil(t).resize((S, S), Image.NEAREST), (pad + j * (S + pad), y))
-        caption = captions[i] if len(captions[i]) <= 70 else captions[i][:67] + "..."
-        draw.text((pad, y + S + 2), caption, fill=(40, 40, 40), font=font)
+        for k, line in enumerate(lines[i]):
+            draw.text((pad, y + S + 2 + k * line_h), line, fill=(40, 40, 40), font=font)
     with atomic_path(path) as tmp:
         canvas.save(tmp, format="PNG")
 
@@ -210,15 +235,378 @@ def markdown(results: dict, meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def demo(out: str | Path = "demo_out", config: str | Path = DEFAULT_CONFIG, overrides: Sequence[str] = (),
-         eval_limit: int | None = None, grid_rows: int = 8, rfid: bool = False, threads: int | None = None) -> dict:
-    """Run the whole demo; returns the results dict written to ``out/results.json``."""
+# ---- the shipped pair ---------------------------------------------------------------------
+
+def shipped_pair(root: str | Path | None = None) -> dict | None:
+    """The shipped TexTok and baseline at the largest N both exist for: ``{"num_tokens": N,
+    "textok": folder, "baseline": folder}``, or None (``root``: default the package's
+    ``pretrained/``, see ``textok.explore.shipped_checkpoints``)."""
+    import re
+
+    from . import explore
+
+    textok, baseline = explore.shipped_checkpoints(root)
+
+    def by_n(paths):
+        return {int(m.group(1)): p for p in paths if (m := re.search(r"-n(\d+)$", p.name))}
+
+    t, b = by_n(textok), by_n(baseline)
+    common = sorted(set(t) & set(b))
+    if not common:
+        return None
+    n = common[-1]
+    return {"num_tokens": n, "textok": t[n], "baseline": b[n]}
+
+
+def read_source(folder: Path) -> dict:
+    """A shipped folder's ``SOURCE.json`` (run, steps, the study's scores), or {} if absent."""
+    import json
+
+    path = Path(folder) / "SOURCE.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        log.warning("%s: not valid JSON; ignored", path)
+        return {}
+
+
+@torch.no_grad()
+def score_models(models: dict, root: Path, split: str, num: int | None = None, batch_size: int = 64,
+                 progress: bool = True, lpips_net=None, caption_variant: str = "full") -> dict[str, dict]:
+    """PSNR, SSIM and LPIPS of each model on ``num`` evenly spaced images of ``split`` (all when
+    None), with ``evaluate_tokenizer``'s protocol (centre crop, reconstructions and originals
+    rounded to uint8 before every metric, the data set's text cache where exact) but no
+    Inception. Each batch is read once and reconstructed by every model."""
+    from tqdm.auto import tqdm
+
+    from .conditioning import text_condition
+    from .data import open_dataset
+    from .losses import LPIPS
+    from .metrics import psnr, ssim
+    from .metrics.evaluate import iterate_batches
+    from .metrics.image import quantize
+
+    sizes = {m.config.image_size for m in models.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"the models differ in image size: {sorted(sizes)}")
+    dataset = open_dataset(str(root), split=split, image_size=sizes.pop(), train=False, caption_variant=caption_variant)
+    lpips_net = lpips_net if lpips_net is not None else LPIPS().eval()
+    conds: dict = {}
+    for name, m in models.items():
+        c = m.config
+        if c.text_in != "none" and (c.text_encoder, c.max_text_tokens) not in conds:
+            conds[(c.text_encoder, c.max_text_tokens)] = TextConditioner(c.text_encoder, c.max_text_tokens, str(root),
+                                                                         use_cache=True)
+    acc = {name: {"psnr": [], "ssim": [], "lpips": []} for name in models}
+    n = 0
+    total = len(dataset) if num is None else min(num, len(dataset))
+    with tqdm(total=total, desc=f"{split} score {' + '.join(models)}", unit="img", disable=not progress,
+              leave=False) as bar:
+        for batch in iterate_batches(dataset, num, batch_size):
+            x = batch["images"]
+            x8 = quantize(x).to(torch.uint8)
+            for name, m in models.items():
+                c = m.config
+                enc = conds.get((c.text_encoder, c.max_text_tokens))
+                text = text_condition(m, batch["captions"], x.shape[0], enc)
+                rec8 = quantize(m.decode(m.encode(x, text), text)).to(torch.uint8)
+                acc[name]["psnr"].append(psnr(x8, rec8))
+                acc[name]["ssim"].append(ssim(x8, rec8))
+                acc[name]["lpips"].append(lpips_net(x8.float() / 127.5 - 1.0, rec8.float() / 127.5 - 1.0).double())
+            n += x.shape[0]
+            bar.update(x.shape[0])
+    if n == 0:
+        raise ValueError(f"{root} [{split}]: no images to score")
+    return {name: {k: float(torch.cat(v).mean()) for k, v in a.items()} | {"num": n} for name, a in acc.items()}
+
+
+def rescore(models: dict, root: Path, eval_limit: int | None, rfid: bool,
+            progress: bool = True) -> dict[str, dict]:
+    """{split: {"baseline": scores, "textok": scores}} of the shipped pair."""
+    results = {}
+    extractor, lpips_net = None, None
+    for split in SPLITS:
+        if rfid:
+            from .metrics import InceptionFeatures, evaluate_tokenizer
+
+            if extractor is None:
+                extractor = InceptionFeatures()
+            print(f"== re-scoring on {split}: reconstructing with the baseline and TexTok, PSNR, SSIM, LPIPS and rFID "
+                  f"(Inception features of the originals once, then of each model's reconstructions: the slow part "
+                  f"on a CPU) ...", flush=True)
+            report = evaluate_tokenizer([models["baseline"], models["textok"]], str(root), num=eval_limit, split=split,
+                                        names=list(MODELS), extractor=extractor, progress=progress, grid_images=0)
+            results[split] = {r["name"]: {"psnr": r["psnr"], "ssim": r["ssim"], "lpips": r["lpips"], "rfid": r["rfid"],
+                                          "num": r["num"]} for r in report["results"]}
+        else:
+            if lpips_net is None:
+                from .losses import LPIPS
+
+                lpips_net = LPIPS().eval()
+            print(f"== re-scoring on {split}: reconstructing with the baseline and TexTok, PSNR, SSIM, LPIPS ...",
+                  flush=True)
+            results[split] = score_models({k: models[k] for k in MODELS}, root, split, eval_limit, progress=progress,
+                                          lpips_net=lpips_net)
+    return results
+
+
+def grid_items(root: Path, split: str, image_size: int, rows: int) -> tuple[torch.Tensor, list[str]]:
+    """``rows`` evenly spaced images of ``split`` (the split is sorted by category) and their captions."""
+    from .data import open_dataset
+    from .metrics.evaluate import subset_indices
+
+    ds = open_dataset(str(root), split=split, image_size=image_size, train=False)
+    items = [it for it in (ds[i] for i in subset_indices(len(ds), rows)) if it is not None]
+    return torch.stack([it["image"] for it in items]), [it["caption"] for it in items]
+
+
+@torch.no_grad()
+def write_shipped_grids(out: Path, models: dict, root: Path, rows: int) -> dict:
+    """``reconstructions.png`` (original | baseline | TexTok) and ``caption_swap.png`` (... | TexTok
+    decoding the same tokens with another row's caption), ``caption_swap.txt`` with the captions.
+    Returns the rows' captions and the PSNR of each column against the original."""
+    from .metrics import psnr
+
+    images, captions = grid_items(root, "val", models["textok"].config.image_size, rows)
+    t = models["textok"]
+    text = TextConditioner(t.config.text_encoder, t.config.max_text_tokens, str(root), use_cache=True)
+    # another image's caption: the row half the grid away (another category: the split is sorted by category)
+    others = [captions[(i + max(1, len(captions) // 2)) % len(captions)] for i in range(len(captions))]
+    if len(captions) == 1:
+        others = [""]  # one row: the empty caption
+    b = models["baseline"]
+    rec_b = b.decode(b.encode(images, None), None).clamp(-1, 1)
+    own, other = text(captions), text(others)
+    tokens = t.encode(images, own)
+    rec_t = t.decode(tokens, own).clamp(-1, 1)
+    swapped = t.decode(tokens, other).clamp(-1, 1)
+    write_grid(out / "reconstructions.png", images, {"baseline": rec_b, "textok": rec_t}, captions)
+    write_grid(out / "caption_swap.png", images, {"baseline": rec_b, "textok": rec_t, "swapped": swapped},
+               [f"caption: {c}\nswapped: {o}" for c, o in zip(captions, others)], scale=3, min_width=480)
+    lines = ["caption_swap.png: original | baseline | TexTok | TexTok decoding the same tokens with the "
+             "swapped caption", ""]
+    for i, (c, o) in enumerate(zip(captions, others)):
+        lines.append(f"row {i + 1}: caption {c!r}; swapped in {o!r}")
+    write_text_atomic(out / "caption_swap.txt", "\n".join(lines) + "\n")
+    rows_out = []
+    for i, (c, o) in enumerate(zip(captions, others)):
+        rows_out.append({"caption": c, "swapped_caption": o,
+                         "psnr": {k: float(psnr(v[i : i + 1], images[i : i + 1])[0])
+                                  for k, v in (("baseline", rec_b), ("textok", rec_t), ("swapped", swapped))}})
+    return {"rows": rows_out}
+
+
+def short_run(cfg, out: Path, root: Path, eval_limit: int | None, progress: bool = True,
+              lpips_net=None) -> dict:
+    """Train TexTok from scratch for ``cfg.schedule.max_steps`` steps in ``out/short_run``,
+    printing the mean loss every tenth of the run; then score its EMA model on ``val``."""
+    import shutil
+
+    from .models import TexTok
+    from .training import TokenizerTask, Trainer
+
+    run = out / "short_run"
+    if run.exists():  # always from scratch: the point is to watch it train
+        shutil.rmtree(run)
+    steps = cfg.schedule.max_steps
+    every = max(1, steps // 10)
+    losses: list[float] = []
+    curve: list[dict] = []
+
+    class LoggedTrainer(Trainer):
+        def train_step(self, micro):
+            logs = super().train_step(micro)
+            losses.append(float(logs["loss"]))
+            done = len(losses)
+            if done % every == 0 or done == steps:
+                window = losses[-(done - (curve[-1]["step"] if curve else 0)):]
+                curve.append({"step": done, "loss": sum(window) / len(window)})
+                print(f"   step {done:5d}/{steps}  loss {curve[-1]['loss']:.4f} (mean of steps "
+                      f"{done - len(window) + 1}-{done})", flush=True)
+            return logs
+
+    print(f"== short training run: TexTok ({cfg.model.image_size} px, {cfg.model.num_tokens} tokens x "
+          f"{cfg.model.token_dim}) from scratch, {steps} steps x {cfg.optim.batch_size} images", flush=True)
+    t0 = time.perf_counter()
+    result = LoggedTrainer(TokenizerTask(cfg), cfg, run).train()
+    seconds = time.perf_counter() - t0
+    model = TexTok.from_pretrained(run / "model")
+    print("== scoring the short run on val ...", flush=True)
+    val = score_models({"short_run": model}, root, "val", eval_limit, progress=progress,
+                       lpips_net=lpips_net)["short_run"]
+    return {"steps": result.step, "batch_size": cfg.optim.batch_size, "train_seconds": round(seconds, 1),
+            "images_per_second": round(result.images_per_second, 2), "loss_curve": curve,
+            "loss_first": curve[0]["loss"] if curve else None, "loss_last": curve[-1]["loss"] if curve else None,
+            "val": val, "folder": str(run)}
+
+
+def _diffs(t: dict, b: dict) -> dict[str, float]:
+    return {k: t[k] - b[k] for k in ("psnr", "ssim", "lpips", "rfid") if t.get(k) is not None and b.get(k) is not None}
+
+
+def shipped_verdict(results: dict, meta: dict, short: dict | None) -> list[str]:
+    """Sentences computed from the numbers: the pair's differences per split, what they do not
+    show, and what the short run shows."""
+    lines = []
+    for split, rows in results.items():
+        d = _diffs(rows["textok"], rows["baseline"])
+        ahead = [k for k, v in d.items() if (v > 0 if k in ("psnr", "ssim") else v < 0)]
+        names = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "rfid": "rFID"}
+        parts = [f"PSNR {d['psnr']:+.2f} dB", f"SSIM {d['ssim']:+.4f}", f"LPIPS {d['lpips']:+.4f}"]
+        if "rfid" in d:
+            parts.append(f"rFID {d['rfid']:+.2f}")
+        lines.append(f"- `{split}` ({rows['textok']['num']} images): TexTok minus baseline: {', '.join(parts)}; "
+                     f"TexTok is ahead on {len(ahead)}/{len(d)} metrics "
+                     f"({', '.join(names[k] for k in ahead) or 'none'}).")
+    runs = " and ".join(f"`{meta['source'][k]['run']}`" for k in ("textok", "baseline") if meta["source"][k].get("run"))
+    lines.append(f"These are single-seed checkpoints, one training run per arm{' (' + runs + ')' if runs else ''}: "
+                 f"a difference between them is not a claim that the caption helps or hurts. The seeded comparison "
+                 f"(several seeds per arm, with their spread) is in {REPRODUCTION_PAGE}.")
+    if short:
+        ship = results["val"]["textok"]["psnr"]
+        fell = short["loss_first"] is not None and short["loss_last"] < short["loss_first"]
+        s_steps = meta["source"]["textok"].get("steps")
+        lines.append(
+            f"Training works: the {short['steps']}-step run from scratch "
+            + (f"lowered its loss from {short['loss_first']:.4f} to {short['loss_last']:.4f}"
+               if fell else f"did not lower its loss ({short['loss_first']:.4f} -> {short['loss_last']:.4f})")
+            + f" and reaches val PSNR {short['val']['psnr']:.2f} dB on {short['val']['num']} images, against "
+            f"{ship:.2f} dB for the shipped TexTok"
+            + (f", trained {s_steps} steps in the study." if s_steps else "."))
+        if not fell:
+            lines[-1] = lines[-1].replace("Training works: the", "Training did not visibly progress: the")
+    return lines
+
+
+def shipped_markdown(results: dict, meta: dict, short: dict | None) -> str:
+    rfid = any("rfid" in r for rows in results.values() for r in rows.values())
+    src = meta["source"]
+    study = {k: (src[k].get("study_scores") or {}) for k in MODELS}
+    show_study = meta["eval_limit"] is None and any(study.values())
+
+    def who(k):
+        s = src[k]
+        return (f"{'TexTok' if k == 'textok' else 'baseline'} `{meta['folders'][k]}`"
+                + (f" (run `{s['run']}`, {s['steps']} steps)" if s.get("run") else ""))
+
+    counts = ", ".join(f"{rows['textok']['num']} `{split}`" for split, rows in results.items())
+    lines = [f"The shipped pair at N = {meta['tokens']} tokens x {meta['token_dim']} channels, emoji "
+             f"{meta['image_size']} px: {who('textok')} vs {who('baseline')}"
+             + (f"; {src['textok']['dtype']} weights loaded as float32" if src["textok"].get("dtype") else "") + "; "
+             f"re-scored here on {'every image of' if meta['eval_limit'] is None else 'evenly spaced images of'} "
+             f"each split ({counts} images). Reconstructions and originals rounded to uint8 before scoring"
+             + ("; rFID: each model's reconstructions vs the same originals, biased upward at these counts, "
+                "comparable only within this table" if rfid else "") + ".", ""]
+    head = "| split | model | PSNR (dB) ↑ | SSIM ↑ | LPIPS ↓ |" + (" rFID ↓ |" if rfid else "")
+    sep = "|---|---|---:|---:|---:|" + ("---:|" if rfid else "")
+    if show_study:
+        head += " study's PSNR (fp32) |"
+        sep += "---:|"
+    lines += [head, sep]
+    for split, rows in results.items():
+        for name in MODELS:
+            r = rows[name]
+            cells = (f"| {split} ({r['num']}) | {'TexTok' if name == 'textok' else 'baseline'} | {r['psnr']:.2f} | "
+                     f"{r['ssim']:.4f} | {r['lpips']:.4f} |")
+            if rfid:
+                cells += f" {r['rfid']:.2f} |"
+            if show_study:
+                v = (study[name].get(split) or {}).get("psnr")
+                cells += f" {v:.2f} |" if v is not None else " - |"
+            lines.append(cells)
+    if short:
+        v = short["val"]
+        curve = ", ".join(f"{c['loss']:.4f}" for c in short["loss_curve"])
+        lines += ["", f"Short run (TexTok from scratch, same recipe and N, {short['steps']} steps x "
+                      f"{short['batch_size']} images, {short['train_seconds']:.0f} s): loss per tenth of the run "
+                      f"{curve}.", "",
+                  "| model | steps | val PSNR (dB) ↑ | SSIM ↑ | LPIPS ↓ |", "|---|---:|---:|---:|---:|",
+                  f"| short run | {short['steps']} | {v['psnr']:.2f} | {v['ssim']:.4f} | {v['lpips']:.4f} |"]
+        t = results["val"]["textok"]
+        lines.append(f"| shipped TexTok | {src['textok'].get('steps') or '?'} | {t['psnr']:.2f} | {t['ssim']:.4f} | "
+                     f"{t['lpips']:.4f} |")
+    verdict_lines = shipped_verdict(results, meta, short)
+    bullets = [v for v in verdict_lines if v.startswith("- ")]
+    lines += ["", *bullets]
+    for v in verdict_lines[len(bullets):]:  # paragraphs after the list
+        lines += ["", v]
+    return "\n".join(lines) + "\n"
+
+
+def demo_shipped(pair: dict, out: Path, config: str | Path, overrides: Sequence[str], eval_limit: int | None,
+                 grid_rows: int, rfid: bool, train_steps: int, progress: bool = True) -> dict:
+    """The demo with a shipped pair: re-score, grids, a short run, the report."""
+    from .models import TexTok
+    from .training import load_config
+
+    t0 = time.perf_counter()
+    n = pair["num_tokens"]
+    cfg = load_config(_find_config(config), [f"model.num_tokens={n}", f"schedule.max_steps={max(train_steps, 1)}",
+                                             "logging.progress=false", *overrides])
+    root = ensure_emoji(cfg.data.root)
+    models = {k: TexTok.from_pretrained(pair[k]) for k in MODELS}
+    source = {k: read_source(pair[k]) for k in MODELS}
+    print(f"== shipped checkpoints: TexTok {pair['textok'].name} and baseline {pair['baseline'].name} "
+          f"(N = {n} tokens; from {', '.join(str(source[k].get('run') or '?') for k in ('textok', 'baseline'))})",
+          flush=True)
+    results = rescore(models, root, eval_limit, rfid, progress)
+    rescore_seconds = time.perf_counter() - t0
+    grids = write_shipped_grids(out, models, root, grid_rows)
+    short = None
+    if train_steps > 0:
+        short = short_run(cfg, out, root, eval_limit, progress)
+    c = models["textok"].config
+    meta = {"mode": "shipped", "tokens": n, "token_dim": c.token_dim, "image_size": c.image_size,
+            "folders": {k: pair[k].name for k in MODELS}, "paths": {k: str(pair[k]) for k in MODELS},
+            "source": {k: {f: source[k].get(f) for f in ("run", "steps", "date", "dtype", "study_scores",
+                                                         "float16_vs_float32")}
+                       for k in MODELS},
+            "num_images": {split: results[split]["textok"]["num"] for split in results},
+            "eval_limit": eval_limit, "rfid": rfid, "train_steps": train_steps,
+            "rescore_seconds": round(rescore_seconds, 1), "total_seconds": round(time.perf_counter() - t0, 1),
+            "threads": torch.get_num_threads(), "config": str(config), "overrides": list(overrides)}
+    md = shipped_markdown(results, meta, short)
+    verdict_lines = shipped_verdict(results, meta, short)
+    write_text_atomic(out / "results.md", md)
+    write_json_atomic(out / "results.json", {"mode": "shipped", "results": results, "short_run": short,
+                                             "grids": grids, "meta": meta, "verdict": verdict_lines})
+    print()
+    print(md)
+    print(f"wrote {out / 'reconstructions.png'} (original | baseline | TexTok), {out / 'caption_swap.png'} "
+          f"(+ TexTok with another image's caption; captions in caption_swap.txt), {out / 'results.md'}, "
+          f"{out / 'results.json'}; everything took {meta['total_seconds']:.0f}s")
+    return {"mode": "shipped", "results": results, "short_run": short, "meta": meta}
+
+
+def demo(out: str | Path = "demo_out", config: str | Path | None = None, overrides: Sequence[str] = (),
+         eval_limit: int | None = None, grid_rows: int = 8, rfid: bool = False, threads: int | None = None,
+         train_steps: int = DEFAULT_TRAIN_STEPS, pretrained: str | Path | None = None) -> dict:
+    """Run the whole demo; returns the results dict written to ``out/results.json``.
+
+    With a shipped pair under ``pretrained`` (default: the package's ``pretrained/``) it is
+    re-scored and a ``train_steps`` run (0: none) is trained from ``config`` (default
+    ``SHIPPED_CONFIG``); without one, the 64 px pair is trained from ``config`` (default
+    ``DEFAULT_CONFIG``). ``overrides`` apply to whatever is trained."""
     from .models import TexTok
     from .training import load_config
 
     if threads:
         torch.set_num_threads(threads)
+    if train_steps < 0:
+        raise ValueError(f"--train-steps must be >= 0, got {train_steps}")
     out = Path(out)
+    pair = shipped_pair(pretrained)
+    if pair is not None:
+        return demo_shipped(pair, out, config or SHIPPED_CONFIG, list(overrides), eval_limit, grid_rows, rfid,
+                            train_steps)
+    from . import explore
+
+    where = Path(pretrained) if pretrained is not None else explore.PRETRAINED_DIR
+    print(f"note: no shipped checkpoints (emoji32-textok-n<N> + emoji32-baseline-n<N>) in {where}; training the "
+          f"64 px pair instead", flush=True)
+    config = config or DEFAULT_CONFIG
     cfg = load_config(_find_config(config), list(overrides))
     root = ensure_emoji(cfg.data.root)
     t0 = time.perf_counter()
@@ -243,9 +631,10 @@ def demo(out: str | Path = "demo_out", config: str | Path = DEFAULT_CONFIG, over
             "threads": torch.get_num_threads(), "config": str(config), "overrides": list(overrides)}
     md = markdown(results, meta)
     write_text_atomic(out / "results.md", md)
-    write_json_atomic(out / "results.json", {"results": results, "meta": meta, "verdict": verdict(results)})
+    write_json_atomic(out / "results.json", {"mode": "trained", "results": results, "meta": meta,
+                                             "verdict": verdict(results)})
     print()
     print(md)
     print(f"wrote {out / 'reconstructions.png'} (original | baseline | TexTok), {out / 'results.md'}, "
           f"{out / 'results.json'}; training took {train_seconds:.0f}s, everything {meta['total_seconds']:.0f}s")
-    return {"results": results, "meta": meta}
+    return {"mode": "trained", "results": results, "meta": meta}

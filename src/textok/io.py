@@ -206,12 +206,19 @@ class PretrainedMixin:
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu", **overrides):
-        """Load a folder written by ``save_pretrained``; refuses weights that do not fit the config."""
+        """Load a folder written by ``save_pretrained``; refuses weights that do not fit the config.
+
+        The model is built in float32 and every floating-point tensor of the file is cast to its
+        parameter's dtype: a folder stored in half precision (the shipped checkpoints) loads as
+        a float32 model."""
         config = cls.load_config(directory)
         if overrides:
             config = dataclasses.replace(config, **overrides)
         model = cls(config)
         state = load_state_dict(Path(directory) / WEIGHTS_NAME)
         check_state_dict(model, state, str(directory))
+        expected = model.state_dict()
+        state = {k: v.to(expected[k].dtype) if v.is_floating_point() and expected[k].is_floating_point() else v
+                 for k, v in state.items()}
         model.load_state_dict(state)
         return model.to(map_location).eval()

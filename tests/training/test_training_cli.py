@@ -45,9 +45,12 @@ def test_demo_end_to_end_tiny_budget(emoji_root, tmp_path, capsys):
     overrides = [f"data.root={emoji_root}", "schedule.max_steps=2", "schedule.warmup_steps=1", "optim.batch_size=4",
                  "model.width=32", "model.depth=1", "model.heads=2", "loss.perceptual_weight=0", "checkpoint.every=10",
                  "logging.num_preview=2", "logging.tensorboard=false", "logging.progress=false"]
-    report = demo(tmp_path / "demo", overrides=overrides, eval_limit=4, grid_rows=3)
+    # no shipped checkpoints there: the demo trains the pair (what it did before they shipped)
+    report = demo(tmp_path / "demo", overrides=overrides, eval_limit=4, grid_rows=3, pretrained=tmp_path / "none")
     out = capsys.readouterr().out
+    assert "note: no shipped checkpoints" in out
     assert "| val_unseen | TexTok |" in out and "Text " in out
+    assert report["mode"] == "trained"
     saved = json.loads((tmp_path / "demo" / "results.json").read_text())
     assert set(saved["results"]) == {"val", "val_unseen"}
     for split in saved["results"].values():

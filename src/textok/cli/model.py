@@ -52,12 +52,21 @@ def register_extra(sub) -> None:
     p.add_argument("action", choices=["fetch", "list"])
     p.set_defaults(func=_assets)
 
-    p = sub.add_parser("demo", help="the main job on the default data (see README)")
+    p = sub.add_parser("demo", help="the main job on the default data (see README)",
+                       description="With the shipped checkpoints (src/textok/pretrained/emoji32-*-n<N>): re-score "
+                                   "TexTok and its baseline on val and val_unseen, draw the reconstructions and a "
+                                   "caption swap, train a short run. Without them: train the 64 px pair.")
     p.add_argument("--out", default="demo_out")
-    p.add_argument("--config", default="configs/emoji64_textok.yaml", help="the TexTok recipe (the baseline is its twin)")
+    p.add_argument("--config", default=None,
+                   help="the TexTok recipe trained (default: configs/emoji32_textok.yaml for the short run with the "
+                        "shipped pair, configs/emoji64_textok.yaml for the pair trained without it)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides, e.g. schedule.max_steps=50")
-    p.add_argument("--eval-limit", type=int, default=None, help="score only the first N images of each split")
+    p.add_argument("--eval-limit", type=int, default=None, help="score only N images of each split")
     p.add_argument("--rfid", action="store_true", help="also compute rFID (Inception on the CPU: slow)")
+    p.add_argument("--train-steps", type=int, default=300,
+                   help="with the shipped pair: steps of the short training run (0: skip it; default 300)")
+    p.add_argument("--pretrained", default=None, metavar="DIR",
+                   help="where the shipped checkpoints are (default: the package's pretrained/)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.set_defaults(func=_demo)
 
@@ -78,5 +87,5 @@ def _demo(args) -> int:
     from ..demo import demo
 
     demo(args.out, config=args.config, overrides=args.overrides, eval_limit=args.eval_limit, rfid=args.rfid,
-         threads=args.threads)
+         threads=args.threads, train_steps=args.train_steps, pretrained=args.pretrained)
     return 0

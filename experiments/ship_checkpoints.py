@@ -1,0 +1,202 @@
+"""Ship a reproduction-study checkpoint inside the package, in half precision.
+
+Takes a study stage model folder (``<work>/runs/<run>/stages/step_XXXXXXX``: the EMA model
+after that many steps, ``config.json`` + ``model.safetensors``) and writes
+``src/textok/pretrained/emoji32-<arm>-n<N>/`` (arm ``textok`` or ``baseline`` from the
+config's ``text_in``, N its ``num_tokens``):
+
+- ``model.safetensors``: every floating-point tensor cast to float16 (about half the size;
+  ``TexTok.from_pretrained`` loads it back into a float32 model);
+- ``config.json``: the model config, unchanged;
+- ``SOURCE.json``: run name, steps, the study's scores of that stage (fp32, read from
+  ``docs/results/reproduction/runs/<run>/step_XXXXXXX.json`` when present), the date, the
+  file size and how far the float16 model's reconstructions are from the float32 model's on
+  random inputs;
+- ``README.md``: what the model is and the data licences (Noto Emoji Apache-2.0, Twemoji
+  CC-BY 4.0 with attribution, emoji-datasource metadata MIT).
+
+    python experiments/ship_checkpoints.py ~/textok-study/runs/textok-n4-s0/stages/step_0008000 \\
+        ~/textok-study/runs/baseline-n4-s0/stages/step_0008000
+
+``textok demo`` re-scores a shipped pair (``textok.explore.shipped_checkpoints``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_RESULTS = REPO / "docs" / "results" / "reproduction" / "runs"
+DEFAULT_OUT_ROOT = REPO / "src" / "textok" / "pretrained"
+PREFIX = "emoji32"
+MAX_BYTES = 5 * 1024 * 1024  # a shipped folder should stay under ~5 MB
+
+LICENCE_NOTE = """\
+## Training data and licences
+
+Trained on the emoji data set that `textok data fetch emoji` builds from the npm registry:
+
+- Google emoji images (Noto Emoji): Apache-2.0.
+- Twitter emoji images (Twemoji, (c) Twitter, Inc and other contributors): CC-BY 4.0;
+  attribution is required: "Twemoji graphics by Twitter, Inc and other contributors,
+  licensed under CC-BY 4.0 (https://creativecommons.org/licenses/by/4.0/)".
+- emoji-datasource metadata (`emoji.json`, Cal Henderson; the names and categories used as
+  captions): MIT.
+
+The Apple and Facebook emoji styles are not licensed for this use and were not used. The
+weights are distributed with the `textok` package under its licence (Apache-2.0); each
+training image's licence is recorded in the data set's `captions.jsonl`.
+"""
+
+
+def _arm(config) -> str:
+    return "baseline" if config.text_in == "none" else "textok"
+
+
+def parse_stage(stage: Path) -> tuple[str | None, int | None]:
+    """``.../runs/<run>/stages/step_0008000`` -> (run name, steps); None where the path does not say."""
+    m = re.fullmatch(r"step_(\d+)", stage.name)
+    steps = int(m.group(1)) if m else None
+    run = stage.parent.parent.name if stage.parent.name == "stages" else None
+    return run, steps
+
+
+def study_scores(results: Path, run: str | None, steps: int | None) -> tuple[dict | None, str | None]:
+    """The study's scores of this stage per split (``{split: {psnr, ssim, lpips, rfid, num_images}}``)."""
+    if run is None or steps is None:
+        return None, None
+    path = Path(results) / run / f"step_{steps:07d}.json"
+    if not path.is_file():
+        return None, None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    scores = {}
+    for r in record.get("records", []):
+        scores[r["split"]] = {k: r.get(k) for k in ("num_images", "psnr", "ssim", "lpips", "rfid")}
+    try:
+        shown = str(path.resolve().relative_to(REPO))
+    except ValueError:
+        shown = str(path)
+    return scores, shown
+
+
+@torch.no_grad()
+def half_precision_gap(model32, model16, batch: int = 8, seed: int = 0) -> dict:
+    """Reconstructions of random images (and random text) by the float32 model and the model
+    loaded back from float16: the largest absolute difference and their PSNR (in [-1, 1] units)."""
+    from textok.text import TextEmbedding
+
+    c = model32.config
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch, 3, c.image_size, c.image_size, generator=g) * 2 - 1
+    text = None
+    if c.text_in != "none":
+        L = min(8, c.max_text_tokens)
+        text = TextEmbedding(torch.randn(batch, L, c.text_dim, generator=g), torch.ones(batch, L, dtype=torch.bool))
+    a = model32.decode(model32.encode(x, text), text).clamp(-1, 1)
+    b = model16.decode(model16.encode(x, text), text).clamp(-1, 1)
+    mse = float((a - b).pow(2).mean())
+    return {"max_abs_difference": float((a - b).abs().max()),
+            "psnr_db": float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(4.0 / mse)).item(),
+            "inputs": f"{batch} uniform random images" + (" with random text embeddings" if text is not None else "")}
+
+
+def readme(name: str, source: dict) -> str:
+    c = source["config"]
+    lines = [f"# {name}", "",
+             f"A TexTok {'tokenizer' if source['arm'] == 'textok' else 'no-text baseline tokenizer'} "
+             f"({c['image_size']} px, ViT width {c['width']} x depth {c['depth']} per side, {c['num_tokens']} tokens x "
+             f"{c['token_dim']} channels, text_in={c['text_in']}) from the reproduction study "
+             f"(`experiments/reproduction.py`, `configs/emoji32_textok.yaml`).", "",
+             f"- run: `{source['run']}`, {source['steps']} steps" if source["steps"] is not None
+             else f"- run: `{source['run']}`",
+             "- weights: float16 (`model.safetensors`); `TexTok.from_pretrained` loads them as float32",
+             "- where it came from and its scores: `SOURCE.json`", "", LICENCE_NOTE]
+    return "\n".join(lines)
+
+
+def ship_checkpoint(stage: str | Path, out_root: str | Path = DEFAULT_OUT_ROOT, results: str | Path = DEFAULT_RESULTS,
+                    run: str | None = None, steps: int | None = None, prefix: str = PREFIX,
+                    out: str | Path | None = None) -> Path:
+    """Write the shipped folder for stage model folder ``stage``; returns its path.
+
+    ``run`` / ``steps``: override what the stage path says (``.../runs/<run>/stages/step_N``).
+    ``out``: the folder to write (default ``<out_root>/<prefix>-<arm>-n<N>``), replaced atomically.
+    """
+    from textok.io import replace_dir_atomic, write_json_atomic, write_text_atomic
+    from textok.models import TexTok
+    from textok.config import to_dict
+
+    stage = Path(stage)
+    model32 = TexTok.from_pretrained(stage)  # refuses a folder whose weights do not fit its config
+    c = model32.config
+    arm = _arm(c)
+    path_run, path_steps = parse_stage(stage)
+    run = run or path_run or stage.name
+    steps = steps if steps is not None else path_steps
+    name = f"{prefix}-{arm}-n{c.num_tokens}"
+    out = Path(out) if out is not None else Path(out_root) / name
+    tmp = out.with_name(f".{out.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model16 = TexTok.from_pretrained(stage)
+    model16.half().save_pretrained(tmp)
+    reloaded = TexTok.from_pretrained(tmp)
+    scores, scores_file = study_scores(Path(results), run, steps)
+    size = sum(p.stat().st_size for p in tmp.iterdir())
+    source = {
+        "name": name, "run": run, "arm": arm, "steps": steps, "num_tokens": c.num_tokens,
+        "stage_folder": str(stage), "date": time.strftime("%Y-%m-%d"),
+        "dtype": "float16", "parameters": sum(p.numel() for p in model32.parameters()),
+        "weights_bytes": (tmp / "model.safetensors").stat().st_size,
+        "study_scores": scores, "study_scores_file": scores_file,
+        "study_scores_note": ("the study's scores of this stage in float32 (evaluate_tokenizer: every image of the "
+                              "split, rFID against the same originals)") if scores else
+                             "no score file of this stage was found",
+        "float16_vs_float32": half_precision_gap(model32, reloaded),
+        "config": to_dict(c),
+    }
+    write_json_atomic(tmp / "SOURCE.json", source)
+    write_text_atomic(tmp / "README.md", readme(name, source))
+    total = sum(p.stat().st_size for p in tmp.iterdir())
+    if total > MAX_BYTES:
+        print(f"warning: {name} is {total / 1e6:.1f} MB, over the {MAX_BYTES / 1e6:.0f} MB aimed at", file=sys.stderr)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    replace_dir_atomic(tmp, out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("stages", nargs="+", help="study stage model folders (<work>/runs/<run>/stages/step_XXXXXXX)")
+    p.add_argument("--out-root", default=str(DEFAULT_OUT_ROOT), help="where the shipped folders go")
+    p.add_argument("--results", default=str(DEFAULT_RESULTS), help="the study's score files (<run>/step_XXXXXXX.json)")
+    p.add_argument("--run", default=None, help="run name (default: from the stage path)")
+    p.add_argument("--steps", type=int, default=None, help="steps (default: from the stage path)")
+    args = p.parse_args(argv)
+    shipped = []
+    for stage in args.stages:
+        out = ship_checkpoint(stage, args.out_root, args.results, args.run, args.steps)
+        source = json.loads((out / "SOURCE.json").read_text())
+        gap = source["float16_vs_float32"]
+        print(f"{stage} -> {out} ({sum(f.stat().st_size for f in out.iterdir()) / 1e6:.2f} MB; float16 vs float32 "
+              f"reconstructions: max |diff| {gap['max_abs_difference']:.2e}, {gap['psnr_db']:.1f} dB; "
+              f"study scores: {'yes' if source['study_scores'] else 'none found'})")
+        shipped.append(source)
+    ns = {s["num_tokens"] for s in shipped}
+    steps = {s["steps"] for s in shipped}
+    if len(shipped) > 1 and (len(ns) > 1 or len(steps) > 1):
+        print(f"note: the folders shipped differ in N ({sorted(ns)}) or steps ({sorted(steps, key=str)}); the demo "
+              f"compares a TexTok and a baseline at the same N", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

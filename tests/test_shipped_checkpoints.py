@@ -1,0 +1,102 @@
+"""Half-precision checkpoint folders (the shipped ones) and experiments/ship_checkpoints.py."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from textok import TexTok
+from textok.models import TexTokConfig
+from textok.text import TextEmbedding
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_ship_module():
+    spec = importlib.util.spec_from_file_location("ship_checkpoints", REPO / "experiments" / "ship_checkpoints.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def tiny_model(text_in: str = "both", num_tokens: int = 4, seed: int = 0) -> TexTok:
+    torch.manual_seed(seed)
+    return TexTok(TexTokConfig(image_size=32, patch_size=4, num_tokens=num_tokens, token_dim=8, width=32, depth=1,
+                               heads=2, max_text_tokens=32, text_in=text_in)).eval()
+
+
+def _inputs(model, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(3, 3, 32, 32, generator=g) * 2 - 1
+    text = None
+    if model.config.text_in != "none":
+        text = TextEmbedding(torch.randn(3, 5, model.config.text_dim, generator=g), torch.ones(3, 5, dtype=torch.bool))
+    return x, text
+
+
+def test_float16_folder_loads_as_float32_and_reconstructs_close(tmp_path):
+    model = tiny_model()
+    with torch.no_grad():
+        model.half().save_pretrained(tmp_path / "fp16")
+    model = model.float()
+    with safe_open(str(tmp_path / "fp16" / "model.safetensors"), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+    loaded = TexTok.from_pretrained(tmp_path / "fp16")
+    assert {p.dtype for p in loaded.parameters()} == {torch.float32}
+    for (k, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a.half().float(), b), k  # exactly the float16 rounding of the weights
+    x, text = _inputs(model)
+    with torch.no_grad():
+        ref = model.decode(model.encode(x, text), text)
+        got = loaded.decode(loaded.encode(x, text), text)
+    assert (ref - got).abs().max() < 2e-2
+    assert 10 * torch.log10(4 / (ref - got).pow(2).mean()) > 40  # dB, on the [-1, 1] range
+
+
+def test_ship_checkpoint_writes_the_folder(tmp_path):
+    ship = load_ship_module()
+    stage = tmp_path / "work" / "runs" / "textok-n4-s0" / "stages" / "step_0000500"
+    model = tiny_model()
+    model.save_pretrained(stage)
+    results = tmp_path / "results"
+    (results / "textok-n4-s0").mkdir(parents=True)
+    record = {"run": "textok-n4-s0", "steps": 500, "records": [
+        {"split": "val", "num_images": 692, "psnr": 20.5, "ssim": 0.7, "lpips": 0.2, "rfid": 30.0},
+        {"split": "val_unseen", "num_images": 652, "psnr": 19.5, "ssim": 0.6, "lpips": 0.25, "rfid": 35.0}]}
+    (results / "textok-n4-s0" / "step_0000500.json").write_text(json.dumps(record))
+
+    assert ship.main([str(stage), "--out-root", str(tmp_path / "pretrained"), "--results", str(results)]) == 0
+    out = tmp_path / "pretrained" / "emoji32-textok-n4"
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "SOURCE.json", "config.json", "model.safetensors"]
+    source = json.loads((out / "SOURCE.json").read_text())
+    assert source["run"] == "textok-n4-s0" and source["steps"] == 500 and source["arm"] == "textok"
+    assert source["study_scores"]["val"]["psnr"] == 20.5 and source["study_scores"]["val_unseen"]["num_images"] == 652
+    assert source["dtype"] == "float16" and source["float16_vs_float32"]["psnr_db"] > 40
+    assert source["date"]
+    readme = (out / "README.md").read_text()
+    assert "CC-BY 4.0" in readme and "Apache-2.0" in readme and "MIT" in readme
+    # about half the float32 file
+    assert (out / "model.safetensors").stat().st_size < 0.6 * (stage / "model.safetensors").stat().st_size
+    loaded = TexTok.from_pretrained(out)
+    assert loaded.config == model.config and next(loaded.parameters()).dtype == torch.float32
+
+    # a baseline without a score file: named by its arm, no scores, still shipped; shipping again replaces
+    base_stage = tmp_path / "b" / "runs" / "baseline-n4-s0" / "stages" / "step_0000500"
+    tiny_model("none").save_pretrained(base_stage)
+    for _ in range(2):
+        b = ship.ship_checkpoint(base_stage, tmp_path / "pretrained", results)
+    assert b.name == "emoji32-baseline-n4"
+    assert json.loads((b / "SOURCE.json").read_text())["study_scores"] is None
+
+    from textok.explore import shipped_checkpoints
+
+    assert shipped_checkpoints(tmp_path / "pretrained") == ([out], [b])
+
+
+def test_ship_checkpoint_refuses_a_folder_that_is_not_a_model(tmp_path):
+    ship = load_ship_module()
+    with pytest.raises(FileNotFoundError):
+        ship.ship_checkpoint(tmp_path / "nothing", tmp_path / "pretrained")

@@ -1,0 +1,86 @@
+"""``textok demo`` with a shipped pair: a fake one (tiny random TexTok models, shipped with
+experiments/ship_checkpoints.py) re-scored, drawn and followed by a 2-step run."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from textok.cli import main
+from textok.models import TexTok, TexTokConfig
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _ship_module():
+    spec = importlib.util.spec_from_file_location("ship_checkpoints", REPO / "experiments" / "ship_checkpoints.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def fake_shipped(tmp_path, monkeypatch):
+    """emoji32-textok-n4 and emoji32-baseline-n4 from tiny random models, in a tmp pretrained root
+    that the demo uses (``textok.explore.PRETRAINED_DIR`` monkeypatched)."""
+    ship = _ship_module()
+    root = tmp_path / "pretrained"
+    for arm, text_in in (("textok", "both"), ("baseline", "none")):
+        torch.manual_seed(0)
+        model = TexTok(TexTokConfig(image_size=32, patch_size=4, num_tokens=4, token_dim=8, width=32, depth=1,
+                                    heads=2, max_text_tokens=32, text_in=text_in))
+        stage = tmp_path / "study" / "runs" / f"{arm}-n4-s0" / "stages" / "step_0000100"
+        model.save_pretrained(stage)
+        ship.ship_checkpoint(stage, root, tmp_path / "no-results")
+    import textok.explore
+
+    monkeypatch.setattr(textok.explore, "PRETRAINED_DIR", root)
+    return root
+
+
+TINY = ["model.width=32", "model.depth=1", "model.heads=2", "optim.batch_size=4", "loss.perceptual_weight=0",
+        "schedule.warmup_steps=1", "checkpoint.every=10", "logging.num_preview=2", "logging.tensorboard=false",
+        "data.max_images=16"]
+
+
+@pytest.mark.slow
+def test_demo_rescores_the_shipped_pair_and_trains_a_short_run(emoji_root, fake_shipped, tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--eval-limit", "4", "--train-steps", "2", f"data.root={emoji_root}",
+                 *TINY]) == 0
+    printed = capsys.readouterr().out
+    assert "shipped checkpoints: TexTok emoji32-textok-n4 and baseline emoji32-baseline-n4" in printed
+    assert "not a claim" in printed and "docs/results/reproduction.md" in printed
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["mode"] == "shipped" and set(saved["results"]) == {"val", "val_unseen"}
+    for split in saved["results"].values():
+        for name in ("baseline", "textok"):
+            r = split[name]
+            assert 0 < r["psnr"] < 60 and 0 <= r["ssim"] <= 1 and 0 <= r["lpips"] <= 2 and r["num"] == 4
+            assert "rfid" not in r
+    short = saved["short_run"]
+    assert short["steps"] == 2 and 0 < short["val"]["psnr"] < 60 and len(short["loss_curve"]) == 2
+    assert short["loss_first"] is not None
+    assert saved["meta"]["tokens"] == 4 and saved["meta"]["source"]["textok"]["run"] == "textok-n4-s0"
+    # the verdict holds the pair's differences, computed from the numbers
+    d = saved["results"]["val"]["textok"]["psnr"] - saved["results"]["val"]["baseline"]["psnr"]
+    assert any(f"PSNR {d:+.2f} dB" in line for line in saved["verdict"])
+    for grid in ("reconstructions.png", "caption_swap.png"):
+        assert (out / grid).stat().st_size > 1000
+    assert "swapped in" in (out / "caption_swap.txt").read_text()
+    md = (out / "results.md").read_text()
+    assert "| val_unseen (4) | TexTok |" in md and "| short run | 2 |" in md
+    # the short run is TexTok at the shipped N
+    assert TexTok.from_pretrained(out / "short_run" / "model").config.num_tokens == 4
+
+
+@pytest.mark.slow
+def test_demo_shipped_without_the_short_run(emoji_root, fake_shipped, tmp_path, capsys):
+    from textok.demo import demo
+
+    report = demo(tmp_path / "demo", overrides=[f"data.root={emoji_root}"], eval_limit=2, grid_rows=1, train_steps=0)
+    assert report["short_run"] is None and set(report["results"]) == {"val", "val_unseen"}
+    assert not (tmp_path / "demo" / "short_run").exists()
+    assert "Short run" not in (tmp_path / "demo" / "results.md").read_text()
