@@ -106,39 +106,14 @@ def encode_dataset(checkpoint: str | os.PathLike, data: str | os.PathLike, out: 
     c = model.config
     if store == "moments" and c.latent != "kl":
         raise ValueError(f"{checkpoint}: store='moments' needs a KL tokenizer (latent='kl'), this one is {c.latent!r}")
-    shards = None
-    if is_shard_source(data):  # WebDataset shards (a folder, a .tar, a pattern): random access by a tar index
-        ds = open_indexed(data, split, c.image_size)
-        shards, data = str(Path(data).resolve()), data_home(data)
-    else:
-        ds = open_dataset(data, split=split, image_size=c.image_size, train=False)
+    ds, home, shards = _open_source(data, split, c.image_size)
     picks = spread(len(ds), max_images)  # --max-images: evenly spread over the split, not its first N
-    n = len(picks)
-    num_shards = math.ceil(n / shard_size)
-    meta = {
-        "format": FORMAT, "tokenizer": str(checkpoint.resolve()), "data": str(data.resolve()), "split": split,
-        "num_images": n, "shard_size": shard_size, "num_shards": num_shards, "store": store,
-        "num_tokens": c.num_tokens, "token_dim": c.token_dim, "image_size": c.image_size,
-        "text_encoder": c.text_encoder, "text_in": c.text_in, "classes": _class_names(ds, data),
-    }
-    if shards is not None:
-        meta["shards"] = shards
-    if n < len(ds):
-        meta["subset"] = "spread"  # images floor(i * len / n), i < n
-    meta_path = out / META_NAME
-    if meta_path.is_file():
-        old = _read_json(meta_path)
-        differ = [k for k in ("tokenizer", "data", "split", "num_images", "shard_size", "store", "shards", "subset")
-                  if old.get(k) != meta.get(k)]
-        if differ:
-            raise ValueError(f"{out} holds a cache of another encoding (differs in {differ}); "
-                             f"use another --out or delete it")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(meta_path, meta)
-
-    text = None
-    if c.text_in_encoder:
-        text = TextConditioner(c.text_encoder, c.max_text_tokens, str(data), use_text_cache).to(device)
+    meta = _describe(checkpoint, home, split, c, ds, picks, shard_size, store, shards)
+    _claim(out, meta)
+    text = TextConditioner(c.text_encoder, c.max_text_tokens, str(home), use_text_cache).to(device) \
+        if c.text_in_encoder else None
+    encoder = _ShardEncoder(model, text, store, device, batch_size, num_workers)
+    n, num_shards = len(picks), meta["num_shards"]
     todo = [i for i in range(num_shards) if not _shard_ok(out / shard_name(i))]
     if len(todo) < num_shards:
         log.info("%s: %d of %d shards already done", out, num_shards - len(todo), num_shards)
@@ -146,14 +121,102 @@ def encode_dataset(checkpoint: str | os.PathLike, data: str | os.PathLike, out: 
     if progress and todo:
         bar = tqdm(total=sum(min(shard_size, n - i * shard_size) for i in todo), desc="encode", unit="img")
     try:
-        _encode_shards(todo, ds, picks, shard_size, batch_size, num_workers, model, text, store, device, out, bar, data)
+        for i in todo:
+            lo, hi = i * shard_size, min(n, (i + 1) * shard_size)
+            encoder.write_shard(ds, picks[lo:hi], out / shard_name(i), bar,
+                                where=(home, f"every image of shard {i} (items {lo}..{hi - 1}) is bad"))
     finally:  # an error message must not land on the bar's line
         if bar is not None:
             bar.close()
     if ds.report.num_bad:
-        log.warning("%s: skipped %d bad image(s), not cached:\n%s", data, ds.report.num_bad, ds.report.summary())
+        log.warning("%s: skipped %d bad image(s), not cached:\n%s", home, ds.report.num_bad, ds.report.summary())
     write_json_atomic(out / STATS_NAME, compute_stats(out))
     return out
+
+
+def _open_source(data: Path, split: str, image_size: int):
+    """``(data set, its home folder, the shards' path or None)``: a folder data set, or WebDataset
+    shards (a folder, a .tar, a pattern) read at random by a tar index."""
+    if is_shard_source(data):
+        return open_indexed(data, split, image_size), data_home(data), str(Path(data).resolve())
+    return open_dataset(data, split=split, image_size=image_size, train=False), data, None
+
+
+def _describe(checkpoint: Path, data: Path, split: str, c, ds, picks: list[int], shard_size: int, store: str,
+              shards: str | None) -> dict:
+    """``cache.json``: what is (to be) encoded."""
+    n = len(picks)
+    meta = {
+        "format": FORMAT, "tokenizer": str(checkpoint.resolve()), "data": str(data.resolve()), "split": split,
+        "num_images": n, "shard_size": shard_size, "num_shards": math.ceil(n / shard_size), "store": store,
+        "num_tokens": c.num_tokens, "token_dim": c.token_dim, "image_size": c.image_size,
+        "text_encoder": c.text_encoder, "text_in": c.text_in, "classes": _class_names(ds, data),
+    }
+    if shards is not None:
+        meta["shards"] = shards
+    if n < len(ds):
+        meta["subset"] = "spread"  # images floor(i * len / n), i < n
+    return meta
+
+
+#: what must be equal for a rerun to continue a cache (resume) rather than refuse it
+SAME_ENCODING = ("tokenizer", "data", "split", "num_images", "shard_size", "store", "shards", "subset")
+
+
+def _claim(out: Path, meta: dict) -> None:
+    """Start the cache ``out``, or continue one of the same encoding; refuse one of another."""
+    meta_path = out / META_NAME
+    if meta_path.is_file():
+        old = _read_json(meta_path)
+        differ = [k for k in SAME_ENCODING if old.get(k) != meta.get(k)]
+        if differ:
+            raise ValueError(f"{out} holds a cache of another encoding (differs in {differ}); "
+                             f"use another --out or delete it")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(meta_path, meta)
+
+
+class _ShardEncoder:
+    """Images -> what a cache shard stores (``store``), one shard file at a time."""
+
+    def __init__(self, model: TexTok, text: TextConditioner | None, store: str, device: torch.device, batch_size: int,
+                 num_workers: int):
+        self.model, self.text, self.store, self.device = model, text, store, device
+        self.batch_size, self.num_workers = batch_size, num_workers
+
+    def encode(self, batch: dict) -> dict[str, torch.Tensor]:
+        images = batch["images"].to(self.device)
+        cond = self.text.embed(batch["captions"]) if self.text is not None else None
+        posterior = self.model.encode_posterior(images, cond)
+        if self.store == "mode":
+            return {"tokens": posterior.mode().float().cpu()}
+        return {"mean": posterior.mean.float().cpu(), "logvar": posterior.logvar.float().cpu()}
+
+    def write_shard(self, ds, indices: list[int], path: Path, bar, where: tuple) -> None:
+        """Encode items ``indices`` of ``ds`` into the shard file ``path`` (atomically); bad images
+        are skipped (their indices leave gaps); ``where``: the error if every image is bad."""
+        loader = torch.utils.data.DataLoader(_Indexed(ds, indices), batch_size=self.batch_size,
+                                             num_workers=self.num_workers, collate_fn=_collate_indexed)
+        parts: dict[str, list] = {"tokens": [], "mean": [], "logvar": [], "labels": [], "captions": [], "keys": [],
+                                  "index": []}
+        for batch, index in loader:
+            if batch is None:  # every image of the batch was bad
+                continue
+            parts["index"] += index
+            for k, v in self.encode(batch).items():
+                parts[k].append(v)
+            parts["labels"].append(batch["labels"])
+            parts["captions"] += batch["captions"]
+            parts["keys"] += batch["keys"]
+            if bar is not None:
+                bar.update(len(index))
+        if not parts["index"]:
+            raise BadSampleError(*where)
+        tensors = {k: torch.cat(parts[k]) for k in ("tokens", "mean", "logvar") if parts[k]}
+        tensors["labels"] = torch.cat(parts["labels"]).long()
+        tensors["index"] = torch.tensor(parts["index"], dtype=torch.long)  # skipped images leave gaps
+        save_state_dict(tensors, path, metadata={
+            "captions": json.dumps(parts["captions"]), "keys": json.dumps(parts["keys"]), "format": "pt"})
 
 
 def _read_shard(path: Path) -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
@@ -245,40 +308,6 @@ class LatentCache(torch.utils.data.Dataset):
     def normalize(self, z: torch.Tensor) -> torch.Tensor:
         """tokens [..., d] -> (z - mean) / std."""
         return (z - self.mean.to(z)) / self.std.to(z)
-
-
-def _encode_shards(todo, ds, picks, shard_size, batch_size, num_workers, model, text, store, device, out, bar, data):
-    n = len(picks)
-    for i in todo:
-        lo, hi = i * shard_size, min(n, (i + 1) * shard_size)
-        loader = torch.utils.data.DataLoader(_Indexed(ds, picks[lo:hi]), batch_size=batch_size, num_workers=num_workers,
-                                             collate_fn=_collate_indexed)
-        parts: dict[str, list] = {"tokens": [], "mean": [], "logvar": [], "labels": [], "captions": [], "keys": [],
-                                  "index": []}
-        for batch, index in loader:
-            if batch is None:  # every image of the batch was bad
-                continue
-            parts["index"] += index
-            images = batch["images"].to(device)
-            cond = text.embed(batch["captions"]) if text is not None else None
-            posterior = model.encode_posterior(images, cond)
-            if store == "mode":
-                parts["tokens"].append(posterior.mode().float().cpu())
-            else:
-                parts["mean"].append(posterior.mean.float().cpu())
-                parts["logvar"].append(posterior.logvar.float().cpu())
-            parts["labels"].append(batch["labels"])
-            parts["captions"] += batch["captions"]
-            parts["keys"] += batch["keys"]
-            if bar is not None:
-                bar.update(images.shape[0])
-        if not parts["index"]:
-            raise BadSampleError(data, f"every image of shard {i} (items {lo}..{hi - 1}) is bad")
-        tensors = {k: torch.cat(parts[k]) for k in ("tokens", "mean", "logvar") if parts[k]}
-        tensors["labels"] = torch.cat(parts["labels"]).long()
-        tensors["index"] = torch.tensor(parts["index"], dtype=torch.long)  # skipped images leave gaps
-        save_state_dict(tensors, out / shard_name(i), metadata={
-            "captions": json.dumps(parts["captions"]), "keys": json.dumps(parts["keys"]), "format": "pt"})
 
 
 class _Indexed(torch.utils.data.Dataset):

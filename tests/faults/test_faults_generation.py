@@ -104,10 +104,17 @@ def _dit_task(tmp_path, data_extra=None):
 def test_fallback_pool_keeps_every_caption_and_says_so(tmp_path, caplog):
     task = _dit_task(tmp_path)
     model = task.build_model()
-    with caplog.at_level("WARNING"):
-        pipe = task._pipeline(model, tmp_path / "out")
+    out = tmp_path / "out"
+    out.mkdir()
+    pipe = task._pipeline(model)  # a preview's pipeline: built, nothing written
     assert pipe.pool == {0: ["caption 0", "caption 2", "caption 4"], 1: ["caption 1", "caption 3", "caption 5"]}
+    assert not list(out.iterdir()) and not list(tmp_path.rglob("caption_pool.json"))
+    with caplog.at_level("WARNING"):
+        task.save_model(model, out)  # the generation folder gets the pool, and that is said
     assert "TRAINING captions" in caplog.text
+    saved = json.loads((out / "caption_pool.json").read_text())
+    assert sorted(saved.values()) == sorted(pipe.pool.values())
+    assert Pipeline.from_pretrained(out).pool == pipe.pool
 
 
 def test_training_pool_as_heldout_is_said(tmp_path, caplog):

@@ -198,3 +198,29 @@ def test_kl_posterior_sampling_is_seeded(tiny_config):
     b = model.encode(x, text, sample=True, generator=torch.Generator().manual_seed(1))
     c = model.encode(x, text)
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_initialisation_is_unchanged_for_a_fixed_seed():
+    """``initialize_weights`` names its embeddings explicitly; for a fixed seed it gives the weights
+    the former rule (truncated normal for every parameter ending in _pos/_token/_tokens/.pos) gave,
+    saved in tests/fixtures/textok_init_seed1234.safetensors before the change."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    reference = load_file(str(Path(__file__).parents[1] / "fixtures" / "textok_init_seed1234.safetensors"))
+    cases = {"both_in_context": dict(text_in="both", text_conditioning="in-context"),
+             "decoder_cross": dict(text_in="decoder", text_conditioning="cross-attention"),
+             "none": dict(text_in="none")}
+    for name, kw in cases.items():
+        torch.manual_seed(1234)
+        cfg = TexTokConfig.from_preset("textok-mini-32", width=16, depth=1, heads=2, num_tokens=4, max_text_tokens=4,
+                                       text_dim=8, **kw)
+        state = TexTok(cfg).state_dict()
+        ref = {k.split("/", 1)[1]: v for k, v in reference.items() if k.startswith(name + "/")}
+        assert set(state) == set(ref), name
+        for k, v in state.items():
+            assert torch.equal(v, ref[k]), f"{name}: {k}"
+    assert set(TexTok.EMBEDDINGS) == {n for n, _ in TexTok(TexTokConfig.from_preset(
+        "textok-mini-32", width=16, depth=1, heads=2, num_tokens=4)).named_parameters()
+        if n.endswith(("_pos", "_token", "_tokens", ".pos"))}

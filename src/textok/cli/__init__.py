@@ -22,13 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for area in AREAS:
-        try:
-            module = importlib.import_module(f"textok.cli.{area}")
-        except ModuleNotFoundError as e:
-            if e.name == f"textok.cli.{area}":
-                continue  # that area is not built yet
-            raise
-        module.register(sub)
+        importlib.import_module(f"textok.cli.{area}").register(sub)
     for command in sub.choices.values():  # one --threads for every command (all of them use torch)
         _add_threads(command)
     return parser

@@ -15,6 +15,7 @@ and only comparable at equal N.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -29,6 +30,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..conditioning import TextConditioner, text_condition
+from ..inference import load_tokenizer
+from ..losses import LPIPS
 from .fid import Stats, feature_stats, frechet_distance, load_images_npz, reference_stats
 from .image import psnr, quantize, ssim
 from .inception import InceptionFeatures
@@ -147,6 +150,97 @@ def tokenizer_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclasses.dataclass
+class _Scorers:
+    """The networks that score reconstructions, loaded once for all checkpoints."""
+
+    features: InceptionFeatures
+    logits: InceptionLogits | None  # rIS
+    lpips: torch.nn.Module | None
+
+
+def _load_scorers(extractor: InceptionFeatures | None, inception_logits, lpips: bool, device,
+                  progress: bool) -> _Scorers:
+    if extractor is None or lpips:
+        status(progress, "eval-tokenizer: loading " + " and ".join(
+            (["the Inception network (FID features)"] if extractor is None else []) + (["LPIPS (VGG16)"] if lpips else []))
+            + " ...")
+    extractor = extractor or InceptionFeatures(device=device)
+    head = InceptionLogits.resolve(inception_logits, extractor)
+    return _Scorers(extractor, head.to(device) if head is not None else None,
+                    LPIPS().to(device).eval() if lpips else None)
+
+
+@dataclasses.dataclass
+class _Pass:
+    """What one checkpoint's pass over the images collects."""
+
+    n: int = 0
+    psnr: list = dataclasses.field(default_factory=list)
+    ssim: list = dataclasses.field(default_factory=list)
+    lpips: list = dataclasses.field(default_factory=list)
+    rec_features: list = dataclasses.field(default_factory=list)
+    orig_features: list = dataclasses.field(default_factory=list)  # only where no reference statistics exist
+    logits: list = dataclasses.field(default_factory=list)
+    grid_orig: list = dataclasses.field(default_factory=list)
+    grid_rec: list = dataclasses.field(default_factory=list)
+
+
+def _reconstruction_pass(model, dataset, num: int | None, batch_size: int, device, text_encoder, scorers: _Scorers,
+                         need_originals: bool, grid_images: int, name: str, progress: bool) -> _Pass:
+    """Reconstruct ``num`` images of ``dataset`` with ``model`` and collect per-image scores,
+    Inception features (of the originals too when ``need_originals``) and the grid's first images."""
+    out = _Pass()
+    total = num if num is not None else (len(dataset) if hasattr(dataset, "__len__") else None)
+    with tqdm(total=total, desc=f"eval {name}", unit="img", disable=not progress, leave=False) as bar:
+        for batch in iterate_batches(dataset, num, batch_size):
+            x = batch["images"].to(device)
+            text = text_condition(model, batch["captions"], x.shape[0], text_encoder)
+            rec = model.decode(model.encode(x, text), text)
+            x8, rec8 = _uint8(x), _uint8(rec)
+            out.psnr.append(psnr(x8, rec8).cpu())
+            out.ssim.append(ssim(x8, rec8).cpu())
+            if scorers.lpips is not None:  # on the quantised images, back in [-1, 1]
+                d = scorers.lpips(x8.float() / 127.5 - 1.0, rec8.float() / 127.5 - 1.0)
+                out.lpips.append(d.double().cpu())
+            f_rec = scorers.features(rec8)
+            out.rec_features.append(f_rec.double().cpu().numpy())
+            if need_originals:
+                out.orig_features.append(scorers.features(x8).double().cpu().numpy())
+            if scorers.logits is not None:
+                out.logits.append(scorers.logits(f_rec).cpu())
+            if out.n < grid_images:
+                out.grid_orig.append(x8[: grid_images - out.n].cpu())
+                out.grid_rec.append(rec8[: grid_images - out.n].cpu())
+            out.n += x.shape[0]
+            bar.update(x.shape[0])
+    return out
+
+
+def _result(name: str, checkpoint, model, scores: _Pass, rfid: float, seconds: float) -> dict:
+    """One checkpoint's row of the report."""
+    n = scores.n
+    result = {
+        "name": name,
+        "checkpoint": str(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else None,
+        "image_size": model.config.image_size,
+        "tokens": model.config.num_tokens,
+        "text_in": model.config.text_in,
+        "num": n,
+        "rfid": rfid,
+        "psnr": float(torch.cat(scores.psnr).mean()),
+        "ssim": float(torch.cat(scores.ssim).mean()),
+        "lpips": float(torch.cat(scores.lpips).mean()) if scores.lpips else None,
+        "ris": None,
+        "ris_std": None,
+        "seconds": seconds,
+        "images_per_second": n / seconds,
+    }
+    if scores.logits:
+        result["ris"], result["ris_std"] = inception_score(torch.cat(scores.logits), splits=min(10, n))
+    return result
+
+
 @torch.no_grad()
 def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "val", batch_size: int = 32,
                        device: str | torch.device = "cpu", out: str | os.PathLike | None = None,
@@ -175,8 +269,6 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
         dict with ``num``, ``data``, ``split``, the protocol strings, ``results`` (one dict per
         checkpoint: rfid, psnr, ssim, lpips, ris, ris_std, tokens, seconds, ...) and ``markdown``.
     """
-    from ..inference import load_tokenizer
-
     if isinstance(checkpoints, (str, os.PathLike, torch.nn.Module)):
         checkpoints = [checkpoints]
     checkpoints = list(checkpoints)
@@ -185,102 +277,47 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
     names = list(names) if names else [_checkpoint_name(c, i) for i, c in enumerate(checkpoints)]
     if len(names) != len(checkpoints):
         raise ValueError(f"got {len(names)} names for {len(checkpoints)} checkpoints")
-    if extractor is None or lpips:
-        status(progress, "eval-tokenizer: loading " + " and ".join(
-            (["the Inception network (FID features)"] if extractor is None else []) + (["LPIPS (VGG16)"] if lpips else []))
-            + " ...")
-    extractor = extractor or InceptionFeatures(device=device)
-    logits_head = InceptionLogits.resolve(inception_logits, extractor)
-    logits_head = logits_head.to(device) if logits_head is not None else None
-    lpips_net = None
-    if lpips:
-        from ..losses import LPIPS  # the training issue's network; imported only when asked for
-
-        lpips_net = LPIPS().to(device).eval()
+    scorers = _load_scorers(extractor, inception_logits, lpips, device, progress)
 
     ref_stats: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # image size -> (mu, sigma) of the originals
     if reference is not None:
         ref_stats[int(reference.info.get("image_size", -1))] = (reference.mu, reference.sigma)
-    encoders: dict[str, object] = {}
-    grid_orig: list[torch.Tensor] = []
+    conditioners: dict[tuple, TextConditioner] = {}  # (encoder, max_text_tokens) -> shared by checkpoints
     grid_rows: list[torch.Tensor] = []  # originals, then one row per checkpoint
     results, count = [], None
     for name, checkpoint in zip(names, checkpoints):
         status(progress, f"eval-tokenizer: loading {name} ...")
         model = load_tokenizer(checkpoint, device)
         size = model.config.image_size
-        dataset = _open(data, split, size, caption_variant)
         text_encoder = encoder
         if text_encoder is None and model.config.text_in != "none":
             key = (model.config.text_encoder, model.config.max_text_tokens)
-            if key not in encoders:
-                encoders[key] = _text_encoder(data, *key, device)
-            text_encoder = encoders[key]
+            if key not in conditioners:
+                conditioners[key] = _text_encoder(data, *key, device)
+            text_encoder = conditioners[key]
         started = time.perf_counter()
-        per_image = {"psnr": [], "ssim": [], "lpips": []}
-        grid_rec: list[torch.Tensor] = []
-        orig_feats, rec_feats, logits, n = [], [], [], 0
-        total = num if num is not None else (len(dataset) if hasattr(dataset, "__len__") else None)
-        with tqdm(total=total, desc=f"eval {name}", unit="img", disable=not progress, leave=False) as bar:
-            for batch in iterate_batches(dataset, num, batch_size):
-                x = batch["images"].to(device)
-                text = text_condition(model, batch["captions"], x.shape[0], text_encoder)
-                rec = model.decode(model.encode(x, text), text)
-                x8, rec8 = _uint8(x), _uint8(rec)
-                per_image["psnr"].append(psnr(x8, rec8).cpu())
-                per_image["ssim"].append(ssim(x8, rec8).cpu())
-                if lpips_net is not None:  # on the quantised images, back in [-1, 1]
-                    d = lpips_net(x8.float() / 127.5 - 1.0, rec8.float() / 127.5 - 1.0)
-                    per_image["lpips"].append(d.double().cpu())
-                f_rec = extractor(rec8)
-                rec_feats.append(f_rec.double().cpu().numpy())
-                if size not in ref_stats:
-                    orig_feats.append(extractor(x8).double().cpu().numpy())
-                if logits_head is not None:
-                    logits.append(logits_head(f_rec).cpu())
-                if n < grid_images:
-                    if not results:
-                        grid_orig.append(x8[: grid_images - n].cpu())
-                    grid_rec.append(rec8[: grid_images - n].cpu())
-                n += x.shape[0]
-                bar.update(x.shape[0])
+        scores = _reconstruction_pass(model, _open(data, split, size, caption_variant), num, batch_size, device,
+                                      text_encoder, scorers, size not in ref_stats, grid_images, name, progress)
+        n = scores.n
         if n < 2:
             raise ValueError(f"{data} [{split}]: need at least 2 images for FID, got {n}")
         if count is not None and n != count:
             raise ValueError(f"checkpoint {name} saw {n} images, the previous ones {count}")
         count = n
         if size not in ref_stats:
-            ref_stats[size] = feature_stats(np.concatenate(orig_feats))
+            ref_stats[size] = feature_stats(np.concatenate(scores.orig_features))
         elif reference is not None and reference.num is not None and reference.num != n:
             raise ValueError(f"the reference statistics hold {reference.num} images, this evaluation {n}")
-        if not results and grid_orig:
-            grid_rows.append(torch.cat(grid_orig))
-        if grid_rec:
-            grid_rows.append(torch.cat(grid_rec))
-        rec_feats = np.concatenate(rec_feats)
+        if not results and scores.grid_orig:
+            grid_rows.append(torch.cat(scores.grid_orig))
+        if scores.grid_rec:
+            grid_rows.append(torch.cat(scores.grid_rec))
         status(progress, f"eval-tokenizer: {name}: rFID over {n} images ({SQRTM_NOTE}) ...")
-        rfid = frechet_distance(*ref_stats[size], *feature_stats(rec_feats))
-        seconds = time.perf_counter() - started
-        result = {
-            "name": name,
-            "checkpoint": str(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else None,
-            "image_size": size,
-            "tokens": model.config.num_tokens,
-            "text_in": model.config.text_in,
-            "num": n,
-            "rfid": rfid,
-            "psnr": float(torch.cat(per_image["psnr"]).mean()),
-            "ssim": float(torch.cat(per_image["ssim"]).mean()),
-            "lpips": float(torch.cat(per_image["lpips"]).mean()) if per_image["lpips"] else None,
-            "ris": None,
-            "ris_std": None,
-            "seconds": seconds,
-            "images_per_second": n / seconds,
-        }
-        if logits:
-            result["ris"], result["ris_std"] = inception_score(torch.cat(logits), splits=min(10, n))
+        rfid = frechet_distance(*ref_stats[size], *feature_stats(np.concatenate(scores.rec_features)))
+        result = _result(name, checkpoint, model, scores, rfid, time.perf_counter() - started)
         results.append(result)
-        log.info("%s: rFID %.3f PSNR %.3f SSIM %.4f (%d images, %.1fs)", name, rfid, result["psnr"], result["ssim"], n, seconds)
+        log.info("%s: rFID %.3f PSNR %.3f SSIM %.4f (%d images, %.1fs)", name, rfid, result["psnr"], result["ssim"], n,
+                 result["seconds"])
 
     report = {
         "num": count,

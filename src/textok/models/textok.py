@@ -173,7 +173,13 @@ class TexTok(nn.Module, PretrainedMixin):
 
         self.initialize_weights()
 
+    #: the learned tokens and position embeddings, initialised N(0, 0.02) truncated at +-2, in
+    #: this order (the text projections' positions only where text is used)
+    EMBEDDINGS = ("patch_pos", "latent_tokens", "latent_pos", "mask_token", "decoder_patch_pos", "decoder_latent_pos",
+                  "encoder.text.pos", "decoder.text.pos")
+
     def initialize_weights(self):
+        """Xavier-uniform linear layers with zero biases, then ``EMBEDDINGS`` ~ truncated N(0, 0.02)."""
         def init_linear(m):
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
@@ -181,9 +187,10 @@ class TexTok(nn.Module, PretrainedMixin):
                     nn.init.zeros_(m.bias)
 
         self.apply(init_linear)
-        for name, param in self.named_parameters():
-            if name.endswith(("_pos", "_token", "_tokens", ".pos")):
-                nn.init.trunc_normal_(param, std=0.02)
+        params = dict(self.named_parameters())
+        for name in self.EMBEDDINGS:
+            if name in params:
+                nn.init.trunc_normal_(params[name], std=0.02)
 
     # ---- checks -------------------------------------------------------------------------
     def _check_images(self, images: torch.Tensor):

@@ -36,6 +36,9 @@ from .trainer import Trainer
 
 log = logging.getLogger(__name__)
 
+#: the caption pool a class-conditional generation folder gets when its data set has none
+TRAINING_POOL_NAME = "caption_pool.json"
+
 
 @dataclasses.dataclass
 class DiTDataConfig:
@@ -188,9 +191,6 @@ class DiTTask:
     def collate(self, items: list[dict]) -> dict:
         return collate_latents(items)
 
-    def num_samples(self, batch: dict) -> int:
-        return batch["labels"].shape[0]
-
     def preview_batch(self, n: int) -> dict | None:
         m = self.config.model
         if m.condition == "text":
@@ -279,24 +279,22 @@ class DiTTask:
             diffusion=self.config.diffusion, classes=cache.classes,
             caption_pool=str(Path(pool).resolve()) if pool else None, text_encoder=self.text_encoder_name)
 
-    def _pipeline(self, model: DiT, directory: Path | None = None):
+    def training_pool(self) -> dict[int, list[str]]:
+        """Every distinct cached (training) caption of each class, in order: the caption pool of
+        a class-conditional DiT whose data set has no held-out pool."""
+        pool: dict[int, dict[str, None]] = {}
+        for y, caption in zip(self.cache.labels.tolist(), self.cache.captions):
+            pool.setdefault(y, {})[caption] = None
+        return {y: list(captions) for y, captions in pool.items()}
+
+    def _pipeline(self, model: DiT, sampling: bool = True) -> Pipeline:
+        """The generation pipeline of ``model``; builds, writes nothing. ``sampling``: hand it the
+        task's text encoder (loaded now if needed) instead of letting it load its own."""
         config = self.generation_config()
         pool = load_caption_pool(config.caption_pool, config.classes) if config.caption_pool else None
         if pool is None and self.config.model.condition == "class":
-            # no pool file: the cached (training) captions of each class stand in for it
-            pool = {}
-            for y, caption in zip(self.cache.labels.tolist(), self.cache.captions):
-                pool.setdefault(y, {})[caption] = None  # every distinct caption of the class, in order
-            pool = {y: list(captions) for y, captions in pool.items()}
-            if directory is not None:
-                names = config.classes
-                write_json_atomic(directory / "caption_pool.json",
-                                  {(names[y] if y < len(names) else str(y)): c for y, c in sorted(pool.items())})
-                config.caption_pool = "caption_pool.json"
-                log.warning("no held-out caption pool in %s: sampling uses the TRAINING captions of each class "
-                            "(written to %s)",
-                            self.cache.meta["data"], directory / "caption_pool.json")
-        encoder = self.text.encoder() if self.text is not None and directory is None else None  # previews: reuse it
+            pool = self.training_pool()  # no pool file: the cached (training) captions stand in for it
+        encoder = self.text.encoder() if self.text is not None and sampling else None
         return Pipeline(model, self.tokenizer(), config, pool, text_encoder=encoder)
 
     @torch.no_grad()
@@ -317,9 +315,19 @@ class DiTTask:
         return images.float().cpu(), min(n, 8)
 
     def save_model(self, model, directory) -> None:
+        """The generation folder; without a caption pool file, a class-conditional DiT's pool of
+        training captions is written beside it (``caption_pool.json``), and that is said."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self._pipeline(unwrap(model), directory).save_pretrained(directory)
+        pipe = self._pipeline(unwrap(model), sampling=False)
+        if pipe.config.caption_pool is None and self.config.model.condition == "class":
+            names = pipe.config.classes
+            write_json_atomic(directory / TRAINING_POOL_NAME,
+                              {(names[y] if y < len(names) else str(y)): c for y, c in sorted(pipe.pool.items())})
+            pipe.config.caption_pool = TRAINING_POOL_NAME
+            log.warning("no held-out caption pool in %s: sampling uses the TRAINING captions of each class "
+                        "(written to %s)", self.cache.meta["data"], directory / TRAINING_POOL_NAME)
+        pipe.save_pretrained(directory)
 
 
 def train_dit(config: DiTTrainConfig, out_dir: str | os.PathLike, resume: bool = False, init_from=None):

@@ -34,8 +34,6 @@ is, and what the losses are. A task implements:
     Must not consume global RNG.
 ``save_model(model, directory)``
     Write the inference folder (``save_pretrained``).
-``num_samples(batch) -> int``
-    Images in a batch, for throughput.
 
 ``TokenizerTask`` is the tokenizer implementation; the DiT task follows the same protocol.
 """
@@ -79,7 +77,6 @@ class Task(Protocol):
     def critic_loss(self, critic: nn.Module, batch: dict, aux: Any, step: int) -> StepResult | None: ...
     def preview(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, int]: ...
     def save_model(self, model: nn.Module, directory) -> None: ...
-    def num_samples(self, batch: dict) -> int: ...
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -154,9 +151,6 @@ class TokenizerTask:
         if batch is None:
             raise BadSampleError(self.config.data.root, "every image of a batch was bad (see the warnings above)")
         return batch
-
-    def num_samples(self, batch: dict) -> int:
-        return batch["images"].shape[0]
 
     # ---- losses -------------------------------------------------------------------------
     def condition(self, captions: list[str], rng: torch.Generator | None = None, dropout: float = 0.0) -> TextEmbedding | None:

@@ -29,7 +29,6 @@ import functools
 import logging
 import math
 import os
-import random
 import signal
 import threading
 import time
@@ -156,11 +155,11 @@ class GlobalBatchSampler(torch.utils.data.Sampler):
 
 
 class SeededItems(torch.utils.data.Dataset):
-    """``dataset[(index, item_seed)]``: reseeds the data set's augmentation RNG before each item.
-
-    ``textok.data`` data sets draw random crops and caption choices from a ``random.Random``
-    held as ``_rng`` (or expose ``reseed(seed)``); reseeding per item makes the data a pure
-    function of the step, so a resumed run sees exactly the crops an uninterrupted run would.
+    """``dataset[(index, item_seed)]``: calls the data set's public ``reseed(item_seed)`` before
+    each item (data sets with random crops or caption draws have one, e.g.
+    ``textok.data.ImageCaptionDataset``; data sets without randomness need none). Reseeding per
+    item makes the data a pure function of the step, so a resumed run sees exactly the crops an
+    uninterrupted run would.
     """
 
     def __init__(self, dataset):
@@ -168,20 +167,15 @@ class SeededItems(torch.utils.data.Dataset):
         inner = dataset
         while isinstance(inner, torch.utils.data.Subset):
             inner = inner.dataset
-        self.inner = inner
+        self.inner = inner if hasattr(inner, "reseed") else None
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, key):
         index, seed = key
-        if hasattr(self.inner, "reseed"):
+        if self.inner is not None:
             self.inner.reseed(seed)
-        elif isinstance(getattr(self.inner, "_rng", None), random.Random):
-            self.inner._rng = random.Random(seed)
-            info = torch.utils.data.get_worker_info()
-            if info is not None and hasattr(self.inner, "_rng_owner"):
-                self.inner._rng_owner = info.seed  # keep the worker from replacing it
         return self.dataset[index]
 
 
