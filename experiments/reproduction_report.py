@@ -106,7 +106,8 @@ def compression(finals) -> list[str]:
     out = []
     for split in SPLITS:
         ref = one(rows, arm="baseline", num_tokens=8, split=split)
-        if ref is None:
+        if ref is None or not pick(rows, arm="textok", split=split):
+            out.append(f"- `{split}`: pending (needs the baseline at N = 8 and TexTok runs).")
             continue
         match = [n for n in TOKENS if (t := one(rows, arm="textok", num_tokens=n, split=split)) and t["rfid"] <= ref["rfid"]]
         if match:
@@ -115,6 +116,25 @@ def compression(finals) -> list[str]:
                        f"({8 // n}x fewer tokens).")
         else:
             out.append(f"- `{split}`: no TexTok N reaches the baseline's N = 8 rFID ({ref['rfid']:.1f}).")
+    return out
+
+
+def status_table(curves, converged_db: float = 0.3) -> list[str]:
+    """Each run's budgets so far and whether doubling the last one moved val PSNR < converged_db."""
+    out = ["| run | budgets done (steps) | val PSNR at the last | change from the previous budget | converged? |",
+           "|---|---|---:|---:|---|"]
+    for run in study_runs():
+        rows = sorted((r for r in curves if r["run"] == run.name and r["split"] == "val"), key=lambda r: r["steps"])
+        if not rows:
+            out.append(f"| {run.name} | pending | | | |")
+            continue
+        change = rows[-1]["psnr"] - rows[-2]["psnr"] if len(rows) > 1 else None
+        doubled = len(rows) > 1 and rows[-1]["steps"] == 2 * rows[-2]["steps"]
+        verdict = ("yes" if doubled and abs(change) < converged_db else "no") if change is not None else "no (one budget)"
+        if run.max_stage and rows[-1]["steps"] >= run.max_stage:
+            verdict = f"side run, stopped at {run.max_stage}"
+        out.append(f"| {run.name} | {', '.join(str(r['steps']) for r in rows)} | {rows[-1]['psnr']:.2f} "
+                   f"| {'–' if change is None else f'{change:+.2f} dB'} | {verdict} |")
     return out
 
 
@@ -202,6 +222,9 @@ def plots(finals, curves, img: Path) -> list[Path]:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("rFID (all images of the split)")
     axes[0].legend()
+    budgets = sorted({r["steps"] for r in rows})
+    fig.suptitle(f"each run at its latest budget ({', '.join(map(str, budgets))} steps; status in reproduction.md)",
+                 fontsize=9)
     fig.tight_layout()
     img.mkdir(parents=True, exist_ok=True)
     fig.savefig(img / "reproduction_rfid_vs_n.png", dpi=110)
@@ -298,8 +321,12 @@ def markdown(finals, curves) -> str:
          "`val_unseen` (emoji never seen in training). rFID: reconstructions rounded to uint8 vs the same originals, "
          "TF-Inception pool3 (ADM / torch-fidelity preprocessing); with 652-692 images it is biased upward and only "
          "comparable within this report. Captions: the data set's own (the names), the same for both splits. "
-         f"Machine: {', '.join(cpu) or 'n/a'}, one thread per run, two runs at a time.", "",
-         "## Table 1 in miniature (latest budget of each run, seed 0)", ""]
+         f"Machine: {', '.join(cpu) or 'n/a'}, one thread per run, two runs at a time; training seconds are wall "
+         "times with the two cores shared by both runs and, at times, by test suites: read them as rough.", "",
+         "## Status: which runs have converged", "",
+         "A result from an under-trained model is not a result: until a run's row says converged, its numbers "
+         "below are a learning-curve point, not a verdict on the text gain.", ""] + status_table(curves) + [
+         "", "## Table 1 in miniature (latest budget of each run, seed 0)", ""]
     L += table1(finals)
     L += ["", PAPER, "", "## Compression: fewer tokens for the same rFID", ""] + compression(finals)
     L += ["", "## Learning curves (N = 2 and N = 8, seed 0)", "",
