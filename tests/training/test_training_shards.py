@@ -78,6 +78,23 @@ def _train(cfg, out, resume=False):
 
 
 @pytest.mark.slow
+def _wait_for_unlock(folder: Path, seconds: float = 60.0) -> None:
+    """Until no process holds ``folder``'s run lock: ``child.wait()`` reaps the trainer only, and
+    its SIGKILLed DataLoader workers, which inherited the lock's file, may not have exited yet."""
+    from textok.errors import FolderLockedError
+    from textok.io import FolderLock
+
+    deadline = time.time() + seconds
+    while True:
+        try:
+            FolderLock(folder).release()
+            return
+        except FolderLockedError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def test_shards_kill_and_resume_is_bit_exact(pattern, tmp_path, make_config):
     cfg = make_config(pattern, *STREAM)
     killed = tmp_path / "killed"
@@ -96,6 +113,7 @@ def test_shards_kill_and_resume_is_bit_exact(pattern, tmp_path, make_config):
         time.sleep(0.05)
     os.killpg(child.pid, signal.SIGKILL)  # the trainer and its DataLoader workers
     child.wait()
+    _wait_for_unlock(killed)  # the killed workers (forked: they share the run's lock) exit asynchronously
     assert not (killed / "checkpoints" / "step_00000008").exists()
     state = json.loads(marker.read_text())["stream"]
     assert state["processes"] == 1 and state["slots"] == 2 and state["micro_batch"] == 4

@@ -47,7 +47,10 @@ import torch
 import torch.nn as nn
 
 from ..conditioning import TextConditioner
-from ..data.stream import open_split
+from ..data.datasets import collate
+from ..data.formats import BadSampleError
+from ..data.stream import data_home, is_pattern, open_split
+from ..losses import TexTokLoss
 from ..models.textok import TexTok
 from ..text import TextEmbedding
 from .config import TrainConfig
@@ -99,8 +102,6 @@ class TokenizerTask:
         return TexTok(self.config.model)
 
     def build_critic(self) -> nn.Module | None:
-        from ..losses import TexTokLoss
-
         self.loss = TexTokLoss(self.config.loss, image_size=self.config.model.image_size)
         # With no adversarial term the discriminator is never used: no critic step, no optimiser.
         return self.loss if self.config.loss.adversarial_weight > 0 else None
@@ -129,8 +130,6 @@ class TokenizerTask:
         return ds
 
     def preview_batch(self, n: int) -> dict | None:
-        from ..data.stream import data_home, is_pattern
-
         c = self.config
         try:  # a shard pattern names training shards: the val split is looked for in their folder
             val_root = str(data_home(c.data.root)) if is_pattern(c.data.root) else c.data.root
@@ -145,8 +144,6 @@ class TokenizerTask:
         return self.collate([ds[i] for i in picks])
 
     def collate(self, items: list[dict | None]) -> dict:
-        from ..data import BadSampleError, collate
-
         batch = collate(items)  # skipped (bad) items are dropped: the batch may be smaller
         if batch is None:
             raise BadSampleError(self.config.data.root, "every image of a batch was bad (see the warnings above)")
