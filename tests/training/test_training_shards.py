@@ -77,7 +77,6 @@ def _train(cfg, out, resume=False):
         torch.set_num_threads(threads)
 
 
-@pytest.mark.slow
 def _wait_for_unlock(folder: Path, seconds: float = 60.0) -> None:
     """Until no process holds ``folder``'s run lock: ``child.wait()`` reaps the trainer only, and
     its SIGKILLed DataLoader workers, which inherited the lock's file, may not have exited yet."""
@@ -95,6 +94,7 @@ def _wait_for_unlock(folder: Path, seconds: float = 60.0) -> None:
             time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_shards_kill_and_resume_is_bit_exact(pattern, tmp_path, make_config):
     cfg = make_config(pattern, *STREAM)
     killed = tmp_path / "killed"
