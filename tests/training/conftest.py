@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,6 +73,48 @@ def tiny_config(root: Path, *overrides: str):
 def make_config():
     """``make_config(root, *overrides)`` -> the tiny recipe (see ``tiny_config``)."""
     return tiny_config
+
+
+TWO_PROCESS_CHILD = """
+import sys, torch
+sys.path.insert(0, {tests!r})
+torch.set_num_threads(1)
+from conftest import tiny_config
+from textok.training import Trainer, TokenizerTask
+cfg = tiny_config({root!r}, *{overrides!r})
+trainer = Trainer(TokenizerTask(cfg), cfg, {out!r})
+assert trainer.world == 2, trainer.world
+trainer.train()
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def train_two_processes(tmp_path):
+    """``train_two_processes(root, overrides, out)``: the tiny recipe trained by 2 gloo processes
+    (torchrun's environment variables, one thread each); fails with the log of a process that fails."""
+
+    def run(root, overrides, out) -> None:
+        script = tmp_path / "child.py"
+        script.write_text(TWO_PROCESS_CHILD.format(tests=str(Path(__file__).parent), root=str(root),
+                                                   overrides=list(overrides), out=str(out)))
+        port = _free_port()
+        procs = []
+        for rank in range(2):
+            env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2",
+                   "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": "2", "OMP_NUM_THREADS": "1"}
+            procs.append(subprocess.Popen([sys.executable, str(script)], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, text=True))
+        for p in procs:
+            log, _ = p.communicate(timeout=300)
+            assert p.returncode == 0, log[-3000:]
+
+    return run
 
 
 @pytest.fixture(autouse=True)

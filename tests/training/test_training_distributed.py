@@ -2,11 +2,6 @@
 the same global batch: the data is sharded, not duplicated, and gradients are averaged."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,41 +14,11 @@ from textok.training import Trainer, TokenizerTask
 OVERRIDES = ["schedule.max_steps=1", "model.latent=deterministic", "optim.eps=1.0", "optim.lr=1.0",
              "optim.grad_clip=0", "loss.perceptual_weight=0.1", "checkpoint.every=1"]
 
-CHILD = """
-import sys, torch
-sys.path.insert(0, {tests!r})
-torch.set_num_threads(1)
-from conftest import tiny_config
-from textok.training import Trainer, TokenizerTask
-cfg = tiny_config({root!r}, *{overrides!r})
-trainer = Trainer(TokenizerTask(cfg), cfg, {out!r})
-assert trainer.world == 2, trainer.world
-trainer.train()
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.mark.slow
-def test_two_processes_match_one(emoji_root, tmp_path, make_config):
+def test_two_processes_match_one(emoji_root, tmp_path, make_config, train_two_processes):
     out2 = tmp_path / "two"
-    script = tmp_path / "child.py"
-    script.write_text(CHILD.format(tests=str(Path(__file__).parent), root=str(emoji_root), overrides=OVERRIDES,
-                                   out=str(out2)))
-    port = _free_port()
-    procs = []
-    for rank in range(2):
-        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2",
-               "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": "2", "OMP_NUM_THREADS": "1"}
-        procs.append(subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True))
-    for p in procs:
-        out, _ = p.communicate(timeout=300)
-        assert p.returncode == 0, out[-3000:]
+    train_two_processes(emoji_root, OVERRIDES, out2)
 
     cfg = make_config(emoji_root, *OVERRIDES)
     out1 = tmp_path / "one"

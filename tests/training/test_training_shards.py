@@ -6,7 +6,6 @@ resumed part crossing an epoch); 2 gloo processes train; another layout on resum
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -171,66 +170,25 @@ def test_text_cache_for_shards(pattern, minilm, make_config):
     assert cached_embedding(task.text.cache, ["a picture of thing 3"], task.text.max_tokens) is not None
 
 
-CHILD2 = """
-import sys, torch
-sys.path.insert(0, {tests!r})
-torch.set_num_threads(1)
-from conftest import tiny_config
-from textok.training import Trainer, TokenizerTask
-cfg = tiny_config({root!r}, *{overrides!r})
-trainer = Trainer(TokenizerTask(cfg), cfg, {out!r})
-assert trainer.world == 2, trainer.world
-trainer.train()
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
-def test_two_processes_train_on_shards(pattern, tmp_path):
+def test_two_processes_train_on_shards(pattern, tmp_path, train_two_processes):
     overrides = ["data.max_images=null", "data.num_workers=1", "model.text_in=none", "schedule.max_steps=2",
                  "checkpoint.every=2"]
     out = tmp_path / "two"
-    script = tmp_path / "child.py"
-    script.write_text(CHILD2.format(tests=str(Path(__file__).parent), root=pattern, overrides=overrides, out=str(out)))
-    port = _free_port()
-    procs = []
-    for rank in range(2):
-        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2",
-               "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": "2", "OMP_NUM_THREADS": "1"}
-        procs.append(subprocess.Popen([sys.executable, str(script)], env=env, cwd=REPO, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True))
-    for p in procs:
-        log, _ = p.communicate(timeout=300)
-        assert p.returncode == 0, log[-3000:]
+    train_two_processes(pattern, overrides, out)
     state = json.loads((out / "checkpoints" / "step_00000002" / "trainer_state.json").read_text())
     assert state["processes"] == 2 and state["stream"]["processes"] == 2 and state["stream"]["micro_batch"] == 2
     assert json.loads((out / "train_summary.json").read_text())["processes"] == 2
 
 
 @pytest.mark.slow
-def test_folder_run_resumes_on_another_number_of_processes(emoji_root, tmp_path, make_config, caplog):
+def test_folder_run_resumes_on_another_number_of_processes(emoji_root, tmp_path, make_config,
+                                                          train_two_processes):
     """Image folders: the data order does not depend on the process count, so a run saved by 2
     processes continues on 1 (processes without saved RNG state are reseeded, with a warning)."""
     overrides = ["data.max_images=8", "model.text_in=none", "schedule.max_steps=2", "checkpoint.every=2"]
     out = tmp_path / "run"
-    script = tmp_path / "child.py"
-    script.write_text(CHILD2.format(tests=str(Path(__file__).parent), root=str(emoji_root), overrides=overrides,
-                                    out=str(out)))
-    port = _free_port()
-    procs = []
-    for rank in range(2):
-        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2",
-               "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": "2", "OMP_NUM_THREADS": "1"}
-        procs.append(subprocess.Popen([sys.executable, str(script)], env=env, cwd=REPO, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True))
-    for p in procs:
-        log, _ = p.communicate(timeout=300)
-        assert p.returncode == 0, log[-3000:]
+    train_two_processes(emoji_root, overrides, out)
     cfg = make_config(emoji_root, *overrides[:-2], "schedule.max_steps=3", "checkpoint.every=2")
     assert _train(cfg, out, resume=True).step == 3
     state = json.loads((out / "checkpoints" / "step_00000003" / "trainer_state.json").read_text())
