@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 
@@ -44,7 +43,10 @@ def _training_conftest():
     return module
 
 
-tiny_config = _training_conftest().tiny_config
+_training = _training_conftest()
+tiny_config = _training.tiny_config
+make_config = _training.make_config  # fixture: ``make_config(root, *overrides)``, the tiny recipe
+_one_thread = _training._one_thread  # autouse fixture: one intra-op thread
 
 
 @pytest.fixture(scope="session")
@@ -58,17 +60,3 @@ def train_root(tmp_path_factory) -> Path:
                         "split": "val" if i >= 12 else "train"})
     write_jsonl(root / "captions.jsonl", entries)
     return root
-
-
-@pytest.fixture
-def make_config():
-    """``make_config(root, *overrides)``: the tiny recipe of tests/training/conftest.py."""
-    return tiny_config
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
