@@ -63,21 +63,26 @@ def consumer_rank() -> tuple[int, int]:
     return rank * workers + worker, world * workers
 
 
+def tar_members(tar: tarfile.TarFile):
+    """Yield ``(key, ext, member)`` for each file of ``tar``: a sample's members share a key (the
+    path up to the first dot of the file name); ``ext`` is the rest, lower-cased."""
+    for member in tar:
+        if not member.isfile():
+            continue
+        base, _, ext = os.path.basename(member.name).partition(".")
+        yield os.path.join(os.path.dirname(member.name), base), ext.lower(), member
+
+
 def iter_tar_samples(path: Path):
     """Yield dicts ``{"__key__", ext: bytes, ...}`` grouping consecutive members by key."""
     current: dict | None = None
     with tarfile.open(path, "r") as tar:
-        for member in tar:
-            if not member.isfile():
-                continue
-            name = member.name
-            base, _, ext = os.path.basename(name).partition(".")
-            key = os.path.join(os.path.dirname(name), base)
+        for key, ext, member in tar_members(tar):
             if current is None or current["__key__"] != key:
                 if current is not None:
                     yield current
                 current = {"__key__": key, "__shard__": path.name}
-            current[ext.lower()] = tar.extractfile(member).read()
+            current[ext] = tar.extractfile(member).read()
     if current is not None:
         yield current
 
@@ -170,4 +175,4 @@ class ShardDataset(torch.utils.data.IterableDataset):
         yield from buffer
 
 
-__all__ = ["ShardDataset", "iter_tar_samples", "shard_files", "shard_splits", "consumer_rank", "SHARDS_FILE"]
+__all__ = ["ShardDataset", "iter_tar_samples", "tar_members", "shard_files", "shard_splits", "consumer_rank", "SHARDS_FILE"]

@@ -52,7 +52,7 @@ import torch
 from .captions import caption_variant
 from .datasets import collate, open_dataset
 from .formats import SHARDS_FILE, BadSampleReport, detect_format, read_manifest, set_sample_options
-from .shards import ShardDataset, iter_tar_samples, shard_files
+from .shards import ShardDataset, iter_tar_samples, shard_files, tar_members
 from .transforms import ImageError
 
 log = logging.getLogger(__name__)
@@ -149,11 +149,7 @@ def count_tar_samples(path: Path) -> int:
     """Samples (groups of members sharing a key) in one tar, from the headers only."""
     n, last = 0, None
     with tarfile.open(path, "r") as tar:
-        for member in tar:
-            if not member.isfile():
-                continue
-            base = os.path.basename(member.name).partition(".")[0]
-            key = os.path.join(os.path.dirname(member.name), base)
+        for key, _, _ in tar_members(tar):
             if key != last:
                 n, last = n + 1, key
     return n
@@ -504,14 +500,10 @@ class ShardIndex(torch.utils.data.Dataset):
 def _tar_index(path: Path) -> list[dict]:
     samples: list[dict] = []
     with tarfile.open(path, "r") as tar:
-        for member in tar:
-            if not member.isfile():
-                continue
-            base, _, ext = os.path.basename(member.name).partition(".")
-            key = os.path.join(os.path.dirname(member.name), base)
+        for key, ext, member in tar_members(tar):
             if not samples or samples[-1]["key"] != key:
                 samples.append({"key": key, "members": {}})
-            samples[-1]["members"][ext.lower()] = (member.offset_data, member.size)
+            samples[-1]["members"][ext] = (member.offset_data, member.size)
     return samples
 
 
