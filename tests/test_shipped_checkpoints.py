@@ -1,8 +1,6 @@
 """Half-precision checkpoint folders (the shipped ones) and experiments/ship_checkpoints.py."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,15 +9,6 @@ from safetensors import safe_open
 from textok import TexTok
 from textok.models import TexTokConfig
 from textok.text import TextEmbedding
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def load_ship_module():
-    spec = importlib.util.spec_from_file_location("ship_checkpoints", REPO / "experiments" / "ship_checkpoints.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def tiny_model(text_in: str = "both", num_tokens: int = 4, seed: int = 0) -> TexTok:
@@ -56,8 +45,8 @@ def test_float16_folder_loads_as_float32_and_reconstructs_close(tmp_path):
     assert 10 * torch.log10(4 / (ref - got).pow(2).mean()) > 40  # dB, on the [-1, 1] range
 
 
-def test_ship_checkpoint_writes_the_folder(tmp_path):
-    ship = load_ship_module()
+def test_ship_checkpoint_writes_the_folder(tmp_path, ship_module):
+    ship = ship_module
     stage = tmp_path / "work" / "runs" / "textok-n4-s0" / "stages" / "step_0000500"
     model = tiny_model()
     model.save_pretrained(stage)
@@ -96,7 +85,7 @@ def test_ship_checkpoint_writes_the_folder(tmp_path):
     assert shipped_checkpoints(tmp_path / "pretrained") == ([out], [b])
 
 
-def test_ship_checkpoint_refuses_a_folder_that_is_not_a_model(tmp_path):
-    ship = load_ship_module()
+def test_ship_checkpoint_refuses_a_folder_that_is_not_a_model(tmp_path, ship_module):
+    ship = ship_module
     with pytest.raises(FileNotFoundError):
         ship.ship_checkpoint(tmp_path / "nothing", tmp_path / "pretrained")

@@ -1,9 +1,7 @@
 """``textok demo`` with a shipped pair: a fake one (tiny random TexTok models, shipped with
 experiments/ship_checkpoints.py) re-scored, drawn and followed by a 2-step run."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,21 +9,12 @@ import torch
 from textok.cli import main
 from textok.models import TexTok, TexTokConfig
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _ship_module():
-    spec = importlib.util.spec_from_file_location("ship_checkpoints", REPO / "experiments" / "ship_checkpoints.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.fixture
-def fake_shipped(tmp_path, monkeypatch):
+def fake_shipped(tmp_path, monkeypatch, ship_module):
     """emoji32-textok-n4 and emoji32-baseline-n4 from tiny random models, in a tmp pretrained root
     that the demo uses (``textok.explore.PRETRAINED_DIR`` monkeypatched)."""
-    ship = _ship_module()
+    ship = ship_module
     root = tmp_path / "pretrained"
     for arm, text_in in (("textok", "both"), ("baseline", "none")):
         torch.manual_seed(0)
