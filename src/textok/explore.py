@@ -343,10 +343,7 @@ def generate_samples(pipeline, prompt: str | None = None, class_id: int | None =
     if steps is not None and int(steps) < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     condition = pipeline.dit.config.condition
-    dcfg = pipeline.config.diffusion
-    sampler = sampler or dcfg.default_sampler
-    steps = int(steps) if steps else dcfg.default_steps(sampler)
-    cfg_scale = dcfg.cfg_scale if cfg_scale is None else float(cfg_scale)
+    cfg_scale, steps, sampler = pipeline.resolve_settings(cfg_scale, steps, sampler)  # the model's defaults
     kwargs = dict(cfg_scale=cfg_scale, steps=steps, sampler=sampler, seed=int(seed))
     t0 = time.perf_counter()
     if condition == "text":
