@@ -516,7 +516,10 @@ def open_indexed(root: str | os.PathLike, split: str, image_size: int, on_bad_sa
 
 
 def spread(n: int, k: int | None) -> list[int]:
-    """``k`` indices evenly spread over ``range(n)`` (all of them if ``k`` is None or >= n)."""
+    """``k`` indices evenly spread over ``range(n)`` (all of them if ``k`` is None or >= n).
+
+    Not the first ``k``: data sets listed class by class (class trees) would give one class.
+    """
     if k is None or k >= n:
         return list(range(n))
     return [(i * n) // k for i in range(k)]

@@ -30,6 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..conditioning import TextConditioner, text_condition
+from ..data.stream import spread
 from ..inference import load_tokenizer
 from ..losses import LPIPS
 from .fid import Stats, feature_stats, frechet_distance, load_images_npz, reference_stats
@@ -66,14 +67,9 @@ def status(progress: bool, message: str) -> None:
 SQRTM_NOTE = "2048 x 2048 matrix square root: tens of seconds on a CPU"
 
 
-def subset_indices(total: int, num: int | None) -> list[int]:
-    """``num`` evenly spaced indices of ``range(total)`` (all if None or num >= total).
-
-    Not the first ``num``: data sets listed class by class (class trees) would give one class.
-    """
-    if num is None or num >= total:
-        return list(range(total))
-    return [i * total // num for i in range(num)]
+#: ``subset_indices(total, num)``: ``num`` evenly spaced indices of ``range(total)`` (all if None
+#: or num >= total), the data layer's ``spread``
+subset_indices = spread
 
 
 def iterate_batches(dataset, num: int | None, batch_size: int) -> Iterator[dict]:
