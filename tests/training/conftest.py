@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from textok.training import build_config
+from textok.training import Trainer, TokenizerTask, build_config
 
 REPO = Path(__file__).resolve().parents[2]
 log = logging.getLogger(__name__)
@@ -115,6 +115,17 @@ def train_two_processes(tmp_path):
             assert p.returncode == 0, log[-3000:]
 
     return run
+
+
+@pytest.fixture
+def train_in_process():
+    """``train_in_process(cfg, out, resume=False)`` -> the ``TrainResult`` of a ``TokenizerTask`` run
+    in this process, on one thread (``_one_thread``: the reduction order of a one-thread child)."""
+
+    def train(cfg, out, resume=False):
+        return Trainer(TokenizerTask(cfg), cfg, out, resume=resume).train()
+
+    return train
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from textok.io import load_state_dict
-from textok.training import Trainer, TokenizerTask
 
 # deterministic latent: the only randomness left would be posterior noise, whose draw depends on
 # the micro-batch shape; eps=1 makes Adam's first update ~ lr * g (sensitive to the gradient's scale)
@@ -16,18 +15,13 @@ OVERRIDES = ["schedule.max_steps=1", "model.latent=deterministic", "optim.eps=1.
 
 
 @pytest.mark.slow
-def test_two_processes_match_one(emoji_root, tmp_path, make_config, train_two_processes):
+def test_two_processes_match_one(emoji_root, tmp_path, make_config, train_two_processes, train_in_process):
     out2 = tmp_path / "two"
     train_two_processes(emoji_root, OVERRIDES, out2)
 
     cfg = make_config(emoji_root, *OVERRIDES)
     out1 = tmp_path / "one"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        Trainer(TokenizerTask(cfg), cfg, out1).train()
-    finally:
-        torch.set_num_threads(threads)
+    train_in_process(cfg, out1)
 
     one = load_state_dict(out1 / "checkpoints" / "step_00000001" / "model.safetensors")
     two = load_state_dict(out2 / "checkpoints" / "step_00000001" / "model.safetensors")

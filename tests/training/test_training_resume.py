@@ -49,17 +49,8 @@ def _final(out: Path) -> dict[str, dict[str, torch.Tensor]]:
     return {name: load_state_dict(ck / f"{name}.safetensors") for name in ("model", "ema", "critic")}
 
 
-def _train_in_process(cfg, out, resume=False):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # same reduction order as the killed child
-    try:
-        return Trainer(TokenizerTask(cfg), cfg, out, resume=resume).train()
-    finally:
-        torch.set_num_threads(threads)
-
-
 @pytest.mark.slow
-def test_kill_and_resume_is_bit_exact(emoji_root, tmp_path, make_config):
+def test_kill_and_resume_is_bit_exact(emoji_root, tmp_path, make_config, train_in_process):
     cfg = make_config(emoji_root, *EVERYTHING_ON)
     killed = tmp_path / "killed"
     script = tmp_path / "child.py"
@@ -82,10 +73,10 @@ def test_kill_and_resume_is_bit_exact(emoji_root, tmp_path, make_config):
     assert child.returncode == -signal.SIGKILL
     assert not (killed / "checkpoints" / "step_00000006").exists()  # it really died mid-run
 
-    resumed = _train_in_process(cfg, killed, resume=True)
+    resumed = train_in_process(cfg, killed, resume=True)
     assert resumed.step == 6
     straight = tmp_path / "straight"
-    _train_in_process(cfg, straight)
+    train_in_process(cfg, straight)
 
     a, b = _final(killed), _final(straight)
     for name in a:
@@ -110,15 +101,15 @@ def test_mismatched_checkpoint_is_refused(emoji_root, tmp_path, make_config):
         Trainer(TokenizerTask(cfg), cfg, tmp_path)
 
 
-def test_extending_a_constant_lr_run_equals_the_longer_run(emoji_root, tmp_path, make_config):
+def test_extending_a_constant_lr_run_equals_the_longer_run(emoji_root, tmp_path, make_config, train_in_process):
     """Resume with a larger schedule.max_steps: with a constant learning rate the extended run is
     bit-equal to a run trained for the longer budget in one go (the study's doubling protocol)."""
     common = ["schedule.decay=constant", "schedule.warmup_steps=1", "data.max_images=8", "checkpoint.every=100"]
     short, long_ = make_config(emoji_root, *common, "schedule.max_steps=2"), make_config(emoji_root, *common, "schedule.max_steps=4")
-    _train_in_process(short, tmp_path / "extended")
-    extended = _train_in_process(long_, tmp_path / "extended", resume=True)
+    train_in_process(short, tmp_path / "extended")
+    extended = train_in_process(long_, tmp_path / "extended", resume=True)
     assert extended.step == 4
-    _train_in_process(long_, tmp_path / "straight")
+    train_in_process(long_, tmp_path / "straight")
     a = load_state_dict(tmp_path / "extended" / "model" / "model.safetensors")
     b = load_state_dict(tmp_path / "straight" / "model" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -20,7 +20,7 @@ from PIL import Image
 from textok.config import to_dict
 from textok.data import write_shards
 from textok.io import load_state_dict
-from textok.training import Trainer, TokenizerTask
+from textok.training import TokenizerTask
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -67,15 +67,6 @@ Trainer(SlowAfterCheckpoint(cfg), cfg, {out!r}).train()
 """
 
 
-def _train(cfg, out, resume=False):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return Trainer(TokenizerTask(cfg), cfg, out, resume=resume).train()
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _wait_for_unlock(folder: Path, seconds: float = 60.0) -> None:
     """Until no process holds ``folder``'s run lock: ``child.wait()`` reaps the trainer only, and
     its SIGKILLed DataLoader workers, which inherited the lock's file, may not have exited yet."""
@@ -94,7 +85,7 @@ def _wait_for_unlock(folder: Path, seconds: float = 60.0) -> None:
 
 
 @pytest.mark.slow
-def test_shards_kill_and_resume_is_bit_exact(pattern, tmp_path, make_config):
+def test_shards_kill_and_resume_is_bit_exact(pattern, tmp_path, make_config, train_in_process):
     cfg = make_config(pattern, *STREAM)
     killed = tmp_path / "killed"
     script = tmp_path / "child.py"
@@ -118,9 +109,9 @@ def test_shards_kill_and_resume_is_bit_exact(pattern, tmp_path, make_config):
     assert state["processes"] == 1 and state["slots"] == 2 and state["micro_batch"] == 4
     assert state["slot_positions"] == [[0, 2], [0, 2]]  # 4 micro-batches: 2 from each worker
 
-    assert _train(cfg, killed, resume=True).step == 8  # steps 6, 7 are in epoch 1
+    assert train_in_process(cfg, killed, resume=True).step == 8  # steps 6, 7 are in epoch 1
     straight = tmp_path / "straight"
-    _train(cfg, straight)
+    train_in_process(cfg, straight)
     for name in ("model", "ema"):
         a = load_state_dict(killed / "checkpoints" / "step_00000008" / f"{name}.safetensors")
         b = load_state_dict(straight / "checkpoints" / "step_00000008" / f"{name}.safetensors")
@@ -183,13 +174,13 @@ def test_two_processes_train_on_shards(pattern, tmp_path, train_two_processes):
 
 @pytest.mark.slow
 def test_folder_run_resumes_on_another_number_of_processes(emoji_root, tmp_path, make_config,
-                                                          train_two_processes):
+                                                          train_two_processes, train_in_process):
     """Image folders: the data order does not depend on the process count, so a run saved by 2
     processes continues on 1 (processes without saved RNG state are reseeded, with a warning)."""
     overrides = ["data.max_images=8", "model.text_in=none", "schedule.max_steps=2", "checkpoint.every=2"]
     out = tmp_path / "run"
     train_two_processes(emoji_root, overrides, out)
     cfg = make_config(emoji_root, *overrides[:-2], "schedule.max_steps=3", "checkpoint.every=2")
-    assert _train(cfg, out, resume=True).step == 3
+    assert train_in_process(cfg, out, resume=True).step == 3
     state = json.loads((out / "checkpoints" / "step_00000003" / "trainer_state.json").read_text())
     assert state["processes"] == 1 and "stream" not in state
