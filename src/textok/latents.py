@@ -199,7 +199,9 @@ class _ShardEncoder:
                                              num_workers=self.num_workers, collate_fn=_collate_indexed)
         parts: dict[str, list] = {"tokens": [], "mean": [], "logvar": [], "labels": [], "captions": [], "keys": [],
                                   "index": []}
-        for batch, index in loader:
+        for batch, index, tried in loader:
+            if bar is not None:
+                bar.update(tried)  # skipped images count as done: the bar's total is every picked image
             if batch is None:  # every image of the batch was bad
                 continue
             parts["index"] += index
@@ -208,8 +210,6 @@ class _ShardEncoder:
             parts["labels"].append(batch["labels"])
             parts["captions"] += batch["captions"]
             parts["keys"] += batch["keys"]
-            if bar is not None:
-                bar.update(len(index))
         if not parts["index"]:
             raise BadSampleError(*where)
         tensors = {k: torch.cat(parts[k]) for k in ("tokens", "mean", "logvar") if parts[k]}
@@ -324,9 +324,10 @@ class _Indexed(torch.utils.data.Dataset):
         return None if item is None else (item, self.indices[j])
 
 
-def _collate_indexed(pairs: list) -> tuple[dict | None, list[int]]:
+def _collate_indexed(pairs: list) -> tuple[dict | None, list[int], int]:
+    """``(batch of the good items or None, their indices, how many items were read)``."""
     kept = [p for p in pairs if p is not None]
-    return (collate([item for item, _ in kept]) if kept else None), [index for _, index in kept]
+    return (collate([item for item, _ in kept]) if kept else None), [index for _, index in kept], len(pairs)
 
 
 def collate_latents(items: list[dict]) -> dict:

@@ -66,3 +66,32 @@ def test_moments_cache_stores_the_posterior(setup):
 def test_missing_cache_is_explained(tmp_path):
     with pytest.raises(FileNotFoundError, match="encode-dataset"):
         LatentCache(tmp_path)
+
+
+def test_shard_progress_counts_skipped_images(tmp_path):
+    """The encode bar's total counts every picked image, so skipped (bad) ones advance it too."""
+    from textok.latents import _ShardEncoder
+    from textok.models import TexTokConfig
+
+    model = TexTok(TexTokConfig(image_size=32, patch_size=4, num_tokens=4, token_dim=8, width=32, depth=1, heads=2,
+                                max_text_tokens=32, text_in="none")).eval()
+
+    class Items(torch.utils.data.Dataset):  # items 1 and 2 are bad (None)
+        def __len__(self):
+            return 6
+
+        def __getitem__(self, i):
+            if i in (1, 2):
+                return None
+            return {"image": torch.zeros(3, 32, 32), "caption": f"c{i}", "label": 0, "key": f"k{i}"}
+
+    class Bar:
+        n = 0
+
+        def update(self, k):
+            self.n += k
+
+    bar = Bar()
+    _ShardEncoder(model, None, "mode", torch.device("cpu"), batch_size=2, num_workers=0).write_shard(
+        Items(), list(range(6)), tmp_path / "shard.safetensors", bar, where=(tmp_path, "all bad"))
+    assert bar.n == 6
