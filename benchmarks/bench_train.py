@@ -58,6 +58,7 @@ from pathlib import Path
 import textok  # noqa: F401  (before torch: its default OMP_WAIT_POLICY=PASSIVE must precede OpenMP's start)
 import torch
 import torch.nn.functional as F
+from common import timed
 
 from textok.training import Trainer, TokenizerTask, load_config
 from textok.training.task import unwrap
@@ -94,16 +95,7 @@ def matmul_tflops(dtype: torch.dtype, device: torch.device, sizes: tuple[int, ..
     for n in sizes:
         a = torch.randn(n, n, device=device).to(dtype)
         b = torch.randn(n, n, device=device).to(dtype)
-        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-        torch.mm(a, b)
-        sync()
-        best, spent, calls = math.inf, 0.0, 0
-        while spent < seconds or calls < 3:
-            t0 = time.perf_counter()
-            torch.mm(a, b)
-            sync()
-            dt = time.perf_counter() - t0
-            best, spent, calls = min(best, dt), spent + dt, calls + 1
+        best = timed(lambda: torch.mm(a, b), warmup=1, reps=3, device=device.type, min_seconds=seconds)
         out[n] = 2 * n**3 / best / 1e12
     return out
 
