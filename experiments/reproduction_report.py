@@ -119,6 +119,12 @@ def compression(finals) -> list[str]:
     return out
 
 
+def is_converged(curves, run: str, converged_db: float = 0.3) -> bool:
+    """Doubling the run's last budget moved its val PSNR by less than ``converged_db``."""
+    rows = sorted((r for r in curves if r["run"] == run and r["split"] == "val"), key=lambda r: r["steps"])
+    return len(rows) > 1 and rows[-1]["steps"] == 2 * rows[-2]["steps"] and abs(rows[-1]["psnr"] - rows[-2]["psnr"]) < converged_db
+
+
 def status_table(curves, converged_db: float = 0.3) -> list[str]:
     """Each run's budgets so far and whether doubling the last one moved val PSNR < converged_db."""
     out = ["| run | budgets done (steps) | val PSNR at the last | change from the previous budget | converged? |",
@@ -327,6 +333,11 @@ def markdown(finals, curves) -> str:
          "A result from an under-trained model is not a result: until a run's row says converged, its numbers "
          "below are a learning-curve point, not a verdict on the text gain.", ""] + status_table(curves) + [
          "", "## Table 1 in miniature (latest budget of each run, seed 0)", ""]
+    main = [f"{arm}-n{n}-s0" for n in TOKENS for arm in ("textok", "baseline")]
+    pending = [r for r in main if not is_converged(curves, r)]
+    if pending:
+        L += [f"**Not converged yet** ({len(pending)} of the {len(main)} runs below): these are learning-curve points "
+              "at the budgets shown, not the study's result.", ""]
     L += table1(finals)
     L += ["", PAPER, "", "## Compression: fewer tokens for the same rFID", ""] + compression(finals)
     L += ["", "## Learning curves (N = 2 and N = 8, seed 0)", "",
