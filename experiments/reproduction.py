@@ -199,12 +199,17 @@ def val_psnr(record: dict) -> float:
     return next(r["psnr"] for r in record["records"] if r["split"] == "val")
 
 
+def converged(psnr_by_steps: dict[int, float], converged_db: float = 0.3) -> bool:
+    """The study's rule: the last budget doubled the previous one and moved val PSNR by < converged_db."""
+    have = sorted(psnr_by_steps)
+    return len(have) >= 2 and have[-1] == 2 * have[-2] and \
+        abs(psnr_by_steps[have[-1]] - psnr_by_steps[have[-2]]) < converged_db
+
+
 def next_stage(run: Run, done: dict[int, dict], converged_db: float) -> int | None:
     """The next budget of ``run``, or None when it is finished (converged or at its cap)."""
     cap = run.max_stage or STAGES[-1]
-    have = sorted(done)
-    if have and len(have) >= 2 and abs(val_psnr(done[have[-1]]) - val_psnr(done[have[-2]])) < converged_db \
-            and have[-1] == 2 * have[-2]:
+    if converged({s: val_psnr(r) for s, r in done.items()}, converged_db):
         return None
     for s in STAGES:
         if s not in done and s <= cap:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reproduction import SPLITS, study_runs  # noqa: E402
+from reproduction import SPLITS, converged, study_runs  # noqa: E402
 
 TOKENS = (1, 2, 4, 8)
 PAPER = ("The paper (ImageNet, FID-50k protocol): 29.2% average rFID gain at 256 px and 48.1% at 512 px, "
@@ -121,8 +121,7 @@ def compression(finals) -> list[str]:
 
 def is_converged(curves, run: str, converged_db: float = 0.3) -> bool:
     """Doubling the run's last budget moved its val PSNR by less than ``converged_db``."""
-    rows = sorted((r for r in curves if r["run"] == run and r["split"] == "val"), key=lambda r: r["steps"])
-    return len(rows) > 1 and rows[-1]["steps"] == 2 * rows[-2]["steps"] and abs(rows[-1]["psnr"] - rows[-2]["psnr"]) < converged_db
+    return converged({r["steps"]: r["psnr"] for r in curves if r["run"] == run and r["split"] == "val"}, converged_db)
 
 
 def status_table(curves, converged_db: float = 0.3) -> list[str]:
@@ -135,8 +134,7 @@ def status_table(curves, converged_db: float = 0.3) -> list[str]:
             out.append(f"| {run.name} | pending | | | |")
             continue
         change = rows[-1]["psnr"] - rows[-2]["psnr"] if len(rows) > 1 else None
-        doubled = len(rows) > 1 and rows[-1]["steps"] == 2 * rows[-2]["steps"]
-        verdict = ("yes" if doubled and abs(change) < converged_db else "no") if change is not None else "no (one budget)"
+        verdict = ("yes" if is_converged(curves, run.name, converged_db) else "no") if change is not None else "no (one budget)"
         if run.max_stage and rows[-1]["steps"] >= run.max_stage:
             verdict = f"side run, stopped at {run.max_stage}"
         out.append(f"| {run.name} | {', '.join(str(r['steps']) for r in rows)} | {rows[-1]['psnr']:.2f} "
