@@ -70,6 +70,11 @@ def study_runs() -> list[Run]:
     # the LPIPS-share decision: the same TexTok N = 8 run with LPIPS on the whole batch
     runs.append(Run("textok-n8-s0-lpipsfull", "textok", 8, ablation="lpips_fraction_1.0",
                     overrides=("loss.perceptual_fraction=1.0",), max_stage=2000, priority=0))
+    # the GAN decision: TexTok N = 2 with the discriminator (+ LeCAM + lazy R1) switched on at step 1,000, compared
+    # at equal steps with textok-n2-s0 (narrow discriminator for 32 px, as the 64 px recipe)
+    runs.append(Run("textok-n2-s0-gan", "textok", 2, ablation="gan", max_stage=4000, priority=0, overrides=(
+        "loss.adversarial_weight=0.1", "loss.discriminator_start=1000", "loss.discriminator_channel_base=2048",
+        "loss.discriminator_channel_max=128", "loss.lecam_weight=1.0e-4", "loss.r1_weight=10.0", "loss.r1_every=16")))
     for n in (2, 8):
         for seed in (1, 2):
             for arm in ("textok", "baseline"):

@@ -183,7 +183,8 @@ def ablation_table(finals) -> list[str]:
     out = ["| variant (N = 2, seed 0) | steps | val rFID | val PSNR | val_unseen rFID | val_unseen PSNR | val_unseen LPIPS |",
            "|---|---:|---:|---:|---:|---:|---:|"]
     base = {"baseline (no text)": "baseline-n2-s0", "TexTok: both, in-context, full caption, dropout 0": "textok-n2-s0"}
-    names = list(base.items()) + [(r.ablation, r.name) for r in study_runs() if r.ablation and r.num_tokens == 2]
+    names = list(base.items()) + [(r.ablation, r.name) for r in study_runs()
+                                  if r.ablation and r.num_tokens == 2 and r.ablation not in RECIPE_CHECKS]
     for label, run in names:
         v, u = one(finals, run=run, split="val"), one(finals, run=run, split="val_unseen")
         if v is None:
@@ -194,25 +195,34 @@ def ablation_table(finals) -> list[str]:
     return out
 
 
-def lpips_share(curves) -> list[str]:
-    out = ["| LPIPS on | steps | val PSNR | val LPIPS | val rFID | images/s (1 thread, shared machine) |",
-           "|---|---:|---:|---:|---:|---:|"]
-    for label, run in (("8 of 32 images (perceptual_fraction 0.25)", "textok-n8-s0"),
-                       ("all 32 images (1.0)", "textok-n8-s0-lpipsfull")):
-        rows = [r for r in curves if r["run"] == run and r["split"] == "val" and r["steps"] <= 2000]
-        for r in sorted(rows, key=lambda r: r["steps"]):
-            ips = r["steps"] * 32 / r["train_seconds"] if r["train_seconds"] else None
-            out.append(f"| {label} | {r['steps']} | {fmt(r['psnr'])} | {fmt(r['lpips'], 4)} | {fmt(r['rfid'], 1)} | {fmt(ips, 1)} |")
-    share = {r["steps"]: r for r in curves if r["run"] == "textok-n8-s0" and r["split"] == "val"}
-    full = {r["steps"]: r for r in curves if r["run"] == "textok-n8-s0-lpipsfull" and r["split"] == "val"}
-    common = sorted(set(share) & set(full))
-    if common:
-        a, b = share[common[-1]], full[common[-1]]
-        out += ["", f"At {common[-1]} steps LPIPS on the whole batch is ahead by {b['psnr'] - a['psnr']:+.2f} dB val PSNR, "
-                f"{a['lpips'] - b['lpips']:+.4f} val LPIPS and {a['rfid'] - b['rfid']:+.1f} val rFID (one seed each; the "
-                "seed spread at N = 8 is in the Seeds table once measured). Per image it costs 1.6x the time on an idle "
-                "machine ([throughput](throughput.md)); whether the quarter share is kept is decided at equal budgets "
-                "up to 2,000 steps."]
+# recipe decisions: a variant of one main run, compared with it at equal steps
+RECIPE_CHECKS = {
+    "lpips_fraction_1.0": ("textok-n8-s0", "textok-n8-s0-lpipsfull", "LPIPS on 8 of 32 images (perceptual_fraction 0.25)",
+                           "LPIPS on all 32 images (1.0)"),
+    "gan": ("textok-n2-s0", "textok-n2-s0-gan", "no GAN", "GAN from step 1,000 (hinge, LeCAM 1e-4, R1 10 every 16)"),
+}
+
+
+def recipe_check(curves, ablation: str) -> list[str]:
+    """The main run and its variant at every budget both reached, and the difference at the largest."""
+    ref, var, ref_label, var_label = RECIPE_CHECKS[ablation]
+    out = ["| recipe | steps | val PSNR | val LPIPS | val rFID | val_unseen rFID | images/s (1 thread, shared machine) |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+    by = {(r["run"], r["split"], r["steps"]): r for r in curves}
+    common = sorted({s for (run, split, s) in by if run == var and split == "val"} &
+                    {s for (run, split, s) in by if run == ref and split == "val"})
+    for s in common:
+        for label, run in ((ref_label, ref), (var_label, var)):
+            r, u = by[(run, "val", s)], by.get((run, "val_unseen", s))
+            ips = s * 32 / r["train_seconds"] if r["train_seconds"] else None
+            out.append(f"| {label} | {s} | {fmt(r['psnr'])} | {fmt(r['lpips'], 4)} | {fmt(r['rfid'], 1)} "
+                       f"| {fmt(u and u['rfid'], 1)} | {fmt(ips, 1)} |")
+    if not common:
+        return out + [f"| {var_label} | pending | | | | | |"]
+    a, b = by[(ref, "val", common[-1])], by[(var, "val", common[-1])]
+    out += ["", f"At {common[-1]} steps the variant is {b['psnr'] - a['psnr']:+.2f} dB val PSNR, "
+            f"{b['lpips'] - a['lpips']:+.4f} val LPIPS and {b['rfid'] - a['rfid']:+.1f} val rFID from the main run "
+            "(one seed each: compare with the seed spread in the Seeds table)."]
     return out
 
 
@@ -358,7 +368,13 @@ def markdown(finals, curves) -> str:
     L += ["", "## Ablations at N = 2", ""] + ablation_table(finals)
     L += ["", "## LPIPS on a share of the batch", "",
           "The study computes LPIPS on 8 of each batch's 32 images (`loss.perceptual_fraction=0.25`, 1.6x faster "
-          "steps). The same TexTok N = 8 run with LPIPS on all 32 images, at equal steps:", ""] + lpips_share(curves)
+          "steps). The same TexTok N = 8 run with LPIPS on all 32 images, at equal steps:", ""]
+    L += recipe_check(curves, "lpips_fraction_1.0")
+    L += ["", "## The GAN", "",
+          "The study trains without the GAN. To decide whether it helps rFID at this scale, TexTok N = 2 is trained "
+          "again with the discriminator (StyleGAN2-style, narrow: channel base 2048, at most 128 channels), hinge "
+          "loss at weight 0.1, LeCAM 1e-4 and lazy R1 (gamma 10 every 16 steps) from step 1,000 on, and compared with "
+          "the main run at equal steps:", ""] + recipe_check(curves, "gan")
     return "\n".join(L) + "\n"
 
 
