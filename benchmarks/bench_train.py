@@ -48,7 +48,6 @@ import json
 import logging
 import math
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -60,7 +59,7 @@ import torch
 import torch.nn.functional as F
 from common import timed
 
-from textok.training import Trainer, TokenizerTask, load_config
+from textok.training import Trainer, TokenizerTask, cpu_name, load_config
 from textok.training.task import unwrap
 from textok.training.trainer import _to_device, resolve_mixed_precision, step_rng
 
@@ -71,16 +70,6 @@ GPU_PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362
 CAPTIONS = ["grinning face; smileys and emotion, face smiling", "red apple; food and drink, food fruit",
             "woman judge: dark skin tone; people and body, person role", "flexed biceps; people and body, body parts"]
 PARTS = ("data_s", "tokenizer_fwd_s", "tokenizer_bwd_s", "lpips_s", "discriminator_s", "optimizer_ema_s")
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def say(*args) -> None:

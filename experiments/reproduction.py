@@ -137,7 +137,7 @@ def run_stage(run: Run, steps: int, work: Path, results: Path, data: str) -> dic
 
     from textok.io import replace_dir_atomic, write_json_atomic
     from textok.metrics import evaluate_tokenizer
-    from textok.training import TokenizerTask, Trainer, load_config
+    from textok.training import TokenizerTask, Trainer, cpu_name, load_config
     from textok.training.checkpoint import latest_checkpoint
 
     out = work / "runs" / run.name
@@ -173,21 +173,11 @@ def run_stage(run: Run, steps: int, work: Path, results: Path, data: str) -> dic
         "run": run.name, "steps": steps, "overrides": run.config_overrides(),
         "train_seconds": round(train_seconds, 1), "train_seconds_total": round(seconds_before + train_seconds, 1),
         "images_per_second": round(result.images_per_second, 2), "threads": torch.get_num_threads(),
-        "cpu": _cpu_name(), "date": time.strftime("%Y-%m-%d"), "final_loss": result.last_logs.get("loss"),
+        "cpu": cpu_name(), "date": time.strftime("%Y-%m-%d"), "final_loss": result.last_logs.get("loss"),
         "records": [dict(r, train_seconds=round(seconds_before + train_seconds, 1)) for r in records],
     }
     write_json_atomic(stage_file(results, run, steps), record)
     return record
-
-
-def _cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 # ---- the scheduler --------------------------------------------------------------------------

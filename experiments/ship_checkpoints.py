@@ -150,7 +150,6 @@ def ship_checkpoint(stage: str | Path, out_root: str | Path = DEFAULT_OUT_ROOT, 
     model16.half().save_pretrained(tmp)
     reloaded = TexTok.from_pretrained(tmp)
     scores, scores_file = study_scores(Path(results), run, steps)
-    size = sum(p.stat().st_size for p in tmp.iterdir())
     source = {
         "name": name, "run": run, "arm": arm, "steps": steps, "num_tokens": c.num_tokens,
         "stage_folder": str(stage), "date": time.strftime("%Y-%m-%d"),

@@ -9,13 +9,14 @@ from .checkpoint import latest_checkpoint, list_checkpoints
 from .config import (CheckpointConfig, DataConfig, EMAConfig, LoggingConfig, OptimConfig, ScheduleConfig,
                      TrainConfig, TrainerConfig, baseline_of, build_config, load_config)
 from .task import StepResult, Task, TokenizerTask, unwrap
-from .trainer import EMA, GlobalBatchSampler, NonFiniteLossError, Trainer, TrainingInterrupted, TrainResult, lr_at
+from .trainer import (EMA, GlobalBatchSampler, NonFiniteLossError, Trainer, TrainingInterrupted, TrainResult, cpu_name,
+                      lr_at)
 
 __all__ = [
     "TrainerConfig", "TrainConfig", "DataConfig", "OptimConfig", "ScheduleConfig", "EMAConfig", "CheckpointConfig", "LoggingConfig",
     "build_config", "load_config", "baseline_of", "Task", "TokenizerTask", "StepResult", "unwrap",
     "Trainer", "TrainResult", "TrainingInterrupted", "GlobalBatchSampler", "EMA", "lr_at", "NonFiniteLossError",
-    "latest_checkpoint", "list_checkpoints", "train_tokenizer",
+    "latest_checkpoint", "list_checkpoints", "train_tokenizer", "cpu_name",
 ]
 
 

@@ -226,6 +226,20 @@ def _cpu_auto_precision(threads: int) -> str:
     return choice
 
 
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), for benchmark and study records."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
 def cpu_matmul_gflops(n: int = 1024, reps: int = 3) -> tuple[float, float]:
     """(fp32, bf16) GFLOP/s of an ``n x n`` matmul on this CPU: best of ``reps``, interleaved so a
     neighbour's load hits both alike."""
@@ -718,4 +732,4 @@ class _null:
         return False
 
 
-__all__ = ["Trainer", "TrainResult", "TrainingInterrupted", "GlobalBatchSampler", "EMA", "lr_at", "NonFiniteLossError", "step_rng", "resolve_mixed_precision"]
+__all__ = ["Trainer", "TrainResult", "TrainingInterrupted", "GlobalBatchSampler", "EMA", "lr_at", "NonFiniteLossError", "step_rng", "resolve_mixed_precision", "cpu_name"]

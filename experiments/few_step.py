@@ -1,0 +1,325 @@
+"""Quality against the number of sampling steps (issue 15), measured in miniature.
+
+One tokenizer (by default the latest stage of the reproduction study's ``textok-n4-s0``: the
+best available until the study has converged; fixed at the first run and recorded in
+``tokenizer.json``), its train-split tokens, and three class-conditional DiTs with the same
+model, recipe, budget and seed (``configs/dit_emoji32_class.yaml``: label = emoji subcategory,
+the detokenizer decodes with a held-out caption of the class):
+
+- ``gaussian``: DiT's DDPM objective (epsilon + learned variance); sampled with DDIM at
+  1..64 steps and ancestral DDPM at 250;
+- ``flow``: rectified flow (velocity); sampled with Euler and Heun at 1..250 steps;
+- ``meanflow``: MeanFlow (average velocity, guidance trained in with w = 2); 1, 2, 4, 8 steps.
+
+Per row (objective, sampler, steps) the classifier-free guidance scale is tuned on
+``--tune-num`` samples (seed 1) over ``--scales`` (MeanFlow: 1, its guidance is trained in),
+then the best scale is scored on ``--num`` class-balanced samples (seed 0): gFID, precision and
+recall (k = 3) against the Inception statistics of all training images. Each row also records
+its DiT forward passes per image (counted, guidance included) and its sampling wall time
+(noisy under load; ``--time`` re-times every row's sampler on an idle machine, best of 3).
+
+Every step is idempotent and resumable (a rerun skips finished rows; a DiT resumes from its
+checkpoint). Scores: ``docs/results/generation/few_step/<objective>_<sampler>_<steps>.json``;
+``--report`` writes the table into docs/results/generation.md and the plot
+docs/img/few_step_gfid_vs_time.png.
+
+    python experiments/few_step.py                       # everything, resumable
+    python experiments/few_step.py --time                # idle machine: time the samplers
+    python experiments/few_step.py --report
+    python experiments/few_step.py --dit-steps 50 --num 64 --tune-num 32 --work /tmp/fs --results /tmp/fsr  # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reproduction_generation import caption_pool, latest_stage, sh  # noqa: E402
+
+OBJECTIVES = {  # DiT config overrides per objective (the rest: configs/dit_emoji32_class.yaml)
+    "gaussian": [],
+    "flow": ["diffusion.objective=flow", "diffusion.learned_variance=false", "model.learn_sigma=false",
+             "diffusion.sampler=euler"],
+    "meanflow": ["diffusion.objective=meanflow", "diffusion.learned_variance=false", "model.learn_sigma=false",
+                 "model.time_inputs=2", "diffusion.sampler=meanflow", "diffusion.cfg_scale=1.0",
+                 "diffusion.meanflow.cfg_scale=2.0", "preview.steps=1", "preview.cfg_scale=1.0"],
+}
+STEPS = (1, 2, 4, 8, 16, 32, 64, 250)
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    objective: str
+    sampler: str
+    steps: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.objective}_{self.sampler}_{self.steps:03d}"
+
+
+def rows() -> list[Row]:
+    out = [Row("gaussian", "ddim", s) for s in STEPS[:-1]] + [Row("gaussian", "ddpm", 250)]
+    out += [Row("flow", sampler, s) for sampler in ("euler", "heun") for s in STEPS]
+    return out + [Row("meanflow", "meanflow", s) for s in (1, 2, 4, 8)]
+
+
+class ForwardCounter:
+    """Counts the DiT's forward passes per generated image (a guided step runs the batch twice)."""
+
+    def __init__(self, module):
+        self.rows = 0
+        self.handle = module.register_forward_hook(self._hook)
+
+    def _hook(self, module, inputs, output):
+        self.rows += int(inputs[0].shape[0])
+
+    def close(self):
+        self.handle.remove()
+
+
+def sample_and_score(pipe, row: Row, scale: float, num: int, seed: int, ref, extractor, tmp: Path) -> dict:
+    import torch
+
+    from textok.generation import sample_fid
+    from textok.metrics import evaluate_generation
+
+    counter = ForwardCounter(pipe.dit)
+    t0 = time.perf_counter()
+    try:
+        sample_fid(pipe, num, tmp, batch_size=250, cfg_scale=scale, steps=row.steps, sampler=row.sampler, seed=seed,
+                   progress=False)
+    finally:
+        counter.close()
+    seconds = time.perf_counter() - t0
+    report = evaluate_generation(tmp, ref, extractor=extractor, progress=False)
+    tmp.unlink()
+    return {"cfg_scale": scale, "num": num, "seed": seed, "gfid": report["gfid"], "precision": report["precision"],
+            "recall": report["recall"], "dit_forwards_per_image": counter.rows / num,
+            "sampling_seconds_per_image_loaded": seconds / num, "threads": torch.get_num_threads()}
+
+
+def resolve_tokenizer(args, work: Path) -> dict:
+    """The tokenizer of this experiment, fixed at the first run (copied into ``work``)."""
+    record = work / "tokenizer.json"
+    if record.is_file():
+        return json.loads(record.read_text())
+    src = Path(args.tokenizer) if args.tokenizer else latest_stage(Path(args.study_work), Path(args.study_results),
+                                                                   args.tokenizer_run)
+    dst = work / "tokenizer"
+    if dst.exists():
+        shutil.rmtree(dst)
+    shutil.copytree(src, dst)
+    info = {"source": str(src), "run": None if args.tokenizer else args.tokenizer_run,
+            "steps": int(src.name[5:]) if src.name.startswith("step_") else None, "path": str(dst)}
+    record.write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def run(args) -> None:
+    import torch
+
+    from textok.generation import Pipeline
+    from textok.metrics import InceptionFeatures, load_stats
+
+    torch.set_num_threads(args.threads)
+    work, results, data = Path(args.work), Path(args.results), Path(args.data)
+    work.mkdir(parents=True, exist_ok=True)
+    results.mkdir(parents=True, exist_ok=True)
+    tok = resolve_tokenizer(args, work)
+    (results / "tokenizer.json").write_text(json.dumps({k: tok[k] for k in ("run", "steps")}, indent=2) + "\n")
+    textok, t = [sys.executable, "-m", "textok"], args.threads
+    ref_path = work / "ref_train_32.npz"
+    if not ref_path.is_file():
+        sh(textok + ["fid-stats", "--data", str(data), "--split", "train", "--image-size", "32", "--out", str(ref_path),
+                     "--no-progress", "--threads", str(t)] + (["--num", str(args.ref_num)] if args.ref_num else []), t)
+    cache = work / "lat_train"
+    sh(textok + ["encode-dataset", "--checkpoint", tok["path"], "--data", str(data), "--split", "train",
+                 "--out", str(cache), "--threads", str(t)], t)  # resumes; a finished cache is kept
+    pool = caption_pool(data, work / "class_captions_heldout_emoji.json")
+    todo = [r for r in rows() if r.objective in args.objectives and (args.only is None or r.name in args.only)]
+    for objective in dict.fromkeys(r.objective for r in todo):
+        dit = work / f"dit_{objective}"
+        if not (dit / "model").is_dir():
+            resume = ["--resume"] if (dit / "checkpoints").is_dir() else []
+            sh(textok + ["train-dit", "--config", str(REPO / "configs" / "dit_emoji32_class.yaml"), "--out", str(dit),
+                         "--threads", str(t)] + resume + OBJECTIVES[objective] +
+               [f"data.cache={cache}", f"data.caption_pool={pool}", f"schedule.max_steps={args.dit_steps}",
+                f"seed={args.seed}", "logging.progress=false"], t)
+    ref = load_stats(ref_path)
+    extractor = InceptionFeatures()
+    pipes: dict[str, Pipeline] = {}
+    for row in todo:
+        out = results / f"{row.name}.json"
+        if out.is_file():
+            continue
+        pipe = pipes.get(row.objective) or pipes.setdefault(row.objective,
+                                                             Pipeline.from_pretrained(work / f"dit_{row.objective}" / "model"))
+        tune_file = work / "tune" / f"{row.name}.json"  # tuning results survive a stop
+        tune_file.parent.mkdir(parents=True, exist_ok=True)
+        tuned = json.loads(tune_file.read_text()) if tune_file.is_file() else {}
+        scales = [1.0] if row.objective == "meanflow" else args.scales
+        for scale in scales:
+            if str(scale) not in tuned and len(scales) > 1:
+                tuned[str(scale)] = sample_and_score(pipe, row, scale, args.tune_num, 1, ref, extractor,
+                                                     work / f"tmp_{row.name}.npz")
+                tune_file.write_text(json.dumps(tuned, indent=1) + "\n")
+                print(f"[few-step] {row.name} tune cfg {scale}: FID-{args.tune_num} {tuned[str(scale)]['gfid']:.2f}",
+                      flush=True)
+        best = min(scales, key=lambda s: tuned[str(s)]["gfid"]) if len(scales) > 1 else scales[0]
+        final = sample_and_score(pipe, row, best, args.num, 0, ref, extractor, work / f"tmp_{row.name}.npz")
+        record = {"objective": row.objective, "sampler": row.sampler, "steps": row.steps, **final,
+                  "tuning": {"num": args.tune_num, "seed": 1, "gfid_by_scale": {s: v["gfid"] for s, v in tuned.items()}},
+                  "tokenizer": {k: tok[k] for k in ("run", "steps")}, "dit_steps": args.dit_steps,
+                  "reference": f"emoji train 32 px ({ref.num} images)", "date": time.strftime("%Y-%m-%d")}
+        from textok.io import write_json_atomic
+
+        write_json_atomic(out, record)
+        print(f"[few-step] {row.name}: cfg {best} gFID {final['gfid']:.2f} precision {final['precision']:.3f} "
+              f"recall {final['recall']:.3f} ({final['dit_forwards_per_image']:.0f} DiT forwards / image)", flush=True)
+
+
+def time_rows(args) -> None:
+    """Re-time each finished row's sampler (its tuned scale; DiT + detokenizer, batch 250) on this machine."""
+    import torch
+
+    from textok.generation import Pipeline
+    from textok.io import write_json_atomic
+    from textok.training import cpu_name
+
+    torch.set_num_threads(args.threads)
+    work, results = Path(args.work), Path(args.results)
+    pipes = {}
+    for row in rows():
+        out = results / f"{row.name}.json"
+        if not out.is_file():
+            continue
+        record = json.loads(out.read_text())
+        pipe = pipes.get(row.objective) or pipes.setdefault(row.objective,
+                                                             Pipeline.from_pretrained(work / f"dit_{row.objective}" / "model"))
+        labels = [i % pipe.dit.config.num_classes for i in range(args.time_batch)]
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                pipe(labels=labels, steps=row.steps, sampler=row.sampler, cfg_scale=record["cfg_scale"])
+            best = min(best, time.perf_counter() - t0)
+        record["sampling_seconds_per_image"] = best / args.time_batch
+        record["timing"] = {"batch": args.time_batch, "threads": args.threads, "best_of": 3,
+                            "cpu": cpu_name(), "date": time.strftime("%Y-%m-%d")}
+        write_json_atomic(out, record)
+        print(f"[few-step] {row.name}: {1e3 * best / args.time_batch:.3f} ms / image", flush=True)
+
+
+def report(args) -> None:
+    results = Path(args.results)
+    recs = {r.name: json.loads((results / f"{r.name}.json").read_text()) for r in rows()
+            if (results / f"{r.name}.json").is_file()}
+    tok = json.loads((results / "tokenizer.json").read_text()) if (results / "tokenizer.json").is_file() else {}
+    labels = {"gaussian": "DDPM objective (learned variance)", "flow": "flow matching", "meanflow": "MeanFlow (w = 2 trained in)"}
+    L = [f"Tokenizer: `{tok.get('run')}` at {tok.get('steps')} steps (the best available stage of the reproduction "
+         "study when this experiment started; not a converged model unless the study says so). Class-conditional "
+         "DiT (`configs/dit_emoji32_class.yaml`), the same model, recipe and budget for each objective. gFID, "
+         "precision and recall of class-balanced samples against all training images (emoji 32 px). The guidance "
+         "scale of each row was tuned on the FID of its tuning samples (seed 1) and is stated; the final samples "
+         "use seed 0.", "",
+         "| DiT objective | sampler | steps | DiT forwards / image | guidance (tuned) | gFID | precision | recall | samples | ms / image (idle) |",
+         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in rows():
+        r = recs.get(row.name)
+        if r is None:
+            L.append(f"| {labels[row.objective]} | {row.sampler} | {row.steps} | | | pending | | | | |")
+            continue
+        ms = r.get("sampling_seconds_per_image")
+        L.append(f"| {labels[row.objective]} | {row.sampler} | {row.steps} | {r['dit_forwards_per_image']:.0f} | "
+                 f"{r['cfg_scale']:g} | {r['gfid']:.2f} | {r['precision']:.3f} | {r['recall']:.3f} | {r['num']} | "
+                 f"{'' if ms is None else f'{1e3 * ms:.2f}'} |")
+    ddpm = recs.get(Row("gaussian", "ddpm", 250).name)
+    if ddpm:
+        for objective in ("meanflow", "flow", "gaussian"):
+            hits = sorted((r["steps"], r["sampler"]) for r in recs.values()
+                          if r["objective"] == objective and r["gfid"] <= ddpm["gfid"] and r["steps"] < 250)
+            L += ["", f"{labels[objective]}: " + (f"matches the 250-step DDPM gFID ({ddpm['gfid']:.2f}) at "
+                                                  f"{hits[0][0]} step(s) ({hits[0][1]})." if hits else
+                                                  f"no row below 250 steps reaches the 250-step DDPM gFID ({ddpm['gfid']:.2f}).")]
+    plot(recs, Path(args.img) / "few_step_gfid_vs_time.png", labels)
+    L += ["", "![gFID vs sampling time](../img/few_step_gfid_vs_time.png)"]
+    block = "\n".join(L)
+    doc = REPO / "docs" / "results" / "generation.md"
+    text = doc.read_text()
+    start, end = "<!-- few-step table: experiments/few_step.py --report -->", "<!-- end of the few-step table -->"
+    if start in text and end in text:
+        text = text[:text.index(start) + len(start)] + "\n" + block + "\n" + text[text.index(end):]
+    else:
+        text += f"\n{start}\n{block}\n{end}\n"
+    from textok.io import write_text_atomic
+
+    write_text_atomic(doc, text)
+    print(block)
+
+
+def plot(recs: dict, path: Path, labels: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    timed = all("sampling_seconds_per_image" in r for r in recs.values())
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (objective, sampler), style in {("gaussian", "ddim"): "o-", ("gaussian", "ddpm"): "*", ("flow", "euler"): "s-",
+                                        ("flow", "heun"): "^-", ("meanflow", "meanflow"): "D-"}.items():
+        pts = sorted((r["sampling_seconds_per_image"] * 1e3 if timed else r["dit_forwards_per_image"], r["gfid"])
+                     for r in recs.values() if r["objective"] == objective and r["sampler"] == sampler)
+        if pts:
+            ax.plot(*zip(*pts), style, label=f"{labels[objective]}, {sampler}")
+    ax.set_xscale("log")
+    ax.set_xlabel("sampling ms / image (idle CPU, DiT + detokenizer)" if timed else "DiT forwards / image")
+    ax.set_ylabel("gFID (train reference)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--work", default=str(Path.home() / "textok-study" / "few_step"))
+    p.add_argument("--results", default=str(REPO / "docs" / "results" / "generation" / "few_step"))
+    p.add_argument("--img", default=str(REPO / "docs" / "img"))
+    p.add_argument("--data", default=str(REPO / "data" / "emoji"))
+    p.add_argument("--study-work", default=str(Path.home() / "textok-study"), help="the reproduction study's --work")
+    p.add_argument("--study-results", default=str(REPO / "docs" / "results" / "reproduction" / "runs"))
+    p.add_argument("--tokenizer-run", default="textok-n4-s0")
+    p.add_argument("--tokenizer", default=None, help="a tokenizer folder instead of the study's latest stage")
+    p.add_argument("--objectives", nargs="+", default=list(OBJECTIVES), choices=list(OBJECTIVES))
+    p.add_argument("--only", nargs="+", default=None, help="row names, e.g. gaussian_ddpm_250")
+    p.add_argument("--dit-steps", type=int, default=8000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num", type=int, default=2000)
+    p.add_argument("--tune-num", type=int, default=500)
+    p.add_argument("--scales", type=float, nargs="+", default=[1.0, 1.5, 2.5])
+    p.add_argument("--ref-num", type=int, default=None, help="reference images (default: all; fewer: smoke runs)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--time", action="store_true", help="time each finished row's sampler (idle machine)")
+    p.add_argument("--time-batch", type=int, default=250)
+    p.add_argument("--report", action="store_true")
+    args = p.parse_args()
+    if args.time:
+        time_rows(args)
+    elif args.report:
+        report(args)
+    else:
+        run(args)
+
+
+if __name__ == "__main__":
+    main()
