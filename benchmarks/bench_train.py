@@ -289,6 +289,24 @@ def bench(preset: str, args, matmul: dict) -> dict:
     parts["tokenizer_bwd_s"] = max(0.0, fwd_bwd - parts["tokenizer_fwd_s"])
     flops["tokenizer_fwd_s"] = count_flops(tok_fwd)
     flops["tokenizer_bwd_s"] = count_flops(tok_fwd_bwd) - flops["tokenizer_fwd_s"]
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(args.profile):
+                tok_fwd_bwd()
+        say(f"-- tokenizer forward + backward (L2 + KL), {args.profile} calls, ops by self time:")
+        say(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15, max_name_column_width=48))
+        # the MLP activation alone, on the shape it sees in the model: exact (erf) vs tanh-approximate GELU
+        shapes = []
+        gelu = next(m for m in model.modules() if isinstance(m, torch.nn.GELU))
+        handle = gelu.register_forward_hook(lambda m, i, o: shapes.append(tuple(i[0].shape)))
+        tok_fwd()
+        handle.remove()
+        x = torch.randn(shapes[0], device=dev)
+        for approximate in ("none", "tanh"):
+            sec = timer.median(lambda: F.gelu(x, approximate=approximate), max(5, reps))
+            say(f"-- GELU(approximate={approximate!r}) on {list(x.shape)}: {sec * 1e3:.2f} ms")
     if loss.lpips is not None:
         parts["lpips_s"] = timer.median(lpips_part, reps)
         flops["lpips_s"] = count_flops(lpips_part)
@@ -386,6 +404,8 @@ def main(argv=None) -> int:
     p.add_argument("--gan", action="store_true", help="adversarial loss on from step 0 (discriminator step timed)")
     p.add_argument("--data", default=None, help="a real data set folder (e.g. data/emoji); default: synthetic")
     p.add_argument("--matmul-seconds", type=float, default=1.0, help="seconds of calls per matmul size and dtype")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="also print the torch profiler's op table of N tokenizer forward + backward calls (stderr)")
     p.add_argument("--json", action="store_true", help="print one JSON object per preset (one per line) on stdout")
     p.add_argument("--out", default=None, help="also write the results (a JSON list) here")
     args = p.parse_args(argv)
