@@ -19,7 +19,7 @@ KEYS = {"images_per_s", "step_s", "step_gflop", "step_tflops", "matmul_tflops", 
 def test_bench_train_json_has_the_keys():
     cmd = [sys.executable, str(REPO / "benchmarks" / "bench_train.py"), "--preset", "textok-mini-32", "--batch", "2",
            "--steps", "1", "--warmup", "0", "--threads", "1", "--matmul-seconds", "0.01",
-           "--perceptual-fraction", "0.5", "--json"]
+           "--perceptual-fraction", "0.5", "--profile", "1", "--json"]
     if shutil.which("nice"):
         cmd = ["nice", "-n", "19", *cmd]
     env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
@@ -31,3 +31,5 @@ def test_bench_train_json_has_the_keys():
     assert report["lpips_images"] == 1 and report["threads"] == 1
     assert 0 < report["fraction"] == pytest.approx(report["step_tflops"] / report["matmul_tflops"])
     assert "| textok-mini-32 |" in run.stderr  # the table goes to stderr
+    # --profile: the op table (matmuls are in it) and both GELU variants timed alone
+    assert "aten::" in run.stderr and "GELU(approximate='none')" in run.stderr and "GELU(approximate='tanh')" in run.stderr
