@@ -66,10 +66,12 @@ def study_runs() -> list[Run]:
     runs = []
     for n in (1, 2, 4, 8):
         for arm in ("textok", "baseline"):
-            runs.append(Run(f"{arm}-n{n}-s0", arm, n, priority=0))
+            # N = 2 (learning curves, seeds, ablations) and N = 4 (the generation half's default N, the few-step
+            # study's tokenizer) converge first: they fix the budget the seeds and ablations are then run to
+            runs.append(Run(f"{arm}-n{n}-s0", arm, n, priority=0 if n in (2, 4) else 1))
     # the LPIPS-share decision: the same TexTok N = 8 run with LPIPS on the whole batch
     runs.append(Run("textok-n8-s0-lpipsfull", "textok", 8, ablation="lpips_fraction_1.0",
-                    overrides=("loss.perceptual_fraction=1.0",), max_stage=2000, priority=0))
+                    overrides=("loss.perceptual_fraction=1.0",), max_stage=2000, priority=1))
     # the GAN decision: TexTok N = 2 with the discriminator (+ LeCAM + lazy R1) switched on at step 1,000, compared
     # at equal steps with textok-n2-s0 (narrow discriminator for 32 px, as the 64 px recipe)
     runs.append(Run("textok-n2-s0-gan", "textok", 2, ablation="gan", max_stage=4000, priority=0, overrides=(
