@@ -12,7 +12,8 @@ the detokenizer decodes with a held-out caption of the class):
 - ``meanflow``: MeanFlow (average velocity, guidance trained in with w = 2); 1, 2, 4, 8 steps.
 
 Per row (objective, sampler, steps) the classifier-free guidance scale is tuned on
-``--tune-num`` samples (seed 1) over ``--scales`` (MeanFlow: 1, its guidance is trained in),
+``--tune-num`` samples (seed 1; 250 by default: FID-250 is biased
+upward but the same for every scale it compares) over ``--scales`` (MeanFlow: 1, its guidance is trained in),
 then the best scale is scored on ``--num`` class-balanced samples (seed 0): gFID, precision and
 recall (k = 3) against the Inception statistics of all training images. Each row also records
 its DiT forward passes per image (counted, guidance included) and its sampling wall time
@@ -41,6 +42,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reproduction import commit  # noqa: E402
 from reproduction_generation import caption_pool, latest_stage, sh  # noqa: E402
 
 OBJECTIVES = {  # DiT config overrides per objective (the rest: configs/dit_emoji32_class.yaml)
@@ -136,7 +138,8 @@ def run(args) -> None:
     tok = resolve_tokenizer(args, work)
     (results / "tokenizer.json").write_text(json.dumps({k: tok[k] for k in ("run", "steps")}, indent=2) + "\n")
     textok, t = [sys.executable, "-m", "textok"], args.threads
-    ref_path = work / "ref_train_32.npz"
+    ref_path = Path(args.study_work) / "generation" / "ref_train_32.npz"  # shared with reproduction_generation.py
+    ref_path.parent.mkdir(parents=True, exist_ok=True)
     if not ref_path.is_file():
         sh(textok + ["fid-stats", "--data", str(data), "--split", "train", "--image-size", "32", "--out", str(ref_path),
                      "--no-progress", "--threads", str(t)] + (["--num", str(args.ref_num)] if args.ref_num else []), t)
@@ -182,6 +185,8 @@ def run(args) -> None:
         from textok.io import write_json_atomic
 
         write_json_atomic(out, record)
+        if args.commit:
+            commit(results, f"few-step: {row.name} (scores)")
         print(f"[few-step] {row.name}: cfg {best} gFID {final['gfid']:.2f} precision {final['precision']:.3f} "
               f"recall {final['recall']:.3f} ({final['dit_forwards_per_image']:.0f} DiT forwards / image)", flush=True)
 
@@ -305,13 +310,14 @@ def main() -> None:
     p.add_argument("--dit-steps", type=int, default=8000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num", type=int, default=2000)
-    p.add_argument("--tune-num", type=int, default=500)
+    p.add_argument("--tune-num", type=int, default=250, help="samples per guidance scale when tuning (seed 1)")
     p.add_argument("--scales", type=float, nargs="+", default=[1.0, 1.5, 2.5])
     p.add_argument("--ref-num", type=int, default=None, help="reference images (default: all; fewer: smoke runs)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--time", action="store_true", help="time each finished row's sampler (idle machine)")
     p.add_argument("--time-batch", type=int, default=250)
     p.add_argument("--report", action="store_true")
+    p.add_argument("--commit", action="store_true", help="git-commit each finished row's JSON (and nothing else)")
     args = p.parse_args()
     if args.time:
         time_rows(args)
