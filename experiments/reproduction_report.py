@@ -70,14 +70,31 @@ def gain(base, text):
     return None if base is None or text is None else (base - text) / base
 
 
-def main_rows(finals):
-    return [r for r in finals if r["ablation"] is None and r["seed"] == 0]
+def common_budget(curves, runs) -> int | None:
+    """The largest budget every one of ``runs`` has reached (arms are compared at equal steps only)."""
+    budgets = [{r["steps"] for r in curves if r["run"] == run} for run in runs]
+    common = set.intersection(*budgets) if budgets and all(budgets) else set()
+    return max(common) if common else None
 
 
-def table1(finals) -> list[str]:
+def main_rows(curves):
+    """Seed-0 rows of both arms per N, at the largest budget both arms reached (else each at its latest)."""
+    rows = []
+    for n in TOKENS:
+        pair = (f"textok-n{n}-s0", f"baseline-n{n}-s0")
+        s = common_budget(curves, pair)
+        for run in pair:
+            mine = [r for r in curves if r["run"] == run]
+            if mine:
+                at = s if s is not None else max(r["steps"] for r in mine)
+                rows += [r for r in mine if r["steps"] == at]
+    return rows
+
+
+def table1(curves) -> list[str]:
     out = ["| split | N | compression | steps | rFID baseline | rFID TexTok | rFID gain | PSNR baseline | PSNR TexTok "
            "| SSIM baseline | SSIM TexTok | LPIPS baseline | LPIPS TexTok |", "|---|---:|---:|---:|" + "---:|" * 9]
-    rows = main_rows(finals)
+    rows = main_rows(curves)
     gains = defaultdict(list)
     for split in SPLITS:
         for n in TOKENS:
@@ -100,21 +117,24 @@ def table1(finals) -> list[str]:
     return out
 
 
-def compression(finals) -> list[str]:
-    rows = main_rows(finals)
+def compression(curves) -> list[str]:
+    """The smallest N at which TexTok's rFID is at most the baseline's at N = 8, all at one common budget."""
+    runs = ["baseline-n8-s0"] + [f"textok-n{n}-s0" for n in TOKENS]
+    steps = common_budget(curves, runs)
     out = []
     for split in SPLITS:
-        ref = one(rows, arm="baseline", num_tokens=8, split=split)
-        if ref is None or not pick(rows, arm="textok", split=split):
-            out.append(f"- `{split}`: pending (needs the baseline at N = 8 and TexTok runs).")
+        if steps is None:
+            out.append(f"- `{split}`: pending (needs the baseline at N = 8 and TexTok at every N at one common budget).")
             continue
-        match = [n for n in TOKENS if (t := one(rows, arm="textok", num_tokens=n, split=split)) and t["rfid"] <= ref["rfid"]]
+        at = {r["run"]: r for r in curves if r["steps"] == steps and r["split"] == split and r["run"] in runs}
+        ref = at["baseline-n8-s0"]
+        match = [n for n in TOKENS if at[f"textok-n{n}-s0"]["rfid"] <= ref["rfid"]]
         if match:
             n = min(match)
-            out.append(f"- `{split}`: TexTok matches the baseline's N = 8 rFID ({ref['rfid']:.1f}) with N = {n} "
-                       f"({8 // n}x fewer tokens).")
+            out.append(f"- `{split}`, all at {steps} steps: TexTok matches the baseline's N = 8 rFID ({ref['rfid']:.1f}) "
+                       f"with N = {n} ({8 // n}x fewer tokens; its rFID {at[f'textok-n{n}-s0']['rfid']:.1f}).")
         else:
-            out.append(f"- `{split}`: no TexTok N reaches the baseline's N = 8 rFID ({ref['rfid']:.1f}).")
+            out.append(f"- `{split}`, all at {steps} steps: no TexTok N reaches the baseline's N = 8 rFID ({ref['rfid']:.1f}).")
     return out
 
 
@@ -154,16 +174,19 @@ def curves_table(curves) -> list[str]:
     return out
 
 
-def seeds_table(finals) -> list[str]:
-    out = ["| split | N | metric | baseline mean ± std | TexTok mean ± std | seeds | difference | > 2 std? |",
-           "|---|---:|---|---|---|---:|---:|---|"]
+def seeds_table(curves) -> list[str]:
+    """Mean ± std over the seeds of each arm, all runs of an N at the largest budget they all reached."""
+    out = ["| split | N | steps | metric | baseline mean ± std | TexTok mean ± std | seeds | difference | > 2 std? |",
+           "|---|---:|---:|---|---|---|---:|---:|---|"]
     for split in SPLITS:
         for n in (2, 8):
+            runs = sorted({r["run"] for r in curves if r["ablation"] is None and r["num_tokens"] == n})
+            steps = common_budget(curves, runs)
             for metric, better in (("rfid", -1), ("psnr", 1), ("lpips", -1)):
                 vals = {}
                 for arm in ("baseline", "textok"):
-                    rows = [r for r in finals if r["ablation"] is None and r["arm"] == arm and r["num_tokens"] == n
-                            and r["split"] == split]
+                    rows = [r for r in curves if r["run"] in runs and r["arm"] == arm and r["split"] == split
+                            and r["steps"] == steps]
                     vals[arm] = [r[metric] for r in rows]
                 if min(len(v) for v in vals.values()) < 2:
                     continue
@@ -173,8 +196,10 @@ def seeds_table(finals) -> list[str]:
                 sig = abs(mt - mb) > 2 * max(sb, st)
                 verdict = ("yes, TexTok better" if diff > 0 else "yes, baseline better") if sig else "no"
                 d = 1 if metric == "rfid" else (2 if metric == "psnr" else 4)
-                out.append(f"| {split} | {n} | {metric} | {mb:.{d}f} ± {sb:.{d}f} | {mt:.{d}f} ± {st:.{d}f} "
+                out.append(f"| {split} | {n} | {steps} | {metric} | {mb:.{d}f} ± {sb:.{d}f} | {mt:.{d}f} ± {st:.{d}f} "
                            f"| {len(vals['baseline'])}/{len(vals['textok'])} | {diff:+.{d}f} | {verdict} |")
+    if len(out) == 2:
+        out.append("| | | | pending: needs at least 2 seeds per arm at one common budget | | | | | |")
     return out
 
 
@@ -232,7 +257,7 @@ def plots(finals, curves, img: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     written = []
-    rows = main_rows(finals)
+    rows = main_rows(curves)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
     for ax, split in zip(axes, SPLITS):
         for arm, style in (("baseline", "o--"), ("textok", "s-")):
@@ -276,8 +301,8 @@ def plots(finals, curves, img: Path) -> list[Path]:
     return written
 
 
-def grids(finals, work: Path, data: Path, img: Path) -> list[Path]:
-    """Reconstruction grids from the stage models kept in ``work`` (the runs' latest budgets)."""
+def grids(curves, work: Path, data: Path, img: Path) -> list[Path]:
+    """Reconstruction grids from the stage models kept in ``work`` (each pair at its common budget)."""
     import torch
 
     from textok import TexTok
@@ -293,7 +318,7 @@ def grids(finals, work: Path, data: Path, img: Path) -> list[Path]:
     cache = load_text_cache(data, "minilm")
 
     def model_of(run: str):
-        rec = one(finals, run=run, split="val")
+        rec = one(main_rows(curves), run=run, split="val")
         if rec is None:
             return None
         path = work / "runs" / run / "stages" / f"step_{rec['steps']:07d}"
@@ -350,20 +375,20 @@ def markdown(finals, curves) -> str:
          "## Status: which runs have converged", "",
          "A result from an under-trained model is not a result: until a run's row says converged, its numbers "
          "below are a learning-curve point, not a verdict on the text gain.", ""] + status_table(curves) + [
-         "", "## Table 1 in miniature (latest budget of each run, seed 0)", ""]
+         "", "## Table 1 in miniature (seed 0; both arms of an N at the largest budget both reached)", ""]
     main = [f"{arm}-n{n}-s0" for n in TOKENS for arm in ("textok", "baseline")]
     pending = [r for r in main if not is_converged(curves, r)]
     if pending:
         L += [f"**Not converged yet** ({len(pending)} of the {len(main)} runs below): these are learning-curve points "
               "at the budgets shown, not the study's result.", ""]
-    L += table1(finals)
-    L += ["", PAPER, "", "## Compression: fewer tokens for the same rFID", ""] + compression(finals)
+    L += table1(curves)
+    L += ["", PAPER, "", "## Compression: fewer tokens for the same rFID", ""] + compression(curves)
     L += ["", "## Learning curves (N = 2 and N = 8, seed 0)", "",
           "![PSNR and rFID vs steps](../img/reproduction_curves.png)", ""] + curves_table(curves)
     L += ["", "![rFID vs N](../img/reproduction_rfid_vs_n.png)", "",
           "## Seeds (N = 2 and N = 8)", "",
           "\"Text helps\" is claimed only where |mean difference| > 2 x the larger of the two arms' standard deviations.",
-          ""] + seeds_table(finals)
+          ""] + seeds_table(curves)
     L += ["", "## Ablations at N = 2", ""] + ablation_table(finals)
     L += ["", "## LPIPS on a share of the batch", "",
           "The study computes LPIPS on 8 of each batch's 32 images (`loss.perceptual_fraction=0.25`, 1.6x faster "
@@ -394,7 +419,7 @@ def main() -> None:
     write_text_atomic(out / "reproduction.md", markdown(finals, curves))
     written = [out / "reproduction.json", out / "reproduction.md"] + plots(finals, curves, Path(args.img))
     if args.grids:
-        written += grids(finals, Path(args.work), Path(args.data), Path(args.img))
+        written += grids(curves, Path(args.work), Path(args.data), Path(args.img))
     for path in written:
         print(f"wrote {path}")
 
