@@ -22,6 +22,7 @@ import os
 import random
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -183,18 +184,41 @@ class CorruptCheckpointError(TextokError):
     """A checkpoint folder that cannot be trusted: unreadable files or non-finite values."""
 
 
-def verify_checkpoint(directory: str | os.PathLike) -> None:
-    """Read every file of a checkpoint; ``CorruptCheckpointError`` naming the first bad one.
+@dataclass
+class CheckpointFiles:
+    """Everything a checkpoint folder holds, read once by ``read_checkpoint``."""
+
+    directory: Path
+    state: dict  # trainer_state.json
+    skeletons: dict[str, Any]  # the other JSON files, by stem
+    tensors: dict[str, dict[str, torch.Tensor]]  # the safetensors files, by stem
+
+    def weights(self, stem: str) -> dict[str, torch.Tensor]:
+        if stem not in self.tensors:
+            raise FileNotFoundError(f"weights file not found: {self.directory / stem}.safetensors")
+        return self.tensors[stem]
+
+    def object(self, stem: str) -> Any:
+        """What ``save_object`` wrote under ``stem`` (as ``load_object`` reads it)."""
+        if stem not in self.skeletons:
+            raise FileNotFoundError(f"checkpoint file missing: {self.directory / stem}.json")
+        return unflatten_state(self.skeletons[stem], self.weights(stem))
+
+
+def read_checkpoint(directory: str | os.PathLike) -> CheckpointFiles:
+    """Read every file of a checkpoint, once; ``CorruptCheckpointError`` naming the first bad one.
 
     Non-finite weights or optimiser moments are refused too: resuming from them only produces
     skipped steps and a NaN model, while the run looks healthy."""
     directory = Path(directory)
     try:
-        read_trainer_state(directory)
-        for js in sorted(directory.glob("*.json")):
-            json.loads(js.read_text(encoding="utf-8"))
+        state = read_trainer_state(directory)
+        skeletons = {js.stem: json.loads(js.read_text(encoding="utf-8"))
+                     for js in sorted(directory.glob("*.json")) if js.name != STATE_NAME}
+        tensors = {}
         for path in sorted(directory.glob("*.safetensors")):
-            bad = [k for k, v in load_state_dict(path).items() if v.is_floating_point() and not torch.isfinite(v).all()]
+            tensors[path.stem] = load_state_dict(path)
+            bad = [k for k, v in tensors[path.stem].items() if v.is_floating_point() and not torch.isfinite(v).all()]
             if bad:
                 raise CorruptCheckpointError(f"{path}: non-finite values in {', '.join(bad[:3])}"
                                              + (f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""))
@@ -202,6 +226,7 @@ def verify_checkpoint(directory: str | os.PathLike) -> None:
         raise
     except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise CorruptCheckpointError(f"{directory}: unreadable checkpoint ({e})") from None
+    return CheckpointFiles(directory, state, skeletons, tensors)
 
 
 def check_same_config(saved: dict, current: dict, where: str, may_differ: tuple[str, ...] = ()) -> None:
@@ -219,5 +244,5 @@ __all__ = [
     "flatten_state", "unflatten_state", "save_object", "load_object", "rng_state", "set_rng_state",
     "trainable_state_dict", "load_trainable_state_dict", "list_checkpoints", "latest_checkpoint",
     "prune_checkpoints", "read_trainer_state", "check_same_config", "step_dir", "STATE_NAME",
-    "CorruptCheckpointError", "verify_checkpoint",
+    "CorruptCheckpointError", "CheckpointFiles", "read_checkpoint",
 ]

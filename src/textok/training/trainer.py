@@ -673,8 +673,8 @@ class Trainer:
 
     def load_checkpoint(self, directory: str | os.PathLike) -> None:
         directory = Path(directory)
-        ckpt.verify_checkpoint(directory)  # before anything is loaded: a corrupt one leaves no trace
-        state = ckpt.read_trainer_state(directory)
+        files = ckpt.read_checkpoint(directory)  # all of it, before anything is loaded: a corrupt one leaves no trace
+        state = files.state
         # A run may be extended (or cut short) by resuming with another schedule.max_steps: with
         # decay="constant" that is exactly the longer run; with cosine the rest of the curve is
         # stretched from here on, which is said.
@@ -694,18 +694,17 @@ class Trainer:
             log.info("extending the run from schedule.max_steps=%d to %d (%s)", saved_max,
                      self.config.schedule.max_steps, how)
         model = unwrap(self.model)
-        weights = load_state_dict(directory / "model.safetensors")
+        weights = files.weights("model")
         check_state_dict(model, weights, str(directory / "model.safetensors"))
         model.load_state_dict(weights)
-        self.ema.model.load_state_dict(load_state_dict(directory / "ema.safetensors"))
-        self.opt.load_state_dict(ckpt.load_object(directory / "optimizer"))
+        self.ema.model.load_state_dict(files.weights("ema"))
+        self.opt.load_state_dict(files.object("optimizer"))
         if self.critic is not None:
-            ckpt.load_trainable_state_dict(self.critic, load_state_dict(directory / "critic.safetensors"),
-                                           str(directory / "critic.safetensors"))
-            self.critic_opt.load_state_dict(ckpt.load_object(directory / "critic_optimizer"))
-        rng_file = directory / f"rng_rank{self.rank}"
-        if rng_file.with_suffix(".json").is_file():
-            ckpt.set_rng_state(ckpt.load_object(rng_file))
+            ckpt.load_trainable_state_dict(self.critic, files.weights("critic"), str(directory / "critic.safetensors"))
+            self.critic_opt.load_state_dict(files.object("critic_optimizer"))
+        rng_stem = f"rng_rank{self.rank}"
+        if rng_stem in files.skeletons:
+            ckpt.set_rng_state(files.object(rng_stem))
         else:
             log.warning("%s has no RNG state for process %d (saved with %d processes); RNG reseeded",
                         directory, self.rank, state.get("processes", 1))
