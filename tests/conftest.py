@@ -1,12 +1,19 @@
 """Shared fixtures: tiny configs so the suite stays fast on a 2-core CPU."""
 
 import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from textok import TexTokConfig, TextEncoder
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -29,8 +36,42 @@ def tiny_config():
 @pytest.fixture(scope="session")
 def ship_module():
     """experiments/ship_checkpoints.py, loaded by path (experiments/ is not a package)."""
-    path = Path(__file__).resolve().parents[1] / "experiments" / "ship_checkpoints.py"
+    path = REPO / "experiments" / "ship_checkpoints.py"
     spec = importlib.util.spec_from_file_location("ship_checkpoints", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture
+def kill_child_at(tmp_path):
+    """``kill_child_at(script, marker, group=False)``: run the Python source ``script`` in a child
+    process (repo root, one thread) and SIGKILL it as soon as the file ``marker`` exists, as a crash
+    would. Fails the test, with the child's output, if the child ends first or ``marker`` is not
+    written within 240 s. ``group=True`` kills the child's whole process group (its DataLoader workers)."""
+
+    def run(script: str, marker: Path, group: bool = False) -> None:
+        path = tmp_path / "child.py"
+        path.write_text(script)
+        child = subprocess.Popen([sys.executable, str(path)], cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=group)
+
+        def kill():
+            if group:
+                os.killpg(child.pid, signal.SIGKILL)
+            else:
+                child.kill()
+            child.communicate()
+
+        deadline = time.time() + 240
+        while not marker.exists():
+            if child.poll() is not None:
+                pytest.fail(f"child exited before writing {marker}:\n{child.stdout.read()[-3000:]}")
+            if time.time() > deadline:
+                kill()
+                pytest.fail(f"child did not write {marker} in time")
+            time.sleep(0.05)
+        kill()
+        assert child.returncode == -signal.SIGKILL
+
+    return run

@@ -1,11 +1,6 @@
 """encode-dataset on WebDataset shards (a pattern): the cache equals the folder's, records the
 sample keys, takes an evenly spread --max-images subset, and resumes after a SIGKILL."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,8 +8,6 @@ import torch
 
 from textok.data import write_shards
 from textok.latents import LatentCache, encode_dataset, shard_name
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -49,23 +42,10 @@ L.encode_dataset({tok!r}, {pattern!r}, {out!r}, shard_size=2, batch_size=2, prog
 
 
 @pytest.mark.slow
-def test_shards_encode_resumes_after_sigkill(setup, tmp_path):
+def test_shards_encode_resumes_after_sigkill(setup, tmp_path, kill_child_at):
     data, pattern, tok, base = setup
     out = tmp_path / "killed"
-    script = tmp_path / "child.py"
-    script.write_text(CHILD.format(tok=str(tok), pattern=pattern, out=str(out)))
-    child = subprocess.Popen([sys.executable, str(script)], cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 240
-    while not (out / shard_name(1)).exists():
-        if child.poll() is not None:
-            pytest.fail(f"child ended early:\n{child.stdout.read()[-3000:]}")
-        if time.time() > deadline:
-            child.kill()
-            pytest.fail("no shard in time")
-        time.sleep(0.05)
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
+    kill_child_at(CHILD.format(tok=str(tok), pattern=pattern, out=str(out)), out / shard_name(1))
     assert not (out / shard_name(5)).exists() and not (out / "stats.json").exists()
     done = {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*")}
     encode_dataset(tok, pattern, out, shard_size=2, batch_size=2, progress=False)  # the same command again

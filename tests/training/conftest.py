@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,59 @@ def train_two_processes(tmp_path):
         for p in procs:
             log, _ = p.communicate(timeout=300)
             assert p.returncode == 0, log[-3000:]
+
+    return run
+
+
+SLOW_CHILD = """
+import sys, time, torch
+sys.path.insert(0, {tests!r})
+torch.set_num_threads(1)
+from conftest import tiny_config
+from textok.training import Trainer, TokenizerTask
+
+class SlowAfterCheckpoint(TokenizerTask):
+    # steps after the first checkpoint are slow, so the parent's SIGKILL lands mid-run
+    def generator_loss(self, model, batch, step, rng):
+        if step >= {slow_from}:
+            time.sleep(0.5)
+        return super().generator_loss(model, batch, step, rng)
+
+cfg = tiny_config({root!r}, *{overrides!r})
+Trainer(SlowAfterCheckpoint(cfg), cfg, {out!r}).train()
+"""
+
+
+def _wait_for_unlock(folder: Path, seconds: float = 60.0) -> None:
+    """Until no process holds ``folder``'s run lock: the trainer is reaped, but its SIGKILLed
+    DataLoader workers, which inherited the lock's file, may not have exited yet."""
+    from textok.errors import FolderLockedError
+    from textok.io import FolderLock
+
+    deadline = time.time() + seconds
+    while True:
+        try:
+            FolderLock(folder).release()
+            return
+        except FolderLockedError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def train_and_kill(kill_child_at):
+    """``train_and_kill(root, overrides, out, step)`` -> the checkpoint folder of ``step``: the tiny
+    recipe trained in a child process (steps from ``step`` on slowed down), SIGKILLed with its
+    DataLoader workers as soon as that checkpoint is written; returns once the run folder is free."""
+
+    def run(root, overrides, out: Path, step: int) -> Path:
+        script = SLOW_CHILD.format(tests=str(Path(__file__).parent), root=str(root), overrides=list(overrides),
+                                   out=str(out), slow_from=step)
+        checkpoint = out / "checkpoints" / f"step_{step:08d}"
+        kill_child_at(script, checkpoint / "trainer_state.json", group=True)
+        _wait_for_unlock(out)  # the killed workers (forked: they share the run's lock) exit asynchronously
+        return checkpoint
 
     return run
 

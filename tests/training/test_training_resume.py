@@ -2,12 +2,6 @@
 uninterrupted run (everything on: LPIPS, GAN with LeCAM and R1, KL, caption dropout, EMA).
 Also: a checkpoint from a different config is refused, naming the fields."""
 
-import os
-import signal
-import subprocess
-import sys
-import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -16,32 +10,11 @@ import torch
 from textok.io import load_state_dict
 from textok.training import Trainer, TokenizerTask
 
-REPO = Path(__file__).resolve().parents[2]
-
 EVERYTHING_ON = [
     "loss.perceptual_weight=0.1", "loss.adversarial_weight=0.1", "loss.discriminator_start=2", "loss.r1_every=2",
     "loss.discriminator_channel_base=256", "loss.discriminator_channel_max=32", "data.caption_dropout=0.5",
     "data.max_images=8", "data.augment=true", "schedule.max_steps=6", "checkpoint.every=3",
 ]
-
-CHILD = """
-import sys, time, torch
-sys.path.insert(0, {tests!r})
-torch.set_num_threads(1)
-from conftest import tiny_config
-from textok.training import Trainer, TokenizerTask
-
-class SlowAfterCheckpoint(TokenizerTask):
-    # steps after the first checkpoint are slow, so the parent's SIGKILL lands mid-run
-    def generator_loss(self, model, batch, step, rng):
-        if step >= 3:
-            time.sleep(0.5)
-        return super().generator_loss(model, batch, step, rng)
-
-cfg = tiny_config({root!r}, *{overrides!r})
-Trainer(SlowAfterCheckpoint(cfg), cfg, {out!r}).train()
-print("FINISHED")
-"""
 
 
 def _final(out: Path) -> dict[str, dict[str, torch.Tensor]]:
@@ -50,27 +23,10 @@ def _final(out: Path) -> dict[str, dict[str, torch.Tensor]]:
 
 
 @pytest.mark.slow
-def test_kill_and_resume_is_bit_exact(emoji_root, tmp_path, make_config, train_in_process):
+def test_kill_and_resume_is_bit_exact(emoji_root, tmp_path, make_config, train_and_kill, train_in_process):
     cfg = make_config(emoji_root, *EVERYTHING_ON)
     killed = tmp_path / "killed"
-    script = tmp_path / "child.py"
-    script.write_text(CHILD.format(tests=str(Path(__file__).parent), root=str(emoji_root), overrides=EVERYTHING_ON,
-                                   out=str(killed)))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    child = subprocess.Popen([sys.executable, str(script)], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
-    marker = killed / "checkpoints" / "step_00000003" / "trainer_state.json"
-    deadline = time.time() + 240
-    while not marker.exists():
-        if child.poll() is not None:
-            pytest.fail(f"child exited before its first checkpoint:\n{child.stdout.read()[-3000:]}")
-        if time.time() > deadline:
-            child.kill()
-            pytest.fail("child did not write its checkpoint in time")
-        time.sleep(0.05)
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
-    assert child.returncode == -signal.SIGKILL
+    train_and_kill(emoji_root, EVERYTHING_ON, killed, step=3)
     assert not (killed / "checkpoints" / "step_00000006").exists()  # it really died mid-run
 
     resumed = train_in_process(cfg, killed, resume=True)

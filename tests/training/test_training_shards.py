@@ -4,11 +4,6 @@ resumed part crossing an epoch); 2 gloo processes train; another layout on resum
 (or restarts at the next epoch when asked); the text cache works for shards."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +16,6 @@ from textok.config import to_dict
 from textok.data import write_shards
 from textok.io import load_state_dict
 from textok.training import TokenizerTask
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def make_shards(root: Path, n: int = 24, per_shard: int = 6) -> Path:
@@ -49,61 +42,11 @@ def pattern(tmp_path):
 STREAM = ["data.max_images=null", "data.num_workers=2", "data.shuffle_buffer=5", "data.augment=true",
           "data.caption_dropout=0.5", "model.text_in=none", "schedule.max_steps=8", "checkpoint.every=4"]
 
-CHILD = """
-import sys, time, torch
-sys.path.insert(0, {tests!r})
-torch.set_num_threads(1)
-from conftest import tiny_config
-from textok.training import Trainer, TokenizerTask
-
-class SlowAfterCheckpoint(TokenizerTask):
-    def generator_loss(self, model, batch, step, rng):
-        if step >= 4:
-            time.sleep(0.5)
-        return super().generator_loss(model, batch, step, rng)
-
-cfg = tiny_config({root!r}, *{overrides!r})
-Trainer(SlowAfterCheckpoint(cfg), cfg, {out!r}).train()
-"""
-
-
-def _wait_for_unlock(folder: Path, seconds: float = 60.0) -> None:
-    """Until no process holds ``folder``'s run lock: ``child.wait()`` reaps the trainer only, and
-    its SIGKILLed DataLoader workers, which inherited the lock's file, may not have exited yet."""
-    from textok.errors import FolderLockedError
-    from textok.io import FolderLock
-
-    deadline = time.time() + seconds
-    while True:
-        try:
-            FolderLock(folder).release()
-            return
-        except FolderLockedError:
-            if time.time() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 @pytest.mark.slow
-def test_shards_kill_and_resume_is_bit_exact(pattern, tmp_path, make_config, train_in_process):
+def test_shards_kill_and_resume_is_bit_exact(pattern, tmp_path, make_config, train_and_kill, train_in_process):
     cfg = make_config(pattern, *STREAM)
     killed = tmp_path / "killed"
-    script = tmp_path / "child.py"
-    script.write_text(CHILD.format(tests=str(Path(__file__).parent), root=pattern, overrides=STREAM, out=str(killed)))
-    child = subprocess.Popen([sys.executable, str(script)], cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    marker = killed / "checkpoints" / "step_00000004" / "trainer_state.json"
-    deadline = time.time() + 240
-    while not marker.exists():
-        if child.poll() is not None:
-            pytest.fail(f"child exited before its checkpoint:\n{child.stdout.read()[-3000:]}")
-        if time.time() > deadline:
-            os.killpg(child.pid, signal.SIGKILL)
-            pytest.fail("no checkpoint in time")
-        time.sleep(0.05)
-    os.killpg(child.pid, signal.SIGKILL)  # the trainer and its DataLoader workers
-    child.wait()
-    _wait_for_unlock(killed)  # the killed workers (forked: they share the run's lock) exit asynchronously
+    marker = train_and_kill(pattern, STREAM, killed, step=4) / "trainer_state.json"
     assert not (killed / "checkpoints" / "step_00000008").exists()
     state = json.loads(marker.read_text())["stream"]
     assert state["processes"] == 1 and state["slots"] == 2 and state["micro_batch"] == 4
