@@ -69,6 +69,24 @@ def parse_stage(stage: Path) -> tuple[str | None, int | None]:
     return run, steps
 
 
+def convergence(results: Path, run: str | None, steps: int | None) -> dict | None:
+    """Whether the run had converged at ``steps`` by the study's rule (doubling moved val PSNR < 0.3 dB)."""
+    if run is None or steps is None:
+        return None
+    psnr = {}
+    for path in sorted((Path(results) / run).glob("step_*.json")):
+        rec = json.loads(path.read_text(encoding="utf-8"))
+        if rec["steps"] <= steps:
+            psnr[rec["steps"]] = next((r["psnr"] for r in rec["records"] if r["split"] == "val"), None)
+    if steps not in psnr or None in psnr.values():
+        return None
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from reproduction import converged
+
+    prev = steps // 2
+    return {"converged": converged(psnr), "val_psnr_change_from_half_budget": (psnr[steps] - psnr[prev]) if prev in psnr else None}
+
+
 def study_scores(results: Path, run: str | None, steps: int | None) -> tuple[dict | None, str | None]:
     """The study's scores of this stage per split (``{split: {psnr, ssim, lpips, rfid, num_images}}``)."""
     if run is None or steps is None:
@@ -108,6 +126,17 @@ def half_precision_gap(model32, model16, batch: int = 8, seed: int = 0) -> dict:
             "inputs": f"{batch} uniform random images" + (" with random text embeddings" if text is not None else "")}
 
 
+def status_line(conv: dict | None) -> str:
+    if conv is None:
+        return "- status: unknown (no study score files for this run)"
+    if conv["converged"]:
+        return "- status: converged by the study's rule (doubling the budget moved val PSNR by less than 0.3 dB)"
+    change = conv["val_psnr_change_from_half_budget"]
+    moved = "" if change is None else f" (the last doubling moved val PSNR by {change:+.2f} dB)"
+    return (f"- status: **provisional, not converged**{moved}: the study's rule asks for less than 0.3 dB; this "
+            "folder is replaced when the run converges")
+
+
 def readme(name: str, source: dict) -> str:
     c = source["config"]
     lines = [f"# {name}", "",
@@ -117,6 +146,7 @@ def readme(name: str, source: dict) -> str:
              f"(`experiments/reproduction.py`, `configs/emoji32_textok.yaml`).", "",
              f"- run: `{source['run']}`, {source['steps']} steps" if source["steps"] is not None
              else f"- run: `{source['run']}`",
+             status_line(source.get("convergence")),
              "- weights: float16 (`model.safetensors`); `TexTok.from_pretrained` loads them as float32",
              "- where it came from and its scores: `SOURCE.json`", "", LICENCE_NOTE]
     return "\n".join(lines)
@@ -159,6 +189,7 @@ def ship_checkpoint(stage: str | Path, out_root: str | Path = DEFAULT_OUT_ROOT, 
         "study_scores_note": ("the study's scores of this stage in float32 (evaluate_tokenizer: every image of the "
                               "split, rFID against the same originals)") if scores else
                              "no score file of this stage was found",
+        "convergence": convergence(Path(results), run, steps),
         "float16_vs_float32": half_precision_gap(model32, reloaded),
         "config": to_dict(c),
     }

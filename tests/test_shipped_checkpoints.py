@@ -89,3 +89,30 @@ def test_ship_checkpoint_refuses_a_folder_that_is_not_a_model(tmp_path, ship_mod
     ship = ship_module
     with pytest.raises(FileNotFoundError):
         ship.ship_checkpoint(tmp_path / "nothing", tmp_path / "pretrained")
+
+
+def test_convergence_status_reaches_source_readme_and_the_demo_verdict(tmp_path, ship_module):
+    """SOURCE.json says whether the run had converged by the study's rule at the shipped budget; the
+    folder's README and the demo's verdict call an unconverged pair provisional."""
+    ship = ship_module
+    results = tmp_path / "results" / "textok-n4-s0"
+    results.mkdir(parents=True)
+    for steps, psnr in ((1000, 15.0), (2000, 16.5), (4000, 16.6)):
+        (results / f"step_{steps:07d}.json").write_text(json.dumps({"run": "textok-n4-s0", "steps": steps, "records": [
+            {"split": "val", "num_images": 692, "psnr": psnr, "ssim": 0.5, "lpips": 0.3, "rfid": 100.0}]}))
+    conv = ship.convergence(results.parent, "textok-n4-s0", 2000)
+    assert conv == {"converged": False, "val_psnr_change_from_half_budget": pytest.approx(1.5)}
+    assert ship.convergence(results.parent, "textok-n4-s0", 4000)["converged"] is True
+    assert ship.convergence(results.parent, "textok-n4-s0", 8000) is None  # no score file for that budget
+    assert "provisional, not converged" in ship.status_line(conv) and "+1.50 dB" in ship.status_line(conv)
+
+    from textok.demo import shipped_verdict
+
+    row = {"psnr": 16.0, "ssim": 0.5, "lpips": 0.3, "num": 4}
+    results_ = {"val": {"textok": row, "baseline": row}}
+    meta = {"source": {"textok": {"run": "textok-n4-s0", "convergence": conv},
+                       "baseline": {"run": "baseline-n4-s0", "convergence": {"converged": True}}}}
+    lines = shipped_verdict(results_, meta, None)
+    assert any("shipped TexTok is **provisional**" in line for line in lines)
+    meta["source"]["textok"]["convergence"] = {"converged": True}
+    assert not any("provisional" in line for line in shipped_verdict(results_, meta, None))

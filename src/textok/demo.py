@@ -460,6 +460,12 @@ def shipped_verdict(results: dict, meta: dict, short: dict | None) -> list[str]:
         lines.append(f"- `{split}` ({rows['textok']['num']} images): TexTok minus baseline: {', '.join(parts)}; "
                      f"TexTok is ahead on {len(ahead)}/{len(d)} metrics "
                      f"({', '.join(names[k] for k in ahead) or 'none'}).")
+    unconverged = [k for k in ("textok", "baseline") if (meta["source"][k].get("convergence") or {}).get("converged") is False]
+    if unconverged:  # SOURCE.json of experiments/ship_checkpoints.py
+        lines.append(f"The shipped {' and '.join('TexTok' if k == 'textok' else 'baseline' for k in unconverged)} "
+                     f"{'is' if len(unconverged) == 1 else 'are'} **provisional**: not yet converged by the study's "
+                     "rule (doubling the budget still moves val PSNR by 0.3 dB or more), so these numbers are a point "
+                     "on a learning curve, not the method's result.")
     runs = " and ".join(f"`{meta['source'][k]['run']}`" for k in ("textok", "baseline") if meta["source"][k].get("run"))
     lines.append(f"These are single-seed checkpoints, one training run per arm{' (' + runs + ')' if runs else ''}: "
                  f"a difference between them is not a claim that the caption helps or hurts. The seeded comparison "
