@@ -567,7 +567,7 @@ def demo_shipped(pair: dict, out: Path, config: str | Path, overrides: Sequence[
     meta = {"mode": "shipped", "tokens": n, "token_dim": c.token_dim, "image_size": c.image_size,
             "folders": {k: pair[k].name for k in MODELS}, "paths": {k: str(pair[k]) for k in MODELS},
             "source": {k: {f: source[k].get(f) for f in ("run", "steps", "date", "dtype", "study_scores",
-                                                         "float16_vs_float32")}
+                                                         "convergence", "float16_vs_float32")}
                        for k in MODELS},
             "num_images": {split: results[split]["textok"]["num"] for split in results},
             "eval_limit": eval_limit, "rfid": rfid, "train_steps": train_steps,
