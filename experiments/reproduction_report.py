@@ -386,6 +386,15 @@ def markdown(finals, curves) -> str:
     L += ["", "## Learning curves (N = 2 and N = 8, seed 0)", "",
           "![PSNR and rFID vs steps](../img/reproduction_curves.png)", ""] + curves_table(curves)
     L += ["", "![rFID vs N](../img/reproduction_rfid_vs_n.png)", "",
+          "## Figure 1 in miniature", "",
+          "Ten `val_unseen` emoji (never seen in training), evenly spaced through the split. Rows, top to bottom: "
+          "the originals, then baseline and TexTok at N = 1, 2, 4 and 8, each pair at the budget of its Table 1 row "
+          "(drawn by `python experiments/reproduction_report.py --grids`, which reads the stage models in the "
+          "study's work folder).", "",
+          "![original, then baseline / TexTok at N = 1, 2, 4, 8](../img/reproduction_grid.png)", "",
+          "What the caption controls, at N = 2: original | baseline | TexTok | TexTok decoding the same tokens "
+          "with the next row's caption (the captions: [reproduction_caption_swap.txt](../img/reproduction_caption_swap.txt)).",
+          "", "![caption swap at N = 2](../img/reproduction_caption_swap.png)", "",
           "## Seeds (N = 2 and N = 8)", "",
           "\"Text helps\" is claimed only where |mean difference| > 2 x the larger of the two arms' standard deviations.",
           ""] + seeds_table(curves)
