@@ -154,8 +154,9 @@ def status_table(curves, converged_db: float = 0.3) -> list[str]:
             continue
         change = rows[-1]["psnr"] - rows[-2]["psnr"] if len(rows) > 1 else None
         verdict = ("yes" if is_converged(curves, run.name, converged_db) else "no") if change is not None else "no (one budget)"
-        if run.max_stage and rows[-1]["steps"] >= run.max_stage:
-            verdict = f"side run, stopped at {run.max_stage}"
+        if run.max_stage:  # compared with its main run at equal budgets, not run to convergence
+            verdict = (f"side run, stopped at {run.max_stage}" if rows[-1]["steps"] >= run.max_stage
+                       else f"side run, to {run.max_stage} steps")
         out.append(f"| {run.name} | {', '.join(str(r['steps']) for r in rows)} | {rows[-1]['psnr']:.2f} "
                    f"| {'–' if change is None else f'{change:+.2f} dB'} | {verdict} |")
     return out
