@@ -257,7 +257,7 @@ def report(args) -> None:
     plot(recs, Path(args.img) / "few_step_gfid_vs_time.png", labels)
     L += ["", "![gFID vs sampling time](../img/few_step_gfid_vs_time.png)"]
     block = "\n".join(L)
-    doc = REPO / "docs" / "results" / "generation.md"
+    doc = Path(args.doc)
     text = doc.read_text()
     start, end = "<!-- few-step table: experiments/few_step.py --report -->", "<!-- end of the few-step table -->"
     if start in text and end in text:
@@ -317,6 +317,7 @@ def main() -> None:
     p.add_argument("--time", action="store_true", help="time each finished row's sampler (idle machine)")
     p.add_argument("--time-batch", type=int, default=250)
     p.add_argument("--report", action="store_true")
+    p.add_argument("--doc", default=str(REPO / "docs" / "results" / "generation.md"), help="--report writes its table here")
     p.add_argument("--commit", action="store_true", help="git-commit each finished row's JSON (and nothing else)")
     args = p.parse_args()
     if args.time:

@@ -1,0 +1,73 @@
+"""experiments/few_step.py: its rows, the forward counter and the report (no training: fake row files)."""
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load():
+    sys.path.insert(0, str(REPO / "experiments"))
+    spec = importlib.util.spec_from_file_location("few_step", REPO / "experiments" / "few_step.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["few_step"] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rows_cover_the_issues_step_counts():
+    fs = load()
+    rows = fs.rows()
+    steps = {(r.objective, r.sampler): sorted(x.steps for x in rows if (x.objective, x.sampler) == (r.objective, r.sampler))
+             for r in rows}
+    assert steps[("gaussian", "ddim")] == [1, 2, 4, 8, 16, 32, 64] and steps[("gaussian", "ddpm")] == [250]
+    assert steps[("flow", "euler")] == steps[("flow", "heun")] == [1, 2, 4, 8, 16, 32, 64, 250]
+    assert steps[("meanflow", "meanflow")] == [1, 2, 4, 8]
+    assert len({r.name for r in rows}) == len(rows)
+
+
+def test_forward_counter_counts_rows_per_call_and_detaches():
+    fs = load()
+    net = torch.nn.Linear(3, 3)
+    counter = fs.ForwardCounter(net)
+    net(torch.zeros(4, 3))
+    net(torch.zeros(8, 3))  # a guided step: the batch twice
+    counter.close()
+    net(torch.zeros(5, 3))
+    assert counter.rows == 12
+
+
+def test_report_writes_the_table_between_its_markers(tmp_path):
+    fs = load()
+    results = tmp_path / "rows"
+    results.mkdir()
+    (results / "tokenizer.json").write_text(json.dumps({"run": "textok-n4-s0", "steps": 2000}))
+
+    def row(objective, sampler, steps, gfid, forwards, scale):
+        rec = {"objective": objective, "sampler": sampler, "steps": steps, "cfg_scale": scale, "num": 2000, "seed": 0,
+               "gfid": gfid, "precision": 0.5, "recall": 0.4, "dit_forwards_per_image": forwards}
+        (results / f"{fs.Row(objective, sampler, steps).name}.json").write_text(json.dumps(rec))
+
+    row("gaussian", "ddpm", 250, 20.0, 500, 1.5)
+    row("gaussian", "ddim", 4, 40.0, 8, 2.5)
+    row("meanflow", "meanflow", 1, 30.0, 1, 1.0)
+    row("meanflow", "meanflow", 2, 19.5, 2, 1.0)
+    doc = tmp_path / "generation.md"
+    doc.write_text("# Generation\n\nbefore\n<!-- few-step table: experiments/few_step.py --report -->\nold\n"
+                   "<!-- end of the few-step table -->\nafter\n")
+    args = argparse.Namespace(results=str(results), img=str(tmp_path / "img"), doc=str(doc))
+    fs.report(args)
+    text = doc.read_text()
+    assert text.startswith("# Generation\n\nbefore\n") and text.rstrip().endswith("after") and "\nold\n" not in text
+    assert "| MeanFlow (w = 2 trained in) | meanflow | 2 | 2 | 1 | 19.50 | 0.500 | 0.400 | 2000 |" in text
+    assert "matches the 250-step DDPM gFID (20.00) at 2 step(s) (meanflow)" in text
+    assert "no row below 250 steps reaches the 250-step DDPM gFID" in text  # the gaussian objective's DDIM row
+    assert "| flow matching | euler | 1 | | | pending |" in text
+    assert (tmp_path / "img" / "few_step_gfid_vs_time.png").stat().st_size > 1000
+    fs.report(args)  # idempotent: the markers are kept, the block replaced
+    assert doc.read_text() == text
