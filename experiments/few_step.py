@@ -148,7 +148,14 @@ def run(args) -> None:
                  "--out", str(cache), "--threads", str(t)], t)  # resumes; a finished cache is kept
     pool = caption_pool(data, work / "class_captions_heldout_emoji.json")
     todo = [r for r in rows() if r.objective in args.objectives and (args.only is None or r.name in args.only)]
-    for objective in dict.fromkeys(r.objective for r in todo):
+    ref = load_stats(ref_path)
+    extractor = InceptionFeatures()
+    # objective by objective (train its DiT, then score its rows), so that finished rows appear early: the DDPM
+    # reference first (its 250-step row leads), then MeanFlow (the few-step method), then flow matching
+    for objective in ("gaussian", "meanflow", "flow"):
+        mine = sorted((r for r in todo if r.objective == objective), key=lambda r: (r.sampler != "ddpm", r.steps))
+        if not mine:
+            continue
         dit = work / f"dit_{objective}"
         if not (dit / "model").is_dir():
             resume = ["--resume"] if (dit / "checkpoints").is_dir() else []
@@ -156,39 +163,39 @@ def run(args) -> None:
                          "--threads", str(t)] + resume + OBJECTIVES[objective] +
                [f"data.cache={cache}", f"data.caption_pool={pool}", f"schedule.max_steps={args.dit_steps}",
                 f"seed={args.seed}", "logging.progress=false"], t)
-    ref = load_stats(ref_path)
-    extractor = InceptionFeatures()
-    pipes: dict[str, Pipeline] = {}
-    for row in todo:
-        out = results / f"{row.name}.json"
-        if out.is_file():
-            continue
-        pipe = pipes.get(row.objective) or pipes.setdefault(row.objective,
-                                                             Pipeline.from_pretrained(work / f"dit_{row.objective}" / "model"))
-        tune_file = work / "tune" / f"{row.name}.json"  # tuning results survive a stop
-        tune_file.parent.mkdir(parents=True, exist_ok=True)
-        tuned = json.loads(tune_file.read_text()) if tune_file.is_file() else {}
-        scales = [1.0] if row.objective == "meanflow" else args.scales
-        for scale in scales:
-            if str(scale) not in tuned and len(scales) > 1:
-                tuned[str(scale)] = sample_and_score(pipe, row, scale, args.tune_num, 1, ref, extractor,
-                                                     work / f"tmp_{row.name}.npz")
-                tune_file.write_text(json.dumps(tuned, indent=1) + "\n")
-                print(f"[few-step] {row.name} tune cfg {scale}: FID-{args.tune_num} {tuned[str(scale)]['gfid']:.2f}",
-                      flush=True)
-        best = min(scales, key=lambda s: tuned[str(s)]["gfid"]) if len(scales) > 1 else scales[0]
-        final = sample_and_score(pipe, row, best, args.num, 0, ref, extractor, work / f"tmp_{row.name}.npz")
-        record = {"objective": row.objective, "sampler": row.sampler, "steps": row.steps, **final,
-                  "tuning": {"num": args.tune_num, "seed": 1, "gfid_by_scale": {s: v["gfid"] for s, v in tuned.items()}},
-                  "tokenizer": {k: tok[k] for k in ("run", "steps")}, "dit_steps": args.dit_steps,
-                  "reference": f"emoji train 32 px ({ref.num} images)", "date": time.strftime("%Y-%m-%d")}
-        from textok.io import write_json_atomic
+        pipe = Pipeline.from_pretrained(dit / "model")
+        for row in mine:
+            if not (results / f"{row.name}.json").is_file():
+                score_row(args, row, pipe, ref, extractor, tok, work, results)
 
-        write_json_atomic(out, record)
-        if args.commit:
-            commit(results, f"few-step: {row.name} (scores)")
-        print(f"[few-step] {row.name}: cfg {best} gFID {final['gfid']:.2f} precision {final['precision']:.3f} "
-              f"recall {final['recall']:.3f} ({final['dit_forwards_per_image']:.0f} DiT forwards / image)", flush=True)
+
+def score_row(args, row: Row, pipe, ref, extractor, tok: dict, work: Path, results: Path) -> None:
+    """Tune the row's guidance scale on --tune-num samples, score the best on --num, write the row's JSON."""
+    from textok.io import write_json_atomic
+
+    tune_file = work / "tune" / f"{row.name}.json"  # tuning results survive a stop
+    tune_file.parent.mkdir(parents=True, exist_ok=True)
+    tuned = json.loads(tune_file.read_text()) if tune_file.is_file() else {}
+    scales = [1.0] if row.objective == "meanflow" else args.scales
+    for scale in scales:
+        if str(scale) not in tuned and len(scales) > 1:
+            tuned[str(scale)] = sample_and_score(pipe, row, scale, args.tune_num, 1, ref, extractor,
+                                                 work / f"tmp_{row.name}.npz")
+            tune_file.write_text(json.dumps(tuned, indent=1) + "\n")
+            print(f"[few-step] {row.name} tune cfg {scale}: FID-{args.tune_num} {tuned[str(scale)]['gfid']:.2f}",
+                  flush=True)
+    best = min(scales, key=lambda s: tuned[str(s)]["gfid"]) if len(scales) > 1 else scales[0]
+    final = sample_and_score(pipe, row, best, args.num, 0, ref, extractor, work / f"tmp_{row.name}.npz")
+    record = {"objective": row.objective, "sampler": row.sampler, "steps": row.steps, **final,
+              "tuning": {"num": args.tune_num, "seed": 1, "gfid_by_scale": {s: v["gfid"] for s, v in tuned.items()}},
+              "tokenizer": {k: tok[k] for k in ("run", "steps")}, "dit_steps": args.dit_steps,
+              "reference": f"emoji train 32 px ({ref.num} images)", "date": time.strftime("%Y-%m-%d")}
+    out = results / f"{row.name}.json"
+    write_json_atomic(out, record)
+    if args.commit:
+        commit(results, f"few-step: {row.name} (scores)")
+    print(f"[few-step] {row.name}: cfg {best} gFID {final['gfid']:.2f} precision {final['precision']:.3f} "
+          f"recall {final['recall']:.3f} ({final['dit_forwards_per_image']:.0f} DiT forwards / image)", flush=True)
 
 
 def time_rows(args) -> None:
