@@ -43,7 +43,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reproduction import commit  # noqa: E402
-from reproduction_generation import caption_pool, latest_stage, sh  # noqa: E402
+from reproduction_generation import caption_pool, finished, latest_stage, sh  # noqa: E402
 
 OBJECTIVES = {  # DiT config overrides per objective (the rest: configs/dit_emoji32_class.yaml)
     "gaussian": [],
@@ -157,7 +157,7 @@ def run(args) -> None:
         if not mine:
             continue
         dit = work / f"dit_{objective}"
-        if not (dit / "model").is_dir():
+        if not finished(dit, args.dit_steps):
             resume = ["--resume"] if (dit / "checkpoints").is_dir() else []
             sh(textok + ["train-dit", "--config", str(REPO / "configs" / "dit_emoji32_class.yaml"), "--out", str(dit),
                          "--threads", str(t)] + resume + OBJECTIVES[objective] +

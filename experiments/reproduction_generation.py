@@ -50,6 +50,15 @@ def latest_stage(work: Path, results: Path, run: str) -> Path:
     return path
 
 
+def finished(run: Path, steps: int) -> bool:
+    """A training run in ``run`` reached ``steps`` (its model/ folder also exists after an interrupted run)."""
+    summary = run / "train_summary.json"
+    if not summary.is_file():
+        return False
+    s = json.loads(summary.read_text())
+    return not s.get("interrupted") and s.get("step", 0) >= steps
+
+
 def caption_pool(data: Path, out: Path) -> Path:
     """class name -> captions of the held-out splits (val, val_unseen): never seen in training."""
     if out.is_file():
@@ -120,7 +129,7 @@ def main() -> None:
                          "logging.progress=false"]
             if task == "class":
                 overrides.append(f"data.caption_pool={pool}")
-            if not (dit / "model").is_dir():
+            if not finished(dit, args.dit_steps):
                 resume = ["--resume"] if (dit / "checkpoints").is_dir() else []
                 sh(textok + ["train-dit", "--config", str(config), "--out", str(dit), "--threads", str(t)] + resume + overrides, t)
             samples = gen / f"samples_{task}_{run}.npz"

@@ -71,3 +71,18 @@ def test_report_writes_the_table_between_its_markers(tmp_path):
     assert (tmp_path / "img" / "few_step_gfid_vs_time.png").stat().st_size > 1000
     fs.report(args)  # idempotent: the markers are kept, the block replaced
     assert doc.read_text() == text
+
+
+def test_a_run_is_finished_only_when_its_summary_says_so(tmp_path):
+    """An interrupted train-dit also leaves a model/ folder: the drivers read train_summary.json instead."""
+    load()
+    from reproduction_generation import finished
+
+    run = tmp_path / "dit"
+    assert not finished(run, 100)
+    run.mkdir()
+    (run / "model").mkdir()
+    (run / "train_summary.json").write_text(json.dumps({"step": 60, "interrupted": "SIGTERM"}))
+    assert not finished(run, 100)
+    (run / "train_summary.json").write_text(json.dumps({"step": 100, "interrupted": None}))
+    assert finished(run, 100) and not finished(run, 200)
