@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[test,app]"
+	$(PY) -m pip install -q -e ".[test,app,study]"
 	$(PY) -m textok assets fetch
 	touch $@
 
