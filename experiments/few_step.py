@@ -153,8 +153,9 @@ def run(args) -> None:
     # objective by objective (train its DiT, then score its rows), so that finished rows appear early: the DDPM
     # reference first (its 250-step row leads), then MeanFlow (the few-step method), then flow matching
     for objective in ("gaussian", "meanflow", "flow"):
-        mine = sorted((r for r in todo if r.objective == objective), key=lambda r: (r.sampler != "ddpm", r.steps))
-        if not mine:
+        mine = sorted((r for r in todo if r.objective == objective and not (results / f"{r.name}.json").is_file()),
+                      key=lambda r: (r.sampler != "ddpm", r.steps))
+        if not mine:  # every row of this objective is scored
             continue
         dit = work / f"dit_{objective}"
         if not finished(dit, args.dit_steps):
@@ -165,8 +166,7 @@ def run(args) -> None:
                 f"seed={args.seed}", "logging.progress=false"], t)
         pipe = Pipeline.from_pretrained(dit / "model")
         for row in mine:
-            if not (results / f"{row.name}.json").is_file():
-                score_row(args, row, pipe, ref, extractor, tok, work, results)
+            score_row(args, row, pipe, ref, extractor, tok, work, results)
 
 
 def score_row(args, row: Row, pipe, ref, extractor, tok: dict, work: Path, results: Path) -> None:
@@ -214,8 +214,9 @@ def time_rows(args) -> None:
         if not out.is_file():
             continue
         record = json.loads(out.read_text())
-        pipe = pipes.get(row.objective) or pipes.setdefault(row.objective,
-                                                             Pipeline.from_pretrained(work / f"dit_{row.objective}" / "model"))
+        if row.objective not in pipes:
+            pipes[row.objective] = Pipeline.from_pretrained(work / f"dit_{row.objective}" / "model")
+        pipe = pipes[row.objective]
         labels = [i % pipe.dit.config.num_classes for i in range(args.time_batch)]
         best = float("inf")
         for _ in range(3):

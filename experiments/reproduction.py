@@ -184,9 +184,10 @@ def run_stage(run: Run, steps: int, work: Path, results: Path, data: str) -> dic
 
 # ---- the scheduler --------------------------------------------------------------------------
 
-def done_stages(results: Path, run: Run) -> dict[int, dict]:
+def done_stages(results: Path, run: str) -> dict[int, dict]:
+    """steps -> the score file of each finished budget of the run named ``run``."""
     out = {}
-    for p in sorted((results / run.name).glob("step_*.json")):
+    for p in sorted((Path(results) / run).glob("step_*.json")):
         rec = json.loads(p.read_text())
         out[int(rec["steps"])] = rec
     return out
@@ -254,7 +255,7 @@ def schedule(args) -> None:
             if is_locked(work, run):  # a worker of an earlier scheduler is still on it (it takes a slot)
                 elsewhere += 1
                 continue
-            s = next_stage(run, done_stages(results, run), args.converged_db)
+            s = next_stage(run, done_stages(results, run.name), args.converged_db)
             if s is not None and s <= args.max_steps:
                 pending.append((run.priority, s, run.name, run))
         pending.sort()
@@ -311,7 +312,7 @@ def main() -> None:
     if args.list:
         results = Path(args.results)
         for run in study_runs():
-            done = done_stages(results, run)
+            done = done_stages(results, run.name)
             curve = ", ".join(f"{s}: {val_psnr(r):.2f} dB" for s, r in sorted(done.items()))
             print(f"{run.name:42s} next={next_stage(run, done, args.converged_db)}  {curve}")
         return

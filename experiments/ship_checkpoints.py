@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the study's convergence rule (reproduction.py)
 DEFAULT_RESULTS = REPO / "docs" / "results" / "reproduction" / "runs"
 DEFAULT_OUT_ROOT = REPO / "src" / "textok" / "pretrained"
 PREFIX = "emoji32"
@@ -73,16 +74,12 @@ def convergence(results: Path, run: str | None, steps: int | None) -> dict | Non
     """Whether the run had converged at ``steps`` by the study's rule (doubling moved val PSNR < 0.3 dB)."""
     if run is None or steps is None:
         return None
-    psnr = {}
-    for path in sorted((Path(results) / run).glob("step_*.json")):
-        rec = json.loads(path.read_text(encoding="utf-8"))
-        if rec["steps"] <= steps:
-            psnr[rec["steps"]] = next((r["psnr"] for r in rec["records"] if r["split"] == "val"), None)
+    from reproduction import converged, done_stages
+
+    psnr = {s: next((r["psnr"] for r in rec["records"] if r["split"] == "val"), None)
+            for s, rec in done_stages(results, run).items() if s <= steps}
     if steps not in psnr or None in psnr.values():
         return None
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from reproduction import converged
-
     prev = steps // 2
     return {"converged": converged(psnr), "val_psnr_change_from_half_budget": (psnr[steps] - psnr[prev]) if prev in psnr else None}
 

@@ -94,14 +94,6 @@ def save_object(path_stem: Path, obj: Any) -> None:
     write_json_atomic(path_stem.with_suffix(".json"), skeleton)
 
 
-def load_object(path_stem: Path) -> Any:
-    js = path_stem.with_suffix(".json")
-    if not js.is_file():
-        raise FileNotFoundError(f"checkpoint file missing: {js}")
-    skeleton = json.loads(js.read_text(encoding="utf-8"))
-    return unflatten_state(skeleton, load_state_dict(path_stem.with_suffix(".safetensors")))
-
-
 # ---- RNG ----------------------------------------------------------------------------------
 def rng_state() -> dict:
     """The RNG states this process uses: Python, NumPy, torch CPU and (if any) CUDA."""
@@ -199,7 +191,7 @@ class CheckpointFiles:
         return self.tensors[stem]
 
     def object(self, stem: str) -> Any:
-        """What ``save_object`` wrote under ``stem`` (as ``load_object`` reads it)."""
+        """What ``save_object`` wrote under ``stem``."""
         if stem not in self.skeletons:
             raise FileNotFoundError(f"checkpoint file missing: {self.directory / stem}.json")
         return unflatten_state(self.skeletons[stem], self.weights(stem))
@@ -241,7 +233,7 @@ def check_same_config(saved: dict, current: dict, where: str, may_differ: tuple[
 
 
 __all__ = [
-    "flatten_state", "unflatten_state", "save_object", "load_object", "rng_state", "set_rng_state",
+    "flatten_state", "unflatten_state", "save_object", "rng_state", "set_rng_state",
     "trainable_state_dict", "load_trainable_state_dict", "list_checkpoints", "latest_checkpoint",
     "prune_checkpoints", "read_trainer_state", "check_same_config", "step_dir", "STATE_NAME",
     "CorruptCheckpointError", "CheckpointFiles", "read_checkpoint",
