@@ -3,6 +3,7 @@
     python benchmarks/bench_generation.py                          # 256 and 512 px, N = 32..256
     python benchmarks/bench_generation.py --resolutions 512 --tokens 32 --measure-steps 1
     python benchmarks/bench_generation.py --batch 16                # the same rows, 16 images per batch
+    python benchmarks/bench_generation.py --tokens 32 --max-throughput   # + the batch that maximises images/s
 
 Per image, for the same sampler (DDPM with classifier-free guidance, so every step is one DiT
 forward on a batch of 2B) and the same step count (``--steps``, 250 as in DiT):
@@ -24,6 +25,12 @@ the same SD-VAE + DiT-XL/2 baseline with 250 guided DDPM steps. These rows are *
 full**: each timed call is the whole ``MeanFlow.sample`` (every step) plus the detokenizer; the
 text encoder's time is added as in the other rows. The 250-step rows are **scaled from timed
 steps** (above).
+
+``--max-throughput`` adds a last table: for the SD-VAE + DiT-XL/2 baseline (250 guided DDPM
+steps, scaled from one timed step at each batch, + the decoder on the same batch) and for each
+few-step TexTok row (timed in full, text encoder included), the batch is doubled from 1 until
+images/s gains less than ``--saturation`` (5%) or reaches ``--max-batch``; the row reports the
+best batch found and its images/s, and every batch tried.
 
 All models are randomly initialised (speed does not depend on the weights). The DiT's 28
 blocks are built once and shared by every row (only the token embedding, positions and
@@ -106,6 +113,96 @@ class DiTBench:
         return timed(step, warmup, reps, self.device), model
 
 
+def best_batch(seconds_per_image, max_batch: int, saturation: float) -> tuple[int, float, list[tuple[int, float]]]:
+    """Double the batch from 1 while images/s gains at least ``saturation``; ``seconds_per_image(B)`` times one batch.
+
+    Returns (best batch, its seconds per image, [(batch, seconds per image) for every batch tried]).
+    """
+    tried = []
+    batch = 1
+    while batch <= max_batch:
+        tried.append((batch, seconds_per_image(batch)))
+        print(f"#     batch {batch}: {tried[-1][1]:.3f} s / image", flush=True)
+        if len(tried) > 1 and tried[-1][1] > tried[-2][1] * (1 - saturation):
+            break  # saturated: doubling again would buy less than the threshold
+        batch *= 2
+    best = min(tried, key=lambda bt: bt[1])
+    return best[0], best[1], tried
+
+
+def throughput_table(args, bench: DiTBench, device: str, dtype: torch.dtype, encoder) -> list[dict]:
+    """The batch that maximises images/s for the baseline and each few-step TexTok row (see the docstring)."""
+    rows = []
+    L, S = args.text_tokens, args.steps
+    for res in args.resolutions:
+        latent, base_N = res // 8, (res // 16) ** 2
+        base_dit = bench.model(base_N, 16)
+        vae = sd_vae(res).to(device, dtype).eval()
+
+        def baseline(B):
+            x = torch.randn(2 * B, base_N, 16, device=device, dtype=dtype)
+            t = torch.full((2 * B,), 500, device=device)
+            y = torch.arange(2 * B, device=device) % 1000
+            drop = torch.arange(2 * B, device=device) >= B
+            z = torch.randn(B, 4, latent, latent, device=device, dtype=dtype)
+            with torch.no_grad():
+                step = timed(lambda: base_dit(x, t, labels=y, drop=drop), args.warmup, args.measure_steps, device)
+                dec = timed(lambda: vae.decode(z), 1, 2, device)
+            return (S * step + dec) / B
+
+        print(f"# {res} px, SD-VAE + {args.dit.upper()}/2, DDPM {S} steps + guidance (scaled from timed steps):", flush=True)
+        b, sec, tried = best_batch(baseline, args.max_batch, args.saturation)
+        base_sec = sec
+        rows.append({"res": res, "name": f"SD-VAE + {args.dit.upper()}/2", "sampler": f"DDPM {S} steps + guidance",
+                     "tokens": base_N, "batch": b, "total": sec, "tried": tried, "timing": "scaled from timed steps"})
+        del base_dit, vae
+        gc.collect()
+        patch = 8 if res == 256 else 16
+        for N in args.tokens:
+            tcfg = TexTokConfig.from_preset("textok-b", image_size=res, patch_size=patch, num_tokens=N)
+            tok = TexTok(tcfg).to(device, dtype).eval()
+            mf_dit = bench.model(N, 8, time_inputs=2)
+            for steps in args.few_steps:
+                def textok(B):
+                    y = torch.arange(B, device=device) % 1000
+                    captions = [CAPTION] * B
+
+                    # the detokenizer sees L text tokens as in the other rows; the encoder runs for its time
+                    text = TextEmbedding(torch.randn(B, L, tcfg.text_dim, device=device, dtype=dtype),
+                                         torch.ones(B, L, dtype=torch.bool, device=device))
+
+                    def e2e():
+                        with torch.no_grad():
+                            if encoder is not None:
+                                encoder(captions)
+                            z = MeanFlow().sample(lambda x, t, r: mf_dit(x, t, labels=y, r=r), (B, N, 8),
+                                                  steps=steps, device=device)
+                            tok.decode(z.to(dtype), text)
+
+                    return timed(e2e, 1, 2, device) / B
+
+                print(f"# {res} px, TexTok-B + {args.dit.upper()}, {N} tokens, MeanFlow {steps} step(s) (timed in full):",
+                      flush=True)
+                b, sec, tried = best_batch(textok, args.max_batch, args.saturation)
+                rows.append({"res": res, "name": f"TexTok-B + {args.dit.upper()}", "sampler": f"MeanFlow {steps} step(s)",
+                             "tokens": N, "batch": b, "total": sec, "tried": tried, "timing": "timed in full"})
+            del tok, mf_dit
+            gc.collect()
+        print(f"\n## {res} px, the batch that maximises images/s (doubling from 1 until images/s gains < "
+              f"{args.saturation:.0%}, at most {args.max_batch})\n")
+        print("| system | sampler | DiT tokens | best batch | end-to-end s / image | images / s | timing | "
+              f"speed-up vs SD-VAE + {args.dit.upper()}/2 at its best batch | batches tried (s / image) |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            if r["res"] != res:
+                continue
+            r["speedup"] = base_sec / r["total"]
+            tried = ", ".join(f"{b}: {s:.3f}" for b, s in r["tried"])
+            print(f"| {r['name']} | {r['sampler']} | {r['tokens']} | {r['batch']} | {r['total']:.3f} | {1 / r['total']:.3f} "
+                  f"| {r['timing']} | {r['speedup']:.1f}x | {tried} |", flush=True)
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--resolutions", type=int, nargs="+", default=[256, 512], choices=[256, 512])
@@ -116,6 +213,11 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=1, help="images per sampling batch (the DiT sees 2x for guidance)")
     ap.add_argument("--few-steps", type=int, nargs="*", default=[1, 2, 4],
                     help="MeanFlow step counts for the few-step rows (timed in full); none: leave the rows out")
+    ap.add_argument("--max-throughput", action="store_true",
+                    help="also find, per system, the batch that maximises images/s (needs --few-steps)")
+    ap.add_argument("--max-batch", type=int, default=64, help="--max-throughput: the largest batch tried")
+    ap.add_argument("--saturation", type=float, default=0.05,
+                    help="--max-throughput: stop doubling the batch once images/s gains less than this fraction")
     ap.add_argument("--dit", default="dit-xl")
     ap.add_argument("--text-tokens", type=int, default=32, help="caption tokens in the detokenizer")
     ap.add_argument("--no-text-encoder", action="store_true", help="leave out MiniLM's time")
@@ -145,14 +247,13 @@ def main(argv=None):
         del model
         gc.collect()
 
-    text_sec = 0.0
+    text_sec, enc = 0.0, None
     if not args.no_text_encoder:
         from textok import TextEncoder
 
         enc = TextEncoder.from_pretrained("minilm", device=device)
         text_sec = timed(lambda: enc([CAPTION] * B), 1, 3, device) / B
         print(f"#   MiniLM text encoder: {text_sec * 1e3:.1f} ms / image", flush=True)
-        del enc
 
     L = args.text_tokens
     results = []
@@ -246,6 +347,11 @@ def main(argv=None):
                                 "timing": "timed in full"})
                 print(f"| TexTok-B + {args.dit.upper()} | MeanFlow {steps} step(s) | {N} | {steps} | {total:.3f} | timed in "
                       f"full | {base_total / total:.1f}x | {gflops:,.0f} |", flush=True)
+    if args.max_throughput:
+        if not args.few_steps:
+            raise SystemExit("--max-throughput compares the few-step rows: give --few-steps")
+        print()
+        results += throughput_table(args, bench, device, dtype, enc)
     return results
 
 
