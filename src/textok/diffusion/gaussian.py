@@ -58,13 +58,18 @@ def discretized_gaussian_log_likelihood(x: torch.Tensor, means: torch.Tensor, lo
 
 
 def space_timesteps(num_timesteps: int, steps: int, sampler: str = "ddpm") -> list[int]:
-    """Which of the ``num_timesteps`` to keep for a ``steps``-step sampler (ADM's respacing):
-    DDPM keeps evenly rounded positions including both ends; DDIM keeps a fixed stride from 0."""
+    """Which of the ``num_timesteps`` to keep for a ``steps``-step sampler.
+
+    DDPM keeps evenly rounded positions including both ends (ADM's respacing). DDIM keeps a
+    "trailing" grid that always starts at the last timestep, T-1, T-1-T/steps, ... (Lin et al.
+    2024, diffusers' ``timestep_spacing="trailing"``): ADM's stride from 0 would start a 1-step
+    sampler at t = 0 and a 2-step one at t = 500, i.e. denoise pure noise as if it were nearly
+    clean, which makes few-step DDIM rows meaningless.
+    """
     if not 1 <= steps <= num_timesteps:
         raise ValueError(f"steps must lie in [1, {num_timesteps}], got {steps}")
     if sampler == "ddim":
-        stride = num_timesteps // steps
-        return list(range(0, stride * steps, stride))
+        return sorted({round(num_timesteps - i * num_timesteps / steps) - 1 for i in range(steps)})
     if steps == 1:
         return [num_timesteps - 1]
     frac = (num_timesteps - 1) / (steps - 1)
