@@ -53,6 +53,8 @@ def test_report_writes_the_table_between_its_markers(tmp_path):
                "gfid": gfid, "precision": 0.5, "recall": 0.4, "dit_forwards_per_image": forwards}
         (results / f"{fs.Row(objective, sampler, steps).name}.json").write_text(json.dumps(rec))
 
+    (results / "floor_reconstruction.json").write_text(json.dumps({"num": 2000, "gfid": 12.5, "precision": 0.7,
+                                                                     "recall": 0.6}))
     row("gaussian", "ddpm", 250, 20.0, 500, 1.5)
     row("gaussian", "ddim", 4, 40.0, 8, 2.5)
     row("meanflow", "meanflow", 1, 30.0, 1, 1.0)
@@ -68,6 +70,7 @@ def test_report_writes_the_table_between_its_markers(tmp_path):
     assert "matches the 250-step DDPM gFID (20.00) at 2 step(s) (meanflow)" in text
     assert "no row below 250 steps reaches the 250-step DDPM gFID" in text  # the gaussian objective's DDIM row
     assert "| flow matching | euler | 1 | | | pending |" in text
+    assert "2000 training images' own tokens" in text and "score FID 12.50, precision 0.700, recall 0.600" in text
     assert (tmp_path / "img" / "few_step_gfid_vs_time.png").stat().st_size > 1000
     fs.report(args)  # idempotent: the markers are kept, the block replaced
     assert doc.read_text() == text
