@@ -3,7 +3,7 @@
     python benchmarks/bench_generation.py                          # 256 and 512 px, N = 32..256
     python benchmarks/bench_generation.py --resolutions 512 --tokens 32 --measure-steps 1
     python benchmarks/bench_generation.py --batch 16                # the same rows, 16 images per batch
-    python benchmarks/bench_generation.py --tokens 32 --max-throughput   # + the batch that maximises images/s
+    python benchmarks/bench_generation.py --max-throughput --throughput-steps 1   # + the batch that maximises images/s
 
 Per image, for the same sampler (DDPM with classifier-free guidance, so every step is one DiT
 forward on a batch of 2B) and the same step count (``--steps``, 250 as in DiT):
@@ -162,7 +162,7 @@ def throughput_table(args, bench: DiTBench, device: str, dtype: torch.dtype, enc
             tcfg = TexTokConfig.from_preset("textok-b", image_size=res, patch_size=patch, num_tokens=N)
             tok = TexTok(tcfg).to(device, dtype).eval()
             mf_dit = bench.model(N, 8, time_inputs=2)
-            for steps in args.few_steps:
+            for steps in args.throughput_steps or args.few_steps:
                 def textok(B):
                     y = torch.arange(B, device=device) % 1000
                     captions = [CAPTION] * B
@@ -216,6 +216,8 @@ def main(argv=None):
     ap.add_argument("--max-throughput", action="store_true",
                     help="also find, per system, the batch that maximises images/s (needs --few-steps)")
     ap.add_argument("--max-batch", type=int, default=64, help="--max-throughput: the largest batch tried")
+    ap.add_argument("--throughput-steps", type=int, nargs="*", default=None,
+                    help="--max-throughput: MeanFlow step counts to sweep (default: --few-steps)")
     ap.add_argument("--saturation", type=float, default=0.05,
                     help="--max-throughput: stop doubling the batch once images/s gains less than this fraction")
     ap.add_argument("--dit", default="dit-xl")
@@ -329,7 +331,7 @@ def main(argv=None):
                      dit_speedup=base["step"] / r["step"])
             print(f"| {r['name']} | {r['tokens']} | {r['step']:.3f} | {sampling:.1f} | {r['dec']:.2f} | {r['text']:.3f} "
                   f"| {total:.1f} | {r['speedup']:.1f}x | {r['dit_speedup']:.1f}x | {r['bound']:.1f}x | {gflops:,.0f} |", flush=True)
-        print(f"\nGFLOPs per forward per image: " + ", ".join(f"{r['tokens'].split(' -> ')[1]} tokens {r['dit_gflops']:.1f}" for r in rows)
+        print("\nGFLOPs per forward per image: " + ", ".join(f"{r['tokens'].split(' -> ')[1]} tokens {r['dit_gflops']:.1f}" for r in rows)
               + f"; decoders: SD-VAE {base['dec_gflops']:.0f}, TexTok-B " + ", ".join(f"{r['dec_gflops']:.0f}" for r in rows[1:])
               + f"; SD-VAE decoder params {vae_params / 1e6:.1f}M")
         if few:
