@@ -1,0 +1,66 @@
+"""experiments/reproduction.py: the study's runs, its convergence rule and its cost estimate (no training)."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load():
+    sys.path.insert(0, str(REPO / "experiments"))
+    spec = importlib.util.spec_from_file_location("reproduction", REPO / "experiments" / "reproduction.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["reproduction"] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_runs_cover_the_issue():
+    rs = load()
+    runs = {r.name: r for r in rs.study_runs()}
+    for n in (1, 2, 4, 8):  # both arms at every N, seed 0
+        assert runs[f"textok-n{n}-s0"].arm == "textok" and runs[f"baseline-n{n}-s0"].arm == "baseline"
+    for n in (2, 8):  # 3 seeds per arm at N = 2 and 8
+        assert {r.seed for r in runs.values() if r.num_tokens == n and r.ablation is None} == {0, 1, 2}
+    ablations = {r.ablation for r in runs.values() if r.ablation and r.num_tokens == 2}
+    assert {"class_only", "name_only", "text_encoder_only", "text_decoder_only", "cross_attention",
+            "caption_dropout_0.1", "gan"} <= ablations
+    base = runs["baseline-n2-s1"].config_overrides()
+    assert "model.text_in=none" in base and "seed=1" in base and "model.num_tokens=2" in base
+
+
+def stage(results: Path, run: str, steps: int, psnr: float, train_seconds: float, eval_seconds: float = 100.0):
+    records = [{"split": split, "psnr": psnr, "train_seconds": train_seconds, "eval_seconds": eval_seconds}
+               for split in ("val", "val_unseen")]
+    (results / run).mkdir(parents=True, exist_ok=True)
+    (results / run / f"step_{steps:07d}.json").write_text(json.dumps({"steps": steps, "records": records}))
+
+
+def test_convergence_rule_and_side_runs(tmp_path):
+    rs = load()
+    runs = {r.name: r for r in rs.study_runs()}
+    stage(tmp_path, "textok-n2-s0", 1000, 15.0, 1000)
+    stage(tmp_path, "textok-n2-s0", 2000, 16.0, 2000)
+    assert rs.next_stage(runs["textok-n2-s0"], rs.done_stages(tmp_path, "textok-n2-s0"), 0.3) == 4000
+    stage(tmp_path, "textok-n2-s0", 4000, 16.2, 4000)  # +0.2 dB for a doubling: converged
+    assert rs.next_stage(runs["textok-n2-s0"], rs.done_stages(tmp_path, "textok-n2-s0"), 0.3) is None
+    # a side run (GAN) runs to its cap even when its PSNR stalls for a doubling
+    stage(tmp_path, "textok-n2-s0-gan", 1000, 15.0, 1000)
+    stage(tmp_path, "textok-n2-s0-gan", 2000, 15.1, 2000)
+    assert rs.next_stage(runs["textok-n2-s0-gan"], rs.done_stages(tmp_path, "textok-n2-s0-gan"), 0.3) == 4000
+
+
+def test_remaining_cost_counts_steps_and_scoring(tmp_path):
+    rs = load()
+    n_runs = len(rs.study_runs())
+    assert "no stage scored yet" in rs.remaining_cost(tmp_path)
+    stage(tmp_path, "textok-n2-s0", 1000, 15.0, train_seconds=2000.0, eval_seconds=50.0)  # 2 s / step, 100 s / stage
+    text = rs.remaining_cost(tmp_path, targets=(1000, 2000))
+    assert "2.00 s per step and 100 s per scored stage" in text
+    # to 1000 steps: every run but the one done (the capped runs' caps are above 1000)
+    expected_1k = (n_runs - 1) * (1000 * 2 + 100) / 3600
+    assert f"every run at   1000 steps: {expected_1k:6.1f} core-hours more" in text
+    expected_2k = ((n_runs - 1) * (2000 * 2 + 2 * 100) + (1000 * 2 + 100)) / 3600
+    assert f"every run at   2000 steps: {expected_2k:6.1f} core-hours more" in text
