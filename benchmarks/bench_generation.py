@@ -4,6 +4,7 @@
     python benchmarks/bench_generation.py --resolutions 512 --tokens 32 --measure-steps 1
     python benchmarks/bench_generation.py --batch 16                # the same rows, 16 images per batch
     python benchmarks/bench_generation.py --max-throughput --throughput-steps 1   # + the batch that maximises images/s
+    python benchmarks/bench_generation.py --throughput-only --throughput-steps 1 2  # that table alone
 
 Per image, for the same sampler (DDPM with classifier-free guidance, so every step is one DiT
 forward on a batch of 2B) and the same step count (``--steps``, 250 as in DiT):
@@ -158,7 +159,7 @@ def throughput_table(args, bench: DiTBench, device: str, dtype: torch.dtype, enc
         del base_dit, vae
         gc.collect()
         patch = 8 if res == 256 else 16
-        for N in args.tokens:
+        for N in args.throughput_tokens or args.tokens:
             tcfg = TexTokConfig.from_preset("textok-b", image_size=res, patch_size=patch, num_tokens=N)
             tok = TexTok(tcfg).to(device, dtype).eval()
             mf_dit = bench.model(N, 8, time_inputs=2)
@@ -216,6 +217,10 @@ def main(argv=None):
     ap.add_argument("--max-throughput", action="store_true",
                     help="also find, per system, the batch that maximises images/s (needs --few-steps)")
     ap.add_argument("--max-batch", type=int, default=64, help="--max-throughput: the largest batch tried")
+    ap.add_argument("--throughput-only", action="store_true",
+                    help="only the --max-throughput table (its batch-1 entries are the batch-1 times)")
+    ap.add_argument("--throughput-tokens", type=int, nargs="*", default=None,
+                    help="--max-throughput: token counts to sweep (default: --tokens)")
     ap.add_argument("--throughput-steps", type=int, nargs="*", default=None,
                     help="--max-throughput: MeanFlow step counts to sweep (default: --few-steps)")
     ap.add_argument("--saturation", type=float, default=0.05,
@@ -239,6 +244,19 @@ def main(argv=None):
           f"decoders: best of >= 2 after 1 warm-up\n",
           flush=True)
 
+    text_sec, enc = 0.0, None
+    if not args.no_text_encoder:
+        from textok import TextEncoder
+
+        enc = TextEncoder.from_pretrained("minilm", device=device)
+        if not args.throughput_only:  # the throughput table times the encoder inside each call
+            text_sec = timed(lambda: enc([CAPTION] * B), 1, 3, device) / B
+            print(f"#   MiniLM text encoder: {text_sec * 1e3:.1f} ms / image", flush=True)
+    if args.throughput_only:
+        if not (args.throughput_steps or args.few_steps):
+            raise SystemExit("--throughput-only compares the few-step rows: give --throughput-steps")
+        return throughput_table(args, DiTBench(args.dit, device, dtype), device, dtype, enc)
+
     bench = DiTBench(args.dit, device, dtype)
     dit_rows = {}  # (N, d) -> (seconds per step, GFLOPs per forward per image, params)
     wanted = [(n, 8) for n in args.tokens] + [((r // 16) ** 2, 16) for r in args.resolutions]
@@ -248,14 +266,6 @@ def main(argv=None):
         print(f"#   DiT step, {N} tokens x {d}: {sec:.3f} s for {B} image(s) (forward on {2 * B})", flush=True)
         del model
         gc.collect()
-
-    text_sec, enc = 0.0, None
-    if not args.no_text_encoder:
-        from textok import TextEncoder
-
-        enc = TextEncoder.from_pretrained("minilm", device=device)
-        text_sec = timed(lambda: enc([CAPTION] * B), 1, 3, device) / B
-        print(f"#   MiniLM text encoder: {text_sec * 1e3:.1f} ms / image", flush=True)
 
     L = args.text_tokens
     results = []
@@ -350,7 +360,7 @@ def main(argv=None):
                 print(f"| TexTok-B + {args.dit.upper()} | MeanFlow {steps} step(s) | {N} | {steps} | {total:.3f} | timed in "
                       f"full | {base_total / total:.1f}x | {gflops:,.0f} |", flush=True)
     if args.max_throughput:
-        if not args.few_steps:
+        if not (args.throughput_steps or args.few_steps):
             raise SystemExit("--max-throughput compares the few-step rows: give --few-steps")
         print()
         results += throughput_table(args, bench, device, dtype, enc)
