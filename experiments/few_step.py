@@ -26,6 +26,7 @@ docs/img/few_step_gfid_vs_time.png.
 
     python experiments/few_step.py                       # everything, resumable
     python experiments/few_step.py --time                # idle machine: time the samplers
+    python experiments/few_step.py --token-fd            # the token-space FD of every finished row (cheap)
     python experiments/few_step.py --report
     python experiments/few_step.py --dit-steps 50 --num 64 --tune-num 32 --work /tmp/fs --results /tmp/fsr  # smoke
 """
@@ -272,6 +273,60 @@ def time_rows(args) -> None:
         print(f"[few-step] {row.name}: {1e3 * best / args.time_batch:.3f} ms / image", flush=True)
 
 
+def token_fd(args) -> None:
+    """A second, tokenizer-free score per finished row: the Frechet distance between --num generated token
+    sets (labels drawn as the training images' labels, seed 0; the row's sampler, steps and guidance) and all
+    training tokens, in the DiT's normalised token space (N x d values per image). gFID passes every sample
+    through the detokenizer and Inception, whose blur floors it (floor_reconstruction.json); the token FD
+    reads the DiT alone. Its own floor: --num real training tokens against all of them."""
+    import torch
+
+    from textok.diffusion.guidance import Condition, guided_model
+    from textok.generation import Pipeline
+    from textok.io import write_json_atomic
+    from textok.latents import LatentCache
+    from textok.metrics.fid import feature_stats, frechet_distance
+
+    torch.set_num_threads(args.threads)
+    work, results = Path(args.work), Path(args.results)
+    cache = LatentCache(work / "lat_train")
+    real = cache.normalize(cache.tensors["tokens"]).flatten(1).double().numpy()
+    mu, sigma = feature_stats(real)
+    picks = torch.randperm(len(cache), generator=torch.Generator().manual_seed(args.seed))[:args.num]
+    labels = cache.labels[picks]
+    floor_file = results / "floor_token_fd.json"
+    if not floor_file.is_file():
+        sub = real[torch.randperm(len(cache), generator=torch.Generator().manual_seed(args.seed + 1))[:args.num].numpy()]
+        value = float(frechet_distance(*feature_stats(sub), mu, sigma))
+        write_json_atomic(floor_file, {"what": f"{args.num} real training tokens vs all training tokens (token FD floor)",
+                                       "num": args.num, "token_fd": value, "date": time.strftime("%Y-%m-%d")})
+        print(f"[few-step] token FD floor: {value:.4f}", flush=True)
+    pipes = {}
+    for row in rows():
+        out = results / f"{row.name}.json"
+        if not out.is_file():
+            continue
+        record = json.loads(out.read_text())
+        if "token_fd" in record:
+            continue
+        if row.objective not in pipes:
+            pipes[row.objective] = Pipeline.from_pretrained(work / f"dit_{row.objective}" / "model")
+        pipe = pipes[row.objective]
+        gen = []
+        with torch.inference_mode():
+            for b, lo in enumerate(range(0, args.num, 250)):
+                y = labels[lo:lo + 250]
+                model = guided_model(pipe.dit, Condition(labels=y), record["cfg_scale"])
+                g = torch.Generator().manual_seed(args.seed * 100_003 + b)
+                gen.append(pipe.diffusion.sample(model, (len(y), pipe.dit.config.num_tokens, pipe.dit.config.token_dim),
+                                                 steps=row.steps, sampler=row.sampler, generator=g))
+        fake = torch.cat(gen).flatten(1).double().numpy()
+        record["token_fd"] = float(frechet_distance(*feature_stats(fake), mu, sigma))
+        record["token_fd_protocol"] = {"num": args.num, "labels": "training labels of a seeded draw", "seed": args.seed}
+        write_json_atomic(out, record)
+        print(f"[few-step] {row.name}: token FD {record['token_fd']:.4f}", flush=True)
+
+
 def report(args) -> None:
     results = Path(args.results)
     recs = {r.name: json.loads((results / f"{r.name}.json").read_text()) for r in rows()
@@ -279,6 +334,8 @@ def report(args) -> None:
     tok = json.loads((results / "tokenizer.json").read_text()) if (results / "tokenizer.json").is_file() else {}
     floor_file = results / "floor_reconstruction.json"
     floor = json.loads(floor_file.read_text()) if floor_file.is_file() else None
+    tfd_file = results / "floor_token_fd.json"
+    tfd = json.loads(tfd_file.read_text()) if tfd_file.is_file() else None
     labels = {"gaussian": "DDPM objective (learned variance)", "flow": "flow matching", "meanflow": "MeanFlow (w = 2 trained in)"}
     L = [f"Tokenizer: `{tok.get('run')}` at {tok.get('steps')} steps (the best available stage of the reproduction "
          "study when this experiment started; not a converged model unless the study says so). Class-conditional "
@@ -291,17 +348,22 @@ def report(args) -> None:
             f"{floor['precision']:.3f}, recall {floor['recall']:.3f} against the same reference "
             "(`floor_reconstruction.json`): a DiT that reproduced the token distribution exactly would score about "
             "this.", ""] if floor else []),
-         "| DiT objective | sampler | steps | DiT forwards / image | guidance (tuned) | gFID | precision | recall | samples | ms / image (idle) |",
-         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+         *([f"Token FD: the Frechet distance between {tfd['num']} generated token sets and all training tokens in "
+            "the DiT's normalised token space (`--token-fd`; labels drawn as the training labels), which reads the "
+            "DiT without the detokenizer's blur; its floor, real training tokens against all of them, is "
+            f"{tfd['token_fd']:.4f}.", ""] if tfd else []),
+         "| DiT objective | sampler | steps | DiT forwards / image | guidance (tuned) | gFID | precision | recall | samples "
+         "| token FD | ms / image (idle) |",
+         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in rows():
         r = recs.get(row.name)
         if r is None:
-            L.append(f"| {labels[row.objective]} | {row.sampler} | {row.steps} | | | pending | | | | |")
+            L.append(f"| {labels[row.objective]} | {row.sampler} | {row.steps} | | | pending | | | | | |")
             continue
         ms = r.get("sampling_seconds_per_image")
         L.append(f"| {labels[row.objective]} | {row.sampler} | {row.steps} | {r['dit_forwards_per_image']:.0f} | "
                  f"{r['cfg_scale']:g} | {r['gfid']:.2f} | {r['precision']:.3f} | {r['recall']:.3f} | {r['num']} | "
-                 f"{'' if ms is None else f'{1e3 * ms:.2f}'} |")
+                 f"{'' if 'token_fd' not in r else format(r['token_fd'], '.4f')} | {'' if ms is None else f'{1e3 * ms:.2f}'} |")
     ddpm = recs.get(Row("gaussian", "ddpm", 250).name)
     if ddpm:
         for objective in ("meanflow", "flow", "gaussian"):
@@ -372,12 +434,15 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--time", action="store_true", help="time each finished row's sampler (idle machine)")
     p.add_argument("--time-batch", type=int, default=250)
+    p.add_argument("--token-fd", action="store_true", help="add the token-space FD to every finished row (cheap)")
     p.add_argument("--report", action="store_true")
     p.add_argument("--doc", default=str(REPO / "docs" / "results" / "generation.md"), help="--report writes its table here")
     p.add_argument("--commit", action="store_true", help="git-commit each finished row's JSON (and nothing else)")
     args = p.parse_args()
     if args.time:
         time_rows(args)
+    elif args.token_fd:
+        token_fd(args)
     elif args.report:
         report(args)
     else:

@@ -48,9 +48,9 @@ def test_report_writes_the_table_between_its_markers(tmp_path):
     results.mkdir()
     (results / "tokenizer.json").write_text(json.dumps({"run": "textok-n4-s0", "steps": 2000}))
 
-    def row(objective, sampler, steps, gfid, forwards, scale):
+    def row(objective, sampler, steps, gfid, forwards, scale, **extra):
         rec = {"objective": objective, "sampler": sampler, "steps": steps, "cfg_scale": scale, "num": 2000, "seed": 0,
-               "gfid": gfid, "precision": 0.5, "recall": 0.4, "dit_forwards_per_image": forwards}
+               "gfid": gfid, "precision": 0.5, "recall": 0.4, "dit_forwards_per_image": forwards, **extra}
         (results / f"{fs.Row(objective, sampler, steps).name}.json").write_text(json.dumps(rec))
 
     (results / "floor_reconstruction.json").write_text(json.dumps({"num": 2000, "gfid": 12.5, "precision": 0.7,
@@ -58,7 +58,8 @@ def test_report_writes_the_table_between_its_markers(tmp_path):
     row("gaussian", "ddpm", 250, 20.0, 500, 1.5)
     row("gaussian", "ddim", 4, 40.0, 8, 2.5)
     row("meanflow", "meanflow", 1, 30.0, 1, 1.0)
-    row("meanflow", "meanflow", 2, 19.5, 2, 1.0)
+    row("meanflow", "meanflow", 2, 19.5, 2, 1.0, token_fd=0.03)
+    (results / "floor_token_fd.json").write_text(json.dumps({"num": 2000, "token_fd": 0.01}))
     doc = tmp_path / "generation.md"
     doc.write_text("# Generation\n\nbefore\n<!-- few-step table: experiments/few_step.py --report -->\nold\n"
                    "<!-- end of the few-step table -->\nafter\n")
@@ -66,10 +67,11 @@ def test_report_writes_the_table_between_its_markers(tmp_path):
     fs.report(args)
     text = doc.read_text()
     assert text.startswith("# Generation\n\nbefore\n") and text.rstrip().endswith("after") and "\nold\n" not in text
-    assert "| MeanFlow (w = 2 trained in) | meanflow | 2 | 2 | 1 | 19.50 | 0.500 | 0.400 | 2000 |" in text
+    assert "| MeanFlow (w = 2 trained in) | meanflow | 2 | 2 | 1 | 19.50 | 0.500 | 0.400 | 2000 | 0.0300 |  |" in text
+    assert "its floor, real training tokens against all of them, is 0.0100" in text
     assert "matches the 250-step DDPM gFID (20.00) at 2 step(s) (meanflow)" in text
     assert "no row below 250 steps reaches the 250-step DDPM gFID" in text  # the gaussian objective's DDIM row
-    assert "| flow matching | euler | 1 | | | pending |" in text
+    assert "| flow matching | euler | 1 | | | pending | | | | | |" in text
     assert "2000 training images' own tokens" in text and "score FID 12.50, precision 0.700, recall 0.600" in text
     assert (tmp_path / "img" / "few_step_gfid_vs_time.png").stat().st_size > 1000
     fs.report(args)  # idempotent: the markers are kept, the block replaced
