@@ -369,9 +369,15 @@ def report(args) -> None:
         for objective in ("meanflow", "flow", "gaussian"):
             hits = sorted((r["steps"], r["sampler"]) for r in recs.values()
                           if r["objective"] == objective and r["gfid"] <= ddpm["gfid"] and r["steps"] < 250)
-            L += ["", f"{labels[objective]}: " + (f"matches the 250-step DDPM gFID ({ddpm['gfid']:.2f}) at "
-                                                  f"{hits[0][0]} step(s) ({hits[0][1]})." if hits else
-                                                  f"no row below 250 steps reaches the 250-step DDPM gFID ({ddpm['gfid']:.2f}).")]
+            line = f"{labels[objective]}: " + (f"matches the 250-step DDPM gFID ({ddpm['gfid']:.2f}) at "
+                                               f"{hits[0][0]} step(s) ({hits[0][1]})" if hits else
+                                               f"no row below 250 steps reaches the 250-step DDPM gFID ({ddpm['gfid']:.2f})")
+            if "token_fd" in ddpm:
+                fd_hits = sorted((r["steps"], r["sampler"]) for r in recs.values() if r["objective"] == objective
+                                 and r.get("token_fd", float("inf")) <= ddpm["token_fd"] and r["steps"] < 250)
+                line += ("; its token FD" + (f" at {fd_hits[0][0]} step(s) ({fd_hits[0][1]})" if fd_hits else
+                                             " at no row below 250 steps") + f" (DDPM-250: {ddpm['token_fd']:.4f})")
+            L += ["", line + "."]
     plot(recs, Path(args.img) / "few_step_gfid_vs_time.png", labels)
     L += ["", "![gFID vs sampling time](../img/few_step_gfid_vs_time.png)"]
     block = "\n".join(L)

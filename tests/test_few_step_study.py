@@ -55,7 +55,7 @@ def test_report_writes_the_table_between_its_markers(tmp_path):
 
     (results / "floor_reconstruction.json").write_text(json.dumps({"num": 2000, "gfid": 12.5, "precision": 0.7,
                                                                      "recall": 0.6}))
-    row("gaussian", "ddpm", 250, 20.0, 500, 1.5)
+    row("gaussian", "ddpm", 250, 20.0, 500, 1.5, token_fd=0.05)
     row("gaussian", "ddim", 4, 40.0, 8, 2.5)
     row("meanflow", "meanflow", 1, 30.0, 1, 1.0)
     row("meanflow", "meanflow", 2, 19.5, 2, 1.0, token_fd=0.03)
@@ -69,7 +69,7 @@ def test_report_writes_the_table_between_its_markers(tmp_path):
     assert text.startswith("# Generation\n\nbefore\n") and text.rstrip().endswith("after") and "\nold\n" not in text
     assert "| MeanFlow (w = 2 trained in) | meanflow | 2 | 2 | 1 | 19.50 | 0.500 | 0.400 | 2000 | 0.0300 |  |" in text
     assert "its floor, real training tokens against all of them, is 0.0100" in text
-    assert "matches the 250-step DDPM gFID (20.00) at 2 step(s) (meanflow)" in text
+    assert "matches the 250-step DDPM gFID (20.00) at 2 step(s) (meanflow); its token FD at 2 step(s) (meanflow) (DDPM-250: 0.0500)" in text
     assert "no row below 250 steps reaches the 250-step DDPM gFID" in text  # the gaussian objective's DDIM row
     assert "| flow matching | euler | 1 | | | pending | | | | | |" in text
     assert "2000 training images' own tokens" in text and "score FID 12.50, precision 0.700, recall 0.600" in text
