@@ -9,7 +9,9 @@ the detokenizer decodes with a held-out caption of the class):
 - ``gaussian``: DiT's DDPM objective (epsilon + learned variance); sampled with DDIM at
   1..64 steps and ancestral DDPM at 250;
 - ``flow``: rectified flow (velocity); sampled with Euler and Heun at 1..250 steps;
-- ``meanflow``: MeanFlow (average velocity, guidance trained in with w = 2); 1, 2, 4, 8 steps.
+- ``meanflow``: MeanFlow (average velocity, guidance trained in with w = 2); 1, 2, 4, 8 steps;
+- ``meanflow_w1``: the same without trained-in guidance (w = 1), trained last: guidance trades
+  diversity for fidelity, and the tuned rows of the other objectives mostly choose little of it.
 
 Per row (objective, sampler, steps) the classifier-free guidance scale is tuned on
 ``--tune-num`` samples (seed 1; 250 by default: FID-250 is biased
@@ -54,6 +56,10 @@ OBJECTIVES = {  # DiT config overrides per objective (the rest: configs/dit_emoj
                  "model.time_inputs=2", "diffusion.sampler=meanflow", "diffusion.cfg_scale=1.0",
                  "diffusion.meanflow.cfg_scale=2.0", "preview.steps=1", "preview.cfg_scale=1.0"],
 }
+# MeanFlow without trained-in guidance (w = 1): the tuned rows of the other objectives mostly pick little or no
+# guidance at this scale, and guidance trades diversity (FD) for fidelity, so w = 2 alone would confound the two
+OBJECTIVES["meanflow_w1"] = [o if o != "diffusion.meanflow.cfg_scale=2.0" else "diffusion.meanflow.cfg_scale=1.0"
+                             for o in OBJECTIVES["meanflow"]]
 STEPS = (1, 2, 4, 8, 16, 32, 64, 250)
 
 
@@ -71,7 +77,7 @@ class Row:
 def rows() -> list[Row]:
     out = [Row("gaussian", "ddim", s) for s in STEPS[:-1]] + [Row("gaussian", "ddpm", 250)]
     out += [Row("flow", sampler, s) for sampler in ("euler", "heun") for s in STEPS]
-    return out + [Row("meanflow", "meanflow", s) for s in (1, 2, 4, 8)]
+    return out + [Row(objective, "meanflow", s) for objective in ("meanflow", "meanflow_w1") for s in (1, 2, 4, 8)]
 
 
 class ForwardCounter:
@@ -153,7 +159,7 @@ def run(args) -> None:
     extractor = InceptionFeatures()
     # objective by objective (train its DiT, then score its rows), so that finished rows appear early: the DDPM
     # reference first (its 250-step row leads), then MeanFlow (the few-step method), then flow matching
-    for objective in ("gaussian", "meanflow", "flow"):
+    for objective in ("gaussian", "meanflow", "flow", "meanflow_w1"):
         mine = sorted((r for r in todo if r.objective == objective and not (results / f"{r.name}.json").is_file()),
                       key=lambda r: (r.sampler != "ddpm", r.steps))
         if not mine:  # every row of this objective is scored
@@ -218,7 +224,7 @@ def score_row(args, row: Row, pipe, ref, extractor, tok: dict, work: Path, resul
     tune_file = work / "tune" / f"{row.name}.json"  # tuning results survive a stop
     tune_file.parent.mkdir(parents=True, exist_ok=True)
     tuned = json.loads(tune_file.read_text()) if tune_file.is_file() else {}
-    scales = [1.0] if row.objective == "meanflow" else args.scales
+    scales = [1.0] if row.sampler == "meanflow" else args.scales
     for scale in scales:
         if str(scale) not in tuned and len(scales) > 1:
             tuned[str(scale)] = sample_and_score(pipe, row, scale, args.tune_num, 1, ref, extractor,
@@ -336,7 +342,8 @@ def report(args) -> None:
     floor = json.loads(floor_file.read_text()) if floor_file.is_file() else None
     tfd_file = results / "floor_token_fd.json"
     tfd = json.loads(tfd_file.read_text()) if tfd_file.is_file() else None
-    labels = {"gaussian": "DDPM objective (learned variance)", "flow": "flow matching", "meanflow": "MeanFlow (w = 2 trained in)"}
+    labels = {"gaussian": "DDPM objective (learned variance)", "flow": "flow matching", "meanflow": "MeanFlow (w = 2 trained in)",
+              "meanflow_w1": "MeanFlow (no guidance, w = 1)"}
     L = [f"Tokenizer: `{tok.get('run')}` at {tok.get('steps')} steps (the best available stage of the reproduction "
          "study when this experiment started; not a converged model unless the study says so). Class-conditional "
          "DiT (`configs/dit_emoji32_class.yaml`), the same model, recipe and budget for each objective. gFID, "
@@ -366,7 +373,7 @@ def report(args) -> None:
                  f"{'' if 'token_fd' not in r else format(r['token_fd'], '.4f')} | {'' if ms is None else f'{1e3 * ms:.2f}'} |")
     ddpm = recs.get(Row("gaussian", "ddpm", 250).name)
     if ddpm:
-        for objective in ("meanflow", "flow", "gaussian"):
+        for objective in ("meanflow", "meanflow_w1", "flow", "gaussian"):
             hits = sorted((r["steps"], r["sampler"]) for r in recs.values()
                           if r["objective"] == objective and r["gfid"] <= ddpm["gfid"] and r["steps"] < 250)
             line = f"{labels[objective]}: " + (f"matches the 250-step DDPM gFID ({ddpm['gfid']:.2f}) at "
@@ -403,7 +410,8 @@ def plot(recs: dict, path: Path, labels: dict) -> None:
     timed = all("sampling_seconds_per_image" in r for r in recs.values())
     fig, ax = plt.subplots(figsize=(6, 4))
     for (objective, sampler), style in {("gaussian", "ddim"): "o-", ("gaussian", "ddpm"): "*", ("flow", "euler"): "s-",
-                                        ("flow", "heun"): "^-", ("meanflow", "meanflow"): "D-"}.items():
+                                        ("flow", "heun"): "^-", ("meanflow", "meanflow"): "D-",
+                                        ("meanflow_w1", "meanflow"): "d--"}.items():
         pts = sorted((r["sampling_seconds_per_image"] * 1e3 if timed else r["dit_forwards_per_image"], r["gfid"])
                      for r in recs.values() if r["objective"] == objective and r["sampler"] == sampler)
         if pts:

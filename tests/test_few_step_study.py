@@ -27,7 +27,9 @@ def test_rows_cover_the_issues_step_counts():
              for r in rows}
     assert steps[("gaussian", "ddim")] == [1, 2, 4, 8, 16, 32, 64] and steps[("gaussian", "ddpm")] == [250]
     assert steps[("flow", "euler")] == steps[("flow", "heun")] == [1, 2, 4, 8, 16, 32, 64, 250]
-    assert steps[("meanflow", "meanflow")] == [1, 2, 4, 8]
+    assert steps[("meanflow", "meanflow")] == steps[("meanflow_w1", "meanflow")] == [1, 2, 4, 8]
+    assert "diffusion.meanflow.cfg_scale=1.0" in fs.OBJECTIVES["meanflow_w1"]
+    assert "diffusion.meanflow.cfg_scale=2.0" not in fs.OBJECTIVES["meanflow_w1"]
     assert len({r.name for r in rows}) == len(rows)
 
 
