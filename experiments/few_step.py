@@ -384,7 +384,8 @@ def report(args) -> None:
                                  and r.get("token_fd", float("inf")) <= ddpm["token_fd"] and r["steps"] < 250)
                 line += ("; its token FD" + (f" at {fd_hits[0][0]} step(s) ({fd_hits[0][1]})" if fd_hits else
                                              " at no row below 250 steps") + f" (DDPM-250: {ddpm['token_fd']:.4f})")
-            L += ["", line + "."]
+            pending = sum(1 for row in rows() if row.objective == objective and row.name not in recs)
+            L += ["", line + (f" ({pending} of its rows still pending)." if pending else ".")]
     plot(recs, Path(args.img) / "few_step_gfid_vs_time.png", labels)
     L += ["", "![gFID vs sampling time](../img/few_step_gfid_vs_time.png)"]
     block = "\n".join(L)
