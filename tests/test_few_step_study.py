@@ -60,7 +60,7 @@ def test_report_writes_the_table_between_its_markers(tmp_path):
     row("gaussian", "ddpm", 250, 20.0, 500, 1.5, token_fd=0.05)
     row("gaussian", "ddim", 4, 40.0, 8, 2.5)
     row("meanflow", "meanflow", 1, 30.0, 1, 1.0)
-    row("meanflow", "meanflow", 2, 19.5, 2, 1.0, token_fd=0.03)
+    row("meanflow", "meanflow", 2, 19.5, 2, 1.0, token_fd=0.03, token_fd_cfg1=0.02)
     (results / "floor_token_fd.json").write_text(json.dumps({"num": 2000, "token_fd": 0.01}))
     doc = tmp_path / "generation.md"
     doc.write_text("# Generation\n\nbefore\n<!-- few-step table: experiments/few_step.py --report -->\nold\n"
@@ -69,11 +69,11 @@ def test_report_writes_the_table_between_its_markers(tmp_path):
     fs.report(args)
     text = doc.read_text()
     assert text.startswith("# Generation\n\nbefore\n") and text.rstrip().endswith("after") and "\nold\n" not in text
-    assert "| MeanFlow (w = 2 trained in) | meanflow | 2 | 2 | 1 | 19.50 | 0.500 | 0.400 | 2000 | 0.0300 |  |" in text
+    assert "| MeanFlow (w = 2 trained in) | meanflow | 2 | 2 | 1 | 19.50 | 0.500 | 0.400 | 2000 | 0.0300 | 0.0200 |  |" in text
     assert "its floor, real training tokens against all of them, is 0.0100" in text
     assert "matches the 250-step DDPM gFID (20.00) at 2 step(s) (meanflow); its token FD at 2 step(s) (meanflow) (DDPM-250: 0.0500)" in text
     assert "no row below 250 steps reaches the 250-step DDPM gFID" in text  # the gaussian objective's DDIM row
-    assert "| flow matching | euler | 1 | | | pending | | | | | |" in text
+    assert "| flow matching | euler | 1 | | | pending | | | | | | |" in text
     assert "2000 training images' own tokens" in text and "score FID 12.50, precision 0.700, recall 0.600" in text
     assert (tmp_path / "img" / "few_step_gfid_vs_time.png").stat().st_size > 1000
     fs.report(args)  # idempotent: the markers are kept, the block replaced
