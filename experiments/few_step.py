@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import shutil
 import sys
@@ -246,6 +247,14 @@ def score_row(args, row: Row, pipe, ref, extractor, tok: dict, work: Path, resul
           f"recall {final['recall']:.3f} ({final['dit_forwards_per_image']:.0f} DiT forwards / image)", flush=True)
 
 
+def scored_rows(results: Path):
+    """(row, its score file, its record) for every row that has been scored."""
+    for row in rows():
+        out = results / f"{row.name}.json"
+        if out.is_file():
+            yield row, out, json.loads(out.read_text())
+
+
 def time_rows(args) -> None:
     """Re-time each finished row's sampler (its tuned scale; DiT + detokenizer, batch 250) on this machine."""
     import torch
@@ -256,15 +265,9 @@ def time_rows(args) -> None:
 
     torch.set_num_threads(args.threads)
     work, results = Path(args.work), Path(args.results)
-    pipes = {}
-    for row in rows():
-        out = results / f"{row.name}.json"
-        if not out.is_file():
-            continue
-        record = json.loads(out.read_text())
-        if row.objective not in pipes:
-            pipes[row.objective] = Pipeline.from_pretrained(work / f"dit_{row.objective}" / "model")
-        pipe = pipes[row.objective]
+    pipeline = functools.cache(lambda objective: Pipeline.from_pretrained(work / f"dit_{objective}" / "model"))
+    for row, out, record in scored_rows(results):
+        pipe = pipeline(row.objective)
         labels = [i % pipe.dit.config.num_classes for i in range(args.time_batch)]
         best = float("inf")
         for _ in range(3):
@@ -307,17 +310,11 @@ def token_fd(args) -> None:
         write_json_atomic(floor_file, {"what": f"{args.num} real training tokens vs all training tokens (token FD floor)",
                                        "num": args.num, "token_fd": value, "date": time.strftime("%Y-%m-%d")})
         print(f"[few-step] token FD floor: {value:.4f}", flush=True)
-    pipes = {}
-    for row in rows():
-        out = results / f"{row.name}.json"
-        if not out.is_file():
-            continue
-        record = json.loads(out.read_text())
+    pipeline = functools.cache(lambda objective: Pipeline.from_pretrained(work / f"dit_{objective}" / "model"))
+    for row, out, record in scored_rows(results):
         if "token_fd" in record and "token_fd_cfg1" in record:
             continue
-        if row.objective not in pipes:
-            pipes[row.objective] = Pipeline.from_pretrained(work / f"dit_{row.objective}" / "model")
-        pipe = pipes[row.objective]
+        pipe = pipeline(row.objective)
 
         def fd(scale: float) -> float:
             gen = []
