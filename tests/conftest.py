@@ -34,13 +34,25 @@ def tiny_config():
 
 
 @pytest.fixture(scope="session")
-def ship_module():
+def ship_module(load_experiment):
     """experiments/ship_checkpoints.py, loaded by path (experiments/ is not a package)."""
-    path = REPO / "experiments" / "ship_checkpoints.py"
-    spec = importlib.util.spec_from_file_location("ship_checkpoints", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("ship_checkpoints")
+
+
+@pytest.fixture(scope="session")
+def load_experiment():
+    """``load_experiment(name)``: experiments/<name>.py imported as the module ``name`` (experiments/ on sys.path,
+    so that the drivers' imports of each other resolve)."""
+
+    def load(name: str):
+        sys.path.insert(0, str(REPO / "experiments"))
+        spec = importlib.util.spec_from_file_location(name, REPO / "experiments" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while the class is built
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture

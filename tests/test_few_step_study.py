@@ -1,27 +1,21 @@
 """experiments/few_step.py: its rows, the forward counter and the report (no training: fake row files)."""
 
 import argparse
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load():
-    sys.path.insert(0, str(REPO / "experiments"))
-    spec = importlib.util.spec_from_file_location("few_step", REPO / "experiments" / "few_step.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["few_step"] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def fs(load_experiment):
+    return load_experiment('few_step')
 
 
-def test_rows_cover_the_issues_step_counts():
-    fs = load()
+def test_rows_cover_the_issues_step_counts(fs):
     rows = fs.rows()
     steps = {(r.objective, r.sampler): sorted(x.steps for x in rows if (x.objective, x.sampler) == (r.objective, r.sampler))
              for r in rows}
@@ -33,8 +27,7 @@ def test_rows_cover_the_issues_step_counts():
     assert len({r.name for r in rows}) == len(rows)
 
 
-def test_forward_counter_counts_rows_per_call_and_detaches():
-    fs = load()
+def test_forward_counter_counts_rows_per_call_and_detaches(fs):
     net = torch.nn.Linear(3, 3)
     counter = fs.ForwardCounter(net)
     net(torch.zeros(4, 3))
@@ -44,8 +37,7 @@ def test_forward_counter_counts_rows_per_call_and_detaches():
     assert counter.rows == 12
 
 
-def test_report_writes_the_table_between_its_markers(tmp_path):
-    fs = load()
+def test_report_writes_the_table_between_its_markers(tmp_path, fs):
     results = tmp_path / "rows"
     results.mkdir()
     (results / "tokenizer.json").write_text(json.dumps({"run": "textok-n4-s0", "steps": 2000}))
@@ -80,9 +72,8 @@ def test_report_writes_the_table_between_its_markers(tmp_path):
     assert doc.read_text() == text
 
 
-def test_a_run_is_finished_only_when_its_summary_says_so(tmp_path):
+def test_a_run_is_finished_only_when_its_summary_says_so(tmp_path, fs):
     """An interrupted train-dit also leaves a model/ folder: the drivers read train_summary.json instead."""
-    load()
     from reproduction_generation import finished
 
     run = tmp_path / "dit"

@@ -1,24 +1,19 @@
 """experiments/reproduction.py: the study's runs, its convergence rule and its cost estimate (no training)."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load():
-    sys.path.insert(0, str(REPO / "experiments"))
-    spec = importlib.util.spec_from_file_location("reproduction", REPO / "experiments" / "reproduction.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["reproduction"] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def rs(load_experiment):
+    return load_experiment('reproduction')
 
 
-def test_runs_cover_the_issue():
-    rs = load()
+def test_runs_cover_the_issue(rs):
     runs = {r.name: r for r in rs.study_runs()}
     for n in (1, 2, 4, 8):  # both arms at every N, seed 0
         assert runs[f"textok-n{n}-s0"].arm == "textok" and runs[f"baseline-n{n}-s0"].arm == "baseline"
@@ -38,8 +33,7 @@ def stage(results: Path, run: str, steps: int, psnr: float, train_seconds: float
     (results / run / f"step_{steps:07d}.json").write_text(json.dumps({"steps": steps, "records": records}))
 
 
-def test_convergence_rule_and_side_runs(tmp_path):
-    rs = load()
+def test_convergence_rule_and_side_runs(tmp_path, rs):
     runs = {r.name: r for r in rs.study_runs()}
     stage(tmp_path, "textok-n2-s0", 1000, 15.0, 1000)
     stage(tmp_path, "textok-n2-s0", 2000, 16.0, 2000)
@@ -52,8 +46,7 @@ def test_convergence_rule_and_side_runs(tmp_path):
     assert rs.next_stage(runs["textok-n2-s0-gan"], rs.done_stages(tmp_path, "textok-n2-s0-gan"), 0.3) == 4000
 
 
-def test_remaining_cost_counts_steps_and_scoring(tmp_path):
-    rs = load()
+def test_remaining_cost_counts_steps_and_scoring(tmp_path, rs):
     n_runs = len(rs.study_runs())
     assert "no stage scored yet" in rs.remaining_cost(tmp_path)
     stage(tmp_path, "textok-n2-s0", 1000, 15.0, train_seconds=2000.0, eval_seconds=50.0)  # 2 s / step, 100 s / stage
