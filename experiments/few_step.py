@@ -29,6 +29,7 @@ docs/img/few_step_gfid_vs_time.png.
     python experiments/few_step.py                       # everything, resumable
     python experiments/few_step.py --time                # idle machine: time the samplers
     python experiments/few_step.py --token-fd            # the token-space FD of every finished row (cheap)
+    python experiments/few_step.py --spread gaussian_ddpm_250 meanflow_meanflow_001   # gFID over seeds 2, 3
     python experiments/few_step.py --report
     python experiments/few_step.py --dit-steps 50 --num 64 --tune-num 32 --work /tmp/fs --results /tmp/fsr  # smoke
 """
@@ -338,6 +339,48 @@ def token_fd(args) -> None:
               flush=True)
 
 
+def seed_spread(args) -> None:
+    """The sampling noise of gFID: re-score each row of ``--spread`` (its tuned scale, ``--num`` samples) with
+    each seed of ``--spread-seeds`` (other than the seed-0 samples of its row and the seed-1 tuning samples).
+    The report reads "matches" against the 250-step DDPM row through these spreads."""
+    import torch
+
+    from textok.generation import Pipeline
+    from textok.io import write_json_atomic
+    from textok.metrics import InceptionFeatures, load_stats
+
+    torch.set_num_threads(args.threads)
+    work, results = Path(args.work), Path(args.results)
+    ref = load_stats(Path(args.study_work) / "generation" / "ref_train_32.npz")
+    extractor = InceptionFeatures()
+    pipeline = functools.cache(lambda objective: Pipeline.from_pretrained(work / f"dit_{objective}" / "model"))
+    for row, out, record in scored_rows(results):
+        if row.name not in args.spread:
+            continue
+        by_seed = record.setdefault("gfid_by_seed", {str(record["seed"]): record["gfid"]})
+        for seed in args.spread_seeds:
+            if str(seed) in by_seed:
+                continue
+            if seed in (record["seed"], 1):
+                raise SystemExit(f"--spread-seeds: seed {seed} is the row's own or the tuning seed; use others")
+            scored = sample_and_score(pipeline(row.objective), row, record["cfg_scale"], args.num, seed, ref,
+                                      extractor, work / f"tmp_spread_{row.name}.npz")
+            by_seed[str(seed)] = scored["gfid"]
+            write_json_atomic(out, record)  # after each seed: a stop loses one scoring at most
+            print(f"[few-step] {row.name} seed {seed}: gFID {scored['gfid']:.2f}", flush=True)
+        if args.commit:
+            commit(results, f"few-step: {row.name} (gFID over seeds)")
+
+
+def gfid_spread(record: dict) -> tuple[float, float, int] | None:
+    """(mean, sample std, seeds) of a row's gFID over its scored seeds, or None with fewer than 2."""
+    values = list(record.get("gfid_by_seed", {}).values())
+    if len(values) < 2:
+        return None
+    mean = sum(values) / len(values)
+    return mean, (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5, len(values)
+
+
 def report(args) -> None:
     results = Path(args.results)
     recs = {r.name: json.loads((results / f"{r.name}.json").read_text()) for r in rows()
@@ -391,6 +434,17 @@ def report(args) -> None:
                                  and r.get("token_fd", float("inf")) <= ddpm["token_fd"] and r["steps"] < 250)
                 line += ("; its token FD" + (f" at {fd_hits[0][0]} step(s) ({fd_hits[0][1]})" if fd_hits else
                                              " at no row below 250 steps") + f" (DDPM-250: {ddpm['token_fd']:.4f})")
+            spread_ref = gfid_spread(ddpm)
+            for name, r in sorted(recs.items(), key=lambda kv: kv[1]["steps"]):
+                sp = gfid_spread(r)
+                if r["objective"] != objective or r["steps"] >= 250 or not (sp and spread_ref):
+                    continue
+                diff, se = sp[0] - spread_ref[0], (sp[1] ** 2 / sp[2] + spread_ref[1] ** 2 / spread_ref[2]) ** 0.5
+                verdict = "within" if diff < 2 * se else "outside"
+                line += (f"; over seeds, {r['sampler']} at {r['steps']} step(s) scores {sp[0]:.2f} ± {sp[1]:.2f} "
+                         f"(n = {sp[2]}) against DDPM-250's {spread_ref[0]:.2f} ± {spread_ref[1]:.2f} (n = "
+                         f"{spread_ref[2]}): {diff:+.2f}, {verdict} twice the standard error of the difference "
+                         f"({2 * se:.2f})")
             pending = sum(1 for row in rows() if row.objective == objective and row.name not in recs)
             L += ["", line + (f" ({pending} of its rows still pending)." if pending else ".")]
     plot(recs, Path(args.img) / "few_step_gfid_vs_time.png", labels)
@@ -457,6 +511,9 @@ def main() -> None:
     p.add_argument("--time", action="store_true", help="time each finished row's sampler (idle machine)")
     p.add_argument("--time-batch", type=int, default=250)
     p.add_argument("--token-fd", action="store_true", help="add the token-space FD to every finished row (cheap)")
+    p.add_argument("--spread", nargs="+", default=None, metavar="ROW",
+                   help="re-score these finished rows with --spread-seeds (gFID sampling noise)")
+    p.add_argument("--spread-seeds", type=int, nargs="+", default=[2, 3])
     p.add_argument("--report", action="store_true")
     p.add_argument("--doc", default=str(REPO / "docs" / "results" / "generation.md"), help="--report writes its table here")
     p.add_argument("--commit", action="store_true", help="git-commit each finished row's JSON (and nothing else)")
@@ -465,6 +522,8 @@ def main() -> None:
         time_rows(args)
     elif args.token_fd:
         token_fd(args)
+    elif args.spread:
+        seed_spread(args)
     elif args.report:
         report(args)
     else:

@@ -49,9 +49,10 @@ def test_report_writes_the_table_between_its_markers(tmp_path, fs):
 
     (results / "floor_reconstruction.json").write_text(json.dumps({"num": 2000, "gfid": 12.5, "precision": 0.7,
                                                                      "recall": 0.6}))
-    row("gaussian", "ddpm", 250, 20.0, 500, 1.5, token_fd=0.05)
+    row("gaussian", "ddpm", 250, 20.0, 500, 1.5, token_fd=0.05, gfid_by_seed={"0": 20.0, "2": 19.0, "3": 21.0})
     row("gaussian", "ddim", 4, 40.0, 8, 2.5)
     row("meanflow", "meanflow", 1, 30.0, 1, 1.0)
+    row("meanflow", "meanflow", 4, 21.0, 4, 1.0, gfid_by_seed={"0": 21.0, "2": 20.0, "3": 22.0})
     row("meanflow", "meanflow", 2, 19.5, 2, 1.0, token_fd=0.03, token_fd_cfg1=0.02)
     (results / "floor_token_fd.json").write_text(json.dumps({"num": 2000, "token_fd": 0.01}))
     doc = tmp_path / "generation.md"
@@ -64,12 +65,22 @@ def test_report_writes_the_table_between_its_markers(tmp_path, fs):
     assert "| MeanFlow (w = 2 trained in) | meanflow | 2 | 2 | 1 | 19.50 | 0.500 | 0.400 | 2000 | 0.0300 | 0.0200 |  |" in text
     assert "its floor, real training tokens against all of them, is 0.0100" in text
     assert "matches the 250-step DDPM gFID (20.00) at 2 step(s) (meanflow); its token FD at 2 step(s) (meanflow) (DDPM-250: 0.0500)" in text
+    # 4 steps: mean 21 +- 1 against 20 +- 1 (n = 3 each): difference 1, standard error sqrt(2/3) = 0.816
+    assert ("over seeds, meanflow at 4 step(s) scores 21.00 ± 1.00 (n = 3) against DDPM-250's 20.00 ± 1.00 (n = 3): "
+            "+1.00, within twice the standard error of the difference (1.63)") in text
     assert "no row below 250 steps reaches the 250-step DDPM gFID" in text  # the gaussian objective's DDIM row
     assert "| flow matching | euler | 1 | | | pending | | | | | | |" in text
     assert "2000 training images' own tokens" in text and "score FID 12.50, precision 0.700, recall 0.600" in text
     assert (tmp_path / "img" / "few_step_gfid_vs_time.png").stat().st_size > 1000
     fs.report(args)  # idempotent: the markers are kept, the block replaced
     assert doc.read_text() == text
+
+
+def test_gfid_spread_needs_two_seeds(fs):
+    assert fs.gfid_spread({"gfid": 3.0}) is None
+    assert fs.gfid_spread({"gfid_by_seed": {"0": 3.0}}) is None
+    mean, std, n = fs.gfid_spread({"gfid_by_seed": {"0": 1.0, "2": 3.0}})
+    assert (mean, n) == (2.0, 2) and std == pytest.approx(2 ** 0.5)
 
 
 def test_a_run_is_finished_only_when_its_summary_says_so(tmp_path, fs):
@@ -84,3 +95,34 @@ def test_a_run_is_finished_only_when_its_summary_says_so(tmp_path, fs):
     assert not finished(run, 100)
     (run / "train_summary.json").write_text(json.dumps({"step": 100, "interrupted": None}))
     assert finished(run, 100) and not finished(run, 200)
+
+
+def test_seed_spread_rescoring_adds_seeds_and_resumes(tmp_path, fs, monkeypatch):
+    import textok.generation
+    import textok.metrics
+
+    results = tmp_path / "rows"
+    results.mkdir()
+    name = fs.Row("meanflow", "meanflow", 1).name
+    (results / f"{name}.json").write_text(json.dumps({"objective": "meanflow", "sampler": "meanflow", "steps": 1,
+                                                      "cfg_scale": 1.0, "seed": 0, "gfid": 30.0}))
+    calls = []
+
+    def fake_score(pipe, row, scale, num, seed, ref, extractor, tmp):
+        calls.append(seed)
+        return {"gfid": 30.0 + seed}
+
+    monkeypatch.setattr(fs, "sample_and_score", fake_score)
+    monkeypatch.setattr(textok.generation.Pipeline, "from_pretrained", staticmethod(lambda path: None))
+    monkeypatch.setattr(textok.metrics, "load_stats", lambda path: None)
+    monkeypatch.setattr(textok.metrics, "InceptionFeatures", lambda: None)
+    args = argparse.Namespace(threads=1, work=str(tmp_path), results=str(results), study_work=str(tmp_path),
+                              spread=[name], spread_seeds=[2, 3], num=10, commit=False)
+    fs.seed_spread(args)
+    record = json.loads((results / f"{name}.json").read_text())
+    assert record["gfid_by_seed"] == {"0": 30.0, "2": 32.0, "3": 33.0} and calls == [2, 3]
+    fs.seed_spread(args)  # resumes: nothing left to score
+    assert calls == [2, 3]
+    args.spread_seeds = [1]
+    with pytest.raises(SystemExit, match="tuning seed"):
+        fs.seed_spread(args)
