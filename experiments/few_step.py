@@ -478,6 +478,9 @@ def plot(recs: dict, path: Path, labels: dict) -> None:
                      for r in recs.values() if r["objective"] == objective and r["sampler"] == sampler)
         if pts:
             ax.plot(*zip(*pts), style, label=f"{labels[objective]}, {sampler}")
+    ref = recs.get(Row("gaussian", "ddpm", 250).name)
+    if ref:  # the level a few-step row has to reach
+        ax.axhline(ref["gfid"], color="C1", ls=":", lw=1)
     ax.set_xscale("log")
     ax.set_xlabel("sampling ms / image (idle CPU, DiT + detokenizer)" if timed else "DiT forwards / image")
     ax.set_ylabel("gFID (train reference)")
