@@ -248,11 +248,11 @@ def score_row(args, row: Row, pipe, ref, extractor, tok: dict, work: Path, resul
           f"recall {final['recall']:.3f} ({final['dit_forwards_per_image']:.0f} DiT forwards / image)", flush=True)
 
 
-def scored_rows(results: Path):
-    """(row, its score file, its record) for every row that has been scored."""
+def scored_rows(results: Path, only=None):
+    """(row, its score file, its record) for every row that has been scored (of ``only``: row names, if given)."""
     for row in rows():
         out = results / f"{row.name}.json"
-        if out.is_file():
+        if out.is_file() and (only is None or row.name in only):
             yield row, out, json.loads(out.read_text())
 
 
@@ -267,7 +267,7 @@ def time_rows(args) -> None:
     torch.set_num_threads(args.threads)
     work, results = Path(args.work), Path(args.results)
     pipeline = functools.cache(lambda objective: Pipeline.from_pretrained(work / f"dit_{objective}" / "model"))
-    for row, out, record in scored_rows(results):
+    for row, out, record in scored_rows(results, args.only):
         pipe = pipeline(row.objective)
         labels = [i % pipe.dit.config.num_classes for i in range(args.time_batch)]
         best = float("inf")
@@ -312,7 +312,7 @@ def token_fd(args) -> None:
                                        "num": args.num, "token_fd": value, "date": time.strftime("%Y-%m-%d")})
         print(f"[few-step] token FD floor: {value:.4f}", flush=True)
     pipeline = functools.cache(lambda objective: Pipeline.from_pretrained(work / f"dit_{objective}" / "model"))
-    for row, out, record in scored_rows(results):
+    for row, out, record in scored_rows(results, args.only):
         if "token_fd" in record and "token_fd_cfg1" in record:
             continue
         pipe = pipeline(row.objective)
@@ -503,7 +503,8 @@ def main() -> None:
     p.add_argument("--tokenizer-run", default="textok-n4-s0")
     p.add_argument("--tokenizer", default=None, help="a tokenizer folder instead of the study's latest stage")
     p.add_argument("--objectives", nargs="+", default=list(OBJECTIVES), choices=list(OBJECTIVES))
-    p.add_argument("--only", nargs="+", default=None, help="row names, e.g. gaussian_ddpm_250")
+    p.add_argument("--only", nargs="+", default=None,
+                   help="row names, e.g. gaussian_ddpm_250 (training and scoring, --time, --token-fd)")
     p.add_argument("--dit-steps", type=int, default=8000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num", type=int, default=2000)

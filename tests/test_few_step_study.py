@@ -126,3 +126,10 @@ def test_seed_spread_rescoring_adds_seeds_and_resumes(tmp_path, fs, monkeypatch)
     args.spread_seeds = [1]
     with pytest.raises(SystemExit, match="tuning seed"):
         fs.seed_spread(args)
+
+
+def test_scored_rows_reads_finished_rows_of_only(tmp_path, fs):
+    for name in ("gaussian_ddpm_250", "flow_euler_001"):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"gfid": 1.0}))
+    assert [r.name for r, _, _ in fs.scored_rows(tmp_path)] == ["gaussian_ddpm_250", "flow_euler_001"]
+    assert [r.name for r, _, _ in fs.scored_rows(tmp_path, ["flow_euler_001", "flow_heun_002"])] == ["flow_euler_001"]
