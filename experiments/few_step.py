@@ -41,6 +41,7 @@ import dataclasses
 import functools
 import json
 import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -147,7 +148,7 @@ def run(args) -> None:
     tok = resolve_tokenizer(args, work)
     (results / "tokenizer.json").write_text(json.dumps({k: tok[k] for k in ("run", "steps")}, indent=2) + "\n")
     textok, t = [sys.executable, "-m", "textok"], args.threads
-    ref_path = Path(args.study_work) / "generation" / "ref_train_32.npz"  # shared with reproduction_generation.py
+    ref_path = ref_stats_path(args)
     ref_path.parent.mkdir(parents=True, exist_ok=True)
     if not ref_path.is_file():
         sh(textok + ["fid-stats", "--data", str(data), "--split", "train", "--image-size", "32", "--out", str(ref_path),
@@ -256,17 +257,28 @@ def scored_rows(results: Path, only=None):
             yield row, out, json.loads(out.read_text())
 
 
+def pipelines(work: Path):
+    """``pipeline(objective)``: the trained DiT of an objective as a generation Pipeline, loaded once."""
+    from textok.generation import Pipeline
+
+    return functools.cache(lambda objective: Pipeline.from_pretrained(work / f"dit_{objective}" / "model"))
+
+
+def ref_stats_path(args) -> Path:
+    """The training images' Inception statistics (shared with reproduction_generation.py)."""
+    return Path(args.study_work) / "generation" / "ref_train_32.npz"
+
+
 def time_rows(args) -> None:
     """Re-time each finished row's sampler (its tuned scale; DiT + detokenizer, batch 250) on this machine."""
     import torch
 
-    from textok.generation import Pipeline
     from textok.io import write_json_atomic
     from textok.training import cpu_name
 
     torch.set_num_threads(args.threads)
     work, results = Path(args.work), Path(args.results)
-    pipeline = functools.cache(lambda objective: Pipeline.from_pretrained(work / f"dit_{objective}" / "model"))
+    pipeline = pipelines(work)
     for row, out, record in scored_rows(results, args.only):
         pipe = pipeline(row.objective)
         labels = [i % pipe.dit.config.num_classes for i in range(args.time_batch)]
@@ -292,7 +304,6 @@ def token_fd(args) -> None:
     import torch
 
     from textok.diffusion.guidance import Condition, guided_model
-    from textok.generation import Pipeline
     from textok.io import write_json_atomic
     from textok.latents import LatentCache
     from textok.metrics.fid import feature_stats, frechet_distance
@@ -311,7 +322,7 @@ def token_fd(args) -> None:
         write_json_atomic(floor_file, {"what": f"{args.num} real training tokens vs all training tokens (token FD floor)",
                                        "num": args.num, "token_fd": value, "date": time.strftime("%Y-%m-%d")})
         print(f"[few-step] token FD floor: {value:.4f}", flush=True)
-    pipeline = functools.cache(lambda objective: Pipeline.from_pretrained(work / f"dit_{objective}" / "model"))
+    pipeline = pipelines(work)
     for row, out, record in scored_rows(results, args.only):
         if "token_fd" in record and "token_fd_cfg1" in record:
             continue
@@ -345,18 +356,15 @@ def seed_spread(args) -> None:
     The report reads "matches" against the 250-step DDPM row through these spreads."""
     import torch
 
-    from textok.generation import Pipeline
     from textok.io import write_json_atomic
     from textok.metrics import InceptionFeatures, load_stats
 
     torch.set_num_threads(args.threads)
     work, results = Path(args.work), Path(args.results)
-    ref = load_stats(Path(args.study_work) / "generation" / "ref_train_32.npz")
+    ref = load_stats(ref_stats_path(args))
     extractor = InceptionFeatures()
-    pipeline = functools.cache(lambda objective: Pipeline.from_pretrained(work / f"dit_{objective}" / "model"))
-    for row, out, record in scored_rows(results):
-        if row.name not in args.spread:
-            continue
+    pipeline = pipelines(work)
+    for row, out, record in scored_rows(results, args.spread):
         by_seed = record.setdefault("gfid_by_seed", {str(record["seed"]): record["gfid"]})
         for seed in args.spread_seeds:
             if str(seed) in by_seed:
@@ -375,10 +383,7 @@ def seed_spread(args) -> None:
 def gfid_spread(record: dict) -> tuple[float, float, int] | None:
     """(mean, sample std, seeds) of a row's gFID over its scored seeds, or None with fewer than 2."""
     values = list(record.get("gfid_by_seed", {}).values())
-    if len(values) < 2:
-        return None
-    mean = sum(values) / len(values)
-    return mean, (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5, len(values)
+    return (statistics.mean(values), statistics.stdev(values), len(values)) if len(values) >= 2 else None
 
 
 def report(args) -> None:
@@ -423,6 +428,7 @@ def report(args) -> None:
                  f"{'' if ms is None else f'{1e3 * ms:.2f}'} |")
     ddpm = recs.get(Row("gaussian", "ddpm", 250).name)
     if ddpm:
+        spread_ref = gfid_spread(ddpm)
         for objective in ("meanflow", "meanflow_w1", "flow", "gaussian"):
             hits = sorted((r["steps"], r["sampler"]) for r in recs.values()
                           if r["objective"] == objective and r["gfid"] <= ddpm["gfid"] and r["steps"] < 250)
@@ -434,8 +440,7 @@ def report(args) -> None:
                                  and r.get("token_fd", float("inf")) <= ddpm["token_fd"] and r["steps"] < 250)
                 line += ("; its token FD" + (f" at {fd_hits[0][0]} step(s) ({fd_hits[0][1]})" if fd_hits else
                                              " at no row below 250 steps") + f" (DDPM-250: {ddpm['token_fd']:.4f})")
-            spread_ref = gfid_spread(ddpm)
-            for name, r in sorted(recs.items(), key=lambda kv: kv[1]["steps"]):
+            for r in sorted(recs.values(), key=lambda r: r["steps"]):
                 sp = gfid_spread(r)
                 if r["objective"] != objective or r["steps"] >= 250 or not (sp and spread_ref):
                     continue
