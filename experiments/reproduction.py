@@ -182,6 +182,84 @@ def run_stage(run: Run, steps: int, work: Path, results: Path, data: str) -> dic
     return record
 
 
+def trunk_checkpoint(work: Path, run: Run, steps: int) -> Path:
+    """The constant-lr training checkpoint of ``run`` at ``steps`` (kept under ``work/trunks``: the
+    run's own folder keeps only its last two)."""
+    kept = work / "trunks" / run.name / f"step_{steps:08d}"
+    if not kept.is_dir():
+        live = work / "runs" / run.name / "checkpoints" / f"step_{steps:08d}"
+        if not live.is_dir():
+            raise FileNotFoundError(f"{run.name}: no training checkpoint at step {steps} (neither {kept} nor {live})")
+        tmp = kept.with_name(kept.name + ".tmp")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        shutil.copytree(live, tmp)
+        from textok.io import replace_dir_atomic
+
+        replace_dir_atomic(tmp, kept)
+    return kept
+
+
+def cooldown_file(results: Path, run: Run, steps: int, cooldown: int) -> Path:
+    return results / run.name / f"cooldown_{steps:07d}+{cooldown:05d}.json"
+
+
+def run_cooldown(run: Run, steps: int, cooldown: int, work: Path, results: Path, data: str,
+                 splits: tuple[str, ...] = SPLITS) -> dict:
+    """Warmup-stable-decay branch: the run's constant-lr checkpoint at ``steps`` trained ``cooldown`` more
+    steps with the learning rate falling linearly to 0 (``schedule.decay=wsd``), which is exactly the
+    (steps + cooldown)-step wsd run. Scores the EMA and the raw weights at the end on ``splits``."""
+    import torch
+
+    from textok.io import write_json_atomic
+    from textok.metrics import evaluate_tokenizer
+    from textok.training import TokenizerTask, Trainer, cpu_name, load_config
+    from textok.training.checkpoint import latest_checkpoint
+
+    trunk = trunk_checkpoint(work, run, steps)
+    out = work / "cooldown" / f"{run.name}_{steps:07d}+{cooldown:05d}"
+    total = steps + cooldown
+    cfg = load_config(CONFIG, run.config_overrides() + [
+        f"data.root={data}", f"schedule.max_steps={total}", "schedule.decay=wsd",
+        f"schedule.cooldown_steps={cooldown}", "logging.progress=false"])
+    if latest_checkpoint(out / "checkpoints") is None:  # start the branch from a copy of the trunk
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        if not (out / "checkpoints" / trunk.name).exists():
+            shutil.copytree(trunk, out / "checkpoints" / (trunk.name + ".tmp"))
+            (out / "checkpoints" / (trunk.name + ".tmp")).rename(out / "checkpoints" / trunk.name)
+        if not (out / "config.yaml").exists():
+            shutil.copy(work / "runs" / run.name / "config.yaml", out / "config.yaml")
+    t0 = time.perf_counter()
+    result = Trainer(TokenizerTask(cfg), cfg, out, resume=True).train()
+    train_seconds = time.perf_counter() - t0
+    # the raw weights at the end of the cool-down, next to the EMA model the trainer exports
+    raw = out / "raw"
+    raw.mkdir(exist_ok=True)
+    shutil.copy(out / "model" / "config.json", raw / "config.json")
+    shutil.copy(latest_checkpoint(out / "checkpoints") / "model.safetensors", raw / "model.safetensors")
+    records = []
+    for split in splits:
+        ref = reference_stats(work, data, split, cfg.model.image_size)
+        t1 = time.perf_counter()
+        report = evaluate_tokenizer([str(out / "model"), str(raw)], data, split=split, names=["ema", "raw"],
+                                    progress=False, reference=ref, caption_variant=run.caption_variant)
+        for weights, r in zip(("ema", "raw"), report["results"]):
+            records.append({
+                "run": run.name, "arm": run.arm, "num_tokens": run.num_tokens, "seed": run.seed,
+                "ablation": run.ablation, "split": split, "steps": total, "trunk_steps": steps,
+                "cooldown_steps": cooldown, "weights": weights, "num_images": r["num"], "rfid": r["rfid"],
+                "psnr": r["psnr"], "ssim": r["ssim"], "lpips": r["lpips"],
+                "eval_seconds": round(time.perf_counter() - t1, 1)})
+    record = {"run": run.name, "steps": total, "trunk_steps": steps, "cooldown_steps": cooldown,
+              "overrides": run.config_overrides() + ["schedule.decay=wsd", f"schedule.cooldown_steps={cooldown}"],
+              "cooldown_train_seconds": round(train_seconds, 1),
+              "images_per_second": round(result.images_per_second, 2), "threads": torch.get_num_threads(),
+              "cpu": cpu_name(), "date": time.strftime("%Y-%m-%d"), "final_loss": result.last_logs.get("loss"),
+              "records": records}
+    write_json_atomic(cooldown_file(results, run, steps, cooldown), record)
+    return record
+
+
 # ---- the scheduler --------------------------------------------------------------------------
 
 def done_stages(results: Path, run: str) -> dict[int, dict]:
@@ -336,6 +414,10 @@ def main() -> None:
     p.add_argument("--only", nargs="*", help="run names (default: all)")
     p.add_argument("--commit", action="store_true", help="git-commit each stage's scores as it finishes")
     p.add_argument("--list", action="store_true")
+    p.add_argument("--cooldown", nargs=3, metavar=("RUN", "STEPS", "COOLDOWN"),
+                   help="branch RUN's constant-lr checkpoint at STEPS into a linear cool-down of COOLDOWN steps "
+                        "(schedule.decay=wsd) and score its EMA and raw weights")
+    p.add_argument("--splits", nargs="+", default=list(SPLITS), help="splits --cooldown scores")
     p.add_argument("--job", help=argparse.SUPPRESS)
     p.add_argument("--steps", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -346,6 +428,17 @@ def main() -> None:
             curve = ", ".join(f"{s}: {val_psnr(r):.2f} dB" for s, r in sorted(done.items()))
             print(f"{run.name:42s} next={next_stage(run, done, args.converged_db)}  {curve}")
         print(remaining_cost(Path(args.results)))
+        return
+    if args.cooldown:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        name, steps, cooldown = args.cooldown[0], int(args.cooldown[1]), int(args.cooldown[2])
+        run = next(r for r in study_runs() if r.name == name)
+        rec = run_cooldown(run, steps, cooldown, Path(args.work), Path(args.results), args.data, tuple(args.splits))
+        print(json.dumps(rec, indent=2))
+        if args.commit:
+            commit(Path(args.results), f"reproduction: {name} cooled down {steps}+{cooldown} (scores)")
         return
     if args.job:
         import torch

@@ -51,6 +51,21 @@ def test_lr_schedule_warmup_then_cosine():
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))  # monotone decay
 
 
+def test_lr_schedule_wsd_is_constant_then_a_linear_cooldown():
+    cfg = build_config({"schedule": {"max_steps": 100, "warmup_steps": 10, "decay": "wsd", "cooldown_steps": 20}})
+    lrs = [lr_at(s, 2.0, cfg.schedule) for s in range(100)]
+    assert lrs[9] == pytest.approx(2.0) and lrs[10:80] == [2.0] * 70  # warm-up, then stable
+    assert lrs[80] == pytest.approx(1.9) and lrs[90] == pytest.approx(0.9) and lrs[99] == 0.0
+    assert all(a > b for a, b in zip(lrs[79:], lrs[80:]))  # every cool-down step is lower than the last
+    # the stable phase is the constant schedule exactly: a constant trunk branches into it
+    const = build_config({"schedule": {"max_steps": 100, "warmup_steps": 10, "decay": "constant"}})
+    assert lrs[:80] == [lr_at(s, 2.0, const.schedule) for s in range(80)]
+    with pytest.raises(ConfigError, match="cooldown_steps"):
+        build_config({"schedule": {"max_steps": 100, "warmup_steps": 10, "decay": "wsd"}})
+    with pytest.raises(ConfigError, match="cooldown_steps"):
+        build_config({"schedule": {"max_steps": 100, "warmup_steps": 10, "decay": "wsd", "cooldown_steps": 91}})
+
+
 def test_sampler_partitions_the_global_batch():
     """Processes x micro-batches cover exactly the global batch, in the same order as 1 process."""
     one = GlobalBatchSampler(50, 8, accum=1, world=1, rank=0, seed=3)

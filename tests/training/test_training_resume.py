@@ -2,6 +2,7 @@
 uninterrupted run (everything on: LPIPS, GAN with LeCAM and R1, KL, caption dropout, EMA).
 Also: a checkpoint from a different config is refused, naming the fields."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,24 @@ def test_extending_a_constant_lr_run_equals_the_longer_run(emoji_root, tmp_path,
     shorter = make_config(emoji_root, *common, "schedule.max_steps=3")
     with pytest.raises(ValueError, match="beyond schedule.max_steps=3"):
         Trainer(TokenizerTask(shorter), shorter, tmp_path / "extended", resume=True)
+
+
+def test_a_wsd_cooldown_branches_off_a_constant_trunk_exactly(emoji_root, tmp_path, make_config, train_in_process):
+    """A constant-lr checkpoint at step 2 resumed with decay=wsd (2 cool-down steps, to step 4) is
+    bit-equal to the 4-step wsd run trained in one go; a branch that would rewrite the learning rate
+    of steps already taken is refused with a message."""
+    common = ["schedule.warmup_steps=1", "data.max_images=8", "checkpoint.every=100"]
+    wsd = ["schedule.decay=wsd", "schedule.cooldown_steps=2", "schedule.max_steps=4"]
+    trunk = make_config(emoji_root, *common, "schedule.decay=constant", "schedule.max_steps=2")
+    train_in_process(trunk, tmp_path / "trunk")
+    shutil.copytree(tmp_path / "trunk", tmp_path / "branch")
+    branch = train_in_process(make_config(emoji_root, *common, *wsd), tmp_path / "branch", resume=True)
+    assert branch.step == 4
+    train_in_process(make_config(emoji_root, *common, *wsd), tmp_path / "straight")
+    a = load_state_dict(tmp_path / "branch" / "model" / "model.safetensors")
+    b = load_state_dict(tmp_path / "straight" / "model" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # cooling down over 3 steps to step 4 would lower the learning rate of step 1, which the trunk took at full rate
+    late = make_config(emoji_root, *common, "schedule.decay=wsd", "schedule.cooldown_steps=3", "schedule.max_steps=4")
+    with pytest.raises(ValueError, match="changes the learning rate of steps already taken"):
+        Trainer(TokenizerTask(late), late, tmp_path / "trunk", resume=True)

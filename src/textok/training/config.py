@@ -68,8 +68,12 @@ class OptimConfig:
 class ScheduleConfig:
     max_steps: int = 1000  # optimiser steps (the training budget)
     warmup_steps: int = 100  # linear warm-up from 0 to lr
-    min_lr_ratio: float = 0.0  # the cosine decays to lr * min_lr_ratio at max_steps
-    decay: Literal["cosine", "constant"] = "cosine"
+    min_lr_ratio: float = 0.0  # the decay ends at lr * min_lr_ratio at max_steps
+    # cosine: from the end of warm-up to max_steps. constant: none. wsd (warmup-stable-decay): constant,
+    # then linear over the last cooldown_steps; a constant-lr checkpoint resumes into it exactly, so one
+    # constant trunk gives a cooled-down model at every budget
+    decay: Literal["cosine", "constant", "wsd"] = "cosine"
+    cooldown_steps: int = 0  # wsd only
 
 
 @dataclasses.dataclass
@@ -161,6 +165,9 @@ def check_trainer_sections(cfg: Any) -> None:
         raise ConfigError(f"optim.batch_size={o.batch_size} must be divisible by optim.grad_accum_steps={o.grad_accum_steps}")
     if s.warmup_steps < 0:
         raise ConfigError(f"schedule.warmup_steps must be >= 0, got {s.warmup_steps}")
+    if s.decay == "wsd" and not 1 <= s.cooldown_steps <= s.max_steps - s.warmup_steps:
+        raise ConfigError(f"schedule.decay=wsd needs 1 <= schedule.cooldown_steps <= max_steps - warmup_steps "
+                          f"({s.max_steps - s.warmup_steps}), got {s.cooldown_steps}")
     if not 0.0 <= cfg.ema.decay < 1.0:
         raise ConfigError(f"ema.decay must lie in [0, 1), got {cfg.ema.decay}")
     if o.lr <= 0:

@@ -95,11 +95,17 @@ class _StopRequests:
 
 
 def lr_at(step: int, base_lr: float, schedule) -> float:
-    """Learning rate of optimiser step ``step`` (0-based): linear warm-up, then cosine (or constant)."""
+    """Learning rate of optimiser step ``step`` (0-based): linear warm-up, then cosine, constant, or
+    constant + a linear cool-down over the last ``cooldown_steps`` (wsd)."""
     if schedule.warmup_steps and step < schedule.warmup_steps:
         return base_lr * (step + 1) / schedule.warmup_steps
     if schedule.decay == "constant":
         return base_lr
+    if schedule.decay == "wsd":
+        left = schedule.max_steps - 1 - step  # cooldown_steps - 1 at the first cool-down step .. 0 at the last
+        if left >= schedule.cooldown_steps:
+            return base_lr
+        return base_lr * (schedule.min_lr_ratio + (1 - schedule.min_lr_ratio) * max(left, 0) / schedule.cooldown_steps)
     t = (step - schedule.warmup_steps) / max(1, schedule.max_steps - schedule.warmup_steps)
     t = min(max(t, 0.0), 1.0)
     return base_lr * (schedule.min_lr_ratio + (1 - schedule.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
@@ -683,16 +689,33 @@ class Trainer:
             saved_config = to_dict(from_dict(type(self.config), saved_config, where="checkpoint config"))
         except (ValueError, TypeError):
             pass  # unknown fields: the plain comparison below names them
-        ckpt.check_same_config(saved_config, self.config_dict, str(directory), RESUME_MAY_DIFFER + ("schedule.max_steps",))
-        saved_max = state["config"].get("schedule", {}).get("max_steps")
-        if saved_max is not None and saved_max != self.config.schedule.max_steps:
-            if self.config.schedule.max_steps < int(state["step"]):
-                raise ValueError(f"{directory} is at step {state['step']}, beyond schedule.max_steps="
-                                 f"{self.config.schedule.max_steps}; give a larger schedule.max_steps")
-            how = ("exact: the learning rate is constant" if self.config.schedule.decay == "constant"
-                   else "the cosine decay is stretched from this step on")
-            log.info("extending the run from schedule.max_steps=%d to %d (%s)", saved_max,
-                     self.config.schedule.max_steps, how)
+        step, sched = int(state["step"]), self.config.schedule
+        may_differ = RESUME_MAY_DIFFER + ("schedule.max_steps",)
+        saved_sched = saved_config.get("schedule", {})
+        if any(saved_sched.get(k, getattr(sched, k)) != getattr(sched, k) for k in ("max_steps", "decay", "cooldown_steps")):
+            try:
+                old = from_dict(type(sched), saved_sched, where="checkpoint schedule")
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"{directory}: cannot read the checkpoint's schedule: {e}") from None
+            if sched.max_steps < step:
+                raise ValueError(f"{directory} is at step {step}, beyond schedule.max_steps={sched.max_steps}; "
+                                 f"give a larger schedule.max_steps")
+            lr = self.config.optim.lr
+            exact = all(lr_at(s, lr, old) == lr_at(s, lr, sched) for s in range(step))
+            if (old.decay, old.cooldown_steps) != (sched.decay, sched.cooldown_steps):
+                # a new decay (a wsd cool-down branched off a constant-lr trunk) only where the steps
+                # already taken had exactly the learning rates the new schedule gives them
+                if not exact:
+                    raise ValueError(f"{directory}: schedule.decay={old.decay} -> {sched.decay} (cooldown_steps "
+                                     f"{old.cooldown_steps} -> {sched.cooldown_steps}) changes the learning rate of "
+                                     f"steps already taken (the checkpoint is at step {step})")
+                may_differ += ("schedule.decay", "schedule.cooldown_steps")
+            # extending (or cutting) a run is the longer run exactly where the learning rates so far agree
+            # (constant, or wsd before the cool-down); a cosine is stretched from here on
+            log.info("resuming step %d with schedule %s/%d steps (was %s/%d): %s", step, sched.decay,
+                     sched.max_steps, old.decay, old.max_steps,
+                     "exact, the learning rates so far are identical" if exact else "the decay is stretched from here on")
+        ckpt.check_same_config(saved_config, self.config_dict, str(directory), may_differ)
         model = unwrap(self.model)
         weights = files.weights("model")
         check_state_dict(model, weights, str(directory / "model.safetensors"))
