@@ -1,7 +1,8 @@
 """The reproduction study: the paper's Table 1 in miniature (TexTok vs the no-text baseline).
 
-Emoji at 32 px, ``configs/emoji32_textok.yaml``, N in {1, 2, 4, 8} tokens x 8 channels, both
-arms with the identical recipe, budget and seed; extra seeds at N = 2 and 8; ablations at N = 2.
+Emoji at 32 px, ``configs/emoji32_textok_p8.yaml`` (``--config``; the first recipe, 4x4 patches,
+was ``configs/emoji32_textok.yaml``), N in {1, 2, 4, 8} tokens x 8 channels, both arms with the
+identical recipe, budget and seed; extra seeds at N = 2 and 8; ablations at N = 2.
 
 Budgets double: every run is trained in stages (1k, 2k, 4k, ... steps). The recipe has a
 constant learning rate after warm-up and an EMA, so stopping a run at 2k steps and extending
@@ -35,7 +36,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG = REPO / "configs" / "emoji32_textok.yaml"
+CONFIG = REPO / "configs" / "emoji32_textok_p8.yaml"
 STAGES = (1000, 2000, 4000, 8000, 16000, 32000)
 SPLITS = ("val", "val_unseen")
 
@@ -71,10 +72,10 @@ def study_runs() -> list[Run]:
             runs.append(Run(f"{arm}-n{n}-s0", arm, n, priority=0 if n in (2, 4) else 1))
     # the LPIPS-share decision: the same TexTok N = 8 run with LPIPS on the whole batch
     runs.append(Run("textok-n8-s0-lpipsfull", "textok", 8, ablation="lpips_fraction_1.0",
-                    overrides=("loss.perceptual_fraction=1.0",), max_stage=2000, priority=1))
+                    overrides=("loss.perceptual_fraction=1.0",), max_stage=2000, priority=4))
     # the GAN decision: TexTok N = 2 with the discriminator (+ LeCAM + lazy R1) switched on at step 1,000, compared
     # at equal steps with textok-n2-s0 (narrow discriminator for 32 px, as the 64 px recipe)
-    runs.append(Run("textok-n2-s0-gan", "textok", 2, ablation="gan", max_stage=4000, priority=0, overrides=(
+    runs.append(Run("textok-n2-s0-gan", "textok", 2, ablation="gan", max_stage=4000, priority=4, overrides=(
         "loss.adversarial_weight=0.1", "loss.discriminator_start=1000", "loss.discriminator_channel_base=2048",
         "loss.discriminator_channel_max=128", "loss.lecam_weight=1.0e-4", "loss.r1_weight=10.0", "loss.r1_every=16")))
     for n in (2, 8):
@@ -134,7 +135,7 @@ def is_locked(work: Path, run: Run) -> bool:
     return False
 
 
-def run_stage(run: Run, steps: int, work: Path, results: Path, data: str) -> dict:
+def run_stage(run: Run, steps: int, work: Path, results: Path, data: str, config: Path = CONFIG) -> dict:
     import torch
 
     from textok.io import replace_dir_atomic, write_json_atomic
@@ -143,12 +144,13 @@ def run_stage(run: Run, steps: int, work: Path, results: Path, data: str) -> dic
     from textok.training.checkpoint import latest_checkpoint
 
     out = work / "runs" / run.name
-    cfg = load_config(CONFIG, run.config_overrides() + [f"data.root={data}", f"schedule.max_steps={steps}",
+    cfg = load_config(config, run.config_overrides() + [f"data.root={data}", f"schedule.max_steps={steps}",
                                                         "logging.progress=false"])
     resume = latest_checkpoint(out / "checkpoints") is not None
     t0 = time.perf_counter()
     result = Trainer(TokenizerTask(cfg), cfg, out, resume=resume).train()
     train_seconds = time.perf_counter() - t0
+    trunk_checkpoint(work, run, steps)  # kept: a cool-down (--cooldown) can branch off it later
     # the EMA model at this budget, kept for later scoring and the figures
     stage_model = out / "stages" / f"step_{steps:07d}"
     tmp = stage_model.with_name(stage_model.name + ".tmp")
@@ -172,7 +174,7 @@ def run_stage(run: Run, steps: int, work: Path, results: Path, data: str) -> dic
             "ssim": r["ssim"], "lpips": r["lpips"], "eval_seconds": round(time.perf_counter() - t1, 1),
         })
     record = {
-        "run": run.name, "steps": steps, "overrides": run.config_overrides(),
+        "run": run.name, "steps": steps, "config": Path(config).name, "overrides": run.config_overrides(),
         "train_seconds": round(train_seconds, 1), "train_seconds_total": round(seconds_before + train_seconds, 1),
         "images_per_second": round(result.images_per_second, 2), "threads": torch.get_num_threads(),
         "cpu": cpu_name(), "date": time.strftime("%Y-%m-%d"), "final_loss": result.last_logs.get("loss"),
@@ -205,7 +207,7 @@ def cooldown_file(results: Path, run: Run, steps: int, cooldown: int) -> Path:
 
 
 def run_cooldown(run: Run, steps: int, cooldown: int, work: Path, results: Path, data: str,
-                 splits: tuple[str, ...] = SPLITS) -> dict:
+                 splits: tuple[str, ...] = SPLITS, config: Path = CONFIG) -> dict:
     """Warmup-stable-decay branch: the run's constant-lr checkpoint at ``steps`` trained ``cooldown`` more
     steps with the learning rate falling linearly to 0 (``schedule.decay=wsd``), which is exactly the
     (steps + cooldown)-step wsd run. Scores the EMA and the raw weights at the end on ``splits``."""
@@ -219,7 +221,7 @@ def run_cooldown(run: Run, steps: int, cooldown: int, work: Path, results: Path,
     trunk = trunk_checkpoint(work, run, steps)
     out = work / "cooldown" / f"{run.name}_{steps:07d}+{cooldown:05d}"
     total = steps + cooldown
-    cfg = load_config(CONFIG, run.config_overrides() + [
+    cfg = load_config(config, run.config_overrides() + [
         f"data.root={data}", f"schedule.max_steps={total}", "schedule.decay=wsd",
         f"schedule.cooldown_steps={cooldown}", "logging.progress=false"])
     if latest_checkpoint(out / "checkpoints") is None:  # start the branch from a copy of the trunk
@@ -289,8 +291,8 @@ def next_stage(run: Run, done: dict[int, dict], converged_db: float) -> int | No
     # (a GAN run's PSNR may stall for a doubling without having converged)
     if run.max_stage is None and converged({s: val_psnr(r) for s, r in done.items()}, converged_db):
         return None
-    for s in STAGES:
-        if s not in done and s <= cap:
+    for s in STAGES:  # never below a budget already reached (a run adopted at 4k has no 1k or 2k stage)
+        if s > max(done, default=0) and s <= cap:
             return s
     return None
 
@@ -318,7 +320,7 @@ def schedule(args) -> None:
 
     from textok.training import load_config
 
-    size = load_config(CONFIG).model.image_size
+    size = load_config(args.config).model.image_size
     torch.set_num_threads(args.workers * args.threads)
     for split in SPLITS:  # once, before the workers need them
         reference_stats(work, args.data, split, size)
@@ -343,7 +345,8 @@ def schedule(args) -> None:
             log.parent.mkdir(parents=True, exist_ok=True)
             env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
             cmd = [sys.executable, __file__, "--job", run.name, "--steps", str(s), "--work", str(work),
-                   "--results", str(results), "--data", args.data, "--threads", str(args.threads)]
+                   "--results", str(results), "--data", args.data, "--threads", str(args.threads),
+                   "--config", str(args.config)]
             proc = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env)
             running[run.name] = (proc, s, time.time())
             print(f"[study] {time.strftime('%H:%M:%S')} start {run.name} -> {s} steps (log {log})", flush=True)
@@ -409,6 +412,7 @@ def main() -> None:
                    help="checkpoints, stage models, logs (large; outside the repository)")
     p.add_argument("--results", default=str(REPO / "docs" / "results" / "reproduction" / "runs"))
     p.add_argument("--data", default=str(REPO / "data" / "emoji"))
+    p.add_argument("--config", type=Path, default=CONFIG, help="the recipe every run extends")
     p.add_argument("--converged-db", type=float, default=0.3)
     p.add_argument("--max-steps", type=int, default=STAGES[-1], help="train no stage beyond this budget")
     p.add_argument("--only", nargs="*", help="run names (default: all)")
@@ -435,7 +439,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
         name, steps, cooldown = args.cooldown[0], int(args.cooldown[1]), int(args.cooldown[2])
         run = next(r for r in study_runs() if r.name == name)
-        rec = run_cooldown(run, steps, cooldown, Path(args.work), Path(args.results), args.data, tuple(args.splits))
+        rec = run_cooldown(run, steps, cooldown, Path(args.work), Path(args.results), args.data, tuple(args.splits),
+                           args.config)
         print(json.dumps(rec, indent=2))
         if args.commit:
             commit(Path(args.results), f"reproduction: {name} cooled down {steps}+{cooldown} (scores)")
@@ -448,7 +453,7 @@ def main() -> None:
         lock = run_lock(Path(args.work), run, blocking=False)
         if lock is None:
             sys.exit(f"{run.name}: another process is training it")
-        rec = run_stage(run, args.steps, Path(args.work), Path(args.results), args.data)
+        rec = run_stage(run, args.steps, Path(args.work), Path(args.results), args.data, args.config)
         print(json.dumps(rec, indent=2))
         return
     from textok.data.fetch import fetch  # noqa: F401  (fail early if the package is not importable)

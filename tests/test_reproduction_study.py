@@ -46,6 +46,20 @@ def test_convergence_rule_and_side_runs(tmp_path, rs):
     assert rs.next_stage(runs["textok-n2-s0-gan"], rs.done_stages(tmp_path, "textok-n2-s0-gan"), 0.3) == 4000
 
 
+def test_next_stage_never_goes_below_a_budget_reached(tmp_path, rs):
+    run = {r.name: r for r in rs.study_runs()}["baseline-n4-s0"]
+    stage(tmp_path, run.name, 4000, 17.0, 4000)  # e.g. a run whose 1k and 2k stages were never scored
+    assert rs.next_stage(run, rs.done_stages(tmp_path, run.name), 0.3) == 8000
+
+
+def test_the_study_recipe_is_the_8x8_patch_model(rs):
+    from textok.training import load_config
+
+    cfg = load_config(rs.CONFIG, rs.study_runs()[0].config_overrides())
+    assert (cfg.model.image_size, cfg.model.patch_size, cfg.model.width, cfg.model.depth) == (32, 8, 128, 4)
+    assert cfg.schedule.decay == "constant"  # budgets are extended exactly by resuming
+
+
 def test_remaining_cost_counts_steps_and_scoring(tmp_path, rs):
     n_runs = len(rs.study_runs())
     assert "no stage scored yet" in rs.remaining_cost(tmp_path)
