@@ -9,7 +9,9 @@ model size: compare the curve with the study's own run at equal steps and equal 
     python experiments/recipe_pilot.py --name patch8 --stages 1000 2000 4000 -- model.patch_size=8
     python experiments/recipe_pilot.py --name w64 -- model.width=64 model.heads=2
 
-Writes ``<work>/pilots/<name>/pilot.json`` (one record per stage); rerunning resumes.
+Writes ``docs/results/reproduction/pilots/<name>.json`` (``--results``; one record per stage; the
+reproduction report's "Choice of the recipe" table reads it); the run itself lives in
+``<work>/pilots/<name>``; rerunning resumes.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ def main() -> None:
     p.add_argument("--work", default="/work/textok-study")
     p.add_argument("--data", default=str(REPO / "data" / "emoji"))
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--results", default=str(REPO / "docs" / "results" / "reproduction" / "pilots"))
     p.add_argument("overrides", nargs="*", help="dotted config overrides (after --)")
     args = p.parse_args()
 
@@ -65,7 +68,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     out = Path(args.work) / "pilots" / args.name
-    log = out / "pilot.json"
+    log = Path(args.results) / f"{args.name}.json"
     records = json.loads(log.read_text())["records"] if log.is_file() else []
     base = [f"model.num_tokens={args.num_tokens}", "seed=0", f"data.root={args.data}", "logging.progress=false"]
     if args.arm == "baseline":

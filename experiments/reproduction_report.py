@@ -27,11 +27,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reproduction import SPLITS, converged, remaining_cost, study_runs  # noqa: E402
+from reproduction import CONFIG, SPLITS, converged, remaining_cost, study_runs  # noqa: E402
 
 TOKENS = (1, 2, 4, 8)
 PAPER = ("The paper (ImageNet, FID-50k protocol): 29.2% average rFID gain at 256 px and 48.1% at 512 px, "
          "37.2% at N = 32 vs 24.2% at N = 256; equal rFID with 2x fewer tokens at 256 px, 4x at 512 px.")
+
+
+HISTORY = REPO / "docs" / "results" / "reproduction" / "patch4" / "runs"  # the first recipe's runs (4x4 patches)
+PILOTS = REPO / "docs" / "results" / "reproduction" / "pilots"
 
 
 def load(results: Path) -> tuple[list[dict], list[dict]]:
@@ -143,14 +147,15 @@ def is_converged(curves, run: str, converged_db: float = 0.3) -> bool:
     return converged({r["steps"]: r["psnr"] for r in curves if r["run"] == run and r["split"] == "val"}, converged_db)
 
 
-def status_table(curves, converged_db: float = 0.3) -> list[str]:
+def status_table(curves, converged_db: float = 0.3, pending: bool = True) -> list[str]:
     """Each run's budgets so far and whether doubling the last one moved val PSNR < converged_db."""
     out = ["| run | budgets done (steps) | val PSNR at the last | change from the previous budget | converged? |",
            "|---|---|---:|---:|---|"]
     for run in study_runs():
         rows = sorted((r for r in curves if r["run"] == run.name and r["split"] == "val"), key=lambda r: r["steps"])
         if not rows:
-            out.append(f"| {run.name} | pending | | | |")
+            if pending:
+                out.append(f"| {run.name} | pending | | | |")
             continue
         change = rows[-1]["psnr"] - rows[-2]["psnr"] if len(rows) > 1 else None
         verdict = ("yes" if is_converged(curves, run.name, converged_db) else "no") if change is not None else "no (one budget)"
@@ -228,9 +233,13 @@ RECIPE_CHECKS = {
 }
 
 
-def recipe_check(curves, ablation: str) -> list[str]:
-    """The main run and its variant at every budget both reached, and the difference at the largest."""
+def recipe_check(curves, ablation: str, history=()) -> list[str]:
+    """The main run and its variant at every budget both reached, and the difference at the largest (from the
+    first recipe's runs, ``history``, until the study's own variant has a budget)."""
     ref, var, ref_label, var_label = RECIPE_CHECKS[ablation]
+    if not any(r["run"] == var for r in curves) and any(r["run"] == var for r in history):
+        return ["Measured with the first recipe (4x4 patches; the study's own 8x8-patch variant has not run yet):",
+                ""] + recipe_check(history, ablation)
     out = ["| recipe | steps | val PSNR | val LPIPS | val rFID | val_unseen rFID | images/s (1 thread, shared machine) |",
            "|---|---:|---:|---:|---:|---:|---:|"]
     by = {(r["run"], r["split"], r["steps"]): r for r in curves}
@@ -249,6 +258,64 @@ def recipe_check(curves, ablation: str) -> list[str]:
             f"{b['lpips'] - a['lpips']:+.4f} val LPIPS and {b['rfid'] - a['rfid']:+.1f} val rFID from the main run "
             "(one seed each: compare with the seed spread in the Seeds table)."]
     return out
+
+
+def describe_recipe() -> str:
+    """The model and recipe of ``CONFIG`` in words (for the Setting paragraph)."""
+    from textok.training import load_config
+
+    c = load_config(CONFIG)
+    m, l, o = c.model, c.loss, c.optim
+    share = round(l.perceptual_fraction * o.batch_size)
+    return (f"`configs/{CONFIG.name}`: ViT width {m.width}, depth {m.depth} per side, {m.patch_size}x{m.patch_size} "
+            f"patches ({m.num_patches} patch tokens), N x {m.token_dim} tokens, {m.latent.upper()} latent, L2 + "
+            f"{l.perceptual_weight:g} LPIPS (on {share} of the {o.batch_size} images of each batch) + {l.kl_weight:g} KL, "
+            f"{'no GAN' if l.adversarial_weight == 0 else 'GAN'}, Adam lr {o.lr:g} {c.schedule.decay} after "
+            f"{c.schedule.warmup_steps} warm-up steps, batch {o.batch_size}, EMA {c.ema.decay:g} (the EMA weights are scored)")
+
+
+def recipe_choice(history) -> list[str]:
+    """The pilots (experiments/recipe_pilot.py, TexTok N = 2, seed 0) beside the first recipe's own N = 2 run."""
+    pilots = {p.stem: json.loads(p.read_text()) for p in sorted(PILOTS.glob("*.json"))}
+    if not pilots:
+        return []
+    steps = sorted({r["steps"] for p in pilots.values() for r in p["records"]})
+    out = ["| recipe (TexTok N = 2, seed 0) | s / step | " + " | ".join(f"val PSNR at {s}" for s in steps) + " |",
+           "|---|---:|" + "---:|" * len(steps)]
+    first = sorted((r for r in history if r["run"] == "textok-n2-s0" and r["split"] == "val"), key=lambda r: r["steps"])
+    if first:
+        per_step = first[-1]["train_seconds"] / first[-1]["steps"]
+        at = {r["steps"]: r["psnr"] for r in first}
+        out.append(f"| first recipe: 4x4 patches, width 128 (`configs/emoji32_textok.yaml`) | {per_step:.2f} | "
+                   + " | ".join(fmt(at.get(s)) for s in steps) + " |")
+    for name, p in pilots.items():
+        at = {r["steps"]: r["val_psnr"] for r in p["records"]}
+        rate = statistics.median(r["seconds_per_step"] for r in p["records"])
+        out.append(f"| pilot `{name}`: `{' '.join(p['records'][0]['overrides'])}` | {rate:.2f} | "
+                   + " | ".join(fmt(at.get(s)) for s in steps) + " |")
+    return out + ["", "Seconds per step: one thread, with a second one-thread job on the other core (the study's "
+                  "condition): the first recipe's from its study run (training seconds / steps over the whole run), the "
+                  "pilots' per stage (median). Val PSNR: the EMA model, every image of `val`, the study's protocol."]
+
+
+def cooldown_table(history_results: Path) -> list[str]:
+    """Cool-down branches (reproduction.py --cooldown) beside the constant-lr stage they branch off."""
+    out = ["| run | trunk steps | + cool-down | weights | val PSNR | val rFID | val_unseen PSNR | val_unseen rFID |",
+           "|---|---:|---:|---|---:|---:|---:|---:|"]
+    found = False
+    for path in sorted(Path(history_results).glob("*/cooldown_*.json")):
+        rec = json.loads(path.read_text())
+        trunk = json.loads((path.parent / f"step_{rec['trunk_steps']:07d}.json").read_text())
+        rows = [("constant lr (trunk)", "ema", {r["split"]: r for r in trunk["records"]})]
+        for w in ("ema", "raw"):
+            rows.append((f"+{rec['cooldown_steps']} linear to 0", w,
+                         {r["split"]: r for r in rec["records"] if r["weights"] == w}))
+        for label, w, by in rows:
+            v, u = by.get("val"), by.get("val_unseen")
+            out.append(f"| {rec['run']} | {rec['trunk_steps']} | {label} | {w} | {fmt(v and v['psnr'])} "
+                       f"| {fmt(v and v['rfid'], 1)} | {fmt(u and u['psnr'])} | {fmt(u and u['rfid'], 1)} |")
+        found = True
+    return out if found else []
 
 
 def plots(finals, curves, img: Path) -> list[Path]:
@@ -355,15 +422,14 @@ def grids(curves, work: Path, data: Path, img: Path) -> list[Path]:
     return written
 
 
-def markdown(finals, curves, cost: str | None = None) -> str:
-    cpu = sorted({r["cpu"] for r in finals if r.get("cpu")})
+def markdown(finals, curves, cost: str | None = None, history=()) -> str:
+    cpu = sorted({r["cpu"] for r in finals + list(history) if r.get("cpu")})
     L = ["# Reproduction: the paper's Table 1 in miniature", "",
          "Generated by `python experiments/reproduction_report.py` from the score files of "
-         "`python experiments/reproduction.py` (docs/results/reproduction/runs/); do not edit by hand.", "",
-         "**Setting.** Emoji at 32 px (Google + Twitter styles, captions \"name; category, subcategory\"), "
-         "`configs/emoji32_textok.yaml`: textok-mini-32 (ViT width 128, depth 4 per side, 4x4 patches), N x 8 tokens, "
-         "KL latent, L2 + 0.1 LPIPS (on 8 of the 32 images of each batch) + 1e-6 KL, no GAN, Adam lr 1e-3 constant "
-         "after 200 warm-up steps, batch 32, EMA 0.999 (the EMA weights are scored). TexTok: text in the tokenizer "
+         "`python experiments/reproduction.py` (docs/results/reproduction/runs/; the first recipe's: "
+         "docs/results/reproduction/patch4/runs/; the pilots': docs/results/reproduction/pilots/); do not edit by hand.",
+         "", "**Setting.** Emoji at 32 px (Google + Twitter styles, captions \"name; category, subcategory\"), "
+         f"{describe_recipe()}. TexTok: text in the tokenizer "
          "and the detokenizer, in-context, frozen all-MiniLM-L6-v2. Baseline: the identical model and recipe "
          "without text. Budgets double (1k, 2k, 4k, ... steps) until doubling changes val PSNR by less than 0.3 dB.",
          "",
@@ -373,7 +439,13 @@ def markdown(finals, curves, cost: str | None = None) -> str:
          "comparable within this report. Captions: the data set's own (the names), the same for both splits. "
          f"Machine: {', '.join(cpu) or 'n/a'}, one thread per run, two runs at a time; training seconds are wall "
          "times with the two cores shared by both runs and, at times, by test suites: read them as rough.", "",
-         "## Status: which runs have converged", "",
+         "## Choice of the recipe", "",
+         "The study began with 4x4 patches (`configs/emoji32_textok.yaml`, 64 patch tokens). Its runs improved by "
+         "1.2-1.8 dB val PSNR per doubling of the budget up to 8k steps, so convergence by the 0.3 dB rule was "
+         "tens of core-hours per run away. Two cheaper models were piloted on TexTok N = 2 "
+         "(`experiments/recipe_pilot.py`), and the study restarted with the one that was at least as good at equal "
+         "steps for about a third of the cost per step:", ""] + recipe_choice(history) + [
+         "", "## Status: which runs have converged", "",
          "A result from an under-trained model is not a result: until a run's row says converged, its numbers "
          "below are a learning-curve point, not a verdict on the text gain.", ""] + status_table(curves) + (
             ["", "What the rest of the study costs on this machine (`python experiments/reproduction.py --list`; an "
@@ -410,13 +482,26 @@ def markdown(finals, curves, cost: str | None = None) -> str:
           "The study trains without the GAN. To decide whether it helps rFID at this scale, TexTok N = 2 is trained "
           "again with the discriminator (StyleGAN2-style, narrow: channel base 2048, at most 128 channels), hinge "
           "loss at weight 0.1, LeCAM 1e-4 and lazy R1 (gamma 10 every 16 steps) from step 1,000 on, and compared with "
-          "the main run at equal steps:", ""] + recipe_check(curves, "gan")
+          "the main run at equal steps:", ""] + recipe_check(curves, "gan", history)
+    cool = cooldown_table(HISTORY)
+    if cool:
+        L += ["", "## A cool-down at the end of the budget", "",
+              "The study's runs keep a constant learning rate (so a budget can be doubled by resuming) and score "
+              "the EMA weights. Whether a linear cool-down to 0 would have given better models at the same budget "
+              "(`python experiments/reproduction.py --config configs/emoji32_textok.yaml --cooldown RUN STEPS "
+              "COOLDOWN`: `schedule.decay=wsd` resumed from the constant-lr checkpoint, which is exactly the "
+              "warmup-stable-decay run of STEPS + COOLDOWN steps), first recipe:", ""] + cool
+    if history:
+        L += ["", "## The first recipe's runs (4x4 patches, stopped)", "",
+              "Kept for the record (docs/results/reproduction/patch4/runs/): the runs of `configs/emoji32_textok.yaml` "
+              "before the study moved to 8x8 patches.", ""] + status_table(history, pending=False)
     return "\n".join(L) + "\n"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default=str(REPO / "docs" / "results" / "reproduction" / "runs"))
+    p.add_argument("--history", default=str(HISTORY), help="the first recipe's score files (4x4 patches)")
     p.add_argument("--out", default=str(REPO / "docs" / "results"))
     p.add_argument("--img", default=str(REPO / "docs" / "img"))
     p.add_argument("--grids", action="store_true")
@@ -424,11 +509,13 @@ def main() -> None:
     p.add_argument("--data", default=str(REPO / "data" / "emoji"))
     args = p.parse_args()
     finals, curves = load(Path(args.results))
+    _, history = load(Path(args.history)) if Path(args.history).is_dir() else ([], [])
     out = Path(args.out)
     from textok.io import write_json_atomic, write_text_atomic
 
-    write_json_atomic(out / "reproduction.json", {"records": finals, "curves": curves})
-    write_text_atomic(out / "reproduction.md", markdown(finals, curves, remaining_cost(Path(args.results))))
+    write_json_atomic(out / "reproduction.json", {"records": finals, "curves": curves,
+                                                  "first_recipe_curves": history})
+    write_text_atomic(out / "reproduction.md", markdown(finals, curves, remaining_cost(Path(args.results)), history))
     written = [out / "reproduction.json", out / "reproduction.md"] + plots(finals, curves, Path(args.img))
     if args.grids:
         written += grids(curves, Path(args.work), Path(args.data), Path(args.img))

@@ -1,0 +1,70 @@
+"""experiments/reproduction_report.py: the tables it derives from score files (synthetic files, no training)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def rr(load_experiment):
+    return load_experiment("reproduction_report")
+
+
+def write(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+
+def rec(split, psnr, rfid, **kw):
+    return dict(split=split, psnr=psnr, rfid=rfid, ssim=0.5, lpips=0.3, **kw)
+
+
+def test_recipe_choice_puts_the_pilots_beside_the_first_recipe(rr, tmp_path, monkeypatch):
+    monkeypatch.setattr(rr, "PILOTS", tmp_path)
+    write(tmp_path / "patch8.json", {"name": "patch8", "records": [
+        {"steps": 1000, "val_psnr": 15.74, "seconds_per_step": 0.346, "overrides": ["model.patch_size=8"]},
+        {"steps": 2000, "val_psnr": 17.14, "seconds_per_step": 0.332, "overrides": ["model.patch_size=8"]}]})
+    history = [dict(run="textok-n2-s0", split="val", steps=s, psnr=p, train_seconds=s * 1.1)
+               for s, p in ((1000, 15.44), (2000, 16.73), (4000, 18.26))]
+    table = "\n".join(rr.recipe_choice(history))
+    assert "| first recipe: 4x4 patches" in table and "| 1.10 | 15.44 | 16.73 |" in table
+    assert "| pilot `patch8`: `model.patch_size=8` | 0.34 | 15.74 | 17.14 |" in table  # median of 0.346, 0.332
+    monkeypatch.setattr(rr, "PILOTS", tmp_path / "none")
+    assert rr.recipe_choice(history) == []
+
+
+def test_cooldown_table_shows_the_trunk_and_both_weights(rr, tmp_path):
+    run = tmp_path / "textok-n2-s0"
+    write(run / "step_0004000.json", {"records": [rec("val", 18.26, 105.1), rec("val_unseen", 16.87, 136.6)]})
+    write(run / "cooldown_0004000+01000.json", {"run": "textok-n2-s0", "trunk_steps": 4000, "cooldown_steps": 1000,
+                                               "records": [rec(s, p, f, weights=w) for s, p, f, w in (
+                                                   ("val", 18.85, 96.2, "ema"), ("val", 19.02, 96.0, "raw"),
+                                                   ("val_unseen", 17.07, 129.2, "ema"), ("val_unseen", 17.08, 129.0, "raw"))]})
+    lines = rr.cooldown_table(tmp_path)
+    assert "| textok-n2-s0 | 4000 | constant lr (trunk) | ema | 18.26 | 105.1 | 16.87 | 136.6 |" in lines
+    assert "| textok-n2-s0 | 4000 | +1000 linear to 0 | raw | 19.02 | 96.0 | 17.08 | 129.0 |" in lines
+    assert rr.cooldown_table(tmp_path / "empty") == []
+
+
+def test_recipe_checks_fall_back_to_the_first_recipe(rr):
+    row = dict(ssim=0.5, train_seconds=1000.0)
+    history = [dict(row, run=run, split=split, steps=2000, psnr=p, lpips=0.3, rfid=f)
+               for run, p, f in (("textok-n2-s0", 16.73, 136.0), ("textok-n2-s0-gan", 15.56, 136.6))
+               for split in ("val", "val_unseen")]
+    text = "\n".join(rr.recipe_check([], "gan", history))
+    assert text.startswith("Measured with the first recipe") and "-1.17 dB val PSNR" in text
+    assert "pending" in "\n".join(rr.recipe_check([], "gan"))  # nothing anywhere: pending
+
+
+def test_status_table_can_leave_out_pending_runs(rr):
+    curves = [dict(run="textok-n2-s0", split="val", steps=s, psnr=p) for s, p in ((1000, 15.0), (2000, 16.0))]
+    full, short = rr.status_table(curves), rr.status_table(curves, pending=False)
+    assert any("| baseline-n2-s0 | pending" in line for line in full)
+    assert not any("pending" in line for line in short)
+    assert "| textok-n2-s0 | 1000, 2000 | 16.00 | +1.00 dB | no |" in short
+
+
+def test_the_setting_names_the_study_recipe(rr):
+    text = rr.describe_recipe()
+    assert "emoji32_textok_p8.yaml" in text and "8x8 patches (16 patch tokens)" in text
