@@ -431,7 +431,7 @@ def markdown(finals, curves, cost: str | None = None, history=()) -> str:
          "", "**Setting.** Emoji at 32 px (Google + Twitter styles, captions \"name; category, subcategory\"), "
          f"{describe_recipe()}. TexTok: text in the tokenizer "
          "and the detokenizer, in-context, frozen all-MiniLM-L6-v2. Baseline: the identical model and recipe "
-         "without text. Budgets double (1k, 2k, 4k, ... steps) until doubling changes val PSNR by less than 0.3 dB.",
+         "without text. Budgets double (2k, 4k, 8k, ... steps) until doubling changes val PSNR by less than 0.3 dB.",
          "",
          "**Protocol.** Every image of the split: `val` (new images of emoji seen in training: the paper's setting), "
          "`val_unseen` (emoji never seen in training). rFID: reconstructions rounded to uint8 vs the same originals, "

@@ -63,11 +63,12 @@ def test_the_study_recipe_is_the_8x8_patch_model(rs):
 def test_remaining_cost_counts_steps_and_scoring(tmp_path, rs):
     n_runs = len(rs.study_runs())
     assert "no stage scored yet" in rs.remaining_cost(tmp_path)
-    stage(tmp_path, "textok-n2-s0", 1000, 15.0, train_seconds=2000.0, eval_seconds=50.0)  # 2 s / step, 100 s / stage
-    text = rs.remaining_cost(tmp_path, targets=(1000, 2000))
+    stage(tmp_path, "textok-n2-s0", 2000, 15.0, train_seconds=4000.0, eval_seconds=50.0)  # 2 s / step, 100 s / stage
+    text = rs.remaining_cost(tmp_path, targets=(2000, 4000))
     assert "2.00 s per step and 100 s per scored stage" in text
-    # to 1000 steps: every run but the one done (the capped runs' caps are above 1000)
-    expected_1k = (n_runs - 1) * (1000 * 2 + 100) / 3600
-    assert f"every run at   1000 steps: {expected_1k:6.1f} core-hours more" in text
-    expected_2k = ((n_runs - 1) * (2000 * 2 + 2 * 100) + (1000 * 2 + 100)) / 3600
+    # to 2000 steps: every run but the one done (the capped runs' caps are at or above 2000)
+    expected_2k = (n_runs - 1) * (2000 * 2 + 100) / 3600
     assert f"every run at   2000 steps: {expected_2k:6.1f} core-hours more" in text
+    # to 4000: the LPIPS side run stops at its 2000 cap; the rest score two stages, the run done one more
+    expected_4k = ((n_runs - 2) * (4000 * 2 + 2 * 100) + (2000 * 2 + 100) + (2000 * 2 + 100)) / 3600
+    assert f"every run at   4000 steps: {expected_4k:6.1f} core-hours more" in text
