@@ -377,29 +377,31 @@ def schedule(args) -> None:
 def remaining_cost(results: Path, targets=(4000, 8000, 16000, 32000)) -> str:
     """Core-hours still needed to bring every run (within its cap) to each target budget, from the
     measured seconds per step (training + the stages' scoring) of the runs that have a stage."""
-    runs, rates = study_runs(), []
+    runs, rates = study_runs(), {"textok": [], "baseline": []}
     done = {run.name: done_stages(results, run.name) for run in runs}
     for run in runs:
         if done[run.name]:
             last = max(done[run.name])
             rec = done[run.name][last]["records"]
             train = max(r["train_seconds"] for r in rec)  # the run's total training seconds up to ``last``
-            rates.append(train / last)
-    if not rates:
+            rates[run.arm].append(train / last)
+    every = rates["textok"] + rates["baseline"]
+    if not every:
         return "no stage scored yet: no cost estimate"
-    per_step = sorted(rates)[len(rates) // 2]  # median over runs (one thread each; the GAN runs cost more)
+    median = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731  (over runs: one thread each; GAN runs cost more)
+    per_step = {arm: median(xs or every) for arm, xs in rates.items()}  # the text tokens make TexTok's steps dearer
     evals = [sum(r["eval_seconds"] for r in rec["records"]) for d in done.values() for rec in d.values()
              if all("eval_seconds" in r for r in rec["records"])]
     per_eval = sum(evals) / len(evals) if evals else 0.0
-    lines = [f"cost at the measured median of {per_step:.2f} s per step and {per_eval:.0f} s per scored stage "
-             f"(one core each):"]
+    lines = [f"cost at the measured medians of {per_step['textok']:.2f} s per step (TexTok arm), "
+             f"{per_step['baseline']:.2f} s per step (baseline arm) and {per_eval:.0f} s per scored stage (one core each):"]
     for target in targets:
         seconds = 0.0
         for run in runs:
             goal = min(target, run.max_stage or target)
             have = max(done[run.name], default=0)
             if have < goal:
-                seconds += (goal - have) * per_step + per_eval * sum(1 for s in STAGES if have < s <= goal)
+                seconds += (goal - have) * per_step[run.arm] + per_eval * sum(1 for s in STAGES if have < s <= goal)
         lines.append(f"  every run at {target:>6} steps: {seconds / 3600:6.1f} core-hours more")
     return "\n".join(lines)
 

@@ -65,10 +65,17 @@ def test_remaining_cost_counts_steps_and_scoring(tmp_path, rs):
     assert "no stage scored yet" in rs.remaining_cost(tmp_path)
     stage(tmp_path, "textok-n2-s0", 2000, 15.0, train_seconds=4000.0, eval_seconds=50.0)  # 2 s / step, 100 s / stage
     text = rs.remaining_cost(tmp_path, targets=(2000, 4000))
-    assert "2.00 s per step and 100 s per scored stage" in text
+    # one TexTok run measured: the baseline arm is estimated at its rate too, until a baseline run is measured
+    assert "2.00 s per step (TexTok arm), 2.00 s per step (baseline arm) and 100 s per scored stage" in text
     # to 2000 steps: every run but the one done (the capped runs' caps are at or above 2000)
     expected_2k = (n_runs - 1) * (2000 * 2 + 100) / 3600
     assert f"every run at   2000 steps: {expected_2k:6.1f} core-hours more" in text
     # to 4000: the LPIPS side run stops at its 2000 cap; the rest score two stages, the run done one more
     expected_4k = ((n_runs - 2) * (4000 * 2 + 2 * 100) + (2000 * 2 + 100) + (2000 * 2 + 100)) / 3600
     assert f"every run at   4000 steps: {expected_4k:6.1f} core-hours more" in text
+
+
+def test_remaining_cost_uses_each_arms_own_rate(tmp_path, rs):
+    stage(tmp_path, "textok-n2-s0", 2000, 15.0, train_seconds=4000.0)  # 2 s / step
+    stage(tmp_path, "baseline-n2-s0", 2000, 15.0, train_seconds=2000.0)  # 1 s / step
+    assert "2.00 s per step (TexTok arm), 1.00 s per step (baseline arm)" in rs.remaining_cost(tmp_path)
