@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from textok.data import write_shards
-from textok.data.stream import (ShardIndex, ShardStream, data_home, expand_braces, expand_shards, open_indexed,
+from textok.data.stream import (ShardIndex, data_home, expand_braces, expand_shards, open_indexed,
                                 open_stream, reader_plan, shard_counts, spread)
 
 REPO = Path(__file__).resolve().parents[2]
