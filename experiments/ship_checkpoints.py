@@ -36,6 +36,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the study's convergence rule (reproduction.py)
 DEFAULT_RESULTS = REPO / "docs" / "results" / "reproduction" / "runs"
+FIRST_RECIPE = "emoji32_textok.yaml"  # the 4x4-patch recipe (its stage records name no config)
 DEFAULT_OUT_ROOT = REPO / "src" / "textok" / "pretrained"
 PREFIX = "emoji32"
 MAX_BYTES = 5 * 1024 * 1024  # a shipped folder should stay under ~5 MB
@@ -84,14 +85,21 @@ def convergence(results: Path, run: str | None, steps: int | None) -> dict | Non
     return {"converged": converged(psnr), "val_psnr_change_from_half_budget": (psnr[steps] - psnr[prev]) if prev in psnr else None}
 
 
-def study_scores(results: Path, run: str | None, steps: int | None) -> tuple[dict | None, str | None]:
-    """The study's scores of this stage per split (``{split: {psnr, ssim, lpips, rfid, num_images}}``)."""
+def study_record(results: Path, run: str | None, steps: int | None) -> tuple[dict | None, Path | None]:
+    """The study's score file of this stage (``<results>/<run>/step_XXXXXXX.json``), or (None, None)."""
     if run is None or steps is None:
         return None, None
     path = Path(results) / run / f"step_{steps:07d}.json"
     if not path.is_file():
         return None, None
-    record = json.loads(path.read_text(encoding="utf-8"))
+    return json.loads(path.read_text(encoding="utf-8")), path
+
+
+def study_scores(results: Path, run: str | None, steps: int | None) -> tuple[dict | None, str | None]:
+    """The study's scores of this stage per split (``{split: {psnr, ssim, lpips, rfid, num_images}}``)."""
+    record, path = study_record(results, run, steps)
+    if record is None:
+        return None, None
     scores = {}
     for r in record.get("records", []):
         scores[r["split"]] = {k: r.get(k) for k in ("num_images", "psnr", "ssim", "lpips", "rfid")}
@@ -140,7 +148,7 @@ def readme(name: str, source: dict) -> str:
              f"A TexTok {'tokenizer' if source['arm'] == 'textok' else 'no-text baseline tokenizer'} "
              f"({c['image_size']} px, ViT width {c['width']} x depth {c['depth']} per side, {c['num_tokens']} tokens x "
              f"{c['token_dim']} channels, text_in={c['text_in']}) from the reproduction study "
-             f"(`experiments/reproduction.py`, `configs/emoji32_textok.yaml`).", "",
+             f"(`experiments/reproduction.py`, `configs/{source.get('recipe') or FIRST_RECIPE}`).", "",
              f"- run: `{source['run']}`, {source['steps']} steps" if source["steps"] is not None
              else f"- run: `{source['run']}`",
              status_line(source.get("convergence")),
@@ -187,6 +195,9 @@ def ship_checkpoint(stage: str | Path, out_root: str | Path = DEFAULT_OUT_ROOT, 
                               "split, rFID against the same originals)") if scores else
                              "no score file of this stage was found",
         "convergence": convergence(Path(results), run, steps),
+        # the study's recipe file this run extends (the demo's short run trains it); records before the
+        # field existed are the first recipe's
+        "recipe": (study_record(Path(results), run, steps)[0] or {}).get("config", FIRST_RECIPE),
         "float16_vs_float32": half_precision_gap(model32, reloaded),
         "config": to_dict(c),
     }

@@ -52,7 +52,7 @@ def test_ship_checkpoint_writes_the_folder(tmp_path, ship_module):
     model.save_pretrained(stage)
     results = tmp_path / "results"
     (results / "textok-n4-s0").mkdir(parents=True)
-    record = {"run": "textok-n4-s0", "steps": 500, "records": [
+    record = {"run": "textok-n4-s0", "steps": 500, "config": "emoji32_textok_p8.yaml", "records": [
         {"split": "val", "num_images": 692, "psnr": 20.5, "ssim": 0.7, "lpips": 0.2, "rfid": 30.0},
         {"split": "val_unseen", "num_images": 652, "psnr": 19.5, "ssim": 0.6, "lpips": 0.25, "rfid": 35.0}]}
     (results / "textok-n4-s0" / "step_0000500.json").write_text(json.dumps(record))
@@ -65,7 +65,9 @@ def test_ship_checkpoint_writes_the_folder(tmp_path, ship_module):
     assert source["study_scores"]["val"]["psnr"] == 20.5 and source["study_scores"]["val_unseen"]["num_images"] == 652
     assert source["dtype"] == "float16" and source["float16_vs_float32"]["psnr_db"] > 40
     assert source["date"]
+    assert source["recipe"] == "emoji32_textok_p8.yaml"  # the demo's short run trains this recipe
     readme = (out / "README.md").read_text()
+    assert "`configs/emoji32_textok_p8.yaml`" in readme
     assert "CC-BY 4.0" in readme and "Apache-2.0" in readme and "MIT" in readme
     # about half the float32 file
     assert (out / "model.safetensors").stat().st_size < 0.6 * (stage / "model.safetensors").stat().st_size
@@ -79,6 +81,7 @@ def test_ship_checkpoint_writes_the_folder(tmp_path, ship_module):
         b = ship.ship_checkpoint(base_stage, tmp_path / "pretrained", results)
     assert b.name == "emoji32-baseline-n4"
     assert json.loads((b / "SOURCE.json").read_text())["study_scores"] is None
+    assert json.loads((b / "SOURCE.json").read_text())["recipe"] == "emoji32_textok.yaml"  # no record: the first recipe
 
     from textok.explore import shipped_checkpoints
 

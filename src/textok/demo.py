@@ -11,9 +11,10 @@ written by ``experiments/ship_checkpoints.py`` from the reproduction study; foun
    rounded to uint8 before scoring as ``evaluate_tokenizer`` does;
 3. write ``reconstructions.png`` (original | baseline | TexTok, caption under each row) and
    ``caption_swap.png`` (... | TexTok decoding the same tokens with another image's caption);
-4. train a short run (``train_steps``, 0 skips it): ``textok-mini-32`` from
-   ``configs/emoji32_textok.yaml`` at the shipped N, printing its loss, then its val PSNR
-   next to the shipped TexTok's;
+4. train a short run (``train_steps``, 0 skips it) of the recipe the shipped TexTok came from
+   (``recipe`` in its ``SOURCE.json``, e.g. ``configs/emoji32_textok_p8.yaml``; without one
+   ``configs/emoji32_textok.yaml``) at the shipped N, printing its loss, then its val PSNR next
+   to the shipped TexTok's;
 5. write ``results.md`` and ``results.json`` and print the table and a verdict computed from
    the numbers (single-seed differences are not a claim: see docs/results/reproduction.md).
 
@@ -41,7 +42,7 @@ from .io import atomic_path, write_json_atomic, write_text_atomic
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "configs/emoji64_textok.yaml"  # no shipped pair: the 64 px pair trained here
-SHIPPED_CONFIG = "configs/emoji32_textok.yaml"  # shipped pair: the study's recipe, for the short run
+SHIPPED_CONFIG = "configs/emoji32_textok.yaml"  # shipped pair whose SOURCE.json names no recipe: the short run's
 DEFAULT_TRAIN_STEPS = 300
 SPLITS = ("val", "val_unseen")
 MODELS = ("baseline", "textok")
@@ -541,7 +542,7 @@ def shipped_markdown(results: dict, meta: dict, short: dict | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def demo_shipped(pair: dict, out: Path, config: str | Path, overrides: Sequence[str], eval_limit: int | None,
+def demo_shipped(pair: dict, out: Path, config: str | Path | None, overrides: Sequence[str], eval_limit: int | None,
                  grid_rows: int, rfid: bool, train_steps: int, progress: bool = True) -> dict:
     """The demo with a shipped pair: re-score, grids, a short run, the report."""
     from .models import TexTok
@@ -549,11 +550,14 @@ def demo_shipped(pair: dict, out: Path, config: str | Path, overrides: Sequence[
 
     t0 = time.perf_counter()
     n = pair["num_tokens"]
+    source = {k: read_source(pair[k]) for k in MODELS}
+    if config is None:  # the short run trains the recipe the shipped TexTok came from
+        recipe = source["textok"].get("recipe")
+        config = f"configs/{recipe}" if recipe else SHIPPED_CONFIG
     cfg = load_config(_find_config(config), [f"model.num_tokens={n}", f"schedule.max_steps={max(train_steps, 1)}",
                                              "logging.progress=false", *overrides])
     root = ensure_emoji(cfg.data.root)
     models = {k: TexTok.from_pretrained(pair[k]) for k in MODELS}
-    source = {k: read_source(pair[k]) for k in MODELS}
     print(f"== shipped checkpoints: TexTok {pair['textok'].name} and baseline {pair['baseline'].name} "
           f"(N = {n} tokens; from {', '.join(str(source[k].get('run') or '?') for k in ('textok', 'baseline'))})",
           flush=True)
@@ -592,8 +596,8 @@ def demo(out: str | Path = "demo_out", config: str | Path | None = None, overrid
     """Run the whole demo; returns the results dict written to ``out/results.json``.
 
     With a shipped pair under ``pretrained`` (default: the package's ``pretrained/``) it is
-    re-scored and a ``train_steps`` run (0: none) is trained from ``config`` (default
-    ``SHIPPED_CONFIG``); without one, the 64 px pair is trained from ``config`` (default
+    re-scored and a ``train_steps`` run (0: none) is trained from ``config`` (default: the recipe
+    the shipped TexTok's ``SOURCE.json`` names, else ``SHIPPED_CONFIG``); without one, the 64 px pair is trained from ``config`` (default
     ``DEFAULT_CONFIG``). ``overrides`` apply to whatever is trained."""
     from .models import TexTok
     from .training import load_config
@@ -605,7 +609,7 @@ def demo(out: str | Path = "demo_out", config: str | Path | None = None, overrid
     out = Path(out)
     pair = shipped_pair(pretrained)
     if pair is not None:
-        return demo_shipped(pair, out, config or SHIPPED_CONFIG, list(overrides), eval_limit, grid_rows, rfid,
+        return demo_shipped(pair, out, config, list(overrides), eval_limit, grid_rows, rfid,
                             train_steps)
     from . import explore
 

@@ -69,8 +69,11 @@ def test_demo_rescores_the_shipped_pair_and_trains_a_short_run(emoji_root, fake_
     assert "swapped in" in (out / "caption_swap.txt").read_text()
     md = (out / "results.md").read_text()
     assert "| val_unseen (4) | TexTok |" in md and "| short run | 2 |" in md
-    # the short run is TexTok at the shipped N
-    assert TexTok.from_pretrained(out / "short_run" / "model").config.num_tokens == 4
+    # the short run is TexTok at the shipped N, of the recipe the shipped TexTok came from (its score files name
+    # no config: the first recipe, 4x4 patches)
+    assert saved["meta"]["config"] == "configs/emoji32_textok.yaml"
+    short_cfg = TexTok.from_pretrained(out / "short_run" / "model").config
+    assert short_cfg.num_tokens == 4 and short_cfg.patch_size == 4
 
 
 @pytest.mark.slow

@@ -58,8 +58,9 @@ def register_extra(sub) -> None:
                                    "caption swap, train a short run. Without them: train the 64 px pair.")
     p.add_argument("--out", default="demo_out")
     p.add_argument("--config", default=None,
-                   help="the TexTok recipe trained (default: configs/emoji32_textok.yaml for the short run with the "
-                        "shipped pair, configs/emoji64_textok.yaml for the pair trained without it)")
+                   help="the TexTok recipe trained (default: the recipe the shipped TexTok's SOURCE.json names for "
+                        "the short run with the shipped pair, configs/emoji64_textok.yaml for the pair trained "
+                        "without it)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides, e.g. schedule.max_steps=50")
     p.add_argument("--eval-limit", type=int, default=None, help="score only N images of each split")
     p.add_argument("--rfid", action="store_true", help="also compute rFID (Inception on the CPU: slow)")
