@@ -337,10 +337,10 @@ def schedule(args) -> None:
                 continue
             s = next_stage(run, done_stages(results, run.name), args.converged_db)
             if s is not None and s <= args.max_steps:
-                pending.append((run.priority, s, run.name, run))
-        pending.sort()
+                pending.append((run.name not in (args.first or ()), run.priority, s, run.name, run))
+        pending.sort(key=lambda p: p[:4])
         while pending and len(running) + elsewhere < args.workers:
-            _, s, _, run = pending.pop(0)
+            *_, s, _, run = pending.pop(0)
             log = work / "logs" / f"{run.name}_step{s:07d}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
@@ -418,6 +418,7 @@ def main() -> None:
     p.add_argument("--converged-db", type=float, default=0.3)
     p.add_argument("--max-steps", type=int, default=STAGES[-1], help="train no stage beyond this budget")
     p.add_argument("--only", nargs="*", help="run names (default: all)")
+    p.add_argument("--first", nargs="*", help="run names that go before every other (e.g. the pair to ship)")
     p.add_argument("--commit", action="store_true", help="git-commit each stage's scores as it finishes")
     p.add_argument("--list", action="store_true")
     p.add_argument("--cooldown", nargs=3, metavar=("RUN", "STEPS", "COOLDOWN"),
