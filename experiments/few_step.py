@@ -135,6 +135,13 @@ def resolve_tokenizer(args, work: Path) -> dict:
     return info
 
 
+def write_tokenizer_record(tok: dict, results: Path) -> None:
+    """``results/tokenizer.json``: the run, steps and patch size of the experiment's tokenizer (the report's line)."""
+    config = json.loads((Path(tok["path"]) / "config.json").read_text())
+    record = {"run": tok["run"], "steps": tok["steps"], "patch_size": config.get("patch_size")}
+    (results / "tokenizer.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
 def run(args) -> None:
     import torch
 
@@ -146,7 +153,7 @@ def run(args) -> None:
     work.mkdir(parents=True, exist_ok=True)
     results.mkdir(parents=True, exist_ok=True)
     tok = resolve_tokenizer(args, work)
-    (results / "tokenizer.json").write_text(json.dumps({k: tok[k] for k in ("run", "steps")}, indent=2) + "\n")
+    write_tokenizer_record(tok, results)
     textok, t = [sys.executable, "-m", "textok"], args.threads
     ref_path = ref_stats_path(args)
     ref_path.parent.mkdir(parents=True, exist_ok=True)
@@ -397,8 +404,10 @@ def report(args) -> None:
     tfd = json.loads(tfd_file.read_text()) if tfd_file.is_file() else None
     labels = {"gaussian": "DDPM objective (learned variance)", "flow": "flow matching", "meanflow": "MeanFlow (w = 2 trained in)",
               "meanflow_w1": "MeanFlow (no guidance, w = 1)"}
-    L = [f"Tokenizer: `{tok.get('run')}` at {tok.get('steps')} steps (the best available stage of the reproduction "
-         "study when this experiment started; not a converged model unless the study says so). Class-conditional "
+    p = tok.get("patch_size")
+    L = [f"Tokenizer: `{tok.get('run')}` at {tok.get('steps')} steps{f' ({p}x{p} patches)' if p else ''} (the best "
+         "available stage of the reproduction study when this experiment started; not a converged model unless the "
+         "study says so). Class-conditional "
          "DiT (`configs/dit_emoji32_class.yaml`), the same model, recipe and budget for each objective. gFID, "
          "precision and recall of class-balanced samples against all training images (emoji 32 px). The guidance "
          "scale of each row was tuned on the FID of its tuning samples (seed 1) and is stated; the final samples "

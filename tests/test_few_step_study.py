@@ -40,7 +40,7 @@ def test_forward_counter_counts_rows_per_call_and_detaches(fs):
 def test_report_writes_the_table_between_its_markers(tmp_path, fs):
     results = tmp_path / "rows"
     results.mkdir()
-    (results / "tokenizer.json").write_text(json.dumps({"run": "textok-n4-s0", "steps": 2000}))
+    (results / "tokenizer.json").write_text(json.dumps({"run": "textok-n4-s0", "steps": 2000, "patch_size": 4}))
 
     def row(objective, sampler, steps, gfid, forwards, scale, **extra):
         rec = {"objective": objective, "sampler": sampler, "steps": steps, "cfg_scale": scale, "num": 2000, "seed": 0,
@@ -70,6 +70,7 @@ def test_report_writes_the_table_between_its_markers(tmp_path, fs):
             "+1.00, within twice the standard error of the difference (1.63)") in text
     assert "no row below 250 steps reaches the 250-step DDPM gFID" in text  # the gaussian objective's DDIM row
     assert "| flow matching | euler | 1 | | | pending | | | | | | |" in text
+    assert "Tokenizer: `textok-n4-s0` at 2000 steps (4x4 patches)" in text
     assert "2000 training images' own tokens" in text and "score FID 12.50, precision 0.700, recall 0.600" in text
     assert (tmp_path / "img" / "few_step_gfid_vs_time.png").stat().st_size > 1000
     fs.report(args)  # idempotent: the markers are kept, the block replaced
