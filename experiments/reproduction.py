@@ -17,7 +17,15 @@ on the 2-core machine), so timings are per core.
 
     python experiments/reproduction.py --workers 2                  # run / resume the study
     python experiments/reproduction.py --list                       # what is done, what is next
-    python experiments/reproduction.py --job textok-n8-s0 --steps 1000   # one stage (what a worker runs)
+    python experiments/reproduction.py --job textok-n8-s0 --steps 2000   # one stage (what a worker runs)
+    python experiments/reproduction.py --first textok-n4-s0 baseline-n4-s0   # these runs before the others
+    python experiments/reproduction.py --cooldown textok-n2-s0 4000 1000    # a wsd cool-down branch, scored
+
+Run it from a ``git worktree`` at a fixed commit, so that editing the repository does not change a
+running study. A scheduler may be restarted at any time: workers of the old one keep their runs
+(OS locks) and are counted against ``--workers``. Start the new one from a *new* worktree path and
+remove the old worktree only after its workers have exited: they import modules lazily while
+scoring.
 
 Scores: ``docs/results/reproduction/runs/<run>/step_XXXXXXX.json`` (``--results``); checkpoints
 and stage models: ``--work`` (outside the repository; large).
