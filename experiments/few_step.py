@@ -40,7 +40,6 @@ import argparse
 import dataclasses
 import functools
 import json
-import shutil
 import statistics
 import sys
 import time
@@ -125,10 +124,9 @@ def resolve_tokenizer(args, work: Path) -> dict:
         return json.loads(record.read_text())
     src = Path(args.tokenizer) if args.tokenizer else latest_stage(Path(args.study_work), Path(args.study_results),
                                                                    args.tokenizer_run)
-    dst = work / "tokenizer"
-    if dst.exists():
-        shutil.rmtree(dst)
-    shutil.copytree(src, dst)
+    from textok.io import copy_dir_atomic
+
+    dst = copy_dir_atomic(src, work / "tokenizer")
     info = {"source": str(src), "run": None if args.tokenizer else args.tokenizer_run,
             "steps": int(src.name[5:]) if src.name.startswith("step_") else None, "path": str(dst)}
     record.write_text(json.dumps(info, indent=2) + "\n")

@@ -18,18 +18,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
+
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "emoji32_textok.yaml"
 
 
-@__import__("torch").no_grad()
-def val_psnr(model_dir: Path, data: str, split: str = "val") -> tuple[float, int]:
-    """Mean PSNR (dB) of the uint8 reconstructions of every image of ``split``, and the count."""
-    import torch
-
+@torch.no_grad()
+def val_psnr(model_dir: Path, data: str, split: str = "val") -> tuple[float, int, int]:
+    """Mean PSNR (dB) of the uint8 reconstructions of every image of ``split``, the image count and the
+    model's parameter count."""
     from textok.conditioning import text_condition
     from textok.inference import load_tokenizer
     from textok.metrics.evaluate import _open, _text_encoder, _uint8, iterate_batches
@@ -44,7 +46,7 @@ def val_psnr(model_dir: Path, data: str, split: str = "val") -> tuple[float, int
         text = text_condition(model, batch["captions"], x.shape[0], enc)
         values.append(psnr(_uint8(x), _uint8(model.decode(model.encode(x, text), text))))
     v = torch.cat(values)
-    return float(v.mean()), int(v.numel())
+    return float(v.mean()), int(v.numel()), sum(t.numel() for t in model.parameters())
 
 
 def main() -> None:
@@ -53,14 +55,13 @@ def main() -> None:
     p.add_argument("--arm", choices=("textok", "baseline"), default="textok")
     p.add_argument("--num-tokens", type=int, default=2)
     p.add_argument("--stages", type=int, nargs="+", default=[1000, 2000, 4000])
-    p.add_argument("--work", default="/work/textok-study")
+    p.add_argument("--work", default=os.environ.get("TEXTOK_STUDY", str(Path.home() / "textok-study")),
+                   help="the study's work folder (the pilot trains in <work>/pilots/<name>)")
     p.add_argument("--data", default=str(REPO / "data" / "emoji"))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--results", default=str(REPO / "docs" / "results" / "reproduction" / "pilots"))
     p.add_argument("overrides", nargs="*", help="dotted config overrides (after --)")
     args = p.parse_args()
-
-    import torch
 
     from textok.io import write_json_atomic
     from textok.training import TokenizerTask, Trainer, cpu_name, load_config
@@ -82,8 +83,7 @@ def main() -> None:
         t0 = time.perf_counter()
         Trainer(TokenizerTask(cfg), cfg, out, resume=before is not None).train()
         seconds = time.perf_counter() - t0
-        value, n = val_psnr(out / "model", args.data)
-        params = sum(t.numel() for t in __import__("textok").TexTok.from_pretrained(out / "model").parameters())
+        value, n, params = val_psnr(out / "model", args.data)
         records.append({"steps": steps, "val_psnr": value, "num_images": n, "seconds_per_step": seconds / (steps - start),
                         "params": params, "overrides": list(args.overrides), "arm": args.arm,
                         "num_tokens": args.num_tokens, "threads": args.threads, "cpu": cpu_name(),

@@ -95,9 +95,9 @@ def study_record(results: Path, run: str | None, steps: int | None) -> tuple[dic
     return json.loads(path.read_text(encoding="utf-8")), path
 
 
-def study_scores(results: Path, run: str | None, steps: int | None) -> tuple[dict | None, str | None]:
-    """The study's scores of this stage per split (``{split: {psnr, ssim, lpips, rfid, num_images}}``)."""
-    record, path = study_record(results, run, steps)
+def study_scores(record: dict | None, path: Path | None) -> tuple[dict | None, str | None]:
+    """The scores of a stage's score file (``study_record``) per split (``{split: {psnr, ssim, lpips, rfid,
+    num_images}}``) and the file's path as shown (relative to the repository where it lies inside it)."""
     if record is None:
         return None, None
     scores = {}
@@ -184,7 +184,8 @@ def ship_checkpoint(stage: str | Path, out_root: str | Path = DEFAULT_OUT_ROOT, 
     model16 = TexTok.from_pretrained(stage)
     model16.half().save_pretrained(tmp)
     reloaded = TexTok.from_pretrained(tmp)
-    scores, scores_file = study_scores(Path(results), run, steps)
+    record, record_path = study_record(Path(results), run, steps)
+    scores, scores_file = study_scores(record, record_path)
     source = {
         "name": name, "run": run, "arm": arm, "steps": steps, "num_tokens": c.num_tokens,
         "stage_folder": str(stage), "date": time.strftime("%Y-%m-%d"),
@@ -197,7 +198,7 @@ def ship_checkpoint(stage: str | Path, out_root: str | Path = DEFAULT_OUT_ROOT, 
         "convergence": convergence(Path(results), run, steps),
         # the study's recipe file this run extends (the demo's short run trains it); records before the
         # field existed are the first recipe's
-        "recipe": (study_record(Path(results), run, steps)[0] or {}).get("config", FIRST_RECIPE),
+        "recipe": (record or {}).get("config", FIRST_RECIPE),
         "float16_vs_float32": half_precision_gap(model32, reloaded),
         "config": to_dict(c),
     }

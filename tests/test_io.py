@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from textok.io import atomic_path, load_state_dict, save_state_dict
+from textok.io import atomic_path, copy_dir_atomic, load_state_dict, save_state_dict
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):
@@ -38,3 +38,18 @@ def test_empty_state_dict_round_trips(tmp_path):
     # e.g. a discriminator optimiser before the discriminator starts: no state yet
     save_state_dict({}, tmp_path / "empty.safetensors")
     assert load_state_dict(tmp_path / "empty.safetensors") == {}
+
+
+def test_copy_dir_atomic_replaces_the_folder_and_discards_a_stale_copy(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "a.txt").write_text("new")
+    dst.mkdir()
+    (dst / "old.txt").write_text("old")
+    stale = tmp_path / ".dst.tmp"  # left by a copy that was killed
+    stale.mkdir()
+    (stale / "half.txt").write_text("half")
+    assert copy_dir_atomic(src, dst) == dst
+    assert sorted(p.name for p in dst.rglob("*")) == ["a.txt", "sub"]
+    assert (dst / "sub" / "a.txt").read_text() == "new" and (src / "sub" / "a.txt").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dst", "src"]

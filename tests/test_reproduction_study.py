@@ -79,3 +79,17 @@ def test_remaining_cost_uses_each_arms_own_rate(tmp_path, rs):
     stage(tmp_path, "textok-n2-s0", 2000, 15.0, train_seconds=4000.0)  # 2 s / step
     stage(tmp_path, "baseline-n2-s0", 2000, 15.0, train_seconds=2000.0)  # 1 s / step
     assert "2.00 s per step (TexTok arm), 1.00 s per step (baseline arm)" in rs.remaining_cost(tmp_path)
+
+
+def test_trunk_checkpoint_keeps_a_copy_of_the_stage_checkpoint(tmp_path, rs):
+    run = {r.name: r for r in rs.study_runs()}["textok-n2-s0"]
+    live = tmp_path / "runs" / run.name / "checkpoints" / "step_00004000"
+    live.mkdir(parents=True)
+    (live / "model.safetensors").write_text("weights")
+    kept = rs.trunk_checkpoint(tmp_path, run, 4000)
+    assert kept == tmp_path / "trunks" / run.name / "step_00004000"
+    assert (kept / "model.safetensors").read_text() == "weights"
+    (live / "model.safetensors").unlink()  # the run's folder prunes it later: the kept copy stays
+    assert rs.trunk_checkpoint(tmp_path, run, 4000) == kept and (kept / "model.safetensors").is_file()
+    with pytest.raises(FileNotFoundError, match="no training checkpoint at step 8000"):
+        rs.trunk_checkpoint(tmp_path, run, 8000)

@@ -597,8 +597,9 @@ def demo(out: str | Path = "demo_out", config: str | Path | None = None, overrid
 
     With a shipped pair under ``pretrained`` (default: the package's ``pretrained/``) it is
     re-scored and a ``train_steps`` run (0: none) is trained from ``config`` (default: the recipe
-    the shipped TexTok's ``SOURCE.json`` names, else ``SHIPPED_CONFIG``); without one, the 64 px pair is trained from ``config`` (default
-    ``DEFAULT_CONFIG``). ``overrides`` apply to whatever is trained."""
+    the shipped TexTok's ``SOURCE.json`` names, else ``SHIPPED_CONFIG``); without one, the 64 px
+    pair is trained from ``config`` (default ``DEFAULT_CONFIG``). ``overrides`` apply to whatever
+    is trained."""
     from .models import TexTok
     from .training import load_config
 

@@ -129,6 +129,18 @@ def replace_dir_atomic(src: Path, dst: Path) -> None:
         os.replace(src, dst)
 
 
+def copy_dir_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy folder ``src`` to ``dst`` (replacing it) through a temporary sibling: ``dst`` is either the old
+    folder or the whole copy, never half of one (a stale temporary from a killed copy is discarded)."""
+    dst = Path(dst)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(src, tmp)
+    replace_dir_atomic(tmp, dst)
+    return dst
+
+
 def save_state_dict(state: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict | None = None) -> None:
     """Write tensors to a safetensors file atomically (contiguous CPU copies)."""
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}

@@ -681,9 +681,6 @@ class Trainer:
         directory = Path(directory)
         files = ckpt.read_checkpoint(directory)  # all of it, before anything is loaded: a corrupt one leaves no trace
         state = files.state
-        # A run may be extended (or cut short) by resuming with another schedule.max_steps: with
-        # decay="constant" that is exactly the longer run; with cosine the rest of the curve is
-        # stretched from here on, which is said.
         saved_config = state["config"]
         try:  # fields added to the config since the checkpoint was written take their defaults
             saved_config = to_dict(from_dict(type(self.config), saved_config, where="checkpoint config"))
@@ -710,8 +707,9 @@ class Trainer:
                                      f"{old.cooldown_steps} -> {sched.cooldown_steps}) changes the learning rate of "
                                      f"steps already taken (the checkpoint is at step {step})")
                 may_differ += ("schedule.decay", "schedule.cooldown_steps")
-            # extending (or cutting) a run is the longer run exactly where the learning rates so far agree
-            # (constant, or wsd before the cool-down); a cosine is stretched from here on
+            # A run may be extended (or cut short) by resuming with another max_steps: exactly the longer
+            # run where the learning rates so far agree (constant, or wsd before the cool-down); a cosine is
+            # stretched from here on, which is said.
             log.info("resuming step %d with schedule %s/%d steps (was %s/%d): %s", step, sched.decay,
                      sched.max_steps, old.decay, old.max_steps,
                      "exact, the learning rates so far are identical" if exact else "the decay is stretched from here on")
