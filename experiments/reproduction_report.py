@@ -27,7 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reproduction import CONFIG, SPLITS, converged, remaining_cost, study_runs  # noqa: E402
+from reproduction import CONFIG, SPLITS, STAGES, converged, remaining_cost, study_runs  # noqa: E402
 
 TOKENS = (1, 2, 4, 8)
 PAPER = ("The paper (ImageNet, FID-50k protocol): 29.2% average rFID gain at 256 px and 48.1% at 512 px, "
@@ -431,7 +431,8 @@ def markdown(finals, curves, cost: str | None = None, history=()) -> str:
          "", "**Setting.** Emoji at 32 px (Google + Twitter styles, captions \"name; category, subcategory\"), "
          f"{describe_recipe()}. TexTok: text in the tokenizer "
          "and the detokenizer, in-context, frozen all-MiniLM-L6-v2. Baseline: the identical model and recipe "
-         "without text. Budgets double (2k, 4k, 8k, ... steps) until doubling changes val PSNR by less than 0.3 dB.",
+         f"without text. Budgets double ({', '.join(f'{s // 1000}k' for s in STAGES[:3])}, ... steps) until doubling "
+         "changes val PSNR by less than 0.3 dB.",
          "",
          "**Protocol.** Every image of the split: `val` (new images of emoji seen in training: the paper's setting), "
          "`val_unseen` (emoji never seen in training). rFID: reconstructions rounded to uint8 vs the same originals, "
