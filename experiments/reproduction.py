@@ -2,14 +2,17 @@
 
 Emoji at 32 px, ``configs/emoji32_textok_p8.yaml`` (``--config``; the first recipe, 4x4 patches,
 was ``configs/emoji32_textok.yaml``), N in {1, 2, 4, 8} tokens x 8 channels, both arms with the
-identical recipe, budget and seed; extra seeds at N = 2 and 8; ablations at N = 2.
+identical recipe, budget and seed; extra seeds at N = 2 and 8 and ablations at N = 2, these
+"side runs" at one fixed budget (``SIDE_BUDGET``).
 
 Budgets double: every run is trained in stages (2k, 4k, 8k, ... steps). The recipe has a
 constant learning rate after warm-up and an EMA, so stopping a run at 2k steps and extending
 it to 4k (``--resume`` with a larger ``schedule.max_steps``) is exactly the 4k-step run; each
 stage's EMA model is kept and scored on ``val`` and ``val_unseen`` (rFID on every image of the
 split, PSNR, SSIM, LPIPS). A run is converged when doubling its steps changed val PSNR by less
-than ``--converged-db`` (0.3 dB); the scheduler keeps doubling the runs that are not.
+than ``--converged-db`` (0.3 dB); the scheduler keeps doubling the runs that are not. Stages run
+budget by budget (every main run at 2k before any at 4k); the side runs after the main runs'
+``SIDE_BUDGET`` stage, each trained straight to it and scored there only.
 
 Idempotent and resumable: rerunning skips every stage whose score file exists and resumes a
 stopped training from its last checkpoint. Workers are subprocesses with one thread each (two
@@ -46,6 +49,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "emoji32_textok_p8.yaml"
 STAGES = (2000, 4000, 8000, 16000, 32000)  # scoring a stage costs ~4 core-minutes: no 1k stage
+# The seeds and the ablations are trained to this fixed budget, not to convergence: at the measured
+# rates, every one of them at a converged budget (>= 32k steps) would cost ~70 core-hours more. They
+# are compared with the main runs' stage at the same budget (which serves as their seed 0).
+SIDE_BUDGET = 8000
 SPLITS = ("val", "val_unseen")
 
 
@@ -57,8 +64,18 @@ class Run:
     seed: int = 0
     ablation: str | None = None
     overrides: tuple[str, ...] = ()
-    max_stage: int | None = None  # stop doubling here (side experiments)
-    priority: int = 0  # lower first
+    max_stage: int | None = None  # a side run: trained straight to this budget and scored there only
+    priority: int = 0  # lower first, within a budget
+
+    @property
+    def stages(self) -> tuple[int, ...]:
+        """The budgets scored: a main run's doublings (its learning curve), a side run's one budget."""
+        return STAGES if self.max_stage is None else (self.max_stage,)
+
+    def order(self, steps: int) -> tuple[int, int]:
+        """Scheduling key of this run's next stage: budget by budget (every main run's 2k stage before any 4k
+        stage), the side runs after the main runs' SIDE_BUDGET stage, and then ``priority``."""
+        return (max(steps, SIDE_BUDGET) if self.max_stage else steps), self.priority
 
     @property
     def caption_variant(self) -> str:
@@ -75,21 +92,20 @@ def study_runs() -> list[Run]:
     runs = []
     for n in (1, 2, 4, 8):
         for arm in ("textok", "baseline"):
-            # N = 2 (learning curves, seeds, ablations) and N = 4 (the generation half's default N, the few-step
-            # study's tokenizer) converge first: they fix the budget the seeds and ablations are then run to
-            runs.append(Run(f"{arm}-n{n}-s0", arm, n, priority=0 if n in (2, 4) else 1))
+            runs.append(Run(f"{arm}-n{n}-s0", arm, n))
     # the LPIPS-share decision: the same TexTok N = 8 run with LPIPS on the whole batch
     runs.append(Run("textok-n8-s0-lpipsfull", "textok", 8, ablation="lpips_fraction_1.0",
-                    overrides=("loss.perceptual_fraction=1.0",), max_stage=2000, priority=4))
+                    overrides=("loss.perceptual_fraction=1.0",), max_stage=2000, priority=3))
     # the GAN decision: TexTok N = 2 with the discriminator (+ LeCAM + lazy R1) switched on at step 1,000, compared
     # at equal steps with textok-n2-s0 (narrow discriminator for 32 px, as the 64 px recipe)
-    runs.append(Run("textok-n2-s0-gan", "textok", 2, ablation="gan", max_stage=4000, priority=4, overrides=(
+    runs.append(Run("textok-n2-s0-gan", "textok", 2, ablation="gan", max_stage=4000, priority=3, overrides=(
         "loss.adversarial_weight=0.1", "loss.discriminator_start=1000", "loss.discriminator_channel_base=2048",
         "loss.discriminator_channel_max=128", "loss.lecam_weight=1.0e-4", "loss.r1_weight=10.0", "loss.r1_every=16")))
     for n in (2, 8):
         for seed in (1, 2):
             for arm in ("textok", "baseline"):  # N = 2's seeds alongside N = 1 and 8 (seed 0), N = 8's after
-                runs.append(Run(f"{arm}-n{n}-s{seed}", arm, n, seed=seed, priority=1 if n == 2 else 2))
+                runs.append(Run(f"{arm}-n{n}-s{seed}", arm, n, seed=seed, max_stage=SIDE_BUDGET,
+                                priority=0 if n == 2 else 1))
     for name, overrides in (("class_only", ("data.caption_variant=class",)),  # the emoji subcategory as text
                             ("name_only", ("data.caption_variant=name",)),  # the emoji name, no category
                             ("text_encoder_only", ("model.text_in=encoder",)),
@@ -97,7 +113,7 @@ def study_runs() -> list[Run]:
                             ("cross_attention", ("model.text_conditioning=cross-attention",)),
                             ("caption_dropout_0.1", ("data.caption_dropout=0.1",))):
         runs.append(Run(f"textok-n2-s0-{name.replace('_', '-')}", "textok", 2, ablation=name, overrides=overrides,
-                        priority=3))
+                        max_stage=SIDE_BUDGET, priority=2))
     return runs
 
 
@@ -283,16 +299,13 @@ def converged(psnr_by_steps: dict[int, float], converged_db: float = 0.3) -> boo
 
 
 def next_stage(run: Run, done: dict[int, dict], converged_db: float) -> int | None:
-    """The next budget of ``run``, or None when it is finished (converged or at its cap)."""
-    cap = run.max_stage or STAGES[-1]
-    # a side experiment (max_stage set) is compared with its main run at equal budgets: it runs to its cap
-    # (a GAN run's PSNR may stall for a doubling without having converged)
+    """The next budget of ``run``, or None when it is finished (converged, or a side run at its budget)."""
+    # a side run is compared with its main run at equal budgets: it runs to its budget even if its PSNR
+    # stalls (a GAN run's may, without having converged)
     if run.max_stage is None and converged({s: val_psnr(r) for s, r in done.items()}, converged_db):
         return None
-    for s in STAGES:  # never below a budget already reached (a run adopted at 4k has no 1k or 2k stage)
-        if s > max(done, default=0) and s <= cap:
-            return s
-    return None
+    # never below a budget already reached (a run adopted at 4k has no 1k or 2k stage)
+    return next((s for s in run.stages if s > max(done, default=0)), None)
 
 
 def commit(results: Path, message: str) -> None:
@@ -335,10 +348,10 @@ def schedule(args) -> None:
                 continue
             s = next_stage(run, done_stages(results, run.name), args.converged_db)
             if s is not None and s <= args.max_steps:
-                pending.append((run.name not in (args.first or ()), run.priority, s, run.name, run))
+                pending.append((run.name not in (args.first or ()), *run.order(s), run.name, s, run))
         pending.sort(key=lambda p: p[:4])
         while pending and len(running) + elsewhere < args.workers:
-            *_, s, _, run = pending.pop(0)
+            *_, s, run = pending.pop(0)
             log = work / "logs" / f"{run.name}_step{s:07d}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
@@ -392,15 +405,23 @@ def remaining_cost(results: Path, targets=(4000, 8000, 16000, 32000)) -> str:
              if all("eval_seconds" in r for r in rec["records"])]
     per_eval = sum(evals) / len(evals) if evals else 0.0
     lines = [f"cost at the measured medians of {per_step['textok']:.2f} s per step (TexTok arm), "
-             f"{per_step['baseline']:.2f} s per step (baseline arm) and {per_eval:.0f} s per scored stage (one core each):"]
+             f"{per_step['baseline']:.2f} s per step (baseline arm) and {per_eval:.0f} s per scored stage "
+             "(one core each);\n"
+             f"side runs (seeds, ablations) count at the first target that includes their budget:"]
     for target in targets:
         seconds = 0.0
         for run in runs:
-            goal = min(target, run.max_stage or target)
+            # a side run counts from the target that includes its one budget
+            goal = target if run.max_stage is None else (run.max_stage if run.max_stage <= target else 0)
             have = max(done[run.name], default=0)
             if have < goal:
-                seconds += (goal - have) * per_step[run.arm] + per_eval * sum(1 for s in STAGES if have < s <= goal)
-        lines.append(f"  every run at {target:>6} steps: {seconds / 3600:6.1f} core-hours more")
+                seconds += (goal - have) * per_step[run.arm] + per_eval * sum(1 for s in run.stages if have < s <= goal)
+        lines.append(f"  main runs at {target:>6} steps: {seconds / 3600:6.1f} core-hours more")
+    # what the fixed side budget saves: the seeds and ablations trained to the last budget instead
+    side = [r for r in runs if r.max_stage == SIDE_BUDGET]
+    extra = sum((STAGES[-1] - SIDE_BUDGET) * per_step[r.arm] for r in side) / 3600
+    lines.append(f"the {len(side)} seed and ablation runs at {STAGES[-1]} steps instead of {SIDE_BUDGET}: "
+                 f"{extra:.1f} core-hours more than that")
     return "\n".join(lines)
 
 

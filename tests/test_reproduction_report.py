@@ -68,3 +68,17 @@ def test_status_table_can_leave_out_pending_runs(rr):
 def test_the_setting_names_the_study_recipe(rr):
     text = rr.describe_recipe()
     assert "emoji32_textok_p8.yaml" in text and "8x8 patches (16 patch tokens)" in text
+
+
+def test_ablations_are_compared_with_the_main_runs_at_the_side_budget(rr):
+    side = rr.SIDE_BUDGET
+    row = lambda run, steps, split, psnr: dict(run=run, steps=steps, split=split, psnr=psnr, rfid=100.0,  # noqa: E731
+                                               lpips=0.2)
+    curves = [row(run, s, split, 20.0 + s / 1e4) for run in ("textok-n2-s0", "baseline-n2-s0")
+              for s in (side, 2 * side) for split in ("val", "val_unseen")]
+    curves += [row("textok-n2-s0-name-only", side, split, 19.0) for split in ("val", "val_unseen")]
+    text = "\n".join(rr.ablation_table(curves))
+    # the main runs at the side budget, not at their latest (2 x side) stage
+    assert f"| baseline (no text) | {side} | 100.0 | {20 + side / 1e4:.2f} |" in text
+    assert f"| name_only | {side} | 100.0 | 19.00 |" in text
+    assert "| class_only | pending |" in text

@@ -61,18 +61,36 @@ def test_the_study_recipe_is_the_8x8_patch_model(rs):
 
 
 def test_remaining_cost_counts_steps_and_scoring(tmp_path, rs):
-    n_runs = len(rs.study_runs())
+    runs = rs.study_runs()
+    n_main = sum(r.max_stage is None for r in runs)
     assert "no stage scored yet" in rs.remaining_cost(tmp_path)
     stage(tmp_path, "textok-n2-s0", 2000, 15.0, train_seconds=4000.0, eval_seconds=50.0)  # 2 s / step, 100 s / stage
     text = rs.remaining_cost(tmp_path, targets=(2000, 4000))
     # one TexTok run measured: the baseline arm is estimated at its rate too, until a baseline run is measured
     assert "2.00 s per step (TexTok arm), 2.00 s per step (baseline arm) and 100 s per scored stage" in text
-    # to 2000 steps: every run but the one done (the capped runs' caps are at or above 2000)
-    expected_2k = (n_runs - 1) * (2000 * 2 + 100) / 3600
-    assert f"every run at   2000 steps: {expected_2k:6.1f} core-hours more" in text
-    # to 4000: the LPIPS side run stops at its 2000 cap; the rest score two stages, the run done one more
-    expected_4k = ((n_runs - 2) * (4000 * 2 + 2 * 100) + (2000 * 2 + 100) + (2000 * 2 + 100)) / 3600
-    assert f"every run at   4000 steps: {expected_4k:6.1f} core-hours more" in text
+    # to 2000 steps: every main run but the one done, and the LPIPS side run (its budget is 2000)
+    expected_2k = (n_main - 1 + 1) * (2000 * 2 + 100) / 3600
+    assert f"main runs at   2000 steps: {expected_2k:6.1f} core-hours more" in text
+    # to 4000: the main runs score two stages (the run done one more), the GAN side run joins (one stage);
+    # the seeds and ablations (8000) do not count yet
+    expected_4k = ((n_main - 1) * (4000 * 2 + 2 * 100) + (2000 * 2 + 100) + (2000 * 2 + 100) + (4000 * 2 + 100)) / 3600
+    assert f"main runs at   4000 steps: {expected_4k:6.1f} core-hours more" in text
+
+
+def test_side_runs_train_straight_to_their_budget_after_the_main_runs_reach_it(tmp_path, rs):
+    runs = {r.name: r for r in rs.study_runs()}
+    seed = runs["textok-n2-s1"]
+    assert seed.stages == (rs.SIDE_BUDGET,) and rs.next_stage(seed, {}, 0.3) == rs.SIDE_BUDGET
+    stage(tmp_path, seed.name, rs.SIDE_BUDGET, 18.0, 1000)
+    assert rs.next_stage(seed, rs.done_stages(tmp_path, seed.name), 0.3) is None
+    main = runs["baseline-n8-s0"]
+    order = sorted([(main.order(s), s, main.name) for s in rs.STAGES] +
+                   [(runs[n].order(runs[n].max_stage), runs[n].max_stage, n)
+                    for n in ("textok-n2-s1", "baseline-n8-s2", "textok-n2-s0-name-only", "textok-n2-s0-gan")])
+    assert [(s, n) for _, s, n in order] == [
+        (2000, "baseline-n8-s0"), (4000, "baseline-n8-s0"), (8000, "baseline-n8-s0"),
+        (8000, "textok-n2-s1"), (8000, "baseline-n8-s2"), (8000, "textok-n2-s0-name-only"), (4000, "textok-n2-s0-gan"),
+        (16000, "baseline-n8-s0"), (32000, "baseline-n8-s0")]
 
 
 def test_remaining_cost_uses_each_arms_own_rate(tmp_path, rs):
