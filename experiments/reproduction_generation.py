@@ -1,7 +1,8 @@
 """The generation half of the reproduction study: a DiT on the tokens of each converged tokenizer.
 
 For the TexTok and the baseline tokenizer at one N (the study's runs ``textok-n{N}-s0`` and
-``baseline-n{N}-s0``, their latest stage models), with the same DiT recipe, budget and seed:
+``baseline-n{N}-s0``, their stage models at the largest budget both reached, or
+``--tokenizer-steps``), with the same DiT recipe, budget and seed:
 
 - class-conditional (``configs/dit_emoji32_class.yaml``, label = emoji subcategory): the
   detokenizer decodes with a held-out caption of the class (captions of ``val`` / ``val_unseen``
@@ -12,7 +13,10 @@ For the TexTok and the baseline tokenizer at one N (the study's runs ``textok-n{
   CLIP score needs CLIP weights, which do not exist offline here: not computed.
 
 Every step is a ``textok`` command (printed), skipped when its output exists, so a rerun
-resumes. Scores: ``docs/results/reproduction/generation/<task>_<arm>_n<N>.json``.
+resumes; the work files are named by the tokenizer's budget, the DiT's and the number of samples,
+so a run with other settings never picks up another's files.
+Scores: ``docs/results/reproduction/generation/<task>_<arm>_n<N>_tok<steps>.json``; a sample
+grid per arm and task: ``docs/img/reproduction_gen_<task>_<arm>_n<N>.png``.
 
     python experiments/reproduction_generation.py --num-tokens 4
     python experiments/reproduction_generation.py --num-tokens 4 --dit-steps 200 --num 200   # smoke
@@ -30,7 +34,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reproduction import study_runs  # noqa: E402
+from npz_grid import sample_grid  # noqa: E402
+from reproduction import done_stages, study_runs  # noqa: E402
 
 
 def sh(cmd: list[str], threads: int) -> None:
@@ -39,15 +44,34 @@ def sh(cmd: list[str], threads: int) -> None:
     subprocess.run(cmd, check=True, env=env)
 
 
-def latest_stage(work: Path, results: Path, run: str) -> Path:
-    stages = sorted((results / run).glob("step_*.json"))
-    if not stages:
-        sys.exit(f"{run}: no finished stage in {results}; run experiments/reproduction.py first")
-    steps = json.loads(stages[-1].read_text())["steps"]
+def stage_model(work: Path, run: str, steps: int) -> Path:
+    """The EMA model the study kept for ``run`` at ``steps``."""
     path = work / "runs" / run / "stages" / f"step_{steps:07d}"
     if not path.is_dir():
         sys.exit(f"{path}: stage model missing (checkpoints live in --work)")
     return path
+
+
+def latest_stage(work: Path, results: Path, run: str) -> Path:
+    done = done_stages(results, run)
+    if not done:
+        sys.exit(f"{run}: no finished stage in {results}; run experiments/reproduction.py first")
+    return stage_model(work, run, max(done))
+
+
+def pair_budget(results: Path, runs: list[str], steps: int | None = None) -> int:
+    """The budget the arms are compared at: ``steps`` if given (every run must have it), else the largest
+    budget every one of ``runs`` reached (the tokenizers of both arms always at equal steps)."""
+    done = {run: set(done_stages(results, run)) for run in runs}
+    common = set.intersection(*done.values())
+    if steps is not None:
+        missing = [run for run in runs if steps not in done[run]]
+        if missing:
+            sys.exit(f"{', '.join(missing)}: no scored stage at {steps} steps in {results}")
+        return steps
+    if not common:
+        sys.exit(f"{' and '.join(runs)}: no budget both reached in {results}; run experiments/reproduction.py first")
+    return max(common)
 
 
 def finished(run: Path, steps: int) -> bool:
@@ -86,6 +110,8 @@ def val_prompts(data: Path, out: Path, repeats: int) -> tuple[Path, int]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--num-tokens", type=int, required=True)
+    p.add_argument("--tokenizer-steps", type=int, default=None,
+                   help="the tokenizers' budget (default: the largest both arms reached)")
     p.add_argument("--work", default=str(Path.home() / "textok-study"))
     p.add_argument("--results", default=str(REPO / "docs" / "results" / "reproduction"))
     p.add_argument("--data", default=str(REPO / "data" / "emoji"))
@@ -95,36 +121,43 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--tasks", default="class,t2i")
     p.add_argument("--ref-num", type=int, default=None, help="reference images (default: all; smaller only for smoke runs)")
+    p.add_argument("--img", default=str(REPO / "docs" / "img"), help="where the sample grids go")
     args = p.parse_args()
+    from textok.io import write_json_atomic
+
     textok = [sys.executable, "-m", "textok"]
     work, data = Path(args.work), Path(args.data)
     gen, scores = work / "generation", Path(args.results) / "generation"
     runs_dir = Path(args.results) / "runs"
     n, t = args.num_tokens, args.threads
     names = {r.name for r in study_runs()}
+    pair = [f"{arm}-n{n}-s0" for arm in ("baseline", "textok")]
+    assert all(run in names for run in pair), pair
+    steps = pair_budget(runs_dir, pair, args.tokenizer_steps)
+    print(f"tokenizers: {' and '.join(pair)} at {steps} steps", flush=True)
     pool = caption_pool(data, gen / "class_captions_heldout_emoji.json")
     prompts, num_t2i = val_prompts(data, gen / "val_prompts.txt", args.t2i_repeats)
 
-    refs = {"train": gen / "ref_train_32.npz", "val": gen / "ref_val_32.npz"}
+    limit = f"_{args.ref_num}" if args.ref_num else ""  # a smoke run's small reference is never the real one
+    refs = {split: gen / f"ref_{split}_32{limit}.npz" for split in ("train", "val")}
     for split, ref in refs.items():
         if not ref.is_file():
             sh(textok + ["fid-stats", "--data", str(data), "--split", split, "--image-size", "32", "--out", str(ref),
                          "--no-progress", "--threads", str(t)] + (["--num", str(args.ref_num)] if args.ref_num else []), t)
 
-    for arm in ("baseline", "textok"):
-        run = f"{arm}-n{n}-s0"
-        assert run in names, run
-        tok = latest_stage(work, runs_dir, run)
-        cache = gen / f"lat_{run}"
+    for arm, run in zip(("baseline", "textok"), pair):
+        tok = stage_model(work, run, steps)
+        tag = f"{run}_tok{steps}"  # the work files of one tokenizer budget
+        cache = gen / f"lat_{tag}"
         sh(textok + ["encode-dataset", "--checkpoint", str(tok), "--data", str(data), "--split", "train",
                      "--out", str(cache), "--threads", str(t)], t)  # resumes; a finished cache is kept
         for task in args.tasks.split(","):
-            out_json = scores / f"{task}_{arm}_n{n}.json"
+            out_json = scores / f"{task}_{arm}_n{n}_tok{steps}.json"
             if out_json.is_file():
                 print(f"{out_json}: done", flush=True)
                 continue
             config = REPO / "configs" / f"dit_emoji32_{task}.yaml"
-            dit = gen / f"dit_{task}_{run}"
+            dit = gen / f"dit_{task}_{tag}_{args.dit_steps}steps"
             overrides = [f"data.cache={cache}", f"model.num_tokens={n}", f"schedule.max_steps={args.dit_steps}",
                          "logging.progress=false"]
             if task == "class":
@@ -132,23 +165,25 @@ def main() -> None:
             if not finished(dit, args.dit_steps):
                 resume = ["--resume"] if (dit / "checkpoints").is_dir() else []
                 sh(textok + ["train-dit", "--config", str(config), "--out", str(dit), "--threads", str(t)] + resume + overrides, t)
-            samples = gen / f"samples_{task}_{run}.npz"
             num = args.num if task == "class" else num_t2i
+            samples = gen / f"samples_{dit.name}_{num}.npz"
             if not samples.is_file():
                 extra = ["--prompts", str(prompts)] if task == "t2i" else []
                 sh(textok + ["sample-fid", "--checkpoint", str(dit / "model"), "--num", str(num), "--out", str(samples),
                              "--seed", "0", "--threads", str(t)] + extra, t)
             ref = refs["train" if task == "class" else "val"]
-            ev = gen / f"eval_{task}_{run}"
+            ev = gen / f"eval_{samples.stem}"
             sh(textok + ["eval-generation", "--samples", str(samples), "--ref", str(ref), "--out", str(ev),
                          "--no-progress", "--threads", str(t)], t)
             report = json.loads((ev / "eval_generation.json").read_text())
-            scores.mkdir(parents=True, exist_ok=True)
-            record = {"task": task, "arm": arm, "num_tokens": n, "tokenizer": run, "tokenizer_steps": int(tok.name[5:]),
-                      "dit_steps": args.dit_steps, "num_samples": num, "reference": f"emoji {'train' if task == 'class' else 'val'} 32 px",
+            grid = Path(args.img) / f"reproduction_gen_{task}_{arm}_n{n}.png"
+            sample_grid(samples, grid, per_class=8, max_rows=8)
+            record = {"task": task, "arm": arm, "num_tokens": n, "tokenizer": run, "tokenizer_steps": steps,
+                      "dit_steps": args.dit_steps, "num_samples": num, "grid": grid.name,
+                      "reference": f"emoji {'train' if task == 'class' else 'val'} 32 px",
                       "report": {k: v for k, v in report.items() if k != "markdown"}}
-            out_json.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-            print(f"wrote {out_json}", flush=True)
+            write_json_atomic(out_json, record)
+            print(f"wrote {out_json} and {grid}", flush=True)
 
 
 if __name__ == "__main__":
