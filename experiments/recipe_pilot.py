@@ -28,25 +28,16 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "emoji32_textok.yaml"
 
 
-@torch.no_grad()
 def val_psnr(model_dir: Path, data: str, split: str = "val") -> tuple[float, int, int]:
     """Mean PSNR (dB) of the uint8 reconstructions of every image of ``split``, the image count and the
     model's parameter count."""
-    from textok.conditioning import text_condition
     from textok.inference import load_tokenizer
-    from textok.metrics.evaluate import _open, _text_encoder, _uint8, iterate_batches
-    from textok.metrics.image import psnr
+    from textok.metrics import evaluate_tokenizer
 
     model = load_tokenizer(model_dir)
-    enc = None if model.config.text_in == "none" else _text_encoder(data, model.config.text_encoder,
-                                                                    model.config.max_text_tokens, "cpu")
-    values = []
-    for batch in iterate_batches(_open(data, split, model.config.image_size), None, 64):
-        x = batch["images"]
-        text = text_condition(model, batch["captions"], x.shape[0], enc)
-        values.append(psnr(_uint8(x), _uint8(model.decode(model.encode(x, text), text))))
-    v = torch.cat(values)
-    return float(v.mean()), int(v.numel()), sum(t.numel() for t in model.parameters())
+    r = evaluate_tokenizer(model, data, split=split, batch_size=64, rfid=False, lpips=False, grid_images=0,
+                           progress=False)["results"][0]
+    return r["psnr"], r["num"], sum(t.numel() for t in model.parameters())
 
 
 def main() -> None:

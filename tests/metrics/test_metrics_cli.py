@@ -32,6 +32,10 @@ def test_cli_protocols(image_folder, tmp_path, tiny_config, stand_in_inception, 
     printed = capsys.readouterr().out
     assert "| baseline | 32 | 8 |" in printed and "3 images" in printed
     assert json.loads((out / "eval_tokenizer.json").read_text())["results"][0]["lpips"] is None
+    assert main(["eval-tokenizer", "--checkpoint", str(ckpt), "--data", str(image_folder), "--num", "3",
+                 "--out", str(out), "--no-lpips", "--no-rfid", "--no-progress"]) == 0
+    assert "rFID not computed" in capsys.readouterr().out
+    assert json.loads((out / "eval_tokenizer.json").read_text())["results"][0]["rfid"] is None
 
     samples = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
     np.savez(tmp_path / "samples.npz", arr_0=samples)

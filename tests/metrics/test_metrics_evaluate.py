@@ -60,6 +60,21 @@ def test_evaluate_tokenizer_side_by_side(checkpoints, image_folder, tiny_feature
     assert grid.size == (4 * 34 + 2, 3 * 34 + 2)  # originals + one row per checkpoint
 
 
+def test_evaluate_tokenizer_without_rfid_never_builds_inception(checkpoints, image_folder, minilm, monkeypatch):
+    import textok.metrics.evaluate as evaluate_module
+
+    def no_inception(*args, **kwargs):
+        raise AssertionError("rfid=False must not load the Inception network")
+
+    monkeypatch.setattr(evaluate_module, "InceptionFeatures", no_inception)
+    report = evaluate_tokenizer(checkpoints, image_folder, num=1, batch_size=3, encoder=minilm, lpips=False,
+                                rfid=False, progress=False)
+    assert report["num"] == 1 and report["features"] is None  # one image: no FID needed, so none asked for
+    for r in report["results"]:
+        assert r["rfid"] is None and r["ris"] is None and np.isfinite(r["psnr"])
+    assert "rFID not computed" in report["markdown"] and "| ckpt/textok | 32 | 8 | - |" in report["markdown"]
+
+
 def test_evaluate_tokenizer_errors(checkpoints, image_folder, tiny_features):
     with pytest.raises(ValueError, match="no checkpoint"):
         evaluate_tokenizer([], image_folder, extractor=tiny_features)

@@ -31,6 +31,8 @@ def register(sub) -> None:
     p.add_argument("--inception-logits", default=None,
                    help="torch-fidelity Inception weights (.pth) for rIS (default: found in the cache, else no rIS)")
     p.add_argument("--no-lpips", action="store_true")
+    p.add_argument("--no-rfid", action="store_true",
+                   help="skip the Inception network (PSNR / SSIM / LPIPS only; much faster on a CPU)")
     _common(p, batch=32)
     p.set_defaults(func=_eval_tokenizer)
 
@@ -86,7 +88,7 @@ def _eval_tokenizer(args) -> int:
                                 batch_size=args.batch_size, device=args.device, out=args.out,
                                 names=args.name or None, inception_logits=_classifier(args.inception_logits),
                                 lpips=not args.no_lpips, progress=not args.no_progress,
-                                caption_variant=args.caption_variant)
+                                caption_variant=args.caption_variant, rfid=not args.no_rfid)
     print(json.dumps(report, indent=2) if args.json else report["markdown"])
     print(f"wrote {args.out}/eval_tokenizer.md, eval_tokenizer.json, reconstructions.png")
     return 0

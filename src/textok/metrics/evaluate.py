@@ -128,8 +128,9 @@ def tokenizer_markdown(report: dict) -> str:
     lines = [
         f"Tokenizer reconstruction on {report['num']} images of `{report['data']}` (split `{report['split']}`); "
         f"{report['crop']}; reconstructions rounded to uint8 before scoring. "
-        f"rFID: {report['num']} reconstructions vs the same {report['num']} originals ({report['features']}); "
-        "FID at small N is biased upward: compare only at equal N.",
+        + (f"rFID: {report['num']} reconstructions vs the same {report['num']} originals ({report['features']}); "
+           "FID at small N is biased upward: compare only at equal N." if report.get("features")
+           else "rFID not computed (Inception skipped)."),
         "",
         "| checkpoint | px | tokens | rFID ↓ | PSNR ↑ | SSIM ↑ |" + (" LPIPS ↓ |" if has_lpips else "")
         + (" rIS ↑ |" if has_is else "") + " img/s |",
@@ -150,17 +151,20 @@ def tokenizer_markdown(report: dict) -> str:
 class _Scorers:
     """The networks that score reconstructions, loaded once for all checkpoints."""
 
-    features: InceptionFeatures
+    features: InceptionFeatures | None  # None: no rFID (PSNR / SSIM / LPIPS only)
     logits: InceptionLogits | None  # rIS
     lpips: torch.nn.Module | None
 
 
 def _load_scorers(extractor: InceptionFeatures | None, inception_logits, lpips: bool, device,
-                  progress: bool) -> _Scorers:
-    if extractor is None or lpips:
+                  progress: bool, rfid: bool = True) -> _Scorers:
+    load_inception = rfid and extractor is None
+    if load_inception or lpips:
         status(progress, "eval-tokenizer: loading " + " and ".join(
-            (["the Inception network (FID features)"] if extractor is None else []) + (["LPIPS (VGG16)"] if lpips else []))
+            (["the Inception network (FID features)"] if load_inception else []) + (["LPIPS (VGG16)"] if lpips else []))
             + " ...")
+    if not rfid:
+        return _Scorers(None, None, LPIPS().to(device).eval() if lpips else None)
     extractor = extractor or InceptionFeatures(device=device)
     head = InceptionLogits.resolve(inception_logits, extractor)
     return _Scorers(extractor, head.to(device) if head is not None else None,
@@ -199,12 +203,13 @@ def _reconstruction_pass(model, dataset, num: int | None, batch_size: int, devic
             if scorers.lpips is not None:  # on the quantised images, back in [-1, 1]
                 d = scorers.lpips(x8.float() / 127.5 - 1.0, rec8.float() / 127.5 - 1.0)
                 out.lpips.append(d.double().cpu())
-            f_rec = scorers.features(rec8)
-            out.rec_features.append(f_rec.double().cpu().numpy())
-            if need_originals:
-                out.orig_features.append(scorers.features(x8).double().cpu().numpy())
-            if scorers.logits is not None:
-                out.logits.append(scorers.logits(f_rec).cpu())
+            if scorers.features is not None:
+                f_rec = scorers.features(rec8)
+                out.rec_features.append(f_rec.double().cpu().numpy())
+                if need_originals:
+                    out.orig_features.append(scorers.features(x8).double().cpu().numpy())
+                if scorers.logits is not None:
+                    out.logits.append(scorers.logits(f_rec).cpu())
             if out.n < grid_images:
                 out.grid_orig.append(x8[: grid_images - out.n].cpu())
                 out.grid_rec.append(rec8[: grid_images - out.n].cpu())
@@ -213,7 +218,7 @@ def _reconstruction_pass(model, dataset, num: int | None, batch_size: int, devic
     return out
 
 
-def _result(name: str, checkpoint, model, scores: _Pass, rfid: float, seconds: float) -> dict:
+def _result(name: str, checkpoint, model, scores: _Pass, rfid: float | None, seconds: float) -> dict:
     """One checkpoint's row of the report."""
     n = scores.n
     result = {
@@ -243,7 +248,7 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
                        names: Sequence[str] | None = None, inception_logits: str | os.PathLike | InceptionLogits | None = None,
                        lpips: bool = True, grid_images: int = 8, extractor: InceptionFeatures | None = None,
                        encoder=None, progress: bool = True, reference: Stats | None = None,
-                       caption_variant: str = "full") -> dict:
+                       caption_variant: str = "full", rfid: bool = True) -> dict:
     """Reconstruction metrics of one or more tokenizers on the same images.
 
     Args:
@@ -256,6 +261,8 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
             (originals on the top row, one row per checkpoint below).
         inception_logits: torch-fidelity Inception weights (``.pth``) or an ``InceptionLogits``, for rIS.
         lpips: compute LPIPS with ``textok.losses.LPIPS`` (VGG, v0.1).
+        rfid: compute rFID (and rIS); False skips the Inception network, the costly part on a CPU
+            (PSNR / SSIM / LPIPS only: ``rfid`` is None in the results, e.g. for a learning curve).
         encoder: a text encoder / text cache to use instead of each model's own encoder.
         caption_variant: which form of the captions the models see (``textok.data.captions``;
             a model trained on ``data.caption_variant=class`` is evaluated with ``"class"``).
@@ -273,7 +280,7 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
     names = list(names) if names else [_checkpoint_name(c, i) for i, c in enumerate(checkpoints)]
     if len(names) != len(checkpoints):
         raise ValueError(f"got {len(names)} names for {len(checkpoints)} checkpoints")
-    scorers = _load_scorers(extractor, inception_logits, lpips, device, progress)
+    scorers = _load_scorers(extractor, inception_logits, lpips, device, progress, rfid)
 
     ref_stats: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # image size -> (mu, sigma) of the originals
     if reference is not None:
@@ -293,34 +300,39 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
             text_encoder = conditioners[key]
         started = time.perf_counter()
         scores = _reconstruction_pass(model, _open(data, split, size, caption_variant), num, batch_size, device,
-                                      text_encoder, scorers, size not in ref_stats, grid_images, name, progress)
+                                      text_encoder, scorers, rfid and size not in ref_stats, grid_images, name,
+                                      progress)
         n = scores.n
-        if n < 2:
+        if n < 2 and rfid:
             raise ValueError(f"{data} [{split}]: need at least 2 images for FID, got {n}")
+        if n == 0:
+            raise ValueError(f"{data} [{split}]: no image to evaluate")
         if count is not None and n != count:
             raise ValueError(f"checkpoint {name} saw {n} images, the previous ones {count}")
         count = n
-        if size not in ref_stats:
+        if rfid and size not in ref_stats:
             ref_stats[size] = feature_stats(np.concatenate(scores.orig_features))
-        elif reference is not None and reference.num is not None and reference.num != n:
+        elif rfid and reference is not None and reference.num is not None and reference.num != n:
             raise ValueError(f"the reference statistics hold {reference.num} images, this evaluation {n}")
         if not results and scores.grid_orig:
             grid_rows.append(torch.cat(scores.grid_orig))
         if scores.grid_rec:
             grid_rows.append(torch.cat(scores.grid_rec))
-        status(progress, f"eval-tokenizer: {name}: rFID over {n} images ({SQRTM_NOTE}) ...")
-        rfid = frechet_distance(*ref_stats[size], *feature_stats(np.concatenate(scores.rec_features)))
-        result = _result(name, checkpoint, model, scores, rfid, time.perf_counter() - started)
+        value = None
+        if rfid:
+            status(progress, f"eval-tokenizer: {name}: rFID over {n} images ({SQRTM_NOTE}) ...")
+            value = frechet_distance(*ref_stats[size], *feature_stats(np.concatenate(scores.rec_features)))
+        result = _result(name, checkpoint, model, scores, value, time.perf_counter() - started)
         results.append(result)
-        log.info("%s: rFID %.3f PSNR %.3f SSIM %.4f (%d images, %.1fs)", name, rfid, result["psnr"], result["ssim"], n,
-                 result["seconds"])
+        log.info("%s: rFID %s PSNR %.3f SSIM %.4f (%d images, %.1fs)", name, _fmt(value, 3), result["psnr"],
+                 result["ssim"], n, result["seconds"])
 
     report = {
         "num": count,
         "data": str(data) if isinstance(data, (str, os.PathLike)) else type(data).__name__,
         "split": split,
         "crop": CROP_PROTOCOL,
-        "features": FID_PROTOCOL,
+        "features": FID_PROTOCOL if rfid else None,
         "quantisation": "reconstructions clamped to [-1, 1] and rounded to uint8 before every metric",
         "lpips": "textok.losses.LPIPS (VGG16, v0.1 linear layers)" if lpips else None,
         "results": results,
