@@ -442,7 +442,8 @@ def generation_table(records: list[dict]) -> list[str]:
         b, t = (by.get(arm, {}).get("report", {}) for arm in ("baseline", "textok"))
         any_ = next(iter(by.values()))
         g = gain(b.get("gfid"), t.get("gfid"))
-        out.append(f"| {task} | {n} | {steps} | {any_['dit_steps']} | {any_['num_samples']} | {any_['reference']} "
+        ref = f"{any_['reference']} ({any_['report'].get('ref_num', '?')} images)"
+        out.append(f"| {task} | {n} | {steps} | {any_['dit_steps']} | {any_['num_samples']} | {ref} "
                    f"| {fmt(b.get('gfid'), 1)} | {fmt(t.get('gfid'), 1)} | {'–' if g is None else f'{100 * g:.1f}%'} "
                    f"| {fmt(b.get('precision'), 3)} / {fmt(t.get('precision'), 3)} "
                    f"| {fmt(b.get('recall'), 3)} / {fmt(t.get('recall'), 3)} |")
