@@ -9,7 +9,7 @@ Budgets double: every run is trained in stages (2k, 4k, 8k, ... steps). The reci
 constant learning rate after warm-up and an EMA, so stopping a run at 2k steps and extending
 it to 4k (``--resume`` with a larger ``schedule.max_steps``) is exactly the 4k-step run; each
 stage's EMA model is kept and scored on ``val`` and ``val_unseen`` (rFID on every image of the
-split, PSNR, SSIM, LPIPS). A run is converged when doubling its steps changed val PSNR by less
+split, PSNR, SSIM, LPIPS), and PSNR / SSIM on TRAIN_PROBE training images. A run is converged when doubling its steps changed val PSNR by less
 than ``--converged-db`` (0.3 dB); the scheduler keeps doubling the runs that are not. Stages run
 budget by budget (every main run at 2k before any at 4k); the side runs after the main runs'
 ``SIDE_BUDGET`` stage, each trained straight to it and scored there only.
@@ -23,6 +23,7 @@ on the 2-core machine), so timings are per core.
     python experiments/reproduction.py --job textok-n8-s0 --steps 2000   # one stage (what a worker runs)
     python experiments/reproduction.py --first textok-n4-s0 baseline-n4-s0   # these runs before the others
     python experiments/reproduction.py --cooldown textok-n2-s0 4000 1000    # a wsd cool-down branch, scored
+    python experiments/reproduction.py --probe-train   # the training-set probe of stages scored without it
 
 Run it from a ``git worktree`` at a fixed commit, so that editing the repository does not change a
 running study. A scheduler may be restarted at any time: workers of the old one keep their runs
@@ -54,6 +55,9 @@ STAGES = (2000, 4000, 8000, 16000, 32000)  # scoring a stage costs ~4 core-minut
 # are compared with the main runs' stage at the same budget (which serves as their seed 0).
 SIDE_BUDGET = 8000
 SPLITS = ("val", "val_unseen")
+# The training-set probe: PSNR / SSIM of this many evenly spaced training images (no rFID: seconds, not
+# minutes). Beside val and val_unseen it shows what a doubling buys on images the model has trained on.
+TRAIN_PROBE = 692
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,8 +203,37 @@ def run_stage(run: Run, steps: int, work: Path, results: Path, data: str, config
         "cpu": cpu_name(), "date": time.strftime("%Y-%m-%d"), "final_loss": result.last_logs.get("loss"),
         "records": [dict(r, train_seconds=round(seconds_before + train_seconds, 1)) for r in records],
     }
+    record["train_probe"] = train_probe(stage_model, data, run)
     write_json_atomic(stage_file(results, run, steps), record)
     return record
+
+
+def train_probe(stage_model: Path, data: str, run: Run) -> dict:
+    """PSNR / SSIM of the stage model on TRAIN_PROBE evenly spaced training images (EMA weights, uint8)."""
+    from textok.metrics import evaluate_tokenizer
+
+    t = time.perf_counter()
+    r = evaluate_tokenizer([str(stage_model)], data, split="train", num=TRAIN_PROBE, rfid=False, lpips=False,
+                           grid_images=0, progress=False, caption_variant=run.caption_variant)["results"][0]
+    return {"num_images": r["num"], "psnr": r["psnr"], "ssim": r["ssim"],
+            "eval_seconds": round(time.perf_counter() - t, 1)}
+
+
+def probe_finished_stages(work: Path, results: Path, data: str) -> list[str]:
+    """Add the training-set probe to every finished stage that lacks it and whose stage model is kept
+    (stages scored before the probe existed). Returns the score files rewritten."""
+    from textok.io import write_json_atomic
+
+    written = []
+    for run in study_runs():
+        for steps, record in done_stages(results, run.name).items():
+            model = work / "runs" / run.name / "stages" / f"step_{steps:07d}"
+            if "train_probe" in record or not model.is_dir():
+                continue
+            record["train_probe"] = train_probe(model, data, run)
+            write_json_atomic(stage_file(results, run, steps), record)
+            written.append(f"{run.name} @ {steps}: train-probe PSNR {record['train_probe']['psnr']:.2f}")
+    return written
 
 
 def trunk_checkpoint(work: Path, run: Run, steps: int) -> Path:
@@ -444,6 +477,8 @@ def main() -> None:
                    help="branch RUN's constant-lr checkpoint at STEPS into a linear cool-down of COOLDOWN steps "
                         "(schedule.decay=wsd) and score its EMA and raw weights")
     p.add_argument("--splits", nargs="+", default=list(SPLITS), help="splits --cooldown scores")
+    p.add_argument("--probe-train", action="store_true",
+                   help="add the training-set probe to the finished stages that lack it (seconds per stage)")
     p.add_argument("--job", help=argparse.SUPPRESS)
     p.add_argument("--steps", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -454,6 +489,15 @@ def main() -> None:
             curve = ", ".join(f"{s}: {val_psnr(r):.2f} dB" for s, r in sorted(done.items()))
             print(f"{run.name:42s} next={next_stage(run, done, args.converged_db)}  {curve}")
         print(remaining_cost(Path(args.results)))
+        return
+    if args.probe_train:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        for line in probe_finished_stages(Path(args.work), Path(args.results), args.data):
+            print(line, flush=True)
+        if args.commit:
+            commit(Path(args.results), "reproduction: the training-set probe of the finished stages")
         return
     if args.cooldown:
         import torch

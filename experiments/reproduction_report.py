@@ -27,7 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reproduction import CONFIG, SIDE_BUDGET, SPLITS, STAGES, converged, remaining_cost, study_runs  # noqa: E402
+from reproduction import CONFIG, SIDE_BUDGET, SPLITS, STAGES, TRAIN_PROBE, converged, remaining_cost, study_runs  # noqa: E402
 
 TOKENS = (1, 2, 4, 8)
 PAPER = ("The paper (ImageNet, FID-50k protocol): 29.2% average rFID gain at 256 px and 48.1% at 512 px, "
@@ -55,6 +55,17 @@ def load(results: Path) -> tuple[list[dict], list[dict]]:
                 if i == len(stages) - 1:
                     finals.append(row)
     return finals, curves
+
+
+def load_probes(results: Path) -> dict[tuple[str, int], dict]:
+    """(run, steps) -> the stage's training-set probe (PSNR / SSIM on TRAIN_PROBE training images), where scored."""
+    probes = {}
+    for run in study_runs():
+        for path in sorted((results / run.name).glob("step_*.json")):
+            rec = json.loads(path.read_text())
+            if "train_probe" in rec:
+                probes[(run.name, int(rec["steps"]))] = rec["train_probe"]
+    return probes
 
 
 def pick(rows, **kw):
@@ -166,6 +177,73 @@ def status_table(curves, converged_db: float = 0.3, pending: bool = True) -> lis
         out.append(f"| {run.name} | {', '.join(str(r['steps']) for r in rows)} | {rows[-1]['psnr']:.2f} "
                    f"| {'–' if change is None else f'{change:+.2f} dB'} | {verdict} |")
     return out
+
+
+def doublings_left(gains: list[float], below: float = 0.3) -> int | None:
+    """Doublings until the gain per doubling falls below ``below`` if it keeps shrinking at its last ratio
+    (``gains``: the measured gains of consecutive doublings). 0: the last gain already is below; None: the
+    gain did not shrink (no projection)."""
+    if gains and abs(gains[-1]) < below:
+        return 0
+    if len(gains) < 2 or gains[-2] <= 0 or not 0 < gains[-1] / gains[-2] < 1:
+        return None
+    ratio, g, k = gains[-1] / gains[-2], gains[-1], 0
+    while g >= below:
+        g, k = g * ratio, k + 1
+    return k
+
+
+def convergence_table(curves, probes) -> list[str]:
+    """Per main run and budget: PSNR on the training probe, on val and on val_unseen, each doubling's gain,
+    and where the gain per doubling would cross the 0.3 dB rule if it kept shrinking at its last ratio."""
+    out = ["| run | steps | train probe PSNR | gain | val PSNR | gain | val_unseen PSNR | gain |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    notes = []
+    for run in (r.name for r in study_runs() if r.max_stage is None):
+        by = {(r["steps"], r["split"]): r["psnr"] for r in curves if r["run"] == run}
+        steps = sorted({s for s, _ in by})
+        if len(steps) < 2:
+            continue
+        gains = {split: [by[(b, split)] - by[(a, split)] for a, b in zip(steps, steps[1:])] for split in SPLITS}
+        for i, st in enumerate(steps):
+            probe, before = probes.get((run, st)), probes.get((run, steps[i - 1])) if i else None
+            g = {split: f"{gains[split][i - 1]:+.2f}" if i else "" for split in SPLITS}
+            g_probe = f"{probe['psnr'] - before['psnr']:+.2f}" if probe and before else ""
+            out.append(f"| {run} | {st} | {fmt(probe and probe['psnr'])} | {g_probe} | {by[(st, 'val')]:.2f} "
+                       f"| {g['val']} | {by[(st, 'val_unseen')]:.2f} | {g['val_unseen']} |")
+        parts = []
+        for split in SPLITS:
+            k = doublings_left(gains[split])
+            if k == 0:
+                parts.append(f"{split}: the last doubling gained {gains[split][-1]:+.2f} dB, below 0.3")
+            elif k is None and len(gains[split]) < 2:
+                parts.append(f"{split}: one doubling so far ({gains[split][-1]:+.2f} dB; no projection)")
+            elif k is None:
+                parts.append(f"{split}: {gains[split][-2]:+.2f} then {gains[split][-1]:+.2f} dB per doubling, not "
+                             "shrinking (no projection)")
+            else:
+                parts.append(f"{split}: {gains[split][-2]:+.2f} then {gains[split][-1]:+.2f} dB per doubling; at that "
+                             f"ratio below 0.3 dB after {k} more doubling{'s' if k > 1 else ''} (~{steps[-1] * 2 ** k:,} "
+                             "steps)")
+        notes.append(f"- {run}: " + "; ".join(parts) + ".")
+    if len(out) == 2:
+        return ["Pending: needs a main run with two budgets."]
+    last = []  # (val - probe, last probe gain, last val gain, last val_unseen gain) at each run's last budget
+    for run in {r["run"] for r in curves if r["ablation"] is None and r["seed"] == 0}:
+        steps = sorted({r["steps"] for r in curves if r["run"] == run})
+        probe, before = (probes.get((run, s)) for s in (steps[-1], steps[-2] if len(steps) > 1 else None))
+        if probe and before:
+            v = {(r["steps"], r["split"]): r["psnr"] for r in curves if r["run"] == run}
+            last.append((v[(steps[-1], "val")] - probe["psnr"], probe["psnr"] - before["psnr"],
+                         v[(steps[-1], "val")] - v[(steps[-2], "val")],
+                         v[(steps[-1], "val_unseen")] - v[(steps[-2], "val_unseen")]))
+    summary = []
+    if last:
+        d, gp, gv, gu = (statistics.mean(x) for x in zip(*last))
+        summary = ["", f"Over the {len(last)} main runs with two budgets, at each run's last budget: val PSNR minus "
+                   f"train-probe PSNR {d:+.2f} dB on average; the last doubling gained {gp:+.2f} dB on the train probe, "
+                   f"{gv:+.2f} dB on val and {gu:+.2f} dB on val_unseen on average."]
+    return out + [""] + notes + summary
 
 
 def curves_table(curves) -> list[str]:
@@ -453,7 +531,7 @@ def generation_table(records: list[dict]) -> list[str]:
     return out
 
 
-def markdown(finals, curves, cost: str | None = None, history=(), generation=()) -> str:
+def markdown(finals, curves, cost: str | None = None, history=(), generation=(), probes=None) -> str:
     cpu = sorted({r["cpu"] for r in finals + list(history) if r.get("cpu")})
     L = ["# Reproduction: the paper's Table 1 in miniature", "",
          "Generated by `python experiments/reproduction_report.py` from the score files of "
@@ -484,6 +562,13 @@ def markdown(finals, curves, cost: str | None = None, history=(), generation=())
          "below are a learning-curve point, not a verdict on the text gain.", ""] + status_table(curves) + (
             ["", "What the rest of the study costs on this machine (`python experiments/reproduction.py --list`; an "
              "upper bound: a run that converges earlier stops there):", "", "```text", cost, "```"] if cost else []) + [
+         "", "## Convergence: what each split measures", "",
+         f"Beside `val` and `val_unseen`, every stage is scored on {TRAIN_PROBE} evenly spaced training images "
+         "(PSNR only: the *train probe*; `python experiments/reproduction.py --probe-train` adds it to stages scored "
+         "before it existed). `val` holds the other style's image of emoji seen in training, so a model that learns "
+         "the training emoji better also reconstructs `val` better; `val_unseen` holds emoji never seen. The "
+         "projections extrapolate the last two gains per doubling geometrically: an estimate, not a measurement.",
+         ""] + convergence_table(curves, probes or {}) + [
          "", "## Table 1 in miniature (seed 0; both arms of an N at the largest budget both reached)", ""]
     main = [f"{arm}-n{n}-s0" for n in TOKENS for arm in ("textok", "baseline")]
     pending = [r for r in main if not is_converged(curves, r)]
@@ -566,7 +651,7 @@ def main() -> None:
     write_json_atomic(out / "reproduction.json", {"records": finals, "curves": curves,
                                                   "first_recipe_curves": history, "generation": generation})
     write_text_atomic(out / "reproduction.md", markdown(finals, curves, remaining_cost(Path(args.results)), history,
-                                                        generation))
+                                                        generation, load_probes(Path(args.results))))
     written = [out / "reproduction.json", out / "reproduction.md"] + plots(finals, curves, Path(args.img))
     if args.grids:
         written += grids(curves, Path(args.work), Path(args.data), Path(args.img))

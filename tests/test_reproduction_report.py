@@ -82,3 +82,24 @@ def test_ablations_are_compared_with_the_main_runs_at_the_side_budget(rr):
     assert f"| baseline (no text) | {side} | 100.0 | {20 + side / 1e4:.2f} |" in text
     assert f"| name_only | {side} | 100.0 | 19.00 |" in text
     assert "| class_only | pending |" in text
+
+
+def test_doublings_left_extrapolates_the_last_ratio(rr):
+    assert rr.doublings_left([1.0, 0.25]) == 0  # the last doubling already gained < 0.3 dB
+    assert rr.doublings_left([1.2]) is None  # one gain: no ratio
+    assert rr.doublings_left([1.0, 1.1]) is None  # not shrinking
+    assert rr.doublings_left([1.2, 0.6]) == 2  # 0.6 -> 0.3 (not below) -> 0.15
+
+
+def test_convergence_table_puts_the_train_probe_beside_both_splits(rr):
+    psnr = {"val": (17.0, 18.5, 19.8), "val_unseen": (16.8, 17.6, 18.0)}
+    curves = [dict(run="baseline-n4-s0", steps=s, split=split, psnr=psnr[split][i], ablation=None, seed=0)
+              for i, s in enumerate((2000, 4000, 8000)) for split in psnr]
+    probes = {("baseline-n4-s0", 4000): {"psnr": 18.4}, ("baseline-n4-s0", 8000): {"psnr": 19.9}}
+    text = "\n".join(rr.convergence_table(curves, probes))
+    assert "| baseline-n4-s0 | 8000 | 19.90 | +1.50 | 19.80 | +1.30 | 18.00 | +0.40 |" in text
+    assert "| baseline-n4-s0 | 2000 | – |  | 17.00 |  | 16.80 |  |" in text
+    # val: 1.5 then 1.3 -> at ratio 0.867, 11 more doublings; val_unseen: 0.8 then 0.4 -> 0.2 after one more
+    assert "val: +1.50 then +1.30 dB per doubling; at that ratio below 0.3 dB after 11 more doublings" in text
+    assert "val_unseen: +0.80 then +0.40 dB per doubling; at that ratio below 0.3 dB after 1 more doubling (~16,000" in text
+    assert "val PSNR minus train-probe PSNR -0.10 dB on average; the last doubling gained +1.50 dB on the train probe" in text

@@ -111,3 +111,35 @@ def test_trunk_checkpoint_keeps_a_copy_of_the_stage_checkpoint(tmp_path, rs):
     assert rs.trunk_checkpoint(tmp_path, run, 4000) == kept and (kept / "model.safetensors").is_file()
     with pytest.raises(FileNotFoundError, match="no training checkpoint at step 8000"):
         rs.trunk_checkpoint(tmp_path, run, 8000)
+
+
+def test_probe_finished_stages_adds_the_training_set_probe_once(tmp_path, rs, tiny_config):
+    import dataclasses
+
+    import numpy as np
+    from PIL import Image
+
+    from textok import TexTok
+    from textok.metrics import evaluate_tokenizer
+
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(data / "images" / f"{i}.png")
+        lines.append(json.dumps({"file": f"images/{i}.png", "caption": "x", "split": "train"}) + "\n")
+    (data / "captions.jsonl").write_text("".join(lines))
+    work, results = tmp_path / "work", tmp_path / "results"
+    model = work / "runs" / "baseline-n2-s0" / "stages" / "step_0002000"
+    TexTok(dataclasses.replace(tiny_config, text_in="none")).save_pretrained(model)
+    stage(results, "baseline-n2-s0", 2000, 15.0, 100.0)
+    stage(results, "textok-n2-s0", 2000, 15.0, 100.0)  # no stage model kept: left as it is
+
+    assert rs.probe_finished_stages(work, results, str(data)) == [
+        "baseline-n2-s0 @ 2000: train-probe PSNR " + f"{rs.done_stages(results, 'baseline-n2-s0')[2000]['train_probe']['psnr']:.2f}"]
+    probe = rs.done_stages(results, "baseline-n2-s0")[2000]["train_probe"]
+    expected = evaluate_tokenizer(str(model), data, split="train", rfid=False, lpips=False, progress=False)
+    assert probe["num_images"] == 3 and probe["psnr"] == pytest.approx(expected["results"][0]["psnr"])
+    assert "train_probe" not in rs.done_stages(results, "textok-n2-s0")[2000]
+    assert rs.probe_finished_stages(work, results, str(data)) == []  # done once
