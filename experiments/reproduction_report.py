@@ -398,7 +398,7 @@ def cooldown_table(history_results: Path) -> list[str]:
     return out if found else []
 
 
-def plots(finals, curves, img: Path) -> list[Path]:
+def plots(finals, curves, img: Path, probes=None) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -446,6 +446,33 @@ def plots(finals, curves, img: Path) -> list[Path]:
     fig.savefig(img / "reproduction_curves.png", dpi=110)
     written.append(img / "reproduction_curves.png")
     plt.close(fig)
+
+    # what each split measures: train probe, val and val_unseen PSNR of the main runs with the most budgets
+    probes = probes or {}
+    mains = [r.name for r in study_runs() if r.max_stage is None]
+    depth = {run: len({r["steps"] for r in curves if r["run"] == run}) for run in mains}
+    shown = [run for run in mains if depth[run] >= 2 and depth[run] == max(depth.values())]
+    if shown:
+        fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.4), sharey=True, squeeze=False)
+        for ax, run in zip(axes[0], shown):
+            steps = sorted({r["steps"] for r in curves if r["run"] == run})
+            for label, style, ys in (
+                    ("train probe", "^:", [probes.get((run, s), {}).get("psnr") for s in steps]),
+                    ("val", "o-", [one(curves, run=run, steps=s, split="val")["psnr"] for s in steps]),
+                    ("val_unseen", "s--", [one(curves, run=run, steps=s, split="val_unseen")["psnr"] for s in steps])):
+                pts = [(s, y) for s, y in zip(steps, ys) if y is not None]
+                if pts:
+                    ax.plot(*zip(*pts), style, label=label)
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("optimiser steps (x 32 images)")
+            ax.set_title(run, fontsize=9)
+            ax.grid(alpha=0.3)
+        axes[0][0].set_ylabel("PSNR (dB)")
+        axes[0][0].legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(img / "reproduction_convergence.png", dpi=110)
+        written.append(img / "reproduction_convergence.png")
+        plt.close(fig)
     return written
 
 
@@ -568,7 +595,8 @@ def markdown(finals, curves, cost: str | None = None, history=(), generation=(),
          "before it existed). `val` holds the other style's image of emoji seen in training, so a model that learns "
          "the training emoji better also reconstructs `val` better; `val_unseen` holds emoji never seen. The "
          "projections extrapolate the last two gains per doubling geometrically: an estimate, not a measurement.",
-         ""] + convergence_table(curves, probes or {}) + [
+         "", "![train probe, val and val_unseen PSNR vs steps](../img/reproduction_convergence.png)", "",
+         ] + convergence_table(curves, probes or {}) + [
          "", "## Table 1 in miniature (seed 0; both arms of an N at the largest budget both reached)", ""]
     main = [f"{arm}-n{n}-s0" for n in TOKENS for arm in ("textok", "baseline")]
     pending = [r for r in main if not is_converged(curves, r)]
@@ -647,12 +675,12 @@ def main() -> None:
     out = Path(args.out)
     from textok.io import write_json_atomic, write_text_atomic
 
-    generation = load_generation(Path(args.generation))
+    generation, probes = load_generation(Path(args.generation)), load_probes(Path(args.results))
     write_json_atomic(out / "reproduction.json", {"records": finals, "curves": curves,
                                                   "first_recipe_curves": history, "generation": generation})
     write_text_atomic(out / "reproduction.md", markdown(finals, curves, remaining_cost(Path(args.results)), history,
-                                                        generation, load_probes(Path(args.results))))
-    written = [out / "reproduction.json", out / "reproduction.md"] + plots(finals, curves, Path(args.img))
+                                                        generation, probes))
+    written = [out / "reproduction.json", out / "reproduction.md"] + plots(finals, curves, Path(args.img), probes)
     if args.grids:
         written += grids(curves, Path(args.work), Path(args.data), Path(args.img))
     for path in written:

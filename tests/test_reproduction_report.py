@@ -103,3 +103,14 @@ def test_convergence_table_puts_the_train_probe_beside_both_splits(rr):
     assert "val: +1.50 then +1.30 dB per doubling; at that ratio below 0.3 dB after 11 more doublings" in text
     assert "val_unseen: +0.80 then +0.40 dB per doubling; at that ratio below 0.3 dB after 1 more doubling (~16,000" in text
     assert "val PSNR minus train-probe PSNR -0.10 dB on average; the last doubling gained +1.50 dB on the train probe" in text
+
+
+def test_plots_draw_the_convergence_figure_from_the_deepest_runs(rr, tmp_path):
+    curves = [dict(run=run, arm=run.split("-")[0], num_tokens=4, steps=s, split=split, psnr=17.0 + s / 4000,
+                   rfid=100.0, ablation=None, seed=0)
+              for run, budgets in (("textok-n4-s0", (2000, 4000)), ("baseline-n4-s0", (2000, 4000)),
+                                   ("textok-n2-s0", (2000,)))
+              for s in budgets for split in ("val", "val_unseen")]
+    written = rr.plots(curves, curves, tmp_path, {("textok-n4-s0", 4000): {"psnr": 19.0}})
+    assert tmp_path / "reproduction_convergence.png" in written
+    assert (tmp_path / "reproduction_convergence.png").stat().st_size > 0
