@@ -114,3 +114,14 @@ def test_plots_draw_the_convergence_figure_from_the_deepest_runs(rr, tmp_path):
     written = rr.plots(curves, curves, tmp_path, {("textok-n4-s0", 4000): {"psnr": 19.0}})
     assert tmp_path / "reproduction_convergence.png" in written
     assert (tmp_path / "reproduction_convergence.png").stat().st_size > 0
+
+
+def test_category_table_shows_the_gain_and_the_wrong_caption_cost(rr):
+    cell = lambda n, b, t, w: {"count": n, "baseline": b, "textok": t, "swapped": w}  # noqa: E731
+    split = {"Flags": cell(3, 15.0, 16.0, 12.0), "all": cell(5, 16.0, 16.5, 13.0)}
+    text = "\n".join(rr.category_table({"pairs": [{"num_tokens": 2, "steps": 4000,
+                                                   "splits": {"val": split, "val_unseen": split}}]}))
+    assert "| category | images | N = 2 (4000) |" in text
+    assert "| Flags | 3 | +1.00 |" in text and "| **all** | 5 | +0.50 |" in text
+    assert "| *wrong caption* (all) | 5 | -3.50 |" in text
+    assert rr.category_table({})[0].startswith("Pending")
