@@ -9,10 +9,11 @@ Budgets double: every run is trained in stages (2k, 4k, 8k, ... steps). The reci
 constant learning rate after warm-up and an EMA, so stopping a run at 2k steps and extending
 it to 4k (``--resume`` with a larger ``schedule.max_steps``) is exactly the 4k-step run; each
 stage's EMA model is kept and scored on ``val`` and ``val_unseen`` (rFID on every image of the
-split, PSNR, SSIM, LPIPS), and PSNR / SSIM on TRAIN_PROBE training images. A run is converged when doubling its steps changed val PSNR by less
-than ``--converged-db`` (0.3 dB); the scheduler keeps doubling the runs that are not. Stages run
-budget by budget (every main run at 2k before any at 4k); the side runs after the main runs'
-``SIDE_BUDGET`` stage, each trained straight to it and scored there only.
+split, PSNR, SSIM, LPIPS), and PSNR / SSIM on TRAIN_PROBE training images (the train probe). A run
+is converged when doubling its steps changed val PSNR by less than ``--converged-db`` (0.3 dB);
+the scheduler keeps doubling the runs that are not. Stages run budget by budget (every main run
+at 2k before any at 4k); the side runs after the main runs' ``SIDE_BUDGET`` stage, each trained
+straight to it and scored there only.
 
 Idempotent and resumable: rerunning skips every stage whose score file exists and resumes a
 stopped training from its last checkpoint. Workers are subprocesses with one thread each (two
@@ -50,9 +51,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "emoji32_textok_p8.yaml"
 STAGES = (2000, 4000, 8000, 16000, 32000)  # scoring a stage costs ~4 core-minutes: no 1k stage
-# The seeds and the ablations are trained to this fixed budget, not to convergence: at the measured
-# rates, every one of them at a converged budget (>= 32k steps) would cost ~70 core-hours more. They
-# are compared with the main runs' stage at the same budget (which serves as their seed 0).
+# The seeds and the ablations are trained to this fixed budget, not to convergence: at a converged
+# budget (>= 32k steps) they would cost tens of core-hours more (``--list`` prints how many). They are
+# compared with the main runs' stage at the same budget (which serves as their seed 0).
 SIDE_BUDGET = 8000
 SPLITS = ("val", "val_unseen")
 # The training-set probe: PSNR / SSIM of this many evenly spaced training images (no rFID: seconds, not
@@ -107,7 +108,7 @@ def study_runs() -> list[Run]:
         "loss.discriminator_channel_max=128", "loss.lecam_weight=1.0e-4", "loss.r1_weight=10.0", "loss.r1_every=16")))
     for n in (2, 8):
         for seed in (1, 2):
-            for arm in ("textok", "baseline"):  # N = 2's seeds alongside N = 1 and 8 (seed 0), N = 8's after
+            for arm in ("textok", "baseline"):  # N = 2's seeds before N = 8's
                 runs.append(Run(f"{arm}-n{n}-s{seed}", arm, n, seed=seed, max_stage=SIDE_BUDGET,
                                 priority=0 if n == 2 else 1))
     for name, overrides in (("class_only", ("data.caption_variant=class",)),  # the emoji subcategory as text
@@ -221,7 +222,7 @@ def train_probe(stage_model: Path, data: str, run: Run) -> dict:
 
 def probe_finished_stages(work: Path, results: Path, data: str) -> list[str]:
     """Add the training-set probe to every finished stage that lacks it and whose stage model is kept
-    (stages scored before the probe existed). Returns the score files rewritten."""
+    (stages scored before the probe existed). Returns one line per stage probed."""
     from textok.io import write_json_atomic
 
     written = []
