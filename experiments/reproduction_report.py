@@ -27,7 +27,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reproduction import CONFIG, SIDE_BUDGET, SPLITS, STAGES, TRAIN_PROBE, converged, remaining_cost, study_runs  # noqa: E402
+from reproduction import (CONFIG, SIDE_BUDGET, SPLITS, STAGES, TRAIN_PROBE, converged,  # noqa: E402
+                          remaining_cost, study_runs)
 
 TOKENS = (1, 2, 4, 8)
 PAPER = ("The paper (ImageNet, FID-50k protocol): 29.2% average rFID gain at 256 px and 48.1% at 512 px, "
@@ -222,9 +223,9 @@ def convergence_table(curves, probes) -> list[str]:
                 parts.append(f"{split}: {gains[split][-2]:+.2f} then {gains[split][-1]:+.2f} dB per doubling, not "
                              "shrinking (no projection)")
             else:
+                more = f"{k} more doubling{'s' if k > 1 else ''}"
                 parts.append(f"{split}: {gains[split][-2]:+.2f} then {gains[split][-1]:+.2f} dB per doubling; at that "
-                             f"ratio below 0.3 dB after {k} more doubling{'s' if k > 1 else ''} (~{steps[-1] * 2 ** k:,} "
-                             "steps)")
+                             f"ratio below 0.3 dB after {more} (~{steps[-1] * 2 ** k:,} steps)")
         notes.append(f"- {run}: " + "; ".join(parts) + ".")
     if len(out) == 2:
         return ["Pending: needs a main run with two budgets."]
