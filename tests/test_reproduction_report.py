@@ -125,3 +125,13 @@ def test_category_table_shows_the_gain_and_the_wrong_caption_cost(rr):
     assert "| Flags | 3 | +1.00 |" in text and "| **all** | 5 | +0.50 |" in text
     assert "| *wrong caption* (all) | 5 | -3.50 |" in text
     assert rr.category_table({})[0].startswith("Pending")
+
+
+def test_gain_over_training_compares_the_arms_at_each_common_budget(rr):
+    row = lambda run, s, split, psnr, rfid: dict(run=run, steps=s, split=split, psnr=psnr, rfid=rfid)  # noqa: E731
+    curves = [row("baseline-n2-s0", s, split, 17.0, 100.0) for s in (2000, 4000, 8000) for split in ("val", "val_unseen")]
+    curves += [row("textok-n2-s0", s, split, 17.5, 90.0) for s in (2000, 4000) for split in ("val", "val_unseen")]
+    text = "\n".join(rr.gain_over_training(curves))
+    assert "| 2 | 2000 | +0.50 | 10.0% | +0.50 | 10.0% |" in text and "| 2 | 4000 |" in text
+    assert "| 2 | 8000 |" not in text  # TexTok has no 8k stage: arms are compared at equal budgets only
+    assert rr.gain_over_training([])[0].startswith("Pending")
