@@ -77,10 +77,11 @@ class Run:
         """The budgets scored: a main run's doublings (its learning curve), a side run's one budget."""
         return STAGES if self.max_stage is None else (self.max_stage,)
 
-    def order(self, steps: int) -> tuple[int, int]:
+    def order(self, steps: int) -> tuple[int, bool, int]:
         """Scheduling key of this run's next stage: budget by budget (every main run's 2k stage before any 4k
         stage), the side runs after the main runs' SIDE_BUDGET stage, and then ``priority``."""
-        return (max(steps, SIDE_BUDGET) if self.max_stage else steps), self.priority
+        side = self.max_stage is not None
+        return (max(steps, SIDE_BUDGET) if side else steps), side, self.priority
 
     @property
     def caption_variant(self) -> str:
@@ -382,10 +383,10 @@ def schedule(args) -> None:
                 continue
             s = next_stage(run, done_stages(results, run.name), args.converged_db)
             if s is not None and s <= args.max_steps:
-                pending.append((run.name not in (args.first or ()), *run.order(s), run.name, s, run))
-        pending.sort(key=lambda p: p[:4])
+                pending.append(((run.name not in (args.first or ()), *run.order(s), run.name), s, run))
+        pending.sort(key=lambda p: p[0])
         while pending and len(running) + elsewhere < args.workers:
-            *_, s, run = pending.pop(0)
+            _, s, run = pending.pop(0)
             log = work / "logs" / f"{run.name}_step{s:07d}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")

@@ -83,14 +83,17 @@ def test_side_runs_train_straight_to_their_budget_after_the_main_runs_reach_it(t
     assert seed.stages == (rs.SIDE_BUDGET,) and rs.next_stage(seed, {}, 0.3) == rs.SIDE_BUDGET
     stage(tmp_path, seed.name, rs.SIDE_BUDGET, 18.0, 1000)
     assert rs.next_stage(seed, rs.done_stages(tmp_path, seed.name), 0.3) is None
-    main = runs["baseline-n8-s0"]
-    order = sorted([(main.order(s), s, main.name) for s in rs.STAGES] +
-                   [(runs[n].order(runs[n].max_stage), runs[n].max_stage, n)
-                    for n in ("textok-n2-s1", "baseline-n8-s2", "textok-n2-s0-name-only", "textok-n2-s0-gan")])
-    assert [(s, n) for _, s, n in order] == [
-        (2000, "baseline-n8-s0"), (4000, "baseline-n8-s0"), (8000, "baseline-n8-s0"),
-        (8000, "textok-n2-s1"), (8000, "baseline-n8-s2"), (8000, "textok-n2-s0-name-only"), (4000, "textok-n2-s0-gan"),
-        (16000, "baseline-n8-s0"), (32000, "baseline-n8-s0")]
+    # every main stage at a budget goes before the side runs of that budget, whatever the names
+    stages = [(runs[n], s) for n in ("baseline-n8-s0", "textok-n8-s0") for s in rs.STAGES]
+    stages += [(runs[n], runs[n].max_stage) for n in ("baseline-n2-s1", "textok-n2-s1", "baseline-n8-s2",
+                                                     "textok-n2-s0-name-only", "textok-n2-s0-gan")]
+    order = sorted(stages, key=lambda rs_: (*rs_[0].order(rs_[1]), rs_[0].name))
+    assert [(r.name, s) for r, s in order] == [
+        ("baseline-n8-s0", 2000), ("textok-n8-s0", 2000), ("baseline-n8-s0", 4000), ("textok-n8-s0", 4000),
+        ("baseline-n8-s0", 8000), ("textok-n8-s0", 8000),
+        ("baseline-n2-s1", 8000), ("textok-n2-s1", 8000), ("baseline-n8-s2", 8000), ("textok-n2-s0-name-only", 8000),
+        ("textok-n2-s0-gan", 4000),
+        ("baseline-n8-s0", 16000), ("textok-n8-s0", 16000), ("baseline-n8-s0", 32000), ("textok-n8-s0", 32000)]
 
 
 def test_remaining_cost_uses_each_arms_own_rate(tmp_path, rs):
