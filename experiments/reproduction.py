@@ -129,6 +129,11 @@ def stage_file(results: Path, run: Run, steps: int) -> Path:
     return results / run.name / f"step_{steps:07d}.json"
 
 
+def stage_dir(work: Path, run: str, steps: int) -> Path:
+    """Where the EMA model of the run named ``run`` at ``steps`` is kept (``config.json`` + ``model.safetensors``)."""
+    return Path(work) / "runs" / run / "stages" / f"step_{steps:07d}"
+
+
 def reference_stats(work: Path, data: str, split: str, size: int):
     """Inception statistics of every image of ``split`` (computed once, kept in ``work``)."""
     from textok.metrics import dataset_stats, load_stats, save_stats
@@ -182,7 +187,7 @@ def run_stage(run: Run, steps: int, work: Path, results: Path, data: str, config
     train_seconds = time.perf_counter() - t0
     trunk_checkpoint(work, run, steps)  # kept: a cool-down (--cooldown) can branch off it later
     # the EMA model at this budget, kept for later scoring and the figures
-    stage_model = copy_dir_atomic(out / "model", out / "stages" / f"step_{steps:07d}")
+    stage_model = copy_dir_atomic(out / "model", stage_dir(work, run.name, steps))
     previous = [json.loads(p.read_text()) for p in sorted((results / run.name).glob("step_*.json"))]
     seconds_before = max((r["train_seconds_total"] for r in previous), default=0.0)
 
@@ -229,7 +234,7 @@ def probe_finished_stages(work: Path, results: Path, data: str) -> list[str]:
     written = []
     for run in study_runs():
         for steps, record in done_stages(results, run.name).items():
-            model = work / "runs" / run.name / "stages" / f"step_{steps:07d}"
+            model = stage_dir(work, run.name, steps)
             if "train_probe" in record or not model.is_dir():
                 continue
             record["train_probe"] = train_probe(model, data, run)

@@ -35,7 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from npz_grid import sample_grid  # noqa: E402
-from reproduction import done_stages, study_runs  # noqa: E402
+from reproduction import done_stages, stage_dir, study_runs  # noqa: E402
 
 
 def sh(cmd: list[str], threads: int) -> None:
@@ -46,7 +46,7 @@ def sh(cmd: list[str], threads: int) -> None:
 
 def stage_model(work: Path, run: str, steps: int) -> Path:
     """The EMA model the study kept for ``run`` at ``steps``."""
-    path = work / "runs" / run / "stages" / f"step_{steps:07d}"
+    path = stage_dir(work, run, steps)
     if not path.is_dir():
         sys.exit(f"{path}: stage model missing (checkpoints live in --work)")
     return path

@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reproduction import (CONFIG, SIDE_BUDGET, SPLITS, STAGES, TRAIN_PROBE, converged,  # noqa: E402
-                          remaining_cost, study_runs)
+                          remaining_cost, stage_dir, study_runs)
 
 TOKENS = (1, 2, 4, 8)
 PAPER = ("The paper (ImageNet, FID-50k protocol): 29.2% average rFID gain at 256 px and 48.1% at 512 px, "
@@ -40,13 +40,16 @@ GENERATION = REPO / "docs" / "results" / "reproduction" / "generation"  # experi
 PILOTS = REPO / "docs" / "results" / "reproduction" / "pilots"
 
 
-def load(results: Path) -> tuple[list[dict], list[dict]]:
-    """-> (final records, all-stage records), each one per run x split."""
-    finals, curves = [], []
+def load(results: Path) -> tuple[list[dict], list[dict], dict[tuple[str, int], dict]]:
+    """-> (final records, all-stage records, train probes): the records one per run x split; the probes
+    (run, steps) -> PSNR / SSIM on TRAIN_PROBE training images, for the stages that have one."""
+    finals, curves, probes = [], [], {}
     for run in study_runs():
         stages = sorted((results / run.name).glob("step_*.json"))
         for i, path in enumerate(stages):
             rec = json.loads(path.read_text())
+            if "train_probe" in rec:
+                probes[(run.name, int(rec["steps"]))] = rec["train_probe"]
             for r in rec["records"]:
                 row = {k: r[k] for k in ("arm", "num_tokens", "split", "seed", "steps", "rfid", "psnr", "ssim", "lpips",
                                          "num_images")}
@@ -55,18 +58,7 @@ def load(results: Path) -> tuple[list[dict], list[dict]]:
                 curves.append(row)
                 if i == len(stages) - 1:
                     finals.append(row)
-    return finals, curves
-
-
-def load_probes(results: Path) -> dict[tuple[str, int], dict]:
-    """(run, steps) -> the stage's training-set probe (PSNR / SSIM on TRAIN_PROBE training images), where scored."""
-    probes = {}
-    for run in study_runs():
-        for path in sorted((results / run.name).glob("step_*.json")):
-            rec = json.loads(path.read_text())
-            if "train_probe" in rec:
-                probes[(run.name, int(rec["steps"]))] = rec["train_probe"]
-    return probes
+    return finals, curves, probes
 
 
 def pick(rows, **kw):
@@ -199,7 +191,7 @@ def convergence_table(curves, probes) -> list[str]:
     and where the gain per doubling would cross the 0.3 dB rule if it kept shrinking at its last ratio."""
     out = ["| run | steps | train probe PSNR | gain | val PSNR | gain | val_unseen PSNR | gain |",
            "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    notes = []
+    notes, last = [], []  # last: (val - probe, probe gain, val gain, val_unseen gain) at each run's last budget
     for run in (r.name for r in study_runs() if r.max_stage is None):
         by = {(r["steps"], r["split"]): r["psnr"] for r in curves if r["run"] == run}
         steps = sorted({s for s, _ in by})
@@ -227,17 +219,12 @@ def convergence_table(curves, probes) -> list[str]:
                 parts.append(f"{split}: {gains[split][-2]:+.2f} then {gains[split][-1]:+.2f} dB per doubling; at that "
                              f"ratio below 0.3 dB after {more} (~{steps[-1] * 2 ** k:,} steps)")
         notes.append(f"- {run}: " + "; ".join(parts) + ".")
+        probe, before = probes.get((run, steps[-1])), probes.get((run, steps[-2]))
+        if probe and before:
+            last.append((by[(steps[-1], "val")] - probe["psnr"], probe["psnr"] - before["psnr"],
+                         gains["val"][-1], gains["val_unseen"][-1]))
     if len(out) == 2:
         return ["Pending: needs a main run with two budgets."]
-    last = []  # (val - probe, last probe gain, last val gain, last val_unseen gain) at each run's last budget
-    for run in {r["run"] for r in curves if r["ablation"] is None and r["seed"] == 0}:
-        steps = sorted({r["steps"] for r in curves if r["run"] == run})
-        probe, before = (probes.get((run, s)) for s in (steps[-1], steps[-2] if len(steps) > 1 else None))
-        if probe and before:
-            v = {(r["steps"], r["split"]): r["psnr"] for r in curves if r["run"] == run}
-            last.append((v[(steps[-1], "val")] - probe["psnr"], probe["psnr"] - before["psnr"],
-                         v[(steps[-1], "val")] - v[(steps[-2], "val")],
-                         v[(steps[-1], "val_unseen")] - v[(steps[-2], "val_unseen")]))
     summary = []
     if last:
         d, gp, gv, gu = (statistics.mean(x) for x in zip(*last))
@@ -251,8 +238,8 @@ def gain_over_training(curves) -> list[str]:
     """TexTok minus baseline (seed 0) at every budget both arms of an N reached: does the gain hold as both train?"""
     out = ["| N | steps | val PSNR gain (dB) | val rFID gain | val_unseen PSNR gain (dB) | val_unseen rFID gain |",
            "|---:|---:|---:|---:|---:|---:|"]
+    by = {(r["run"], r["steps"], r["split"]): r for r in curves}
     for n in TOKENS:
-        by = {(r["run"], r["steps"], r["split"]): r for r in curves}
         steps = sorted({s for (run, s, _) in by if run == f"textok-n{n}-s0"} &
                        {s for (run, s, _) in by if run == f"baseline-n{n}-s0"})
         for st in steps:
@@ -514,7 +501,7 @@ def grids(curves, work: Path, data: Path, img: Path) -> list[Path]:
         rec = one(main_rows(curves), run=run, split="val")
         if rec is None:
             return None
-        path = work / "runs" / run / "stages" / f"step_{rec['steps']:07d}"
+        path = stage_dir(work, run, rec["steps"])
         return TexTok.from_pretrained(path).eval() if path.is_dir() else None
 
     @torch.no_grad()
@@ -525,6 +512,7 @@ def grids(curves, work: Path, data: Path, img: Path) -> list[Path]:
         return model.decode(tokens, dtext).clamp(-1, 1)
 
     written = []
+    img.mkdir(parents=True, exist_ok=True)
     rows = [images]
     for n in TOKENS:
         for arm in ("baseline", "textok"):
@@ -561,8 +549,8 @@ def by_category(curves, work: Path, data: Path) -> dict:
     from textok.inference import text_condition
     from textok.metrics import psnr
 
-    category = {json.loads(line)["file"]: json.loads(line)["category"]
-                for line in (data / "captions.jsonl").read_text().splitlines() if line.strip()}
+    entries = [json.loads(line) for line in (data / "captions.jsonl").read_text().splitlines() if line.strip()]
+    category = {e["file"]: e["category"] for e in entries}
     cache = load_text_cache(data, "minilm")
     out = {"pairs": [], "note": "mean PSNR (dB) of uint8 reconstructions per category; 'swapped': TexTok decoding "
                                 "its tokens with another emoji's caption (half-way round the split's sorted distinct "
@@ -573,7 +561,7 @@ def by_category(curves, work: Path, data: Path) -> dict:
         if None in pair or pair[0]["steps"] != pair[1]["steps"]:
             continue
         steps = pair[0]["steps"]
-        paths = [work / "runs" / r["run"] / "stages" / f"step_{steps:07d}" for r in pair]
+        paths = [stage_dir(work, r["run"], steps) for r in pair]
         if not all(p.is_dir() for p in paths):
             continue
         base, text = (TexTok.from_pretrained(p).eval() for p in paths)
@@ -658,7 +646,8 @@ def generation_table(records: list[dict]) -> list[str]:
     return out
 
 
-def markdown(finals, curves, cost: str | None = None, history=(), generation=(), probes=None) -> str:
+def markdown(finals, curves, cost: str | None = None, history=(), generation=(), probes=None,
+             by_cat: dict | None = None) -> str:
     cpu = sorted({r["cpu"] for r in finals + list(history) if r.get("cpu")})
     L = ["# Reproduction: the paper's Table 1 in miniature", "",
          "Generated by `python experiments/reproduction_report.py` from the score files of "
@@ -723,8 +712,7 @@ def markdown(finals, curves, cost: str | None = None, history=(), generation=(),
           "", "![caption swap at N = 2](../img/reproduction_caption_swap.png)", "",
           "Where the text gain comes from, on every image of both splits (PSNR per emoji category, each pair at "
           "its Table 1 budget; one seed, so read small differences as noise; written by `--grids` to "
-          "docs/results/reproduction/by_category.json):", ""] + category_table(
-              json.loads(BY_CATEGORY.read_text()) if BY_CATEGORY.is_file() else {}) + ["",
+          "docs/results/reproduction/by_category.json):", ""] + category_table(by_cat or {}) + ["",
           "## Seeds (N = 2 and N = 8)", "",
           f"**A deviation from the issue, stated:** the seeds are trained to {SIDE_BUDGET} steps, not to the converged "
           "budget, and the main runs' stage at that budget is their seed 0. Training them (and the ablations) to "
@@ -778,23 +766,23 @@ def main() -> None:
     p.add_argument("--work", default=str(Path.home() / "textok-study"))
     p.add_argument("--data", default=str(REPO / "data" / "emoji"))
     args = p.parse_args()
-    finals, curves = load(Path(args.results))
-    _, history = load(Path(args.history)) if Path(args.history).is_dir() else ([], [])
-    out = Path(args.out)
+    finals, curves, probes = load(Path(args.results))
+    _, history, _ = load(Path(args.history)) if Path(args.history).is_dir() else ([], [], {})
+    out, img = Path(args.out), Path(args.img)
     from textok.io import write_json_atomic, write_text_atomic
 
-    generation, probes = load_generation(Path(args.generation)), load_probes(Path(args.results))
+    written, by_cat = [], json.loads(BY_CATEGORY.read_text()) if BY_CATEGORY.is_file() else {}
+    if args.grids:  # first: the report shows the per-category table they write
+        written += grids(curves, Path(args.work), Path(args.data), img)
+        by_cat = by_category(curves, Path(args.work), Path(args.data))
+        write_json_atomic(BY_CATEGORY, by_cat)
+        written.append(BY_CATEGORY)
+    generation = load_generation(Path(args.generation))
     write_json_atomic(out / "reproduction.json", {"records": finals, "curves": curves,
                                                   "first_recipe_curves": history, "generation": generation})
     write_text_atomic(out / "reproduction.md", markdown(finals, curves, remaining_cost(Path(args.results)), history,
-                                                        generation, probes))
-    written = [out / "reproduction.json", out / "reproduction.md"] + plots(finals, curves, Path(args.img), probes)
-    if args.grids:
-        written += grids(curves, Path(args.work), Path(args.data), Path(args.img))
-        write_json_atomic(BY_CATEGORY, by_category(curves, Path(args.work), Path(args.data)))
-        write_text_atomic(out / "reproduction.md", markdown(finals, curves, remaining_cost(Path(args.results)),
-                                                            history, generation, probes))
-        written.append(BY_CATEGORY)
+                                                        generation, probes, by_cat))
+    written += [out / "reproduction.json", out / "reproduction.md"] + plots(finals, curves, img, probes)
     for path in written:
         print(f"wrote {path}")
 
