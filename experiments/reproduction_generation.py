@@ -6,20 +6,28 @@ For the TexTok and the baseline tokenizer at one N (the study's runs ``textok-n{
 
 - class-conditional (``configs/dit_emoji32_class.yaml``, label = emoji subcategory): the
   detokenizer decodes with a held-out caption of the class (captions of ``val`` / ``val_unseen``
-  images, never trained on); ``--num`` class-balanced samples; gFID, precision and recall
-  (k = 3) against the Inception statistics of the training images;
+  images, never trained on; the 6 classes with no held-out image use their training captions);
+  ``--num`` class-balanced samples; gFID, precision and recall (k = 3) against the Inception
+  statistics of the training images;
 - text-to-image (``configs/dit_emoji32_t2i.yaml``): DiT-T2I conditioned on the captions, sampled
   with the ``val`` captions (each ``--t2i-repeats`` times), FID against the ``val`` images.
   CLIP score needs CLIP weights, which do not exist offline here: not computed.
 
+Prompts and captions are embedded from the data set's text cache, as in training
+(``sample-fid --text-data``). ``--dit-steps 4000,8000,16000`` is a learning curve: one DiT run per
+arm and task (constant learning rate after warm-up), sampled and scored at each budget.
+
 Every step is a ``textok`` command (printed), skipped when its output exists, so a rerun
 resumes; the work files are named by the tokenizer's budget, the DiT's and the number of samples,
-so a run with other settings never picks up another's files.
-Scores: ``docs/results/reproduction/generation/<task>_<arm>_n<N>_tok<steps>.json``; a sample
-grid per arm and task: ``docs/img/reproduction_gen_<task>_<arm>_n<N>.png``.
+so a run with other settings never picks up another's files. ``--samples-only`` trains and samples
+and scores nothing (a GPU machine without the images or the Inception weights); a later run
+without it scores the samples it finds.
+Scores: ``docs/results/reproduction/generation/<task>_<arm>_n<N>_tok<steps>_dit<steps>.json``; a
+sample grid per arm and task (at the last budget): ``docs/img/reproduction_gen_<task>_<arm>_n<N>.png``.
 
-    python experiments/reproduction_generation.py --num-tokens 4
-    python experiments/reproduction_generation.py --num-tokens 4 --dit-steps 200 --num 200   # smoke
+    python experiments/reproduction_generation.py --num-tokens 4 --dit-steps 4000,8000,16000
+    python experiments/reproduction_generation.py --num-tokens 4 --dit-steps 20,40 --num 40 --ref-num 100 \
+        --work /tmp/smoke   # smoke
 """
 
 from __future__ import annotations
@@ -84,27 +92,62 @@ def finished(run: Path, steps: int) -> bool:
 
 
 def caption_pool(data: Path, out: Path) -> Path:
-    """class name -> captions of the held-out splits (val, val_unseen): never seen in training."""
+    """class name -> the captions the detokenizer decodes that class with: those of the held-out splits
+    (val, val_unseen), never seen in training. A class with no held-out image (6 of the 99) gets its
+    training captions instead: the pipeline's fallback, "a photo of a <class>", is a caption the
+    tokenizer never saw."""
+    from textok.io import write_text_atomic
+
     if out.is_file():
         return out
     manifest = json.loads((data / "manifest.json").read_text())
-    pool: dict[str, list[str]] = {c: [] for c in manifest["classes"]}
-    for line in (data / "captions.jsonl").read_text().splitlines():
-        obj = json.loads(line)
-        if obj.get("split") in ("val", "val_unseen") and obj.get("class") in pool:
-            pool[obj["class"]].append(obj["caption"])
-    pool = {c: sorted(set(v)) for c, v in pool.items() if v}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(pool, indent=1, sort_keys=True))
+    rows = [json.loads(line) for line in (data / "captions.jsonl").read_text().splitlines()]
+    heldout = {c: sorted({r["caption"] for r in rows if r.get("class") == c and r.get("split") in ("val", "val_unseen")})
+               for c in manifest["classes"]}
+    pool = {c: v or sorted({r["caption"] for r in rows if r.get("class") == c and r.get("split") == "train"})
+            for c, v in heldout.items()}
+    trained = [c for c, v in heldout.items() if not v and pool[c]]
+    if trained:
+        print(f"caption pool: no held-out caption for {len(trained)} class(es), their training captions stand in: "
+              f"{', '.join(trained)}", flush=True)
+    write_text_atomic(out, json.dumps({c: v for c, v in pool.items() if v}, indent=1, sort_keys=True))
     return out
 
 
 def val_prompts(data: Path, out: Path, repeats: int) -> tuple[Path, int]:
+    """The ``val`` captions, one per line (written once, atomically: several drivers may share ``out``);
+    returns the file and the number of T2I samples (``repeats`` per caption)."""
+    from textok.io import write_text_atomic
+
     captions = [json.loads(l)["caption"] for l in (data / "captions.jsonl").read_text().splitlines()
                 if json.loads(l).get("split") == "val"]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(captions) + "\n")
+    text = "\n".join(captions) + "\n"
+    if not out.is_file() or out.read_text() != text:
+        write_text_atomic(out, text)
     return out, len(captions) * repeats
+
+
+def dit_step(dit: Path) -> int:
+    """The step a DiT run folder has trained to (0 if none)."""
+    summary = dit / "train_summary.json"
+    return json.loads(summary.read_text()).get("step", 0) if summary.is_file() else 0
+
+
+def record_device(dit: Path, steps: int) -> dict:
+    """Note where the segment of ``dit`` that ended at ``steps`` was trained (``trained_on.json``: budget ->
+    device, seconds of that segment), so the score record can say it."""
+    import torch
+
+    from textok.io import write_json_atomic
+    from textok.training.trainer import cpu_name
+
+    path = dit / "trained_on.json"
+    seen = json.loads(path.read_text()) if path.is_file() else {}
+    summary = json.loads((dit / "train_summary.json").read_text())
+    seen[str(steps)] = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_name(),
+                        "seconds": summary.get("seconds")}
+    write_json_atomic(path, seen)
+    return seen
 
 
 def main() -> None:
@@ -115,11 +158,17 @@ def main() -> None:
     p.add_argument("--work", default=str(Path.home() / "textok-study"))
     p.add_argument("--results", default=str(REPO / "docs" / "results" / "reproduction"))
     p.add_argument("--data", default=str(REPO / "data" / "emoji"))
-    p.add_argument("--dit-steps", type=int, default=8000)
+    p.add_argument("--dit-steps", default="8000",
+                   help="DiT budgets, comma-separated (a learning curve: one run, sampled and scored at each)")
     p.add_argument("--num", type=int, default=2000, help="class-conditional samples per arm")
     p.add_argument("--t2i-repeats", type=int, default=3, help="samples per val caption")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--tasks", default="class,t2i")
+    p.add_argument("--arms", default="baseline,textok")
+    p.add_argument("--sample-batch-size", type=int, default=32)
+    p.add_argument("--samples-only", action="store_true",
+                   help="train and sample, score nothing (a GPU machine without the data's images or Inception "
+                        "weights; a later run without it scores the samples)")
     p.add_argument("--ref-num", type=int, default=None, help="reference images (default: all; smaller only for smoke runs)")
     p.add_argument("--img", default=str(REPO / "docs" / "img"), help="where the sample grids go")
     args = p.parse_args()
@@ -130,60 +179,78 @@ def main() -> None:
     gen, scores = work / "generation", Path(args.results) / "generation"
     runs_dir = Path(args.results) / "runs"
     n, t = args.num_tokens, args.threads
+    budgets = sorted(int(b) for b in args.dit_steps.split(","))
+    arms = args.arms.split(",")
     names = {r.name for r in study_runs()}
     pair = [f"{arm}-n{n}-s0" for arm in ("baseline", "textok")]
     assert all(run in names for run in pair), pair
     steps = pair_budget(runs_dir, pair, args.tokenizer_steps)
-    print(f"tokenizers: {' and '.join(pair)} at {steps} steps", flush=True)
-    pool = caption_pool(data, gen / "class_captions_heldout_emoji.json")
+    print(f"tokenizers: {' and '.join(pair)} at {steps} steps; DiT budgets {budgets}", flush=True)
+    pool = caption_pool(data, gen / "class_captions_emoji.json")
     prompts, num_t2i = val_prompts(data, gen / "val_prompts.txt", args.t2i_repeats)
 
     limit = f"_{args.ref_num}" if args.ref_num else ""  # a smoke run's small reference is never the real one
     refs = {split: gen / f"ref_{split}_32{limit}.npz" for split in ("train", "val")}
     for split, ref in refs.items():
-        if not ref.is_file():
+        if not ref.is_file() and not args.samples_only:
             sh(textok + ["fid-stats", "--data", str(data), "--split", split, "--image-size", "32", "--out", str(ref),
                          "--no-progress", "--threads", str(t)] + (["--num", str(args.ref_num)] if args.ref_num else []), t)
 
     for arm, run in zip(("baseline", "textok"), pair):
+        if arm not in arms:
+            continue
         tok = stage_model(work, run, steps)
         tag = f"{run}_tok{steps}"  # the work files of one tokenizer budget
         cache = gen / f"lat_{tag}"
-        sh(textok + ["encode-dataset", "--checkpoint", str(tok), "--data", str(data), "--split", "train",
-                     "--out", str(cache), "--threads", str(t)], t)  # resumes; a finished cache is kept
+        if not (cache / "stats.json").is_file():  # written last: a finished cache
+            sh(textok + ["encode-dataset", "--checkpoint", str(tok), "--data", str(data), "--split", "train",
+                         "--out", str(cache), "--threads", str(t)], t)  # resumes an interrupted one
         for task in args.tasks.split(","):
-            out_json = scores / f"{task}_{arm}_n{n}_tok{steps}.json"
-            if out_json.is_file():
-                print(f"{out_json}: done", flush=True)
-                continue
             config = REPO / "configs" / f"dit_emoji32_{task}.yaml"
-            dit = gen / f"dit_{task}_{tag}_{args.dit_steps}steps"
-            overrides = [f"data.cache={cache}", f"model.num_tokens={n}", f"schedule.max_steps={args.dit_steps}",
-                         "logging.progress=false"]
-            if task == "class":
-                overrides.append(f"data.caption_pool={pool}")
-            if not finished(dit, args.dit_steps):
-                resume = ["--resume"] if (dit / "checkpoints").is_dir() else []
-                sh(textok + ["train-dit", "--config", str(config), "--out", str(dit), "--threads", str(t)] + resume + overrides, t)
+            dit = gen / f"dit_{task}_{tag}"  # one run; its budgets are stages of it (constant LR after warm-up)
             num = args.num if task == "class" else num_t2i
-            samples = gen / f"samples_{dit.name}_{num}.npz"
-            if not samples.is_file():
-                extra = ["--prompts", str(prompts)] if task == "t2i" else []
-                sh(textok + ["sample-fid", "--checkpoint", str(dit / "model"), "--num", str(num), "--out", str(samples),
-                             "--seed", "0", "--threads", str(t)] + extra, t)
-            ref = refs["train" if task == "class" else "val"]
-            ev = gen / f"eval_{samples.stem}"
-            sh(textok + ["eval-generation", "--samples", str(samples), "--ref", str(ref), "--out", str(ev),
-                         "--no-progress", "--threads", str(t)], t)
-            report = json.loads((ev / "eval_generation.json").read_text())
-            grid = Path(args.img) / f"reproduction_gen_{task}_{arm}_n{n}.png"
-            sample_grid(samples, grid, per_class=8, max_rows=8)
-            record = {"task": task, "arm": arm, "num_tokens": n, "tokenizer": run, "tokenizer_steps": steps,
-                      "dit_steps": args.dit_steps, "num_samples": num, "grid": grid.name,
-                      "reference": f"emoji {'train' if task == 'class' else 'val'} 32 px",
-                      "report": {k: v for k, v in report.items() if k != "markdown"}}
-            write_json_atomic(out_json, record)
-            print(f"wrote {out_json} and {grid}", flush=True)
+            for budget in budgets:
+                out_json = scores / f"{task}_{arm}_n{n}_tok{steps}_dit{budget}.json"
+                if out_json.is_file():
+                    print(f"{out_json}: done", flush=True)
+                    continue
+                samples = gen / f"samples_{dit.name}_{budget}steps_{num}.npz"
+                if not samples.is_file():
+                    if dit_step(dit) > budget:
+                        sys.exit(f"{dit} has trained past {budget} steps without sampling there; "
+                                 "delete the folder to redo its learning curve")
+                    if dit_step(dit) < budget:
+                        overrides = [f"data.cache={cache}", f"model.num_tokens={n}", f"schedule.max_steps={budget}",
+                                     "logging.progress=false"]
+                        if task == "class":
+                            overrides.append(f"data.caption_pool={pool}")
+                        resume = ["--resume"] if (dit / "checkpoints").is_dir() else []
+                        sh(textok + ["train-dit", "--config", str(config), "--out", str(dit), "--threads", str(t)]
+                           + resume + overrides, t)
+                        record_device(dit, budget)
+                    extra = ["--prompts", str(prompts)] if task == "t2i" else []
+                    sh(textok + ["sample-fid", "--checkpoint", str(dit / "model"), "--num", str(num), "--out",
+                                 str(samples), "--seed", "0", "--threads", str(t),
+                                 "--batch-size", str(args.sample_batch_size), "--text-data", str(data)] + extra, t)
+                if args.samples_only:
+                    continue
+                ref = refs["train" if task == "class" else "val"]
+                ev = gen / f"eval_{samples.stem}"
+                sh(textok + ["eval-generation", "--samples", str(samples), "--ref", str(ref), "--out", str(ev),
+                             "--no-progress", "--threads", str(t)], t)
+                report = json.loads((ev / "eval_generation.json").read_text())
+                grid = Path(args.img) / f"reproduction_gen_{task}_{arm}_n{n}.png"
+                if budget == budgets[-1]:
+                    sample_grid(samples, grid, per_class=8, max_rows=8)
+                trained_on = json.loads((dit / "trained_on.json").read_text()).get(str(budget), {}) \
+                    if (dit / "trained_on.json").is_file() else {}
+                record = {"task": task, "arm": arm, "num_tokens": n, "tokenizer": run, "tokenizer_steps": steps,
+                          "dit_steps": budget, "num_samples": num, "grid": grid.name if budget == budgets[-1] else None,
+                          "dit_device": trained_on.get("device"),
+                          "reference": f"emoji {'train' if task == 'class' else 'val'} 32 px",
+                          "report": {k: v for k, v in report.items() if k != "markdown"}}
+                write_json_atomic(out_json, record)
+                print(f"wrote {out_json}", flush=True)
 
 
 if __name__ == "__main__":

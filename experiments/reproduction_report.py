@@ -623,23 +623,29 @@ def load_generation(folder: Path) -> list[dict]:
 
 
 def generation_table(records: list[dict]) -> list[str]:
-    """Both arms side by side per task, N and tokenizer budget; the gFID gain as the paper states it."""
+    """Both arms side by side per task, N, tokenizer budget and DiT budget (a DiT learning curve: one row
+    per budget); the gFID gain as the paper states it."""
     if not records:
         return ["Pending: it runs on converged tokenizers (`python experiments/reproduction_generation.py "
                 "--num-tokens 4`; its scores go to docs/results/reproduction/generation/)."]
     out = ["| task | N | tokenizer steps | DiT steps | samples | reference | gFID baseline | gFID TexTok | gFID gain "
            "| precision baseline / TexTok | recall baseline / TexTok |", "|---|---:|---:|---:|---:|---|" + "---:|" * 5]
-    keys = sorted({(r["task"], r["num_tokens"], r["tokenizer_steps"]) for r in records})
-    for task, n, steps in keys:
-        by = {r["arm"]: r for r in records if (r["task"], r["num_tokens"], r["tokenizer_steps"]) == (task, n, steps)}
+    key = lambda r: (r["task"], r["num_tokens"], r["tokenizer_steps"], r["dit_steps"])  # noqa: E731
+    for k in sorted({key(r) for r in records}):
+        by = {r["arm"]: r for r in records if key(r) == k}
         b, t = (by.get(arm, {}).get("report", {}) for arm in ("baseline", "textok"))
         any_ = next(iter(by.values()))
         g = gain(b.get("gfid"), t.get("gfid"))
         ref = f"{any_['reference']} ({any_['report'].get('ref_num', '?')} images)"
-        out.append(f"| {task} | {n} | {steps} | {any_['dit_steps']} | {any_['num_samples']} | {ref} "
+        task, n, steps, dit_steps = k
+        out.append(f"| {task} | {n} | {steps} | {dit_steps} | {any_['num_samples']} | {ref} "
                    f"| {fmt(b.get('gfid'), 1)} | {fmt(t.get('gfid'), 1)} | {'–' if g is None else f'{100 * g:.1f}%'} "
                    f"| {fmt(b.get('precision'), 3)} / {fmt(t.get('precision'), 3)} "
                    f"| {fmt(b.get('recall'), 3)} / {fmt(t.get('recall'), 3)} |")
+    devices = sorted({r["dit_device"] for r in records if r.get("dit_device")})
+    if devices:
+        out += ["", f"DiTs trained on: {', '.join(devices)} (`mixed_precision=auto`: bf16 autocast on a GPU, fp32 on "
+                "this CPU); samples scored on the CPU."]
     grids = [r for r in records if r.get("grid")]
     for r in sorted(grids, key=lambda r: (r["task"], r["num_tokens"], r["arm"])):
         out += ["", f"{r['task']}, {r['arm']}, N = {r['num_tokens']}: ![{r['task']} {r['arm']}](../img/{r['grid']})"]

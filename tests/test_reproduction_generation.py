@@ -50,6 +50,34 @@ def test_generation_table_puts_the_arms_side_by_side(load_experiment):
                              "dit_steps": 8000, "num_samples": 2000, "reference": "emoji train 32 px",
                              "grid": f"reproduction_gen_class_{arm}_n4.png",
                              "report": {"gfid": gfid, "precision": 0.5, "recall": 0.25, "ref_num": 6228}}
-    text = "\n".join(rr.generation_table([rec("baseline", 50.0), rec("textok", 40.0)]))
+    half = lambda arm, gfid: dict(rec(arm, gfid), dit_steps=4000, grid=None)  # noqa: E731  (a learning-curve point)
+    text = "\n".join(rr.generation_table([rec("baseline", 50.0), rec("textok", 40.0), half("baseline", 80.0),
+                                           half("textok", 60.0)]))
     assert "| class | 4 | 8000 | 8000 | 2000 | emoji train 32 px (6228 images) | 50.0 | 40.0 | 20.0% | 0.500 / 0.500 |" in text
-    assert "(../img/reproduction_gen_class_textok_n4.png)" in text
+    assert "| class | 4 | 8000 | 4000 | 2000 | emoji train 32 px (6228 images) | 80.0 | 60.0 | 25.0% |" in text
+    assert text.index("| 4000 | 2000 |") < text.index("| 8000 | 2000 |")  # the curve in order of DiT steps
+    assert text.count("(../img/reproduction_gen_class_") == 2  # one grid per arm: the last budget's
+
+
+def test_caption_pool_held_out_with_training_captions_where_none(tmp_path, rg, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "manifest.json").write_text(json.dumps({"classes": ["cat", "dog", "owl"]}))
+    rows = [("cat", "train", "cat; a"), ("cat", "val", "cat; b"), ("dog", "train", "dog; a"),
+            ("dog", "train", "dog; b"), ("cat", "val_unseen", "cat; c")]
+    (data / "captions.jsonl").write_text("".join(json.dumps({"class": c, "split": s, "caption": t}) + "\n"
+                                                 for c, s, t in rows))
+    pool = json.loads(rg.caption_pool(data, tmp_path / "gen" / "pool.json").read_text())
+    assert pool == {"cat": ["cat; b", "cat; c"], "dog": ["dog; a", "dog; b"]}  # owl: no caption at all
+    assert "training captions stand in: dog" in capsys.readouterr().out
+    prompts, n = rg.val_prompts(data, tmp_path / "gen" / "val.txt", repeats=3)
+    assert prompts.read_text() == "cat; b\n" and n == 3
+    before = prompts.stat().st_mtime_ns
+    rg.val_prompts(data, prompts, repeats=3)  # the same text: not rewritten (several drivers share it)
+    assert prompts.stat().st_mtime_ns == before
+
+
+def test_dit_step_reads_the_run_summary(tmp_path, rg):
+    assert rg.dit_step(tmp_path) == 0
+    (tmp_path / "train_summary.json").write_text(json.dumps({"step": 7783, "interrupted": "SIGTERM"}))
+    assert rg.dit_step(tmp_path) == 7783

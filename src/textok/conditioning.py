@@ -148,6 +148,11 @@ class TextConditioner:
         return cls(encoder if encoder is not None else config.text_encoder, config.max_text_tokens, data_root,
                    use_cache, pool)
 
+    @property
+    def loaded_encoder(self) -> TextEncoder | None:
+        """The text encoder if it was loaded (a caption the cache lacked), else None."""
+        return self._encoder
+
     def encoder(self) -> TextEncoder:
         if self._encoder is None:
             self._encoder = load_encoder(self.name, self.device, self.max_tokens, self.pool)

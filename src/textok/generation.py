@@ -31,7 +31,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .conditioning import DIT_MAX_TEXT_TOKENS, load_encoder
+from .conditioning import DIT_MAX_TEXT_TOKENS, TextConditioner, load_encoder
 from .config import from_dict, to_dict
 from .diffusion import Condition, DiffusionConfig, build_diffusion, conditional_model, guided_model
 from .io import write_json_atomic
@@ -101,7 +101,7 @@ class Pipeline:
     -> images [B, 3, H, W] in [-1, 1]."""
 
     def __init__(self, dit: DiT, tokenizer: TexTok, config: GenerationConfig, pool: dict[int, list[str]] | None = None,
-                 text_encoder=None):
+                 text_encoder=None, text_data: str | os.PathLike | None = None):
         tc, dc = tokenizer.config, dit.config
         if (dc.num_tokens, dc.token_dim) != (tc.num_tokens, tc.token_dim):
             raise ValueError(f"the DiT makes [{dc.num_tokens}, {dc.token_dim}] tokens, the tokenizer decodes "
@@ -121,11 +121,18 @@ class Pipeline:
         self.device = next(dit.parameters()).device
         # loaded text encoders by (name, device) (textok.conditioning.load_encoder); a given one is used as is
         self._encoders = {} if text_encoder is None else {(text_encoder.name, str(self.device)): text_encoder}
+        # a data set whose text cache embeds the captions it holds, as training saw them (the encoder
+        # is then loaded only for a caption the cache lacks)
+        self.text_data = text_data
+        self._conditioners: dict[tuple[str, int | None], TextConditioner] = {}
         self.mean = torch.tensor(config.latent_mean, dtype=torch.float32, device=self.device)
         self.std = torch.tensor(config.latent_std, dtype=torch.float32, device=self.device)
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu", text_encoder=None) -> "Pipeline":
+    def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu", text_encoder=None,
+                        text_data: str | os.PathLike | None = None) -> "Pipeline":
+        """The pipeline saved in ``directory``; ``text_data``: a data set folder whose text cache embeds
+        the prompts and captions it holds (as in training), instead of the text encoder."""
         directory = Path(directory).expanduser()
         path = directory / GENERATION_NAME
         if not path.is_file():
@@ -145,7 +152,7 @@ class Pipeline:
             pool = load_caption_pool(pool_path, config.classes)
             config = dataclasses.replace(config, caption_pool=str(pool_path))
         config = dataclasses.replace(config, tokenizer=str(tok_dir))  # absolute in memory: save_pretrained relativises
-        return cls(dit, tokenizer, config, pool, text_encoder)
+        return cls(dit, tokenizer, config, pool, text_encoder, text_data)
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """The DiT folder plus ``generation.json``. The tokenizer and caption pool are recorded
@@ -166,8 +173,15 @@ class Pipeline:
 
     # ---- conditions -----------------------------------------------------------------------
     def encoder(self, name: str, max_tokens: int | None = None):
-        """Text encoder ``name`` (loaded once), cut at ``max_tokens`` tokens."""
-        return load_encoder(name, self.device, max_tokens, pool=self._encoders)
+        """Text encoder ``name`` (loaded once), cut at ``max_tokens`` tokens; with ``text_data``, its text
+        cache first (a ``TextConditioner``, which loads the encoder only for a caption the cache lacks)."""
+        if self.text_data is None:
+            return load_encoder(name, self.device, max_tokens, pool=self._encoders)
+        key = (str(name), max_tokens)
+        if key not in self._conditioners:
+            cut = max_tokens if max_tokens is not None else DIT_MAX_TEXT_TOKENS
+            self._conditioners[key] = TextConditioner(str(name), cut, self.text_data, pool=self._encoders).to(self.device)
+        return self._conditioners[key]
 
     def class_captions(self, labels: Sequence[int], rng: random.Random) -> list[str]:
         """One caption per label, drawn from the pool (or the default caption)."""
@@ -267,12 +281,14 @@ class Pipeline:
 def sample(checkpoint: str | os.PathLike | Pipeline, class_id: int | None = None, prompt: str | None = None, num: int = 16,
            cfg_scale: float | None = None, steps: int | None = None, sampler: str | None = None, seed: int = 0,
            out: str | os.PathLike | None = None, nrow: int | None = None, device: str | torch.device = "cpu",
-           progress: bool = False) -> torch.Tensor:
+           progress: bool = False, text_data: str | os.PathLike | None = None) -> torch.Tensor:
     """``num`` images of class ``class_id`` or of ``prompt``; ``out`` (a .png) gets a grid.
+    ``text_data``: a data set folder whose text cache embeds the captions it holds (``Pipeline``).
     Returns [num, 3, H, W] in [-1, 1]."""
     if num < 1:
         raise ValueError(f"num must be >= 1, got {num}")
-    pipe = checkpoint if isinstance(checkpoint, Pipeline) else Pipeline.from_pretrained(checkpoint, device)
+    pipe = checkpoint if isinstance(checkpoint, Pipeline) else \
+        Pipeline.from_pretrained(checkpoint, device, text_data=text_data)
     if (class_id is None) == (prompt is None) and pipe.dit.config.condition != "none":
         raise ValueError("give exactly one of a class (--class) and a prompt (--prompt)")
     if prompt is not None:
@@ -325,7 +341,7 @@ def fid_labels(num: int, num_classes: int) -> list[int]:
 def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os.PathLike, batch_size: int = 32,
                cfg_scale: float | None = None, steps: int | None = None, sampler: str | None = None, seed: int = 0,
                prompts: Sequence[str] | None = None, device: str | torch.device | None = None,
-               progress: bool = True) -> Path | None:
+               progress: bool = True, text_data: str | os.PathLike | None = None) -> Path | None:
     """Write ``num`` samples to ``out`` (.npz, ADM layout: ``arr_0`` uint8 [N, H, W, 3]; ``arr_1``
     int64 labels for class-conditional models).
 
@@ -334,7 +350,8 @@ def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os
     so the result does not depend on the number of processes. Under ``accelerate launch`` the
     batches are dealt round-robin to the processes; each batch is saved under
     ``<out>.parts/`` as it finishes (a rerun skips finished batches); the main process then
-    writes ``out`` atomically and removes the parts. Returns ``out`` on the main process.
+    writes ``out`` atomically and removes the parts. ``text_data``: a data set folder whose text cache
+    embeds the prompts and captions it holds (``Pipeline``). Returns ``out`` on the main process.
     """
     from accelerate import PartialState
 
@@ -348,7 +365,8 @@ def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os
         raise ValueError(f"--out {out}: sample-fid writes an .npz file")
     state = PartialState(cpu=device == "cpu" or (device is None and not torch.cuda.is_available()))
     device = state.device if device is None else torch.device(device)
-    pipe = checkpoint if isinstance(checkpoint, Pipeline) else Pipeline.from_pretrained(checkpoint, device)
+    pipe = checkpoint if isinstance(checkpoint, Pipeline) else \
+        Pipeline.from_pretrained(checkpoint, device, text_data=text_data)
     dc = pipe.dit.config
     if dc.condition == "text":
         if not prompts:

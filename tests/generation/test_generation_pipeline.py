@@ -111,6 +111,9 @@ def test_cli_sample_and_errors(run, tmp_path, capsys):
     assert main(["sample", "--checkpoint", model_dir, "--class", "2", "--num", "2", "--steps", "3",
                  "--sampler", "ddim", "--out", str(tmp_path / "g.png")]) == 0
     assert (tmp_path / "g.png").is_file()
+    assert main(["sample-fid", "--checkpoint", model_dir, "--num", "2", "--steps", "2", "--out", str(tmp_path / "s.npz"),
+                 "--text-data", str(run["base"] / "data")]) == 0  # captions from that data set's text cache
+    assert np.load(tmp_path / "s.npz")["arr_0"].shape == (2, 32, 32, 3)
     assert main(["sample", "--checkpoint", model_dir, "--prompt", "a cat", "--num", "1", "--out", str(tmp_path / "h.png")]) == 2
     assert "class-conditional" in capsys.readouterr().err
     assert main(["sample", "--checkpoint", model_dir, "--class", "9", "--out", str(tmp_path / "h.png")]) == 2
@@ -183,3 +186,31 @@ def test_class_captions_come_from_the_pool_and_text_reaches_both(minilm, tmp_pat
         pipe(labels=[0])
     with pytest.raises(ValueError, match="not among the model's classes"):
         load_caption_pool(pool_file, ["bird"])
+
+
+def test_text_data_embeds_cached_captions_without_the_encoder(minilm, tmp_path, monkeypatch):
+    """``Pipeline(text_data=DATA)``: prompts and captions that DATA's text cache holds come from the cache (as
+    training saw them; no encoder is loaded, as on a machine without its weights); any other loads the encoder."""
+    from textok.data import build_text_cache
+    from textok.conditioning import DIT_MAX_TEXT_TOKENS
+
+    captions = ["a red apple", "a blue car"]
+    build_text_cache(tmp_path, minilm, captions=captions, progress=False)
+    tok = TexTok(TexTokConfig.from_preset("textok-mini-32", width=32, depth=1, heads=4, num_tokens=8, max_text_tokens=16))
+    t2i = DiT(DiTConfig.from_preset("dit-tiny", num_tokens=8, token_dim=8, condition="text", text_dim=384))
+    stats = dict(latent_mean=[0.0] * 8, latent_std=[1.0] * 8)
+    loads = []
+
+    def encoder_loaded(*args, **kwargs):
+        loads.append(args[0])
+        return minilm.cut_at(args[2]) if args[2] else minilm
+
+    monkeypatch.setattr("textok.conditioning.load_encoder", encoder_loaded)
+    pipe = Pipeline(t2i, tok, GenerationConfig(tokenizer=".", **stats), text_data=tmp_path)
+    images = pipe(prompts=captions, steps=2, sampler="ddim")
+    assert images.shape == (2, 3, 32, 32) and loads == []
+    cached = pipe.encoder("minilm", DIT_MAX_TEXT_TOKENS)(captions)
+    fresh = minilm.cut_at(DIT_MAX_TEXT_TOKENS)(captions)
+    torch.testing.assert_close(cached.embeddings.float(), fresh.embeddings.float(), atol=2e-3, rtol=0)  # fp16 cache
+    pipe(prompts=["a green frog"], steps=2, sampler="ddim")  # not in the cache: the encoder
+    assert loads == ["minilm"]

@@ -60,6 +60,9 @@ def _sampling_args(p, device_default: str | None = "cpu") -> None:
                    help="default: the model's; " + "; ".join(f"{name}: {s.objective} models" for name, s in SAMPLERS.items()))
     p.add_argument("--seed", type=int, default=0, help="same seed, same images")
     p.add_argument("--device", default=device_default, help="cpu, cuda, ... (sample-fid: the process's accelerator)")
+    p.add_argument("--text-data", default=None, metavar="DATA",
+                   help="a data set folder: embed the prompts and captions its text cache holds from the cache, as "
+                        "training did (the text encoder only for others)")
 
 
 def _encode(args) -> int:
@@ -100,7 +103,7 @@ def _sample(args) -> int:
 
     images = sample(args.checkpoint, class_id=args.class_id, prompt=args.prompt, num=args.num, cfg_scale=args.cfg,
                     steps=args.steps, sampler=args.sampler, seed=args.seed, out=args.out, nrow=args.nrow,
-                    device=args.device, progress=True)
+                    device=args.device, progress=True, text_data=args.text_data)
     print(f"sampled {images.shape[0]} image(s) at {images.shape[-1]}px -> {args.out}")
     return 0
 
@@ -119,7 +122,8 @@ def _sample_fid(args) -> int:
         if not prompts:
             raise ValueError(f"--prompts: {path} holds no prompts")
     out = sample_fid(args.checkpoint, args.num, args.out, batch_size=args.batch_size, cfg_scale=args.cfg,
-                     steps=args.steps, sampler=args.sampler, seed=args.seed, prompts=prompts, device=args.device)
+                     steps=args.steps, sampler=args.sampler, seed=args.seed, prompts=prompts, device=args.device,
+                     text_data=args.text_data)
     if out is not None:
         print(f"wrote {args.num} samples to {out}")
     return 0

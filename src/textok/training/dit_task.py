@@ -289,13 +289,15 @@ class DiTTask:
 
     def _pipeline(self, model: DiT, sampling: bool = True) -> Pipeline:
         """The generation pipeline of ``model``; builds, writes nothing. ``sampling``: hand it the
-        task's text encoder (loaded now if needed) instead of letting it load its own."""
+        task's text encoder where one was loaded, instead of letting it load its own."""
         config = self.generation_config()
         pool = load_caption_pool(config.caption_pool, config.classes) if config.caption_pool else None
         if pool is None and self.config.model.condition == "class":
             pool = self.training_pool()  # no pool file: the cached (training) captions stand in for it
-        encoder = self.text.encoder() if self.text is not None and sampling else None
-        return Pipeline(model, self.tokenizer(), config, pool, text_encoder=encoder)
+        # the data set's text cache embeds the previews' captions as in training: no encoder to load
+        encoder = self.text.loaded_encoder if self.text is not None and sampling else None
+        text_data = self.cache.meta["data"] if self.config.data.use_text_cache else None
+        return Pipeline(model, self.tokenizer(), config, pool, text_encoder=encoder, text_data=text_data)
 
     @torch.no_grad()
     def preview(self, model, batch) -> tuple[torch.Tensor, int]:
