@@ -23,7 +23,7 @@ so a run with other settings never picks up another's files. ``--samples-only`` 
 and scores nothing (a GPU machine without the images or the Inception weights); a later run
 without it scores the samples it finds.
 Scores: ``docs/results/reproduction/generation/<task>_<arm>_n<N>_tok<steps>_dit<steps>.json``; a
-sample grid per arm and task (at the last budget): ``docs/img/reproduction_gen_<task>_<arm>_n<N>.png``.
+sample grid per arm and task (of the longest-trained DiT): ``docs/img/reproduction_gen_<task>_<arm>_n<N>.png``.
 
     python experiments/reproduction_generation.py --num-tokens 4 --dit-steps 4000,8000,16000
     python experiments/reproduction_generation.py --num-tokens 4 --dit-steps 20,40 --num 40 --ref-num 100 \
@@ -240,12 +240,15 @@ def main() -> None:
                              "--no-progress", "--threads", str(t)], t)
                 report = json.loads((ev / "eval_generation.json").read_text())
                 grid = Path(args.img) / f"reproduction_gen_{task}_{arm}_n{n}.png"
-                if budget == budgets[-1]:
+                # the grid shows the longest-trained DiT: this budget, or one scored earlier
+                done = [json.loads(f.read_text())["dit_steps"] for f in scores.glob(f"{task}_{arm}_n{n}_tok{steps}_dit*.json")]
+                latest = budget >= max(budgets + done)
+                if latest:
                     sample_grid(samples, grid, per_class=8, max_rows=8)
                 trained_on = json.loads((dit / "trained_on.json").read_text()).get(str(budget), {}) \
                     if (dit / "trained_on.json").is_file() else {}
                 record = {"task": task, "arm": arm, "num_tokens": n, "tokenizer": run, "tokenizer_steps": steps,
-                          "dit_steps": budget, "num_samples": num, "grid": grid.name if budget == budgets[-1] else None,
+                          "dit_steps": budget, "num_samples": num, "grid": grid.name if latest else None,
                           "dit_device": trained_on.get("device"),
                           "reference": f"emoji {'train' if task == 'class' else 'val'} 32 px",
                           "report": {k: v for k, v in report.items() if k != "markdown"}}

@@ -646,8 +646,10 @@ def generation_table(records: list[dict]) -> list[str]:
     if devices:
         out += ["", f"DiTs trained on: {', '.join(devices)} (`mixed_precision=auto`: bf16 autocast on a GPU, fp32 on "
                 "this CPU); samples scored on the CPU."]
-    grids = [r for r in records if r.get("grid")]
-    for r in sorted(grids, key=lambda r: (r["task"], r["num_tokens"], r["arm"])):
+    grids: dict[tuple, dict] = {}  # one per task, N and arm: the longest-trained DiT's
+    for r in sorted((r for r in records if r.get("grid")), key=lambda r: r["dit_steps"]):
+        grids[(r["task"], r["num_tokens"], r["arm"])] = r
+    for _, r in sorted(grids.items()):
         out += ["", f"{r['task']}, {r['arm']}, N = {r['num_tokens']}: ![{r['task']} {r['arm']}](../img/{r['grid']})"]
     return out
 

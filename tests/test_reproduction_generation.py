@@ -50,7 +50,7 @@ def test_generation_table_puts_the_arms_side_by_side(load_experiment):
                              "dit_steps": 8000, "num_samples": 2000, "reference": "emoji train 32 px",
                              "grid": f"reproduction_gen_class_{arm}_n4.png",
                              "report": {"gfid": gfid, "precision": 0.5, "recall": 0.25, "ref_num": 6228}}
-    half = lambda arm, gfid: dict(rec(arm, gfid), dit_steps=4000, grid=None)  # noqa: E731  (a learning-curve point)
+    half = lambda arm, gfid: dict(rec(arm, gfid), dit_steps=4000)  # noqa: E731  (a learning-curve point, its grid overwritten)
     text = "\n".join(rr.generation_table([rec("baseline", 50.0), rec("textok", 40.0), half("baseline", 80.0),
                                            half("textok", 60.0)]))
     assert "| class | 4 | 8000 | 8000 | 2000 | emoji train 32 px (6228 images) | 50.0 | 40.0 | 20.0% | 0.500 / 0.500 |" in text
