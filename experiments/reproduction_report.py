@@ -126,6 +126,16 @@ def table1(curves) -> list[str]:
     return out
 
 
+def gain_by_n(curves, split: str = "val") -> dict[int, float]:
+    """N -> TexTok's relative rFID gain on ``split`` in Table 1 (both arms at one budget)."""
+    rows, out = main_rows(curves), {}
+    for n in TOKENS:
+        b, t = one(rows, arm="baseline", num_tokens=n, split=split), one(rows, arm="textok", num_tokens=n, split=split)
+        if b and t and b["steps"] == t["steps"]:
+            out[n] = gain(b["rfid"], t["rfid"])
+    return out
+
+
 def compression(curves) -> list[str]:
     """The smallest N at which TexTok's rFID is at most the baseline's at N = 8, all at one common budget."""
     runs = ["baseline-n8-s0"] + [f"textok-n{n}-s0" for n in TOKENS]
@@ -733,12 +743,24 @@ def markdown(finals, curves, cost: str | None = None, history=(), generation=(),
     L += ["", "## Ablations at N = 2", "",
           f"Each variant is trained to {SIDE_BUDGET} steps (one seed) and compared with both main runs at the same "
           "budget; read a difference against the seed spread above.", ""] + ablation_table(curves)
+    by_n = ", ".join(f"{100 * g:.1f}% at N = {n}" for n, g in gain_by_n(curves).items()) or "not measured yet"
     L += ["", "## Generation half", "",
           "A class-conditional DiT (label = emoji subcategory, 99 classes; the detokenizer decodes with a held-out "
-          "caption of the class) and a DiT-T2I (sampled with the `val` captions) on the tokens of each arm's "
-          "tokenizer, same DiT recipe, budget and seed. gFID against the training images' statistics (class) or the "
-          "`val` images' (T2I); precision and recall with k = 3. CLIP score needs CLIP weights, which do not exist "
-          "offline here: not computed. The paper: a 16.3% gFID gain at 256 px.", ""] + generation_table(list(generation))
+          "caption of the class: a `val` or `val_unseen` caption, or for the 6 classes with no held-out image a "
+          "training caption) and a DiT-T2I (sampled with the `val` captions, 3 samples each) on the tokens of each "
+          "arm's tokenizer, same DiT recipe (`configs/dit_emoji32_class.yaml`, `configs/dit_emoji32_t2i.yaml`: "
+          "DiT 6 x 192, batch 128, constant learning rate), budget and seed. Prompts and captions are embedded "
+          "from the data set's text cache, as in training. gFID against the training images' statistics (class) "
+          "or the `val` images' (T2I); precision and recall with k = 3. CLIP score needs CLIP weights, which do "
+          "not exist offline here: not computed. The paper: a 16.3% gFID gain at 256 px.", "",
+          "Which N: the issue asks for the N with the largest reconstruction gain, N = 4 if none stands out. "
+          f"TexTok's rFID gain on `val` in Table 1 is {by_n}; the generation half runs at the largest and at "
+          "N = 4, the shipped pair. Each row compares the two arms' DiTs at one DiT budget; rows at several budgets "
+          "of the same task are its learning curve.", "",
+          "Commands: `python experiments/reproduction_generation.py --num-tokens 4 --tokenizer-steps 16000 "
+          "--dit-steps 4000,8000` and `... --num-tokens 1 --dit-steps 8000` (`--samples-only` on a GPU machine "
+          "trains and samples there; the same command without it on the CPU scores the samples).", ""] \
+        + generation_table(list(generation))
     L += ["", "## LPIPS on a share of the batch", "",
           "The study computes LPIPS on 8 of each batch's 32 images (`loss.perceptual_fraction=0.25`, 1.6x faster "
           "steps). The same TexTok N = 8 run with LPIPS on all 32 images, at equal steps:", ""]
