@@ -220,6 +220,9 @@ def main() -> None:
                         sys.exit(f"{dit} has trained past {budget} steps without sampling there; "
                                  "delete the folder to redo its learning curve")
                     if dit_step(dit) < budget:
+                        if dit_step(dit) and not (dit / "checkpoints").is_dir():
+                            sys.exit(f"{dit}: trained to {dit_step(dit)} steps on another machine, whose checkpoints "
+                                     "are not here; delete the folder to train it again from the start")
                         overrides = [f"data.cache={cache}", f"model.num_tokens={n}", f"schedule.max_steps={budget}",
                                      "logging.progress=false"]
                         if task == "class":
