@@ -664,6 +664,25 @@ def generation_table(records: list[dict]) -> list[str]:
     return out
 
 
+def generation_pending(curves, records: list[dict]) -> list[str]:
+    """What the generation half still lacks: a planned N (the largest rFID gain, and 4) with no DiT, or a
+    task with a single DiT budget (no learning curve yet)."""
+    gains = gain_by_n(curves)
+    planned = sorted({max(gains, key=gains.get), 4} if gains else {4})
+    missing = [f"N = {n}" for n in planned if not any(r["num_tokens"] == n for r in records)]
+    budgets = defaultdict(set)
+    for r in records:
+        budgets[(r["task"], r["num_tokens"])].add(r["dit_steps"])
+    single = [f"{task} at N = {n}" for (task, n), b in sorted(budgets.items()) if len(b) < 2]
+    out = []
+    if missing:
+        out.append(f"- Pending: the DiTs at {', '.join(missing)}.")
+    if single:
+        out.append(f"- Pending: a second DiT budget (the learning curve) for {', '.join(single)}; until then these "
+                   "rows are single points, not a converged comparison.")
+    return [""] + out if out else []
+
+
 def markdown(finals, curves, cost: str | None = None, history=(), generation=(), probes=None,
              by_cat: dict | None = None) -> str:
     cpu = sorted({r["cpu"] for r in finals + list(history) if r.get("cpu")})
@@ -760,7 +779,7 @@ def markdown(finals, curves, cost: str | None = None, history=(), generation=(),
           "Commands: `python experiments/reproduction_generation.py --num-tokens 4 --tokenizer-steps 16000 "
           "--dit-steps 4000,8000` and `... --num-tokens 1 --dit-steps 8000` (`--samples-only` on a GPU machine "
           "trains and samples there; the same command without it on the CPU scores the samples).", ""] \
-        + generation_table(list(generation))
+        + generation_table(list(generation)) + generation_pending(curves, list(generation))
     L += ["", "## LPIPS on a share of the batch", "",
           "The study computes LPIPS on 8 of each batch's 32 images (`loss.perceptual_fraction=0.25`, 1.6x faster "
           "steps). The same TexTok N = 8 run with LPIPS on all 32 images, at equal steps:", ""]

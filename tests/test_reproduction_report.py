@@ -135,3 +135,16 @@ def test_gain_over_training_compares_the_arms_at_each_common_budget(rr):
     assert "| 2 | 2000 | +0.50 | 10.0% | +0.50 | 10.0% |" in text and "| 2 | 4000 |" in text
     assert "| 2 | 8000 |" not in text  # TexTok has no 8k stage: arms are compared at equal budgets only
     assert rr.gain_over_training([])[0].startswith("Pending")
+
+
+def test_generation_pending_names_the_missing_n_and_single_budgets(rr):
+    curves = [dict(run=f"{arm}-n{n}-s0", arm=arm, num_tokens=n, steps=8000, split="val", rfid=rfid, psnr=20.0)
+              for n, base, text in ((1, 100.0, 80.0), (4, 90.0, 85.0))
+              for arm, rfid in (("baseline", base), ("textok", text))]
+    assert rr.gain_by_n(curves) == pytest.approx({1: 0.2, 4: 1 / 18})
+    gen = lambda n, task, steps: {"num_tokens": n, "task": task, "dit_steps": steps}  # noqa: E731
+    text = "\n".join(rr.generation_pending(curves, [gen(4, "class", 4000), gen(4, "class", 8000), gen(4, "t2i", 8000)]))
+    assert "the DiTs at N = 1." in text  # the largest gain (20%) has no DiT yet
+    assert "learning curve) for t2i at N = 4;" in text and "class at N = 4" not in text
+    both = [gen(n, task, s) for n in (1, 4) for task in ("class", "t2i") for s in (4000, 8000)]
+    assert rr.generation_pending(curves, both) == []
