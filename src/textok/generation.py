@@ -378,7 +378,8 @@ def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os
     # Finished batches of an earlier run are reused only if they were made with these settings;
     # else the .npz would silently mix models, seeds or guidance scales.
     settings = {"num": num, "batch_size": batch_size, "cfg_scale": cfg_scale, "steps": steps, "sampler": sampler,
-                "seed": seed, "prompts": prompts, "model": pipe.fingerprint()}
+                "seed": seed, "prompts": prompts, "model": pipe.fingerprint(),
+                "text_data": None if pipe.text_data is None else str(Path(pipe.text_data).resolve())}
     _check_parts(parts, settings, state)
     num_batches = math.ceil(num / batch_size)
     mine = [b for b in range(num_batches) if b % state.num_processes == state.process_index]
