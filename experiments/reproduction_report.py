@@ -638,8 +638,9 @@ def generation_table(records: list[dict]) -> list[str]:
     if not records:
         return ["Pending: it runs on converged tokenizers (`python experiments/reproduction_generation.py "
                 "--num-tokens 4`; its scores go to docs/results/reproduction/generation/)."]
-    out = ["| task | N | tokenizer steps | DiT steps | samples | reference | gFID baseline | gFID TexTok | gFID gain "
-           "| precision baseline / TexTok | recall baseline / TexTok |", "|---|---:|---:|---:|---:|---|" + "---:|" * 5]
+    out = ["| task | N | tokenizer steps | DiT steps | DiTs trained on | samples | reference | gFID baseline | gFID TexTok "
+           "| gFID gain | precision baseline / TexTok | recall baseline / TexTok |",
+           "|---|---:|---:|---:|---|---:|---|" + "---:|" * 5]
     key = lambda r: (r["task"], r["num_tokens"], r["tokenizer_steps"], r["dit_steps"])  # noqa: E731
     for k in sorted({key(r) for r in records}):
         by = {r["arm"]: r for r in records if key(r) == k}
@@ -648,14 +649,13 @@ def generation_table(records: list[dict]) -> list[str]:
         g = gain(b.get("gfid"), t.get("gfid"))
         ref = f"{any_['reference']} ({any_['report'].get('ref_num', '?')} images)"
         task, n, steps, dit_steps = k
-        out.append(f"| {task} | {n} | {steps} | {dit_steps} | {any_['num_samples']} | {ref} "
+        device = " / ".join(sorted({r.get("dit_device") or "?" for r in by.values()}))
+        out.append(f"| {task} | {n} | {steps} | {dit_steps} | {device} | {any_['num_samples']} | {ref} "
                    f"| {fmt(b.get('gfid'), 1)} | {fmt(t.get('gfid'), 1)} | {'–' if g is None else f'{100 * g:.1f}%'} "
                    f"| {fmt(b.get('precision'), 3)} / {fmt(t.get('precision'), 3)} "
                    f"| {fmt(b.get('recall'), 3)} / {fmt(t.get('recall'), 3)} |")
-    devices = sorted({r["dit_device"] for r in records if r.get("dit_device")})
-    if devices:
-        out += ["", f"DiTs trained on: {', '.join(devices)} (`mixed_precision=auto`: bf16 autocast on a GPU, fp32 on "
-                "this CPU); samples scored on the CPU."]
+    out += ["", "`mixed_precision=auto`: bf16 autocast on a GPU, fp32 on a CPU without AMX; every sample set is "
+            "scored on the CPU. Rows of one task at several DiT budgets are one run only where the device is the same."]
     grids: dict[tuple, dict] = {}  # one per task, N and arm: the longest-trained DiT's
     for r in sorted((r for r in records if r.get("grid")), key=lambda r: r["dit_steps"]):
         grids[(r["task"], r["num_tokens"], r["arm"])] = r

@@ -48,14 +48,14 @@ def test_generation_table_puts_the_arms_side_by_side(load_experiment):
     assert rr.generation_table([])[0].startswith("Pending")
     rec = lambda arm, gfid: {"task": "class", "arm": arm, "num_tokens": 4, "tokenizer_steps": 8000,  # noqa: E731
                              "dit_steps": 8000, "num_samples": 2000, "reference": "emoji train 32 px",
-                             "grid": f"reproduction_gen_class_{arm}_n4.png",
+                             "grid": f"reproduction_gen_class_{arm}_n4.png", "dit_device": "NVIDIA H200",
                              "report": {"gfid": gfid, "precision": 0.5, "recall": 0.25, "ref_num": 6228}}
-    half = lambda arm, gfid: dict(rec(arm, gfid), dit_steps=4000)  # noqa: E731  (a learning-curve point, its grid overwritten)
+    half = lambda arm, gfid: dict(rec(arm, gfid), dit_steps=4000, dit_device="a CPU")  # noqa: E731  (a learning-curve point, its grid overwritten)
     text = "\n".join(rr.generation_table([rec("baseline", 50.0), rec("textok", 40.0), half("baseline", 80.0),
                                            half("textok", 60.0)]))
-    assert "| class | 4 | 8000 | 8000 | 2000 | emoji train 32 px (6228 images) | 50.0 | 40.0 | 20.0% | 0.500 / 0.500 |" in text
-    assert "| class | 4 | 8000 | 4000 | 2000 | emoji train 32 px (6228 images) | 80.0 | 60.0 | 25.0% |" in text
-    assert text.index("| 4000 | 2000 |") < text.index("| 8000 | 2000 |")  # the curve in order of DiT steps
+    assert "| class | 4 | 8000 | 8000 | NVIDIA H200 | 2000 | emoji train 32 px (6228 images) | 50.0 | 40.0 | 20.0% | 0.500 / 0.500 |" in text
+    assert "| class | 4 | 8000 | 4000 | a CPU | 2000 | emoji train 32 px (6228 images) | 80.0 | 60.0 | 25.0% |" in text
+    assert text.index("| 4000 | a CPU |") < text.index("| 8000 | NVIDIA H200 |")  # the curve in order of DiT steps
     assert text.count("(../img/reproduction_gen_class_") == 2  # one grid per arm: the last budget's
 
 
