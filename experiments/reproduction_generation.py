@@ -22,7 +22,7 @@ resumes; the work files are named by the tokenizer's budget, the DiT's and the n
 so a run with other settings never picks up another's files. ``--samples-only`` trains and samples
 and scores nothing (a GPU machine without the images or the Inception weights); a later run
 without it scores the samples it finds.
-Scores: ``docs/results/reproduction/generation/<task>_<arm>_n<N>_tok<steps>_dit<steps>.json``; a
+Scores: ``docs/results/reproduction/generation/<task>_<arm>_n<N>_tok<steps>_dit<steps>[_<tag>].json``; a
 sample grid per arm and task (of the longest-trained DiT): ``docs/img/reproduction_gen_<task>_<arm>_n<N>.png``.
 
     python experiments/reproduction_generation.py --num-tokens 4 --dit-steps 4000,8000,16000
@@ -169,6 +169,9 @@ def main() -> None:
     p.add_argument("--samples-only", action="store_true",
                    help="train and sample, score nothing (a GPU machine without the data's images or Inception "
                         "weights; a later run without it scores the samples)")
+    p.add_argument("--tag", default="",
+                   help="a name for a replicate of the same DiTs (e.g. trained on another device, in another --work): "
+                        "its score files end in _<tag> instead of replacing the untagged ones")
     p.add_argument("--ref-num", type=int, default=None, help="reference images (default: all; smaller only for smoke runs)")
     p.add_argument("--img", default=str(REPO / "docs" / "img"), help="where the sample grids go")
     args = p.parse_args()
@@ -181,6 +184,7 @@ def main() -> None:
     n, t = args.num_tokens, args.threads
     budgets = sorted(int(b) for b in args.dit_steps.split(","))
     arms = args.arms.split(",")
+    suffix = f"_{args.tag}" if args.tag else ""
     names = {r.name for r in study_runs()}
     pair = [f"{arm}-n{n}-s0" for arm in ("baseline", "textok")]
     assert all(run in names for run in pair), pair
@@ -210,7 +214,7 @@ def main() -> None:
             dit = gen / f"dit_{task}_{tag}"  # one run; its budgets are stages of it (constant LR after warm-up)
             num = args.num if task == "class" else num_t2i
             for budget in budgets:
-                out_json = scores / f"{task}_{arm}_n{n}_tok{steps}_dit{budget}.json"
+                out_json = scores / f"{task}_{arm}_n{n}_tok{steps}_dit{budget}{suffix}.json"
                 if out_json.is_file():
                     print(f"{out_json}: done", flush=True)
                     continue
@@ -242,9 +246,10 @@ def main() -> None:
                 sh(textok + ["eval-generation", "--samples", str(samples), "--ref", str(ref), "--out", str(ev),
                              "--no-progress", "--threads", str(t)], t)
                 report = json.loads((ev / "eval_generation.json").read_text())
-                grid = Path(args.img) / f"reproduction_gen_{task}_{arm}_n{n}.png"
+                grid = Path(args.img) / f"reproduction_gen_{task}_{arm}_n{n}{suffix}.png"
                 # the grid shows the longest-trained DiT: this budget, or one scored earlier
-                done = [json.loads(f.read_text())["dit_steps"] for f in scores.glob(f"{task}_{arm}_n{n}_tok{steps}_dit*.json")]
+                done = [r["dit_steps"] for r in map(json.loads, (f.read_text() for f in scores.glob(
+                    f"{task}_{arm}_n{n}_tok{steps}_dit*.json"))) if (r.get("tag") or "") == args.tag]
                 latest = budget >= max(budgets + done)
                 if latest:
                     sample_grid(samples, grid, per_class=8, max_rows=8)
@@ -252,7 +257,7 @@ def main() -> None:
                     if (dit / "trained_on.json").is_file() else {}
                 record = {"task": task, "arm": arm, "num_tokens": n, "tokenizer": run, "tokenizer_steps": steps,
                           "dit_steps": budget, "num_samples": num, "grid": grid.name if latest else None,
-                          "dit_device": trained_on.get("device"),
+                          "dit_device": trained_on.get("device"), "tag": args.tag or None,
                           "reference": f"emoji {'train' if task == 'class' else 'val'} 32 px",
                           "report": {k: v for k, v in report.items() if k != "markdown"}}
                 write_json_atomic(out_json, record)

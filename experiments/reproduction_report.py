@@ -641,26 +641,29 @@ def generation_table(records: list[dict]) -> list[str]:
     out = ["| task | N | tokenizer steps | DiT steps | DiTs trained on | samples | reference | gFID baseline | gFID TexTok "
            "| gFID gain | precision baseline / TexTok | recall baseline / TexTok |",
            "|---|---:|---:|---:|---|---:|---|" + "---:|" * 5]
-    key = lambda r: (r["task"], r["num_tokens"], r["tokenizer_steps"], r["dit_steps"])  # noqa: E731
+    key = lambda r: (r["task"], r["num_tokens"], r["tokenizer_steps"], r.get("tag") or "", r["dit_steps"])  # noqa: E731
     for k in sorted({key(r) for r in records}):
         by = {r["arm"]: r for r in records if key(r) == k}
         b, t = (by.get(arm, {}).get("report", {}) for arm in ("baseline", "textok"))
         any_ = next(iter(by.values()))
         g = gain(b.get("gfid"), t.get("gfid"))
         ref = f"{any_['reference']} ({any_['report'].get('ref_num', '?')} images)"
-        task, n, steps, dit_steps = k
+        task, n, steps, _, dit_steps = k
         device = " / ".join(sorted({r.get("dit_device") or "?" for r in by.values()}))
         out.append(f"| {task} | {n} | {steps} | {dit_steps} | {device} | {any_['num_samples']} | {ref} "
                    f"| {fmt(b.get('gfid'), 1)} | {fmt(t.get('gfid'), 1)} | {'–' if g is None else f'{100 * g:.1f}%'} "
                    f"| {fmt(b.get('precision'), 3)} / {fmt(t.get('precision'), 3)} "
                    f"| {fmt(b.get('recall'), 3)} / {fmt(t.get('recall'), 3)} |")
     out += ["", "`mixed_precision=auto`: bf16 autocast on a GPU, fp32 on a CPU without AMX; every sample set is "
-            "scored on the CPU. Rows of one task at several DiT budgets are one run only where the device is the same."]
+            "scored on the CPU. The rows of one task and device are one DiT run at several budgets (its learning curve); "
+            "the same budget on two devices is two runs of the same recipe and seed (a replicate: their difference is "
+            "run-to-run noise)."]
     grids: dict[tuple, dict] = {}  # one per task, N and arm: the longest-trained DiT's
     for r in sorted((r for r in records if r.get("grid")), key=lambda r: r["dit_steps"]):
-        grids[(r["task"], r["num_tokens"], r["arm"])] = r
+        grids[(r["task"], r["num_tokens"], r.get("tag") or "", r["arm"])] = r
     for _, r in sorted(grids.items()):
-        out += ["", f"{r['task']}, {r['arm']}, N = {r['num_tokens']}: ![{r['task']} {r['arm']}](../img/{r['grid']})"]
+        out += ["", f"{r['task']}, {r['arm']}, N = {r['num_tokens']}, DiT {r['dit_steps']} steps on "
+                f"{r.get('dit_device') or '?'}: ![{r['task']} {r['arm']}](../img/{r['grid']})"]
     return out
 
 
@@ -670,10 +673,13 @@ def generation_pending(curves, records: list[dict]) -> list[str]:
     gains = gain_by_n(curves)
     planned = sorted({max(gains, key=gains.get), 4} if gains else {4})
     missing = [f"N = {n}" for n in planned if not any(r["num_tokens"] == n for r in records)]
-    budgets = defaultdict(set)
+    budgets = defaultdict(set)  # of one run: one tag (one device)
     for r in records:
-        budgets[(r["task"], r["num_tokens"])].add(r["dit_steps"])
-    single = [f"{task} at N = {n}" for (task, n), b in sorted(budgets.items()) if len(b) < 2]
+        budgets[(r["task"], r["num_tokens"], r.get("tag") or "")].add(r["dit_steps"])
+    runs = defaultdict(int)  # (task, N) -> the most budgets any one run of it has
+    for (task, n, _), b in budgets.items():
+        runs[(task, n)] = max(runs[(task, n)], len(b))
+    single = [f"{task} at N = {n}" for (task, n), most in sorted(runs.items()) if most < 2]
     out = []
     if missing:
         out.append(f"- Pending: the DiTs at {', '.join(missing)}.")

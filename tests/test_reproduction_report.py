@@ -146,5 +146,7 @@ def test_generation_pending_names_the_missing_n_and_single_budgets(rr):
     text = "\n".join(rr.generation_pending(curves, [gen(4, "class", 4000), gen(4, "class", 8000), gen(4, "t2i", 8000)]))
     assert "the DiTs at N = 1." in text  # the largest gain (20%) has no DiT yet
     assert "learning curve) for t2i at N = 4;" in text and "class at N = 4" not in text
+    one_each = [dict(gen(4, "t2i", 8000), tag="cpu"), gen(4, "t2i", 4000)]  # two runs of one budget each: no curve
+    assert "learning curve) for t2i at N = 4;" in "\n".join(rr.generation_pending(curves, one_each))
     both = [gen(n, task, s) for n in (1, 4) for task in ("class", "t2i") for s in (4000, 8000)]
     assert rr.generation_pending(curves, both) == []
