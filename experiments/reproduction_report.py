@@ -783,8 +783,10 @@ def markdown(finals, curves, cost: str | None = None, history=(), generation=(),
           "N = 4, the shipped pair. Each row compares the two arms' DiTs at one DiT budget; rows at several budgets "
           "of the same task are its learning curve.", "",
           "Commands: `python experiments/reproduction_generation.py --num-tokens 4 --tokenizer-steps 16000 "
-          "--dit-steps 4000,8000` and `... --num-tokens 1 --dit-steps 8000` (`--samples-only` on a GPU machine "
-          "trains and samples there; the same command without it on the CPU scores the samples).", ""] \
+          "--dit-steps 8000` (the DiTs trained and sampled on a GPU machine with `--samples-only`; the same "
+          "command without it scored the samples here), its replicate and learning curve on this CPU `... "
+          "--num-tokens 4 --tokenizer-steps 16000 --work <another folder> --tag cpu --dit-steps 4000,8000`, and "
+          "`... --num-tokens 1 --dit-steps 4000,8000`.", ""] \
         + generation_table(list(generation)) + generation_pending(curves, list(generation))
     L += ["", "## LPIPS on a share of the batch", "",
           "The study computes LPIPS on 8 of each batch's 32 images (`loss.perceptual_fraction=0.25`, 1.6x faster "
