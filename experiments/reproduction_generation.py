@@ -119,8 +119,8 @@ def val_prompts(data: Path, out: Path, repeats: int) -> tuple[Path, int]:
     returns the file and the number of T2I samples (``repeats`` per caption)."""
     from textok.io import write_text_atomic
 
-    captions = [json.loads(l)["caption"] for l in (data / "captions.jsonl").read_text().splitlines()
-                if json.loads(l).get("split") == "val"]
+    rows = map(json.loads, (data / "captions.jsonl").read_text().splitlines())
+    captions = [r["caption"] for r in rows if r.get("split") == "val"]
     text = "\n".join(captions) + "\n"
     if not out.is_file() or out.read_text() != text:
         write_text_atomic(out, text)
@@ -220,12 +220,13 @@ def main() -> None:
                     continue
                 samples = gen / f"samples_{dit.name}_{budget}steps_{num}.npz"
                 if not samples.is_file():
-                    if dit_step(dit) > budget:
+                    at = dit_step(dit)
+                    if at > budget:
                         sys.exit(f"{dit} has trained past {budget} steps without sampling there; "
                                  "delete the folder to redo its learning curve")
-                    if dit_step(dit) < budget:
-                        if dit_step(dit) and not (dit / "checkpoints").is_dir():
-                            sys.exit(f"{dit}: trained to {dit_step(dit)} steps on another machine, whose checkpoints "
+                    if at < budget:
+                        if at and not (dit / "checkpoints").is_dir():
+                            sys.exit(f"{dit}: trained to {at} steps on another machine, whose checkpoints "
                                      "are not here; delete the folder to train it again from the start")
                         overrides = [f"data.cache={cache}", f"model.num_tokens={n}", f"schedule.max_steps={budget}",
                                      "logging.progress=false"]
