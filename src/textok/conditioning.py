@@ -122,16 +122,19 @@ class TextConditioner:
     ``TextConditioner(encoder, max_tokens, data_root, use_cache)``; ``encoder`` is a name (or a
     folder) or an already loaded ``TextEncoder`` (cut at ``max_tokens``). ``cond(captions,
     dropout=p, rng=g)`` replaces each caption by the empty caption with probability ``p``.
+    ``cache``: an already loaded ``TextCache`` of ``data_root`` (conditioners at several ``max_tokens``
+    share one table instead of each loading it).
     """
 
     def __init__(self, encoder: str | os.PathLike | TextEncoder = "minilm", max_tokens: int = DEFAULT_MAX_TOKENS,
-                 data_root: str | os.PathLike | None = None, use_cache: bool = True, pool: dict | None = None):
+                 data_root: str | os.PathLike | None = None, use_cache: bool = True, pool: dict | None = None,
+                 cache: TextCache | None = None):
         self.max_tokens = max_tokens
         self._encoder = encoder.cut_at(max_tokens) if isinstance(encoder, TextEncoder) else None
         self.name = encoder.name if isinstance(encoder, TextEncoder) else str(encoder)
         self.pool = pool
-        self.cache: TextCache | None = None
-        if use_cache and data_root is not None:
+        self.cache: TextCache | None = cache if use_cache else None
+        if use_cache and cache is None and data_root is not None:
             self.cache = load_text_cache(data_root, self.name)
             if self.cache is not None:
                 log.info("text embeddings: cache in %s (%s)", data_root, self.name)

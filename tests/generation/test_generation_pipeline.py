@@ -214,3 +214,8 @@ def test_text_data_embeds_cached_captions_without_the_encoder(minilm, tmp_path, 
     torch.testing.assert_close(cached.embeddings.float(), fresh.embeddings.float(), atol=2e-3, rtol=0)  # fp16 cache
     pipe(prompts=["a green frog"], steps=2, sampler="ddim")  # not in the cache: the encoder
     assert loads == ["minilm"]
+    # the DiT's and the detokenizer's conditioners (other max_tokens) share one table, loaded once
+    pipe.encoder("minilm", 16)(captions)
+    conditioners = list(pipe._conditioners.values())
+    assert {c.max_tokens for c in conditioners} == {DIT_MAX_TEXT_TOKENS, 16}
+    assert all(c.cache is conditioners[0].cache is not None for c in conditioners)
