@@ -62,7 +62,14 @@ def test_status_table_can_leave_out_pending_runs(rr):
     full, short = rr.status_table(curves), rr.status_table(curves, pending=False)
     assert any("| baseline-n2-s0 | pending" in line for line in full)
     assert not any("pending" in line for line in short)
-    assert "| textok-n2-s0 | 1000, 2000 | 16.00 | +1.00 dB | no |" in short
+    assert "| textok-n2-s0 | 1000, 2000 | 16.00 | +1.00 dB | no | – | no (one budget) |" in short
+
+
+def test_status_table_applies_the_rule_to_val_unseen_too(rr):
+    curves = [dict(run="textok-n4-s0", split=split, steps=s, psnr=p) for split, s, p in (
+        ("val", 8000, 20.58), ("val", 16000, 21.72), ("val_unseen", 8000, 18.86), ("val_unseen", 16000, 19.12))]
+    assert "| textok-n4-s0 | 8000, 16000 | 21.72 | +1.14 dB | no | +0.26 dB | yes |" in rr.status_table(curves)
+    assert rr.is_converged(curves, "textok-n4-s0", split="val_unseen") and not rr.is_converged(curves, "textok-n4-s0")
 
 
 def test_the_setting_names_the_study_recipe(rr):
