@@ -798,7 +798,10 @@ def markdown(finals, curves, cost: str | None = None, history=(), generation=(),
           "--dit-steps 8000` (the DiTs trained and sampled on a GPU machine with `--samples-only`; the same "
           "command without it scored the samples here), its replicate and learning curve on this CPU `... "
           "--num-tokens 4 --tokenizer-steps 16000 --work <another folder> --tag cpu --dit-steps 4000,8000`, and "
-          "`... --num-tokens 1 --dit-steps 4000,8000`.", ""] \
+          "`... --num-tokens 1 --tokenizer-steps 8000 --tasks t2i --dit-steps 4000,8000` and `... --tasks class "
+          "--dit-steps 4000,8000,12000` (trained and sampled on a lent H100 with `--samples-only`, scored here). "
+          "The GPU machines got the data set without its images (its text cache pruned to the captions in use), "
+          "the tokenizers' stage models and their latent caches, encoded here; the DiT weights stayed there.", ""] \
         + generation_table(list(generation)) + generation_pending(curves, list(generation))
     L += ["", "## LPIPS on a share of the batch", "",
           "The study computes LPIPS on 8 of each batch's 32 images (`loss.perceptual_fraction=0.25`, 1.6x faster "
