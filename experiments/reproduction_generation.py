@@ -22,7 +22,9 @@ resumes; the work files are named by the tokenizer's budget, the DiT's and the n
 so a run with other settings never picks up another's files. ``--samples-only`` trains and samples
 and scores nothing (a GPU machine without the images or the Inception weights); a later run
 without it scores the samples it finds.
-Scores: ``docs/results/reproduction/generation/<task>_<arm>_n<N>_tok<steps>_dit<steps>[_<tag>].json``; a
+``--sample-seed S`` re-samples the DiTs at their budgets with another seed (nothing is trained): the spread
+of gFID over sampling seeds is the noise a difference between the arms must exceed.
+Scores: ``docs/results/reproduction/generation/<task>_<arm>_n<N>_tok<steps>_dit<steps>[_<tag>][_seed<S>].json``; a
 sample grid per arm and task (of the longest-trained DiT): ``docs/img/reproduction_gen_<task>_<arm>_n<N>.png``.
 
     python experiments/reproduction_generation.py --num-tokens 4 --dit-steps 4000,8000,16000
@@ -169,6 +171,9 @@ def main() -> None:
     p.add_argument("--samples-only", action="store_true",
                    help="train and sample, score nothing (a GPU machine without the data's images or Inception "
                         "weights; a later run without it scores the samples)")
+    p.add_argument("--sample-seed", type=int, default=0,
+                   help="the sampling seed; another than 0 re-samples the DiTs already trained to each budget (the "
+                        "sampling noise of gFID; files and scores get _seed<S>) and trains nothing")
     p.add_argument("--tag", default="",
                    help="a name for a replicate of the same DiTs (e.g. trained on another device, in another --work): "
                         "its score files end in _<tag> instead of replacing the untagged ones")
@@ -185,6 +190,7 @@ def main() -> None:
     budgets = sorted(int(b) for b in args.dit_steps.split(","))
     arms = args.arms.split(",")
     suffix = f"_{args.tag}" if args.tag else ""
+    seed_suffix = f"_seed{args.sample_seed}" if args.sample_seed else ""
     names = {r.name for r in study_runs()}
     pair = [f"{arm}-n{n}-s0" for arm in ("baseline", "textok")]
     assert all(run in names for run in pair), pair
@@ -214,13 +220,16 @@ def main() -> None:
             dit = gen / f"dit_{task}_{tag}"  # one run; its budgets are stages of it (constant LR after warm-up)
             num = args.num if task == "class" else num_t2i
             for budget in budgets:
-                out_json = scores / f"{task}_{arm}_n{n}_tok{steps}_dit{budget}{suffix}.json"
+                out_json = scores / f"{task}_{arm}_n{n}_tok{steps}_dit{budget}{suffix}{seed_suffix}.json"
                 if out_json.is_file():
                     print(f"{out_json}: done", flush=True)
                     continue
-                samples = gen / f"samples_{dit.name}_{budget}steps_{num}.npz"
+                samples = gen / f"samples_{dit.name}_{budget}steps_{num}{seed_suffix}.npz"
                 if not samples.is_file():
                     at = dit_step(dit)
+                    if args.sample_seed and at != budget:
+                        sys.exit(f"{dit} is at {at} steps, not {budget}: --sample-seed re-samples a DiT at its budget "
+                                 "and trains nothing")
                     if at > budget:
                         sys.exit(f"{dit} has trained past {budget} steps without sampling there; "
                                  "delete the folder to redo its learning curve")
@@ -238,7 +247,7 @@ def main() -> None:
                         record_device(dit, budget)
                     extra = ["--prompts", str(prompts)] if task == "t2i" else []
                     sh(textok + ["sample-fid", "--checkpoint", str(dit / "model"), "--num", str(num), "--out",
-                                 str(samples), "--seed", "0", "--threads", str(t),
+                                 str(samples), "--seed", str(args.sample_seed), "--threads", str(t),
                                  "--batch-size", str(args.sample_batch_size), "--text-data", str(data)] + extra, t)
                 if args.samples_only:
                     continue
@@ -251,7 +260,7 @@ def main() -> None:
                 # the grid shows the longest-trained DiT: this budget, or one scored earlier
                 done = [r["dit_steps"] for r in map(json.loads, (f.read_text() for f in scores.glob(
                     f"{task}_{arm}_n{n}_tok{steps}_dit*.json"))) if (r.get("tag") or "") == args.tag]
-                latest = budget >= max(budgets + done)
+                latest = budget >= max(budgets + done) and not args.sample_seed  # the grids: seed 0
                 if latest:
                     sample_grid(samples, grid, per_class=8, max_rows=8)
                 trained_on = json.loads((dit / "trained_on.json").read_text()).get(str(budget), {}) \
@@ -259,6 +268,7 @@ def main() -> None:
                 record = {"task": task, "arm": arm, "num_tokens": n, "tokenizer": run, "tokenizer_steps": steps,
                           "dit_steps": budget, "num_samples": num, "grid": grid.name if latest else None,
                           "dit_device": trained_on.get("device"), "tag": args.tag or None,
+                          "sample_seed": args.sample_seed,
                           "reference": f"emoji {'train' if task == 'class' else 'val'} 32 px",
                           "report": {k: v for k, v in report.items() if k != "markdown"}}
                 write_json_atomic(out_json, record)

@@ -647,6 +647,8 @@ def generation_table(records: list[dict]) -> list[str]:
     if not records:
         return ["Pending: it runs on converged tokenizers (`python experiments/reproduction_generation.py "
                 "--num-tokens 4`; its scores go to docs/results/reproduction/generation/)."]
+    noise = sampling_noise(records)
+    records = [r for r in records if not r.get("sample_seed")]  # the comparison: sampling seed 0
     out = ["| task | N | tokenizer steps | DiT steps | DiTs trained on | samples | reference | gFID baseline | gFID TexTok "
            "| gFID gain | precision baseline / TexTok | recall baseline / TexTok |",
            "|---|---:|---:|---:|---|---:|---|" + "---:|" * 5]
@@ -667,12 +669,34 @@ def generation_table(records: list[dict]) -> list[str]:
             "scored on the CPU. The rows of one task and device are one DiT run at several budgets (its learning curve); "
             "the same budget on two devices is two runs of the same recipe and seed (a replicate: their difference is "
             "run-to-run noise)."]
+    out += noise
     grids: dict[tuple, dict] = {}  # one per task, N and arm: the longest-trained DiT's
     for r in sorted((r for r in records if r.get("grid")), key=lambda r: r["dit_steps"]):
         grids[(r["task"], r["num_tokens"], r.get("tag") or "", r["arm"])] = r
     for _, r in sorted(grids.items()):
         out += ["", f"{r['task']}, {r['arm']}, N = {r['num_tokens']}, DiT {r['dit_steps']} steps on "
                 f"{r.get('dit_device') or '?'}: ![{r['task']} {r['arm']}](../img/{r['grid']})"]
+    return out
+
+
+def sampling_noise(records: list[dict]) -> list[str]:
+    """gFID of the same DiT sampled with several seeds (``--sample-seed``): the noise of one sample set."""
+    by = defaultdict(dict)
+    for r in records:
+        key = (r["task"], r["num_tokens"], r["dit_steps"], r.get("dit_device") or "?", r.get("tag") or "", r["arm"])
+        by[key][r.get("sample_seed") or 0] = r["report"]["gfid"]
+    rows = [(k, v) for k, v in sorted(by.items()) if len(v) > 1]
+    if not rows:
+        return []
+    out = ["", "Sampling noise: the same DiT sampled again with other seeds (`--sample-seed S`), every other setting "
+           "equal. A gFID difference between the arms smaller than this spread is within the noise of one sample set.",
+           "", "| task | N | DiT steps | DiT trained on | arm | gFID per sampling seed | spread (max - min) | spread / mean |",
+           "|---|---:|---:|---|---|---|---:|---:|"]
+    for (task, n, steps, device, _, arm), v in rows:
+        values = list(v.values())
+        spread, mean = max(values) - min(values), sum(values) / len(values)
+        per = ", ".join(f"{seed}: {g:.1f}" for seed, g in sorted(v.items()))
+        out.append(f"| {task} | {n} | {steps} | {device} | {arm} | {per} | {spread:.1f} | {100 * spread / mean:.1f}% |")
     return out
 
 

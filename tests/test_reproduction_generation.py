@@ -88,3 +88,17 @@ def test_dit_step_reads_the_run_summary(tmp_path, rg):
     assert rg.dit_step(tmp_path) == 0
     (tmp_path / "train_summary.json").write_text(json.dumps({"step": 7783, "interrupted": "SIGTERM"}))
     assert rg.dit_step(tmp_path) == 7783
+
+
+def test_sampling_noise_table_and_seed_zero_in_the_comparison(load_experiment):
+    rr = load_experiment("reproduction_report")
+    rec = lambda arm, gfid, seed=0: {"task": "class", "arm": arm, "num_tokens": 4, "tokenizer_steps": 16000,  # noqa: E731
+                                     "dit_steps": 4000, "num_samples": 2000, "reference": "emoji train 32 px",
+                                     "grid": None, "dit_device": "a CPU", "tag": "cpu", "sample_seed": seed,
+                                     "report": {"gfid": gfid, "precision": 0.5, "recall": 0.25, "ref_num": 6228}}
+    text = "\n".join(rr.generation_table([rec("baseline", 100.0), rec("textok", 90.0), rec("baseline", 104.0, 1),
+                                           rec("textok", 91.0, 1)]))
+    assert "| 100.0 | 90.0 | 10.0% |" in text and "104.0" not in text.split("Sampling noise")[0]  # seed 0 compared
+    assert "| class | 4 | 4000 | a CPU | baseline | 0: 100.0, 1: 104.0 | 4.0 | 3.9% |" in text
+    assert "| class | 4 | 4000 | a CPU | textok | 0: 90.0, 1: 91.0 | 1.0 | 1.1% |" in text
+    assert "Sampling noise" not in "\n".join(rr.generation_table([rec("baseline", 100.0), rec("textok", 90.0)]))
