@@ -46,6 +46,17 @@ def test_convergence_rule_and_side_runs(tmp_path, rs):
     assert rs.next_stage(runs["textok-n2-s0-gan"], rs.done_stages(tmp_path, "textok-n2-s0-gan"), 0.3) == 4000
 
 
+def test_convergence_rule_on_val_unseen(tmp_path, rs):
+    run = next(r for r in rs.study_runs() if r.name == "textok-n4-s0")
+    for steps, val, unseen in ((8000, 20.58, 18.86), (16000, 21.72, 19.12)):
+        (tmp_path / run.name).mkdir(parents=True, exist_ok=True)
+        records = [{"split": "val", "psnr": val}, {"split": "val_unseen", "psnr": unseen}]
+        (tmp_path / run.name / f"step_{steps:07d}.json").write_text(json.dumps({"steps": steps, "records": records}))
+    done = rs.done_stages(tmp_path, run.name)
+    assert rs.next_stage(run, done, 0.3) == 32000  # val: +1.14 dB
+    assert rs.next_stage(run, done, 0.3, "val_unseen") is None  # val_unseen: +0.26 dB
+
+
 def test_next_stage_never_goes_below_a_budget_reached(tmp_path, rs):
     run = {r.name: r for r in rs.study_runs()}["baseline-n4-s0"]
     stage(tmp_path, run.name, 4000, 17.0, 4000)  # e.g. a run whose 1k and 2k stages were never scored
