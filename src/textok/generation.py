@@ -184,6 +184,8 @@ class Pipeline:
             cut = max_tokens if max_tokens is not None else DIT_MAX_TEXT_TOKENS
             if str(name) not in self._text_caches:
                 self._text_caches[str(name)] = load_text_cache(self.text_data, str(name))
+                if self._text_caches[str(name)] is not None:
+                    log.info("text embeddings: cache in %s (%s)", self.text_data, name)
             self._conditioners[key] = TextConditioner(str(name), cut, self.text_data, pool=self._encoders,
                                                       cache=self._text_caches[str(name)]).to(self.device)
         return self._conditioners[key]
