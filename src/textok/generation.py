@@ -32,7 +32,6 @@ import numpy as np
 import torch
 
 from .conditioning import DIT_MAX_TEXT_TOKENS, TextConditioner, load_encoder
-from .data.text_cache import TextCache, load_text_cache
 from .config import from_dict, to_dict
 from .diffusion import Condition, DiffusionConfig, build_diffusion, conditional_model, guided_model
 from .io import write_json_atomic
@@ -126,7 +125,6 @@ class Pipeline:
         # is then loaded only for a caption the cache lacks)
         self.text_data = text_data
         self._conditioners: dict[tuple[str, int | None], TextConditioner] = {}
-        self._text_caches: dict[str, TextCache | None] = {}  # one table per encoder, shared by its conditioners
         self.mean = torch.tensor(config.latent_mean, dtype=torch.float32, device=self.device)
         self.std = torch.tensor(config.latent_std, dtype=torch.float32, device=self.device)
 
@@ -182,12 +180,10 @@ class Pipeline:
         key = (str(name), max_tokens)
         if key not in self._conditioners:
             cut = max_tokens if max_tokens is not None else DIT_MAX_TEXT_TOKENS
-            if str(name) not in self._text_caches:
-                self._text_caches[str(name)] = load_text_cache(self.text_data, str(name))
-                if self._text_caches[str(name)] is not None:
-                    log.info("text embeddings: cache in %s (%s)", self.text_data, name)
+            # the encoder's conditioners (one per max_tokens) share one table: the first loads it
+            shared = next((c.cache for (n, _), c in self._conditioners.items() if n == str(name)), None)
             self._conditioners[key] = TextConditioner(str(name), cut, self.text_data, pool=self._encoders,
-                                                      cache=self._text_caches[str(name)]).to(self.device)
+                                                      cache=shared).to(self.device)
         return self._conditioners[key]
 
     def class_captions(self, labels: Sequence[int], rng: random.Random) -> list[str]:
