@@ -168,26 +168,27 @@ def status_table(curves, converged_db: float = 0.3, pending: bool = True) -> lis
     out = ["| run | budgets done (steps) | val PSNR at the last | change from the previous budget | converged? "
            "| val_unseen change | converged on val_unseen? |",
            "|---|---|---:|---:|---|---:|---|"]
+    def split_status(run: str, split: str) -> tuple[list[dict], str, str]:
+        """The run's rows on ``split`` by steps, the last doubling's PSNR change and the rule's verdict."""
+        rows = sorted((r for r in curves if r["run"] == run and r["split"] == split), key=lambda r: r["steps"])
+        if len(rows) < 2:
+            return rows, "–", "no (one budget)"
+        verdict = "yes" if is_converged(curves, run, converged_db, split) else "no"
+        return rows, f"{rows[-1]['psnr'] - rows[-2]['psnr']:+.2f} dB", verdict
+
     for run in study_runs():
-        rows = sorted((r for r in curves if r["run"] == run.name and r["split"] == "val"), key=lambda r: r["steps"])
+        rows, change, verdict = split_status(run.name, "val")
         if not rows:
             if pending:
                 out.append(f"| {run.name} | pending | | | | | |")
             continue
-        unseen = sorted((r for r in curves if r["run"] == run.name and r["split"] == "val_unseen"),
-                        key=lambda r: r["steps"])
-        change = rows[-1]["psnr"] - rows[-2]["psnr"] if len(rows) > 1 else None
-        change_u = unseen[-1]["psnr"] - unseen[-2]["psnr"] if len(unseen) > 1 else None
-        verdict = ("yes" if is_converged(curves, run.name, converged_db) else "no") if change is not None else "no (one budget)"
-        verdict_u = (("yes" if is_converged(curves, run.name, converged_db, "val_unseen") else "no")
-                     if change_u is not None else "no (one budget)")
+        _, change_u, verdict_u = split_status(run.name, "val_unseen")
         if run.max_stage:  # compared with its main run at equal budgets, not run to convergence
             verdict = (f"side run, stopped at {run.max_stage}" if rows[-1]["steps"] >= run.max_stage
                        else f"side run, to {run.max_stage} steps")
             verdict_u = "–"
         out.append(f"| {run.name} | {', '.join(str(r['steps']) for r in rows)} | {rows[-1]['psnr']:.2f} "
-                   f"| {'–' if change is None else f'{change:+.2f} dB'} | {verdict} "
-                   f"| {'–' if change_u is None else f'{change_u:+.2f} dB'} | {verdict_u} |")
+                   f"| {change} | {verdict} | {change_u} | {verdict_u} |")
     return out
 
 
@@ -683,7 +684,8 @@ def sampling_noise(records: list[dict]) -> list[str]:
     """gFID of the same DiT sampled with several seeds (``--sample-seed``): the noise of one sample set."""
     by = defaultdict(dict)
     for r in records:
-        key = (r["task"], r["num_tokens"], r["dit_steps"], r.get("dit_device") or "?", r.get("tag") or "", r["arm"])
+        key = (r["task"], r["num_tokens"], r["tokenizer_steps"], r["dit_steps"], r.get("dit_device") or "?",
+               r.get("tag") or "", r["arm"])
         by[key][r.get("sample_seed") or 0] = r["report"]["gfid"]
     rows = [(k, v) for k, v in sorted(by.items()) if len(v) > 1]
     if not rows:
@@ -692,7 +694,7 @@ def sampling_noise(records: list[dict]) -> list[str]:
            "equal. A gFID difference between the arms smaller than this spread is within the noise of one sample set.",
            "", "| task | N | DiT steps | DiT trained on | arm | gFID per sampling seed | spread (max - min) | spread / mean |",
            "|---|---:|---:|---|---|---|---:|---:|"]
-    for (task, n, steps, device, _, arm), v in rows:
+    for (task, n, _, steps, device, _, arm), v in rows:
         values = list(v.values())
         spread, mean = max(values) - min(values), sum(values) / len(values)
         per = ", ".join(f"{seed}: {g:.1f}" for seed, g in sorted(v.items()))
