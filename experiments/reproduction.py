@@ -395,12 +395,11 @@ def schedule(args) -> None:
         while pending and len(running) + elsewhere < args.workers:
             _, s, run = pending.pop(0)
             log = work / "logs" / f"{run.name}_step{s:07d}.log"
-            log.parent.mkdir(parents=True, exist_ok=True)
             env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
             cmd = [sys.executable, __file__, "--job", run.name, "--steps", str(s), "--work", str(work),
                    "--results", str(results), "--data", args.data, "--threads", str(args.threads),
                    "--config", str(args.config)]
-            proc = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env)
+            proc = launch(cmd, log, env, f"{run.name} -> {s}")
             running[run.name] = (proc, s, time.time())
             print(f"[study] {time.strftime('%H:%M:%S')} start {run.name} -> {s} steps (log {log})", flush=True)
         if not running:
@@ -425,6 +424,16 @@ def schedule(args) -> None:
                   f"{v['val_unseen']['psnr']:.2f} rFID {v['val_unseen']['rfid']:.1f} ({time.time() - t:.0f}s)", flush=True)
             if args.commit:
                 commit(results, f"reproduction: {name} at {s} steps (scores)")
+
+
+def launch(cmd: list[str], log: Path, env: dict, what: str) -> subprocess.Popen:
+    """Start one stage's worker with its output appended to ``log``: a stage resumed after a stop
+    keeps the log of its earlier part (opening with "w" used to truncate it)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as out:  # the child keeps its own copy of the descriptor
+        out.write(f"[study] {time.strftime('%Y-%m-%d %H:%M:%S')} start {what}\n")
+        out.flush()
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
 def remaining_cost(results: Path, targets=(4000, 8000, 16000, 32000)) -> str:

@@ -157,3 +157,15 @@ def test_probe_finished_stages_adds_the_training_set_probe_once(tmp_path, rs, ti
     assert probe["num_images"] == 3 and probe["psnr"] == pytest.approx(expected["results"][0]["psnr"])
     assert "train_probe" not in rs.done_stages(results, "textok-n2-s0")[2000]
     assert rs.probe_finished_stages(work, results, str(data)) == []  # done once
+
+
+def test_a_resumed_stage_appends_to_its_log(tmp_path, rs):
+    import sys
+
+    log = tmp_path / "logs" / "textok-n2-s0_step0008000.log"
+    for word in ("first", "second"):  # a stop, then the scheduler starts the same stage again
+        proc = rs.launch([sys.executable, "-c", f"print('{word} part')"], log, {}, "textok-n2-s0 -> 8000")
+        assert proc.wait() == 0
+    text = log.read_text()
+    assert text.index("first part") < text.index("second part")
+    assert text.count("start textok-n2-s0 -> 8000") == 2
