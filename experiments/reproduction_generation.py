@@ -24,7 +24,9 @@ and scores nothing (a GPU machine without the images or the Inception weights); 
 without it scores the samples it finds.
 ``--sample-seed S`` re-samples the DiTs at their budgets with another seed (nothing is trained): the spread
 of gFID over sampling seeds is the noise a difference between the arms must exceed.
-Scores: ``docs/results/reproduction/generation/<task>_<arm>_n<N>_tok<steps>_dit<steps>[_<tag>][_seed<S>].json``; a
+``--dit-seed S`` trains another DiT of the same recipe with seed S (its own folder ``..._dseed<S>``), sampled
+with sampling seed 0: the spread over DiT seeds is the noise of training a DiT, which a claim must exceed.
+Scores: ``docs/results/reproduction/generation/<task>_<arm>_n<N>_tok<steps>_dit<steps>[_<tag>][_ditseed<S>][_seed<S>].json``; a
 sample grid per arm and task (of the longest-trained DiT): ``docs/img/reproduction_gen_<task>_<arm>_n<N>.png``.
 
     python experiments/reproduction_generation.py --num-tokens 4 --dit-steps 4000,8000,16000
@@ -174,6 +176,9 @@ def main() -> None:
     p.add_argument("--sample-seed", type=int, default=0,
                    help="the sampling seed; another than 0 re-samples the DiTs already trained to each budget (the "
                         "sampling noise of gFID; files and scores get _seed<S>) and trains nothing")
+    p.add_argument("--dit-seed", type=int, default=0,
+                   help="the DiT's training seed; another than 0 trains a replicate DiT in its own folder (the "
+                        "training noise of gFID; files and scores get _ditseed<S>)")
     p.add_argument("--tag", default="",
                    help="a name for a replicate of the same DiTs (e.g. trained on another device, in another --work): "
                         "its score files end in _<tag> instead of replacing the untagged ones")
@@ -191,6 +196,8 @@ def main() -> None:
     arms = args.arms.split(",")
     suffix = f"_{args.tag}" if args.tag else ""
     seed_suffix = f"_seed{args.sample_seed}" if args.sample_seed else ""
+    if args.dit_seed:
+        suffix += f"_ditseed{args.dit_seed}"
     names = {r.name for r in study_runs()}
     pair = [f"{arm}-n{n}-s0" for arm in ("baseline", "textok")]
     assert all(run in names for run in pair), pair
@@ -217,7 +224,8 @@ def main() -> None:
                          "--out", str(cache), "--threads", str(t)], t)  # resumes an interrupted one
         for task in args.tasks.split(","):
             config = REPO / "configs" / f"dit_emoji32_{task}.yaml"
-            dit = gen / f"dit_{task}_{tag}"  # one run; its budgets are stages of it (constant LR after warm-up)
+            # one run; its budgets are stages of it (constant LR after warm-up)
+            dit = gen / (f"dit_{task}_{tag}" + (f"_dseed{args.dit_seed}" if args.dit_seed else ""))
             num = args.num if task == "class" else num_t2i
             for budget in budgets:
                 out_json = scores / f"{task}_{arm}_n{n}_tok{steps}_dit{budget}{suffix}{seed_suffix}.json"
@@ -238,7 +246,7 @@ def main() -> None:
                             sys.exit(f"{dit}: trained to {at} steps on another machine, whose checkpoints "
                                      "are not here; delete the folder to train it again from the start")
                         overrides = [f"data.cache={cache}", f"model.num_tokens={n}", f"schedule.max_steps={budget}",
-                                     "logging.progress=false"]
+                                     "logging.progress=false", f"seed={args.dit_seed}"]
                         if task == "class":
                             overrides.append(f"data.caption_pool={pool}")
                         resume = ["--resume"] if (dit / "checkpoints").is_dir() else []
@@ -257,10 +265,11 @@ def main() -> None:
                              "--no-progress", "--threads", str(t)], t)
                 report = json.loads((ev / "eval_generation.json").read_text())
                 grid = Path(args.img) / f"reproduction_gen_{task}_{arm}_n{n}{suffix}.png"
-                # the grid shows the longest-trained DiT: this budget, or one scored earlier
+                # the grid shows the longest-trained DiT of seed 0: this budget, or one scored earlier
                 done = [r["dit_steps"] for r in map(json.loads, (f.read_text() for f in scores.glob(
-                    f"{task}_{arm}_n{n}_tok{steps}_dit*.json"))) if (r.get("tag") or "") == args.tag]
-                latest = budget >= max(budgets + done) and not args.sample_seed  # the grids: seed 0
+                    f"{task}_{arm}_n{n}_tok{steps}_dit*.json")))
+                    if (r.get("tag") or "") == args.tag and not r.get("dit_seed") and not r.get("sample_seed")]
+                latest = budget >= max(budgets + done) and not args.sample_seed and not args.dit_seed
                 if latest:
                     sample_grid(samples, grid, per_class=8, max_rows=8)
                 trained_on = json.loads((dit / "trained_on.json").read_text()).get(str(budget), {}) \
@@ -268,7 +277,7 @@ def main() -> None:
                 record = {"task": task, "arm": arm, "num_tokens": n, "tokenizer": run, "tokenizer_steps": steps,
                           "dit_steps": budget, "num_samples": num, "grid": grid.name if latest else None,
                           "dit_device": trained_on.get("device"), "tag": args.tag or None,
-                          "sample_seed": args.sample_seed,
+                          "sample_seed": args.sample_seed, "dit_seed": args.dit_seed,
                           "reference": f"emoji {'train' if task == 'class' else 'val'} 32 px",
                           "report": {k: v for k, v in report.items() if k != "markdown"}}
                 write_json_atomic(out_json, record)

@@ -648,8 +648,9 @@ def generation_table(records: list[dict]) -> list[str]:
     if not records:
         return ["Pending: it runs on converged tokenizers (`python experiments/reproduction_generation.py "
                 "--num-tokens 4`; its scores go to docs/results/reproduction/generation/)."]
-    noise = sampling_noise(records)
-    records = [r for r in records if not r.get("sample_seed")]  # the comparison: sampling seed 0
+    noise = sampling_noise([r for r in records if not r.get("dit_seed")])
+    trained = training_noise([r for r in records if not r.get("sample_seed")])
+    records = [r for r in records if not r.get("sample_seed") and not r.get("dit_seed")]  # the comparison: seeds 0
     out = ["| task | N | tokenizer steps | DiT steps | DiTs trained on | samples | reference | gFID baseline | gFID TexTok "
            "| gFID gain | precision baseline / TexTok | recall baseline / TexTok |",
            "|---|---:|---:|---:|---|---:|---|" + "---:|" * 5]
@@ -670,7 +671,7 @@ def generation_table(records: list[dict]) -> list[str]:
             "scored on the CPU. The rows of one task and device are one DiT run at several budgets (its learning curve); "
             "the same budget on two devices is two runs of the same recipe and seed (a replicate: their difference is "
             "run-to-run noise)."]
-    out += noise
+    out += noise + trained
     grids: dict[tuple, dict] = {}  # one per task, N and arm: the longest-trained DiT's
     for r in sorted((r for r in records if r.get("grid")), key=lambda r: r["dit_steps"]):
         grids[(r["task"], r["num_tokens"], r.get("tag") or "", r["arm"])] = r
@@ -699,6 +700,39 @@ def sampling_noise(records: list[dict]) -> list[str]:
         spread, mean = max(values) - min(values), sum(values) / len(values)
         per = ", ".join(f"{seed}: {g:.1f}" for seed, g in sorted(v.items()))
         out.append(f"| {task} | {n} | {steps} | {device} | {arm} | {per} | {spread:.1f} | {100 * spread / mean:.1f}% |")
+    return out
+
+
+def training_noise(records: list[dict]) -> list[str]:
+    """gFID of independent DiT trainings of one recipe on the same tokens (``--dit-seed``, and the same seed
+    trained on two devices), sampled with seed 0: mean ± std per arm, and the issue's rule for a claim (the
+    difference of the means exceeds two standard deviations of either arm)."""
+    by = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        key = (r["task"], r["num_tokens"], r["tokenizer_steps"], r["dit_steps"])
+        by[key][r["arm"]].append((r.get("dit_seed") or 0, r.get("dit_device") or "?", r["report"]["gfid"]))
+    rows = [(k, v) for k, v in sorted(by.items()) if min(len(v.get(a, ())) for a in ("baseline", "textok")) >= 2]
+    if not rows:
+        return []
+    out = ["", "DiT-training noise: the same recipe trained again on the same tokens with another seed "
+           "(`--dit-seed S`), or with the same seed on another device, each sampled with seed 0. A claim needs the "
+           "difference of the means to exceed two standard deviations of either arm (the issue's rule for seeds).",
+           "", "| task | N | DiT steps | baseline gFID per DiT (seed, device) | baseline mean ± std "
+           "| TexTok gFID per DiT | TexTok mean ± std | gain of the means | > 2 std? |",
+           "|---|---:|---:|---|---|---|---|---:|---|"]
+    short = lambda d: d.replace("NVIDIA ", "")  # noqa: E731
+    for (task, n, _, steps), v in rows:
+        cells, stats = [], {}
+        for arm in ("baseline", "textok"):
+            runs = sorted(v[arm])
+            g = [x[2] for x in runs]
+            stats[arm] = (statistics.mean(g), statistics.stdev(g))
+            cells += [", ".join(f"{x[2]:.1f} ({x[0]}, {short(x[1])})" for x in runs),
+                      f"{stats[arm][0]:.1f} ± {stats[arm][1]:.1f}"]
+        (mb, sb), (mt, st) = stats["baseline"], stats["textok"]
+        verdict = ("yes, TexTok better" if mt < mb else "yes, baseline better") if abs(mt - mb) > 2 * max(sb, st) \
+            else "no"
+        out.append(f"| {task} | {n} | {steps} | {' | '.join(cells)} | {100 * gain(mb, mt):.1f}% | {verdict} |")
     return out
 
 

@@ -102,3 +102,21 @@ def test_sampling_noise_table_and_seed_zero_in_the_comparison(load_experiment):
     assert "| class | 4 | 4000 | a CPU | baseline | 0: 100.0, 1: 104.0 | 4.0 | 3.9% |" in text
     assert "| class | 4 | 4000 | a CPU | textok | 0: 90.0, 1: 91.0 | 1.0 | 1.1% |" in text
     assert "Sampling noise" not in "\n".join(rr.generation_table([rec("baseline", 100.0), rec("textok", 90.0)]))
+
+
+def test_training_noise_table_and_only_dit_seed_zero_in_the_comparison(load_experiment):
+    rr = load_experiment("reproduction_report")
+    rec = lambda arm, gfid, dit_seed=0, device="NVIDIA H100": {  # noqa: E731
+        "task": "class", "arm": arm, "num_tokens": 1, "tokenizer_steps": 8000, "dit_steps": 4000,
+        "num_samples": 2000, "reference": "emoji train 32 px", "grid": None, "dit_device": device, "tag": None,
+        "sample_seed": 0, "dit_seed": dit_seed, "report": {"gfid": gfid, "precision": 0.5, "recall": 0.25}}
+    seeds = [rec("baseline", 119.0), rec("textok", 113.0), rec("baseline", 118.0, 1, "a CPU"),
+             rec("textok", 112.0, 1, "a CPU"), rec("baseline", 120.0, 2, "a CPU"), rec("textok", 114.0, 2, "a CPU")]
+    text = "\n".join(rr.generation_table(seeds))
+    table, noise = text.split("DiT-training noise")
+    assert "| 119.0 | 113.0 |" in table and "118.0" not in table  # the comparison: DiT seed 0 only
+    assert ("| class | 1 | 4000 | 119.0 (0, H100), 118.0 (1, a CPU), 120.0 (2, a CPU) | 119.0 ± 1.0 "
+            "| 113.0 (0, H100), 112.0 (1, a CPU), 114.0 (2, a CPU) | 113.0 ± 1.0 | 5.0% | yes, TexTok better |") in noise
+    close = seeds[:5] + [rec("textok", 117.5, 2, "a CPU")]  # the TexTok std grows to 2.9: 5.0 apart is < 2 std
+    assert "| no |" in "\n".join(rr.generation_table(close))
+    assert "DiT-training noise" not in "\n".join(rr.generation_table(seeds[:3]))  # one TexTok DiT: no row
