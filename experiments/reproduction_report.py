@@ -741,7 +741,7 @@ def training_noise(records: list[dict]) -> list[str]:
            "", "| task | N | DiT steps | baseline gFID per DiT (seed, device) | baseline mean ± std "
            "| TexTok gFID per DiT | TexTok mean ± std | gain of the means | > 2 std? |",
            "|---|---:|---:|---|---|---|---|---:|---|"]
-    short = lambda d: d.replace("NVIDIA ", "")  # noqa: E731
+    short = lambda d: " ".join(re.sub(r"\(R\)|NVIDIA|Processor", "", d).split())  # noqa: E731  (H100 80GB HBM3, Intel Xeon)
     for (task, n, _, steps), v in rows:
         cells, stats = [], {}
         for arm in ("baseline", "textok"):
