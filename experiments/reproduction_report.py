@@ -880,7 +880,9 @@ def markdown(finals, curves, cost: str | None = None, history=(), generation=(),
           "command without it scored the samples here), its replicate and learning curve on this CPU `... "
           "--num-tokens 4 --tokenizer-steps 16000 --work <another folder> --tag cpu --dit-steps 4000,8000`, and "
           "`... --num-tokens 1 --tokenizer-steps 8000 --tasks t2i --dit-steps 4000,8000` and `... --tasks class "
-          "--dit-steps 4000,8000,12000` (trained and sampled on a lent H100 with `--samples-only`, scored here). "
+          "--dit-steps 4000,8000,12000` (trained and sampled on a lent H100 with `--samples-only`, scored here); "
+          "the DiT-training noise: `... --num-tokens 1 --tokenizer-steps 8000 --dit-steps 4000 --tasks class "
+          "--dit-seed S` for S = 1, 2 (and `--tasks t2i`), trained, sampled and scored on this CPU. "
           "The GPU machines got the data set without its images (its text cache pruned to the captions in use), "
           "the tokenizers' stage models and their latent caches, encoded here; the DiT weights stayed there.", ""] \
         + generation_table(list(generation)) + generation_pending(curves, list(generation))
