@@ -316,38 +316,43 @@ def seeds_table(curves) -> list[str]:
 
 def ablation_table(curves, steps: int = SIDE_BUDGET) -> list[str]:
     """Every ablation at N = 2 beside both main runs, all at ``steps`` (the side runs' budget), with each
-    variant's PSNR minus the mean of TexTok's seeds, marked where it exceeds two of their standard deviations."""
+    variant's rFID and PSNR minus the mean of TexTok's seeds, marked where beyond two of their standard deviations."""
     seeds = sorted({r["run"] for r in curves if re.fullmatch(r"textok-n2-s\d+", r["run"])})
-    ref = {}  # split -> (mean, std) of TexTok's seeds at ``steps``
+    ref = {}  # (split, metric) -> (mean, std) of TexTok's seeds at ``steps``
     for split in SPLITS:
-        vals = [v["psnr"] for v in (one(curves, run=run, split=split, steps=steps) for run in seeds) if v]
-        if len(vals) >= 2:
-            ref[split] = (statistics.mean(vals), statistics.stdev(vals))
+        for metric in ("rfid", "psnr"):
+            vals = [v[metric] for v in (one(curves, run=run, split=split, steps=steps) for run in seeds) if v]
+            if len(vals) >= 2:
+                ref[(split, metric)] = (statistics.mean(vals), statistics.stdev(vals))
 
-    def delta(row, split):
-        if row is None or split not in ref:
-            return "–"
-        d = row["psnr"] - ref[split][0]
-        return f"{d:+.2f}{'*' if abs(d) > 2 * ref[split][1] else ''}"
+    def cells(row, split):
+        out = []
+        for metric, d in (("rfid", 1), ("psnr", 2)):
+            value = "pending" if row is None else fmt(row[metric], d)
+            if row is None or (split, metric) not in ref:
+                out += [value, "–"]
+                continue
+            mean, sd = ref[(split, metric)]
+            out += [value, f"{row[metric] - mean:+.{d}f}{'*' if abs(row[metric] - mean) > 2 * sd else ''}"]
+        return out
 
-    out = ["| variant (N = 2, seed 0) | steps | val rFID | val PSNR | Δ val PSNR | val_unseen rFID | val_unseen PSNR "
-           "| Δ val_unseen PSNR | val_unseen LPIPS |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    out = ["| variant (N = 2, seed 0) | steps | val rFID | Δ | val PSNR | Δ | val_unseen rFID | Δ | val_unseen PSNR | Δ "
+           "| val_unseen LPIPS |", "|---|---:|" + "---:|" * 9]
     base = {"baseline (no text)": "baseline-n2-s0", "TexTok: both, in-context, full caption, dropout 0": "textok-n2-s0"}
     names = list(base.items()) + [(r.ablation, r.name) for r in study_runs()
                                   if r.ablation and r.num_tokens == 2 and r.ablation not in RECIPE_CHECKS]
     for label, run in names:
         v, u = (one(curves, run=run, split=split, steps=steps) for split in SPLITS)
         if v is None:
-            out.append(f"| {label} | pending | | | | | | | |")
+            out.append(f"| {label} | pending |" + " |" * 9)
             continue
-        out.append(f"| {label} | {v['steps']} | {fmt(v['rfid'], 1)} | {fmt(v['psnr'])} | {delta(v, 'val')} "
-                   f"| {fmt(u and u['rfid'], 1)} | {fmt(u and u['psnr'])} | {delta(u, 'val_unseen')} "
+        out.append(f"| {label} | {v['steps']} | {' | '.join(cells(v, 'val') + cells(u, 'val_unseen'))} "
                    f"| {fmt(u and u['lpips'], 4)} |")
     if ref:
-        out += ["", "Δ: PSNR minus the mean of TexTok's " + str(len(seeds)) + " seeds at this budget (" + ", ".join(
-            f"`{split}` {m:.2f} ± {sd:.2f} dB" for split, (m, sd) in ref.items()) + "); * where it exceeds two of "
-            "their standard deviations, the rule the Seeds table applies."]
+        out += ["", f"Δ: the score minus the mean of TexTok's {len(seeds)} seeds at this budget (" + ", ".join(
+            f"`{split}` {metric.replace('rfid', 'rFID').replace('psnr', 'PSNR')} {m:.2f} ± {sd:.2f}"
+            for (split, metric), (m, sd) in ref.items()) + "); * where it exceeds two of their standard deviations, "
+            "the rule the Seeds table applies."]
     return out
 
 
