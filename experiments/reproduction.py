@@ -533,8 +533,12 @@ def main() -> None:
             commit(Path(args.results), f"reproduction: {name} cooled down {steps}+{cooldown} (scores)")
         return
     if args.job:
+        import logging
+
         import torch
 
+        # the worker's log (logs/<run>_step<N>.log): the trainer's line every log_every steps, resume notes
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         torch.set_num_threads(args.threads)
         run = next(r for r in study_runs() if r.name == args.job)
         lock = run_lock(Path(args.work), run, blocking=False)

@@ -91,7 +91,7 @@ class CheckpointConfig:
 
 @dataclasses.dataclass
 class LoggingConfig:
-    log_every: int = 10  # TensorBoard scalars
+    log_every: int = 10  # TensorBoard scalars; without a progress bar also a log line (step, loss, rate)
     preview_every: int = 500  # a grid of originals vs reconstructions (0: only at the end)
     num_preview: int = 8
     tensorboard: bool = True

@@ -594,7 +594,11 @@ class Trainer:
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix(loss=f"{logs['loss']:.4f}", img_s=f"{ips:.1f}", skipped=self.nonfinite_total)
-                    if writer is not None and (self.step % cfg.logging.log_every == 0 or self.step == max_steps):
+                    at_log = self.step % cfg.logging.log_every == 0 or self.step == max_steps
+                    if bar is None and at_log:  # no progress bar (a log file, a scheduler): one line per log_every
+                        log.info("step %d/%d loss %.4f %.1f img/s (%.2f s/step)", self.step, max_steps, logs["loss"],
+                                 ips, elapsed / max(self.step - start_step, 1))
+                    if writer is not None and at_log:
                         for k, v in logs.items():
                             writer.add_scalar(f"train/{k}", v, self.step)
                         writer.add_scalar("train/images_per_second", ips, self.step)
