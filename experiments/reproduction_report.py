@@ -285,6 +285,13 @@ def curves_table(curves) -> list[str]:
     return out
 
 
+def two_std_verdict(diff: float, sd_baseline: float, sd_textok: float) -> str:
+    """The issue's rule for a claim: ``diff`` (positive = TexTok better) beyond two of the larger standard deviation."""
+    if abs(diff) <= 2 * max(sd_baseline, sd_textok):
+        return "no"
+    return "yes, TexTok better" if diff > 0 else "yes, baseline better"
+
+
 def seeds_table(curves) -> list[str]:
     """Mean ± std over the seeds of each arm, all runs of an N at the largest budget they all reached."""
     out = ["| split | N | steps | metric | baseline mean ± std | TexTok mean ± std | seeds | difference | > 2 std? |",
@@ -304,8 +311,7 @@ def seeds_table(curves) -> list[str]:
                 mb, mt = statistics.mean(vals["baseline"]), statistics.mean(vals["textok"])
                 sb, st = statistics.stdev(vals["baseline"]), statistics.stdev(vals["textok"])
                 diff = (mt - mb) * better  # positive = TexTok better
-                sig = abs(mt - mb) > 2 * max(sb, st)
-                verdict = ("yes, TexTok better" if diff > 0 else "yes, baseline better") if sig else "no"
+                verdict = two_std_verdict(diff, sb, st)
                 d = 1 if metric == "rfid" else (2 if metric == "psnr" else 4)
                 out.append(f"| {split} | {n} | {steps} | {metric} | {mb:.{d}f} ± {sb:.{d}f} | {mt:.{d}f} ± {st:.{d}f} "
                            f"| {len(vals['baseline'])}/{len(vals['textok'])} | {diff:+.{d}f} | {verdict} |")
@@ -317,7 +323,8 @@ def seeds_table(curves) -> list[str]:
 def ablation_table(curves, steps: int = SIDE_BUDGET) -> list[str]:
     """Every ablation at N = 2 beside both main runs, all at ``steps`` (the side runs' budget), with each
     variant's rFID and PSNR minus the mean of TexTok's seeds, marked where beyond two of their standard deviations."""
-    seeds = sorted({r["run"] for r in curves if re.fullmatch(r"textok-n2-s\d+", r["run"])})
+    seeds = [r.name for r in study_runs() if r.arm == "textok" and r.num_tokens == 2 and r.ablation is None
+             and one(curves, run=r.name, split="val", steps=steps)]  # the seeds scored at ``steps``
     ref = {}  # (split, metric) -> (mean, std) of TexTok's seeds at ``steps``
     for split in SPLITS:
         for metric in ("rfid", "psnr"):
@@ -756,8 +763,7 @@ def training_noise(records: list[dict]) -> list[str]:
             cells += [", ".join(f"{x[2]:.1f} ({x[0]}, {short(x[1])})" for x in runs),
                       f"{stats[arm][0]:.1f} ± {stats[arm][1]:.1f}"]
         (mb, sb), (mt, st) = stats["baseline"], stats["textok"]
-        verdict = ("yes, TexTok better" if mt < mb else "yes, baseline better") if abs(mt - mb) > 2 * max(sb, st) \
-            else "no"
+        verdict = two_std_verdict(mb - mt, sb, st)  # lower gFID is better
         out.append(f"| {task} | {n} | {steps} | {' | '.join(cells)} | {100 * gain(mb, mt):.1f}% | {verdict} |")
     return out
 
