@@ -378,8 +378,8 @@ def recipe_check(curves, ablation: str, history=()) -> list[str]:
     if not any(r["run"] == var for r in curves) and any(r["run"] == var for r in history):
         return ["Measured with the first recipe (4x4 patches; the study's own 8x8-patch variant has not run yet):",
                 ""] + recipe_check(history, ablation)
-    out = ["| recipe | steps | val PSNR | val LPIPS | val rFID | val_unseen rFID | images/s (1 thread, shared machine) |",
-           "|---|---:|---:|---:|---:|---:|---:|"]
+    out = ["| recipe | steps | val PSNR | val LPIPS | val rFID | val_unseen rFID | images/s (1 thread, shared machine) "
+           "| CPU |", "|---|---:|---:|---:|---:|---:|---:|---|"]
     by = {(r["run"], r["split"], r["steps"]): r for r in curves}
     common = sorted({s for (run, split, s) in by if run == var and split == "val"} &
                     {s for (run, split, s) in by if run == ref and split == "val"})
@@ -388,13 +388,16 @@ def recipe_check(curves, ablation: str, history=()) -> list[str]:
             r, u = by[(run, "val", s)], by.get((run, "val_unseen", s))
             ips = s * 32 / r["train_seconds"] if r["train_seconds"] else None
             out.append(f"| {label} | {s} | {fmt(r['psnr'])} | {fmt(r['lpips'], 4)} | {fmt(r['rfid'], 1)} "
-                       f"| {fmt(u and u['rfid'], 1)} | {fmt(ips, 1)} |")
+                       f"| {fmt(u and u['rfid'], 1)} | {fmt(ips, 1)} | {r.get('cpu') or '–'} |")
     if not common:
-        return out + [f"| {var_label} | pending | | | | | |"]
+        return out + [f"| {var_label} | pending | | | | | | |"]
     a, b = by[(ref, "val", common[-1])], by[(var, "val", common[-1])]
     out += ["", f"At {common[-1]} steps the variant is {b['psnr'] - a['psnr']:+.2f} dB val PSNR, "
             f"{b['lpips'] - a['lpips']:+.4f} val LPIPS and {b['rfid'] - a['rfid']:+.1f} val rFID from the main run "
             "(one seed each: compare with the seed spread in the Seeds table)."]
+    if a.get("cpu") != b.get("cpu"):  # the study outlives a session, and a session's machine may differ
+        out[-1] += (f" The two trained on different machines ({a.get('cpu') or 'unrecorded'}; "
+                    f"{b.get('cpu') or 'unrecorded'}): their images/s are not comparable.")
     return out
 
 

@@ -57,6 +57,16 @@ def test_recipe_checks_fall_back_to_the_first_recipe(rr):
     assert "pending" in "\n".join(rr.recipe_check([], "gan"))  # nothing anywhere: pending
 
 
+def test_recipe_checks_name_the_machine_of_each_row(rr):
+    def rows(run, cpu):
+        return [dict(run=run, split=split, steps=4000, psnr=p, lpips=0.3, rfid=f, ssim=0.5, train_seconds=2000.0,
+                     cpu=cpu) for split, p, f in (("val", 18.0, 110.0), ("val_unseen", 16.5, 140.0))]
+    same = rr.recipe_check(rows("textok-n2-s0", "Xeon") + rows("textok-n2-s0-gan", "Xeon"), "gan")
+    assert any(line.endswith("| 64.0 | Xeon |") for line in same) and "not comparable" not in "\n".join(same)
+    mixed = "\n".join(rr.recipe_check(rows("textok-n2-s0", "Xeon") + rows("textok-n2-s0-gan", "EPYC"), "gan"))
+    assert "different machines (Xeon; EPYC): their images/s are not comparable" in mixed
+
+
 def test_status_table_can_leave_out_pending_runs(rr):
     curves = [dict(run="textok-n2-s0", split="val", steps=s, psnr=p) for s, p in ((1000, 15.0), (2000, 16.0))]
     full, short = rr.status_table(curves), rr.status_table(curves, pending=False)
