@@ -183,14 +183,17 @@ def run_stage(run: Run, steps: int, work: Path, results: Path, data: str, config
     cfg = load_config(config, run.config_overrides() + [f"data.root={data}", f"schedule.max_steps={steps}",
                                                         "logging.progress=false"])
     resume = latest_checkpoint(out / "checkpoints") is not None
-    t0 = time.perf_counter()
     result = Trainer(TokenizerTask(cfg), cfg, out, resume=resume).train()
-    train_seconds = time.perf_counter() - t0
     trunk_checkpoint(work, run, steps)  # kept: a cool-down (--cooldown) can branch off it later
     # the EMA model at this budget, kept for later scoring and the figures
     stage_model = copy_dir_atomic(out / "model", stage_dir(work, run.name, steps))
     previous = [json.loads(p.read_text()) for p in sorted((results / run.name).glob("step_*.json"))]
     seconds_before = max((r["train_seconds_total"] for r in previous), default=0.0)
+    # the trainer's count covers every step up to ``steps`` across the processes that trained them (a stage
+    # stopped and resumed, even over sessions); a checkpoint older than that count covers only this process's part
+    complete = result.total_seconds_complete
+    total = result.total_seconds if complete else seconds_before + result.seconds
+    train_seconds = total - seconds_before
 
     records = []
     for split in SPLITS:
@@ -206,10 +209,11 @@ def run_stage(run: Run, steps: int, work: Path, results: Path, data: str, config
         })
     record = {
         "run": run.name, "steps": steps, "config": Path(config).name, "overrides": run.config_overrides(),
-        "train_seconds": round(train_seconds, 1), "train_seconds_total": round(seconds_before + train_seconds, 1),
+        "train_seconds": round(train_seconds, 1), "train_seconds_total": round(total, 1),
+        "train_seconds_complete": complete,
         "images_per_second": round(result.images_per_second, 2), "threads": torch.get_num_threads(),
         "cpu": cpu_name(), "date": time.strftime("%Y-%m-%d"), "final_loss": result.last_logs.get("loss"),
-        "records": [dict(r, train_seconds=round(seconds_before + train_seconds, 1)) for r in records],
+        "records": [dict(r, train_seconds=round(total, 1)) for r in records],
     }
     record["train_probe"] = train_probe(stage_model, data, run)
     write_json_atomic(stage_file(results, run, steps), record)

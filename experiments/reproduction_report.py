@@ -7,7 +7,9 @@
 Reads ``docs/results/reproduction/runs/<run>/step_*.json`` (written by
 ``experiments/reproduction.py``) and writes
 - ``docs/results/reproduction.json``: ``records`` (one per run and split, at the run's latest
-  budget: arm, num_tokens, split, seed, steps, rfid, psnr, ssim, lpips, train_seconds, ablation)
+  budget: arm, num_tokens, split, seed, steps, rfid, psnr, ssim, lpips, train_seconds, ablation, cpu, threads,
+  train_seconds_complete: false where a resumed stage's seconds cover only its last process, null where
+  the stage predates that flag)
   and ``curves`` (every budget of every run);
 - ``docs/results/reproduction.md``: every table of the report (nothing in it is typed by hand);
 - ``docs/img/reproduction_rfid_vs_n.png`` and ``docs/img/reproduction_curves.png``;
@@ -55,7 +57,8 @@ def load(results: Path) -> tuple[list[dict], list[dict], dict[tuple[str, int], d
                 row = {k: r[k] for k in ("arm", "num_tokens", "split", "seed", "steps", "rfid", "psnr", "ssim", "lpips",
                                          "num_images")}
                 row.update(run=run.name, ablation=run.ablation, train_seconds=r["train_seconds"],
-                           cpu=rec.get("cpu"), threads=rec.get("threads"))
+                           cpu=rec.get("cpu"), threads=rec.get("threads"),
+                           train_seconds_complete=rec.get("train_seconds_complete"))  # None: before the flag
                 curves.append(row)
                 if i == len(stages) - 1:
                     finals.append(row)
@@ -386,7 +389,8 @@ def recipe_check(curves, ablation: str, history=()) -> list[str]:
     for s in common:
         for label, run in ((ref_label, ref), (var_label, var)):
             r, u = by[(run, "val", s)], by.get((run, "val_unseen", s))
-            ips = s * 32 / r["train_seconds"] if r["train_seconds"] else None
+            # a run resumed from a checkpoint older than the trainer's seconds count: its seconds are partial
+            ips = s * 32 / r["train_seconds"] if r["train_seconds"] and r.get("train_seconds_complete") is not False else None
             out.append(f"| {label} | {s} | {fmt(r['psnr'])} | {fmt(r['lpips'], 4)} | {fmt(r['rfid'], 1)} "
                        f"| {fmt(u and u['rfid'], 1)} | {fmt(ips, 1)} | {r.get('cpu') or '–'} |")
     if not common:

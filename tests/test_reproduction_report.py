@@ -65,6 +65,11 @@ def test_recipe_checks_name_the_machine_of_each_row(rr):
     assert any(line.endswith("| 64.0 | Xeon |") for line in same) and "not comparable" not in "\n".join(same)
     mixed = "\n".join(rr.recipe_check(rows("textok-n2-s0", "Xeon") + rows("textok-n2-s0-gan", "EPYC"), "gan"))
     assert "different machines (Xeon; EPYC): their images/s are not comparable" in mixed
+    partial = rows("textok-n2-s0-gan", "Xeon")
+    for r in partial:
+        r["train_seconds_complete"] = False  # resumed from a checkpoint without the seconds count: no rate
+    table = rr.recipe_check(rows("textok-n2-s0", "Xeon") + partial, "gan")
+    assert any(line.startswith("| GAN") and line.endswith("| – | Xeon |") for line in table)
 
 
 def test_status_table_can_leave_out_pending_runs(rr):

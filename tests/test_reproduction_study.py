@@ -169,3 +169,48 @@ def test_a_resumed_stage_appends_to_its_log(tmp_path, rs):
     text = log.read_text()
     assert text.index("first part") < text.index("second part")
     assert text.count("start textok-n2-s0 -> 8000") == 2
+
+
+def test_a_stage_records_the_seconds_of_every_process_that_trained_it(tmp_path, rs, monkeypatch):
+    """run_stage takes the trainer's count (it survives a stop and resume, even across sessions); a run resumed from
+    a checkpoint older than the count gets only its last process's seconds, flagged incomplete."""
+    import textok.metrics
+    import textok.training
+    from textok.training.trainer import TrainResult
+
+    results: list[TrainResult] = []
+
+    class FakeTrainer:  # the stage's training, without training: writes model/ and returns the next result
+        def __init__(self, task, cfg, out, resume=False):
+            self.out = Path(out)
+
+        def train(self):
+            (self.out / "model").mkdir(parents=True, exist_ok=True)
+            (self.out / "model" / "config.json").write_text("{}")
+            return results.pop(0)
+
+    def fake_evaluate(models, data, split, **kw):
+        return {"results": [{"num": 3, "rfid": 100.0, "psnr": 18.0, "ssim": 0.5, "lpips": 0.3}]}
+
+    monkeypatch.setattr(textok.training, "Trainer", FakeTrainer)
+    monkeypatch.setattr(textok.training, "TokenizerTask", lambda cfg: None)
+    monkeypatch.setattr(textok.metrics, "evaluate_tokenizer", fake_evaluate)
+    monkeypatch.setattr(rs, "reference_stats", lambda *a: None)
+    monkeypatch.setattr(rs, "trunk_checkpoint", lambda *a: None)
+    monkeypatch.setattr(rs, "train_probe", lambda *a: {"num_images": 3, "psnr": 19.0, "ssim": 0.6})
+    run = next(r for r in rs.study_runs() if r.name == "baseline-n2-s0")
+
+    def stage(steps, seconds, total, complete):
+        results.append(TrainResult(steps, tmp_path, None, None, 0, seconds, 1.0, {"loss": 0.1}, total, complete))
+        return rs.run_stage(run, steps, tmp_path / "work", tmp_path / "results", str(tmp_path / "data"))
+
+    first = stage(2000, 100.0, 100.0, True)
+    assert first["train_seconds"] == 100.0 and first["train_seconds_total"] == 100.0 and first["train_seconds_complete"]
+    # 4k: stopped at 3,000 (60 s in) and resumed in another process (90 s): the trainer's total is 250
+    second = stage(4000, 90.0, 250.0, True)
+    assert (second["train_seconds"], second["train_seconds_total"]) == (150.0, 250.0)
+    assert all(r["train_seconds"] == 250.0 for r in second["records"])
+    # 8k resumed from a checkpoint without the count: only this process's seconds, and the record says so
+    third = stage(8000, 30.0, 30.0, False)
+    assert (third["train_seconds"], third["train_seconds_total"], third["train_seconds_complete"]) == (30.0, 280.0, False)
+    assert json.loads((tmp_path / "results" / run.name / "step_0008000.json").read_text())["train_seconds_complete"] is False

@@ -95,3 +95,27 @@ def test_a_wsd_cooldown_branches_off_a_constant_trunk_exactly(emoji_root, tmp_pa
     late = make_config(emoji_root, *common, "schedule.decay=wsd", "schedule.cooldown_steps=3", "schedule.max_steps=4")
     with pytest.raises(ValueError, match="changes the learning rate of steps already taken"):
         Trainer(TokenizerTask(late), late, tmp_path / "trunk", resume=True)
+
+
+def test_training_seconds_carry_across_a_resume(emoji_root, tmp_path, make_config, train_in_process):
+    """A run trained in two processes reports the seconds of both (the checkpoint carries the count); a checkpoint
+    written before the count existed makes the total incomplete, and says so."""
+    import json
+
+    common = ["schedule.decay=constant", "schedule.warmup_steps=1", "data.max_images=8", "checkpoint.every=100"]
+    first = train_in_process(make_config(emoji_root, *common, "schedule.max_steps=2"), tmp_path / "run")
+    assert first.total_seconds == pytest.approx(first.seconds) and first.total_seconds_complete
+    state = json.loads((first.checkpoint / "trainer_state.json").read_text())
+    assert state["train_seconds"] == pytest.approx(first.seconds, abs=0.05) and state["train_seconds_complete"]
+    second = train_in_process(make_config(emoji_root, *common, "schedule.max_steps=4"), tmp_path / "run", resume=True)
+    assert second.total_seconds == pytest.approx(state["train_seconds"] + second.seconds)
+    assert second.total_seconds_complete
+    summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+    assert summary["total_seconds"] == pytest.approx(second.total_seconds, abs=0.01)
+
+    # a checkpoint of an older textok: no count in it
+    old = second.checkpoint / "trainer_state.json"
+    legacy = {k: v for k, v in json.loads(old.read_text()).items() if not k.startswith("train_seconds")}
+    old.write_text(json.dumps(legacy))
+    third = train_in_process(make_config(emoji_root, *common, "schedule.max_steps=5"), tmp_path / "run", resume=True)
+    assert third.total_seconds == pytest.approx(third.seconds) and not third.total_seconds_complete

@@ -285,9 +285,13 @@ class TrainResult:
     model_dir: Path | None
     checkpoint: Path | None
     nonfinite_total: int
-    seconds: float
+    seconds: float  # this call's wall seconds
     images_per_second: float
     last_logs: dict
+    # wall seconds of every step up to ``step``, across resumes (the checkpoints carry the count), and whether
+    # that covers all of them: False after resuming a checkpoint written before the count existed
+    total_seconds: float = 0.0
+    total_seconds_complete: bool = True
 
 
 class Trainer:
@@ -352,6 +356,11 @@ class Trainer:
         self.nonfinite_total = 0
         self.nonfinite_in_a_row = 0
         self.ema_updates = 0
+        # training wall seconds of the steps before this process (a resumed run's earlier processes): a study's
+        # record of a run stopped and resumed would otherwise count only its last part
+        self.seconds_before = 0.0
+        self.seconds_complete = True
+        self._segment_start: float | None = None  # perf_counter() when this process's training loop began
         self.resumed_from: Path | None = None
         self._stop = _StopRequests()
         # One process owns the run folder until train() ends: two runs into one --out would
@@ -575,6 +584,7 @@ class Trainer:
 
                 bar = tqdm(total=max_steps, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
         start_step, t0 = self.step, time.perf_counter()
+        self._segment_start = t0
         images_done, logs = 0, {}
         last_ckpt = None
         try:
@@ -621,12 +631,14 @@ class Trainer:
             if writer is not None:
                 writer.close()
         seconds = time.perf_counter() - t0
+        self.seconds_before, self._segment_start = self.seconds_before + seconds, None  # a later train() goes on counting
         done = (self.step - start_step) * cfg.optim.batch_size
         result = TrainResult(self.step, self.out_dir, model_dir, last_ckpt, self.nonfinite_total, seconds,
-                             done / max(seconds, 1e-9), logs)
+                             done / max(seconds, 1e-9), logs, self.seconds_before, self.seconds_complete)
         if self.is_main:
             write_json_atomic(self.out_dir / "train_summary.json", {
                 "step": self.step, "seconds": round(seconds, 2), "images_per_second": round(result.images_per_second, 3),
+                "total_seconds": round(result.total_seconds, 2), "total_seconds_complete": result.total_seconds_complete,
                 "nonfinite_total": self.nonfinite_total, "processes": self.world,
                 # JSON has no NaN: a non-finite log value is written as null
                 "last_logs": {k: round(v, 6) if math.isfinite(v) else None for k, v in logs.items()},
@@ -646,6 +658,11 @@ class Trainer:
         if writer is not None:
             writer.add_image("preview/ema", (grid.clamp(-1, 1) + 1) / 2, self.step)
         return path
+
+    def total_seconds(self) -> float:
+        """Training wall seconds of the steps done so far, this process's and (resumed) its predecessors'."""
+        running = time.perf_counter() - self._segment_start if self._segment_start is not None else 0.0
+        return self.seconds_before + running
 
     # ---- checkpoints ----------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
@@ -673,6 +690,7 @@ class Trainer:
                 "format": 1, "step": self.step, "epoch": epoch, "index_in_epoch": index,
                 "nonfinite_total": self.nonfinite_total, "nonfinite_in_a_row": self.nonfinite_in_a_row,
                 "ema_updates": self.ema_updates, "processes": self.world, "config": self.config_dict, **stream,
+                "train_seconds": round(self.total_seconds(), 3), "train_seconds_complete": self.seconds_complete,
             })
         self.acc.wait_for_everyone()
         if self.is_main:
@@ -738,6 +756,9 @@ class Trainer:
         self.nonfinite_total = int(state["nonfinite_total"])
         self.nonfinite_in_a_row = int(state["nonfinite_in_a_row"])
         self.ema_updates = int(state.get("ema_updates", state["step"]))
+        # checkpoints written before the count existed: the earlier steps' seconds are unknown
+        self.seconds_before = float(state.get("train_seconds", 0.0))
+        self.seconds_complete = bool(state.get("train_seconds_complete", "train_seconds" in state or self.step == 0))
         self._stream_state = state.get("stream")  # a shard stream's layout and position (textok.data.stream)
         self.resumed_from = directory
         log.info("resumed from %s at step %d", directory, self.step)
