@@ -395,10 +395,21 @@ def recipe_check(curves, ablation: str, history=()) -> list[str]:
                        f"| {fmt(u and u['rfid'], 1)} | {fmt(ips, 1)} | {r.get('cpu') or '–'} |")
     if not common:
         return out + [f"| {var_label} | pending | | | | | | |"]
+    # a variant's step may cost more than the main run's (the GAN's does): the main run at twice the steps, where
+    # it has that budget, for a comparison at about equal compute
+    twice = common[-1] * 2
+    if (ref, "val", twice) in by:
+        r, u = by[(ref, "val", twice)], by.get((ref, "val_unseen", twice))
+        out.append(f"| {ref_label}, twice the steps | {twice} | {fmt(r['psnr'])} | {fmt(r['lpips'], 4)} "
+                   f"| {fmt(r['rfid'], 1)} | {fmt(u and u['rfid'], 1)} | – | {r.get('cpu') or '–'} |")
     a, b = by[(ref, "val", common[-1])], by[(var, "val", common[-1])]
     out += ["", f"At {common[-1]} steps the variant is {b['psnr'] - a['psnr']:+.2f} dB val PSNR, "
             f"{b['lpips'] - a['lpips']:+.4f} val LPIPS and {b['rfid'] - a['rfid']:+.1f} val rFID from the main run "
             "(one seed each: compare with the seed spread in the Seeds table)."]
+    if (ref, "val", twice) in by:
+        c = by[(ref, "val", twice)]
+        out[-1] += (f" The main run at {twice} steps is {c['psnr'] - b['psnr']:+.2f} dB val PSNR and "
+                    f"{c['rfid'] - b['rfid']:+.1f} val rFID from the variant.")
     if a.get("cpu") != b.get("cpu"):  # the study outlives a session, and a session's machine may differ
         out[-1] += (f" The two trained on different machines ({a.get('cpu') or 'unrecorded'}; "
                     f"{b.get('cpu') or 'unrecorded'}): their images/s are not comparable.")

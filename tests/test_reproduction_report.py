@@ -65,6 +65,10 @@ def test_recipe_checks_name_the_machine_of_each_row(rr):
     assert any(line.endswith("| 64.0 | Xeon |") for line in same) and "not comparable" not in "\n".join(same)
     mixed = "\n".join(rr.recipe_check(rows("textok-n2-s0", "Xeon") + rows("textok-n2-s0-gan", "EPYC"), "gan"))
     assert "different machines (Xeon; EPYC): their images/s are not comparable" in mixed
+    longer = [dict(r, steps=8000, psnr=r["psnr"] + 1, rfid=r["rfid"] - 20) for r in rows("textok-n2-s0", "Xeon")]
+    text = rr.recipe_check(rows("textok-n2-s0", "Xeon") + longer + rows("textok-n2-s0-gan", "Xeon"), "gan")
+    assert "| no GAN, twice the steps | 8000 | 19.00 | 0.3000 | 90.0 | 120.0 | – | Xeon |" in text
+    assert "The main run at 8000 steps is +1.00 dB val PSNR and -20.0 val rFID from the variant." in text[-1]
     partial = rows("textok-n2-s0-gan", "Xeon")
     for r in partial:
         r["train_seconds_complete"] = False  # resumed from a checkpoint without the seconds count: no rate
