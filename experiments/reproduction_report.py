@@ -386,28 +386,29 @@ def recipe_check(curves, ablation: str, history=()) -> list[str]:
     by = {(r["run"], r["split"], r["steps"]): r for r in curves}
     common = sorted({s for (run, split, s) in by if run == var and split == "val"} &
                     {s for (run, split, s) in by if run == ref and split == "val"})
+    def row(label: str, run: str, s: int, rate: bool = True) -> str:
+        r, u = by[(run, "val", s)], by.get((run, "val_unseen", s))
+        # a run resumed from a checkpoint older than the trainer's seconds count: its seconds are partial
+        ips = s * 32 / r["train_seconds"] if (rate and r["train_seconds"]
+                                               and r.get("train_seconds_complete") is not False) else None
+        return (f"| {label} | {s} | {fmt(r['psnr'])} | {fmt(r['lpips'], 4)} | {fmt(r['rfid'], 1)} "
+                f"| {fmt(u and u['rfid'], 1)} | {fmt(ips, 1)} | {r.get('cpu') or '–'} |")
+
     for s in common:
-        for label, run in ((ref_label, ref), (var_label, var)):
-            r, u = by[(run, "val", s)], by.get((run, "val_unseen", s))
-            # a run resumed from a checkpoint older than the trainer's seconds count: its seconds are partial
-            ips = s * 32 / r["train_seconds"] if r["train_seconds"] and r.get("train_seconds_complete") is not False else None
-            out.append(f"| {label} | {s} | {fmt(r['psnr'])} | {fmt(r['lpips'], 4)} | {fmt(r['rfid'], 1)} "
-                       f"| {fmt(u and u['rfid'], 1)} | {fmt(ips, 1)} | {r.get('cpu') or '–'} |")
+        out += [row(ref_label, ref, s), row(var_label, var, s)]
     if not common:
         return out + [f"| {var_label} | pending | | | | | | |"]
     # a variant's step may cost more than the main run's (the GAN's does): the main run at twice the steps, where
     # it has that budget, for a comparison at about equal compute
     twice = common[-1] * 2
-    if (ref, "val", twice) in by:
-        r, u = by[(ref, "val", twice)], by.get((ref, "val_unseen", twice))
-        out.append(f"| {ref_label}, twice the steps | {twice} | {fmt(r['psnr'])} | {fmt(r['lpips'], 4)} "
-                   f"| {fmt(r['rfid'], 1)} | {fmt(u and u['rfid'], 1)} | – | {r.get('cpu') or '–'} |")
+    c = by.get((ref, "val", twice))
+    if c:
+        out.append(row(f"{ref_label}, twice the steps", ref, twice, rate=False))
     a, b = by[(ref, "val", common[-1])], by[(var, "val", common[-1])]
     out += ["", f"At {common[-1]} steps the variant is {b['psnr'] - a['psnr']:+.2f} dB val PSNR, "
             f"{b['lpips'] - a['lpips']:+.4f} val LPIPS and {b['rfid'] - a['rfid']:+.1f} val rFID from the main run "
             "(one seed each: compare with the seed spread in the Seeds table)."]
-    if (ref, "val", twice) in by:
-        c = by[(ref, "val", twice)]
+    if c:
         out[-1] += (f" The main run at {twice} steps is {c['psnr'] - b['psnr']:+.2f} dB val PSNR and "
                     f"{c['rfid'] - b['rfid']:+.1f} val rFID from the variant.")
     if a.get("cpu") != b.get("cpu"):  # the study outlives a session, and a session's machine may differ
