@@ -123,7 +123,7 @@ def best_batch(seconds_per_image, max_batch: int, saturation: float) -> tuple[in
     batch = 1
     while batch <= max_batch:
         tried.append((batch, seconds_per_image(batch)))
-        print(f"#     batch {batch}: {tried[-1][1]:.3f} s / image", flush=True)
+        print(f"#     batch {batch}: {tried[-1][1]:.4g} s / image", flush=True)
         if len(tried) > 1 and tried[-1][1] > tried[-2][1] * (1 - saturation):
             break  # saturated: doubling again would buy less than the threshold
         batch *= 2
@@ -198,8 +198,8 @@ def throughput_table(args, bench: DiTBench, device: str, dtype: torch.dtype, enc
             if r["res"] != res:
                 continue
             r["speedup"] = base_sec / r["total"]
-            tried = ", ".join(f"{b}: {s:.3f}" for b, s in r["tried"])
-            print(f"| {r['name']} | {r['sampler']} | {r['tokens']} | {r['batch']} | {r['total']:.3f} | {1 / r['total']:.3f} "
+            tried = ", ".join(f"{b}: {s:.4g}" for b, s in r["tried"])
+            print(f"| {r['name']} | {r['sampler']} | {r['tokens']} | {r['batch']} | {r['total']:.4g} | {1 / r['total']:.4g} "
                   f"| {r['timing']} | {r['speedup']:.1f}x | {tried} |", flush=True)
     return rows
 
@@ -263,7 +263,7 @@ def main(argv=None):
     for N, d in wanted:
         sec, model = bench.step_time(N, d, B, args.warmup, args.measure_steps)
         dit_rows[(N, d)] = (sec, model.flops_per_forward(), sum(p.numel() for p in model.parameters()))
-        print(f"#   DiT step, {N} tokens x {d}: {sec:.3f} s for {B} image(s) (forward on {2 * B})", flush=True)
+        print(f"#   DiT step, {N} tokens x {d}: {sec:.4g} s for {B} image(s) (forward on {2 * B})", flush=True)
         del model
         gc.collect()
 
@@ -316,7 +316,7 @@ def main(argv=None):
 
                     few.append((N, steps, timed(few_step_e2e, 1, 2, device) / B,
                                 (steps * mf_dit.flops_per_forward() + dec_flops) / 1e9))
-                    print(f"#   MeanFlow {steps} step(s) + detokenizer, {N} tokens: {few[-1][2]:.3f} s / image", flush=True)
+                    print(f"#   MeanFlow {steps} step(s) + detokenizer, {N} tokens: {few[-1][2]:.4g} s / image", flush=True)
                 del mf_dit
             del tok
             gc.collect()
@@ -339,7 +339,7 @@ def main(argv=None):
             gflops = S * 2 * r["dit_gflops"] + r["dec_gflops"]
             r.update(total=total, gflops=gflops, speedup=base_total / total, bound=base_gflops / gflops,
                      dit_speedup=base["step"] / r["step"])
-            print(f"| {r['name']} | {r['tokens']} | {r['step']:.3f} | {sampling:.1f} | {r['dec']:.2f} | {r['text']:.3f} "
+            print(f"| {r['name']} | {r['tokens']} | {r['step']:.4g} | {sampling:.1f} | {r['dec']:.2f} | {r['text']:.3f} "
                   f"| {total:.1f} | {r['speedup']:.1f}x | {r['dit_speedup']:.1f}x | {r['bound']:.1f}x | {gflops:,.0f} |", flush=True)
         print("\nGFLOPs per forward per image: " + ", ".join(f"{r['tokens'].split(' -> ')[1]} tokens {r['dit_gflops']:.1f}" for r in rows)
               + f"; decoders: SD-VAE {base['dec_gflops']:.0f}, TexTok-B " + ", ".join(f"{r['dec_gflops']:.0f}" for r in rows[1:])
@@ -357,7 +357,7 @@ def main(argv=None):
                 results.append({"res": res, "name": f"TexTok-B + {args.dit.upper()} (MeanFlow)", "tokens": f"{N}x8 -> {N}",
                                 "steps": steps, "total": total, "gflops": gflops, "speedup": base_total / total,
                                 "timing": "timed in full"})
-                print(f"| TexTok-B + {args.dit.upper()} | MeanFlow {steps} step(s) | {N} | {steps} | {total:.3f} | timed in "
+                print(f"| TexTok-B + {args.dit.upper()} | MeanFlow {steps} step(s) | {N} | {steps} | {total:.4g} | timed in "
                       f"full | {base_total / total:.1f}x | {gflops:,.0f} |", flush=True)
     if args.max_throughput:
         if not (args.throughput_steps or args.few_steps):
