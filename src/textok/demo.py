@@ -151,7 +151,7 @@ def score(images: torch.Tensor, recs: dict[str, torch.Tensor], rfid: bool, progr
         if feats is not None:
             rec_feats = feats(rec, name)
             if progress:
-                print(f"   {split}: rFID of {name} (2048 x 2048 matrix square root: tens of seconds) ...", flush=True)
+                print(f"   {split}: rFID of {name} ...", flush=True)
             row["rfid"] = float(fid_from_features(real, rec_feats))
         out[name] = row
     return out

@@ -5,7 +5,8 @@ import pytest
 import torch
 from scipy import linalg
 
-from textok.metrics import Stats, feature_stats, fid_from_features, frechet_distance, load_stats, save_stats
+from textok.metrics import (Stats, feature_stats, fid_from_features, frechet_distance, frechet_distance_to_features,
+                            load_stats, save_stats)
 
 
 def _spd(rng, d):
@@ -49,6 +50,35 @@ def test_equals_torchmetrics_frechet_distance():
     (mu1, s1), (mu2, s2) = feature_stats(f1), feature_stats(f2)
     theirs = _compute_fid(*(torch.from_numpy(a) for a in (mu1, s1, mu2, s2))).item()
     assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(theirs, rel=1e-8)
+
+
+def test_to_features_equals_the_square_root_form_with_fewer_images_than_dimensions():
+    """The low-rank form (no D x D sqrtm) against the reference formula and torchmetrics, N2 < D."""
+    from torchmetrics.image.fid import _compute_fid
+
+    rng = np.random.default_rng(7)
+    d = 96
+    real = rng.gamma(2.0, size=(400, d))  # full-rank reference statistics, as the originals' at 2048-d
+    for n in (40, 95, 96):  # sigma2 of rank n - 1 < d: sigma1 @ sigma2 is singular
+        rec = rng.gamma(2.1, size=(n, d)) + 0.05
+        mu1, s1 = feature_stats(real)
+        fast = frechet_distance_to_features(mu1, s1, rec)
+        # the exact value: Tr sqrt(s1 s2) from the eigenvalues of the product
+        mu2, s2 = feature_stats(rec)
+        exact = (np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2)
+                 - 2 * np.sqrt(np.clip(np.linalg.eigvals(s1 @ s2).real, 0, None)).sum())
+        assert fast == pytest.approx(exact, rel=1e-7)  # the eigvals of a singular product carry ~1e-6 noise
+        assert fast == pytest.approx(frechet_distance(mu1, s1, mu2, s2), rel=1e-6)
+        theirs = _compute_fid(*(torch.from_numpy(a) for a in (mu1, s1, mu2, s2))).item()
+        assert fast == pytest.approx(theirs, rel=1e-6)
+    # more images than dimensions: the reference formula itself
+    rec = rng.gamma(2.1, size=(300, 32))
+    mu1, s1 = feature_stats(real[:, :32])
+    assert frechet_distance_to_features(mu1, s1, rec) == frechet_distance(mu1, s1, *feature_stats(rec))
+    with pytest.raises(ValueError, match="do not fit"):
+        frechet_distance_to_features(mu1, s1, rng.normal(size=(10, 64)))
+    with pytest.raises(ValueError, match="N >= 2"):
+        frechet_distance_to_features(mu1, s1, np.zeros((1, 32)))
 
 
 def test_few_samples_singular_covariance_still_gives_a_number():

@@ -12,8 +12,8 @@
 
 from .clip_score import CLIPScorer, clip_score
 from .evaluate import dataset_stats, evaluate_generation, evaluate_tokenizer, iterate_batches
-from .fid import (Stats, feature_stats, fid_from_features, frechet_distance, load_images_npz, load_stats,
-                  reference_stats, save_stats)
+from .fid import (Stats, feature_stats, fid_from_features, frechet_distance, frechet_distance_to_features,
+                  load_images_npz, load_stats, reference_stats, save_stats)
 from .image import psnr, quantize, ssim
 from .inception import InceptionFeatures, resize_tf1_bilinear
 from .inception_score import InceptionLogits, inception_score, load_classifier_weights
@@ -21,7 +21,7 @@ from .prdc import knn_radii, precision_recall
 
 __all__ = [
     "psnr", "ssim", "quantize", "InceptionFeatures", "resize_tf1_bilinear", "frechet_distance", "feature_stats",
-    "fid_from_features", "Stats", "save_stats", "load_stats", "reference_stats", "load_images_npz",
+    "frechet_distance_to_features", "fid_from_features", "Stats", "save_stats", "load_stats", "reference_stats", "load_images_npz",
     "precision_recall", "knn_radii", "inception_score", "InceptionLogits", "load_classifier_weights", "clip_score",
     "CLIPScorer", "evaluate_tokenizer", "evaluate_generation", "dataset_stats", "iterate_batches",
 ]

@@ -33,7 +33,7 @@ from ..conditioning import TextConditioner, text_condition
 from ..data.stream import spread
 from ..inference import load_tokenizer
 from ..losses import LPIPS
-from .fid import Stats, feature_stats, frechet_distance, load_images_npz, reference_stats
+from .fid import Stats, feature_stats, frechet_distance_to_features, load_images_npz, reference_stats
 from .image import psnr, quantize, ssim
 from .inception import InceptionFeatures
 from .inception_score import InceptionLogits, inception_score
@@ -64,7 +64,9 @@ def status(progress: bool, message: str) -> None:
         sys.stderr.flush()
 
 
-SQRTM_NOTE = "2048 x 2048 matrix square root: tens of seconds on a CPU"
+def _fid_note(n: int) -> str:
+    """What an FID over ``n`` images costs (``frechet_distance_to_features``), for the status line."""
+    return "seconds" if n <= 2048 else "a 2048 x 2048 matrix square root: minutes on a CPU"
 
 
 #: ``subset_indices(total, num)``: ``num`` evenly spaced indices of ``range(total)`` (all if None
@@ -320,8 +322,8 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
             grid_rows.append(torch.cat(scores.grid_rec))
         value = None
         if rfid:
-            status(progress, f"eval-tokenizer: {name}: rFID over {n} images ({SQRTM_NOTE}) ...")
-            value = frechet_distance(*ref_stats[size], *feature_stats(np.concatenate(scores.rec_features)))
+            status(progress, f"eval-tokenizer: {name}: rFID over {n} images ({_fid_note(n)}) ...")
+            value = frechet_distance_to_features(*ref_stats[size], np.concatenate(scores.rec_features))
         result = _result(name, checkpoint, model, scores, value, time.perf_counter() - started)
         results.append(result)
         log.info("%s: rFID %s PSNR %.3f SSIM %.4f (%d images, %.1fs)", name, _fmt(value, 3), result["psnr"],
@@ -447,7 +449,7 @@ def evaluate_generation(samples: str | os.PathLike | np.ndarray, ref: str | os.P
     features = extractor.extract_array(images, batch_size=batch_size, progress=progress)
     if features.shape[0] < 2:
         raise ValueError(f"{samples_name}: need at least 2 samples for FID, got {features.shape[0]}")
-    status(progress, f"eval-generation: FID of {features.shape[0]} samples ({SQRTM_NOTE}) ...")
+    status(progress, f"eval-generation: FID of {features.shape[0]} samples ({_fid_note(features.shape[0])}) ...")
     report: dict = {
         "samples": samples_name,
         "ref": str(ref) if not isinstance(ref, Stats) else "Stats",
@@ -455,7 +457,7 @@ def evaluate_generation(samples: str | os.PathLike | np.ndarray, ref: str | os.P
         "image_size": int(images.shape[1]),
         "ref_num": ref_stats.num,
         "features": FID_PROTOCOL,
-        "gfid": frechet_distance(*feature_stats(features), ref_stats.mu, ref_stats.sigma),
+        "gfid": frechet_distance_to_features(ref_stats.mu, ref_stats.sigma, features),
         "is": None, "is_std": None, "precision": None, "recall": None, "clip_score": None,
     }
     if ref_stats.features is not None:
