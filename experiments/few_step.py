@@ -311,7 +311,7 @@ def token_fd(args) -> None:
     from textok.diffusion.guidance import Condition, guided_model
     from textok.io import write_json_atomic
     from textok.latents import LatentCache
-    from textok.metrics.fid import feature_stats, frechet_distance
+    from textok.metrics.fid import feature_stats, frechet_distance_to_features
 
     torch.set_num_threads(args.threads)
     work, results = Path(args.work), Path(args.results)
@@ -323,7 +323,7 @@ def token_fd(args) -> None:
     floor_file = results / "floor_token_fd.json"
     if not floor_file.is_file():
         sub = real[torch.randperm(len(cache), generator=torch.Generator().manual_seed(args.seed + 1))[:args.num].numpy()]
-        value = float(frechet_distance(*feature_stats(sub), mu, sigma))
+        value = float(frechet_distance_to_features(mu, sigma, sub))
         write_json_atomic(floor_file, {"what": f"{args.num} real training tokens vs all training tokens (token FD floor)",
                                        "num": args.num, "token_fd": value, "date": time.strftime("%Y-%m-%d")})
         print(f"[few-step] token FD floor: {value:.4f}", flush=True)
@@ -343,7 +343,7 @@ def token_fd(args) -> None:
                     gen.append(pipe.diffusion.sample(model, (len(y), pipe.dit.config.num_tokens,
                                                              pipe.dit.config.token_dim),
                                                      steps=row.steps, sampler=row.sampler, generator=g))
-            return float(frechet_distance(*feature_stats(torch.cat(gen).flatten(1).double().numpy()), mu, sigma))
+            return float(frechet_distance_to_features(mu, sigma, torch.cat(gen).flatten(1).double().numpy()))
 
         if "token_fd" not in record:
             record["token_fd"] = fd(record["cfg_scale"])
