@@ -6,9 +6,11 @@ written by ``experiments/ship_checkpoints.py`` from the reproduction study; foun
 
 1. fetch the emoji data set into ``data/emoji`` if missing (``textok.data.fetch``);
 2. re-score both checkpoints on every image of ``val`` and ``val_unseen``: PSNR, SSIM, LPIPS
-   (and rFID with ``rfid=True``, through ``evaluate_tokenizer`` with both checkpoints in one
-   call per split, so the originals' Inception features are computed once), reconstructions
-   rounded to uint8 before scoring as ``evaluate_tokenizer`` does;
+   (and rFID with ``rfid=True`` on the splits in ``rfid_splits``, by default ``val`` only,
+   through ``evaluate_tokenizer`` with both checkpoints in one call per split, so the originals'
+   Inception features are computed once), reconstructions rounded to uint8 before scoring as
+   ``evaluate_tokenizer`` does. rFID on one split, not two, keeps the demo near ten minutes on
+   an AVX2-only 2-core CPU, where an Inception pass over a split takes about two minutes;
 3. write ``reconstructions.png`` (original | baseline | TexTok, caption under each row) and
    ``caption_swap.png`` (... | TexTok decoding the same tokens with another image's caption);
 4. train a short run (``train_steps``, 0 skips it) of the recipe the shipped TexTok came from
@@ -230,7 +232,7 @@ def markdown(results: dict, meta: dict) -> str:
             r = rows[name]
             cells = f"| {split} | {'TexTok' if name == 'textok' else 'baseline'} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['lpips']:.4f} |"
             if rfid:
-                cells += f" {r['rfid']:.2f} |"
+                cells += f" {r['rfid']:.2f} |" if r.get("rfid") is not None else " – |"
             lines.append(cells)
     lines += ["", *verdict(results)]
     return "\n".join(lines) + "\n"
@@ -323,13 +325,13 @@ def score_models(models: dict, root: Path, split: str, num: int | None = None, b
     return {name: {k: float(torch.cat(v).mean()) for k, v in a.items()} | {"num": n} for name, a in acc.items()}
 
 
-def rescore(models: dict, root: Path, eval_limit: int | None, rfid: bool,
+def rescore(models: dict, root: Path, eval_limit: int | None, rfid_splits: Sequence[str] = (),
             progress: bool = True) -> dict[str, dict]:
-    """{split: {"baseline": scores, "textok": scores}} of the shipped pair."""
+    """{split: {"baseline": scores, "textok": scores}} of the shipped pair; rFID on ``rfid_splits``."""
     results = {}
     extractor, lpips_net = None, None
     for split in SPLITS:
-        if rfid:
+        if split in rfid_splits:
             from .metrics import InceptionFeatures, evaluate_tokenizer
 
             if extractor is None:
@@ -488,7 +490,8 @@ def shipped_verdict(results: dict, meta: dict, short: dict | None) -> list[str]:
 
 
 def shipped_markdown(results: dict, meta: dict, short: dict | None) -> str:
-    rfid = any("rfid" in r for rows in results.values() for r in rows.values())
+    rfid_on = [split for split, rows in results.items() if any("rfid" in r for r in rows.values())]
+    rfid = bool(rfid_on)
     src = meta["source"]
     study = {k: (src[k].get("study_scores") or {}) for k in MODELS}
     show_study = meta["eval_limit"] is None and any(study.values())
@@ -504,7 +507,9 @@ def shipped_markdown(results: dict, meta: dict, short: dict | None) -> str:
              + (f"; {src['textok']['dtype']} weights loaded as float32" if src["textok"].get("dtype") else "") + "; "
              f"re-scored here on {'every image of' if meta['eval_limit'] is None else 'evenly spaced images of'} "
              f"each split ({counts} images). Reconstructions and originals rounded to uint8 before scoring"
-             + ("; rFID: each model's reconstructions vs the same originals, biased upward at these counts, "
+             + (f"; rFID (on {' and '.join(f'`{x}`' for x in rfid_on)}"
+                + (", not on the others: `--rfid-splits` adds them" if len(rfid_on) < len(results) else "")
+                + "): each model's reconstructions vs the same originals, biased upward at these counts, "
                 "comparable only within this table" if rfid else "") + ".", ""]
     head = "| split | model | PSNR (dB) ↑ | SSIM ↑ | LPIPS ↓ |" + (" rFID ↓ |" if rfid else "")
     sep = "|---|---|---:|---:|---:|" + ("---:|" if rfid else "")
@@ -518,7 +523,7 @@ def shipped_markdown(results: dict, meta: dict, short: dict | None) -> str:
             cells = (f"| {split} ({r['num']}) | {'TexTok' if name == 'textok' else 'baseline'} | {r['psnr']:.2f} | "
                      f"{r['ssim']:.4f} | {r['lpips']:.4f} |")
             if rfid:
-                cells += f" {r['rfid']:.2f} |"
+                cells += f" {r['rfid']:.2f} |" if r.get("rfid") is not None else " – |"
             if show_study:
                 v = (study[name].get(split) or {}).get("psnr")
                 cells += f" {v:.2f} |" if v is not None else " - |"
@@ -543,7 +548,7 @@ def shipped_markdown(results: dict, meta: dict, short: dict | None) -> str:
 
 
 def demo_shipped(pair: dict, out: Path, config: str | Path | None, overrides: Sequence[str], eval_limit: int | None,
-                 grid_rows: int, rfid: bool, train_steps: int, progress: bool = True) -> dict:
+                 grid_rows: int, rfid_splits: Sequence[str], train_steps: int, progress: bool = True) -> dict:
     """The demo with a shipped pair: re-score, grids, a short run, the report."""
     from .models import TexTok
     from .training import load_config
@@ -561,7 +566,7 @@ def demo_shipped(pair: dict, out: Path, config: str | Path | None, overrides: Se
     print(f"== shipped checkpoints: TexTok {pair['textok'].name} and baseline {pair['baseline'].name} "
           f"(N = {n} tokens; from {', '.join(str(source[k].get('run') or '?') for k in ('textok', 'baseline'))})",
           flush=True)
-    results = rescore(models, root, eval_limit, rfid, progress)
+    results = rescore(models, root, eval_limit, rfid_splits, progress)
     rescore_seconds = time.perf_counter() - t0
     grids = write_shipped_grids(out, models, root, grid_rows)
     short = None
@@ -574,7 +579,7 @@ def demo_shipped(pair: dict, out: Path, config: str | Path | None, overrides: Se
                                                          "convergence", "float16_vs_float32")}
                        for k in MODELS},
             "num_images": {split: results[split]["textok"]["num"] for split in results},
-            "eval_limit": eval_limit, "rfid": rfid, "train_steps": train_steps,
+            "eval_limit": eval_limit, "rfid": list(rfid_splits), "train_steps": train_steps,
             "rescore_seconds": round(rescore_seconds, 1), "total_seconds": round(time.perf_counter() - t0, 1),
             "threads": torch.get_num_threads(), "config": str(config), "overrides": list(overrides)}
     md = shipped_markdown(results, meta, short)
@@ -592,17 +597,22 @@ def demo_shipped(pair: dict, out: Path, config: str | Path | None, overrides: Se
 
 def demo(out: str | Path = "demo_out", config: str | Path | None = None, overrides: Sequence[str] = (),
          eval_limit: int | None = None, grid_rows: int = 8, rfid: bool = False, threads: int | None = None,
-         train_steps: int = DEFAULT_TRAIN_STEPS, pretrained: str | Path | None = None) -> dict:
+         train_steps: int = DEFAULT_TRAIN_STEPS, pretrained: str | Path | None = None,
+         rfid_splits: Sequence[str] = ("val",)) -> dict:
     """Run the whole demo; returns the results dict written to ``out/results.json``.
 
     With a shipped pair under ``pretrained`` (default: the package's ``pretrained/``) it is
     re-scored and a ``train_steps`` run (0: none) is trained from ``config`` (default: the recipe
     the shipped TexTok's ``SOURCE.json`` names, else ``SHIPPED_CONFIG``); without one, the 64 px
     pair is trained from ``config`` (default ``DEFAULT_CONFIG``). ``overrides`` apply to whatever
-    is trained."""
+    is trained. ``rfid`` adds rFID on the splits in ``rfid_splits`` (``val``, ``val_unseen``)."""
     from .models import TexTok
     from .training import load_config
 
+    unknown = sorted(set(rfid_splits) - set(SPLITS))
+    if unknown:
+        raise ValueError(f"rfid_splits: unknown split(s) {unknown}; the demo scores {list(SPLITS)}")
+    rfid_splits = [s for s in SPLITS if rfid and s in rfid_splits]
     if threads:
         torch.set_num_threads(threads)
     if train_steps < 0:
@@ -610,7 +620,7 @@ def demo(out: str | Path = "demo_out", config: str | Path | None = None, overrid
     out = Path(out)
     pair = shipped_pair(pretrained)
     if pair is not None:
-        return demo_shipped(pair, out, config, list(overrides), eval_limit, grid_rows, rfid,
+        return demo_shipped(pair, out, config, list(overrides), eval_limit, grid_rows, rfid_splits,
                             train_steps)
     from . import explore
 
@@ -627,10 +637,10 @@ def demo(out: str | Path = "demo_out", config: str | Path | None = None, overrid
     results, counts = {}, {}
     for split in SPLITS:
         print(f"== evaluating on {split}: reconstructing with {' and '.join(models)}"
-              f"{', then PSNR, SSIM, LPIPS' + (' and rFID (Inception)' if rfid else '')} ...", flush=True)
+              f"{', then PSNR, SSIM, LPIPS' + (' and rFID (Inception)' if split in rfid_splits else '')} ...", flush=True)
         images, recs, captions = reconstruct_split(models, root, split, eval_limit)
         counts[split] = len(images)
-        results[split] = score(images, recs, rfid, split=split)
+        results[split] = score(images, recs, split in rfid_splits, split=split)
         if split == "val":  # rows spread over the split (it is sorted by category)
             rows = torch.linspace(0, len(images) - 1, min(grid_rows, len(images))).long()
             write_grid(out / "reconstructions.png", images[rows], {k: v[rows] for k, v in recs.items()},

@@ -84,3 +84,52 @@ def test_demo_shipped_without_the_short_run(emoji_root, fake_shipped, tmp_path, 
     assert report["short_run"] is None and set(report["results"]) == {"val", "val_unseen"}
     assert not (tmp_path / "demo" / "short_run").exists()
     assert "Short run" not in (tmp_path / "demo" / "results.md").read_text()
+
+
+class _TinyInception(torch.nn.Module):
+    """A 16-dim stand-in for the Inception network (the real one is tested in tests/metrics)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 4, 3, stride=2)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.randn(self.conv.weight.shape, generator=g) * 0.3)
+
+    @property
+    def device(self):
+        return torch.device("cpu")
+
+    @torch.no_grad()
+    def forward(self, images):
+        return torch.nn.functional.adaptive_avg_pool2d(torch.relu(self.conv(images.float())), 2).flatten(1)
+
+    def extract(self, batches, total=None, progress=True, desc=None):
+        import numpy as np
+
+        return np.concatenate([self(b).double().numpy() for b in batches])
+
+
+@pytest.mark.slow
+def test_demo_rfid_on_val_only_by_default(emoji_root, fake_shipped, tmp_path, monkeypatch):
+    import textok.metrics
+    from textok.demo import demo
+
+    monkeypatch.setattr(textok.metrics, "InceptionFeatures", _TinyInception)
+    report = demo(tmp_path / "demo", overrides=[f"data.root={emoji_root}"], eval_limit=4, grid_rows=1,
+                  train_steps=0, rfid=True)
+    val, unseen = report["results"]["val"], report["results"]["val_unseen"]
+    assert all(r["rfid"] > 0 for r in val.values())
+    assert all("rfid" not in r for r in unseen.values())
+    assert report["meta"]["rfid"] == ["val"]
+    md = (tmp_path / "demo" / "results.md").read_text()
+    assert "rFID (on `val`, not on the others: `--rfid-splits` adds them)" in md
+    assert "| val_unseen (4) | TexTok |" in md and md.count(" – |") == 2  # no rFID cell on val_unseen
+    # both splits on request; an unknown split is refused before any work
+    both = demo(tmp_path / "demo2", overrides=[f"data.root={emoji_root}"], eval_limit=4, grid_rows=1,
+                train_steps=0, rfid=True, rfid_splits=["val", "val_unseen"])
+    assert all(r["rfid"] > 0 for rows in both["results"].values() for r in rows.values())
+    with pytest.raises(ValueError, match="unknown split"):
+        demo(tmp_path / "demo3", rfid=True, rfid_splits=["test"])
+    with pytest.raises(SystemExit):  # the CLI's choices
+        main(["demo", "--out", str(tmp_path / "demo4"), "--rfid", "--rfid-splits", "test"])

@@ -63,7 +63,10 @@ def register_extra(sub) -> None:
                         "without it)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides, e.g. schedule.max_steps=50")
     p.add_argument("--eval-limit", type=int, default=None, help="score only N images of each split")
-    p.add_argument("--rfid", action="store_true", help="also compute rFID (Inception on the CPU: slow)")
+    p.add_argument("--rfid", action="store_true", help="also compute rFID (Inception on the CPU: slow), on --rfid-splits")
+    p.add_argument("--rfid-splits", nargs="+", default=["val"], choices=["val", "val_unseen"], metavar="SPLIT",
+                   help="the splits --rfid scores (default: val; 'val val_unseen' for both: three more Inception "
+                        "passes, the originals' and each model's)")
     p.add_argument("--train-steps", type=int, default=300,
                    help="with the shipped pair: steps of the short training run (0: skip it; default 300)")
     p.add_argument("--pretrained", default=None, metavar="DIR",
@@ -88,5 +91,6 @@ def _demo(args) -> int:
     from ..demo import demo
 
     demo(args.out, config=args.config, overrides=args.overrides, eval_limit=args.eval_limit, rfid=args.rfid,
-         threads=args.threads, train_steps=args.train_steps, pretrained=args.pretrained)
+         threads=args.threads, train_steps=args.train_steps, pretrained=args.pretrained,
+         rfid_splits=args.rfid_splits)
     return 0
