@@ -67,8 +67,8 @@ def register_extra(sub) -> None:
     p.add_argument("--rfid-splits", nargs="+", default=["val"], choices=["val", "val_unseen"], metavar="SPLIT",
                    help="the splits --rfid scores (default: val; 'val val_unseen' for both: three more Inception "
                         "passes, the originals' and each model's)")
-    p.add_argument("--train-steps", type=int, default=300,
-                   help="with the shipped pair: steps of the short training run (0: skip it; default 300)")
+    p.add_argument("--train-steps", type=int, default=None,
+                   help="with the shipped pair: steps of the short training run (0: skip it; default 150)")
     p.add_argument("--pretrained", default=None, metavar="DIR",
                    help="where the shipped checkpoints are (default: the package's pretrained/)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -88,9 +88,9 @@ def _assets(args) -> int:
 
 
 def _demo(args) -> int:
-    from ..demo import demo
+    from ..demo import DEFAULT_TRAIN_STEPS, demo
 
+    steps = DEFAULT_TRAIN_STEPS if args.train_steps is None else args.train_steps
     demo(args.out, config=args.config, overrides=args.overrides, eval_limit=args.eval_limit, rfid=args.rfid,
-         threads=args.threads, train_steps=args.train_steps, pretrained=args.pretrained,
-         rfid_splits=args.rfid_splits)
+         threads=args.threads, train_steps=steps, pretrained=args.pretrained, rfid_splits=args.rfid_splits)
     return 0
