@@ -71,6 +71,7 @@ def test_to_features_equals_the_square_root_form_with_fewer_images_than_dimensio
         assert fast == pytest.approx(frechet_distance(mu1, s1, mu2, s2), rel=1e-6)
         theirs = _compute_fid(*(torch.from_numpy(a) for a in (mu1, s1, mu2, s2))).item()
         assert fast == pytest.approx(theirs, rel=1e-6)
+        assert fid_from_features(real, rec) == fid_from_features(rec, real) == pytest.approx(fast, rel=1e-12)
     # more images than dimensions: the reference formula itself
     rec = rng.gamma(2.1, size=(300, 32))
     mu1, s1 = feature_stats(real[:, :32])
