@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from textok import TexTokConfig, TextEncoder
+from textok.metrics import InceptionFeatures, quantize
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,3 +88,28 @@ def kill_child_at(tmp_path):
         assert child.returncode == -signal.SIGKILL
 
     return run
+
+
+class TinyFeatures(InceptionFeatures):
+    """A 64-dim random conv stand-in for the Inception network in protocol tests.
+
+    The real network is tested in tests/metrics/test_metrics_inception.py; the protocol tests
+    (evaluation, the demo's rFID) use this so that 299 px Inception passes stay out of them.
+    """
+
+    def __init__(self):
+        torch.nn.Module.__init__(self)
+        g = torch.Generator().manual_seed(0)
+        conv = torch.nn.Conv2d(3, 16, 3, stride=2)
+        with torch.no_grad():
+            conv.weight.copy_(torch.randn(conv.weight.shape, generator=g) * 0.3)
+        self.net = torch.nn.Sequential(conv, torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten())
+
+    @torch.no_grad()
+    def forward(self, images):
+        return self.net(quantize(images).float().to(self.device) / 127.5 - 1)
+
+
+@pytest.fixture
+def tiny_features():
+    return TinyFeatures()

@@ -1,4 +1,5 @@
-"""Fixtures for the metrics tests: a tiny image-caption folder, a small feature stand-in, a tiny CLIP."""
+"""Fixtures for the metrics tests: a tiny image-caption folder, a tiny CLIP (the feature stand-in,
+``tiny_features``, is in tests/conftest.py: the demo's tests use it too)."""
 
 import json
 
@@ -7,32 +8,6 @@ import pytest
 import torch
 from PIL import Image
 
-from textok.metrics import InceptionFeatures, quantize
-
-
-class TinyFeatures(InceptionFeatures):
-    """A 64-dim random conv stand-in for the Inception network in protocol tests.
-
-    The real network is tested in test_metrics_inception.py; the protocol tests use this so
-    that the 2048 x 2048 matrix square root (tens of seconds on this CPU) stays out of them.
-    """
-
-    def __init__(self):
-        torch.nn.Module.__init__(self)
-        g = torch.Generator().manual_seed(0)
-        conv = torch.nn.Conv2d(3, 16, 3, stride=2)
-        with torch.no_grad():
-            conv.weight.copy_(torch.randn(conv.weight.shape, generator=g) * 0.3)
-        self.net = torch.nn.Sequential(conv, torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten())
-
-    @torch.no_grad()
-    def forward(self, images):
-        return self.net(quantize(images).float().to(self.device) / 127.5 - 1)
-
-
-@pytest.fixture
-def tiny_features():
-    return TinyFeatures()
 
 
 def _smooth_image(rng, size):

@@ -1,6 +1,6 @@
 """The tokenizer and generation protocols end to end on a tiny folder and tiny checkpoints.
 
-The Inception network is replaced by a small stand-in here (``TinyFeatures`` in conftest.py);
+The Inception network is replaced by a small stand-in here (``TinyFeatures`` in tests/conftest.py);
 the real one is covered in test_metrics_inception.py and test_metrics_cli.py.
 """
 

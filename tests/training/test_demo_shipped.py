@@ -86,36 +86,12 @@ def test_demo_shipped_without_the_short_run(emoji_root, fake_shipped, tmp_path, 
     assert "Short run" not in (tmp_path / "demo" / "results.md").read_text()
 
 
-class _TinyInception(torch.nn.Module):
-    """A 16-dim stand-in for the Inception network (the real one is tested in tests/metrics)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__()
-        g = torch.Generator().manual_seed(0)
-        self.conv = torch.nn.Conv2d(3, 4, 3, stride=2)
-        with torch.no_grad():
-            self.conv.weight.copy_(torch.randn(self.conv.weight.shape, generator=g) * 0.3)
-
-    @property
-    def device(self):
-        return torch.device("cpu")
-
-    @torch.no_grad()
-    def forward(self, images):
-        return torch.nn.functional.adaptive_avg_pool2d(torch.relu(self.conv(images.float())), 2).flatten(1)
-
-    def extract(self, batches, total=None, progress=True, desc=None):
-        import numpy as np
-
-        return np.concatenate([self(b).double().numpy() for b in batches])
-
-
 @pytest.mark.slow
-def test_demo_rfid_on_val_only_by_default(emoji_root, fake_shipped, tmp_path, monkeypatch):
+def test_demo_rfid_on_val_only_by_default(emoji_root, fake_shipped, tmp_path, monkeypatch, tiny_features):
     import textok.metrics
     from textok.demo import demo
 
-    monkeypatch.setattr(textok.metrics, "InceptionFeatures", _TinyInception)
+    monkeypatch.setattr(textok.metrics, "InceptionFeatures", lambda: tiny_features)  # the demo builds it with no args
     report = demo(tmp_path / "demo", overrides=[f"data.root={emoji_root}"], eval_limit=4, grid_rows=1,
                   train_steps=0, rfid=True)
     val, unseen = report["results"]["val"], report["results"]["val_unseen"]

@@ -25,11 +25,17 @@ import numpy as np
 from scipy import linalg
 
 
-def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """[N, D] -> (mu [D], sigma [D, D]) in float64; sigma is the unbiased covariance (as ADM's)."""
+def _feature_array(features: np.ndarray) -> np.ndarray:
+    """``features`` as float64 [N >= 2, D], or a ValueError saying what it got."""
     features = np.asarray(features, dtype=np.float64)
     if features.ndim != 2 or features.shape[0] < 2:
         raise ValueError(f"need features [N >= 2, D] for statistics, got shape {features.shape}")
+    return features
+
+
+def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[N, D] -> (mu [D], sigma [D, D]) in float64; sigma is the unbiased covariance (as ADM's)."""
+    features = _feature_array(features)
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
@@ -75,9 +81,7 @@ def frechet_distance_to_features(mu1: np.ndarray, sigma1: np.ndarray, features2:
     where that needs no ``eps`` retry; where it would retry (a singular product), this is the
     exact value the retry approximates. With N2 > D it calls ``frechet_distance``.
     """
-    features2 = np.asarray(features2, dtype=np.float64)
-    if features2.ndim != 2 or features2.shape[0] < 2:
-        raise ValueError(f"need features [N >= 2, D] for statistics, got shape {features2.shape}")
+    features2 = _feature_array(features2)
     n, d = features2.shape
     if n > d:
         return frechet_distance(mu1, sigma1, *feature_stats(features2))
