@@ -5,8 +5,7 @@ exact when the feature set has fewer rows than 2048), on Inception-shaped featur
 The reference side is full-rank statistics (``--ref`` images, as a data set's originals); the
 other side is ``--num`` images (an rFID over one emoji split: 692). Features are non-negative
 like pool3's (gamma-distributed; the cost does not depend on the values). Prints seconds per
-call (one call each: ``sqrtm`` took 20 s on an idle 2-core AMD EPYC, minutes with the cores
-shared) and the difference.
+call (one call each: ``sqrtm`` took 20 s on an idle 2-core AMD EPYC) and the difference.
 
     .venv/bin/python benchmarks/bench_fid.py                       # N = 692 against 5,000
     .venv/bin/python benchmarks/bench_fid.py --num 692 2000 --threads 2

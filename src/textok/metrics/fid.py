@@ -72,9 +72,8 @@ def frechet_distance_to_features(mu1: np.ndarray, sigma1: np.ndarray, features2:
     """``frechet_distance(mu1, sigma1, *feature_stats(features2))`` without the D x D square root
     when the feature set has fewer rows than columns (``features2`` [N2, D], N2 <= D).
 
-    Why: ``sqrtm`` of a 2048 x 2048 product takes 20 s on an idle 2-core CPU (minutes when the cores
-    are shared; ``benchmarks/bench_fid.py``), and an rFID over a few hundred images needs it once per
-    model. With ``A = (features2 - mu2) / sqrt(N2 - 1)``,
+    Why: ``sqrtm`` of a 2048 x 2048 product takes 20 s on an idle 2-core CPU
+    (``benchmarks/bench_fid.py``), and an rFID over a few hundred images needs it once per model. With ``A = (features2 - mu2) / sqrt(N2 - 1)``,
     sigma2 = A^T A, so the non-zero eigenvalues of sigma1 sigma2 are those of the symmetric
     N2 x N2 matrix ``A sigma1 A^T``, and Tr((sigma1 sigma2)^(1/2)) is the sum of their square
     roots: exact, O(N2 D^2) instead of O(D^3). It equals ``frechet_distance`` to ~1e-8 relative
