@@ -97,6 +97,8 @@ class TinyFeatures(InceptionFeatures):
     (evaluation, the demo's rFID) use this so that 299 px Inception passes stay out of them.
     """
 
+    sha256 = "0" * 64  # recorded with reference statistics as the network's hash (no file behind it)
+
     def __init__(self):
         torch.nn.Module.__init__(self)
         g = torch.Generator().manual_seed(0)

@@ -7,10 +7,12 @@ written by ``experiments/ship_checkpoints.py`` from the reproduction study; foun
 1. fetch the emoji data set into ``data/emoji`` if missing (``textok.data.fetch``);
 2. re-score both checkpoints on every image of ``val`` and ``val_unseen``: PSNR, SSIM, LPIPS
    (and rFID with ``rfid=True`` on the splits in ``rfid_splits``, by default ``val`` only,
-   through ``evaluate_tokenizer`` with both checkpoints in one call per split, so the originals'
-   Inception features are computed once), reconstructions rounded to uint8 before scoring as
-   ``evaluate_tokenizer`` does. rFID on one split, not two, keeps the demo near ten minutes on
-   an AVX2-only 2-core CPU, where an Inception pass over a split takes about two minutes;
+   through ``evaluate_tokenizer`` with both checkpoints in one call per split; the originals'
+   Inception features are read from ``pretrained/emoji32-<split>-inception.npz`` when it holds
+   exactly these images, else computed once), reconstructions rounded to uint8 before scoring as
+   ``evaluate_tokenizer`` does. rFID on one split, not two, and the shipped features keep the
+   demo under ten minutes on an AVX2-only 2-core CPU, where an Inception pass over a split takes
+   about two minutes;
 3. write ``reconstructions.png`` (original | baseline | TexTok, caption under each row) and
    ``caption_swap.png`` (... | TexTok decoding the same tokens with another image's caption);
 4. train a short run (``train_steps``, 0 skips it) of the recipe the shipped TexTok came from
@@ -32,7 +34,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 
@@ -40,6 +42,9 @@ from .conditioning import TextConditioner
 from .config import to_dict
 from .data.stream import open_split
 from .io import atomic_path, write_json_atomic, write_text_atomic
+
+if TYPE_CHECKING:
+    from .metrics import Stats
 
 log = logging.getLogger(__name__)
 
@@ -327,9 +332,31 @@ def score_models(models: dict, root: Path, split: str, num: int | None = None, b
     return {name: {k: float(torch.cat(v).mean()) for k, v in a.items()} | {"num": n} for name, a in acc.items()}
 
 
+def shipped_reference(folder: Path | None, root: Path, split: str, image_size: int, eval_limit: int | None,
+                      extractor) -> Stats | None:
+    """The Inception features of ``split``'s originals shipped in ``folder`` (``emoji<size>-<split>-inception.npz``,
+    written by ``textok fid-stats --features-only --dtype float16``), or None when there is no such file or it
+    does not hold exactly these images (``image_fingerprint``) from this network: the demo then computes them
+    (one Inception pass, ~2 min on an AVX2-only 2-core CPU)."""
+    from .metrics import check_reference, image_fingerprint, load_stats
+
+    path = None if folder is None else Path(folder) / f"emoji{image_size}-{split}-inception.npz"
+    if path is None or not path.is_file():
+        return None
+    try:
+        stats = load_stats(path)
+        n = stats.num if eval_limit is None else min(eval_limit, stats.num or eval_limit)
+        check_reference(stats, n, image_fingerprint(root, split, image_size, eval_limit), extractor, str(path))
+    except ValueError as e:
+        print(f"   not using the shipped Inception features: {e}", flush=True)
+        return None
+    return stats
+
+
 def rescore(models: dict, root: Path, eval_limit: int | None, rfid_splits: Sequence[str] = (),
-            progress: bool = True) -> dict[str, dict]:
-    """{split: {"baseline": scores, "textok": scores}} of the shipped pair; rFID on ``rfid_splits``."""
+            progress: bool = True, reference_dir: Path | None = None) -> dict[str, dict]:
+    """{split: {"baseline": scores, "textok": scores}} of the shipped pair; rFID on ``rfid_splits``
+    (the originals' Inception features from ``shipped_reference(reference_dir, ...)`` where they match)."""
     results = {}
     extractor, lpips_net = None, None
     for split in SPLITS:
@@ -338,11 +365,16 @@ def rescore(models: dict, root: Path, eval_limit: int | None, rfid_splits: Seque
 
             if extractor is None:
                 extractor = InceptionFeatures()
+            reference = shipped_reference(reference_dir, root, split, models["textok"].config.image_size, eval_limit,
+                                          extractor)
+            originals = (f"the originals' Inception features shipped in {reference_dir} (same images and network, "
+                         f"checked by SHA-256)" if reference is not None else
+                         "Inception features of the originals once")
             print(f"== re-scoring on {split}: reconstructing with the baseline and TexTok, PSNR, SSIM, LPIPS and rFID "
-                  f"(Inception features of the originals once, then of each model's reconstructions: the slow part "
-                  f"on a CPU) ...", flush=True)
+                  f"({originals}, then of each model's reconstructions: the slow part on a CPU) ...", flush=True)
             report = evaluate_tokenizer([models["baseline"], models["textok"]], str(root), num=eval_limit, split=split,
-                                        names=list(MODELS), extractor=extractor, progress=progress, grid_images=0)
+                                        names=list(MODELS), extractor=extractor, progress=progress, grid_images=0,
+                                        reference=reference)
             results[split] = {r["name"]: {"psnr": r["psnr"], "ssim": r["ssim"], "lpips": r["lpips"], "rfid": r["rfid"],
                                           "num": r["num"]} for r in report["results"]}
         else:
@@ -568,7 +600,7 @@ def demo_shipped(pair: dict, out: Path, config: str | Path | None, overrides: Se
     print(f"== shipped checkpoints: TexTok {pair['textok'].name} and baseline {pair['baseline'].name} "
           f"(N = {n} tokens; from {', '.join(str(source[k].get('run') or '?') for k in ('textok', 'baseline'))})",
           flush=True)
-    results = rescore(models, root, eval_limit, rfid_splits, progress)
+    results = rescore(models, root, eval_limit, rfid_splits, progress, reference_dir=pair["textok"].parent)
     rescore_seconds = time.perf_counter() - t0
     grids = write_shipped_grids(out, models, root, grid_rows)
     short = None

@@ -37,6 +37,23 @@ def test_cli_protocols(image_folder, tmp_path, tiny_config, stand_in_inception, 
     assert "rFID not computed" in capsys.readouterr().out
     assert json.loads((out / "eval_tokenizer.json").read_text())["results"][0]["rfid"] is None
 
+    # the originals' statistics from a features-only file: the same rFID without their pass
+    assert main(["eval-tokenizer", "--checkpoint", str(ckpt), "--data", str(image_folder), "--num", "3",
+                 "--out", str(out), "--no-lpips", "--no-progress"]) == 0
+    capsys.readouterr()
+    rfid = json.loads((out / "eval_tokenizer.json").read_text())["results"][0]["rfid"]
+    small = tmp_path / "small.npz"
+    assert main(["fid-stats", "--data", str(image_folder), "--split", "val", "--image-size", "32", "--num", "3",
+                 "--features-only", "--dtype", "float16", "--out", str(small), "--no-progress"]) == 0
+    assert "float16 features of 3 images" in capsys.readouterr().out
+    assert main(["eval-tokenizer", "--checkpoint", str(ckpt), "--data", str(image_folder), "--num", "3",
+                 "--out", str(out), "--no-lpips", "--no-progress", "--reference", str(small)]) == 0
+    capsys.readouterr()
+    assert json.loads((out / "eval_tokenizer.json").read_text())["results"][0]["rfid"] == pytest.approx(rfid, rel=1e-2)
+    assert main(["eval-tokenizer", "--checkpoint", str(ckpt), "--data", str(image_folder), "--num", "2",
+                 "--out", str(out), "--no-lpips", "--no-progress", "--reference", str(small)]) == 2
+    assert "hold 3 images, this evaluation 2" in capsys.readouterr().err
+
     samples = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
     np.savez(tmp_path / "samples.npz", arr_0=samples)
     assert main(["eval-generation", "--samples", str(tmp_path / "samples.npz"), "--ref", str(stats), "--json",
@@ -53,6 +70,9 @@ def test_cli_user_errors_exit_2(image_folder, tmp_path, stand_in_inception, caps
     assert main(["fid-stats", "--data", str(image_folder), "--out", str(tmp_path / "x.txt"), "--split", "val",
                  "--image-size", "32", "--no-progress"]) == 2
     assert ".npz" in capsys.readouterr().err
+    assert main(["fid-stats", "--data", str(image_folder), "--out", str(tmp_path / "x.npz"), "--features-only",
+                 "--no-features"]) == 2
+    assert "exclude each other" in capsys.readouterr().err
 
 
 def test_cli_fid_stats_with_the_real_inception_network(image_folder, tmp_path, capsys):
@@ -66,3 +86,7 @@ def test_cli_fid_stats_with_the_real_inception_network(image_folder, tmp_path, c
     assert ref.features.shape == (3, 2048) and (ref.features >= 0).all()
     np.testing.assert_allclose(ref.mu, ref.features.astype(np.float64).mean(0), rtol=1e-6)
     assert ref.info["image_size"] == 32 and "TF1 bilinear" in ref.info["inception"]
+    from textok.assets import ASSETS
+
+    assert ref.info["inception_sha256"] == ASSETS["inception-fid"].sha256  # the pinned file, hashed
+    assert len(ref.info["pixels_sha256"]) == 64

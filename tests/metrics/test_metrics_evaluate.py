@@ -14,8 +14,8 @@ from PIL import Image
 
 from textok import TexTok
 from textok.data import collate, open_dataset
-from textok.metrics import (InceptionLogits, dataset_stats, evaluate_generation, evaluate_tokenizer,
-                            fid_from_features, load_stats, psnr, save_stats, ssim)
+from textok.metrics import (InceptionLogits, Stats, dataset_stats, evaluate_generation, evaluate_tokenizer,
+                            fid_from_features, image_fingerprint, load_stats, psnr, save_stats, ssim)
 
 
 @pytest.fixture
@@ -73,6 +73,36 @@ def test_evaluate_tokenizer_without_rfid_never_builds_inception(checkpoints, ima
     for r in report["results"]:
         assert r["rfid"] is None and r["ris"] is None and np.isfinite(r["psnr"])
     assert "rFID not computed" in report["markdown"] and "| ckpt/textok | 32 | 8 | - |" in report["markdown"]
+
+
+def test_evaluate_tokenizer_with_reference_statistics(checkpoints, image_folder, tiny_features, minilm, tmp_path):
+    """Statistics from ``dataset_stats`` (also as a features-only file) replace the originals' pass
+    with the same rFID, and are refused when they come from other images or another network."""
+    from textok.metrics.evaluate import subset_indices
+
+    kw = dict(num=4, batch_size=3, extractor=tiny_features, encoder=minilm, lpips=False, progress=False, grid_images=0)
+    plain = evaluate_tokenizer(checkpoints, image_folder, **kw)
+    stats = dataset_stats(image_folder, num=4, split="val", image_size=32, batch_size=2, extractor=tiny_features,
+                          progress=False)
+    # the fingerprint is of the uint8 images in order, whatever the batch size
+    assert stats.info["pixels_sha256"] == image_fingerprint(image_folder, "val", 32, num=4, batch_size=3)
+    assert stats.info["inception_sha256"] == tiny_features.sha256
+    path = save_stats(tmp_path / "ref.npz", stats, moments=False, features_dtype=np.float32)
+    for reference in (stats, path, str(path)):
+        report = evaluate_tokenizer(checkpoints, image_folder, reference=reference, **kw)
+        for a, b in zip(report["results"], plain["results"]):
+            assert a["rfid"] == pytest.approx(b["rfid"], rel=1e-6, abs=1e-9) and a["psnr"] == b["psnr"]
+
+    with pytest.raises(ValueError, match="hold 4 images, this evaluation 3"):
+        evaluate_tokenizer(checkpoints, image_folder, reference=stats, **(kw | {"num": 3}))
+    foreign = Stats(stats.mu, stats.sigma, None, stats.info | {"inception_sha256": "f" * 64})
+    with pytest.raises(ValueError, match="another Inception network"):
+        evaluate_tokenizer(checkpoints, image_folder, reference=foreign, **kw)
+    # another version of the data: one image of the subset changed on disk
+    assert 0 in subset_indices(6, 4)
+    Image.new("RGB", (40, 40), (200, 10, 10)).save(image_folder / "images" / "00.png")
+    with pytest.raises(ValueError, match="other images than these 4"):
+        evaluate_tokenizer(checkpoints, image_folder, reference=path, **kw)
 
 
 def test_evaluate_tokenizer_errors(checkpoints, image_folder, tiny_features):

@@ -111,6 +111,26 @@ def test_stats_roundtrip_in_adm_layout(tmp_path):
     assert load_stats(tmp_path / "adm.npz").features is None
 
 
+def test_features_only_file_recomputes_the_moments(tmp_path):
+    feats = np.random.default_rng(6).gamma(2.0, size=(40, 16)).astype(np.float32)
+    stats = Stats.from_features(feats, split="val")
+    path = save_stats(tmp_path / "small.npz", stats, moments=False, features_dtype=np.float16)
+    with np.load(path) as raw:
+        assert set(raw.files) == {"features", "info"} and raw["features"].dtype == np.float16
+    back = load_stats(path)
+    assert back.num == 40 and back.info["split"] == "val" and back.features.dtype == np.float32
+    np.testing.assert_allclose(back.mu, stats.mu, rtol=1e-3)
+    np.testing.assert_allclose(back.sigma, stats.sigma, rtol=1e-2, atol=1e-3)
+    other = np.random.default_rng(7).gamma(2.1, size=(30, 16))
+    assert frechet_distance_to_features(back.mu, back.sigma, other) == pytest.approx(
+        frechet_distance_to_features(stats.mu, stats.sigma, other), rel=1e-3)
+    with pytest.raises(ValueError, match="needs per-image features"):
+        save_stats(tmp_path / "none.npz", Stats(stats.mu, stats.sigma), moments=False)
+    np.savez(tmp_path / "nan.npz", features=np.full((3, 4), np.nan, np.float32))
+    with pytest.raises(ValueError, match="not a finite"):
+        load_stats(tmp_path / "nan.npz")
+
+
 def test_load_stats_errors(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_stats(tmp_path / "missing.npz")

@@ -109,3 +109,31 @@ def test_demo_rfid_on_val_only_by_default(emoji_root, fake_shipped, tmp_path, mo
         demo(tmp_path / "demo3", rfid=True, rfid_splits=["test"])
     with pytest.raises(SystemExit):  # the CLI's choices
         main(["demo", "--out", str(tmp_path / "demo4"), "--rfid", "--rfid-splits", "test"])
+
+
+@pytest.mark.slow
+def test_demo_reads_the_shipped_inception_features_only_of_the_same_images(emoji_root, fake_shipped, tmp_path,
+                                                                            monkeypatch, tiny_features, capsys):
+    """``emoji32-val-inception.npz`` beside the pair replaces the originals' Inception pass when it
+    holds exactly these images (same rFID); features of other images are reported and not used."""
+    import textok.metrics
+    from textok.demo import demo
+    from textok.metrics import dataset_stats, save_stats
+
+    monkeypatch.setattr(textok.metrics, "InceptionFeatures", lambda: tiny_features)
+    kw = dict(overrides=[f"data.root={emoji_root}"], eval_limit=4, grid_rows=1, train_steps=0, rfid=True)
+    computed = demo(tmp_path / "computed", **kw)["results"]["val"]
+    shipped = fake_shipped / "emoji32-val-inception.npz"
+    for split in ("val_unseen", "val"):  # first the wrong images under the val name, then the right ones
+        stats = dataset_stats(emoji_root, num=4, split=split, image_size=32, extractor=tiny_features, progress=False)
+        save_stats(shipped, stats, moments=False, features_dtype="float16")
+        capsys.readouterr()
+        result = demo(tmp_path / f"with_{split}", **kw)["results"]["val"]
+        printed = capsys.readouterr().out
+        if split == "val_unseen":
+            assert "not using the shipped Inception features" in printed and "other images" in printed
+        else:
+            assert f"features shipped in {fake_shipped}" in printed and "not using" not in printed
+        for name in ("baseline", "textok"):  # float16 features: the same rFID to ~1e-3
+            assert result[name]["rfid"] == pytest.approx(computed[name]["rfid"], rel=1e-2)
+            assert result[name]["psnr"] == computed[name]["psnr"]

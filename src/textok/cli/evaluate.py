@@ -16,6 +16,11 @@ def register(sub) -> None:
     p.add_argument("--num", type=int, default=None, help="N evenly spaced images (default: all)")
     p.add_argument("--no-features", action="store_true",
                    help="store only mu/sigma (no per-image features: no precision/recall against this file)")
+    p.add_argument("--features-only", action="store_true",
+                   help="store only the per-image features (mu/sigma are recomputed on load): the compact form of "
+                        "a small reference set, e.g. to ship beside a checkpoint; ADM's evaluator cannot read it")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16"],
+                   help="precision of the stored features (default float32)")
     _common(p, batch=50)
     p.set_defaults(func=_fid_stats)
 
@@ -33,6 +38,9 @@ def register(sub) -> None:
     p.add_argument("--no-lpips", action="store_true")
     p.add_argument("--no-rfid", action="store_true",
                    help="skip the Inception network (PSNR / SSIM / LPIPS only; much faster on a CPU)")
+    p.add_argument("--reference", default=None,
+                   help="the originals' statistics (.npz of `textok fid-stats` on the same split, --num and size): "
+                        "skips their Inception pass; refused if they come from other images or another network")
     _common(p, batch=32)
     p.set_defaults(func=_eval_tokenizer)
 
@@ -71,11 +79,14 @@ def _fid_stats(args) -> int:
 
     _positive(args.num, "--num")
     _positive(args.batch_size, "--batch-size")
+    if args.features_only and args.no_features:
+        raise ValueError("--features-only and --no-features exclude each other")
     stats = dataset_stats(args.data, num=args.num, split=args.split, image_size=args.image_size,
                           batch_size=args.batch_size, device=args.device, keep_features=not args.no_features,
                           progress=not args.no_progress)
-    path = save_stats(args.out, stats)
-    print(f"wrote {path}: mu/sigma of {stats.num} images ({args.split}, {args.image_size} px)")
+    path = save_stats(args.out, stats, moments=not args.features_only, features_dtype=args.dtype)
+    what = f"{args.dtype} features" if args.features_only else "mu/sigma"
+    print(f"wrote {path}: {what} of {stats.num} images ({args.split}, {args.image_size} px)")
     return 0
 
 
@@ -88,7 +99,8 @@ def _eval_tokenizer(args) -> int:
                                 batch_size=args.batch_size, device=args.device, out=args.out,
                                 names=args.name or None, inception_logits=_classifier(args.inception_logits),
                                 lpips=not args.no_lpips, progress=not args.no_progress,
-                                caption_variant=args.caption_variant, rfid=not args.no_rfid)
+                                caption_variant=args.caption_variant, rfid=not args.no_rfid,
+                                reference=args.reference)
     print(json.dumps(report, indent=2) if args.json else report["markdown"])
     print(f"wrote {args.out}/eval_tokenizer.md, eval_tokenizer.json, reconstructions.png")
     return 0

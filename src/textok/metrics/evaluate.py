@@ -16,6 +16,7 @@ and only comparable at equal N.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import json
 import logging
@@ -95,19 +96,62 @@ def _uint8(images: torch.Tensor) -> torch.Tensor:
     return quantize(images).to(torch.uint8)
 
 
+def _hash_pixels(h, images: torch.Tensor) -> None:
+    """Add a batch of images in [-1, 1] to the SHA-256 ``h``, as the uint8 the metrics see."""
+    h.update(_uint8(images).cpu().contiguous().numpy().tobytes())
+
+
+def image_fingerprint(data, split: str = "val", image_size: int = 64, num: int | None = None,
+                      batch_size: int = 50) -> str:
+    """SHA-256 of ``num`` evenly spaced images of a split (all when None), in order, centre-cropped
+    and rounded to uint8 exactly as ``evaluate_tokenizer`` reads them: it says whether reference
+    statistics (``dataset_stats`` records it as ``pixels_sha256``) belong to these images.
+    Reads the images only (no network): about a second for a few hundred small images."""
+    h = hashlib.sha256()
+    for batch in iterate_batches(_open(data, split, image_size), num, batch_size):
+        _hash_pixels(h, batch["images"])
+    return h.hexdigest()
+
+
 def dataset_stats(data, num: int | None = None, split: str = "train", image_size: int = 64,
                   batch_size: int = 50, device: str | torch.device = "cpu", keep_features: bool = True,
                   extractor: InceptionFeatures | None = None, progress: bool = True) -> Stats:
-    """Inception statistics of ``num`` evenly spaced images of ``data`` (a folder or a dataset)."""
+    """Inception statistics of ``num`` evenly spaced images of ``data`` (a folder or a dataset).
+
+    ``info`` records the protocol, the images' ``pixels_sha256`` (``image_fingerprint``) and the
+    network's ``inception_sha256``, which ``evaluate_tokenizer(reference=...)`` checks."""
     dataset = _open(data, split, image_size)
     if extractor is None:
         status(progress, "loading the Inception network (FID features) ...")
     extractor = extractor or InceptionFeatures(device=device)
     total = num if num is not None else (len(dataset) if hasattr(dataset, "__len__") else None)
-    features = extractor.extract((b["images"] for b in iterate_batches(dataset, num, batch_size)),
-                                 total=total, progress=progress, desc="reference features")
+    pixels = hashlib.sha256()
+
+    def batches():
+        for b in iterate_batches(dataset, num, batch_size):
+            _hash_pixels(pixels, b["images"])
+            yield b["images"]
+
+    features = extractor.extract(batches(), total=total, progress=progress, desc="reference features")
     return Stats.from_features(features, keep_features=keep_features, data=str(data), split=split,
-                               image_size=image_size, crop=CROP_PROTOCOL, inception=FID_PROTOCOL)
+                               image_size=image_size, crop=CROP_PROTOCOL, inception=FID_PROTOCOL,
+                               pixels_sha256=pixels.hexdigest(), inception_sha256=getattr(extractor, "sha256", None))
+
+
+def check_reference(reference: Stats, num: int, pixels_sha256: str | None, extractor, where: str) -> None:
+    """Raise a ValueError if ``reference`` was not computed from these ``num`` images (their
+    ``image_fingerprint``) with this Inception network; checks what its ``info`` records."""
+    info = reference.info
+    if reference.num is not None and reference.num != num:
+        raise ValueError(f"{where}: the reference statistics hold {reference.num} images, this evaluation {num}")
+    if info.get("pixels_sha256") and pixels_sha256 and info["pixels_sha256"] != pixels_sha256:
+        raise ValueError(f"{where}: the reference statistics were computed from other images than these {num} "
+                         f"(pixels SHA-256 {info['pixels_sha256'][:12]}... vs {pixels_sha256[:12]}...: another data "
+                         f"version, split, crop or size); recompute them with `textok fid-stats`")
+    net = getattr(extractor, "sha256", None)
+    if info.get("inception_sha256") and net and info["inception_sha256"] != net:
+        raise ValueError(f"{where}: the reference statistics come from another Inception network "
+                         f"(SHA-256 {info['inception_sha256'][:12]}... vs {net[:12]}...)")
 
 
 # ---- tokenizer ----------------------------------------------------------------------------
@@ -186,6 +230,7 @@ class _Pass:
     logits: list = dataclasses.field(default_factory=list)
     grid_orig: list = dataclasses.field(default_factory=list)
     grid_rec: list = dataclasses.field(default_factory=list)
+    pixels: "hashlib._Hash" = dataclasses.field(default_factory=hashlib.sha256)  # of the originals, as uint8
 
 
 def _reconstruction_pass(model, dataset, num: int | None, batch_size: int, device, text_encoder, scorers: _Scorers,
@@ -200,6 +245,7 @@ def _reconstruction_pass(model, dataset, num: int | None, batch_size: int, devic
             text = text_condition(model, batch["captions"], x.shape[0], text_encoder)
             rec = model.decode(model.encode(x, text), text)
             x8, rec8 = _uint8(x), _uint8(rec)
+            out.pixels.update(x8.cpu().contiguous().numpy().tobytes())
             out.psnr.append(psnr(x8, rec8).cpu())
             out.ssim.append(ssim(x8, rec8).cpu())
             if scorers.lpips is not None:  # on the quantised images, back in [-1, 1]
@@ -269,7 +315,9 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
         caption_variant: which form of the captions the models see (``textok.data.captions``;
             a model trained on ``data.caption_variant=class`` is evaluated with ``"class"``).
         reference: Inception statistics of exactly these originals (``dataset_stats`` with the
-            same split, ``num`` and image size), to skip recomputing them on every call.
+            same split, ``num`` and image size, or the path of its ``.npz``), to skip recomputing
+            them on every call. Checked after the first pass (``check_reference``): image count,
+            and where its ``info`` records them, the images' and the network's SHA-256.
     Returns:
         dict with ``num``, ``data``, ``split``, the protocol strings, ``results`` (one dict per
         checkpoint: rfid, psnr, ssim, lpips, ris, ris_std, tokens, seconds, ...) and ``markdown``.
@@ -285,6 +333,12 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
     scorers = _load_scorers(extractor, inception_logits, lpips, device, progress, rfid)
 
     ref_stats: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # image size -> (mu, sigma) of the originals
+    if isinstance(reference, (str, os.PathLike)):
+        from .fid import load_stats
+
+        reference = load_stats(reference)
+    if reference is not None and not rfid:
+        reference = None  # nothing to compare it with
     if reference is not None:
         ref_stats[int(reference.info.get("image_size", -1))] = (reference.mu, reference.sigma)
     conditioners: dict[tuple, TextConditioner] = {}  # (encoder, max_text_tokens) -> shared by checkpoints
@@ -314,8 +368,9 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
         count = n
         if rfid and size not in ref_stats:
             ref_stats[size] = feature_stats(np.concatenate(scores.orig_features))
-        elif rfid and reference is not None and reference.num is not None and reference.num != n:
-            raise ValueError(f"the reference statistics hold {reference.num} images, this evaluation {n}")
+        elif reference is not None and not results:  # the originals are the same for every checkpoint
+            check_reference(reference, n, scores.pixels.hexdigest(), scorers.features,
+                            f"{data} [{split}], {size} px")
         if not results and scores.grid_orig:
             grid_rows.append(torch.cat(scores.grid_orig))
         if scores.grid_rec:

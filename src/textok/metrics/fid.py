@@ -10,7 +10,9 @@ Statistics files use ADM's reference-batch arrays: an ``.npz`` with ``mu`` [2048
 (``VIRTUAL_imagenet256_labeled.npz`` etc.: mu/sigma plus ``arr_0`` images for precision and
 recall). ``save_stats`` writes mu/sigma plus, optionally, ``features`` (float32 [N, 2048], for
 precision/recall, in place of ADM's images) and ``info`` (a JSON string: sample count,
-preprocessing).
+preprocessing, and where ``dataset_stats`` wrote it, the SHA-256 of the images and of the
+Inception network, which ``evaluate_tokenizer`` checks). A features-only file
+(``moments=False``) is the compact form for shipping a small reference set.
 """
 
 from __future__ import annotations
@@ -124,16 +126,24 @@ class Stats:
         return self.info.get("num")
 
 
-def save_stats(path: str | os.PathLike, stats: Stats) -> Path:
-    """Write ``stats`` as an ADM-layout ``.npz`` (atomically): mu, sigma [, features, info]."""
+def save_stats(path: str | os.PathLike, stats: Stats, moments: bool = True, features_dtype=np.float32) -> Path:
+    """Write ``stats`` as an ADM-layout ``.npz`` (atomically): mu, sigma [, features, info].
+
+    ``moments=False`` writes only ``features`` (in ``features_dtype``) and ``info``: for a few
+    hundred images that is ~50x smaller than sigma's 2048 x 2048 float64 (32 MB), small enough to
+    ship beside a checkpoint; ``load_stats`` recomputes mu and sigma from the features. ADM's
+    evaluator cannot read such a file (it wants mu/sigma).
+    """
     from ..io import atomic_path
 
     path = Path(path)
     if path.suffix != ".npz":
         raise ValueError(f"{path}: statistics files are .npz (ADM layout)")
-    arrays = {"mu": np.asarray(stats.mu, np.float64), "sigma": np.asarray(stats.sigma, np.float64)}
+    if not moments and stats.features is None:
+        raise ValueError(f"{path}: moments=False needs per-image features, and these statistics have none")
+    arrays = {"mu": np.asarray(stats.mu, np.float64), "sigma": np.asarray(stats.sigma, np.float64)} if moments else {}
     if stats.features is not None:
-        arrays["features"] = np.asarray(stats.features, np.float32)
+        arrays["features"] = np.asarray(stats.features, features_dtype)
     if stats.info:
         arrays["info"] = np.array(json.dumps(stats.info, sort_keys=True))
     with atomic_path(path) as tmp:
@@ -157,15 +167,21 @@ def _open_npz(path: str | os.PathLike):
 
 
 def load_stats(path: str | os.PathLike) -> Stats:
-    """Read ``mu``/``sigma`` (and ``features``/``info`` if present) from an ADM-layout ``.npz``."""
+    """Read ``mu``/``sigma`` (and ``features``/``info`` if present) from an ADM-layout ``.npz``;
+    a file with only ``features`` (``save_stats(..., moments=False)``) gets mu/sigma computed."""
     with _open_npz(path) as data:
         keys = set(data.files)
-        if not {"mu", "sigma"} <= keys:
+        features = data["features"].astype(np.float32) if "features" in keys else None
+        info = json.loads(str(data["info"])) if "info" in keys else {}
+        if not {"mu", "sigma"} <= keys and features is not None:
+            if features.ndim != 2 or features.shape[0] < 2 or not np.isfinite(features).all():
+                raise ValueError(f"{path}: features {features.shape} are not a finite [N >= 2, D] array")
+            mu, sigma = feature_stats(features)
+        elif not {"mu", "sigma"} <= keys:
             hint = " (it holds images under arr_0: use reference_stats)" if "arr_0" in keys else ""
             raise ValueError(f"{path}: no 'mu'/'sigma' arrays (keys: {sorted(keys)}){hint}")
-        mu, sigma = data["mu"].astype(np.float64), data["sigma"].astype(np.float64)
-        features = data["features"] if "features" in keys else None
-        info = json.loads(str(data["info"])) if "info" in keys else {}
+        else:
+            mu, sigma = data["mu"].astype(np.float64), data["sigma"].astype(np.float64)
     if mu.ndim != 1 or sigma.shape != (mu.size, mu.size):
         raise ValueError(f"{path}: mu {mu.shape} and sigma {sigma.shape} are not [D] and [D, D]")
     if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):  # else "FID nan", exit 0

@@ -23,8 +23,10 @@ numbers computed here sit next to ADM / DiT / torch-fidelity tables, not clean-f
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
@@ -88,6 +90,14 @@ class InceptionFeatures(torch.nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.net.parameters()).device
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """SHA-256 of the network file: recorded with reference statistics, so features from
+        another network are never compared with them."""
+        from ..assets import sha256
+
+        return sha256(Path(self.path))
 
     @torch.no_grad()
     def preprocess(self, images: torch.Tensor | np.ndarray) -> torch.Tensor:
