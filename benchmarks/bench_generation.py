@@ -156,7 +156,7 @@ def throughput_table(args, bench: DiTBench, device: str, dtype: torch.dtype, enc
         base_sec = sec
         rows.append({"res": res, "name": f"SD-VAE + {args.dit.upper()}/2", "sampler": f"DDPM {S} steps + guidance",
                      "tokens": base_N, "batch": b, "total": sec, "tried": tried, "timing": "scaled from timed steps"})
-        del base_dit, vae
+        base_dit = vae = None  # frees them before the next model (rebinding, not del: the closures above are done)
         gc.collect()
         patch = 8 if res == 256 else 16
         for N in args.throughput_tokens or args.tokens:
@@ -187,7 +187,7 @@ def throughput_table(args, bench: DiTBench, device: str, dtype: torch.dtype, enc
                 b, sec, tried = best_batch(textok, args.max_batch, args.saturation)
                 rows.append({"res": res, "name": f"TexTok-B + {args.dit.upper()}", "sampler": f"MeanFlow {steps} step(s)",
                              "tokens": N, "batch": b, "total": sec, "tried": tried, "timing": "timed in full"})
-            del tok, mf_dit
+            tok = mf_dit = None
             gc.collect()
         print(f"\n## {res} px, the batch that maximises images/s (doubling from 1 until images/s gains < "
               f"{args.saturation:.0%}, at most {args.max_batch})\n")
@@ -281,7 +281,7 @@ def main(argv=None):
         vae_sec = timed(vae_decode, 1, 2, device) / B
         vae_flops = meta_flops(lambda: sd_vae(res), lambda m: m.decode(torch.randn(1, 4, latent, latent)))
         vae_params = sum(p.numel() for p in vae.decoder.parameters()) + sum(p.numel() for p in vae.post_quant_conv.parameters())
-        del vae
+        vae = None
         gc.collect()
         base_N = (res // 16) ** 2
         sec, flops, params = dit_rows[(base_N, 16)]
@@ -317,8 +317,8 @@ def main(argv=None):
                     few.append((N, steps, timed(few_step_e2e, 1, 2, device) / B,
                                 (steps * mf_dit.flops_per_forward() + dec_flops) / 1e9))
                     print(f"#   MeanFlow {steps} step(s) + detokenizer, {N} tokens: {few[-1][2]:.4g} s / image", flush=True)
-                del mf_dit
-            del tok
+                mf_dit = None
+            tok = None
             gc.collect()
             sec, flops, _ = dit_rows[(N, 8)]
             rows.append({"res": res, "name": f"TexTok-B + {args.dit.upper()}", "tokens": f"{N}x8 -> {N}", "step": sec / B,

@@ -159,7 +159,7 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(report))
     else:
-        print(f"| threads | OMP_WAIT_POLICY | idle img/s | with one busy thread img/s | shared / idle |")
+        print("| threads | OMP_WAIT_POLICY | idle img/s | with one busy thread img/s | shared / idle |")
         print("|---:|---|---:|---:|---:|")
         for r in rows:
             print(f"| {r['threads']} | {r['omp_wait_policy']} | {r['idle_images_per_s']:.2f} | "

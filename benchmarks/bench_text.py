@@ -105,8 +105,8 @@ def main() -> None:
     print(f"# bench_text.py  {date}  {platform.processor() or platform.machine()}  torch {torch.__version__}  "
           f"threads {args.threads}  data {args.data}")
     print()
-    print(f"| measurement | value |")
-    print(f"|---|---|")
+    print("| measurement | value |")
+    print("|---|---|")
     print(f"| {args.encoder} text embedding, {n} captions, batch {args.encode_batch} | "
           f"{per_caption * 1000:.2f} ms/caption ({1 / per_caption:.0f} captions/s) |")
     print(f"| text path per batch of {args.batch}: encoder | {t_enc_text * 1000:.1f} ms |")

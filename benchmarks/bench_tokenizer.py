@@ -57,7 +57,6 @@ def main(argv=None):
     x = torch.rand(B, 3, S, S, device=device) * 2 - 1
     rows = []
     for dtype_name in args.dtypes:
-        dtype = torch.bfloat16 if dtype_name == "bf16" else torch.float32
         autocast = torch.autocast(device_type=device, dtype=torch.bfloat16) if dtype_name == "bf16" else contextlib.nullcontext()
         vae_time = None
         if not args.no_vae:
@@ -70,7 +69,7 @@ def main(argv=None):
 
             vae_time = timed(run_vae, args.warmup, args.reps, device) / B
             print(f"| SD-VAE (AutoencoderKL) | {(S // 8) ** 2}x4 | {dtype_name} | {n_vae / 1e6:.1f} | {vae_time * 1e3:.1f} | {1 / vae_time:.2f} | 1.00 |", flush=True)
-            del vae
+            vae = None  # rebinding, not del: run_vae is done with it
         for N in args.tokens:
             model = TexTok(TexTokConfig.from_preset(args.preset, image_size=S, num_tokens=N)).to(device).eval()
             L = args.text_tokens
@@ -85,7 +84,7 @@ def main(argv=None):
             n = model.num_parameters()["total"]
             print(f"| TexTok ({args.preset}) | {N}x8 | {dtype_name} | {n / 1e6:.1f} | {t * 1e3:.1f} | {1 / t:.2f} | {ratio} |", flush=True)
             rows.append((dtype_name, N, t, vae_time))
-            del model
+            model = None
     return rows
 
 
