@@ -119,3 +119,27 @@ def test_convergence_status_reaches_source_readme_and_the_demo_verdict(tmp_path,
     assert any("shipped TexTok is **provisional**" in line for line in lines)
     meta["source"]["textok"]["convergence"] = {"converged": True}
     assert not any("provisional" in line for line in shipped_verdict(results_, meta, None))
+
+
+def test_the_shipped_val_inception_features_are_what_the_demo_checks():
+    """The rFID reference shipped beside the pair: 692 x 2048 float16 features of the emoji `val`
+    originals at 32 px, from the pinned Inception file; the pixel fingerprint is there for the
+    demo to compare (``textok.demo.shipped_reference``)."""
+    import numpy as np
+
+    from textok.assets import ASSETS
+    from textok.explore import PRETRAINED_DIR
+    from textok.metrics import load_stats
+
+    path = PRETRAINED_DIR / "emoji32-val-inception.npz"
+    if not path.is_file():
+        pytest.skip("no shipped reference features in this build")
+    with np.load(path) as raw:
+        assert set(raw.files) == {"features", "info"} and raw["features"].dtype == np.float16
+    stats = load_stats(path)
+    assert stats.features.shape == (692, 2048) and stats.num == 692 and (stats.features >= 0).all()
+    info = stats.info
+    assert info["split"] == "val" and info["image_size"] == 32
+    assert info["inception_sha256"] == ASSETS["inception-fid"].sha256
+    assert len(info["pixels_sha256"]) == 64
+    assert path.stat().st_size < 3 * 1024 * 1024
