@@ -96,9 +96,9 @@ def _uint8(images: torch.Tensor) -> torch.Tensor:
     return quantize(images).to(torch.uint8)
 
 
-def _hash_pixels(h, images: torch.Tensor) -> None:
-    """Add a batch of images in [-1, 1] to the SHA-256 ``h``, as the uint8 the metrics see."""
-    h.update(_uint8(images).cpu().contiguous().numpy().tobytes())
+def _hash_pixels(h, images8: torch.Tensor) -> None:
+    """Add a batch of uint8 images [B, 3, H, W] (``_uint8``: what the metrics see) to the SHA-256 ``h``."""
+    h.update(images8.cpu().contiguous().numpy().tobytes())
 
 
 def image_fingerprint(data, split: str = "val", image_size: int = 64, num: int | None = None,
@@ -109,7 +109,7 @@ def image_fingerprint(data, split: str = "val", image_size: int = 64, num: int |
     Reads the images only (no network): about a second for a few hundred small images."""
     h = hashlib.sha256()
     for batch in iterate_batches(_open(data, split, image_size), num, batch_size):
-        _hash_pixels(h, batch["images"])
+        _hash_pixels(h, _uint8(batch["images"]))
     return h.hexdigest()
 
 
@@ -129,7 +129,7 @@ def dataset_stats(data, num: int | None = None, split: str = "train", image_size
 
     def batches():
         for b in iterate_batches(dataset, num, batch_size):
-            _hash_pixels(pixels, b["images"])
+            _hash_pixels(pixels, _uint8(b["images"]))
             yield b["images"]
 
     features = extractor.extract(batches(), total=total, progress=progress, desc="reference features")
@@ -245,7 +245,7 @@ def _reconstruction_pass(model, dataset, num: int | None, batch_size: int, devic
             text = text_condition(model, batch["captions"], x.shape[0], text_encoder)
             rec = model.decode(model.encode(x, text), text)
             x8, rec8 = _uint8(x), _uint8(rec)
-            out.pixels.update(x8.cpu().contiguous().numpy().tobytes())
+            _hash_pixels(out.pixels, x8)
             out.psnr.append(psnr(x8, rec8).cpu())
             out.ssim.append(ssim(x8, rec8).cpu())
             if scorers.lpips is not None:  # on the quantised images, back in [-1, 1]
