@@ -26,6 +26,8 @@ without it scores the samples it finds.
 of gFID over sampling seeds is the noise a difference between the arms must exceed.
 ``--dit-seed S`` trains another DiT of the same recipe with seed S (its own folder ``..._dseed<S>``), sampled
 with sampling seed 0: the spread over DiT seeds is the noise of training a DiT, which a claim must exceed.
+``--tokenizers shipped`` takes the tokenizers from the package's shipped pair (float16 weights of the same
+stage models) where ``--work`` does not hold the study's stage models.
 Scores: ``docs/results/reproduction/generation/<task>_<arm>_n<N>_tok<steps>_dit<steps>[_<tag>][_ditseed<S>][_seed<S>].json``; a
 sample grid per arm and task (of the longest-trained DiT): ``docs/img/reproduction_gen_<task>_<arm>_n<N>.png``.
 
@@ -61,6 +63,22 @@ def stage_model(work: Path, run: str, steps: int) -> Path:
     path = stage_dir(work, run, steps)
     if not path.is_dir():
         sys.exit(f"{path}: stage model missing (checkpoints live in --work)")
+    return path
+
+
+def shipped_model(run: str, steps: int) -> Path:
+    """The shipped checkpoint folder of ``run`` (``src/textok/pretrained/emoji32-<arm>-n<N>``, float16 weights of
+    the study's stage model); refuses one that records another run or budget in its SOURCE.json."""
+    from textok.explore import PRETRAINED_DIR
+
+    arm, n = run.split("-")[0], run.split("-")[1]
+    path = PRETRAINED_DIR / f"emoji32-{arm}-{n}"
+    source = path / "SOURCE.json"
+    if not source.is_file():
+        sys.exit(f"{path}: no shipped checkpoint for {run} (--tokenizers shipped needs one)")
+    info = json.loads(source.read_text())
+    if info.get("run") != run or info.get("steps") != steps:
+        sys.exit(f"{path}: ships {info.get('run')} at {info.get('steps')} steps, not {run} at {steps}")
     return path
 
 
@@ -182,6 +200,10 @@ def main() -> None:
     p.add_argument("--tag", default="",
                    help="a name for a replicate of the same DiTs (e.g. trained on another device, in another --work): "
                         "its score files end in _<tag> instead of replacing the untagged ones")
+    p.add_argument("--tokenizers", choices=("study", "shipped"), default="study",
+                   help="study: the stage models kept in --work (float32); shipped: the package's pair "
+                        "(src/textok/pretrained, float16 weights of the same stage models), for a machine whose --work "
+                        "lacks them; the score records say which")
     p.add_argument("--ref-num", type=int, default=None, help="reference images (default: all; smaller only for smoke runs)")
     p.add_argument("--img", default=str(REPO / "docs" / "img"), help="where the sample grids go")
     args = p.parse_args()
@@ -216,7 +238,8 @@ def main() -> None:
     for arm, run in zip(("baseline", "textok"), pair):
         if arm not in arms:
             continue
-        tok = stage_model(work, run, steps)
+        tok = stage_model(work, run, steps) if args.tokenizers == "study" else shipped_model(run, steps)
+        print(f"{run}: tokenizer {tok}", flush=True)
         tag = f"{run}_tok{steps}"  # the work files of one tokenizer budget
         cache = gen / f"lat_{tag}"
         if not (cache / "stats.json").is_file():  # written last: a finished cache
@@ -275,6 +298,7 @@ def main() -> None:
                 trained_on = json.loads((dit / "trained_on.json").read_text()).get(str(budget), {}) \
                     if (dit / "trained_on.json").is_file() else {}
                 record = {"task": task, "arm": arm, "num_tokens": n, "tokenizer": run, "tokenizer_steps": steps,
+                          "tokenizer_weights": "float16 (shipped)" if args.tokenizers == "shipped" else "float32",
                           "dit_steps": budget, "num_samples": num, "grid": grid.name if latest else None,
                           "dit_device": trained_on.get("device"), "tag": args.tag or None,
                           "sample_seed": args.sample_seed, "dit_seed": args.dit_seed,

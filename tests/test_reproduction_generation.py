@@ -31,6 +31,16 @@ def test_both_arms_tokenizers_at_one_budget(tmp_path, rg):
         rg.pair_budget(tmp_path, ["baseline-n4-s0", "textok-n1-s0"])
 
 
+def test_shipped_tokenizers_only_for_the_run_and_budget_they_ship(rg):
+    for arm in ("textok", "baseline"):
+        path = rg.shipped_model(f"{arm}-n4-s0", 16000)
+        assert (path / "config.json").is_file() and json.loads((path / "SOURCE.json").read_text())["run"] == f"{arm}-n4-s0"
+    with pytest.raises(SystemExit, match="ships textok-n4-s0 at 16000 steps, not textok-n4-s0 at 8000"):
+        rg.shipped_model("textok-n4-s0", 8000)
+    with pytest.raises(SystemExit, match="no shipped checkpoint for textok-n2-s0"):
+        rg.shipped_model("textok-n2-s0", 8000)
+
+
 def test_sample_grid_rows_per_class_or_in_order(tmp_path, load_experiment):
     grid = load_experiment("npz_grid")
     images = np.zeros((30, 8, 8, 3), np.uint8)
