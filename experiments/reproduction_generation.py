@@ -58,6 +58,28 @@ def sh(cmd: list[str], threads: int) -> None:
     subprocess.run(cmd, check=True, env=env)
 
 
+def reference(ref: Path, cmd: list[str], threads: int) -> Path:
+    """The Inception statistics at ``ref``, computed by ``cmd`` the first time a score needs them (a GPU machine
+    with ``--samples-only`` never does), under a lock: two drivers (one per arm) compute them once."""
+    import fcntl
+
+    ref.parent.mkdir(parents=True, exist_ok=True)
+    with open(ref.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other driver waits, then finds the file
+        if not ref.is_file():
+            sh(cmd, threads)
+    return ref
+
+
+def text_cache(data: Path, threads: int, textok: list[str]) -> None:
+    """The data set's caption embeddings (``textok embed-text``), which the tokenizers and the DiT-T2I read as in
+    training; without them every DiT step would run the text encoder (3x slower on a CPU)."""
+    from textok.data.text_cache import cache_path
+
+    if not cache_path(data, "minilm").is_file():
+        sh(textok + ["embed-text", "--data", str(data), "--threads", str(threads)], threads)
+
+
 def stage_model(work: Path, run: str, steps: int) -> Path:
     """The EMA model the study kept for ``run`` at ``steps``."""
     path = stage_dir(work, run, steps)
@@ -230,10 +252,10 @@ def main() -> None:
 
     limit = f"_{args.ref_num}" if args.ref_num else ""  # a smoke run's small reference is never the real one
     refs = {split: gen / f"ref_{split}_32{limit}.npz" for split in ("train", "val")}
-    for split, ref in refs.items():
-        if not ref.is_file() and not args.samples_only:
-            sh(textok + ["fid-stats", "--data", str(data), "--split", split, "--image-size", "32", "--out", str(ref),
-                         "--no-progress", "--threads", str(t)] + (["--num", str(args.ref_num)] if args.ref_num else []), t)
+    ref_cmd = {split: textok + ["fid-stats", "--data", str(data), "--split", split, "--image-size", "32", "--out",
+                                str(ref), "--no-progress", "--threads", str(t)]
+               + (["--num", str(args.ref_num)] if args.ref_num else []) for split, ref in refs.items()}
+    text_cache(data, t, textok)
 
     for arm, run in zip(("baseline", "textok"), pair):
         if arm not in arms:
@@ -282,7 +304,8 @@ def main() -> None:
                                  "--batch-size", str(args.sample_batch_size), "--text-data", str(data)] + extra, t)
                 if args.samples_only:
                     continue
-                ref = refs["train" if task == "class" else "val"]
+                split = "train" if task == "class" else "val"
+                ref = reference(refs[split], ref_cmd[split], t)
                 ev = gen / f"eval_{samples.stem}"
                 sh(textok + ["eval-generation", "--samples", str(samples), "--ref", str(ref), "--out", str(ev),
                              "--no-progress", "--threads", str(t)], t)

@@ -48,3 +48,18 @@ def test_conditioner_empty_caption_and_model_rule(minilm, tiny_config):
 def test_class_labels_as_one_token_captions():
     text = class_condition(ClassEmbedding(5, 8), [0, 4])
     assert text.embeddings.shape == (2, 1, 8) and text.mask.all()
+
+
+def test_conditioner_warns_once_when_the_data_set_has_no_text_cache(minilm, tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="textok.conditioning"):
+        cond = TextConditioner(minilm, 16, tmp_path)
+    assert cond.cache is None
+    assert [r.getMessage() for r in caplog.records if "no cache for minilm" in r.getMessage()] == [
+        f"text embeddings: no cache for minilm in {tmp_path}, so the encoder embeds every batch's captions; "
+        f"`textok embed-text --data {tmp_path}` caches them once"]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="textok.conditioning"):
+        TextConditioner(minilm, 16, tmp_path, use_cache=False)  # asked not to use one: nothing to say
+    assert not caplog.records

@@ -138,6 +138,9 @@ class TextConditioner:
             self.cache = load_text_cache(data_root, self.name)
             if self.cache is not None:
                 log.info("text embeddings: cache in %s (%s)", data_root, self.name)
+            else:  # not an error, but every batch then runs the encoder (most of a small DiT-T2I step on a CPU)
+                log.warning("text embeddings: no cache for %s in %s, so the encoder embeds every batch's captions; "
+                            "`textok embed-text --data %s` caches them once", self.name, data_root, data_root)
         self._empty: TextEmbedding | None = None
         self.device = torch.device("cpu")
 
