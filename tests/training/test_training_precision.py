@@ -14,7 +14,7 @@ pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU rule"
 @pytest.fixture
 def fake_speed(monkeypatch):
     def set(fp32, bf16):
-        monkeypatch.setattr(trainer_mod, "cpu_matmul_gflops", lambda: (fp32, bf16))
+        monkeypatch.setattr(trainer_mod, "cpu_matmul_gflops", lambda n=1024, reps=3: (fp32, bf16))
         trainer_mod._cpu_auto_precision.cache_clear()
 
     yield set
@@ -39,11 +39,23 @@ def test_auto_follows_the_measurement_and_says_why(fake_speed, caplog):
 
 def test_auto_is_measured_once_per_process(fake_speed, monkeypatch):
     calls = []
-    monkeypatch.setattr(trainer_mod, "cpu_matmul_gflops", lambda: calls.append(1) or (100.0, 50.0))
+    monkeypatch.setattr(trainer_mod, "cpu_matmul_gflops", lambda n=1024, reps=3: calls.append(n) or (100.0, 60.0))
     trainer_mod._cpu_auto_precision.cache_clear()
     for _ in range(3):
         assert resolve_mixed_precision("auto") == "no"
-    assert len(calls) == 1
+    assert calls == [256, 1024]  # the probe, then the measurement that decides; once
+
+
+def test_emulated_bf16_is_decided_by_the_small_probe(monkeypatch, caplog):
+    # no bf16 hardware (AVX2 only): ~1 GFLOP/s, so the 1024^3 measurement alone would take seconds
+    calls = []
+    monkeypatch.setattr(trainer_mod, "cpu_matmul_gflops", lambda n=1024, reps=3: calls.append(n) or (60.0, 1.0))
+    trainer_mod._cpu_auto_precision.cache_clear()
+    with caplog.at_level(logging.INFO, logger="textok.training.trainer"):
+        assert resolve_mixed_precision("auto") == "no"
+    assert calls == [256]
+    assert "measured 256^3 matmul" in caplog.text and "0.02x" in caplog.text
+    trainer_mod._cpu_auto_precision.cache_clear()
 
 
 def test_the_real_measurement_is_positive():

@@ -205,8 +205,10 @@ def resolve_mixed_precision(mode: str) -> str:
     """``"auto"`` -> ``"bf16"`` on a GPU with bf16; on a CPU, ``"bf16"`` only where a bf16 matmul
     measures at least ``CPU_BF16_MIN_SPEEDUP`` x faster than fp32 (AMX tiles, Sapphire Rapids and
     later: several times faster; AVX512-BF16 without AMX is *slower* than fp32), else ``"no"``
-    (fp32). The CPU measurement (a 1024 x 1024 matmul in each dtype, ~0.1 s) runs once per
-    process; the choice and its reason are logged."""
+    (fp32). The CPU measurement runs once per process: a 256 x 256 matmul in each dtype first, and
+    the 1024 x 1024 one (~0.1 s where bf16 has hardware) only if bf16 is not already far slower
+    there (without any bf16 hardware, e.g. an AVX2-only CPU, bf16 runs at ~1 GFLOP/s and the large
+    measurement alone would take ~9 s). The choice and its reason are logged."""
     if mode != "auto":
         return mode
     if torch.cuda.is_available():
@@ -215,19 +217,24 @@ def resolve_mixed_precision(mode: str) -> str:
 
 
 CPU_BF16_MIN_SPEEDUP = 1.5  # bf16 rounds activations: only worth it when clearly faster
+CPU_BF16_PROBE_FLOOR = 0.5  # bf16 below this fraction of fp32 at 256^3: emulated, no need to measure more
 
 
 @functools.lru_cache(maxsize=None)
 def _cpu_auto_precision(threads: int) -> str:
-    fp32, bf16 = cpu_matmul_gflops()
+    n = 256
+    fp32, bf16 = cpu_matmul_gflops(n, reps=2)
+    if bf16 >= CPU_BF16_PROBE_FLOOR * fp32:  # could be fast: decide on the size the models' matmuls have
+        n = 1024
+        fp32, bf16 = cpu_matmul_gflops(n)
     try:
         amx = bool(torch.cpu._is_amx_tile_supported())
     except AttributeError:  # older torch: no way to ask
         amx = None
     choice = "bf16" if bf16 >= CPU_BF16_MIN_SPEEDUP * fp32 else "no"
-    log.info("mixed_precision=auto on the CPU: %s (measured 1024^3 matmul at %d threads: bf16 %.0f GFLOP/s vs fp32 "
+    log.info("mixed_precision=auto on the CPU: %s (measured %d^3 matmul at %d threads: bf16 %.0f GFLOP/s vs fp32 "
              "%.0f GFLOP/s, %.2fx; bf16 needs >= %.1fx; AMX %s)", "bf16" if choice == "bf16" else "fp32",
-             threads, bf16, fp32, bf16 / fp32, CPU_BF16_MIN_SPEEDUP,
+             n, threads, bf16, fp32, bf16 / fp32, CPU_BF16_MIN_SPEEDUP,
              {True: "present", False: "absent", None: "unknown"}[amx])
     return choice
 
