@@ -92,6 +92,13 @@ def test_evaluate_tokenizer_with_reference_statistics(checkpoints, image_folder,
         report = evaluate_tokenizer(checkpoints, image_folder, reference=reference, **kw)
         for a, b in zip(report["results"], plain["results"]):
             assert a["rfid"] == pytest.approx(b["rfid"], rel=1e-6, abs=1e-9) and a["psnr"] == b["psnr"]
+    # a file that records no image size (ADM's own) serves the checkpoints' size instead of being ignored
+    sizeless = {k: v for k, v in stats.info.items() if k != "image_size"}
+    report = evaluate_tokenizer(checkpoints, image_folder, reference=Stats(stats.mu, stats.sigma, None, sizeless), **kw)
+    assert [r["rfid"] for r in report["results"]] == pytest.approx([r["rfid"] for r in plain["results"]], rel=1e-6)
+    shifted = evaluate_tokenizer(checkpoints, image_folder, reference=Stats(stats.mu + 1, stats.sigma, None, sizeless),
+                                 **kw)  # used, not recomputed: the rFIDs move with it
+    assert all(a["rfid"] > b["rfid"] + 1 for a, b in zip(shifted["results"], plain["results"]))
 
     with pytest.raises(ValueError, match="hold 4 images, this evaluation 3"):
         evaluate_tokenizer(checkpoints, image_folder, reference=stats, **(kw | {"num": 3}))

@@ -339,8 +339,11 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
         reference = load_stats(reference)
     if reference is not None and not rfid:
         reference = None  # nothing to compare it with
-    if reference is not None:
-        ref_stats[int(reference.info.get("image_size", -1))] = (reference.mu, reference.sigma)
+    # the size the reference's originals have: its own record, else (files written elsewhere, e.g. ADM's) the
+    # first checkpoint's; checked once, against the first checkpoint of that size
+    ref_size = None if reference is None or reference.info.get("image_size") is None \
+        else int(reference.info["image_size"])
+    ref_checked = False
     conditioners: dict[tuple, TextConditioner] = {}  # (encoder, max_text_tokens) -> shared by checkpoints
     grid_rows: list[torch.Tensor] = []  # originals, then one row per checkpoint
     results, count = [], None
@@ -348,6 +351,11 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
         status(progress, f"eval-tokenizer: loading {name} ...")
         model = load_tokenizer(checkpoint, device)
         size = model.config.image_size
+        if reference is not None and ref_size is None:
+            ref_size = size
+            log.info("the reference statistics record no image size: used for the %d px originals", size)
+        if reference is not None and size == ref_size and size not in ref_stats:
+            ref_stats[size] = (reference.mu, reference.sigma)
         text_encoder = encoder
         if text_encoder is None and model.config.text_in != "none":
             key = (model.config.text_encoder, model.config.max_text_tokens)
@@ -368,9 +376,10 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
         count = n
         if rfid and size not in ref_stats:
             ref_stats[size] = feature_stats(np.concatenate(scores.orig_features))
-        elif reference is not None and not results:  # the originals are the same for every checkpoint
+        elif reference is not None and size == ref_size and not ref_checked:  # the same originals at every checkpoint
             check_reference(reference, n, scores.pixels.hexdigest(), scorers.features,
                             f"{data} [{split}], {size} px")
+            ref_checked = True
         if not results and scores.grid_orig:
             grid_rows.append(torch.cat(scores.grid_orig))
         if scores.grid_rec:
