@@ -723,6 +723,12 @@ def generation_table(records: list[dict]) -> list[str]:
             "scored on the CPU. The rows of one task and device are one DiT run at several budgets (its learning curve); "
             "the same budget on two devices is two runs of the same recipe and seed (a replicate: their difference is "
             "run-to-run noise)."]
+    shipped = sorted({r.get("dit_device") or "?" for r in records if (r.get("tokenizer_weights") or "").startswith("float16")})
+    if shipped:
+        out += ["", f"Rows trained on {', '.join(shipped)}: the tokenizers are the shipped pair (`--tokenizers shipped`: "
+                "float16 weights of the same stage models, loaded as float32; their val scores equal the study's to the "
+                "printed digits, see the README's demo), so their latent caches differ from the other rows' by that "
+                "rounding only."]
     out += noise + trained
     grids: dict[tuple, dict] = {}  # one per task, N and arm: the longest-trained DiT's
     for r in sorted((r for r in records if r.get("grid")), key=lambda r: r["dit_steps"]):
@@ -912,7 +918,10 @@ def markdown(finals, curves, cost: str | None = None, history=(), generation=(),
           "`... --num-tokens 1 --tokenizer-steps 8000 --tasks t2i --dit-steps 4000,8000` and `... --tasks class "
           "--dit-steps 4000,8000,12000` (trained and sampled on a lent H100 with `--samples-only`, scored here); "
           "the DiT-training noise: `... --num-tokens 1 --tokenizer-steps 8000 --dit-steps 4000 --tasks class "
-          "--dit-seed S` for S = 1, 2 (and `--tasks t2i`), trained, sampled and scored on this CPU. "
+          "--dit-seed S` for S = 1, 2 (and `--tasks t2i`), trained, sampled and scored on this CPU; the N = 4 "
+          "learning curve on an AMD EPYC, one driver per arm (one thread each), from the shipped pair: `... "
+          "--num-tokens 4 --tokenizer-steps 16000 --tokenizers shipped --work <another folder> --tag epyc "
+          "--tasks t2i,class --dit-steps 4000,8000 --arms A --threads 1` for A = baseline, textok. "
           "The GPU machines got the data set without its images (its text cache pruned to the captions in use), "
           "the tokenizers' stage models and their latent caches, encoded here; the DiT weights stayed there.", ""] \
         + generation_table(list(generation)) + generation_pending(curves, list(generation))

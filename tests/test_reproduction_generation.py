@@ -74,6 +74,11 @@ def test_generation_table_puts_the_arms_side_by_side(load_experiment):
     assert "| 8000 | NVIDIA H200 | 2000 | emoji train 32 px (6228 images) | 50.0 | 40.0 |" in text  # not merged
     assert "| 8000 | a CPU | 2000 | emoji train 32 px (6228 images) | 52.0 | 48.0 |" in text
     assert text.count("(../img/reproduction_gen_class_") == 4
+    assert "shipped pair" not in text
+    shipped = lambda arm, gfid: dict(cpu(arm, gfid), tokenizer_weights="float16 (shipped)", dit_device="AMD EPYC")  # noqa: E731
+    text = "\n".join(rr.generation_table([rec("baseline", 50.0), rec("textok", 40.0), shipped("baseline", 52.0),
+                                           shipped("textok", 48.0)]))
+    assert "Rows trained on AMD EPYC: the tokenizers are the shipped pair" in text
 
 
 def test_caption_pool_held_out_with_training_captions_where_none(tmp_path, rg, capsys):
