@@ -71,13 +71,15 @@ def reference(ref: Path, cmd: list[str], threads: int) -> Path:
     return ref
 
 
-def text_cache(data: Path, threads: int, textok: list[str]) -> None:
-    """The data set's caption embeddings (``textok embed-text``), which the tokenizers and the DiT-T2I read as in
-    training; without them every DiT step would run the text encoder (3x slower on a CPU)."""
+def text_cache(data: Path, tokenizer: Path, threads: int, textok: list[str]) -> None:
+    """The data set's caption embeddings by the text encoder of ``tokenizer``'s config (``textok embed-text``),
+    which the tokenizer and the DiT-T2I (the tokenizer's encoder by default) read as in training; without them
+    every DiT step would run the text encoder (3x slower on a CPU)."""
     from textok.data.text_cache import cache_path
 
-    if not cache_path(data, "minilm").is_file():
-        sh(textok + ["embed-text", "--data", str(data), "--threads", str(threads)], threads)
+    encoder = json.loads((tokenizer / "config.json").read_text()).get("text_encoder") or "minilm"
+    if not cache_path(data, encoder).is_file():
+        sh(textok + ["embed-text", "--data", str(data), "--encoder", encoder, "--threads", str(threads)], threads)
 
 
 def stage_model(work: Path, run: str, steps: int) -> Path:
@@ -255,13 +257,13 @@ def main() -> None:
     ref_cmd = {split: textok + ["fid-stats", "--data", str(data), "--split", split, "--image-size", "32", "--out",
                                 str(ref), "--no-progress", "--threads", str(t)]
                + (["--num", str(args.ref_num)] if args.ref_num else []) for split, ref in refs.items()}
-    text_cache(data, t, textok)
 
     for arm, run in zip(("baseline", "textok"), pair):
         if arm not in arms:
             continue
         tok = stage_model(work, run, steps) if args.tokenizers == "study" else shipped_model(run, steps)
         print(f"{run}: tokenizer {tok}", flush=True)
+        text_cache(data, tok, t, textok)
         tag = f"{run}_tok{steps}"  # the work files of one tokenizer budget
         cache = gen / f"lat_{tag}"
         if not (cache / "stats.json").is_file():  # written last: a finished cache

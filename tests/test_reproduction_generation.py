@@ -105,6 +105,24 @@ def test_dit_step_reads_the_run_summary(tmp_path, rg):
     assert rg.dit_step(tmp_path) == 7783
 
 
+def test_text_cache_embeds_with_the_tokenizers_encoder_once(tmp_path, rg, monkeypatch):
+    from textok.data.text_cache import cache_path
+
+    ran = []
+    monkeypatch.setattr(rg, "sh", lambda cmd, threads: ran.append(cmd))
+    tok = tmp_path / "tok"
+    tok.mkdir()
+    (tok / "config.json").write_text(json.dumps({"class": "TexTok", "text_encoder": "/models/other-encoder"}))
+    rg.text_cache(tmp_path / "data", tok, 1, ["textok"])
+    assert ran == [["textok", "embed-text", "--data", str(tmp_path / "data"), "--encoder", "/models/other-encoder",
+                    "--threads", "1"]]
+    path = cache_path(tmp_path / "data", "/models/other-encoder")  # a cache already there: nothing runs
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"")
+    rg.text_cache(tmp_path / "data", tok, 1, ["textok"])
+    assert len(ran) == 1
+
+
 def test_sampling_noise_table_and_seed_zero_in_the_comparison(load_experiment):
     rr = load_experiment("reproduction_report")
     rec = lambda arm, gfid, seed=0: {"task": "class", "arm": arm, "num_tokens": 4, "tokenizer_steps": 16000,  # noqa: E731
