@@ -26,9 +26,13 @@ without it scores the samples it finds.
 of gFID over sampling seeds is the noise a difference between the arms must exceed.
 ``--dit-seed S`` trains another DiT of the same recipe with seed S (its own folder ``..._dseed<S>``), sampled
 with sampling seed 0: the spread over DiT seeds is the noise of training a DiT, which a claim must exceed.
+``--caption-pool train`` re-samples the class-conditional DiTs at their budgets (nothing is trained) with the
+detokenizer drawing from the training captions of each class instead of the held-out ones (files and scores get
+_pooltrain): how much of the class-conditional score is the small held-out pool (a median of 4 captions per
+class here, against ~60 training images per class).
 ``--tokenizers shipped`` takes the tokenizers from the package's shipped pair (float16 weights of the same
 stage models) where ``--work`` does not hold the study's stage models.
-Scores: ``docs/results/reproduction/generation/<task>_<arm>_n<N>_tok<steps>_dit<steps>[_<tag>][_ditseed<S>][_seed<S>].json``; a
+Scores: ``docs/results/reproduction/generation/<task>_<arm>_n<N>_tok<steps>_dit<steps>[_<tag>][_ditseed<S>][_seed<S>][_pooltrain].json``; a
 sample grid per arm and task (of the longest-trained DiT): ``docs/img/reproduction_gen_<task>_<arm>_n<N>.png``.
 
     python experiments/reproduction_generation.py --num-tokens 4 --dit-steps 4000,8000,16000
@@ -137,18 +141,18 @@ def finished(run: Path, steps: int) -> bool:
     return not s.get("interrupted") and s.get("step", 0) >= steps
 
 
-def caption_pool(data: Path, out: Path) -> Path:
-    """class name -> the captions the detokenizer decodes that class with: those of the held-out splits
-    (val, val_unseen), never seen in training. A class with no held-out image (6 of the 99) gets its
-    training captions instead: the pipeline's fallback, "a photo of a <class>", is a caption the
-    tokenizer never saw."""
+def caption_pool(data: Path, out: Path, splits: tuple[str, ...] = ("val", "val_unseen")) -> Path:
+    """class name -> the captions the detokenizer decodes that class with: by default those of the held-out
+    splits (val, val_unseen), never seen in training. A class with no caption in ``splits`` (6 of the 99 for the
+    held-out ones) gets its training captions instead: the pipeline's fallback, "a photo of a <class>", is a
+    caption the tokenizer never saw."""
     from textok.io import write_text_atomic
 
     if out.is_file():
         return out
     manifest = json.loads((data / "manifest.json").read_text())
     rows = [json.loads(line) for line in (data / "captions.jsonl").read_text().splitlines()]
-    heldout = {c: sorted({r["caption"] for r in rows if r.get("class") == c and r.get("split") in ("val", "val_unseen")})
+    heldout = {c: sorted({r["caption"] for r in rows if r.get("class") == c and r.get("split") in splits})
                for c in manifest["classes"]}
     pool = {c: v or sorted({r["caption"] for r in rows if r.get("class") == c and r.get("split") == "train"})
             for c, v in heldout.items()}
@@ -224,6 +228,10 @@ def main() -> None:
     p.add_argument("--tag", default="",
                    help="a name for a replicate of the same DiTs (e.g. trained on another device, in another --work): "
                         "its score files end in _<tag> instead of replacing the untagged ones")
+    p.add_argument("--caption-pool", choices=("heldout", "train"), default="heldout",
+                   help="class-conditional: the captions the detokenizer draws from; train re-samples the DiTs "
+                        "already trained to each budget with the training captions of each class (files and scores "
+                        "get _pooltrain) and trains nothing")
     p.add_argument("--tokenizers", choices=("study", "shipped"), default="study",
                    help="study: the stage models kept in --work (float32); shipped: the package's pair "
                         "(src/textok/pretrained, float16 weights of the same stage models), for a machine whose --work "
@@ -242,6 +250,12 @@ def main() -> None:
     arms = args.arms.split(",")
     suffix = f"_{args.tag}" if args.tag else ""
     seed_suffix = f"_seed{args.sample_seed}" if args.sample_seed else ""
+    pool_train = args.caption_pool == "train"
+    if pool_train:
+        seed_suffix += "_pooltrain"
+        if "t2i" in args.tasks.split(","):
+            sys.exit("--caption-pool train is for the class-conditional task (--tasks class): DiT-T2I decodes with "
+                     "its prompt")
     if args.dit_seed:
         suffix += f"_ditseed{args.dit_seed}"
     names = {r.name for r in study_runs()}
@@ -249,7 +263,8 @@ def main() -> None:
     assert all(run in names for run in pair), pair
     steps = pair_budget(runs_dir, pair, args.tokenizer_steps)
     print(f"tokenizers: {' and '.join(pair)} at {steps} steps; DiT budgets {budgets}", flush=True)
-    pool = caption_pool(data, gen / "class_captions_emoji.json")
+    pool = caption_pool(data, gen / "class_captions_emoji_train.json", ("train",)) if pool_train else \
+        caption_pool(data, gen / "class_captions_emoji.json")
     prompts, num_t2i = val_prompts(data, gen / "val_prompts.txt", args.t2i_repeats)
 
     limit = f"_{args.ref_num}" if args.ref_num else ""  # a smoke run's small reference is never the real one
@@ -282,9 +297,9 @@ def main() -> None:
                 samples = gen / f"samples_{dit.name}_{budget}steps_{num}{seed_suffix}.npz"
                 if not samples.is_file():
                     at = dit_step(dit)
-                    if args.sample_seed and at != budget:
-                        sys.exit(f"{dit} is at {at} steps, not {budget}: --sample-seed re-samples a DiT at its budget "
-                                 "and trains nothing")
+                    if (args.sample_seed or pool_train) and at != budget:
+                        sys.exit(f"{dit} is at {at} steps, not {budget}: --sample-seed and --caption-pool train "
+                                 "re-sample a DiT at its budget and train nothing")
                     if at > budget:
                         sys.exit(f"{dit} has trained past {budget} steps without sampling there; "
                                  "delete the folder to redo its learning curve")
@@ -301,6 +316,8 @@ def main() -> None:
                            + resume + overrides, t)
                         record_device(dit, budget)
                     extra = ["--prompts", str(prompts)] if task == "t2i" else []
+                    if pool_train:  # the DiT's folder records the held-out pool; this replaces it for sampling only
+                        extra += ["--caption-pool", str(pool)]
                     sh(textok + ["sample-fid", "--checkpoint", str(dit / "model"), "--num", str(num), "--out",
                                  str(samples), "--seed", str(args.sample_seed), "--threads", str(t),
                                  "--batch-size", str(args.sample_batch_size), "--text-data", str(data)] + extra, t)
@@ -316,8 +333,9 @@ def main() -> None:
                 # the grid shows the longest-trained DiT of seed 0: this budget, or one scored earlier
                 done = [r["dit_steps"] for r in map(json.loads, (f.read_text() for f in scores.glob(
                     f"{task}_{arm}_n{n}_tok{steps}_dit*.json")))
-                    if (r.get("tag") or "") == args.tag and not r.get("dit_seed") and not r.get("sample_seed")]
-                latest = budget >= max(budgets + done) and not args.sample_seed and not args.dit_seed
+                    if (r.get("tag") or "") == args.tag and not r.get("dit_seed") and not r.get("sample_seed")
+                    and not r.get("caption_pool")]
+                latest = budget >= max(budgets + done) and not args.sample_seed and not args.dit_seed and not pool_train
                 if latest:
                     sample_grid(samples, grid, per_class=8, max_rows=8)
                 trained_on = json.loads((dit / "trained_on.json").read_text()).get(str(budget), {}) \
@@ -327,6 +345,7 @@ def main() -> None:
                           "dit_steps": budget, "num_samples": num, "grid": grid.name if latest else None,
                           "dit_device": trained_on.get("device"), "tag": args.tag or None,
                           "sample_seed": args.sample_seed, "dit_seed": args.dit_seed,
+                          "caption_pool": "train" if pool_train and task == "class" else None,
                           "reference": f"emoji {'train' if task == 'class' else 'val'} 32 px",
                           "report": {k: v for k, v in report.items() if k != "markdown"}}
                 write_json_atomic(out_json, record)

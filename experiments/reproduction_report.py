@@ -700,6 +700,8 @@ def generation_table(records: list[dict]) -> list[str]:
     if not records:
         return ["Pending: it runs on converged tokenizers (`python experiments/reproduction_generation.py "
                 "--num-tokens 4`; its scores go to docs/results/reproduction/generation/)."]
+    pools = caption_pool_table(records)
+    records = [r for r in records if not r.get("caption_pool")]  # the held-out pool everywhere else
     noise = sampling_noise([r for r in records if not r.get("dit_seed")])
     trained = training_noise([r for r in records if not r.get("sample_seed")])
     records = [r for r in records if not r.get("sample_seed") and not r.get("dit_seed")]  # the comparison: seeds 0
@@ -729,7 +731,7 @@ def generation_table(records: list[dict]) -> list[str]:
                 "float16 weights of the same stage models, loaded as float32; their val scores equal the study's to the "
                 "printed digits, see the README's demo), so their latent caches differ from the other rows' by that "
                 "rounding only."]
-    out += noise + trained
+    out += noise + trained + pools
     grids: dict[tuple, dict] = {}  # one per task, N and arm: the longest-trained DiT's
     for r in sorted((r for r in records if r.get("grid")), key=lambda r: r["dit_steps"]):
         grids[(r["task"], r["num_tokens"], r.get("tag") or "", r["arm"])] = r
@@ -737,6 +739,30 @@ def generation_table(records: list[dict]) -> list[str]:
         out += ["", f"{r['task']}, {r['arm']}, N = {r['num_tokens']}, DiT {r['dit_steps']} steps on "
                 f"{r.get('dit_device') or '?'}: ![{r['task']} {r['arm']}](../img/{r['grid']})"]
     return out
+
+
+def caption_pool_table(records: list[dict]) -> list[str]:
+    """The class-conditional TexTok DiTs re-sampled with the training captions of each class
+    (``--caption-pool train``) beside the same DiT with the held-out pool, and the baseline's DiT of that budget."""
+    rows = []
+    for r in sorted((r for r in records if r.get("caption_pool") == "train"),
+                    key=lambda r: (r["num_tokens"], r.get("tag") or "", r["dit_steps"])):
+        same = lambda x: all(x.get(k) == r.get(k) for k in ("task", "num_tokens", "tokenizer_steps", "dit_steps",  # noqa: E731
+                                                             "tag", "dit_seed", "sample_seed"))
+        held = {x["arm"]: x["report"] for x in records if same(x) and not x.get("caption_pool")}
+        b, h, t = held.get("baseline", {}), held.get(r["arm"], {}), r["report"]
+        rows.append(f"| {r['task']} | {r['num_tokens']} | {r['dit_steps']} | {r.get('dit_device') or '?'} | {r['arm']} "
+                    + "".join(f"| {fmt(x.get(m), d)} " for m, d in (("gfid", 1), ("precision", 3), ("recall", 3))
+                              for x in (h, t))
+                    + f"| {fmt(b.get('gfid'), 1)} |")
+    if not rows:
+        return []
+    return ["", "Caption pool: the same class-conditional DiT (same samples' seeds) decoded with captions drawn from the "
+            "training captions of each class instead of the held-out ones (`--caption-pool train --tasks class --arms "
+            "textok`); the baseline decodes without text, so its score is the same under either pool.", "",
+            "| task | N | DiT steps | DiT trained on | arm | gFID held-out pool | gFID train pool | precision held-out "
+            "| precision train | recall held-out | recall train | gFID baseline |",
+            "|---|---:|---:|---|---|" + "---:|" * 7] + rows
 
 
 def sampling_noise(records: list[dict]) -> list[str]:

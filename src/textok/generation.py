@@ -130,9 +130,11 @@ class Pipeline:
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu", text_encoder=None,
-                        text_data: str | os.PathLike | None = None) -> "Pipeline":
+                        text_data: str | os.PathLike | None = None,
+                        caption_pool: str | os.PathLike | None = None) -> "Pipeline":
         """The pipeline saved in ``directory``; ``text_data``: a data set folder whose text cache embeds
-        the prompts and captions it holds (as in training), instead of the text encoder."""
+        the prompts and captions it holds (as in training), instead of the text encoder; ``caption_pool``:
+        a caption pool file (class name -> captions) the detokenizer draws from instead of the recorded one."""
         directory = Path(directory).expanduser()
         path = directory / GENERATION_NAME
         if not path.is_file():
@@ -147,6 +149,9 @@ class Pipeline:
         tok_dir = _locate(directory, config.tokenizer, config.tokenizer_absolute, "tokenizer", Path.is_dir)
         tokenizer = TexTok.from_pretrained(tok_dir, map_location=device)
         pool = None
+        if caption_pool is not None:  # a pool given here replaces the recorded one (which need not exist then)
+            config = dataclasses.replace(config, caption_pool=str(Path(caption_pool).expanduser().resolve()),
+                                         caption_pool_absolute=None)
         if config.caption_pool:
             pool_path = _locate(directory, config.caption_pool, config.caption_pool_absolute, "caption_pool", Path.is_file)
             pool = load_caption_pool(pool_path, config.classes)
@@ -284,14 +289,15 @@ class Pipeline:
 def sample(checkpoint: str | os.PathLike | Pipeline, class_id: int | None = None, prompt: str | None = None, num: int = 16,
            cfg_scale: float | None = None, steps: int | None = None, sampler: str | None = None, seed: int = 0,
            out: str | os.PathLike | None = None, nrow: int | None = None, device: str | torch.device = "cpu",
-           progress: bool = False, text_data: str | os.PathLike | None = None) -> torch.Tensor:
+           progress: bool = False, text_data: str | os.PathLike | None = None,
+           caption_pool: str | os.PathLike | None = None) -> torch.Tensor:
     """``num`` images of class ``class_id`` or of ``prompt``; ``out`` (a .png) gets a grid.
-    ``text_data``: a data set folder whose text cache embeds the captions it holds (``Pipeline``).
-    Returns [num, 3, H, W] in [-1, 1]."""
+    ``text_data``: a data set folder whose text cache embeds the captions it holds; ``caption_pool``: a pool
+    file replacing the recorded one (``Pipeline.from_pretrained``). Returns [num, 3, H, W] in [-1, 1]."""
     if num < 1:
         raise ValueError(f"num must be >= 1, got {num}")
     pipe = checkpoint if isinstance(checkpoint, Pipeline) else \
-        Pipeline.from_pretrained(checkpoint, device, text_data=text_data)
+        Pipeline.from_pretrained(checkpoint, device, text_data=text_data, caption_pool=caption_pool)
     if (class_id is None) == (prompt is None) and pipe.dit.config.condition != "none":
         raise ValueError("give exactly one of a class (--class) and a prompt (--prompt)")
     if prompt is not None:
@@ -344,7 +350,8 @@ def fid_labels(num: int, num_classes: int) -> list[int]:
 def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os.PathLike, batch_size: int = 32,
                cfg_scale: float | None = None, steps: int | None = None, sampler: str | None = None, seed: int = 0,
                prompts: Sequence[str] | None = None, device: str | torch.device | None = None,
-               progress: bool = True, text_data: str | os.PathLike | None = None) -> Path | None:
+               progress: bool = True, text_data: str | os.PathLike | None = None,
+               caption_pool: str | os.PathLike | None = None) -> Path | None:
     """Write ``num`` samples to ``out`` (.npz, ADM layout: ``arr_0`` uint8 [N, H, W, 3]; ``arr_1``
     int64 labels for class-conditional models).
 
@@ -354,7 +361,8 @@ def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os
     batches are dealt round-robin to the processes; each batch is saved under
     ``<out>.parts/`` as it finishes (a rerun skips finished batches); the main process then
     writes ``out`` atomically and removes the parts. ``text_data``: a data set folder whose text cache
-    embeds the prompts and captions it holds (``Pipeline``). Returns ``out`` on the main process.
+    embeds the prompts and captions it holds; ``caption_pool``: a pool file replacing the recorded one
+    (``Pipeline.from_pretrained``). Returns ``out`` on the main process.
     """
     from accelerate import PartialState
 
@@ -369,7 +377,7 @@ def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os
     state = PartialState(cpu=device == "cpu" or (device is None and not torch.cuda.is_available()))
     device = state.device if device is None else torch.device(device)
     pipe = checkpoint if isinstance(checkpoint, Pipeline) else \
-        Pipeline.from_pretrained(checkpoint, device, text_data=text_data)
+        Pipeline.from_pretrained(checkpoint, device, text_data=text_data, caption_pool=caption_pool)
     dc = pipe.dit.config
     if dc.condition == "text":
         if not prompts:
@@ -382,7 +390,8 @@ def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os
     # else the .npz would silently mix models, seeds or guidance scales.
     settings = {"num": num, "batch_size": batch_size, "cfg_scale": cfg_scale, "steps": steps, "sampler": sampler,
                 "seed": seed, "prompts": prompts, "model": pipe.fingerprint(),
-                "text_data": None if pipe.text_data is None else str(Path(pipe.text_data).resolve())}
+                "text_data": None if pipe.text_data is None else str(Path(pipe.text_data).resolve()),
+                "caption_pool": pipe.config.caption_pool}
     _check_parts(parts, settings, state)
     num_batches = math.ceil(num / batch_size)
     mine = [b for b in range(num_batches) if b % state.num_processes == state.process_index]

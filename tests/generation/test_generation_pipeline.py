@@ -122,6 +122,23 @@ def test_cli_sample_and_errors(run, tmp_path, capsys):
     assert "generation.json" in capsys.readouterr().err
 
 
+def test_a_caption_pool_given_at_load_replaces_the_recorded_one(run, tmp_path, capsys):
+    model_dir = run["result"].model_dir
+    pool_file = tmp_path / "train_pool.json"
+    pool_file.write_text(json.dumps({"kind1": ["one thing", "another thing"]}))
+    pipe = Pipeline.from_pretrained(model_dir, caption_pool=pool_file)
+    assert pipe.pool == {1: ["one thing", "another thing"]} and pipe.config.caption_pool == str(pool_file.resolve())
+    assert Pipeline.from_pretrained(model_dir).pool[1] == ["a thing of kind 1"]  # the folder is unchanged
+    # sample-fid records the pool with its unfinished batches: another pool never finishes them
+    out = sample_fid(model_dir, num=2, out=tmp_path / "s.npz", steps=2, progress=False, caption_pool=pool_file)
+    assert np.load(out)["arr_0"].shape == (2, 32, 32, 3)
+    assert main(["sample", "--checkpoint", str(model_dir), "--class", "1", "--num", "1", "--steps", "2",
+                 "--caption-pool", str(pool_file), "--out", str(tmp_path / "g.png")]) == 0
+    assert main(["sample-fid", "--checkpoint", str(model_dir), "--num", "2", "--steps", "2", "--out", str(tmp_path / "t.npz"),
+                 "--caption-pool", str(tmp_path / "missing.json")]) == 2
+    assert "missing.json" in capsys.readouterr().err
+
+
 def test_train_dit_resumes_exactly(run, tmp_path):
     import shutil
 

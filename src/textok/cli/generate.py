@@ -63,6 +63,9 @@ def _sampling_args(p, device_default: str | None = "cpu") -> None:
     p.add_argument("--text-data", default=None, metavar="DATA",
                    help="a data set folder: embed the prompts and captions its text cache holds from the cache, as "
                         "training did (the text encoder only for others)")
+    p.add_argument("--caption-pool", default=None, metavar="JSON",
+                   help="class-conditional: the captions the detokenizer draws from (class name -> captions), "
+                        "instead of the pool recorded with the model")
 
 
 def _encode(args) -> int:
@@ -103,7 +106,7 @@ def _sample(args) -> int:
 
     images = sample(args.checkpoint, class_id=args.class_id, prompt=args.prompt, num=args.num, cfg_scale=args.cfg,
                     steps=args.steps, sampler=args.sampler, seed=args.seed, out=args.out, nrow=args.nrow,
-                    device=args.device, progress=True, text_data=args.text_data)
+                    device=args.device, progress=True, text_data=args.text_data, caption_pool=args.caption_pool)
     print(f"sampled {images.shape[0]} image(s) at {images.shape[-1]}px -> {args.out}")
     return 0
 
@@ -123,7 +126,7 @@ def _sample_fid(args) -> int:
             raise ValueError(f"--prompts: {path} holds no prompts")
     out = sample_fid(args.checkpoint, args.num, args.out, batch_size=args.batch_size, cfg_scale=args.cfg,
                      steps=args.steps, sampler=args.sampler, seed=args.seed, prompts=prompts, device=args.device,
-                     text_data=args.text_data)
+                     text_data=args.text_data, caption_pool=args.caption_pool)
     if out is not None:
         print(f"wrote {args.num} samples to {out}")
     return 0
