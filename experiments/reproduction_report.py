@@ -757,7 +757,7 @@ def caption_pool_table(records: list[dict]) -> list[str]:
                     + f"| {fmt(b.get('gfid'), 1)} |")
     if not rows:
         return []
-    return ["", "Caption pool: the same class-conditional DiT (same samples' seeds) decoded with captions drawn from the "
+    return ["", "Caption pool: the same class-conditional DiT, sampled with the same seed, decoded with captions drawn from the "
             "training captions of each class instead of the held-out ones (`--caption-pool train --tasks class --arms "
             "textok`); the baseline decodes without text, so its score is the same under either pool.", "",
             "| task | N | DiT steps | DiT trained on | arm | gFID held-out pool | gFID train pool | precision held-out "
@@ -947,7 +947,9 @@ def markdown(finals, curves, cost: str | None = None, history=(), generation=(),
           "--dit-seed S` for S = 1, 2 (and `--tasks t2i`), trained, sampled and scored on this CPU; the N = 4 "
           "learning curve on an AMD EPYC, one driver per arm (one thread each), from the shipped pair: `... "
           "--num-tokens 4 --tokenizer-steps 16000 --tokenizers shipped --work <another folder> --tag epyc "
-          "--tasks t2i,class --dit-steps 4000,8000 --arms A --threads 1` for A = baseline, textok. "
+          "--tasks t2i,class --dit-steps 4000,8000 --arms A --threads 1` for A = baseline, textok, and its class "
+          "DiT re-sampled with the training captions: `... --tag epyc --tasks class --dit-steps 8000 --arms textok "
+          "--caption-pool train --threads 2`. "
           "The GPU machines got the data set without its images (its text cache pruned to the captions in use), "
           "the tokenizers' stage models and their latent caches, encoded here; the DiT weights stayed there.", ""] \
         + generation_table(list(generation)) + generation_pending(curves, list(generation))

@@ -153,3 +153,17 @@ def test_training_noise_table_and_only_dit_seed_zero_in_the_comparison(load_expe
     close = seeds[:5] + [rec("textok", 117.5, 2, "a CPU")]  # the TexTok std grows to 2.9: 5.0 apart is < 2 std
     assert "| no |" in "\n".join(rr.generation_table(close))
     assert "DiT-training noise" not in "\n".join(rr.generation_table(seeds[:3]))  # one TexTok DiT: no row
+
+
+def test_caption_pool_table_beside_the_held_out_pool_and_out_of_the_comparison(load_experiment):
+    rr = load_experiment("reproduction_report")
+    rec = lambda arm, gfid, pool=None: {  # noqa: E731
+        "task": "class", "arm": arm, "num_tokens": 4, "tokenizer_steps": 16000, "dit_steps": 8000,
+        "num_samples": 2000, "reference": "emoji train 32 px", "grid": None, "dit_device": "AMD EPYC", "tag": "epyc",
+        "sample_seed": 0, "dit_seed": 0, "caption_pool": pool,
+        "report": {"gfid": gfid, "precision": 0.1, "recall": 0.2 if pool else 0.3, "ref_num": 6228}}
+    text = "\n".join(rr.generation_table([rec("baseline", 93.7), rec("textok", 94.4), rec("textok", 94.5, "train")]))
+    table, pools = text.split("Caption pool:")
+    assert "| 93.7 | 94.4 | -0.7% |" in table and "94.5" not in table  # the comparison: the held-out pool only
+    assert "| class | 4 | 8000 | AMD EPYC | textok | 94.4 | 94.5 | 0.100 | 0.100 | 0.300 | 0.200 | 93.7 |" in pools
+    assert "Caption pool:" not in "\n".join(rr.generation_table([rec("baseline", 93.7), rec("textok", 94.4)]))
