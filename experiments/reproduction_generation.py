@@ -28,8 +28,8 @@ of gFID over sampling seeds is the noise a difference between the arms must exce
 with sampling seed 0: the spread over DiT seeds is the noise of training a DiT, which a claim must exceed.
 ``--caption-pool train`` re-samples the class-conditional DiTs at their budgets (nothing is trained) with the
 detokenizer drawing from the training captions of each class instead of the held-out ones (files and scores get
-_pooltrain): how much of the class-conditional score is the small held-out pool (a median of 4 captions per
-class here, against ~60 training images per class).
+_pooltrain): how much of the class-conditional score is the small held-out pool (a median of 4 distinct
+captions per class here, 13 among the training captions).
 ``--tokenizers shipped`` takes the tokenizers from the package's shipped pair (float16 weights of the same
 stage models) where ``--work`` does not hold the study's stage models.
 Scores: ``docs/results/reproduction/generation/<task>_<arm>_n<N>_tok<steps>_dit<steps>[_<tag>][_ditseed<S>][_seed<S>][_pooltrain].json``; a
