@@ -148,12 +148,13 @@ class Pipeline:
         dit = DiT.from_pretrained(directory, map_location=device)
         tok_dir = _locate(directory, config.tokenizer, config.tokenizer_absolute, "tokenizer", Path.is_dir)
         tokenizer = TexTok.from_pretrained(tok_dir, map_location=device)
-        pool = None
+        pool, pool_path = None, None
         if caption_pool is not None:  # a pool given here replaces the recorded one (which need not exist then)
-            config = dataclasses.replace(config, caption_pool=str(Path(caption_pool).expanduser().resolve()),
-                                         caption_pool_absolute=None)
-        if config.caption_pool:
+            pool_path = Path(caption_pool).expanduser().resolve()
+            config = dataclasses.replace(config, caption_pool_absolute=None)
+        elif config.caption_pool:
             pool_path = _locate(directory, config.caption_pool, config.caption_pool_absolute, "caption_pool", Path.is_file)
+        if pool_path is not None:  # a missing given pool: load_caption_pool names it, not generation.json
             pool = load_caption_pool(pool_path, config.classes)
             config = dataclasses.replace(config, caption_pool=str(pool_path))
         config = dataclasses.replace(config, tokenizer=str(tok_dir))  # absolute in memory: save_pretrained relativises

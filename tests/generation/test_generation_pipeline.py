@@ -136,7 +136,8 @@ def test_a_caption_pool_given_at_load_replaces_the_recorded_one(run, tmp_path, c
                  "--caption-pool", str(pool_file), "--out", str(tmp_path / "g.png")]) == 0
     assert main(["sample-fid", "--checkpoint", str(model_dir), "--num", "2", "--steps", "2", "--out", str(tmp_path / "t.npz"),
                  "--caption-pool", str(tmp_path / "missing.json")]) == 2
-    assert "missing.json" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "caption pool not found" in err and "missing.json" in err
 
 
 def test_train_dit_resumes_exactly(run, tmp_path):
