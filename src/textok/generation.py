@@ -287,6 +287,19 @@ class Pipeline:
         return (images, tokens) if return_tokens else images
 
 
+def _pipeline(checkpoint: str | os.PathLike | Pipeline, device, text_data, caption_pool) -> Pipeline:
+    """``checkpoint`` loaded (or as is, if a ``Pipeline``). The loader arguments cannot change a ready
+    pipeline, so giving them with one is an error rather than silently ignored."""
+    if not isinstance(checkpoint, Pipeline):
+        return Pipeline.from_pretrained(checkpoint, device, text_data=text_data, caption_pool=caption_pool)
+    given = [name for name, value in (("text_data", text_data), ("caption_pool", caption_pool)) if value is not None]
+    if given:
+        raise ValueError(f"{' and '.join(given)} cannot be applied to a loaded Pipeline; "
+                         f"pass {'them' if len(given) > 1 else 'it'} to Pipeline.from_pretrained(..., "
+                         f"{', '.join(f'{g}=...' for g in given)}) instead")
+    return checkpoint
+
+
 def sample(checkpoint: str | os.PathLike | Pipeline, class_id: int | None = None, prompt: str | None = None, num: int = 16,
            cfg_scale: float | None = None, steps: int | None = None, sampler: str | None = None, seed: int = 0,
            out: str | os.PathLike | None = None, nrow: int | None = None, device: str | torch.device = "cpu",
@@ -294,11 +307,11 @@ def sample(checkpoint: str | os.PathLike | Pipeline, class_id: int | None = None
            caption_pool: str | os.PathLike | None = None) -> torch.Tensor:
     """``num`` images of class ``class_id`` or of ``prompt``; ``out`` (a .png) gets a grid.
     ``text_data``: a data set folder whose text cache embeds the captions it holds; ``caption_pool``: a pool
-    file replacing the recorded one (``Pipeline.from_pretrained``). Returns [num, 3, H, W] in [-1, 1]."""
+    file replacing the recorded one (``Pipeline.from_pretrained``); both only with a checkpoint folder (a
+    ready ``Pipeline`` keeps its own). Returns [num, 3, H, W] in [-1, 1]."""
     if num < 1:
         raise ValueError(f"num must be >= 1, got {num}")
-    pipe = checkpoint if isinstance(checkpoint, Pipeline) else \
-        Pipeline.from_pretrained(checkpoint, device, text_data=text_data, caption_pool=caption_pool)
+    pipe = _pipeline(checkpoint, device, text_data, caption_pool)
     if (class_id is None) == (prompt is None) and pipe.dit.config.condition != "none":
         raise ValueError("give exactly one of a class (--class) and a prompt (--prompt)")
     if prompt is not None:
@@ -363,7 +376,8 @@ def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os
     ``<out>.parts/`` as it finishes (a rerun skips finished batches); the main process then
     writes ``out`` atomically and removes the parts. ``text_data``: a data set folder whose text cache
     embeds the prompts and captions it holds; ``caption_pool``: a pool file replacing the recorded one
-    (``Pipeline.from_pretrained``). Returns ``out`` on the main process.
+    (``Pipeline.from_pretrained``); both only with a checkpoint folder (a ready ``Pipeline`` keeps its own).
+    Returns ``out`` on the main process.
     """
     from accelerate import PartialState
 
@@ -377,8 +391,7 @@ def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os
         raise ValueError(f"--out {out}: sample-fid writes an .npz file")
     state = PartialState(cpu=device == "cpu" or (device is None and not torch.cuda.is_available()))
     device = state.device if device is None else torch.device(device)
-    pipe = checkpoint if isinstance(checkpoint, Pipeline) else \
-        Pipeline.from_pretrained(checkpoint, device, text_data=text_data, caption_pool=caption_pool)
+    pipe = _pipeline(checkpoint, device, text_data, caption_pool)
     dc = pipe.dit.config
     if dc.condition == "text":
         if not prompts:
