@@ -53,6 +53,13 @@ def test_cli_protocols(image_folder, tmp_path, tiny_config, stand_in_inception, 
     assert main(["eval-tokenizer", "--checkpoint", str(ckpt), "--data", str(image_folder), "--num", "2",
                  "--out", str(out), "--no-lpips", "--no-progress", "--reference", str(small)]) == 2
     assert "hold 3 images, this evaluation 2" in capsys.readouterr().err
+    assert main(["eval-tokenizer", "--checkpoint", str(ckpt), "--data", str(image_folder), "--num", "3", "--out", str(out),
+                 "--no-lpips", "--no-rfid", "--no-progress", "--decode-captions", str(tmp_path / "none.json")]) == 2
+    assert "none.json is neither a rule" in capsys.readouterr().err
+    assert main(["eval-tokenizer", "--checkpoint", str(ckpt), "--data", str(image_folder), "--num", "3", "--out", str(out),
+                 "--no-lpips", "--no-rfid", "--no-progress", "--decode-captions", "same-class"]) == 0
+    printed = capsys.readouterr().out
+    assert "(`same-class`): " in printed and "baseline 0 of 3 images got another caption" in printed, printed  # no text to swap
 
     samples = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
     np.savez(tmp_path / "samples.npz", arr_0=samples)

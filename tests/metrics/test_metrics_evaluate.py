@@ -14,8 +14,8 @@ from PIL import Image
 
 from textok import TexTok
 from textok.data import collate, open_dataset
-from textok.metrics import (InceptionLogits, Stats, dataset_stats, evaluate_generation, evaluate_tokenizer,
-                            fid_from_features, image_fingerprint, load_stats, psnr, save_stats, ssim)
+from textok.metrics import (InceptionLogits, Stats, dataset_stats, decode_caption_map, evaluate_generation,
+                            evaluate_tokenizer, fid_from_features, image_fingerprint, load_stats, psnr, save_stats, ssim)
 
 
 @pytest.fixture
@@ -110,6 +110,60 @@ def test_evaluate_tokenizer_with_reference_statistics(checkpoints, image_folder,
     Image.new("RGB", (40, 40), (200, 10, 10)).save(image_folder / "images" / "00.png")
     with pytest.raises(ValueError, match="other images than these 4"):
         evaluate_tokenizer(checkpoints, image_folder, reference=path, **kw)
+
+
+def _label(folder, labels):
+    """Give the val images of the ``image_folder`` fixture class labels (in file order)."""
+    path = folder / "captions.jsonl"
+    entries = [json.loads(line) for line in path.read_text().splitlines()]
+    for e, y in zip(entries, labels):
+        e["label"] = y
+    path.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    return [e["caption"] for e in entries[: len(labels)]]
+
+
+def test_decode_with_other_captions(checkpoints, image_folder, minilm, tmp_path):
+    caps = _label(image_folder, [0, 0, 0, 1, 1, 2])  # red green blue | yellow purple | orange
+    dataset = open_dataset(image_folder, split="val", image_size=32)
+    same = decode_caption_map(dataset, rule="same-class")
+    assert same == {"a blue wavy pattern": "a green wavy pattern", "a green wavy pattern": "a red wavy pattern",
+                    "a red wavy pattern": "a blue wavy pattern", "a purple wavy pattern": "a yellow wavy pattern",
+                    "a yellow wavy pattern": "a purple wavy pattern",
+                    "a orange wavy pattern": "a orange wavy pattern"}  # a class of one caption keeps it
+    other = decode_caption_map(dataset, rule="other-class")  # the class half-way round: 0 -> 1 -> 2 -> 0
+    assert other["a red wavy pattern"] == "a purple wavy pattern" and other["a blue wavy pattern"] == "a purple wavy pattern"
+    assert other["a yellow wavy pattern"] == "a orange wavy pattern" and other["a orange wavy pattern"] == "a blue wavy pattern"
+
+    report = evaluate_tokenizer(checkpoints, image_folder, batch_size=4, encoder=minilm, lpips=False, rfid=False,
+                                progress=False, decode_captions="same-class")
+    text, plain = report["results"]
+    assert text["decode_swapped"] == 5 and plain["decode_swapped"] == 0  # the baseline has no caption to swap
+    assert report["decode_captions"] == "same-class" and "textok 5 of 6 images" in report["markdown"]
+    model = TexTok.from_pretrained(checkpoints[0])  # by hand: encode with its own caption, decode with the swapped one
+    batch = collate([dataset[i] for i in range(6)])
+    assert batch["captions"] == caps
+    with torch.no_grad():
+        rec = model.decode(model.encode(batch["images"], minilm(caps)), minilm([same[c] for c in caps]))
+    assert text["psnr"] == pytest.approx(psnr(batch["images"], rec).mean().item(), rel=1e-6)
+    own = evaluate_tokenizer(checkpoints, image_folder, batch_size=4, encoder=minilm, lpips=False, rfid=False,
+                             progress=False)
+    assert own["results"][1]["psnr"] == plain["psnr"] and own["results"][0]["psnr"] != text["psnr"]
+    assert own["decode_captions"] is None and own["results"][0]["decode_swapped"] == 0
+
+    # a JSON file caption -> caption; captions missing from it keep their own
+    mapping = tmp_path / "swap.json"
+    mapping.write_text(json.dumps({"a red wavy pattern": "a blue wavy pattern"}))
+    report = evaluate_tokenizer(checkpoints[:1], image_folder, batch_size=4, encoder=minilm, lpips=False, rfid=False,
+                                progress=False, decode_captions=mapping)
+    assert report["results"][0]["decode_swapped"] == 1
+    with pytest.raises(ValueError, match="neither a rule"):
+        evaluate_tokenizer(checkpoints[:1], image_folder, encoder=minilm, rfid=False, decode_captions="same-kind")
+    mapping.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="must map captions to captions"):
+        evaluate_tokenizer(checkpoints[:1], image_folder, encoder=minilm, rfid=False, decode_captions=mapping)
+    _label(image_folder, [-1] * 6)
+    with pytest.raises(ValueError, match="at least two classes"):
+        decode_caption_map(open_dataset(image_folder, split="val", image_size=32), rule="other-class")
 
 
 def test_evaluate_tokenizer_errors(checkpoints, image_folder, tiny_features):

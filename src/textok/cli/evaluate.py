@@ -41,6 +41,10 @@ def register(sub) -> None:
     p.add_argument("--reference", default=None,
                    help="the originals' statistics (.npz of `textok fid-stats` on the same split, --num and size): "
                         "skips their Inception pass; refused if they come from other images or another network")
+    p.add_argument("--decode-captions", default=None, metavar="RULE|FILE",
+                   help="decode each image with another caption than it was encoded with: same-class (another "
+                        "caption of its class), other-class, or a JSON file caption -> caption; measures how much "
+                        "the detokenizer relies on the caption")
     _common(p, batch=32)
     p.set_defaults(func=_eval_tokenizer)
 
@@ -100,7 +104,7 @@ def _eval_tokenizer(args) -> int:
                                 names=args.name or None, inception_logits=_classifier(args.inception_logits),
                                 lpips=not args.no_lpips, progress=not args.no_progress,
                                 caption_variant=args.caption_variant, rfid=not args.no_rfid,
-                                reference=args.reference)
+                                reference=args.reference, decode_captions=args.decode_captions)
     print(json.dumps(report, indent=2) if args.json else report["markdown"])
     print(f"wrote {args.out}/eval_tokenizer.md, eval_tokenizer.json, reconstructions.png")
     return 0

@@ -219,10 +219,16 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
         image = prepare_image(load_image(record.path), self.image_size, str(record.path), train=self.train, rng=rng,
                               flip=self.flip, min_size=self.min_image_size)
         if self.train:
-            caption = record.captions[rng.randrange(len(record.captions))]
+            caption = self._caption(record, record.captions[rng.randrange(len(record.captions))])
         else:
-            caption = record.captions[zlib.crc32(record.key.encode()) % len(record.captions)]
-        return {"image": image, "caption": self._caption(record, caption), "label": record.label, "key": record.key}
+            caption = self.eval_caption(index=None, record=record)
+        return {"image": image, "caption": caption, "label": record.label, "key": record.key}
+
+    def eval_caption(self, index: int | None, record: Record | None = None) -> str:
+        """The caption item ``index`` carries in evaluation (``train=False``), read without decoding its
+        image: one of its captions, fixed by its key."""
+        record = self.records[index] if record is None else record
+        return self._caption(record, record.captions[zlib.crc32(record.key.encode()) % len(record.captions)])
 
     def __getitem__(self, index: int) -> dict | None:
         """Item ``index``; ``None`` for a bad one with ``on_bad_sample="skip"`` (counted in

@@ -91,6 +91,70 @@ def iterate_batches(dataset, num: int | None, batch_size: int) -> Iterator[dict]
             yield collated
 
 
+DECODE_RULES = ("same-class", "other-class")
+
+
+def _captions_and_labels(dataset, num: int | None) -> list[tuple[str, int]]:
+    """(caption, label) of the items ``iterate_batches(dataset, num, ...)`` yields, read without the images
+    where the dataset can (``eval_caption``)."""
+    if hasattr(dataset, "eval_caption") and hasattr(dataset, "records"):
+        return [(dataset.eval_caption(i), dataset.records[i].label) for i in subset_indices(len(dataset), num)]
+    return [(c, int(y)) for batch in iterate_batches(dataset, num, 64) for c, y in zip(batch["captions"], batch["labels"])]
+
+
+def decode_caption_map(dataset, num: int | None = None, rule: str = "same-class") -> dict[str, str]:
+    """Which caption each evaluated caption is swapped for at decoding (``evaluate_tokenizer(decode_captions=)``),
+    built from the evaluated items themselves so that every swapped caption is one the split holds.
+
+    ``"same-class"``: the next distinct caption of the same label (sorted, cyclic); a label with a single
+    distinct caption keeps it (no swap: the report counts the swapped images). ``"other-class"``: a caption
+    of the label half-way round the sorted distinct labels (the same rank within that label, cyclic).
+    Returns {caption: caption}."""
+    if rule not in DECODE_RULES:
+        raise ValueError(f"decode_captions: unknown rule {rule!r}; use one of {DECODE_RULES} or a JSON file / dict")
+    by_label: dict[int, list[str]] = {}
+    for caption, label in _captions_and_labels(dataset, num):
+        by_label.setdefault(label, [])
+        if caption not in by_label[label]:
+            by_label[label].append(caption)
+    by_label = {y: sorted(c) for y, c in by_label.items()}
+    labels = sorted(by_label)
+    if rule == "other-class" and len(labels) < 2:
+        raise ValueError(f"decode_captions='other-class' needs at least two classes among the evaluated images, "
+                         f"found {len(labels)} (a data set without labels has one)")
+    out = {}
+    for i, y in enumerate(labels):
+        caps = by_label[y]
+        for k, caption in enumerate(caps):
+            if rule == "same-class":
+                out[caption] = caps[(k + 1) % len(caps)]
+            else:
+                other = by_label[labels[(i + len(labels) // 2) % len(labels)]]
+                out[caption] = other[k % len(other)]
+    return out
+
+
+def _decode_map(decode_captions, dataset, num: int | None) -> dict[str, str] | None:
+    """``evaluate_tokenizer``'s ``decode_captions`` (None, a rule, a JSON file or a mapping) as a dict."""
+    if decode_captions is None:
+        return None
+    if isinstance(decode_captions, str) and decode_captions in DECODE_RULES:
+        return decode_caption_map(dataset, num, decode_captions)
+    if isinstance(decode_captions, (str, os.PathLike)):
+        path = Path(decode_captions)
+        if not path.is_file():
+            raise ValueError(f"decode_captions: {path} is neither a rule {DECODE_RULES} nor an existing JSON file")
+        try:
+            mapping = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"decode_captions: {path} is not valid JSON ({e})") from None
+    else:
+        mapping = decode_captions
+    if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
+        raise ValueError(f"decode_captions: {decode_captions} must map captions to captions (a JSON object of strings)")
+    return dict(mapping)
+
+
 def _uint8(images: torch.Tensor) -> torch.Tensor:
     """[B, 3, H, W] in [-1, 1] -> uint8 [B, 3, H, W] (the rounding of ``to_uint8``)."""
     return quantize(images).to(torch.uint8)
@@ -177,6 +241,9 @@ def tokenizer_markdown(report: dict) -> str:
         + (f"rFID: {report['num']} reconstructions vs the same {report['num']} originals ({report['features']}); "
            "FID at small N is biased upward: compare only at equal N." if report.get("features")
            else "rFID not computed (Inception skipped)."),
+        *([f"Decoded with other captions than encoded with (`{report['decode_captions']}`): "
+           + ", ".join(f"{r['name']} {r.get('decode_swapped', 0)} of {r['num']} images" for r in report["results"])
+           + " got another caption."] if report.get("decode_captions") else []),
         "",
         "| checkpoint | px | tokens | rFID ↓ | PSNR ↑ | SSIM ↑ |" + (" LPIPS ↓ |" if has_lpips else "")
         + (" rIS ↑ |" if has_is else "") + " img/s |",
@@ -231,19 +298,27 @@ class _Pass:
     grid_orig: list = dataclasses.field(default_factory=list)
     grid_rec: list = dataclasses.field(default_factory=list)
     pixels: "hashlib._Hash" = dataclasses.field(default_factory=hashlib.sha256)  # of the originals, as uint8
+    swapped: int = 0  # images decoded with another caption than they were encoded with
 
 
 def _reconstruction_pass(model, dataset, num: int | None, batch_size: int, device, text_encoder, scorers: _Scorers,
-                         need_originals: bool, grid_images: int, name: str, progress: bool) -> _Pass:
+                         need_originals: bool, grid_images: int, name: str, progress: bool,
+                         decode_map: dict[str, str] | None = None) -> _Pass:
     """Reconstruct ``num`` images of ``dataset`` with ``model`` and collect per-image scores,
-    Inception features (of the originals too when ``need_originals``) and the grid's first images."""
+    Inception features (of the originals too when ``need_originals``) and the grid's first images.
+    ``decode_map``: the caption each image is decoded with, by the caption it was encoded with."""
     out = _Pass()
     total = num if num is not None else (len(dataset) if hasattr(dataset, "__len__") else None)
     with tqdm(total=total, desc=f"eval {name}", unit="img", disable=not progress, leave=False) as bar:
         for batch in iterate_batches(dataset, num, batch_size):
             x = batch["images"].to(device)
             text = text_condition(model, batch["captions"], x.shape[0], text_encoder)
-            rec = model.decode(model.encode(x, text), text)
+            dec_text = text
+            if decode_map is not None and text is not None:
+                captions = [decode_map.get(c, c) for c in batch["captions"]]
+                out.swapped += sum(a != b for a, b in zip(captions, batch["captions"]))
+                dec_text = text_condition(model, captions, x.shape[0], text_encoder)
+            rec = model.decode(model.encode(x, text), dec_text)
             x8, rec8 = _uint8(x), _uint8(rec)
             _hash_pixels(out.pixels, x8)
             out.psnr.append(psnr(x8, rec8).cpu())
@@ -284,6 +359,7 @@ def _result(name: str, checkpoint, model, scores: _Pass, rfid: float | None, sec
         "ris_std": None,
         "seconds": seconds,
         "images_per_second": n / seconds,
+        "decode_swapped": scores.swapped,
     }
     if scores.logits:
         result["ris"], result["ris_std"] = inception_score(torch.cat(scores.logits), splits=min(10, n))
@@ -296,7 +372,7 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
                        names: Sequence[str] | None = None, inception_logits: str | os.PathLike | InceptionLogits | None = None,
                        lpips: bool = True, grid_images: int = 8, extractor: InceptionFeatures | None = None,
                        encoder=None, progress: bool = True, reference: Stats | None = None,
-                       caption_variant: str = "full", rfid: bool = True) -> dict:
+                       caption_variant: str = "full", rfid: bool = True, decode_captions=None) -> dict:
     """Reconstruction metrics of one or more tokenizers on the same images.
 
     Args:
@@ -318,6 +394,11 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
             same split, ``num`` and image size, or the path of its ``.npz``), to skip recomputing
             them on every call. Checked after the first pass (``check_reference``): image count,
             and where its ``info`` records them, the images' and the network's SHA-256.
+        decode_captions: decode every image with another caption than it was encoded with, to measure
+            how much the detokenizer relies on the caption: ``"same-class"`` / ``"other-class"``
+            (``decode_caption_map``), or a mapping (dict or JSON file) caption -> caption (captions not
+            in it keep their own). Models without text are unaffected; ``decode_swapped`` in each
+            result counts the images that got another caption.
     Returns:
         dict with ``num``, ``data``, ``split``, the protocol strings, ``results`` (one dict per
         checkpoint: rfid, psnr, ssim, lpips, ris, ris_std, tokens, seconds, ...) and ``markdown``.
@@ -330,6 +411,7 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
     names = list(names) if names else [_checkpoint_name(c, i) for i, c in enumerate(checkpoints)]
     if len(names) != len(checkpoints):
         raise ValueError(f"got {len(names)} names for {len(checkpoints)} checkpoints")
+    decode_map = None  # built once, from the first checkpoint's dataset (captions do not depend on the size)
     scorers = _load_scorers(extractor, inception_logits, lpips, device, progress, rfid)
 
     ref_stats: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # image size -> (mu, sigma) of the originals
@@ -362,10 +444,13 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
             if key not in conditioners:
                 conditioners[key] = _text_encoder(data, *key, device)
             text_encoder = conditioners[key]
+        dataset = _open(data, split, size, caption_variant)
+        if decode_captions is not None and decode_map is None:
+            decode_map = _decode_map(decode_captions, dataset, num)
         started = time.perf_counter()
-        scores = _reconstruction_pass(model, _open(data, split, size, caption_variant), num, batch_size, device,
+        scores = _reconstruction_pass(model, dataset, num, batch_size, device,
                                       text_encoder, scorers, rfid and size not in ref_stats, grid_images, name,
-                                      progress)
+                                      progress, decode_map)
         n = scores.n
         if n < 2 and rfid:
             raise ValueError(f"{data} [{split}]: need at least 2 images for FID, got {n}")
@@ -402,6 +487,9 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
         "quantisation": "reconstructions clamped to [-1, 1] and rounded to uint8 before every metric",
         "lpips": "textok.losses.LPIPS (VGG16, v0.1 linear layers)" if lpips else None,
         "results": results,
+        # the rule or file decoding used (a mapping given in Python is recorded as such)
+        "decode_captions": None if decode_captions is None else (
+            str(decode_captions) if isinstance(decode_captions, (str, os.PathLike)) else "mapping"),
     }
     report["markdown"] = tokenizer_markdown(report)
     if out is not None:
