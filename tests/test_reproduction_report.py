@@ -183,3 +183,17 @@ def test_generation_pending_names_the_missing_n_and_single_budgets(rr):
     assert "learning curve) for t2i at N = 4;" in "\n".join(rr.generation_pending(curves, one_each))
     both = [gen(n, task, s) for n in (1, 4) for task in ("class", "t2i") for s in (4000, 8000)]
     assert rr.generation_pending(curves, both) == []
+
+
+def test_caption_reliance_table(rr):
+    rows = [dict(split="val", arm="baseline", decode="own", num_images=10, swapped=0, rfid=50.0, psnr=21.0, lpips=0.2),
+            dict(split="val", arm="textok", decode="own", num_images=10, swapped=0, rfid=45.0, psnr=21.5, lpips=0.18),
+            dict(split="val", arm="textok", decode="same-class", num_images=10, swapped=7, rfid=60.0, psnr=18.5,
+                 lpips=0.25),
+            dict(split="val", arm="textok", decode="other-class", num_images=10, swapped=10, rfid=90.0, psnr=16.6,
+                 lpips=0.36)]
+    table = "\n".join(rr.caption_reliance_table({"records": rows, "cpu": "AMD EPYC", "threads": 2}))
+    assert "| val | rFID | 50.0 | 45.0 | 60.0 | 90.0 |" in table
+    assert "| val | PSNR (dB) | 21.00 | 21.50 | 18.50 | 16.60 |" in table
+    assert "| val | images swapped | – | 0 of 10 | 7 of 10 | 10 of 10 |" in table and "AMD EPYC, 2 threads" in table
+    assert rr.caption_reliance_table({}) == []

@@ -138,6 +138,11 @@ def test_a_caption_pool_given_at_load_replaces_the_recorded_one(run, tmp_path, c
                  "--caption-pool", str(tmp_path / "missing.json")]) == 2
     err = capsys.readouterr().err
     assert "caption pool not found" in err and "missing.json" in err
+    # a ready Pipeline keeps its own pool and text data: giving them again is refused, not ignored
+    with pytest.raises(ValueError, match="caption_pool cannot be applied to a loaded Pipeline"):
+        sample(pipe, class_id=1, num=1, steps=2, caption_pool=pool_file)
+    with pytest.raises(ValueError, match="text_data and caption_pool .*from_pretrained"):
+        sample_fid(pipe, num=2, out=tmp_path / "u.npz", steps=2, text_data=tmp_path, caption_pool=pool_file)
 
 
 def test_train_dit_resumes_exactly(run, tmp_path):
@@ -237,8 +242,3 @@ def test_text_data_embeds_cached_captions_without_the_encoder(minilm, tmp_path, 
     conditioners = list(pipe._conditioners.values())
     assert {c.max_tokens for c in conditioners} == {DIT_MAX_TEXT_TOKENS, 16}
     assert all(c.cache is conditioners[0].cache is not None for c in conditioners)
-    # a ready Pipeline keeps its own pool and text data: giving them again is refused, not ignored
-    with pytest.raises(ValueError, match="caption_pool cannot be applied to a loaded Pipeline"):
-        sample(pipe, class_id=1, num=1, steps=2, caption_pool=pool_file)
-    with pytest.raises(ValueError, match="text_data and caption_pool .*from_pretrained"):
-        sample_fid(pipe, num=2, out=tmp_path / "u.npz", steps=2, text_data=tmp_path, caption_pool=pool_file)
