@@ -314,7 +314,7 @@ def _reconstruction_pass(model, dataset, num: int | None, batch_size: int, devic
             x = batch["images"].to(device)
             text = text_condition(model, batch["captions"], x.shape[0], text_encoder)
             dec_text = text
-            if decode_map is not None and text is not None:
+            if decode_map is not None and text is not None and model.config.text_in_decoder:
                 captions = [decode_map.get(c, c) for c in batch["captions"]]
                 out.swapped += sum(a != b for a, b in zip(captions, batch["captions"]))
                 dec_text = text_condition(model, captions, x.shape[0], text_encoder)
@@ -397,8 +397,8 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
         decode_captions: decode every image with another caption than it was encoded with, to measure
             how much the detokenizer relies on the caption: ``"same-class"`` / ``"other-class"``
             (``decode_caption_map``), or a mapping (dict or JSON file) caption -> caption (captions not
-            in it keep their own). Models without text are unaffected; ``decode_swapped`` in each
-            result counts the images that got another caption.
+            in it keep their own). Models without text in the detokenizer are unaffected;
+            ``decode_swapped`` in each result counts the images that got another caption.
     Returns:
         dict with ``num``, ``data``, ``split``, the protocol strings, ``results`` (one dict per
         checkpoint: rfid, psnr, ssim, lpips, ris, ris_std, tokens, seconds, ...) and ``markdown``.
