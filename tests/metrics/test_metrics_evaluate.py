@@ -161,6 +161,9 @@ def test_decode_with_other_captions(checkpoints, image_folder, minilm, tmp_path)
     mapping.write_text("[1, 2]")
     with pytest.raises(ValueError, match="must map captions to captions"):
         evaluate_tokenizer(checkpoints[:1], image_folder, encoder=minilm, rfid=False, decode_captions=mapping)
+    # a dataset of item dicts without records: the captions are read from its items
+    items = [dataset[i] for i in range(6)]
+    assert decode_caption_map(items, rule="same-class") == same
     _label(image_folder, [-1] * 6)
     with pytest.raises(ValueError, match="at least two classes"):
         decode_caption_map(open_dataset(image_folder, split="val", image_size=32), rule="other-class")
