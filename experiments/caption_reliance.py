@@ -12,7 +12,7 @@ well it models them.
     python experiments/caption_reliance.py --num 40 --out /tmp/cr.json --no-rfid     # smoke
 
 Writes ``docs/results/reproduction/caption_reliance.json`` (one record per split x arm x decoding; skipped
-when it exists with the same tokenizers, unless ``--force``); ``experiments/reproduction_report.py`` renders it.
+when it exists with the same tokenizers, --num and --no-rfid, unless ``--force``); ``experiments/reproduction_report.py`` renders it.
 """
 
 from __future__ import annotations
@@ -86,12 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     tokenizers = {"baseline": _rel(args.baseline), "textok": _rel(args.textok)}
     if args.out.exists() and not args.force:
         done = json.loads(args.out.read_text())
-        if done.get("tokenizers") == tokenizers and done.get("num") == args.num:
+        if done.get("tokenizers") == tokenizers and done.get("num") == args.num and done.get("rfid") == (not args.no_rfid):
             print(f"{args.out} holds these tokenizers already (--force measures again)")
             return 0
     t = time.time()
     records = measure(args.baseline, args.textok, args.data, args.num, not args.no_rfid, args.batch_size)
-    out = {"tokenizers": tokenizers, "num": args.num, "records": records,
+    out = {"tokenizers": tokenizers, "num": args.num, "rfid": not args.no_rfid, "records": records,
            "command": "python experiments/caption_reliance.py" + ("" if args.num is None else f" --num {args.num}"),
            "cpu": cpu_name(), "threads": args.threads, "seconds": round(time.time() - t, 1),
            "date": datetime.date.today().isoformat(),

@@ -1,0 +1,36 @@
+"""experiments/caption_reliance.py on a tiny labelled data set with the shipped pair (PSNR only, no Inception)."""
+
+import json
+
+import numpy as np
+from PIL import Image
+
+
+def test_caption_reliance_records_every_split_arm_and_decoding(load_experiment, tmp_path, capsys):
+    cr = load_experiment("caption_reliance")
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    entries = []
+    for i in range(8):  # per split: class 0 holds two captions, class 1 two
+        split = "val" if i < 4 else "val_unseen"
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(data / "images" / f"{i}.png")
+        entries.append({"file": f"images/{i}.png", "caption": f"emoji {i}; thing, kind {i % 4 // 2}", "split": split,
+                        "label": i % 4 // 2})
+    (data / "captions.jsonl").write_text("".join(json.dumps(e) + "\n" for e in entries))
+    out = tmp_path / "reliance.json"
+    assert cr.main(["--data", str(data), "--out", str(out), "--no-rfid", "--threads", "1"]) == 0
+    saved = json.loads(out.read_text())
+    assert saved["tokenizers"]["textok"] == "src/textok/pretrained/emoji32-textok-n4"
+    cells = {(r["split"], r["arm"], r["decode"]): r for r in saved["records"]}
+    assert sorted(cells) == sorted((s, a, d) for s in ("val", "val_unseen")
+                                   for a, d in (("baseline", "own"), ("textok", "own"), ("textok", "same-class"),
+                                                ("textok", "other-class")))
+    for split in ("val", "val_unseen"):
+        assert cells[(split, "textok", "same-class")]["swapped"] == 4 == cells[(split, "textok", "other-class")]["swapped"]
+        assert cells[(split, "textok", "own")]["swapped"] == 0 and cells[(split, "textok", "own")]["num_images"] == 4
+        assert cells[(split, "textok", "same-class")]["psnr"] != cells[(split, "textok", "own")]["psnr"]
+        assert cells[(split, "baseline", "own")]["rfid"] is None  # --no-rfid
+    capsys.readouterr()
+    assert cr.main(["--data", str(data), "--out", str(out), "--no-rfid", "--threads", "1"]) == 0
+    assert "holds these tokenizers already" in capsys.readouterr().out
