@@ -984,7 +984,8 @@ def markdown(finals, curves, cost: str | None = None, history=(), generation=(),
           "--num-tokens 4 --tokenizer-steps 16000 --tokenizers shipped --work <another folder> --tag epyc "
           "--tasks t2i,class --dit-steps 4000,8000 --arms A --threads 1` for A = baseline, textok, and its class "
           "DiT re-sampled with the training captions: `... --tag epyc --tasks class --dit-steps 8000 --arms textok "
-          "--caption-pool train --threads 2`. "
+          "--caption-pool train --threads 2`, and a second DiT seed per arm for the class task: `... --tag epyc "
+          "--tasks class --dit-steps 4000,8000,16000 --arms A --dit-seed 1 --threads 1` (both arms at once). "
           "The GPU machines got the data set without its images (its text cache pruned to the captions in use), "
           "the tokenizers' stage models and their latent caches, encoded here; the DiT weights stayed there.", ""] \
         + generation_table(list(generation)) + caption_reliance_table(reliance or {}) \
