@@ -8,11 +8,13 @@ another class (``textok eval-tokenizer --decode-captions``). If TexTok decoded w
 reconstructs worse than the baseline, a class-conditional generator on its tokens starts behind, however
 well it models them.
 
-    python experiments/caption_reliance.py                      # the shipped N = 4 pair, val and val_unseen
+    python experiments/caption_reliance.py --grid               # the shipped N = 4 pair, val and val_unseen
     python experiments/caption_reliance.py --num 40 --out /tmp/cr.json --no-rfid     # smoke
 
 Writes ``docs/results/reproduction/caption_reliance.json`` (one record per split x arm x decoding; skipped
-when it exists with the same tokenizers, --num and --no-rfid, unless ``--force``); ``experiments/reproduction_report.py`` renders it.
+when it exists with the same tokenizers, --num and --no-rfid, unless ``--force``); ``experiments/reproduction_report.py`` renders it. ``--grid`` also draws
+``docs/img/reproduction_caption_reliance.png`` (original | baseline | TexTok | TexTok with another caption of the
+class | with a caption of another class; the captions beside it in a .txt).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 PRETRAINED = REPO / "src" / "textok" / "pretrained"
 OUT = REPO / "docs" / "results" / "reproduction" / "caption_reliance.json"
+IMG = REPO / "docs" / "img" / "reproduction_caption_reliance.png"
 SPLITS = ("val", "val_unseen")
 DECODINGS = ("own", "same-class", "other-class")
 
@@ -70,6 +73,40 @@ def measure(baseline: Path, textok: Path, data: Path, num: int | None, rfid: boo
     return records
 
 
+@torch.no_grad()
+def grid(baseline: Path, textok: Path, data: Path, out: Path, rows: int = 8) -> Path:
+    """``rows`` evenly spaced ``val`` emoji whose class holds another caption: original | baseline | TexTok (own
+    caption) | TexTok decoding the same tokens with another caption of the class | with a caption of another
+    class; the captions in ``out`` with .txt."""
+    from textok import TexTok
+    from textok.conditioning import text_condition
+    from textok.data import load_text_cache, open_dataset
+    from textok.data.transforms import make_grid, to_pil
+    from textok.metrics import decode_caption_map
+
+    ds = open_dataset(data, split="val", image_size=32, train=False)
+    same, other = (decode_caption_map(ds, rule=r) for r in ("same-class", "other-class"))
+    candidates = [i for i in range(len(ds)) if same[ds.eval_caption(i)] != ds.eval_caption(i)]
+    picks = [candidates[int(k)] for k in torch.linspace(0, len(candidates) - 1, rows).long()]
+    items = [ds[i] for i in picks]
+    images = torch.stack([it["image"] for it in items])
+    caps = [it["caption"] for it in items]
+    base, text = TexTok.from_pretrained(baseline).eval(), TexTok.from_pretrained(textok).eval()
+    cache = load_text_cache(data, text.config.text_encoder)
+    cond = lambda c: text_condition(text, c, len(c), cache)  # noqa: E731
+    tokens = text.encode(images, cond(caps))
+    cols = [images, base.decode(base.encode(images, None), None)] + [
+        text.decode(tokens, cond(c)) for c in (caps, [same[c] for c in caps], [other[c] for c in caps])]
+    tiles = torch.stack([c.clamp(-1, 1) for c in cols], dim=1).reshape(-1, *images.shape[1:])  # one row per image
+    out.parent.mkdir(parents=True, exist_ok=True)
+    to_pil(make_grid(tiles, nrow=len(cols))).save(out)
+    out.with_suffix(".txt").write_text(
+        f"rows: val emoji; columns: original | baseline | TexTok | TexTok decoding the same tokens with another caption "
+        f"of the class | with a caption of another class (N = {text.config.num_tokens}; {_rel(textok)})\n"
+        + "\n".join(f"{c}  |  class: {same[c]}  |  other class: {other[c]}" for c in caps) + "\n")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--baseline", type=Path, default=PRETRAINED / "emoji32-baseline-n4")
@@ -81,8 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--force", action="store_true", help="measure again even if --out holds these tokenizers")
+    p.add_argument("--grid", type=Path, default=None, nargs="?", const=IMG,
+                   help=f"also draw the picture (default {_rel(IMG)}; seconds)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.grid is not None:
+        print(f"wrote {grid(args.baseline, args.textok, args.data, args.grid)}")
     tokenizers = {"baseline": _rel(args.baseline), "textok": _rel(args.textok)}
     if args.out.exists() and not args.force:
         done = json.loads(args.out.read_text())

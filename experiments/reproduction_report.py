@@ -797,6 +797,11 @@ def caption_reliance_table(data: dict) -> list[str]:
         out.append(f"| {split} | images swapped | – | 0 of {row[1].get('num_images', '?')} | "
                    f"{row[2].get('swapped', '?')} of {row[2].get('num_images', '?')} | "
                    f"{row[3].get('swapped', '?')} of {row[3].get('num_images', '?')} |")
+    if (REPO / "docs" / "img" / "reproduction_caption_reliance.png").is_file():
+        out += ["", "Eight `val` emoji whose class holds another caption: original | baseline | TexTok | TexTok decoding the "
+                "same tokens with another caption of the class | with a caption of another class (`--grid`; the captions: "
+                "[reproduction_caption_reliance.txt](../img/reproduction_caption_reliance.txt)).", "",
+                '<img src="../img/reproduction_caption_reliance.png" width="220" alt="caption reliance at N = 4">']
     return out
 
 
