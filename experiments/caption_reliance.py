@@ -12,7 +12,8 @@ well it models them.
     python experiments/caption_reliance.py --num 40 --out /tmp/cr.json --no-rfid     # smoke
 
 Writes ``docs/results/reproduction/caption_reliance.json`` (one record per split x arm x decoding; skipped
-when it exists with the same tokenizers, --num and --no-rfid, unless ``--force``); ``experiments/reproduction_report.py`` renders it. ``--grid`` also draws
+per split as it finishes: a rerun with the same tokenizers, --num and --no-rfid measures only the splits missing,
+unless ``--force``); ``experiments/reproduction_report.py`` renders it. ``--grid`` also draws
 ``docs/img/reproduction_caption_reliance.png`` (original | baseline | TexTok | TexTok with another caption of the
 class | with a caption of another class; the captions beside it in a .txt).
 """
@@ -48,28 +49,27 @@ def _rel(path: Path) -> str:
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
-def measure(baseline: Path, textok: Path, data: Path, num: int | None, rfid: bool, batch_size: int) -> list[dict]:
-    """One record per split x (baseline, TexTok x decoding)."""
+def measure(split: str, baseline: Path, textok: Path, data: Path, num: int | None, rfid: bool,
+            batch_size: int) -> list[dict]:
+    """The records of one split: the baseline and TexTok x decoding."""
     from textok.metrics import dataset_stats, evaluate_tokenizer
 
-    records = []
-    for split in SPLITS:
-        t = time.time()
-        # the originals' Inception statistics once per split, shared by the three evaluations
-        reference = dataset_stats(data, num=num, split=split, image_size=32, progress=False) if rfid else None
-        for decoding in DECODINGS:
-            checkpoints, names = ([baseline, textok], ["baseline", "textok"]) if decoding == "own" else ([textok], ["textok"])
-            report = evaluate_tokenizer([str(c) for c in checkpoints], data, num=num, split=split, names=names,
-                                        batch_size=batch_size, progress=False, rfid=rfid, reference=reference,
-                                        decode_captions=None if decoding == "own" else decoding)
-            for r in report["results"]:
-                records.append({"split": split, "arm": r["name"], "decode": decoding, "num_images": r["num"],
-                                "swapped": r["decode_swapped"], "num_tokens": r["tokens"], "rfid": r["rfid"],
-                                "psnr": r["psnr"], "ssim": r["ssim"], "lpips": r["lpips"]})
-                print(f"{split:10s} {r['name']:8s} {decoding:11s} rFID {r['rfid'] if r['rfid'] is None else round(r['rfid'], 2)}"
-                      f"  PSNR {r['psnr']:.2f}  LPIPS {r['lpips']:.4f}  ({r['decode_swapped']} of {r['num']} swapped)",
-                      flush=True)
-        print(f"{split}: {time.time() - t:.0f} s", flush=True)
+    records, t = [], time.time()
+    # the originals' Inception statistics once per split, shared by the three evaluations
+    reference = dataset_stats(data, num=num, split=split, image_size=32, progress=False) if rfid else None
+    for decoding in DECODINGS:
+        checkpoints, names = ([baseline, textok], ["baseline", "textok"]) if decoding == "own" else ([textok], ["textok"])
+        report = evaluate_tokenizer([str(c) for c in checkpoints], data, num=num, split=split, names=names,
+                                    batch_size=batch_size, progress=False, rfid=rfid, reference=reference,
+                                    decode_captions=None if decoding == "own" else decoding)
+        for r in report["results"]:
+            records.append({"split": split, "arm": r["name"], "decode": decoding, "num_images": r["num"],
+                            "swapped": r["decode_swapped"], "num_tokens": r["tokens"], "rfid": r["rfid"],
+                            "psnr": r["psnr"], "ssim": r["ssim"], "lpips": r["lpips"]})
+            print(f"{split:10s} {r['name']:8s} {decoding:11s} rFID {r['rfid'] if r['rfid'] is None else round(r['rfid'], 2)}"
+                  f"  PSNR {r['psnr']:.2f}  LPIPS {r['lpips']:.4f}  ({r['decode_swapped']} of {r['num']} swapped)",
+                  flush=True)
+    print(f"{split}: {time.time() - t:.0f} s", flush=True)
     return records
 
 
@@ -124,25 +124,30 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     if args.grid is not None:
         print(f"wrote {grid(args.baseline, args.textok, args.data, args.grid)}")
-    tokenizers = {"baseline": _rel(args.baseline), "textok": _rel(args.textok)}
-    if args.out.exists() and not args.force:
-        done = json.loads(args.out.read_text())
-        if done.get("tokenizers") == tokenizers and done.get("num") == args.num and done.get("rfid") == (not args.no_rfid):
-            print(f"{args.out} holds these tokenizers already (--force measures again)")
-            return 0
-    t = time.time()
-    records = measure(args.baseline, args.textok, args.data, args.num, not args.no_rfid, args.batch_size)
-    out = {"tokenizers": tokenizers, "num": args.num, "rfid": not args.no_rfid, "records": records,
-           "command": "python experiments/caption_reliance.py" + ("" if args.num is None else f" --num {args.num}"),
-           "cpu": cpu_name(), "threads": args.threads, "seconds": round(time.time() - t, 1),
-           "date": datetime.date.today().isoformat(),
-           "note": "TexTok encodes every image with its own caption; 'same-class' / 'other-class' decode with "
-                   "another caption (textok.metrics.decode_caption_map over the split's own captions)"}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1) + "\n")
-    tmp.replace(args.out)
-    print(f"wrote {args.out} ({out['seconds']:.0f} s)")
+    from textok.io import write_json_atomic
+
+    settings = {"tokenizers": {"baseline": _rel(args.baseline), "textok": _rel(args.textok)}, "num": args.num,
+                "rfid": not args.no_rfid}
+    out = json.loads(args.out.read_text()) if args.out.exists() and not args.force else {}
+    if any(out.get(k) != v for k, v in settings.items()):
+        out = {}  # other tokenizers or settings: measured again
+    records = out.get("records", [])
+    seconds = out.get("seconds", 0.0)
+    for split in SPLITS:  # each split's records are written as it finishes: a stopped run resumes at the next
+        if any(r["split"] == split for r in records):
+            print(f"{split}: in {args.out} already (--force measures again)")
+            continue
+        t = time.time()
+        records += measure(split, args.baseline, args.textok, args.data, args.num, not args.no_rfid, args.batch_size)
+        seconds += time.time() - t
+        out = {**settings, "records": records,
+               "command": "python experiments/caption_reliance.py" + ("" if args.num is None else f" --num {args.num}"),
+               "cpu": cpu_name(), "threads": args.threads, "seconds": round(seconds, 1),
+               "date": datetime.date.today().isoformat(),
+               "note": "TexTok encodes every image with its own caption; 'same-class' / 'other-class' decode with "
+                       "another caption (textok.metrics.decode_caption_map over the split's own captions)"}
+        write_json_atomic(args.out, out)
+        print(f"wrote {args.out} ({split})")
     return 0
 
 
