@@ -784,7 +784,8 @@ def caption_reliance_table(data: dict) -> list[str]:
            "class-conditional pipeline's detokenizer faces) or with a caption of another class "
            f"(`{data.get('command', 'python experiments/caption_reliance.py')}`, i.e. `textok eval-tokenizer "
            "--decode-captions same-class|other-class`; the shipped N = 4 pair; "
-           f"{data.get('cpu', '?')}, {data.get('threads', '?')} threads, {data.get('date', '?')}). "
+           f"{data.get('cpu', '?')}, {data.get('threads', '?')} thread{'' if data.get('threads') == 1 else 's'}, "
+           f"{data.get('date', '?')}). "
            "rFID over all images of the split, including those whose class holds a single distinct caption "
            "(they keep it: the count swapped is given).", "",
            "| split | metric | baseline | TexTok, own caption | TexTok, another caption of the class "
