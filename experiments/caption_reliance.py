@@ -52,15 +52,18 @@ def _rel(path: Path) -> str:
 def measure(split: str, baseline: Path, textok: Path, data: Path, num: int | None, rfid: bool,
             batch_size: int) -> list[dict]:
     """The records of one split: the baseline and TexTok x decoding."""
-    from textok.metrics import dataset_stats, evaluate_tokenizer
+    from textok.metrics import InceptionFeatures, dataset_stats, evaluate_tokenizer
 
     records, t = [], time.time()
-    # the originals' Inception statistics once per split, shared by the three evaluations
-    reference = dataset_stats(data, num=num, split=split, image_size=32, progress=False) if rfid else None
+    # one Inception network and the originals' statistics once per split, shared by the three evaluations
+    extractor = InceptionFeatures() if rfid else None
+    reference = dataset_stats(data, num=num, split=split, image_size=32, progress=False,
+                              extractor=extractor) if rfid else None
     for decoding in DECODINGS:
         checkpoints, names = ([baseline, textok], ["baseline", "textok"]) if decoding == "own" else ([textok], ["textok"])
         report = evaluate_tokenizer([str(c) for c in checkpoints], data, num=num, split=split, names=names,
                                     batch_size=batch_size, progress=False, rfid=rfid, reference=reference,
+                                    extractor=extractor,
                                     decode_captions=None if decoding == "own" else decoding)
         for r in report["results"]:
             records.append({"split": split, "arm": r["name"], "decode": decoding, "num_images": r["num"],
