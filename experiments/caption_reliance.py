@@ -4,16 +4,20 @@ A class-conditional DiT never sees text: its detokenizer decodes the generated t
 from the class, not the caption the tokens were encoded with. This measures, on the held-out splits, what
 that swap costs a converged tokenizer pair: the baseline, TexTok decoding with each image's own caption,
 with another caption of the same class (what the class-conditional pipeline faces) and with a caption of
-another class (``textok eval-tokenizer --decode-captions``). If TexTok decoded with a caption of the class
+another class (``textok eval-tokenizer --decode-captions``). "Another caption of the class" three ways: the next one
+in sort order (``same-class``: often sharing words with the own caption), one drawn at random
+(``same-class-random``: what the pipeline's random draw from its pool does) and, of up to 16, the one that best
+explains the image's tokens (``same-class-cycle``: what ``textok sample-fid --caption-choice cycle`` does). If TexTok decoded with a caption of the class
 reconstructs worse than the baseline, a class-conditional generator on its tokens starts behind, however
 well it models them.
 
     python experiments/caption_reliance.py --grid               # the shipped N = 4 pair, val and val_unseen
     python experiments/caption_reliance.py --num 40 --out /tmp/cr.json --no-rfid     # smoke
+    python experiments/caption_reliance.py --baseline B --textok T --out docs/results/reproduction/caption_reliance_n1.json
 
-Writes ``docs/results/reproduction/caption_reliance.json`` (one record per split x arm x decoding; skipped
-per split as it finishes: a rerun with the same tokenizers, --num and --no-rfid measures only the splits missing,
-unless ``--force``); ``experiments/reproduction_report.py`` renders it. ``--grid`` also draws
+Writes ``docs/results/reproduction/caption_reliance.json`` (one record per split x arm x decoding; written
+per split as it finishes: a rerun with the same tokenizers, --num and --no-rfid measures only the split x decodings
+missing, unless ``--force``); ``experiments/reproduction_report.py`` renders it. ``--grid`` also draws
 ``docs/img/reproduction_caption_reliance.png`` (original | baseline | TexTok | TexTok with another caption of the
 class | with a caption of another class; the captions beside it in a .txt).
 """
@@ -34,7 +38,7 @@ PRETRAINED = REPO / "src" / "textok" / "pretrained"
 OUT = REPO / "docs" / "results" / "reproduction" / "caption_reliance.json"
 IMG = REPO / "docs" / "img" / "reproduction_caption_reliance.png"
 SPLITS = ("val", "val_unseen")
-DECODINGS = ("own", "same-class", "other-class")
+DECODINGS = ("own", "same-class", "same-class-random", "same-class-cycle", "other-class")
 
 
 def cpu_name() -> str:
@@ -49,9 +53,9 @@ def _rel(path: Path) -> str:
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
-def measure(split: str, baseline: Path, textok: Path, data: Path, num: int | None, rfid: bool,
-            batch_size: int) -> list[dict]:
-    """The records of one split: the baseline and TexTok x decoding."""
+def measure(split: str, baseline: Path | None, textok: Path, data: Path, num: int | None, rfid: bool,
+            batch_size: int, decodings: tuple[str, ...] = DECODINGS) -> list[dict]:
+    """The records of one split: the baseline and TexTok x decoding ("own" measures both arms, the others TexTok)."""
     from textok.metrics import InceptionFeatures, dataset_stats, evaluate_tokenizer
 
     records, t = [], time.time()
@@ -59,8 +63,9 @@ def measure(split: str, baseline: Path, textok: Path, data: Path, num: int | Non
     extractor = InceptionFeatures() if rfid else None
     reference = dataset_stats(data, num=num, split=split, image_size=32, progress=False,
                               extractor=extractor) if rfid else None
-    for decoding in DECODINGS:
-        checkpoints, names = ([baseline, textok], ["baseline", "textok"]) if decoding == "own" else ([textok], ["textok"])
+    for decoding in decodings:
+        both = decoding == "own" and baseline is not None
+        checkpoints, names = ([baseline, textok], ["baseline", "textok"]) if both else ([textok], ["textok"])
         report = evaluate_tokenizer([str(c) for c in checkpoints], data, num=num, split=split, names=names,
                                     batch_size=batch_size, progress=False, rfid=rfid, reference=reference,
                                     extractor=extractor,
@@ -69,7 +74,7 @@ def measure(split: str, baseline: Path, textok: Path, data: Path, num: int | Non
             records.append({"split": split, "arm": r["name"], "decode": decoding, "num_images": r["num"],
                             "swapped": r["decode_swapped"], "num_tokens": r["tokens"], "rfid": r["rfid"],
                             "psnr": r["psnr"], "ssim": r["ssim"], "lpips": r["lpips"]})
-            print(f"{split:10s} {r['name']:8s} {decoding:11s} rFID {r['rfid'] if r['rfid'] is None else round(r['rfid'], 2)}"
+            print(f"{split:10s} {r['name']:8s} {decoding:17s} rFID {r['rfid'] if r['rfid'] is None else round(r['rfid'], 2)}"
                   f"  PSNR {r['psnr']:.2f}  LPIPS {r['lpips']:.4f}  ({r['decode_swapped']} of {r['num']} swapped)",
                   flush=True)
     print(f"{split}: {time.time() - t:.0f} s", flush=True)
@@ -112,7 +117,8 @@ def grid(baseline: Path, textok: Path, data: Path, out: Path, rows: int = 8) -> 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--baseline", type=Path, default=PRETRAINED / "emoji32-baseline-n4")
+    p.add_argument("--baseline", type=lambda v: None if v == "none" else Path(v), default=PRETRAINED / "emoji32-baseline-n4",
+                   help="the no-text tokenizer, or 'none' (TexTok only: its baseline measured elsewhere)")
     p.add_argument("--textok", type=Path, default=PRETRAINED / "emoji32-textok-n4")
     p.add_argument("--data", type=Path, default=REPO / "data" / "emoji")
     p.add_argument("--num", type=int, default=None, help="evenly spaced images per split (default: all)")
@@ -126,29 +132,42 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.grid is not None:
+        if args.baseline is None:
+            p.error("--grid needs --baseline")
         print(f"wrote {grid(args.baseline, args.textok, args.data, args.grid)}")
     from textok.io import write_json_atomic
 
-    settings = {"tokenizers": {"baseline": _rel(args.baseline), "textok": _rel(args.textok)}, "num": args.num,
+    settings = {"tokenizers": {"baseline": args.baseline and _rel(args.baseline), "textok": _rel(args.textok)},
+                "num": args.num,
                 "rfid": not args.no_rfid}
     out = json.loads(args.out.read_text()) if args.out.exists() and not args.force else {}
     if any(out.get(k) != v for k, v in settings.items()):
         out = {}  # other tokenizers or settings: measured again
     records = out.get("records", [])
     seconds = out.get("seconds", 0.0)
+    n = json.loads((args.textok / "config.json").read_text()).get("num_tokens", "?")
+    pair = f"the {'shipped ' if args.textok.resolve().is_relative_to(PRETRAINED) else ''}N = {n} pair"
     for split in SPLITS:  # each split's records are written as it finishes: a stopped run resumes at the next
-        if any(r["split"] == split for r in records):
+        missing = tuple(d for d in DECODINGS if not any(r["split"] == split and r["decode"] == d for r in records))
+        if not missing:
             print(f"{split}: in {args.out} already (--force measures again)")
             continue
         t = time.time()
-        records += measure(split, args.baseline, args.textok, args.data, args.num, not args.no_rfid, args.batch_size)
+        records += measure(split, args.baseline, args.textok, args.data, args.num, not args.no_rfid, args.batch_size,
+                           missing)
         seconds += time.time() - t
-        out = {**settings, "records": records,
-               "command": "python experiments/caption_reliance.py" + ("" if args.num is None else f" --num {args.num}"),
+        order = {(s, d): i for i, (s, d) in enumerate((s, d) for s in SPLITS for d in DECODINGS)}
+        records.sort(key=lambda r: order.get((r["split"], r["decode"]), len(order)))
+        command = "python experiments/caption_reliance.py" + ("" if args.num is None else f" --num {args.num}") + (
+            "" if args.out.resolve() == OUT.resolve() else
+            f" --baseline {_rel(args.baseline) if args.baseline else 'none'} --textok {_rel(args.textok)} --out {_rel(args.out)}")
+        out = {**settings, "pair": pair, "records": records,
+               "command": command,
                "cpu": cpu_name(), "threads": args.threads, "seconds": round(seconds, 1),
                "date": datetime.date.today().isoformat(),
-               "note": "TexTok encodes every image with its own caption; 'same-class' / 'other-class' decode with "
-                       "another caption (textok.metrics.decode_caption_map over the split's own captions)"}
+               "note": "TexTok encodes every image with its own caption; 'same-class' (next in sort order), "
+                       "'same-class-random', 'same-class-cycle' (of up to 16, the lowest cycle error) and 'other-class' "
+                       "decode with another caption (textok.metrics.decode_caption_map over the split's own captions)"}
         write_json_atomic(args.out, out)
         print(f"wrote {args.out} ({split})")
     return 0

@@ -30,9 +30,12 @@ with sampling seed 0: the spread over DiT seeds is the noise of training a DiT, 
 detokenizer drawing from the training captions of each class instead of the held-out ones (files and scores get
 _pooltrain): how much of the class-conditional score is the small held-out pool (a median of 4 distinct
 captions per class here, 13 among the training captions).
+``--caption-choice cycle`` re-samples the class-conditional DiTs at their budgets (nothing is trained) with the
+detokenizer's caption chosen from the class's pool as the one that best explains each sample's tokens
+(``textok sample-fid --caption-choice cycle``) instead of drawn at random (files and scores get _cycle).
 ``--tokenizers shipped`` takes the tokenizers from the package's shipped pair (float16 weights of the same
 stage models) where ``--work`` does not hold the study's stage models.
-Scores: ``docs/results/reproduction/generation/<task>_<arm>_n<N>_tok<steps>_dit<steps>[_<tag>][_ditseed<S>][_seed<S>][_pooltrain].json``; a
+Scores: ``docs/results/reproduction/generation/<task>_<arm>_n<N>_tok<steps>_dit<steps>[_<tag>][_ditseed<S>][_seed<S>][_pooltrain][_cycle].json``; a
 sample grid per arm and task (of the longest-trained DiT): ``docs/img/reproduction_gen_<task>_<arm>_n<N>.png``.
 
     python experiments/reproduction_generation.py --num-tokens 4 --dit-steps 4000,8000,16000
@@ -232,6 +235,9 @@ def main() -> None:
                    help="class-conditional: the captions the detokenizer draws from; train re-samples the DiTs "
                         "already trained to each budget with the training captions of each class (files and scores "
                         "get _pooltrain) and trains nothing")
+    p.add_argument("--caption-choice", choices=("random", "cycle"), default="random",
+                   help="class-conditional: how the detokenizer's caption is taken from the pool; cycle re-samples the "
+                        "trained DiTs with the pool caption that best explains each sample (nothing is trained)")
     p.add_argument("--tokenizers", choices=("study", "shipped"), default="study",
                    help="study: the stage models kept in --work (float32); shipped: the package's pair "
                         "(src/textok/pretrained, float16 weights of the same stage models), for a machine whose --work "
@@ -256,6 +262,13 @@ def main() -> None:
         if "t2i" in args.tasks.split(","):
             sys.exit("--caption-pool train is for the class-conditional task (--tasks class): DiT-T2I decodes with "
                      "its prompt")
+    cycle = args.caption_choice == "cycle"
+    if cycle:
+        seed_suffix += "_cycle"
+        if "t2i" in args.tasks.split(","):
+            sys.exit("--caption-choice cycle is for the class-conditional task (--tasks class): DiT-T2I decodes with "
+                     "its prompt")
+    resample = bool(args.sample_seed) or pool_train or cycle  # re-samples trained DiTs, trains nothing
     if args.dit_seed:
         suffix += f"_ditseed{args.dit_seed}"
     names = {r.name for r in study_runs()}
@@ -297,9 +310,9 @@ def main() -> None:
                 samples = gen / f"samples_{dit.name}_{budget}steps_{num}{seed_suffix}.npz"
                 if not samples.is_file():
                     at = dit_step(dit)
-                    if (args.sample_seed or pool_train) and at != budget:
-                        sys.exit(f"{dit} is at {at} steps, not {budget}: --sample-seed and --caption-pool train "
-                                 "re-sample a DiT at its budget and train nothing")
+                    if resample and at != budget:
+                        sys.exit(f"{dit} is at {at} steps, not {budget}: --sample-seed, --caption-pool train and "
+                                 "--caption-choice cycle re-sample a DiT at its budget and train nothing")
                     if at > budget:
                         sys.exit(f"{dit} has trained past {budget} steps without sampling there; "
                                  "delete the folder to redo its learning curve")
@@ -318,6 +331,8 @@ def main() -> None:
                     extra = ["--prompts", str(prompts)] if task == "t2i" else []
                     if pool_train:  # the DiT's folder records the held-out pool; this replaces it for sampling only
                         extra += ["--caption-pool", str(pool)]
+                    if cycle:
+                        extra += ["--caption-choice", "cycle"]
                     sh(textok + ["sample-fid", "--checkpoint", str(dit / "model"), "--num", str(num), "--out",
                                  str(samples), "--seed", str(args.sample_seed), "--threads", str(t),
                                  "--batch-size", str(args.sample_batch_size), "--text-data", str(data)] + extra, t)
@@ -334,8 +349,8 @@ def main() -> None:
                 done = [r["dit_steps"] for r in map(json.loads, (f.read_text() for f in scores.glob(
                     f"{task}_{arm}_n{n}_tok{steps}_dit*.json")))
                     if (r.get("tag") or "") == args.tag and not r.get("dit_seed") and not r.get("sample_seed")
-                    and not r.get("caption_pool")]
-                latest = budget >= max(budgets + done) and not args.sample_seed and not args.dit_seed and not pool_train
+                    and not r.get("caption_pool") and not r.get("caption_choice")]
+                latest = budget >= max(budgets + done) and not args.dit_seed and not resample
                 if latest:
                     sample_grid(samples, grid, per_class=8, max_rows=8)
                 trained_on = json.loads((dit / "trained_on.json").read_text()).get(str(budget), {}) \
@@ -346,6 +361,7 @@ def main() -> None:
                           "dit_device": trained_on.get("device"), "tag": args.tag or None,
                           "sample_seed": args.sample_seed, "dit_seed": args.dit_seed,
                           "caption_pool": "train" if pool_train and task == "class" else None,
+                          "caption_choice": "cycle" if cycle else None,
                           "reference": f"emoji {'train' if task == 'class' else 'val'} 32 px",
                           "report": {k: v for k, v in report.items() if k != "markdown"}}
                 write_json_atomic(out_json, record)

@@ -701,8 +701,9 @@ def generation_table(records: list[dict]) -> list[str]:
     if not records:
         return ["Pending: it runs on converged tokenizers (`python experiments/reproduction_generation.py "
                 "--num-tokens 4`; its scores go to docs/results/reproduction/generation/)."]
-    pools = caption_pool_table(records)
-    records = [r for r in records if not r.get("caption_pool")]  # the held-out pool everywhere else
+    pools = resampled_table(records, "pool") + resampled_table(records, "cycle")
+    # the held-out pool and a random draw from it everywhere else
+    records = [r for r in records if not r.get("caption_pool") and not r.get("caption_choice")]
     noise = sampling_noise([r for r in records if not r.get("dit_seed")])
     trained = training_noise([r for r in records if not r.get("sample_seed")])
     records = [r for r in records if not r.get("sample_seed") and not r.get("dit_seed")]  # the comparison: seeds 0
@@ -742,28 +743,45 @@ def generation_table(records: list[dict]) -> list[str]:
     return out
 
 
-def caption_pool_table(records: list[dict]) -> list[str]:
-    """The class-conditional TexTok DiTs re-sampled with the training captions of each class
-    (``--caption-pool train``) beside the same DiT with the held-out pool, and the baseline's DiT of that budget."""
+# DiTs re-sampled with another way of decoding the class-conditional samples (nothing trained): the record's
+# field and value, the column name, the paragraph above the table
+RESAMPLED = {
+    "pool": ("caption_pool", "train", "train pool",
+             "Caption pool: the same class-conditional DiT, sampled with the same seed, decoded with captions drawn from "
+             "the training captions of each class instead of the held-out ones (`--caption-pool train --tasks class "
+             "--arms textok`); the baseline decodes without text, so its score is the same under either pool."),
+    "cycle": ("caption_choice", "cycle", "cycle-chosen",
+              "Caption choice: the same class-conditional DiT, sampled with the same seed, decoded with the held-out "
+              "caption of the class that best explains each sample's tokens (the lowest cycle error, "
+              "`TexTok.cycle_error`: decode, re-encode with the same caption, compare the tokens) instead of one "
+              "drawn at random (`--caption-choice cycle --tasks class --arms textok`, i.e. `textok sample-fid "
+              "--caption-choice cycle`); the baseline decodes without text, so its score is the same either way."),
+}
+
+
+def resampled_table(records: list[dict], variant: str) -> list[str]:
+    """The class-conditional TexTok DiTs re-sampled with another decoding (``RESAMPLED[variant]``) beside the same DiT
+    decoded as usual (a random draw from the held-out pool), and the baseline's DiT of that budget."""
+    field, value, name, text = RESAMPLED[variant]
+    usual = lambda x: not x.get("caption_pool") and not x.get("caption_choice")  # noqa: E731
     rows = []
-    for r in sorted((r for r in records if r.get("caption_pool") == "train"),
-                    key=lambda r: (r["num_tokens"], r.get("tag") or "", r["dit_steps"])):
+    for r in sorted((r for r in records if r.get(field) == value),
+                    key=lambda r: (r["num_tokens"], r.get("tag") or "", r["dit_steps"], r.get("dit_seed") or 0)):
         same = lambda x: all(x.get(k) == r.get(k) for k in ("task", "num_tokens", "tokenizer_steps", "dit_steps",  # noqa: E731
                                                              "tag", "dit_seed", "sample_seed"))
-        held = {x["arm"]: x["report"] for x in records if same(x) and not x.get("caption_pool")}
+        held = {x["arm"]: x["report"] for x in records if same(x) and usual(x)}
         b, h, t = held.get("baseline", {}), held.get(r["arm"], {}), r["report"]
-        rows.append(f"| {r['task']} | {r['num_tokens']} | {r['dit_steps']} | {r.get('dit_device') or '?'} | {r['arm']} "
+        rows.append(f"| {r['task']} | {r['num_tokens']} | {r['dit_steps']} | {r.get('dit_seed') or 0} "
+                    f"| {r.get('dit_device') or '?'} | {r['arm']} "
                     + "".join(f"| {fmt(x.get(m), d)} " for m, d in (("gfid", 1), ("precision", 3), ("recall", 3))
                               for x in (h, t))
                     + f"| {fmt(b.get('gfid'), 1)} |")
     if not rows:
         return []
-    return ["", "Caption pool: the same class-conditional DiT, sampled with the same seed, decoded with captions drawn from the "
-            "training captions of each class instead of the held-out ones (`--caption-pool train --tasks class --arms "
-            "textok`); the baseline decodes without text, so its score is the same under either pool.", "",
-            "| task | N | DiT steps | DiT trained on | arm | gFID held-out pool | gFID train pool | precision held-out "
-            "| precision train | recall held-out | recall train | gFID baseline |",
-            "|---|---:|---:|---|---|" + "---:|" * 7] + rows
+    return ["", text, "",
+            f"| task | N | DiT steps | DiT seed | DiT trained on | arm | gFID usual | gFID {name} | precision usual "
+            f"| precision {name} | recall usual | recall {name} | gFID baseline |",
+            "|---|---:|---:|---:|---|---|" + "---:|" * 7] + rows
 
 
 RELIANCE = REPO / "docs" / "results" / "reproduction" / "caption_reliance.json"  # experiments/caption_reliance.py
@@ -777,27 +795,35 @@ def caption_reliance_table(data: dict) -> list[str]:
     if not records:
         return []
     cell = {(r["split"], r["arm"], r["decode"]): r for r in records}
-    cols = [("baseline", "own"), ("textok", "own"), ("textok", "same-class"), ("textok", "other-class")]
+    present = {r["decode"] for r in records}
+    cols = [("baseline", "own"), ("textok", "own")] + [
+        ("textok", d) for d in ("same-class", "same-class-random", "same-class-cycle", "other-class") if d in present]
+    heads = {"own": "TexTok, own caption", "same-class": "TexTok, another caption of the class",
+             "same-class-random": "TexTok, a random caption of the class",
+             "same-class-cycle": "TexTok, the caption of the class chosen by cycle error",
+             "other-class": "TexTok, a caption of another class"}
     out = ["", "What decoding with a caption of the class costs the tokenizer itself (no DiT involved): TexTok encodes "
            "each held-out image with its own caption and decodes the tokens with its own caption, with another caption "
-           "of the same class (the next distinct one among the split's captions of that class: what the "
-           "class-conditional pipeline's detokenizer faces) or with a caption of another class "
-           f"(`{data.get('command', 'python experiments/caption_reliance.py')}`, i.e. `textok eval-tokenizer "
-           "--decode-captions same-class|other-class`; the shipped N = 4 pair; "
+           "of the same class (the next distinct one in sort order among the split's captions of that class, which "
+           "often shares words with the image's own; or one drawn at random, as the class-conditional pipeline's "
+           "detokenizer draws from its pool; or, of up to 16 captions of the class, the one under which decoding "
+           "and re-encoding moves the tokens least, as `--caption-choice cycle` picks) or with a caption of another "
+           f"class (`{data.get('command', 'python experiments/caption_reliance.py')}`, i.e. `textok eval-tokenizer "
+           "--decode-captions same-class|same-class-random|same-class-cycle|other-class`; "
+           f"{data.get('pair', 'the shipped N = 4 pair')}; "
            f"{data.get('cpu', '?')}, {data.get('threads', '?')} thread{'' if data.get('threads') == 1 else 's'}, "
            f"{data.get('date', '?')}). "
            "rFID over all images of the split, including those whose class holds a single distinct caption "
            "(they keep it: the count swapped is given).", "",
-           "| split | metric | baseline | TexTok, own caption | TexTok, another caption of the class "
-           "| TexTok, a caption of another class |", "|---|---|---:|---:|---:|---:|"]
+           "| split | metric | baseline | " + " | ".join(heads[d] for _, d in cols[1:]) + " |",
+           "|---|---|" + "---:|" * len(cols)]
     for split in dict.fromkeys(r["split"] for r in records):
         row = [cell.get((split, arm, dec), {}) for arm, dec in cols]
         for metric, label, digits in (("rfid", "rFID", 1), ("psnr", "PSNR (dB)", 2), ("lpips", "LPIPS", 3)):
             out.append(f"| {split} | {label} | "
                        + " | ".join(fmt(c.get(metric), digits) for c in row) + " |")
         out.append(f"| {split} | images swapped | – | 0 of {row[1].get('num_images', '?')} | "
-                   f"{row[2].get('swapped', '?')} of {row[2].get('num_images', '?')} | "
-                   f"{row[3].get('swapped', '?')} of {row[3].get('num_images', '?')} |")
+                   + " | ".join(f"{c.get('swapped', '?')} of {c.get('num_images', '?')}" for c in row[2:]) + " |")
     if (REPO / "docs" / "img" / "reproduction_caption_reliance.png").is_file():
         out += ["", "Eight `val` emoji whose class holds another caption: original | baseline | TexTok | TexTok decoding the "
                 "same tokens with another caption of the class | with a caption of another class (`--grid`; the captions: "

@@ -29,7 +29,9 @@ def test_caption_reliance_records_every_split_arm_and_decoding(load_experiment, 
     cells = {(r["split"], r["arm"], r["decode"]): r for r in saved["records"]}
     assert sorted(cells) == sorted((s, a, d) for s in ("val", "val_unseen")
                                    for a, d in (("baseline", "own"), ("textok", "own"), ("textok", "same-class"),
+                                                ("textok", "same-class-random"), ("textok", "same-class-cycle"),
                                                 ("textok", "other-class")))
+    assert saved["pair"] == "the shipped N = 4 pair"
     for split in ("val", "val_unseen"):
         assert cells[(split, "textok", "same-class")]["swapped"] == 4 == cells[(split, "textok", "other-class")]["swapped"]
         assert cells[(split, "textok", "own")]["swapped"] == 0 and cells[(split, "textok", "own")]["num_images"] == 4
@@ -39,3 +41,20 @@ def test_caption_reliance_records_every_split_arm_and_decoding(load_experiment, 
     assert cr.main(["--data", str(data), "--out", str(out), "--no-rfid", "--threads", "1"]) == 0
     printed = capsys.readouterr().out
     assert "val: in " in printed and "val_unseen: in " in printed  # nothing measured again
+    # a decoding added later is measured alone: the others are kept
+    saved["records"] = [r for r in saved["records"] if r["decode"] != "same-class-cycle"]
+    out.write_text(json.dumps(saved))
+    assert cr.main(["--data", str(data), "--out", str(out), "--no-rfid", "--threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("same-class-cycle") == 2 and "same-class-random" not in printed
+    again = json.loads(out.read_text())["records"]
+    assert len(again) == 12 and {(r["split"], r["arm"], r["decode"]) for r in again} == set(cells)
+    assert [r["decode"] for r in again[:6]] == ["own", "own", "same-class", "same-class-random", "same-class-cycle",
+                                                "other-class"]
+
+    # --baseline none: TexTok only (its baseline measured elsewhere); the command records it
+    solo = tmp_path / "solo.json"
+    assert cr.main(["--data", str(data), "--out", str(solo), "--no-rfid", "--threads", "1", "--baseline", "none"]) == 0
+    saved = json.loads(solo.read_text())
+    assert {r["arm"] for r in saved["records"]} == {"textok"} and len(saved["records"]) == 10
+    assert "--baseline none --textok src/textok/pretrained/emoji32-textok-n4" in saved["command"]

@@ -165,5 +165,11 @@ def test_caption_pool_table_beside_the_held_out_pool_and_out_of_the_comparison(l
     text = "\n".join(rr.generation_table([rec("baseline", 93.7), rec("textok", 94.4), rec("textok", 94.5, "train")]))
     table, pools = text.split("Caption pool:")
     assert "| 93.7 | 94.4 | -0.7% |" in table and "94.5" not in table  # the comparison: the held-out pool only
-    assert "| class | 4 | 8000 | AMD EPYC | textok | 94.4 | 94.5 | 0.100 | 0.100 | 0.300 | 0.200 | 93.7 |" in pools
+    assert "| class | 4 | 8000 | 0 | AMD EPYC | textok | 94.4 | 94.5 | 0.100 | 0.100 | 0.300 | 0.200 | 93.7 |" in pools
     assert "Caption pool:" not in "\n".join(rr.generation_table([rec("baseline", 93.7), rec("textok", 94.4)]))
+    # a DiT re-sampled with the cycle-chosen caption: its own table, out of the comparison and the noise tables
+    cyc = dict(rec("textok", 88.0), caption_choice="cycle")
+    text = "\n".join(rr.generation_table([rec("baseline", 93.7), rec("textok", 94.4), cyc]))
+    table, chosen = text.split("Caption choice:")
+    assert "88.0" not in table and "| 93.7 | 94.4 | -0.7% |" in table
+    assert "| class | 4 | 8000 | 0 | AMD EPYC | textok | 94.4 | 88.0 | 0.100 | 0.100 | 0.300 | 0.300 | 93.7 |" in chosen

@@ -196,4 +196,11 @@ def test_caption_reliance_table(rr):
     assert "| val | rFID | 50.0 | 45.0 | 60.0 | 90.0 |" in table
     assert "| val | PSNR (dB) | 21.00 | 21.50 | 18.50 | 16.60 |" in table
     assert "| val | images swapped | – | 0 of 10 | 7 of 10 | 10 of 10 |" in table and "AMD EPYC, 2 threads" in table
+    # the random draw and the cycle choice get their columns where measured, in a fixed order
+    rows += [dict(split="val", arm="textok", decode="same-class-cycle", num_images=10, swapped=7, rfid=52.0, psnr=20.0,
+                  lpips=0.2), dict(split="val", arm="textok", decode="same-class-random", num_images=10, swapped=7,
+                                   rfid=70.0, psnr=18.0, lpips=0.3)]
+    table = "\n".join(rr.caption_reliance_table({"records": rows, "pair": "the N = 1 pair"}))
+    assert "| val | rFID | 50.0 | 45.0 | 60.0 | 70.0 | 52.0 | 90.0 |" in table and "the N = 1 pair" in table
+    assert "| TexTok, a random caption of the class | TexTok, the caption of the class chosen by cycle error |" in table
     assert rr.caption_reliance_table({}) == []

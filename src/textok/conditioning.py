@@ -221,7 +221,37 @@ def text_condition(model, captions: Sequence[str] | None, batch: int,
     return encoder(captions)
 
 
+
+@torch.no_grad()
+def choose_captions(model, tokens: torch.Tensor, candidates: Sequence[Sequence[str]],
+                    encoder: TextEncoder | TextConditioner | Embedder | None = None, batch_size: int = 256) -> list[str]:
+    """A decoding caption for each token set that has none of its own (a class-conditional DiT's samples):
+    among ``candidates[i]``, the caption with the lowest ``model.cycle_error(tokens[i], caption)`` -- the one
+    under which decoding and re-encoding moves the tokens least. tokens [B, N, d]; ``candidates``: B lists of
+    captions. A model whose detokenizer sees no text gets the first candidate of each list (the choice
+    changes nothing). ``encoder``: as in ``text_condition``."""
+    if len(candidates) != tokens.shape[0]:
+        raise ValueError(f"got {len(candidates)} candidate lists for {tokens.shape[0]} token sets")
+    lists = [list(dict.fromkeys(c)) for c in candidates]  # distinct, in order
+    for i, c in enumerate(lists):
+        if not c:
+            raise ValueError(f"token set {i} has no candidate caption")
+    if not model.config.text_in_decoder:
+        return [c[0] for c in lists]
+    pairs = [(i, c) for i, cands in enumerate(lists) if len(cands) > 1 for c in cands]
+    errors: list[float] = []
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start : start + batch_size]
+        text = text_condition(model, [c for _, c in chunk], len(chunk), encoder).to(tokens.device)
+        index = torch.tensor([i for i, _ in chunk], device=tokens.device)
+        errors += model.cycle_error(tokens[index], text).tolist()
+    best: dict[int, tuple[float, str]] = {}
+    for (i, caption), e in zip(pairs, errors):
+        if i not in best or e < best[i][0]:
+            best[i] = (e, caption)
+    return [best[i][1] if i in best else c[0] for i, c in enumerate(lists)]
+
 __all__ = [
     "TextConditioner", "text_condition", "load_encoder", "encoder_width", "broadcast", "cached_embedding",
-    "dropout_mask", "class_condition", "EMPTY_CAPTION", "DIT_MAX_TEXT_TOKENS", "ClassEmbedding", "TextEmbedding",
+    "dropout_mask", "class_condition", "choose_captions", "EMPTY_CAPTION", "DIT_MAX_TEXT_TOKENS", "ClassEmbedding", "TextEmbedding",
 ]

@@ -31,7 +31,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .conditioning import DIT_MAX_TEXT_TOKENS, TextConditioner, load_encoder
+from .conditioning import DIT_MAX_TEXT_TOKENS, TextConditioner, choose_captions, load_encoder
 from .config import from_dict, to_dict
 from .diffusion import Condition, DiffusionConfig, build_diffusion, conditional_model, guided_model
 from .io import write_json_atomic
@@ -41,6 +41,7 @@ from .models.textok import TexTok
 log = logging.getLogger(__name__)
 
 GENERATION_NAME = "generation.json"
+CAPTION_CHOICES = ("random", "cycle")
 
 
 @dataclasses.dataclass
@@ -54,6 +55,11 @@ class GenerationConfig:
     classes: list[str] = dataclasses.field(default_factory=list)  # class names by label
     caption_pool: str | None = None  # JSON class name -> captions (held-out); relative to the folder
     text_encoder: str = "minilm"  # embeds prompts for DiT-T2I
+    # class-conditional: how the detokenizer's caption is taken from the class's pool: "random" (a uniform
+    # draw) or "cycle" (of up to caption_candidates pool captions, the one that best explains the sampled
+    # tokens: textok.conditioning.choose_captions)
+    caption_choice: str = "random"
+    caption_candidates: int = 16
     # where the tokenizer / pool were when the folder was saved: the fallback when the relative
     # path no longer resolves (the generation folder moved, the tokenizer stayed)
     tokenizer_absolute: str | None = None
@@ -192,19 +198,49 @@ class Pipeline:
                                                       cache=shared).to(self.device)
         return self._conditioners[key]
 
+    def class_pool(self, label: int) -> list[str]:
+        """The captions the detokenizer may decode class ``label`` with: its pool, else the default caption."""
+        captions = self.pool.get(int(label))
+        if captions:
+            return captions
+        name = self.config.classes[label] if label < len(self.config.classes) else str(label)
+        return [f"a photo of a {name.replace('_', ' ')}"]
+
     def class_captions(self, labels: Sequence[int], rng: random.Random) -> list[str]:
         """One caption per label, drawn from the pool (or the default caption)."""
         out = []
         for y in labels:
             captions = self.pool.get(int(y))
-            if captions:
-                out.append(captions[rng.randrange(len(captions))])
-            else:
-                name = self.config.classes[y] if y < len(self.config.classes) else str(y)
-                out.append(f"a photo of a {name.replace('_', ' ')}")
+            out.append(captions[rng.randrange(len(captions))] if captions else self.class_pool(y)[0])
         return out
 
+    def chosen_captions(self, tokens: torch.Tensor, labels: Sequence[int], rng: random.Random) -> list[str]:
+        """``caption_choice="cycle"``: for each sampled token set [N, d] of ``tokens`` [B, N, d], the caption of its
+        class's pool (up to ``caption_candidates`` of them, drawn with ``rng``) that best explains it
+        (``textok.conditioning.choose_captions``)."""
+        k = self.config.caption_candidates
+        candidates = []
+        for y in labels:
+            pool = self.class_pool(y)
+            candidates.append(pool if len(pool) <= k else rng.sample(pool, k))
+        tc = self.tokenizer.config
+        if not tc.text_in_decoder:  # the detokenizer sees no text: nothing to choose (and no encoder to load)
+            return [c[0] for c in candidates]
+        return choose_captions(self.tokenizer, tokens, candidates, self.encoder(tc.text_encoder, tc.max_text_tokens))
+
     # ---- sampling -------------------------------------------------------------------------
+    def resolve_caption_choice(self, caption_choice: str | None = None) -> str:
+        """``caption_choice`` with the model's default filled in; checked."""
+        choice = caption_choice or self.config.caption_choice
+        if choice not in CAPTION_CHOICES:
+            raise ValueError(f"caption_choice must be one of {CAPTION_CHOICES}, got {choice!r}")
+        if caption_choice is not None and choice != "random" and self.dit.config.condition != "class":
+            raise ValueError(f"caption_choice={choice!r} is for class-conditional DiTs (this one is "
+                             f"{self.dit.config.condition!r}: the detokenizer decodes with the prompt)")
+        if self.config.caption_candidates < 1:
+            raise ValueError(f"caption_candidates must be >= 1, got {self.config.caption_candidates}")
+        return choice
+
     def resolve_settings(self, cfg_scale: float | None = None, steps: int | None = None,
                          sampler: str | None = None) -> tuple[float, int, str]:
         """``(cfg_scale, steps, sampler)`` with the model's defaults filled in; only ``None`` means
@@ -233,14 +269,18 @@ class Pipeline:
     @torch.no_grad()
     def __call__(self, labels: Sequence[int] | torch.Tensor | None = None, prompts: Sequence[str] | None = None,
                  cfg_scale: float | None = None, steps: int | None = None, sampler: str | None = None, seed: int = 0,
-                 captions: Sequence[str] | None = None, progress: bool = False, return_tokens: bool = False):
+                 captions: Sequence[str] | None = None, progress: bool = False, return_tokens: bool = False,
+                 caption_choice: str | None = None):
         """Generate one image per label (class-conditional) or per prompt (text-to-image).
 
-        ``captions`` overrides the detokenizer's captions of a class-conditional model (default:
-        drawn from the pool). Returns images [B, 3, H, W] in [-1, 1] (and the tokens [B, N, d]).
+        ``captions`` overrides the detokenizer's captions of a class-conditional model (default: taken
+        from the pool by ``caption_choice``, default the model's ``config.caption_choice``: "random" draws
+        one, "cycle" picks the one that best explains the sampled tokens). Returns images [B, 3, H, W] in
+        [-1, 1] (and the tokens [B, N, d]).
         """
         dc = self.dit.config
         cfg_scale, steps, sampler = self.resolve_settings(cfg_scale, steps, sampler)
+        choice = self.resolve_caption_choice(caption_choice)
         rng = random.Random(seed)
         if dc.condition == "class":
             if labels is None or prompts is not None:
@@ -250,7 +290,8 @@ class Pipeline:
                 raise ValueError(f"class labels must lie in [0, {dc.num_classes}), got {labels.tolist()}")
             B = len(labels)
             cond = Condition(labels=labels.to(self.device))
-            dec_captions = list(captions) if captions is not None else self.class_captions(labels.tolist(), rng)
+            dec_captions = list(captions) if captions is not None else (
+                None if choice == "cycle" else self.class_captions(labels.tolist(), rng))  # cycle: once sampled
             dit_text = None
         elif dc.condition == "text":
             if not prompts or labels is not None:
@@ -274,6 +315,9 @@ class Pipeline:
                                   generator=g, device=self.device, progress=progress)
         tokens = z * self.std + self.mean
         tc = self.tokenizer.config
+        dec_tokens = tokens.to(next(self.tokenizer.parameters()).dtype)
+        if dec_captions is None:
+            dec_captions = self.chosen_captions(dec_tokens, labels.tolist(), rng)
         dec_text = None
         if tc.text_in_decoder:
             # the detokenizer sees captions cut at its max_text_tokens, as in training; the DiT's
@@ -283,7 +327,7 @@ class Pipeline:
                 dec_text = dit_text
             else:
                 dec_text = self.encoder(tc.text_encoder, tc.max_text_tokens)(dec_captions).to(self.device)
-        images = self.tokenizer.decode(tokens.to(next(self.tokenizer.parameters()).dtype), dec_text).float().clamp(-1, 1)
+        images = self.tokenizer.decode(dec_tokens, dec_text).float().clamp(-1, 1)
         return (images, tokens) if return_tokens else images
 
 
@@ -304,11 +348,12 @@ def sample(checkpoint: str | os.PathLike | Pipeline, class_id: int | None = None
            cfg_scale: float | None = None, steps: int | None = None, sampler: str | None = None, seed: int = 0,
            out: str | os.PathLike | None = None, nrow: int | None = None, device: str | torch.device = "cpu",
            progress: bool = False, text_data: str | os.PathLike | None = None,
-           caption_pool: str | os.PathLike | None = None) -> torch.Tensor:
+           caption_pool: str | os.PathLike | None = None, caption_choice: str | None = None) -> torch.Tensor:
     """``num`` images of class ``class_id`` or of ``prompt``; ``out`` (a .png) gets a grid.
     ``text_data``: a data set folder whose text cache embeds the captions it holds; ``caption_pool``: a pool
     file replacing the recorded one (``Pipeline.from_pretrained``); both only with a checkpoint folder (a
-    ready ``Pipeline`` keeps its own). Returns [num, 3, H, W] in [-1, 1]."""
+    ready ``Pipeline`` keeps its own). ``caption_choice``: how a class-conditional model's detokenizer
+    caption is taken from the pool ("random" / "cycle", ``Pipeline.__call__``). Returns [num, 3, H, W] in [-1, 1]."""
     if num < 1:
         raise ValueError(f"num must be >= 1, got {num}")
     pipe = _pipeline(checkpoint, device, text_data, caption_pool)
@@ -318,7 +363,7 @@ def sample(checkpoint: str | os.PathLike | Pipeline, class_id: int | None = None
         images = pipe(prompts=[prompt] * num, cfg_scale=cfg_scale, steps=steps, sampler=sampler, seed=seed, progress=progress)
     else:
         images = pipe(labels=[class_id or 0] * num, cfg_scale=cfg_scale, steps=steps, sampler=sampler, seed=seed,
-                      progress=progress)
+                      progress=progress, caption_choice=caption_choice)
     if out is not None:
         from .data.transforms import make_grid, to_pil
         from .io import atomic_path
@@ -365,7 +410,7 @@ def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os
                cfg_scale: float | None = None, steps: int | None = None, sampler: str | None = None, seed: int = 0,
                prompts: Sequence[str] | None = None, device: str | torch.device | None = None,
                progress: bool = True, text_data: str | os.PathLike | None = None,
-               caption_pool: str | os.PathLike | None = None) -> Path | None:
+               caption_pool: str | os.PathLike | None = None, caption_choice: str | None = None) -> Path | None:
     """Write ``num`` samples to ``out`` (.npz, ADM layout: ``arr_0`` uint8 [N, H, W, 3]; ``arr_1``
     int64 labels for class-conditional models).
 
@@ -377,7 +422,8 @@ def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os
     writes ``out`` atomically and removes the parts. ``text_data``: a data set folder whose text cache
     embeds the prompts and captions it holds; ``caption_pool``: a pool file replacing the recorded one
     (``Pipeline.from_pretrained``); both only with a checkpoint folder (a ready ``Pipeline`` keeps its own).
-    Returns ``out`` on the main process.
+    ``caption_choice``: how a class-conditional model's detokenizer caption is taken from the pool ("random" /
+    "cycle", ``Pipeline.__call__``; default the model's). Returns ``out`` on the main process.
     """
     from accelerate import PartialState
 
@@ -399,13 +445,15 @@ def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os
         prompts = list(prompts)
     labels = fid_labels(num, dc.num_classes) if dc.condition == "class" else [0] * num
     cfg_scale, steps, sampler = pipe.resolve_settings(cfg_scale, steps, sampler)
+    choice = pipe.resolve_caption_choice(caption_choice)
     parts = out.with_name(out.name + ".parts")
     # Finished batches of an earlier run are reused only if they were made with these settings;
     # else the .npz would silently mix models, seeds or guidance scales.
     settings = {"num": num, "batch_size": batch_size, "cfg_scale": cfg_scale, "steps": steps, "sampler": sampler,
                 "seed": seed, "prompts": prompts, "model": pipe.fingerprint(),
                 "text_data": None if pipe.text_data is None else str(Path(pipe.text_data).resolve()),
-                "caption_pool": pipe.config.caption_pool}
+                "caption_pool": pipe.config.caption_pool,
+                **({"caption_choice": choice} if choice != "random" else {})}  # (older parts have no such key)
     _check_parts(parts, settings, state)
     num_batches = math.ceil(num / batch_size)
     mine = [b for b in range(num_batches) if b % state.num_processes == state.process_index]
@@ -418,6 +466,8 @@ def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os
     for b in todo:
         lo, hi = b * batch_size, min(num, (b + 1) * batch_size)
         kwargs = dict(cfg_scale=cfg_scale, steps=steps, sampler=sampler, seed=seed * 1_000_003 + b)
+        if dc.condition == "class":
+            kwargs["caption_choice"] = choice
         if dc.condition == "text":
             images = pipe(prompts=[prompts[i % len(prompts)] for i in range(lo, hi)], **kwargs)
         else:
@@ -454,4 +504,4 @@ def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os
     return out
 
 
-__all__ = ["GenerationConfig", "Pipeline", "sample", "sample_fid", "fid_labels", "load_caption_pool", "GENERATION_NAME"]
+__all__ = ["GenerationConfig", "Pipeline", "CAPTION_CHOICES", "sample", "sample_fid", "fid_labels", "load_caption_pool", "GENERATION_NAME"]

@@ -114,6 +114,10 @@ def test_cli_sample_and_errors(run, tmp_path, capsys):
     assert main(["sample-fid", "--checkpoint", model_dir, "--num", "2", "--steps", "2", "--out", str(tmp_path / "s.npz"),
                  "--text-data", str(run["base"] / "data")]) == 0  # captions from that data set's text cache
     assert np.load(tmp_path / "s.npz")["arr_0"].shape == (2, 32, 32, 3)
+    # --caption-choice cycle: this tokenizer has no text in its detokenizer, so the samples are the same
+    assert main(["sample-fid", "--checkpoint", model_dir, "--num", "2", "--steps", "2", "--out", str(tmp_path / "c.npz"),
+                 "--text-data", str(run["base"] / "data"), "--caption-choice", "cycle"]) == 0
+    assert np.array_equal(np.load(tmp_path / "c.npz")["arr_0"], np.load(tmp_path / "s.npz")["arr_0"])
     assert main(["sample", "--checkpoint", model_dir, "--prompt", "a cat", "--num", "1", "--out", str(tmp_path / "h.png")]) == 2
     assert "class-conditional" in capsys.readouterr().err
     assert main(["sample", "--checkpoint", model_dir, "--class", "9", "--out", str(tmp_path / "h.png")]) == 2
@@ -190,6 +194,15 @@ def test_class_captions_come_from_the_pool_and_text_reaches_both(minilm, tmp_pat
     assert drawn == pipe.class_captions([0, 0, 1, 0], random.Random(0))
     images = pipe(labels=[0, 1], steps=2, sampler="ddim")
     assert images.shape == (2, 3, 32, 32)
+    # caption_choice="cycle": of the class's pool, the caption that best explains each sample's tokens
+    from textok.conditioning import choose_captions
+
+    images, tokens = pipe(labels=[0, 0, 1], steps=2, sampler="ddim", caption_choice="cycle", return_tokens=True)
+    picked = choose_captions(tok, tokens, [pool[0], pool[0], pool[1]], minilm)
+    torch.testing.assert_close(images, pipe(labels=[0, 0, 1], steps=2, sampler="ddim", captions=picked))
+    assert picked[2] == "a big dog"
+    with pytest.raises(ValueError, match="caption_choice must be one of"):
+        pipe(labels=[0], steps=2, caption_choice="best")
     # a caption changes the decoded image (the detokenizer sees it)
     a = pipe(labels=[0], steps=2, sampler="ddim", captions=["a small cat"])
     b = pipe(labels=[0], steps=2, sampler="ddim", captions=["a big red bus"])
@@ -207,6 +220,8 @@ def test_class_captions_come_from_the_pool_and_text_reaches_both(minilm, tmp_pat
     assert not torch.allclose(tokens[1], other[1])  # the prompt reaches the DiT
     with pytest.raises(ValueError, match="text-to-image"):
         pipe(labels=[0])
+    with pytest.raises(ValueError, match="for class-conditional DiTs"):
+        pipe(prompts=["a red apple"], steps=2, caption_choice="cycle")
     with pytest.raises(ValueError, match="not among the model's classes"):
         load_caption_pool(pool_file, ["bird"])
 

@@ -159,7 +159,32 @@ def test_decode_with_other_captions(checkpoints, image_folder, minilm, tmp_path)
     with pytest.raises(ValueError, match="neither a rule"):
         evaluate_tokenizer(checkpoints[:1], image_folder, encoder=minilm, rfid=False, decode_captions="same-kind")
     mapping.write_text("[1, 2]")
-    with pytest.raises(ValueError, match="must map captions to captions"):
+    with pytest.raises(ValueError, match="must map captions to a caption or a non-empty list"):
+        evaluate_tokenizer(checkpoints[:1], image_folder, encoder=minilm, rfid=False, decode_captions=mapping)
+    # a random draw of another caption of the class, reproducible by seed
+    drawn = decode_caption_map(dataset, rule="same-class-random", seed=1)
+    assert drawn == decode_caption_map(dataset, rule="same-class-random", seed=1)
+    assert all(drawn[c] != c and drawn[c] in caps[:3] for c in caps[:3]) and drawn[caps[5]] == caps[5]
+    # cycle choice: the candidates are the other captions of the class; each image gets the best explaining one
+    cands = decode_caption_map(dataset, rule="same-class-cycle")
+    assert sorted(cands[caps[0]]) == sorted(caps[1:3]) and cands[caps[3]] == [caps[4]] and cands[caps[5]] == [caps[5]]
+    report = evaluate_tokenizer(checkpoints[:1], image_folder, batch_size=4, encoder=minilm, lpips=False, rfid=False,
+                                progress=False, decode_captions="same-class-cycle")
+    assert report["results"][0]["decode_swapped"] == 5
+    from textok.conditioning import choose_captions
+
+    with torch.no_grad():
+        tokens = model.encode(batch["images"], minilm(caps))
+        picked = choose_captions(model, tokens, [cands[c] for c in caps], minilm)
+        rec = model.decode(tokens, minilm(picked))
+    assert all(p in cands[c] for p, c in zip(picked, caps))
+    assert report["results"][0]["psnr"] == pytest.approx(psnr(batch["images"], rec).mean().item(), rel=1e-6)
+    mapping.write_text(json.dumps({caps[0]: caps[1:3]}))  # a JSON file may give candidate lists too
+    report = evaluate_tokenizer(checkpoints[:1], image_folder, batch_size=4, encoder=minilm, lpips=False, rfid=False,
+                                progress=False, decode_captions=mapping)
+    assert report["results"][0]["decode_swapped"] == 1
+    mapping.write_text(json.dumps({caps[0]: []}))
+    with pytest.raises(ValueError, match="non-empty list"):
         evaluate_tokenizer(checkpoints[:1], image_folder, encoder=minilm, rfid=False, decode_captions=mapping)
     # a dataset of item dicts without records: the captions are read from its items
     items = [dataset[i] for i in range(6)]

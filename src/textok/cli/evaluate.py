@@ -42,9 +42,11 @@ def register(sub) -> None:
                    help="the originals' statistics (.npz of `textok fid-stats` on the same split, --num and size): "
                         "skips their Inception pass; refused if they come from other images or another network")
     p.add_argument("--decode-captions", default=None, metavar="RULE|FILE",
-                   help="decode each image with another caption than it was encoded with: same-class (another "
-                        "caption of its class), other-class, or a JSON file caption -> caption; measures how much "
-                        "the detokenizer relies on the caption")
+                   help="decode each image with another caption than it was encoded with: same-class (the next "
+                        "caption of its class in sort order), same-class-random (one drawn at random), "
+                        "same-class-cycle (of up to 16 captions of its class, the one that best explains the "
+                        "image's tokens), other-class, or a JSON file caption -> caption (or -> a list of candidate "
+                        "captions); measures how much the detokenizer relies on the caption")
     _common(p, batch=32)
     p.set_defaults(func=_eval_tokenizer)
 

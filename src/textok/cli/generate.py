@@ -66,6 +66,10 @@ def _sampling_args(p, device_default: str | None = "cpu") -> None:
     p.add_argument("--caption-pool", default=None, metavar="JSON",
                    help="class-conditional: the captions the detokenizer draws from (class name -> captions), "
                         "instead of the pool recorded with the model")
+    p.add_argument("--caption-choice", default=None, choices=["random", "cycle"],
+                   help="class-conditional: how the detokenizer's caption is taken from the pool: random (a draw) or "
+                        "cycle (the pool caption that best explains the sampled tokens; costs one decode + encode per "
+                        "candidate); default: the model's (random)")
 
 
 def _encode(args) -> int:
@@ -106,7 +110,8 @@ def _sample(args) -> int:
 
     images = sample(args.checkpoint, class_id=args.class_id, prompt=args.prompt, num=args.num, cfg_scale=args.cfg,
                     steps=args.steps, sampler=args.sampler, seed=args.seed, out=args.out, nrow=args.nrow,
-                    device=args.device, progress=True, text_data=args.text_data, caption_pool=args.caption_pool)
+                    device=args.device, progress=True, text_data=args.text_data, caption_pool=args.caption_pool,
+                    caption_choice=args.caption_choice)
     print(f"sampled {images.shape[0]} image(s) at {images.shape[-1]}px -> {args.out}")
     return 0
 
@@ -126,7 +131,7 @@ def _sample_fid(args) -> int:
             raise ValueError(f"--prompts: {path} holds no prompts")
     out = sample_fid(args.checkpoint, args.num, args.out, batch_size=args.batch_size, cfg_scale=args.cfg,
                      steps=args.steps, sampler=args.sampler, seed=args.seed, prompts=prompts, device=args.device,
-                     text_data=args.text_data, caption_pool=args.caption_pool)
+                     text_data=args.text_data, caption_pool=args.caption_pool, caption_choice=args.caption_choice)
     if out is not None:
         print(f"wrote {args.num} samples to {out}")
     return 0

@@ -21,6 +21,7 @@ import itertools
 import json
 import logging
 import os
+import random
 import sys
 import time
 from pathlib import Path
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..conditioning import TextConditioner, text_condition
+from ..conditioning import TextConditioner, choose_captions, text_condition
 from ..data.stream import spread
 from ..inference import load_tokenizer
 from ..losses import LPIPS
@@ -91,7 +92,8 @@ def iterate_batches(dataset, num: int | None, batch_size: int) -> Iterator[dict]
             yield collated
 
 
-DECODE_RULES = ("same-class", "other-class")
+DECODE_RULES = ("same-class", "same-class-random", "same-class-cycle", "other-class")
+CYCLE_CANDIDATES = 16  # "same-class-cycle": the most captions of the class tried per image
 
 
 def _captions_and_labels(dataset, num: int | None) -> list[tuple[str, int]]:
@@ -102,14 +104,20 @@ def _captions_and_labels(dataset, num: int | None) -> list[tuple[str, int]]:
     return [(c, int(y)) for batch in iterate_batches(dataset, num, 64) for c, y in zip(batch["captions"], batch["labels"])]
 
 
-def decode_caption_map(dataset, num: int | None = None, rule: str = "same-class") -> dict[str, str]:
+def decode_caption_map(dataset, num: int | None = None, rule: str = "same-class",
+                       seed: int = 0) -> dict[str, str] | dict[str, list[str]]:
     """Which caption each evaluated caption is swapped for at decoding (``evaluate_tokenizer(decode_captions=)``),
     built from the evaluated items themselves so that every swapped caption is one the split holds.
 
-    ``"same-class"``: the next distinct caption of the same label (sorted, cyclic); a label with a single
+    ``"same-class"``: the next distinct caption of the same label (sorted, cyclic: neighbours in sort order
+    often share words, so this is a mild swap); ``"same-class-random"``: another distinct caption of the
+    label drawn at random (``seed``; what a class-conditional pipeline's random draw from a pool does);
+    ``"same-class-cycle"``: up to ``CYCLE_CANDIDATES`` other captions of the label (drawn with ``seed``), of
+    which the evaluation decodes each image with the one that best explains its tokens
+    (``textok.conditioning.choose_captions``; the pipeline's ``caption_choice="cycle"``). A label with a single
     distinct caption keeps it (no swap: the report counts the swapped images). ``"other-class"``: a caption
     of the label half-way round the sorted distinct labels (the same rank within that label, cyclic).
-    Returns {caption: caption}."""
+    Returns {caption: caption}, or for ``"same-class-cycle"`` {caption: [candidate captions]}."""
     if rule not in DECODE_RULES:
         raise ValueError(f"decode_captions: unknown rule {rule!r}; use one of {DECODE_RULES} or a JSON file / dict")
     by_label: dict[int, list[str]] = {}
@@ -122,20 +130,27 @@ def decode_caption_map(dataset, num: int | None = None, rule: str = "same-class"
     if rule == "other-class" and len(labels) < 2:
         raise ValueError(f"decode_captions='other-class' needs at least two classes among the evaluated images, "
                          f"found {len(labels)} (a data set without labels has one)")
-    out = {}
+    out: dict = {}
+    rng = random.Random(seed)
     for i, y in enumerate(labels):
         caps = by_label[y]
         for k, caption in enumerate(caps):
+            others = [c for c in caps if c != caption] or [caption]
             if rule == "same-class":
                 out[caption] = caps[(k + 1) % len(caps)]
+            elif rule == "same-class-random":
+                out[caption] = others[rng.randrange(len(others))]
+            elif rule == "same-class-cycle":
+                out[caption] = others if len(others) <= CYCLE_CANDIDATES else rng.sample(others, CYCLE_CANDIDATES)
             else:
                 other = by_label[labels[(i + len(labels) // 2) % len(labels)]]
                 out[caption] = other[k % len(other)]
     return out
 
 
-def _decode_map(decode_captions, dataset, num: int | None) -> dict[str, str] | None:
-    """``evaluate_tokenizer``'s ``decode_captions`` (None, a rule, a JSON file or a mapping) as a dict."""
+def _decode_map(decode_captions, dataset, num: int | None) -> dict | None:
+    """``evaluate_tokenizer``'s ``decode_captions`` (None, a rule, a JSON file or a mapping) as a dict:
+    caption -> caption, or caption -> candidate captions (each image gets the one that best explains it)."""
     if decode_captions is None:
         return None
     if isinstance(decode_captions, str) and decode_captions in DECODE_RULES:
@@ -150,8 +165,12 @@ def _decode_map(decode_captions, dataset, num: int | None) -> dict[str, str] | N
             raise ValueError(f"decode_captions: {path} is not valid JSON ({e})") from None
     else:
         mapping = decode_captions
-    if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
-        raise ValueError(f"decode_captions: {decode_captions} must map captions to captions (a JSON object of strings)")
+    def ok(v) -> bool:
+        return isinstance(v, str) or (isinstance(v, list) and bool(v) and all(isinstance(c, str) for c in v))
+
+    if not isinstance(mapping, dict) or not all(isinstance(k, str) and ok(v) for k, v in mapping.items()):
+        raise ValueError(f"decode_captions: {decode_captions} must map captions to a caption or a non-empty list of "
+                         f"candidate captions (a JSON object)")
     return dict(mapping)
 
 
@@ -306,7 +325,8 @@ def _reconstruction_pass(model, dataset, num: int | None, batch_size: int, devic
                          decode_map: dict[str, str] | None = None) -> _Pass:
     """Reconstruct ``num`` images of ``dataset`` with ``model`` and collect per-image scores,
     Inception features (of the originals too when ``need_originals``) and the grid's first images.
-    ``decode_map``: the caption each image is decoded with, by the caption it was encoded with."""
+    ``decode_map``: the caption each image is decoded with, by the caption it was encoded with (or a list of
+    candidates, of which each image gets the one that best explains its tokens: ``choose_captions``)."""
     out = _Pass()
     total = num if num is not None else (len(dataset) if hasattr(dataset, "__len__") else None)
     with tqdm(total=total, desc=f"eval {name}", unit="img", disable=not progress, leave=False) as bar:
@@ -314,11 +334,15 @@ def _reconstruction_pass(model, dataset, num: int | None, batch_size: int, devic
             x = batch["images"].to(device)
             text = text_condition(model, batch["captions"], x.shape[0], text_encoder)
             dec_text = text
+            tokens = model.encode(x, text)
             if decode_map is not None and text is not None and model.config.text_in_decoder:
                 captions = [decode_map.get(c, c) for c in batch["captions"]]
+                if any(isinstance(c, list) for c in captions):
+                    captions = choose_captions(model, tokens, [c if isinstance(c, list) else [c] for c in captions],
+                                               text_encoder)
                 out.swapped += sum(a != b for a, b in zip(captions, batch["captions"]))
                 dec_text = text_condition(model, captions, x.shape[0], text_encoder)
-            rec = model.decode(model.encode(x, text), dec_text)
+            rec = model.decode(tokens, dec_text)
             x8, rec8 = _uint8(x), _uint8(rec)
             _hash_pixels(out.pixels, x8)
             out.psnr.append(psnr(x8, rec8).cpu())
@@ -395,9 +419,10 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
             them on every call. Checked after the first pass (``check_reference``): image count,
             and where its ``info`` records them, the images' and the network's SHA-256.
         decode_captions: decode every image with another caption than it was encoded with, to measure
-            how much the detokenizer relies on the caption: ``"same-class"`` / ``"other-class"``
-            (``decode_caption_map``), or a mapping (dict or JSON file) caption -> caption (captions not
-            in it keep their own). Models without text in the detokenizer are unaffected;
+            how much the detokenizer relies on the caption: ``"same-class"``, ``"same-class-random"``,
+            ``"same-class-cycle"`` or ``"other-class"`` (``decode_caption_map``), or a mapping (dict or JSON
+            file) caption -> caption, or caption -> candidate captions of which each image gets the one that
+            best explains its tokens (captions not in it keep their own). Models without text in the detokenizer are unaffected;
             ``decode_swapped`` in each result counts the images that got another caption.
     Returns:
         dict with ``num``, ``data``, ``split``, the protocol strings, ``results`` (one dict per

@@ -271,6 +271,15 @@ class TexTok(nn.Module, PretrainedMixin):
         x = self.decoder(torch.cat([patches, latents], dim=1), text)
         return self.unpatchify(self.to_pixels(x[:, : c.num_patches]))
 
+    @torch.no_grad()
+    def cycle_error(self, tokens: torch.Tensor, text: TextEmbedding | None = None) -> torch.Tensor:
+        """How well ``text`` explains ``tokens`` [B, N, d]: the mean squared difference between the tokens
+        and those of their decoding re-encoded with the same text, [B]. Lowest, typically, for the caption
+        the tokens were encoded with: it chooses a decoding caption for tokens that have none
+        (``textok.conditioning.choose_captions``)."""
+        again = self.encode(self.decode(tokens, text).clamp(-1, 1), text)
+        return (again.float() - tokens.float()).pow(2).flatten(1).mean(1)
+
     def forward(self, images: torch.Tensor, text: TextEmbedding | None = None, sample_posterior: bool | None = None,
                 generator: torch.Generator | None = None) -> TexTokOutput:
         """Reconstruct ``images``; samples the posterior in training mode, uses its mode in eval."""
