@@ -13,7 +13,8 @@ Reads ``docs/results/reproduction/runs/<run>/step_*.json`` (written by
   and ``curves`` (every budget of every run);
 - ``docs/results/reproduction.md``: every table of the report (nothing in it is typed by hand);
 - ``docs/img/reproduction_rfid_vs_n.png`` and ``docs/img/reproduction_curves.png``;
-- the caption-reliance table from ``docs/results/reproduction/caption_reliance.json`` (``experiments/caption_reliance.py``);
+- the caption-reliance tables from ``docs/results/reproduction/caption_reliance.json`` and ``caption_reliance_n*.json``
+  beside it (``experiments/caption_reliance.py``);
 - with ``--grids``: ``docs/img/reproduction_grid.png`` (held-out emoji, both arms at every N) and
   ``docs/img/reproduction_caption_swap.png`` (N = 2: original | baseline | TexTok | TexTok
   decoding the same tokens with another image's caption).
@@ -28,6 +29,7 @@ import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -778,23 +780,43 @@ def resampled_table(records: list[dict], variant: str) -> list[str]:
                     + f"| {fmt(b.get('gfid'), 1)} |")
     if not rows:
         return []
+    # every DiT seed re-sampled this way against the baseline's DiTs of that budget (usual decoding: it has no text)
+    seeds = training_noise([r for r in records if r["arm"] == "baseline" and usual(r) and not r.get("sample_seed")]
+                           + [dict(r, arm="textok") for r in records if r.get(field) == value and not r.get("sample_seed")],
+                           intro=f"The baseline's DiTs against TexTok's same DiTs decoded this way ({name}), over DiT seeds:",
+                           textok=f"TexTok ({name})")
     return ["", text, "",
             f"| task | N | DiT steps | DiT seed | DiT trained on | arm | gFID usual | gFID {name} | precision usual "
             f"| precision {name} | recall usual | recall {name} | gFID baseline |",
-            "|---|---:|---:|---:|---|---|" + "---:|" * 7] + rows
+            "|---|---:|---:|---:|---|---|" + "---:|" * 7] + rows + seeds
 
 
 RELIANCE = REPO / "docs" / "results" / "reproduction" / "caption_reliance.json"  # experiments/caption_reliance.py
+RELIANCE_OTHERS = "caption_reliance_n*.json"  # the same at other N, beside it (--out)
 
 
-def caption_reliance_table(data: dict) -> list[str]:
+def caption_reliance_table(data: dict, curves=(), first: bool = True) -> list[str]:
     """The tokenizer pair with TexTok decoding its tokens with its own caption, another caption of the same class
     and a caption of another class (``experiments/caption_reliance.py``): what the class-conditional
-    pipeline's decoding with a caption of the class costs before any DiT is involved."""
+    pipeline's decoding with a caption of the class costs before any DiT is involved. A file measured without
+    the baseline (``--baseline none``) gets Table 1's baseline of that N at its largest budget (from ``curves``);
+    ``first``: the table that explains the columns (the next ones say only what differs)."""
     records = data.get("records", [])
     if not records:
         return []
     cell = {(r["split"], r["arm"], r["decode"]): r for r in records}
+    n = records[0].get("num_tokens")
+    table1 = ""
+    if not any(r["arm"] == "baseline" for r in records):
+        for split in dict.fromkeys(r["split"] for r in records):
+            base = [r for r in curves if r["run"] == f"baseline-n{n}-s0" and r["split"] == split]
+            if base:
+                b = max(base, key=lambda r: r["steps"])
+                cell[(split, "baseline", "own")] = b
+                table1 = (f" This TexTok was trained again on this machine (the study's recipe and seed, "
+                          f"`python experiments/reproduction.py --job textok-n{n}-s0 --steps {b['steps']}`; its stage "
+                          f"models had not been kept) and measured without the baseline (`--baseline none`): the "
+                          f"baseline column is Table 1's `baseline-n{n}-s0` at {b['steps']} steps ({b.get('cpu') or '?'}).")
     present = {r["decode"] for r in records}
     cols = [("baseline", "own"), ("textok", "own")] + [
         ("textok", d) for d in ("same-class", "same-class-random", "same-class-cycle", "other-class") if d in present]
@@ -802,6 +824,10 @@ def caption_reliance_table(data: dict) -> list[str]:
              "same-class-random": "TexTok, a random caption of the class",
              "same-class-cycle": "TexTok, the caption of the class chosen by cycle error",
              "other-class": "TexTok, a caption of another class"}
+    intro = [] if first else [
+        "", f"The same at N = {n} ({data.get('pair', '?')}; `{data.get('command', '?')}`; {data.get('cpu', '?')}, "
+            f"{data.get('threads', '?')} thread{'' if data.get('threads') == 1 else 's'}, {data.get('date', '?')})."
+            + table1]
     out = ["", "What decoding with a caption of the class costs the tokenizer itself (no DiT involved): TexTok encodes "
            "each held-out image with its own caption and decodes the tokens with its own caption, with another caption "
            "of the same class (the next distinct one in sort order among the split's captions of that class, which "
@@ -814,7 +840,8 @@ def caption_reliance_table(data: dict) -> list[str]:
            f"{data.get('cpu', '?')}, {data.get('threads', '?')} thread{'' if data.get('threads') == 1 else 's'}, "
            f"{data.get('date', '?')}). "
            "rFID over all images of the split, including those whose class holds a single distinct caption "
-           "(they keep it: the count swapped is given).", "",
+           "(they keep it: the count swapped is given)." + table1, ""]
+    out = (out if first else intro + [""]) + [
            "| split | metric | baseline | " + " | ".join(heads[d] for _, d in cols[1:]) + " |",
            "|---|---|" + "---:|" * len(cols)]
     for split in dict.fromkeys(r["split"] for r in records):
@@ -824,7 +851,7 @@ def caption_reliance_table(data: dict) -> list[str]:
                        + " | ".join(fmt(c.get(metric), digits) for c in row) + " |")
         out.append(f"| {split} | images swapped | – | 0 of {row[1].get('num_images', '?')} | "
                    + " | ".join(f"{c.get('swapped', '?')} of {c.get('num_images', '?')}" for c in row[2:]) + " |")
-    if (REPO / "docs" / "img" / "reproduction_caption_reliance.png").is_file():
+    if first and (REPO / "docs" / "img" / "reproduction_caption_reliance.png").is_file():
         out += ["", "Eight `val` emoji whose class holds another caption: original | baseline | TexTok | TexTok decoding the "
                 "same tokens with another caption of the class | with a caption of another class (`--grid`; the captions: "
                 "[reproduction_caption_reliance.txt](../img/reproduction_caption_reliance.txt)).", "",
@@ -854,10 +881,15 @@ def sampling_noise(records: list[dict]) -> list[str]:
     return out
 
 
-def training_noise(records: list[dict]) -> list[str]:
+NOISE_INTRO = ("DiT-training noise: the same recipe trained again on the same tokens with another seed "
+               "(`--dit-seed S`), or with the same seed on another device, each sampled with seed 0. A claim needs the "
+               "difference of the means to exceed two standard deviations of either arm (the issue's rule for seeds).")
+
+
+def training_noise(records: list[dict], intro: str = NOISE_INTRO, textok: str = "TexTok") -> list[str]:
     """gFID of independent DiT trainings of one recipe on the same tokens (``--dit-seed``, and the same seed
     trained on two devices), sampled with seed 0: mean ± std per arm, and the issue's rule for a claim (the
-    difference of the means exceeds two standard deviations of either arm)."""
+    difference of the means exceeds two standard deviations of either arm). ``textok``: the TexTok column's name."""
     by = defaultdict(lambda: defaultdict(list))
     for r in records:
         key = (r["task"], r["num_tokens"], r["tokenizer_steps"], r["dit_steps"])
@@ -865,11 +897,9 @@ def training_noise(records: list[dict]) -> list[str]:
     rows = [(k, v) for k, v in sorted(by.items()) if min(len(v.get(a, ())) for a in ("baseline", "textok")) >= 2]
     if not rows:
         return []
-    out = ["", "DiT-training noise: the same recipe trained again on the same tokens with another seed "
-           "(`--dit-seed S`), or with the same seed on another device, each sampled with seed 0. A claim needs the "
-           "difference of the means to exceed two standard deviations of either arm (the issue's rule for seeds).",
+    out = ["", intro,
            "", "| task | N | DiT steps | baseline gFID per DiT (seed, device) | baseline mean ± std "
-           "| TexTok gFID per DiT | TexTok mean ± std | gain of the means | > 2 std? |",
+           f"| {textok} gFID per DiT | {textok} mean ± std | gain of the means | > 2 std? |",
            "|---|---:|---:|---|---|---|---|---:|---|"]
     short = lambda d: " ".join(re.sub(r"\(R\)|NVIDIA|Processor", "", d).split())  # noqa: E731  (H100 80GB HBM3, Intel Xeon)
     for (task, n, _, steps), v in rows:
@@ -909,7 +939,7 @@ def generation_pending(curves, records: list[dict]) -> list[str]:
 
 
 def markdown(finals, curves, cost: str | None = None, history=(), generation=(), probes=None,
-             by_cat: dict | None = None, reliance: dict | None = None) -> str:
+             by_cat: dict | None = None, reliance: Sequence[dict] = ()) -> str:
     cpu = sorted({r["cpu"] for r in finals + list(history) if r.get("cpu")})
     L = ["# Reproduction: the paper's Table 1 in miniature", "",
          "Generated by `python experiments/reproduction_report.py` from the score files of "
@@ -1017,10 +1047,13 @@ def markdown(finals, curves, cost: str | None = None, history=(), generation=(),
           "--tasks t2i,class --dit-steps 4000,8000 --arms A --threads 1` for A = baseline, textok, and its class "
           "DiT re-sampled with the training captions: `... --tag epyc --tasks class --dit-steps 8000 --arms textok "
           "--caption-pool train --threads 2`, and a second DiT seed per arm for the class task: `... --tag epyc "
-          "--tasks class --dit-steps 4000,8000,16000 --arms A --dit-seed 1 --threads 1` (both arms at once). "
+          "--tasks class --dit-steps 4000,8000,16000 --arms A --dit-seed 1 --threads 1` (both arms at once), "
+          "and TexTok's class DiTs at 16k re-sampled with the cycle-chosen caption: `... --tag epyc --tasks class "
+          "--dit-steps 16000 --arms textok --caption-choice cycle [--dit-seed 1] --threads 1`. "
           "The GPU machines got the data set without its images (its text cache pruned to the captions in use), "
           "the tokenizers' stage models and their latent caches, encoded here; the DiT weights stayed there.", ""] \
-        + generation_table(list(generation)) + caption_reliance_table(reliance or {}) \
+        + generation_table(list(generation)) \
+        + [line for i, data in enumerate(reliance) for line in caption_reliance_table(data, curves, first=i == 0)] \
         + generation_pending(curves, list(generation))
     L += ["", "## LPIPS on a share of the batch", "",
           "The study computes LPIPS on 8 of each batch's 32 images (`loss.perceptual_fraction=0.25`, 1.6x faster "
@@ -1073,7 +1106,8 @@ def main() -> None:
                                                   "first_recipe_curves": history, "generation": generation})
     write_text_atomic(out / "reproduction.md", markdown(finals, curves, remaining_cost(Path(args.results)), history,
                                                         generation, probes, by_cat,
-                                                        json.loads(RELIANCE.read_text()) if RELIANCE.is_file() else {}))
+                                                        [json.loads(f.read_text()) for f in [RELIANCE] + sorted(
+                                                            RELIANCE.parent.glob(RELIANCE_OTHERS)) if f.is_file()]))
     written += [out / "reproduction.json", out / "reproduction.md"] + plots(finals, curves, img, probes)
     for path in written:
         print(f"wrote {path}")

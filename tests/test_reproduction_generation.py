@@ -166,6 +166,7 @@ def test_caption_pool_table_beside_the_held_out_pool_and_out_of_the_comparison(l
     table, pools = text.split("Caption pool:")
     assert "| 93.7 | 94.4 | -0.7% |" in table and "94.5" not in table  # the comparison: the held-out pool only
     assert "| class | 4 | 8000 | 0 | AMD EPYC | textok | 94.4 | 94.5 | 0.100 | 0.100 | 0.300 | 0.200 | 93.7 |" in pools
+    assert "over DiT seeds" not in text  # one DiT per arm: no seed row
     assert "Caption pool:" not in "\n".join(rr.generation_table([rec("baseline", 93.7), rec("textok", 94.4)]))
     # a DiT re-sampled with the cycle-chosen caption: its own table, out of the comparison and the noise tables
     cyc = dict(rec("textok", 88.0), caption_choice="cycle")
@@ -173,3 +174,11 @@ def test_caption_pool_table_beside_the_held_out_pool_and_out_of_the_comparison(l
     table, chosen = text.split("Caption choice:")
     assert "88.0" not in table and "| 93.7 | 94.4 | -0.7% |" in table
     assert "| class | 4 | 8000 | 0 | AMD EPYC | textok | 94.4 | 88.0 | 0.100 | 0.100 | 0.300 | 0.300 | 93.7 |" in chosen
+    # two DiT seeds re-sampled: their mean against the baseline's DiTs, with the two-std rule
+    seed1 = [dict(rec("baseline", 93.5), dit_seed=1), dict(rec("textok", 95.0), dit_seed=1),
+             dict(rec("textok", 88.4), dit_seed=1, caption_choice="cycle")]
+    text = "\n".join(rr.generation_table([rec("baseline", 93.7), rec("textok", 94.4), cyc] + seed1))
+    chosen = text.split("Caption choice:")[1]
+    assert "| TexTok (cycle-chosen) gFID per DiT |" in chosen
+    assert "| class | 4 | 8000 | 93.7 (0, AMD EPYC), 93.5 (1, AMD EPYC) | 93.6 ± 0.1 | 88.0 (0, AMD EPYC), 88.4 (1, AMD EPYC) " \
+           "| 88.2 ± 0.3 | 5.8% | yes, TexTok better |" in chosen

@@ -203,4 +203,11 @@ def test_caption_reliance_table(rr):
     table = "\n".join(rr.caption_reliance_table({"records": rows, "pair": "the N = 1 pair"}))
     assert "| val | rFID | 50.0 | 45.0 | 60.0 | 70.0 | 52.0 | 90.0 |" in table and "the N = 1 pair" in table
     assert "| TexTok, a random caption of the class | TexTok, the caption of the class chosen by cycle error |" in table
+    # measured without the baseline (--baseline none): Table 1's baseline of that N fills its column
+    solo = [dict(r, num_tokens=1) for r in rows if r["arm"] == "textok"]
+    curves = [dict(run="baseline-n1-s0", split="val", steps=s, rfid=r, psnr=20.0, lpips=0.3, cpu="Xeon")
+              for s, r in ((4000, 70.0), (8000, 66.0))]
+    table = "\n".join(rr.caption_reliance_table({"records": solo, "pair": "N = 1", "command": "cmd"}, curves, first=False))
+    assert "| val | rFID | 66.0 | 45.0 |" in table and "Table 1's `baseline-n1-s0` at 8000 steps (Xeon)" in table
+    assert table.lstrip().startswith("The same at N = 1 (N = 1; `cmd`") and "What decoding" not in table
     assert rr.caption_reliance_table({}) == []

@@ -15,7 +15,9 @@ sampling (``Pipeline``), the demo and ``textok app``. What it fixes, once:
   substitutes with probability ``p``, drawn from a ``torch.Generator`` (``dropout_mask``);
 - **one caption for a batch** (``broadcast``);
 - **class labels** for the condition-richness ablation's weakest condition: a
-  ``ClassEmbedding`` (``textok.text``) as a one-token caption (``class_condition``).
+  ``ClassEmbedding`` (``textok.text``) as a one-token caption (``class_condition``);
+- **a caption for tokens that have none** (a class-conditional DiT's samples): of the
+  candidates, the one with the lowest ``TexTok.cycle_error`` (``choose_captions``).
 
 It sits below the models' users and above ``textok.text`` and ``textok.data``; it imports no
 model and nothing from ``textok.training``.
