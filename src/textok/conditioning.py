@@ -223,7 +223,6 @@ def text_condition(model, captions: Sequence[str] | None, batch: int,
     return encoder(captions)
 
 
-
 @torch.no_grad()
 def choose_captions(model, tokens: torch.Tensor, candidates: Sequence[Sequence[str]],
                     encoder: TextEncoder | TextConditioner | Embedder | None = None, batch_size: int = 256) -> list[str]:
@@ -253,7 +252,9 @@ def choose_captions(model, tokens: torch.Tensor, candidates: Sequence[Sequence[s
             best[i] = (e, caption)
     return [best[i][1] if i in best else c[0] for i, c in enumerate(lists)]
 
+
 __all__ = [
     "TextConditioner", "text_condition", "load_encoder", "encoder_width", "broadcast", "cached_embedding",
-    "dropout_mask", "class_condition", "choose_captions", "EMPTY_CAPTION", "DIT_MAX_TEXT_TOKENS", "ClassEmbedding", "TextEmbedding",
+    "dropout_mask", "class_condition", "choose_captions", "EMPTY_CAPTION", "DIT_MAX_TEXT_TOKENS", "ClassEmbedding",
+    "TextEmbedding",
 ]

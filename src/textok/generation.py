@@ -504,4 +504,5 @@ def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os
     return out
 
 
-__all__ = ["GenerationConfig", "Pipeline", "CAPTION_CHOICES", "sample", "sample_fid", "fid_labels", "load_caption_pool", "GENERATION_NAME"]
+__all__ = ["GenerationConfig", "Pipeline", "CAPTION_CHOICES", "sample", "sample_fid", "fid_labels", "load_caption_pool",
+           "GENERATION_NAME"]

@@ -422,8 +422,9 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
             how much the detokenizer relies on the caption: ``"same-class"``, ``"same-class-random"``,
             ``"same-class-cycle"`` or ``"other-class"`` (``decode_caption_map``), or a mapping (dict or JSON
             file) caption -> caption, or caption -> candidate captions of which each image gets the one that
-            best explains its tokens (captions not in it keep their own). Models without text in the detokenizer are unaffected;
-            ``decode_swapped`` in each result counts the images that got another caption.
+            best explains its tokens (captions not in it keep their own). Models without text in the
+            detokenizer are unaffected; ``decode_swapped`` in each result counts the images that got another
+            caption.
     Returns:
         dict with ``num``, ``data``, ``split``, the protocol strings, ``results`` (one dict per
         checkpoint: rfid, psnr, ssim, lpips, ris, ris_std, tokens, seconds, ...) and ``markdown``.

@@ -274,9 +274,8 @@ class TexTok(nn.Module, PretrainedMixin):
     @torch.no_grad()
     def cycle_error(self, tokens: torch.Tensor, text: TextEmbedding | None = None) -> torch.Tensor:
         """How well ``text`` explains ``tokens`` [B, N, d]: the mean squared difference between the tokens
-        and those of their decoding re-encoded with the same text, [B]. Lowest, typically, for the caption
-        the tokens were encoded with: it chooses a decoding caption for tokens that have none
-        (``textok.conditioning.choose_captions``)."""
+        and those of their decoding re-encoded with the same text, [B]. The criterion by which a decoding
+        caption is chosen for tokens that have none (``textok.conditioning.choose_captions``)."""
         again = self.encode(self.decode(tokens, text).clamp(-1, 1), text)
         return (again.float() - tokens.float()).pow(2).flatten(1).mean(1)
 
