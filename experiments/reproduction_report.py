@@ -813,10 +813,14 @@ def caption_reliance_table(data: dict, curves=(), first: bool = True) -> list[st
             if base:
                 b = max(base, key=lambda r: r["steps"])
                 cell[(split, "baseline", "own")] = b
+                mine = [r for r in curves if r["run"] == f"textok-n{n}-s0" and r["split"] == split
+                        and r["steps"] == b["steps"]]
                 table1 = (f" This TexTok was trained again on this machine (the study's recipe and seed, "
                           f"`python experiments/reproduction.py --job textok-n{n}-s0 --steps {b['steps']}`; its stage "
                           f"models had not been kept) and measured without the baseline (`--baseline none`): the "
-                          f"baseline column is Table 1's `baseline-n{n}-s0` at {b['steps']} steps ({b.get('cpu') or '?'}).")
+                          f"baseline column is Table 1's `baseline-n{n}-s0` at {b['steps']} steps ({b.get('cpu') or '?'})"
+                          + (f"; Table 1's TexTok of that budget, for comparison with the retrained one: {split} rFID "
+                             f"{fmt(mine[0]['rfid'], 1)}, PSNR {fmt(mine[0]['psnr'])} dB" if mine else "") + ".")
     present = {r["decode"] for r in records}
     cols = [("baseline", "own"), ("textok", "own")] + [
         ("textok", d) for d in ("same-class", "same-class-random", "same-class-cycle", "other-class") if d in present]
