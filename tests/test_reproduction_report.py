@@ -209,8 +209,8 @@ def test_caption_reliance_table(rr):
               for s, r in ((4000, 70.0), (8000, 66.0))]
     table = "\n".join(rr.caption_reliance_table({"records": solo, "pair": "N = 1", "command": "cmd"}, curves, first=False))
     assert "| val | rFID | 66.0 | 45.0 |" in table and "Table 1's `baseline-n1-s0` at 8000 steps (Xeon)." in table
+    assert table.lstrip().startswith("The same at N = 1 (N = 1; `cmd`") and "What decoding" not in table
     curves.append(dict(run="textok-n1-s0", split="val", steps=8000, rfid=44.0, psnr=21.0, lpips=0.2))
     table = "\n".join(rr.caption_reliance_table({"records": solo}, curves, first=False))
     assert "Table 1's TexTok of that budget, for comparison with the retrained one: val rFID 44.0, PSNR 21.00 dB." in table
-    assert table.lstrip().startswith("The same at N = 1 (N = 1; `cmd`") and "What decoding" not in table
     assert rr.caption_reliance_table({}) == []
