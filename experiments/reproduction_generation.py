@@ -256,18 +256,13 @@ def main() -> None:
     arms = args.arms.split(",")
     suffix = f"_{args.tag}" if args.tag else ""
     seed_suffix = f"_seed{args.sample_seed}" if args.sample_seed else ""
-    pool_train = args.caption_pool == "train"
-    if pool_train:
-        seed_suffix += "_pooltrain"
-        if "t2i" in args.tasks.split(","):
-            sys.exit("--caption-pool train is for the class-conditional task (--tasks class): DiT-T2I decodes with "
-                     "its prompt")
-    cycle = args.caption_choice == "cycle"
-    if cycle:
-        seed_suffix += "_cycle"
-        if "t2i" in args.tasks.split(","):
-            sys.exit("--caption-choice cycle is for the class-conditional task (--tasks class): DiT-T2I decodes with "
-                     "its prompt")
+    pool_train, cycle = args.caption_pool == "train", args.caption_choice == "cycle"
+    # the class-conditional DiTs decoded another way: their files and scores get a suffix
+    for flag, on, tag in (("--caption-pool train", pool_train, "_pooltrain"), ("--caption-choice cycle", cycle, "_cycle")):
+        if on:
+            seed_suffix += tag
+            if "t2i" in args.tasks.split(","):
+                sys.exit(f"{flag} is for the class-conditional task (--tasks class): DiT-T2I decodes with its prompt")
     resample = bool(args.sample_seed) or pool_train or cycle  # re-samples trained DiTs, trains nothing
     if args.dit_seed:
         suffix += f"_ditseed{args.dit_seed}"

@@ -182,3 +182,11 @@ def test_caption_pool_table_beside_the_held_out_pool_and_out_of_the_comparison(l
     assert "| TexTok (cycle-chosen) gFID per DiT |" in chosen
     assert "| class | 4 | 8000 | 93.7 (0, AMD EPYC), 93.5 (1, AMD EPYC) | 93.6 ± 0.1 | 88.0 (0, AMD EPYC), 88.4 (1, AMD EPYC) " \
            "| 88.2 ± 0.3 | 5.8% | yes, TexTok better |" in chosen
+
+
+@pytest.mark.parametrize("flag", [["--caption-pool", "train"], ["--caption-choice", "cycle"]])
+def test_class_only_decodings_refuse_text_to_image(rg, monkeypatch, tmp_path, flag):
+    monkeypatch.setattr("sys.argv", ["reproduction_generation.py", "--num-tokens", "4", "--work", str(tmp_path),
+                                     "--tasks", "t2i"] + flag)
+    with pytest.raises(SystemExit, match=f"{' '.join(flag)} is for the class-conditional task"):
+        rg.main()
