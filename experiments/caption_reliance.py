@@ -18,8 +18,8 @@ well it models them.
 Writes ``docs/results/reproduction/caption_reliance.json`` (one record per split x arm x decoding; written
 per split as it finishes: a rerun with the same tokenizers, --num and --no-rfid measures only the split x decodings
 missing, unless ``--force``); ``experiments/reproduction_report.py`` renders it. ``--grid`` also draws
-``docs/img/reproduction_caption_reliance.png`` (original | baseline | TexTok | TexTok with another caption of the
-class | with a caption of another class; the captions beside it in a .txt).
+``docs/img/reproduction_caption_reliance.png`` (original | baseline | TexTok | TexTok with a random caption of the
+class | with the cycle-chosen caption of the class | with a caption of another class; the captions beside it in a .txt).
 """
 
 from __future__ import annotations
@@ -84,17 +84,18 @@ def measure(split: str, baseline: Path | None, textok: Path, data: Path, num: in
 @torch.no_grad()
 def grid(baseline: Path, textok: Path, data: Path, out: Path, rows: int = 8) -> Path:
     """``rows`` evenly spaced ``val`` emoji whose class holds another caption: original | baseline | TexTok (own
-    caption) | TexTok decoding the same tokens with another caption of the class | with a caption of another
-    class; the captions in ``out`` with .txt."""
+    caption) | TexTok decoding the same tokens with a random caption of the class (what the class-conditional
+    pipeline does by default) | with the caption of the class chosen by cycle error (``--caption-choice cycle``) |
+    with a caption of another class; the captions in ``out`` with .txt."""
     from textok import TexTok
-    from textok.conditioning import text_condition
+    from textok.conditioning import choose_captions, text_condition
     from textok.data import load_text_cache, open_dataset
     from textok.data.transforms import make_grid, to_pil
     from textok.metrics import decode_caption_map
 
     ds = open_dataset(data, split="val", image_size=32, train=False)
-    same, other = (decode_caption_map(ds, rule=r) for r in ("same-class", "other-class"))
-    candidates = [i for i in range(len(ds)) if same[ds.eval_caption(i)] != ds.eval_caption(i)]
+    drawn, pools, other = (decode_caption_map(ds, rule=r) for r in ("same-class-random", "same-class-cycle", "other-class"))
+    candidates = [i for i in range(len(ds)) if drawn[ds.eval_caption(i)] != ds.eval_caption(i)]
     picks = [candidates[int(k)] for k in torch.linspace(0, len(candidates) - 1, rows).long()]
     items = [ds[i] for i in picks]
     images = torch.stack([it["image"] for it in items])
@@ -103,15 +104,18 @@ def grid(baseline: Path, textok: Path, data: Path, out: Path, rows: int = 8) -> 
     cache = load_text_cache(data, text.config.text_encoder)
     cond = lambda c: text_condition(text, c, len(c), cache)  # noqa: E731
     tokens = text.encode(images, cond(caps))
+    chosen = choose_captions(text, tokens, [pools[c] for c in caps], cache)
     cols = [images, base.decode(base.encode(images, None), None)] + [
-        text.decode(tokens, cond(c)) for c in (caps, [same[c] for c in caps], [other[c] for c in caps])]
+        text.decode(tokens, cond(c)) for c in (caps, [drawn[c] for c in caps], chosen, [other[c] for c in caps])]
     tiles = torch.stack([c.clamp(-1, 1) for c in cols], dim=1).reshape(-1, *images.shape[1:])  # one row per image
     out.parent.mkdir(parents=True, exist_ok=True)
     to_pil(make_grid(tiles, nrow=len(cols))).save(out)
     out.with_suffix(".txt").write_text(
-        f"rows: val emoji; columns: original | baseline | TexTok | TexTok decoding the same tokens with another caption "
-        f"of the class | with a caption of another class (N = {text.config.num_tokens}; {_rel(textok)})\n"
-        + "\n".join(f"{c}  |  class: {same[c]}  |  other class: {other[c]}" for c in caps) + "\n")
+        f"rows: val emoji; columns: original | baseline | TexTok | TexTok decoding the same tokens with a random caption "
+        f"of the class | with the caption of the class chosen by cycle error | with a caption of another class "
+        f"(N = {text.config.num_tokens}; {_rel(textok)})\n"
+        + "\n".join(f"{c}  |  random: {drawn[c]}  |  cycle-chosen: {k}  |  other class: {other[c]}"
+                    for c, k in zip(caps, chosen)) + "\n")
     return out
 
 

@@ -857,7 +857,8 @@ def caption_reliance_table(data: dict, curves=(), first: bool = True) -> list[st
                    + " | ".join(f"{c.get('swapped', '?')} of {c.get('num_images', '?')}" for c in row[2:]) + " |")
     if first and (REPO / "docs" / "img" / "reproduction_caption_reliance.png").is_file():
         out += ["", "Eight `val` emoji whose class holds another caption: original | baseline | TexTok | TexTok decoding the "
-                "same tokens with another caption of the class | with a caption of another class (`--grid`; the captions: "
+                "same tokens with a random caption of the class | with the caption of the class chosen by cycle error | "
+                "with a caption of another class (`--grid`; the captions: "
                 "[reproduction_caption_reliance.txt](../img/reproduction_caption_reliance.txt)).", "",
                 '<img src="../img/reproduction_caption_reliance.png" width="220" alt="caption reliance at N = 4">']
     return out

@@ -21,9 +21,9 @@ def test_caption_reliance_records_every_split_arm_and_decoding(load_experiment, 
     out = tmp_path / "reliance.json"
     assert cr.main(["--data", str(data), "--out", str(out), "--no-rfid", "--threads", "1",
                     "--grid", str(tmp_path / "g.png")]) == 0
-    assert Image.open(tmp_path / "g.png").size == (5 * 34 + 2, 8 * 34 + 2)  # 5 columns, 8 rows of 32 px tiles
+    assert Image.open(tmp_path / "g.png").size == (6 * 34 + 2, 8 * 34 + 2)  # 6 columns, 8 rows of 32 px tiles
     lines = (tmp_path / "g.txt").read_text().splitlines()
-    assert len(lines) == 9 and "  |  class: emoji" in lines[1]
+    assert len(lines) == 9 and "  |  random: emoji" in lines[1] and "  |  cycle-chosen: emoji" in lines[1]
     saved = json.loads(out.read_text())
     assert saved["tokenizers"]["textok"] == "src/textok/pretrained/emoji32-textok-n4"
     cells = {(r["split"], r["arm"], r["decode"]): r for r in saved["records"]}
