@@ -824,7 +824,7 @@ def caption_reliance_table(data: dict, curves=(), first: bool = True) -> list[st
     present = {r["decode"] for r in records}
     cols = [("baseline", "own"), ("textok", "own")] + [
         ("textok", d) for d in ("same-class", "same-class-random", "same-class-cycle", "other-class") if d in present]
-    heads = {"own": "TexTok, own caption", "same-class": "TexTok, another caption of the class",
+    heads = {"own": "TexTok, own caption", "same-class": "TexTok, the next caption of the class (sort order)",
              "same-class-random": "TexTok, a random caption of the class",
              "same-class-cycle": "TexTok, the caption of the class chosen by cycle error",
              "other-class": "TexTok, a caption of another class"}
