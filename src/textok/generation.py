@@ -360,7 +360,8 @@ def sample(checkpoint: str | os.PathLike | Pipeline, class_id: int | None = None
     if (class_id is None) == (prompt is None) and pipe.dit.config.condition != "none":
         raise ValueError("give exactly one of a class (--class) and a prompt (--prompt)")
     if prompt is not None:
-        images = pipe(prompts=[prompt] * num, cfg_scale=cfg_scale, steps=steps, sampler=sampler, seed=seed, progress=progress)
+        images = pipe(prompts=[prompt] * num, cfg_scale=cfg_scale, steps=steps, sampler=sampler, seed=seed, progress=progress,
+                      caption_choice=caption_choice)  # (a choice other than "random" is refused there)
     else:
         images = pipe(labels=[class_id or 0] * num, cfg_scale=cfg_scale, steps=steps, sampler=sampler, seed=seed,
                       progress=progress, caption_choice=caption_choice)

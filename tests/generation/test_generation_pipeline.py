@@ -222,6 +222,8 @@ def test_class_captions_come_from_the_pool_and_text_reaches_both(minilm, tmp_pat
         pipe(labels=[0])
     with pytest.raises(ValueError, match="for class-conditional DiTs"):
         pipe(prompts=["a red apple"], steps=2, caption_choice="cycle")
+    with pytest.raises(ValueError, match="for class-conditional DiTs"):  # the function too, not silently ignored
+        sample(pipe, prompt="a red apple", num=1, steps=2, caption_choice="cycle")
     with pytest.raises(ValueError, match="not among the model's classes"):
         load_caption_pool(pool_file, ["bird"])
 
