@@ -315,7 +315,10 @@ def main() -> None:
                         if at and not (dit / "checkpoints").is_dir():
                             sys.exit(f"{dit}: trained to {at} steps on another machine, whose checkpoints "
                                      "are not here; delete the folder to train it again from the start")
-                        overrides = [f"data.cache={cache}", f"model.num_tokens={n}", f"schedule.max_steps={budget}",
+                        # data.tokenizer: this run's path of the tokenizer (the cache records the one it was encoded
+                        # from, which may have been another worktree's)
+                        overrides = [f"data.cache={cache}", f"data.tokenizer={tok}", f"model.num_tokens={n}",
+                                     f"schedule.max_steps={budget}",
                                      "logging.progress=false", f"seed={args.dit_seed}"]
                         if task == "class":
                             overrides.append(f"data.caption_pool={pool}")

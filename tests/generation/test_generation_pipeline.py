@@ -259,3 +259,25 @@ def test_text_data_embeds_cached_captions_without_the_encoder(minilm, tmp_path, 
     conditioners = list(pipe._conditioners.values())
     assert {c.max_tokens for c in conditioners} == {DIT_MAX_TEXT_TOKENS, 16}
     assert all(c.cache is conditioners[0].cache is not None for c in conditioners)
+
+
+def test_a_moved_tokenizer_is_refused_before_training_and_data_tokenizer_points_to_it(run, tmp_path):
+    """The cache records its tokenizer's path; previews and the generation folder decode with it. A tokenizer that
+    is no longer there fails before the first step (not at the first preview), and ``data.tokenizer`` names it."""
+    import shutil
+
+    from textok.config import ConfigError
+
+    tok = run["base"] / "tok"
+    assert LatentCache(run["cache"]).meta["tokenizer"] == str(tok)
+    cfg = dit_config(run["cache"], 2, **{"data.tokenizer": str(tmp_path / "gone")})
+    with pytest.raises(ConfigError, match="gone, which is not there .*set data.tokenizer"):
+        train_dit(cfg, tmp_path / "a")
+    assert not (tmp_path / "a" / "checkpoints").exists() or not any((tmp_path / "a" / "checkpoints").iterdir())
+    moved = shutil.copytree(tok, tmp_path / "moved")
+    result = train_dit(dit_config(run["cache"], 2, **{"data.tokenizer": str(moved)}), tmp_path / "b")
+    assert Pipeline.from_pretrained(result.model_dir).config.tokenizer == str(moved.resolve())
+    other = json.loads((moved / "config.json").read_text())
+    (moved / "config.json").write_text(json.dumps(dict(other, num_tokens=other["num_tokens"] * 2)))
+    with pytest.raises(ConfigError, match="not the tokenizer it was encoded with"):
+        train_dit(dit_config(run["cache"], 2, **{"data.tokenizer": str(moved)}), tmp_path / "c")

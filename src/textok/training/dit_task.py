@@ -48,6 +48,9 @@ class DiTDataConfig:
     use_text_cache: bool = True  # DiT-T2I: caption embeddings from the data set's text cache when present
     text_encoder: str = ""  # DiT-T2I's text encoder; "" = the tokenizer's (recorded in the cache)
     caption_pool: str | None = None  # class -> held-out captions; None: <data>/class_captions_heldout.json
+    # the tokenizer folder the cache was encoded with; "" = the path the cache records (set it when the
+    # tokenizer has moved since: previews and the generation folder decode with it)
+    tokenizer: str = ""
 
 
 @dataclasses.dataclass
@@ -206,9 +209,30 @@ class DiTTask:
     def build_critic(self) -> nn.Module | None:
         return None
 
+    @property
+    def tokenizer_path(self) -> str:
+        """The tokenizer the cache was encoded with (``data.tokenizer``, else the cache's record)."""
+        return self.config.data.tokenizer or self.cache.meta["tokenizer"]
+
+    def _check_tokenizer(self) -> None:
+        """Before any step is trained: the tokenizer that previews and the generation folder need is a TexTok folder
+        that makes the cache's tokens (a moved one would otherwise fail at the first preview, steps later)."""
+        path, meta = Path(self.tokenizer_path), self.cache.meta
+        where = "data.tokenizer" if self.config.data.tokenizer else f"the latent cache {self.config.data.cache}"
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"{where} names the tokenizer {path}, which is not there (no config.json); previews and "
+                              f"the generation folder decode with it: put it back, or set data.tokenizer=<its folder>")
+        tc = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        made = (tc.get("num_tokens"), tc.get("token_dim"), tc.get("text_in", "none"))
+        if made != (meta["num_tokens"], meta["token_dim"], meta.get("text_in", made[2])):
+            raise ConfigError(f"the tokenizer {path} makes [{made[0]}, {made[1]}] tokens with text_in={made[2]!r}, but "
+                              f"the latent cache {self.config.data.cache} holds [{meta['num_tokens']}, {meta['token_dim']}] "
+                              f"tokens of text_in={meta.get('text_in')!r}: not the tokenizer it was encoded with")
+
     def setup(self, device: torch.device) -> None:
         self.device = torch.device(device)
         cache = self.cache  # validates the cache against the model config
+        self._check_tokenizer()
         if self.config.model.condition == "text":
             d = self.config.data
             self.text = TextConditioner(self.text_encoder_name, DIT_MAX_TEXT_TOKENS, cache.meta["data"],
@@ -216,7 +240,7 @@ class DiTTask:
 
     def tokenizer(self):
         if self._tokenizer is None:
-            self._tokenizer = TexTok.from_pretrained(self.cache.meta["tokenizer"], map_location=self.device)
+            self._tokenizer = TexTok.from_pretrained(self.tokenizer_path, map_location=self.device)
         return self._tokenizer
 
     # ---- the loss -----------------------------------------------------------------------
@@ -275,7 +299,7 @@ class DiTTask:
         elif not Path(pool).is_file():
             raise FileNotFoundError(f"data.caption_pool: {pool} does not exist")
         return GenerationConfig(
-            tokenizer=cache.meta["tokenizer"], latent_mean=cache.mean.tolist(), latent_std=cache.std.tolist(),
+            tokenizer=self.tokenizer_path, latent_mean=cache.mean.tolist(), latent_std=cache.std.tolist(),
             diffusion=self.config.diffusion, classes=cache.classes,
             caption_pool=str(Path(pool).resolve()) if pool else None, text_encoder=self.text_encoder_name)
 
