@@ -806,21 +806,22 @@ def caption_reliance_table(data: dict, curves=(), first: bool = True) -> list[st
         return []
     cell = {(r["split"], r["arm"], r["decode"]): r for r in records}
     n = records[0].get("num_tokens")
-    table1 = ""
+    table1, theirs = "", []
     if not any(r["arm"] == "baseline" for r in records):
         for split in dict.fromkeys(r["split"] for r in records):
             base = [r for r in curves if r["run"] == f"baseline-n{n}-s0" and r["split"] == split]
             if base:
                 b = max(base, key=lambda r: r["steps"])
                 cell[(split, "baseline", "own")] = b
-                mine = [r for r in curves if r["run"] == f"textok-n{n}-s0" and r["split"] == split
-                        and r["steps"] == b["steps"]]
+                theirs += [f"{split} rFID {fmt(r['rfid'], 1)}, PSNR {fmt(r['psnr'])} dB" for r in curves
+                           if r["run"] == f"textok-n{n}-s0" and r["split"] == split and r["steps"] == b["steps"]]
                 table1 = (f" This TexTok was trained again on this machine (the study's recipe and seed, "
                           f"`python experiments/reproduction.py --job textok-n{n}-s0 --steps {b['steps']}`; its stage "
                           f"models had not been kept) and measured without the baseline (`--baseline none`): the "
-                          f"baseline column is Table 1's `baseline-n{n}-s0` at {b['steps']} steps ({b.get('cpu') or '?'})"
-                          + (f"; Table 1's TexTok of that budget, for comparison with the retrained one: {split} rFID "
-                             f"{fmt(mine[0]['rfid'], 1)}, PSNR {fmt(mine[0]['psnr'])} dB" if mine else "") + ".")
+                          f"baseline column is Table 1's `baseline-n{n}-s0` at {b['steps']} steps ({b.get('cpu') or '?'})")
+        if table1:
+            table1 += (f"; Table 1's TexTok of that budget, for comparison with the retrained one: {'; '.join(theirs)}"
+                       if theirs else "") + "."
     present = {r["decode"] for r in records}
     cols = [("baseline", "own"), ("textok", "own")] + [
         ("textok", d) for d in ("same-class", "same-class-random", "same-class-cycle", "other-class") if d in present]
