@@ -277,6 +277,10 @@ def test_a_moved_tokenizer_is_refused_before_training_and_data_tokenizer_points_
     moved = shutil.copytree(tok, tmp_path / "moved")
     result = train_dit(dit_config(run["cache"], 2, **{"data.tokenizer": str(moved)}), tmp_path / "b")
     assert Pipeline.from_pretrained(result.model_dir).config.tokenizer == str(moved.resolve())
+    # a run resumes with its tokenizer named (or moved again): a location, not the recipe
+    again = shutil.copytree(tok, tmp_path / "again")
+    resumed = train_dit(dit_config(run["cache"], 3, **{"data.tokenizer": str(again)}), tmp_path / "b", resume=True)
+    assert resumed.step == 3 and Pipeline.from_pretrained(resumed.model_dir).config.tokenizer == str(again.resolve())
     other = json.loads((moved / "config.json").read_text())
     (moved / "config.json").write_text(json.dumps(dict(other, num_tokens=other["num_tokens"] * 2)))
     with pytest.raises(ConfigError, match="not the tokenizer it was encoded with"):

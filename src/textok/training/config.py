@@ -150,7 +150,8 @@ class TrainConfig(TrainerConfig):
 
 
 #: Fields that may change between a checkpoint and its resumption (they do not change the math).
-RESUME_MAY_DIFFER = ("checkpoint.", "logging.", "data.num_workers", "data.root", "data.reshard_on_resume")
+RESUME_MAY_DIFFER = ("checkpoint.", "logging.", "data.num_workers", "data.root", "data.reshard_on_resume",
+                     "data.tokenizer")  # (a DiT run's: where its tokenizer is now, checked against the cache)
 
 
 def check_trainer_sections(cfg: Any) -> None:
