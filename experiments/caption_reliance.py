@@ -4,16 +4,16 @@ A class-conditional DiT never sees text: its detokenizer decodes the generated t
 from the class, not the caption the tokens were encoded with. This measures, on the held-out splits, what
 that swap costs a converged tokenizer pair: the baseline, TexTok decoding with each image's own caption,
 with another caption of the same class (what the class-conditional pipeline faces) and with a caption of
-another class (``textok eval-tokenizer --decode-captions``). "Another caption of the class" three ways: the next one
-in sort order (``same-class``: often sharing words with the own caption), one drawn at random
-(``same-class-random``: what the pipeline's random draw from its pool does) and, of up to 16, the one that best
-explains the image's tokens (``same-class-cycle``: what ``textok sample-fid --caption-choice cycle`` does). If TexTok decoded with a caption of the class
-reconstructs worse than the baseline, a class-conditional generator on its tokens starts behind, however
-well it models them.
+another class (``textok eval-tokenizer --decode-captions``). "Another caption of the class" three ways: the
+next one in sort order (``same-class``: often sharing words with the own caption), one drawn at random
+(``same-class-random``: what the pipeline's random draw from its pool does) and, of up to 16, the one that
+best explains the image's tokens (``same-class-cycle``: what ``textok sample-fid --caption-choice cycle``
+does). If TexTok decoded with a caption of the class reconstructs worse than the baseline, a
+class-conditional generator on its tokens starts behind, however well it models them.
 
     python experiments/caption_reliance.py --grid               # the shipped N = 4 pair, val and val_unseen
     python experiments/caption_reliance.py --num 40 --out /tmp/cr.json --no-rfid     # smoke
-    python experiments/caption_reliance.py --baseline B --textok T --out docs/results/reproduction/caption_reliance_n1.json
+    python experiments/caption_reliance.py --baseline none --textok T --out docs/results/reproduction/caption_reliance_n1.json
 
 Writes ``docs/results/reproduction/caption_reliance.json`` (one record per split x arm x decoding; written
 per split as it finishes: a rerun with the same tokenizers, --num and --no-rfid measures only the split x decodings
