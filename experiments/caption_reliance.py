@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -39,13 +38,6 @@ OUT = REPO / "docs" / "results" / "reproduction" / "caption_reliance.json"
 IMG = REPO / "docs" / "img" / "reproduction_caption_reliance.png"
 SPLITS = ("val", "val_unseen")
 DECODINGS = ("own", "same-class", "same-class-random", "same-class-cycle", "other-class")
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def _rel(path: Path) -> str:
@@ -140,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error("--grid needs --baseline")
         print(f"wrote {grid(args.baseline, args.textok, args.data, args.grid)}")
     from textok.io import write_json_atomic
+    from textok.training.trainer import cpu_name
 
     settings = {"tokenizers": {"baseline": args.baseline and _rel(args.baseline), "textok": _rel(args.textok)},
                 "num": args.num,
