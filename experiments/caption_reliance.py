@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error("--grid needs --baseline")
         print(f"wrote {grid(args.baseline, args.textok, args.data, args.grid)}")
     from textok.io import write_json_atomic
+    from textok import TexTok
     from textok.training.trainer import cpu_name
 
     settings = {"tokenizers": {"baseline": args.baseline and _rel(args.baseline), "textok": _rel(args.textok)},
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         out = {}  # other tokenizers or settings: measured again
     records = out.get("records", [])
     seconds = out.get("seconds", 0.0)
-    n = json.loads((args.textok / "config.json").read_text()).get("num_tokens", "?")
+    n = TexTok.load_config(args.textok).num_tokens
     pair = f"the {'shipped ' if args.textok.resolve().is_relative_to(PRETRAINED) else ''}N = {n} pair"
     for split in SPLITS:  # each split's records are written as it finishes: a stopped run resumes at the next
         missing = tuple(d for d in DECODINGS if not any(r["split"] == split and r["decode"] == d for r in records))

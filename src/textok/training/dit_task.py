@@ -219,11 +219,13 @@ class DiTTask:
         that makes the cache's tokens (a moved one would otherwise fail at the first preview, steps later)."""
         path, meta = Path(self.tokenizer_path), self.cache.meta
         where = "data.tokenizer" if self.config.data.tokenizer else f"the latent cache {self.config.data.cache}"
-        if not (path / "config.json").is_file():
+        try:
+            tc = TexTok.load_config(path)
+        except FileNotFoundError:
             raise ConfigError(f"{where} names the tokenizer {path}, which is not there (no config.json); previews and "
-                              f"the generation folder decode with it: put it back, or set data.tokenizer=<its folder>")
-        tc = json.loads((path / "config.json").read_text(encoding="utf-8"))
-        made = (tc.get("num_tokens"), tc.get("token_dim"), tc.get("text_in", "none"))
+                              f"the generation folder decode with it: put it back, or set data.tokenizer=<its folder>"
+                              ) from None
+        made = (tc.num_tokens, tc.token_dim, tc.text_in)
         if made != (meta["num_tokens"], meta["token_dim"], meta.get("text_in", made[2])):
             raise ConfigError(f"the tokenizer {path} makes [{made[0]}, {made[1]}] tokens with text_in={made[2]!r}, but "
                               f"the latent cache {self.config.data.cache} holds [{meta['num_tokens']}, {meta['token_dim']}] "
