@@ -13,6 +13,8 @@ Reads ``docs/results/reproduction/runs/<run>/step_*.json`` (written by
   and ``curves`` (every budget of every run);
 - ``docs/results/reproduction.md``: every table of the report (nothing in it is typed by hand);
 - ``docs/img/reproduction_rfid_vs_n.png`` and ``docs/img/reproduction_curves.png``;
+- the runs trained again on another machine, ``docs/results/reproduction/replicates/<run>-<tag>/step_*.json``
+  (the same score files, from ``reproduction.py --job`` in another work folder), beside the study's runs;
 - the caption-reliance tables from ``docs/results/reproduction/caption_reliance.json`` and ``caption_reliance_n*.json``
   beside it (``experiments/caption_reliance.py``);
 - with ``--grids``: ``docs/img/reproduction_grid.png`` (held-out emoji, both arms at every N) and
@@ -46,6 +48,19 @@ GENERATION = REPO / "docs" / "results" / "reproduction" / "generation"  # experi
 PILOTS = REPO / "docs" / "results" / "reproduction" / "pilots"
 
 
+def stage_rows(rec: dict, run: str, ablation: str | None = None) -> list[dict]:
+    """One row per split of a stage's score file (``reproduction.py``'s step_*.json)."""
+    rows = []
+    for r in rec["records"]:
+        row = {k: r[k] for k in ("arm", "num_tokens", "split", "seed", "steps", "rfid", "psnr", "ssim", "lpips",
+                                 "num_images")}
+        row.update(run=run, ablation=ablation, train_seconds=r["train_seconds"], cpu=rec.get("cpu"),
+                   threads=rec.get("threads"),
+                   train_seconds_complete=rec.get("train_seconds_complete"))  # None: before the flag
+        rows.append(row)
+    return rows
+
+
 def load(results: Path) -> tuple[list[dict], list[dict], dict[tuple[str, int], dict]]:
     """-> (final records, all-stage records, train probes): the records one per run x split; the probes
     (run, steps) -> PSNR / SSIM on TRAIN_PROBE training images, for the stages that have one."""
@@ -56,16 +71,89 @@ def load(results: Path) -> tuple[list[dict], list[dict], dict[tuple[str, int], d
             rec = json.loads(path.read_text())
             if "train_probe" in rec:
                 probes[(run.name, int(rec["steps"]))] = rec["train_probe"]
-            for r in rec["records"]:
-                row = {k: r[k] for k in ("arm", "num_tokens", "split", "seed", "steps", "rfid", "psnr", "ssim", "lpips",
-                                         "num_images")}
-                row.update(run=run.name, ablation=run.ablation, train_seconds=r["train_seconds"],
-                           cpu=rec.get("cpu"), threads=rec.get("threads"),
-                           train_seconds_complete=rec.get("train_seconds_complete"))  # None: before the flag
-                curves.append(row)
-                if i == len(stages) - 1:
-                    finals.append(row)
+            rows = stage_rows(rec, run.name, run.ablation)
+            curves += rows
+            if i == len(stages) - 1:
+                finals += rows
     return finals, curves, probes
+
+
+REPLICATES = REPO / "docs" / "results" / "reproduction" / "replicates"  # <run>-<tag>/step_*.json: runs trained again
+
+
+def load_replicates(folder: Path = REPLICATES) -> list[dict]:
+    """Study runs trained again elsewhere (another machine: the same recipe and seed), ``<run>-<tag>/step_*.json``
+    (the score files of ``reproduction.py --job RUN --steps S --work <another folder> --results <another folder>``,
+    copied here). -> rows as ``load``'s curves, with ``replicate`` = tag and ``probe`` = the stage's train-probe PSNR
+    (None where it has none)."""
+    names = {r.name: r for r in study_runs()}
+    rows = []
+    for d in sorted(p for p in folder.glob("*") if p.is_dir()) if folder.is_dir() else ():
+        run, _, tag = d.name.rpartition("-")
+        if run not in names:
+            continue
+        for path in sorted(d.glob("step_*.json")):
+            rec = json.loads(path.read_text())
+            for row in stage_rows(rec, run, names[run].ablation):
+                row.update(replicate=tag, probe=(rec.get("train_probe") or {}).get("psnr"))
+                rows.append(row)
+    return rows
+
+
+def replicates_section(replicas: list[dict], curves, converged_db: float = 0.3) -> list[str]:
+    """Per replicate tag and N: each arm's budgets on that machine beside the study's run at the same budget
+    (their difference is run-to-run and machine noise), TexTok minus baseline at the budgets both reached, and the
+    study's rule on ``val`` and ``val_unseen`` PSNR for each arm."""
+    out = []
+    for tag in sorted({r["replicate"] for r in replicas}):
+        mine = [r for r in replicas if r["replicate"] == tag]
+        for n in sorted({r["num_tokens"] for r in mine}):
+            rows = [r for r in mine if r["num_tokens"] == n]
+            cpu = " / ".join(sorted({r.get("cpu") or "?" for r in rows}))
+            out += ["", f"N = {n}, trained again on {cpu} (`{tag}`):", "",
+                    "| run | steps | train probe PSNR | val PSNR | gain | val rFID | val_unseen PSNR | gain "
+                    "| val_unseen rFID | train s | the study's run at that budget: val PSNR / rFID, val_unseen PSNR / rFID |",
+                    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+            verdicts = []
+            for run in sorted({r["run"] for r in rows}, key=lambda x: (not x.startswith("baseline"), x)):
+                by = {(r["steps"], r["split"]): r for r in rows if r["run"] == run}
+                steps = sorted({st for st, _ in by})
+                for st in steps:
+                    v, u = by.get((st, "val"), {}), by.get((st, "val_unseen"), {})
+                    g = {split: (f"{by[(st, split)]['psnr'] - by[(st // 2, split)]['psnr']:+.2f}"
+                                 if (st // 2, split) in by and (st, split) in by else "") for split in SPLITS}
+                    sv, su = one(curves, run=run, steps=st, split="val"), one(curves, run=run, steps=st, split="val_unseen")
+                    study = (f"{fmt(sv['psnr'])} / {fmt(sv['rfid'], 1)}, {fmt(su and su['psnr'])} / "
+                             f"{fmt(su and su['rfid'], 1)} ({sv.get('cpu') or '?'})" if sv else "–")
+                    out.append(f"| {run} | {st} | {fmt(v.get('probe'))} | {fmt(v.get('psnr'))} | {g['val']} "
+                               f"| {fmt(v.get('rfid'), 1)} | {fmt(u.get('psnr'))} | {g['val_unseen']} "
+                               f"| {fmt(u.get('rfid'), 1)} | {fmt(v.get('train_seconds'), 0)} | {study} |")
+                parts = []
+                for split in SPLITS:
+                    psnr = {st: by[(st, split)]["psnr"] for st in steps if (st, split) in by}
+                    have = sorted(psnr)
+                    if len(have) < 2 or have[-1] != 2 * have[-2]:
+                        parts.append(f"{split}: one budget so far")
+                        continue
+                    yes = converged(psnr, converged_db)
+                    parts.append(f"{split} {psnr[have[-1]] - psnr[have[-2]]:+.2f} dB from {have[-2]} to {have[-1]} "
+                                 f"steps: {'converged' if yes else 'not converged'} by the {converged_db} dB rule")
+                verdicts.append(f"- {run}: " + "; ".join(parts) + ".")
+            out += [""] + verdicts
+            runs = {r["arm"]: r["run"] for r in rows if r["seed"] == 0 and not r.get("ablation")}
+            if {"textok", "baseline"} <= set(runs):
+                common = sorted({r["steps"] for r in rows if r["run"] == runs["textok"]}
+                                & {r["steps"] for r in rows if r["run"] == runs["baseline"]})
+                for st in common:
+                    cells = []
+                    for split in SPLITS:
+                        b = one(rows, run=runs["baseline"], steps=st, split=split)
+                        t = one(rows, run=runs["textok"], steps=st, split=split)
+                        if b and t:
+                            cells.append(f"`{split}` rFID {fmt(b['rfid'], 1)} -> {fmt(t['rfid'], 1)} "
+                                         f"({100 * gain(b['rfid'], t['rfid']):.1f}%), PSNR {t['psnr'] - b['psnr']:+.2f} dB")
+                    out.append(f"- TexTok minus baseline at {st} steps on this machine: " + "; ".join(cells) + ".")
+    return out
 
 
 def pick(rows, **kw):
@@ -795,19 +883,32 @@ RELIANCE = REPO / "docs" / "results" / "reproduction" / "caption_reliance.json" 
 RELIANCE_OTHERS = "caption_reliance_n*.json"  # the same at other N, beside it (--out)
 
 
-def caption_reliance_table(data: dict, curves=(), first: bool = True) -> list[str]:
+def caption_reliance_table(data: dict, curves=(), first: bool = True, replicas: Sequence[dict] = ()) -> list[str]:
     """The tokenizer pair with TexTok decoding its tokens with its own caption, another caption of the same class
     and a caption of another class (``experiments/caption_reliance.py``): what the class-conditional
     pipeline's decoding with a caption of the class costs before any DiT is involved. A file measured without
-    the baseline (``--baseline none``) gets Table 1's baseline of that N at its largest budget (from ``curves``);
-    ``first``: the table that explains the columns (the next ones say only what differs)."""
+    the baseline (``--baseline none``) gets the baseline of that N trained again on the file's machine to the
+    TexTok's budget where ``replicas`` hold one, else Table 1's baseline of that N at its largest budget (from
+    ``curves``); ``first``: the table that explains the columns (the next ones say only what differs)."""
     records = data.get("records", [])
     if not records:
         return []
     cell = {(r["split"], r["arm"], r["decode"]): r for r in records}
     n = records[0].get("num_tokens")
     table1, theirs = "", []
-    if not any(r["arm"] == "baseline" for r in records):
+    budget = re.search(r"step_0*(\d+)", (data.get("tokenizers") or {}).get("textok") or "")
+    again = [r for r in replicas if r["run"] == f"baseline-n{n}-s0" and r.get("cpu") == data.get("cpu")
+             and budget and r["steps"] == int(budget.group(1))]
+    if not any(r["arm"] == "baseline" for r in records) and again:
+        for split in dict.fromkeys(r["split"] for r in records):
+            b = one(again, split=split)
+            if b:
+                cell[(split, "baseline", "own")] = b
+        table1 = (f" TexTok and the baseline were both trained again on this machine ({data.get('cpu')}; the study's "
+                  f"recipe and seed, `python experiments/reproduction.py --job A-n{n}-s0 --steps {budget.group(1)}` for A = textok, baseline; see "
+                  f"\"Trained again on another machine\"); the file was measured without the baseline (`--baseline "
+                  f"none`), whose column is the baseline's own score file at that budget (`{again[0]['replicate']}`).")
+    elif not any(r["arm"] == "baseline" for r in records):
         for split in dict.fromkeys(r["split"] for r in records):
             base = [r for r in curves if r["run"] == f"baseline-n{n}-s0" and r["split"] == split]
             if base:
@@ -945,7 +1046,7 @@ def generation_pending(curves, records: list[dict]) -> list[str]:
 
 
 def markdown(finals, curves, cost: str | None = None, history=(), generation=(), probes=None,
-             by_cat: dict | None = None, reliance: Sequence[dict] = ()) -> str:
+             by_cat: dict | None = None, reliance: Sequence[dict] = (), replicas: Sequence[dict] = ()) -> str:
     cpu = sorted({r["cpu"] for r in finals + list(history) if r.get("cpu")})
     L = ["# Reproduction: the paper's Table 1 in miniature", "",
          "Generated by `python experiments/reproduction_report.py` from the score files of "
@@ -986,7 +1087,15 @@ def markdown(finals, curves, cost: str | None = None, history=(), generation=(),
          "the training emoji better also reconstructs `val` better; `val_unseen` holds emoji never seen. The "
          "projections extrapolate the last two gains per doubling geometrically: an estimate, not a measurement.",
          "", "![train probe, val and val_unseen PSNR vs steps](../img/reproduction_convergence.png)", "",
-         ] + convergence_table(curves, probes or {}) + [
+         ] + convergence_table(curves, probes or {}) + ([
+         "", "## Trained again on another machine", "",
+         "Study runs trained again with the same recipe and seed on another machine (fp32 on both; "
+         "`python experiments/reproduction.py --job RUN --steps S --work <another folder> --results <another folder>`, "
+         "each budget resumed from the previous one's checkpoint, so the budgets of a row group are one run; the score "
+         "files are copied to docs/results/reproduction/replicates/RUN-TAG/). Beside each budget, the study's run at "
+         "the same budget: their difference is the run-to-run noise of one seed (another CPU sums in another order), "
+         "the yardstick for the text gain below it. Gains: PSNR change from the budget half as large.",
+         ] + replicates_section(list(replicas), curves) if replicas else []) + [
          "", "## Table 1 in miniature (seed 0; both arms of an N at the largest budget both reached)", ""]
     main = [f"{arm}-n{n}-s0" for n in TOKENS for arm in ("textok", "baseline")]
     pending = [r for r in main if not is_converged(curves, r)]
@@ -1059,7 +1168,8 @@ def markdown(finals, curves, cost: str | None = None, history=(), generation=(),
           "The GPU machines got the data set without its images (its text cache pruned to the captions in use), "
           "the tokenizers' stage models and their latent caches, encoded here; the DiT weights stayed there.", ""] \
         + generation_table(list(generation)) \
-        + [line for i, data in enumerate(reliance) for line in caption_reliance_table(data, curves, first=i == 0)] \
+        + [line for i, data in enumerate(reliance)
+           for line in caption_reliance_table(data, curves, first=i == 0, replicas=replicas)] \
         + generation_pending(curves, list(generation))
     L += ["", "## LPIPS on a share of the batch", "",
           "The study computes LPIPS on 8 of each batch's 32 images (`loss.perceptual_fraction=0.25`, 1.6x faster "
@@ -1107,13 +1217,15 @@ def main() -> None:
         by_cat = by_category(curves, Path(args.work), Path(args.data))
         write_json_atomic(BY_CATEGORY, by_cat)
         written.append(BY_CATEGORY)
-    generation = load_generation(Path(args.generation))
+    generation, replicas = load_generation(Path(args.generation)), load_replicates()
     write_json_atomic(out / "reproduction.json", {"records": finals, "curves": curves,
-                                                  "first_recipe_curves": history, "generation": generation})
+                                                  "first_recipe_curves": history, "generation": generation,
+                                                  "replicates": replicas})
     write_text_atomic(out / "reproduction.md", markdown(finals, curves, remaining_cost(Path(args.results)), history,
                                                         generation, probes, by_cat,
                                                         [json.loads(f.read_text()) for f in [RELIANCE] + sorted(
-                                                            RELIANCE.parent.glob(RELIANCE_OTHERS)) if f.is_file()]))
+                                                            RELIANCE.parent.glob(RELIANCE_OTHERS)) if f.is_file()],
+                                                        replicas))
     written += [out / "reproduction.json", out / "reproduction.md"] + plots(finals, curves, img, probes)
     for path in written:
         print(f"wrote {path}")

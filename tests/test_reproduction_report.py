@@ -214,3 +214,38 @@ def test_caption_reliance_table(rr):
     table = "\n".join(rr.caption_reliance_table({"records": solo}, curves, first=False))
     assert "Table 1's TexTok of that budget, for comparison with the retrained one: val rFID 44.0, PSNR 21.00 dB." in table
     assert rr.caption_reliance_table({}) == []
+    # a baseline trained again on the file's machine to the TexTok's budget fills the column instead
+    replicas = [dict(run="baseline-n1-s0", replicate="epyc", cpu="AMD EPYC", steps=8000, split="val", rfid=61.0,
+                     psnr=20.5, lpips=0.25)]
+    data = {"records": solo, "cpu": "AMD EPYC", "tokenizers": {"textok": "/w/runs/textok-n1-s0/stages/step_0008000"}}
+    table = "\n".join(rr.caption_reliance_table(data, curves, first=False, replicas=replicas))
+    assert "| val | rFID | 61.0 | 45.0 |" in table and "own score file at that budget (`epyc`)" in table
+    assert "Table 1's" not in table
+    other_budget = dict(data, tokenizers={"textok": "/w/stages/step_0004000"})  # no replicate there: Table 1's
+    assert "| val | rFID | 66.0 | 45.0 |" in "\n".join(rr.caption_reliance_table(other_budget, curves, replicas=replicas))
+
+
+def test_replicates_are_loaded_and_compared_with_the_study_run(rr, tmp_path):
+    for run, steps, val, unseen in (("textok-n1-s0", 8000, (19.2, 101.0), (16.7, 134.0)),
+                                    ("textok-n1-s0", 16000, (20.5, 90.0), (16.9, 130.0)),
+                                    ("baseline-n1-s0", 16000, (19.6, 99.0), (16.8, 135.0))):
+        write(tmp_path / f"{run}-epyc" / f"step_{steps:07d}.json",
+              {"cpu": "AMD EPYC", "steps": steps, "train_probe": {"psnr": val[0] + 1},
+               "records": [dict(rec(split, p, f, steps=steps), arm=run.split("-")[0], num_tokens=1, seed=0,
+                                num_images=10, train_seconds=100.0) for split, (p, f) in (("val", val), ("val_unseen", unseen))]})
+    (tmp_path / "not-a-run-epyc").mkdir()  # ignored
+    replicas = rr.load_replicates(tmp_path)
+    assert len(replicas) == 6 and {r["replicate"] for r in replicas} == {"epyc"}
+    assert rr.load_replicates(tmp_path / "missing") == []
+    curves = [dict(run="textok-n1-s0", steps=8000, split=s, psnr=p, rfid=f, cpu="Xeon")
+              for s, p, f in (("val", 19.25, 99.8), ("val_unseen", 16.74, 136.9))]
+    text = "\n".join(rr.replicates_section(replicas, curves))
+    assert "| textok-n1-s0 | 8000 | 20.20 | 19.20 |  | 101.0 | 16.70 |  | 134.0 | 100 | 19.25 / 99.8, 16.74 / 136.9 (Xeon) |" \
+        in text
+    assert "| textok-n1-s0 | 16000 | 21.50 | 20.50 | +1.30 | 90.0 | 16.90 | +0.20 | 130.0 | 100 | – |" in text
+    # the rule per split, and the text gain at the budget both arms reached
+    assert "- textok-n1-s0: val +1.30 dB from 8000 to 16000 steps: not converged by the 0.3 dB rule; val_unseen +0.20 dB " \
+           "from 8000 to 16000 steps: converged by the 0.3 dB rule." in text
+    assert "- baseline-n1-s0: val: one budget so far" in text
+    assert "at 16000 steps on this machine: `val` rFID 99.0 -> 90.0 (9.1%), PSNR +0.90 dB; `val_unseen` rFID 135.0 -> " \
+           "130.0 (3.7%), PSNR +0.10 dB." in text
