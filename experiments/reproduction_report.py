@@ -195,7 +195,9 @@ def main_rows(curves):
     return rows
 
 
-def table1(curves) -> list[str]:
+def table1(curves, replicas: Sequence[dict] = ()) -> list[str]:
+    """Both arms per N and split at the largest budget both reached; the average rFID gain; and where a pair was
+    trained again on another machine (``replicas``) at a row's budget, its gain beside (the noise of one run)."""
     out = ["| split | N | compression | steps | rFID baseline | rFID TexTok | rFID gain | PSNR baseline | PSNR TexTok "
            "| SSIM baseline | SSIM TexTok | LPIPS baseline | LPIPS TexTok |", "|---|---:|---:|---:|" + "---:|" * 9]
     rows = main_rows(curves)
@@ -218,6 +220,21 @@ def table1(curves) -> list[str]:
         if gains[split]:
             out.append(f"- Average relative rFID gain on `{split}` over the {len(gains[split])} token counts with both "
                        f"arms at the same budget: **{100 * statistics.mean(gains[split]):.1f}%**.")
+    for tag in sorted({r["replicate"] for r in replicas}):
+        for split in SPLITS:
+            for n in TOKENS:
+                b, t = one(rows, arm="baseline", num_tokens=n, split=split), one(rows, arm="textok", num_tokens=n, split=split)
+                if not (b and t and b["steps"] == t["steps"]):
+                    continue
+                again = {arm: one(replicas, replicate=tag, run=f"{arm}-n{n}-s0", steps=b["steps"], split=split)
+                         for arm in ("baseline", "textok")}
+                rb, rt = again["baseline"], again["textok"]
+                if rb and rt:
+                    out.append(f"- The N = {n} pair trained again on {rb.get('cpu') or '?'} (`{tag}`, same recipe, seed "
+                               f"and budget), `{split}`: rFID {fmt(rb['rfid'], 1)} -> {fmt(rt['rfid'], 1)}, a "
+                               f"{100 * gain(rb['rfid'], rt['rfid']):.1f}% gain (the row above: "
+                               f"{100 * gain(b['rfid'], t['rfid']):.1f}%), PSNR {rt['psnr'] - rb['psnr']:+.2f} dB "
+                               f"({t['psnr'] - b['psnr']:+.2f} above): the spread of one run.")
     return out
 
 
@@ -1102,7 +1119,7 @@ def markdown(finals, curves, cost: str | None = None, history=(), generation=(),
     if pending:
         L += [f"**Not converged yet** ({len(pending)} of the {len(main)} runs below): these are learning-curve points "
               "at the budgets shown, not the study's result.", ""]
-    L += table1(curves)
+    L += table1(curves, replicas)
     L += ["", PAPER, "", "## The text gain over training", "",
           "TexTok minus its no-text twin (seed 0) at every budget both reached (rFID gain: relative, positive = TexTok "
           "better). Whether the gain holds, grows or fades as both arms train is what decides if a gain measured "

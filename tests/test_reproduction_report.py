@@ -249,3 +249,15 @@ def test_replicates_are_loaded_and_compared_with_the_study_run(rr, tmp_path):
     assert "- baseline-n1-s0: val: one budget so far" in text
     assert "at 16000 steps on this machine: `val` rFID 99.0 -> 90.0 (9.1%), PSNR +0.90 dB; `val_unseen` rFID 135.0 -> " \
            "130.0 (3.7%), PSNR +0.10 dB." in text
+
+
+def test_table1_puts_a_pair_trained_again_beside_its_row(rr):
+    curves = [dict(run=f"{arm}-n1-s0", arm=arm, num_tokens=1, split="val", steps=8000, rfid=f, psnr=p, ssim=0.5,
+                   lpips=0.3, num_images=10) for arm, f, p in (("baseline", 110.0, 18.0), ("textok", 99.0, 19.0))]
+    replicas = [dict(r, replicate="epyc", cpu="AMD EPYC", rfid=f, psnr=p) for r, f, p in
+                zip(curves, (100.0, 95.0), (18.1, 19.2))]
+    text = "\n".join(rr.table1(curves, replicas))
+    assert "- The N = 1 pair trained again on AMD EPYC (`epyc`, same recipe, seed and budget), `val`: rFID 100.0 -> " \
+           "95.0, a 5.0% gain (the row above: 10.0%), PSNR +1.10 dB (+1.00 above): the spread of one run." in text
+    # another budget: nothing to put beside
+    assert "trained again" not in "\n".join(rr.table1(curves, [dict(r, steps=4000) for r in replicas]))
