@@ -133,7 +133,7 @@ def replicates_section(replicas: list[dict], curves, converged_db: float = 0.3) 
                     psnr = {st: by[(st, split)]["psnr"] for st in steps if (st, split) in by}
                     have = sorted(psnr)
                     if len(have) < 2 or have[-1] != 2 * have[-2]:
-                        parts.append(f"{split}: one budget so far")
+                        parts.append(f"{split}: no doubled budget yet")
                         continue
                     yes = converged(psnr, converged_db)
                     parts.append(f"{split} {psnr[have[-1]] - psnr[have[-2]]:+.2f} dB from {have[-2]} to {have[-1]} "

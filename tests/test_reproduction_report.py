@@ -246,7 +246,7 @@ def test_replicates_are_loaded_and_compared_with_the_study_run(rr, tmp_path):
     # the rule per split, and the text gain at the budget both arms reached
     assert "- textok-n1-s0: val +1.30 dB from 8000 to 16000 steps: not converged by the 0.3 dB rule; val_unseen +0.20 dB " \
            "from 8000 to 16000 steps: converged by the 0.3 dB rule." in text
-    assert "- baseline-n1-s0: val: one budget so far" in text
+    assert "- baseline-n1-s0: val: no doubled budget yet" in text
     assert "at 16000 steps on this machine: `val` rFID 99.0 -> 90.0 (9.1%), PSNR +0.90 dB; `val_unseen` rFID 135.0 -> " \
            "130.0 (3.7%), PSNR +0.10 dB." in text
 
