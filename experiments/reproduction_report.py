@@ -36,7 +36,7 @@ from typing import Sequence
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reproduction import (CONFIG, SIDE_BUDGET, SPLITS, STAGES, TRAIN_PROBE, converged,  # noqa: E402
-                          remaining_cost, stage_dir, study_runs)
+                          done_stages, remaining_cost, stage_dir, study_runs)
 
 TOKENS = (1, 2, 4, 8)
 PAPER = ("The paper (ImageNet, FID-50k protocol): 29.2% average rFID gain at 256 px and 48.1% at 512 px, "
@@ -92,8 +92,7 @@ def load_replicates(folder: Path = REPLICATES) -> list[dict]:
         run, _, tag = d.name.rpartition("-")
         if run not in names:
             continue
-        for path in sorted(d.glob("step_*.json")):
-            rec = json.loads(path.read_text())
+        for rec in done_stages(folder, d.name).values():
             for row in stage_rows(rec, run, names[run].ablation):
                 row.update(replicate=tag, probe=(rec.get("train_probe") or {}).get("psnr"))
                 rows.append(row)
