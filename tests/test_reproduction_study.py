@@ -17,13 +17,16 @@ def test_runs_cover_the_issue(rs):
     runs = {r.name: r for r in rs.study_runs()}
     for n in (1, 2, 4, 8):  # both arms at every N, seed 0
         assert runs[f"textok-n{n}-s0"].arm == "textok" and runs[f"baseline-n{n}-s0"].arm == "baseline"
-    for n in (2, 8):  # 3 seeds per arm at N = 2 and 8
+    for n in (1, 2, 8):  # 3 seeds per arm at N = 2 and 8 (the issue's), and at N = 1
         assert {r.seed for r in runs.values() if r.num_tokens == n and r.ablation is None} == {0, 1, 2}
     ablations = {r.ablation for r in runs.values() if r.ablation and r.num_tokens == 2}
     assert {"class_only", "name_only", "text_encoder_only", "text_decoder_only", "cross_attention",
             "caption_dropout_0.1", "gan"} <= ablations
     base = runs["baseline-n2-s1"].config_overrides()
     assert "model.text_in=none" in base and "seed=1" in base and "model.num_tokens=2" in base
+    # N = 1's seeds go after every other side run at their budget (added after the study's own)
+    assert runs["textok-n1-s1"].order(8000) > max(r.order(8000) for r in runs.values()
+                                                  if r.max_stage and r.num_tokens != 1)
 
 
 def stage(results: Path, run: str, steps: int, psnr: float, train_seconds: float, eval_seconds: float = 100.0):
