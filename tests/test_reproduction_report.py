@@ -261,3 +261,30 @@ def test_table1_puts_a_pair_trained_again_beside_its_row(rr):
            "95.0, a 5.0% gain (the row above: 10.0%), PSNR +1.10 dB (+1.00 above): the spread of one run." in text
     # another budget: nothing to put beside
     assert "trained again" not in "\n".join(rr.table1(curves, [dict(r, steps=4000) for r in replicas]))
+
+
+def test_seeds_table_covers_every_n_with_two_seeds_per_arm(rr):
+    def row(arm, n, seed, split, rfid):
+        return dict(run=f"{arm}-n{n}-s{seed}", arm=arm, num_tokens=n, seed=seed, ablation=None, steps=8000,
+                    split=split, rfid=rfid, psnr=19.0 + (arm == "textok"), lpips=0.2)
+    curves = [row(arm, n, s, split, 100.0 - 10 * (arm == "textok") + s) for arm in ("baseline", "textok")
+              for n in (1, 2) for s in (0, 1, 2) for split in ("val", "val_unseen")]
+    curves += [row(arm, 4, 0, "val", 90.0) for arm in ("baseline", "textok")]  # one seed: no row
+    text = "\n".join(rr.seeds_table(curves))
+    assert "| val | 1 | 8000 | rfid | 101.0 ± 1.0 | 91.0 ± 1.0 | 3/3 | +10.0 | yes, TexTok better |" in text
+    assert "| val | 2 | 8000 | rfid |" in text and "| val | 4 |" not in text
+    assert rr.seeded_tokens(curves) == "N = 1 and 2"
+    assert rr.seeded_tokens(curves + [row("textok", 8, 1, "val", 80.0)]) == "N = 1, 2 and 8"
+    assert rr.seeded_tokens([]) == "none yet"
+
+
+def test_compression_names_the_smaller_n_or_says_none_reaches_it(rr):
+    def curves(rfid4):
+        rfid = {"baseline-n8-s0": 90.0, "textok-n1-s0": 120.0, "textok-n2-s0": 100.0, "textok-n4-s0": rfid4,
+                "textok-n8-s0": 85.0}
+        return [dict(run=run, steps=8000, split=split, rfid=r) for run, r in rfid.items() for split in ("val", "val_unseen")]
+    text = "\n".join(rr.compression(curves(88.0)))
+    assert "TexTok matches the baseline's N = 8 rFID (90.0) with N = 4 (2x fewer tokens; its rFID 88.0)" in text
+    text = "\n".join(rr.compression(curves(93.0)))  # only N = 8 itself reaches it: no "1x fewer tokens"
+    assert "no smaller TexTok N reaches the baseline's N = 8 rFID (90.0): TexTok N = 4 has 93.0" in text
+    assert "1x fewer" not in text
