@@ -34,7 +34,10 @@ remove the old worktree only after its workers have exited: they import modules 
 scoring.
 
 Scores: ``docs/results/reproduction/runs/<run>/step_XXXXXXX.json`` (``--results``); checkpoints
-and stage models: ``--work`` (outside the repository; large).
+and stage models: ``--work`` (outside the repository; large). Only the scores are committed, so where ``--work``
+does not outlive the machine (a fresh sandbox per session), an unfinished stage, and any budget beyond the last
+scored one, trains again from step 0, and the figures that read stage models (``reproduction_report.py --grids``)
+need the runs trained again.
 """
 
 from __future__ import annotations
