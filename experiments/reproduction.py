@@ -2,7 +2,7 @@
 
 Emoji at 32 px, ``configs/emoji32_textok_p8.yaml`` (``--config``; the first recipe, 4x4 patches,
 was ``configs/emoji32_textok.yaml``), N in {1, 2, 4, 8} tokens x 8 channels, both arms with the
-identical recipe, budget and seed; extra seeds at N = 2 and 8 and ablations at N = 2, these
+identical recipe, budget and seed; extra seeds at N = 1, 2 and 8 and ablations at N = 2, these
 "side runs" at one fixed budget (``SIDE_BUDGET``).
 
 Budgets double: every run is trained in stages (2k, 4k, 8k, ... steps). The recipe has a
