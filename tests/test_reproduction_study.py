@@ -217,3 +217,12 @@ def test_a_stage_records_the_seconds_of_every_process_that_trained_it(tmp_path, 
     third = stage(8000, 30.0, 30.0, False)
     assert (third["train_seconds"], third["train_seconds_total"], third["train_seconds_complete"]) == (30.0, 280.0, False)
     assert json.loads((tmp_path / "results" / run.name / "step_0008000.json").read_text())["train_seconds_complete"] is False
+
+
+def test_training_modes_need_the_data_and_its_caption_cache(rs, tmp_path):
+    with pytest.raises(SystemExit, match="no emoji data; run `textok data fetch emoji"):
+        rs.check_data(str(tmp_path))
+    (tmp_path / "captions.jsonl").write_text("")
+    # without the cache the TexTok arm would embed every batch (slower, and not the study's float16 embeddings)
+    with pytest.raises(SystemExit, match=r"no caption cache for minilm .*textok embed-text --data"):
+        rs.check_data(str(tmp_path))
