@@ -496,9 +496,9 @@ def check_data(data: str, config: Path = CONFIG) -> None:
         sys.exit(f"{data}: no emoji data; run `textok data fetch emoji --root {data}` and "
                  f"`textok embed-text --data {data}` first")
     encoder = load_config(config, [f"data.root={data}"]).model.text_encoder
-    if not cache_path(data, encoder).is_file():
-        sys.exit(f"{data}: no caption cache for {encoder} ({cache_path(data, encoder)}); "
-                 f"run `textok embed-text --data {data}` first")
+    cache = cache_path(data, encoder)
+    if not cache.is_file():
+        sys.exit(f"{data}: no caption cache for {encoder} ({cache}); run `textok embed-text --data {data}` first")
 
 
 def main() -> None:
