@@ -182,6 +182,7 @@ def run_stage(run: Run, steps: int, work: Path, results: Path, data: str, config
     from textok.io import copy_dir_atomic, write_json_atomic
     from textok.metrics import evaluate_tokenizer
     from textok.training import TokenizerTask, Trainer, cpu_name, load_config
+    from textok.config import to_dict
     from textok.training.checkpoint import latest_checkpoint
 
     out = work / "runs" / run.name
@@ -218,11 +219,25 @@ def run_stage(run: Run, steps: int, work: Path, results: Path, data: str, config
         "train_seconds_complete": complete,
         "images_per_second": round(result.images_per_second, 2), "threads": torch.get_num_threads(),
         "cpu": cpu_name(), "date": time.strftime("%Y-%m-%d"), "final_loss": result.last_logs.get("loss"),
+        # what made this stage: the code (a dirty tree says so) and the config the trainer ran with
+        "commit": git_commit(), "effective_config": to_dict(cfg),
         "records": [dict(r, train_seconds=round(total, 1)) for r in records],
     }
     record["train_probe"] = train_probe(stage_model, data, run)
     write_json_atomic(stage_file(results, run, steps), record)
     return record
+
+
+def git_commit() -> str | None:
+    """The commit of the code this process runs (``+dirty`` when tracked files differ from it), or None
+    outside a git checkout: every score file records it, so runs at different commits can be told apart."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
 def train_probe(stage_model: Path, data: str, run: Run) -> dict:
