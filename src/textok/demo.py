@@ -1,7 +1,7 @@
 """``make demo``: TexTok vs its no-text twin on the emoji data, in one of two modes.
 
 **Shipped pair** (``src/textok/pretrained/emoji32-textok-n<N>`` and ``emoji32-baseline-n<N>``,
-written by ``experiments/ship_checkpoints.py`` from the reproduction study; found by
+written by ``studies/emoji32/ship_checkpoints.py`` from the reproduction study; found by
 ``textok.explore.shipped_checkpoints``):
 
 1. fetch the emoji data set into ``data/emoji`` if missing (``textok.data.fetch``);
@@ -498,7 +498,7 @@ def shipped_verdict(results: dict, meta: dict, short: dict | None) -> list[str]:
                      f"TexTok is ahead on {len(ahead)}/{len(d)} metrics "
                      f"({', '.join(names[k] for k in ahead) or 'none'}).")
     unconverged = [k for k in ("textok", "baseline") if (meta["source"][k].get("convergence") or {}).get("converged") is False]
-    if unconverged:  # SOURCE.json of experiments/ship_checkpoints.py
+    if unconverged:  # SOURCE.json of studies/emoji32/ship_checkpoints.py
         lines.append(f"The shipped {' and '.join('TexTok' if k == 'textok' else 'baseline' for k in unconverged)} "
                      f"{'is' if len(unconverged) == 1 else 'are'} **provisional**: not yet converged by the study's "
                      "rule (doubling the budget still moves val PSNR by 0.3 dB or more), so these numbers are a point "

@@ -1,5 +1,5 @@
 """``textok demo`` with a shipped pair: a fake one (tiny random TexTok models, shipped with
-experiments/ship_checkpoints.py) re-scored, drawn and followed by a 2-step run."""
+studies/emoji32/ship_checkpoints.py) re-scored, drawn and followed by a 2-step run."""
 
 import json
 

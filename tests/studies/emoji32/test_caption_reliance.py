@@ -1,4 +1,4 @@
-"""experiments/caption_reliance.py on a tiny labelled data set with the shipped pair (PSNR only, no Inception)."""
+"""studies/emoji32/caption_reliance.py on a tiny labelled data set with the shipped pair (PSNR only, no Inception)."""
 
 import json
 

@@ -20,12 +20,12 @@ Idempotent and resumable: rerunning skips every stage whose score file exists an
 stopped training from its last checkpoint. Workers are subprocesses with one thread each (two
 on the 2-core machine), so timings are per core.
 
-    python experiments/reproduction.py --workers 2                  # run / resume the study
-    python experiments/reproduction.py --list                       # what is done, what is next
-    python experiments/reproduction.py --job textok-n8-s0 --steps 2000   # one stage (what a worker runs)
-    python experiments/reproduction.py --first textok-n4-s0 baseline-n4-s0   # these runs before the others
-    python experiments/reproduction.py --cooldown textok-n2-s0 4000 1000    # a wsd cool-down branch, scored
-    python experiments/reproduction.py --probe-train   # the training-set probe of stages scored without it
+    python studies/emoji32/reproduction.py --workers 2                  # run / resume the study
+    python studies/emoji32/reproduction.py --list                       # what is done, what is next
+    python studies/emoji32/reproduction.py --job textok-n8-s0 --steps 2000   # one stage (what a worker runs)
+    python studies/emoji32/reproduction.py --first textok-n4-s0 baseline-n4-s0   # these runs before the others
+    python studies/emoji32/reproduction.py --cooldown textok-n2-s0 4000 1000    # a wsd cool-down branch, scored
+    python studies/emoji32/reproduction.py --probe-train   # the training-set probe of stages scored without it
 
 Run it from a ``git worktree`` at a fixed commit, so that editing the repository does not change a
 running study. A scheduler may be restarted at any time: workers of the old one keep their runs
@@ -52,7 +52,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "emoji32_textok_p8.yaml"
 STAGES = (2000, 4000, 8000, 16000, 32000)  # scoring a stage costs ~4 core-minutes: no 1k stage
 # The seeds and the ablations are trained to this fixed budget, not to convergence: at a converged

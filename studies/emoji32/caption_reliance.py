@@ -11,13 +11,13 @@ best explains the image's tokens (``same-class-cycle``: what ``textok sample-fid
 does). If TexTok decoded with a caption of the class reconstructs worse than the baseline, a
 class-conditional generator on its tokens starts behind, however well it models them.
 
-    python experiments/caption_reliance.py --grid               # the shipped N = 4 pair, val and val_unseen
-    python experiments/caption_reliance.py --num 40 --out /tmp/cr.json --no-rfid     # smoke
-    python experiments/caption_reliance.py --baseline none --textok T --out docs/results/reproduction/caption_reliance_n1.json
+    python studies/emoji32/caption_reliance.py --grid               # the shipped N = 4 pair, val and val_unseen
+    python studies/emoji32/caption_reliance.py --num 40 --out /tmp/cr.json --no-rfid     # smoke
+    python studies/emoji32/caption_reliance.py --baseline none --textok T --out docs/results/reproduction/caption_reliance_n1.json
 
 Writes ``docs/results/reproduction/caption_reliance.json`` (one record per split x arm x decoding; written
 per split as it finishes: a rerun with the same tokenizers, --num and --no-rfid measures only the split x decodings
-missing, unless ``--force``); ``experiments/reproduction_report.py`` renders it. ``--grid`` also draws
+missing, unless ``--force``); ``studies/emoji32/reproduction_report.py`` renders it. ``--grid`` also draws
 ``docs/img/reproduction_caption_reliance.png`` (original | baseline | TexTok | TexTok with a random caption of the
 class | with the cycle-chosen caption of the class | with a caption of another class; the captions beside it in a .txt).
 """
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PRETRAINED = REPO / "src" / "textok" / "pretrained"
 OUT = REPO / "docs" / "results" / "reproduction" / "caption_reliance.json"
 IMG = REPO / "docs" / "img" / "reproduction_caption_reliance.png"
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds += time.time() - t
         order = {(s, d): i for i, (s, d) in enumerate((s, d) for s in SPLITS for d in DECODINGS)}
         records.sort(key=lambda r: order.get((r["split"], r["decode"]), len(order)))
-        command = "python experiments/caption_reliance.py" + ("" if args.num is None else f" --num {args.num}") + (
+        command = "python studies/emoji32/caption_reliance.py" + ("" if args.num is None else f" --num {args.num}") + (
             "" if args.out.resolve() == OUT.resolve() else
             f" --baseline {_rel(args.baseline) if args.baseline else 'none'} --textok {_rel(args.textok)} --out {_rel(args.out)}")
         out = {**settings, "pair": pair, "records": records,

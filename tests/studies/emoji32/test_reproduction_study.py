@@ -1,11 +1,11 @@
-"""experiments/reproduction.py: the study's runs, its convergence rule and its cost estimate (no training)."""
+"""studies/emoji32/reproduction.py: the study's runs, its convergence rule and its cost estimate (no training)."""
 
 import json
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
     textok demo --out demo_out                                   # baseline + TexTok (no dropout)
     textok train-tokenizer --config configs/emoji64_textok.yaml data.caption_dropout=0.1 --out runs/capdrop10
-    python experiments/caption_dropout.py baseline=demo_out/baseline/model \
+    python studies/emoji32/caption_dropout.py baseline=demo_out/baseline/model \
         textok=demo_out/textok/model textok_capdrop10=runs/capdrop10/model [--rfid]
 
 Uses the demo's own reconstruction and scoring (same crops, captions, metrics), so the rows

@@ -1,4 +1,4 @@
-"""experiments/reproduction_report.py: the tables it derives from score files (synthetic files, no training)."""
+"""studies/emoji32/reproduction_report.py: the tables it derives from score files (synthetic files, no training)."""
 
 import json
 from pathlib import Path

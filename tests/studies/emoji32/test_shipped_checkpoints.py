@@ -1,4 +1,4 @@
-"""Half-precision checkpoint folders (the shipped ones) and experiments/ship_checkpoints.py."""
+"""Half-precision checkpoint folders (the shipped ones) and studies/emoji32/ship_checkpoints.py."""
 
 import json
 

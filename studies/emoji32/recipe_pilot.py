@@ -6,8 +6,8 @@ split, uint8-rounded, the study's protocol without the Inception and LPIPS passe
 costs seconds) and the measured seconds per step. Used to choose the reproduction study's
 model size: compare the curve with the study's own run at equal steps and equal core-seconds.
 
-    python experiments/recipe_pilot.py --name patch8 --stages 1000 2000 4000 -- model.patch_size=8
-    python experiments/recipe_pilot.py --name w64 -- model.width=64 model.heads=2
+    python studies/emoji32/recipe_pilot.py --name patch8 --stages 1000 2000 4000 -- model.patch_size=8
+    python studies/emoji32/recipe_pilot.py --name w64 -- model.width=64 model.heads=2
 
 Writes ``docs/results/reproduction/pilots/<name>.json`` (``--results``; one record per stage; the
 reproduction report's "Choice of the recipe" table reads it); the run itself lives in
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "emoji32_textok.yaml"
 
 

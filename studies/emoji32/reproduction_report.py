@@ -1,11 +1,11 @@
 """Tables, plots and grids of the reproduction study, generated from its score files.
 
-    python experiments/reproduction_report.py                  # JSON + Markdown + plots
-    python experiments/reproduction_report.py --grids          # + reconstruction grids (needs the
+    python studies/emoji32/reproduction_report.py                  # JSON + Markdown + plots
+    python studies/emoji32/reproduction_report.py --grids          # + reconstruction grids (needs the
                                                                #   stage models in --work)
 
 Reads ``docs/results/reproduction/runs/<run>/step_*.json`` (written by
-``experiments/reproduction.py``) and writes
+``studies/emoji32/reproduction.py``) and writes
 - ``docs/results/reproduction.json``: ``records`` (one per run and split, at the run's latest
   budget: arm, num_tokens, split, seed, steps, rfid, psnr, ssim, lpips, train_seconds, ablation, cpu, threads,
   train_seconds_complete: false where a resumed stage's seconds cover only its last process, null where
@@ -16,7 +16,7 @@ Reads ``docs/results/reproduction/runs/<run>/step_*.json`` (written by
 - the runs trained again on another machine, ``docs/results/reproduction/replicates/<run>-<tag>/step_*.json``
   (the same score files, from ``reproduction.py --job`` in another work folder), beside the study's runs;
 - the caption-reliance tables from ``docs/results/reproduction/caption_reliance.json`` and ``caption_reliance_n*.json``
-  beside it (``experiments/caption_reliance.py``);
+  beside it (``studies/emoji32/caption_reliance.py``);
 - with ``--grids``: ``docs/img/reproduction_grid.png`` (held-out emoji, both arms at every N) and
   ``docs/img/reproduction_caption_swap.png`` (N = 2: original | baseline | TexTok | TexTok
   decoding the same tokens with another image's caption).
@@ -33,7 +33,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reproduction import (CONFIG, SIDE_BUDGET, SPLITS, STAGES, TRAIN_PROBE, converged,  # noqa: E402
                           done_stages, remaining_cost, stage_dir, study_runs)
@@ -44,7 +44,7 @@ PAPER = ("The paper (ImageNet, FID-50k protocol): 29.2% average rFID gain at 256
 
 
 HISTORY = REPO / "docs" / "results" / "reproduction" / "patch4" / "runs"  # the first recipe's runs (4x4 patches)
-GENERATION = REPO / "docs" / "results" / "reproduction" / "generation"  # experiments/reproduction_generation.py
+GENERATION = REPO / "docs" / "results" / "reproduction" / "generation"  # studies/emoji32/reproduction_generation.py
 PILOTS = REPO / "docs" / "results" / "reproduction" / "pilots"
 
 
@@ -551,7 +551,7 @@ def describe_recipe() -> str:
 
 
 def recipe_choice(history) -> list[str]:
-    """The pilots (experiments/recipe_pilot.py, TexTok N = 2, seed 0) beside the first recipe's own N = 2 run."""
+    """The pilots (studies/emoji32/recipe_pilot.py, TexTok N = 2, seed 0) beside the first recipe's own N = 2 run."""
     pilots = {p.stem: json.loads(p.read_text()) for p in sorted(PILOTS.glob("*.json"))}
     if not pilots:
         return []
@@ -791,7 +791,7 @@ def category_table(by_cat: dict) -> list[str]:
     """TexTok minus baseline PSNR per category and N, and what a wrong caption costs TexTok, per split."""
     pairs = by_cat.get("pairs", [])
     if not pairs:
-        return ["Pending: `python experiments/reproduction_report.py --grids` writes it from the stage models."]
+        return ["Pending: `python studies/emoji32/reproduction_report.py --grids` writes it from the stage models."]
     out = []
     for split in SPLITS:
         head = " | ".join(f"N = {p['num_tokens']} ({p['steps']})" for p in pairs)
@@ -809,7 +809,7 @@ def category_table(by_cat: dict) -> list[str]:
 
 
 def load_generation(folder: Path) -> list[dict]:
-    """The score files of experiments/reproduction_generation.py (one per task x arm x N x tokenizer budget)."""
+    """The score files of studies/emoji32/reproduction_generation.py (one per task x arm x N x tokenizer budget)."""
     return [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))] if Path(folder).is_dir() else []
 
 
@@ -817,7 +817,7 @@ def generation_table(records: list[dict]) -> list[str]:
     """Both arms side by side per task, N, tokenizer budget and DiT budget (a DiT learning curve: one row
     per budget); the gFID gain as the paper states it."""
     if not records:
-        return ["Pending: it runs on converged tokenizers (`python experiments/reproduction_generation.py "
+        return ["Pending: it runs on converged tokenizers (`python studies/emoji32/reproduction_generation.py "
                 "--num-tokens 4`; its scores go to docs/results/reproduction/generation/)."]
     pools = resampled_table(records, "pool") + resampled_table(records, "cycle")
     # the held-out pool and a random draw from it everywhere else
@@ -907,13 +907,13 @@ def resampled_table(records: list[dict], variant: str) -> list[str]:
             "|---|---:|---:|---:|---|---|" + "---:|" * 7] + rows + seeds
 
 
-RELIANCE = REPO / "docs" / "results" / "reproduction" / "caption_reliance.json"  # experiments/caption_reliance.py
+RELIANCE = REPO / "docs" / "results" / "reproduction" / "caption_reliance.json"  # studies/emoji32/caption_reliance.py
 RELIANCE_OTHERS = "caption_reliance_n*.json"  # the same at other N, beside it (--out)
 
 
 def caption_reliance_table(data: dict, curves=(), first: bool = True, replicas: Sequence[dict] = ()) -> list[str]:
     """The tokenizer pair with TexTok decoding its tokens with its own caption, another caption of the same class
-    and a caption of another class (``experiments/caption_reliance.py``): what the class-conditional
+    and a caption of another class (``studies/emoji32/caption_reliance.py``): what the class-conditional
     pipeline's decoding with a caption of the class costs before any DiT is involved. A file measured without
     the baseline (``--baseline none``) gets the baseline of that N trained again on the file's machine to the
     TexTok's budget where ``replicas`` hold one, else Table 1's baseline of that N at its largest budget (from
@@ -933,7 +933,7 @@ def caption_reliance_table(data: dict, curves=(), first: bool = True, replicas: 
             if b:
                 cell[(split, "baseline", "own")] = b
         table1 = (f" TexTok and the baseline were both trained again on this machine ({data.get('cpu')}; the study's "
-                  f"recipe and seed, `python experiments/reproduction.py --job A-n{n}-s0 --steps {budget.group(1)}` for A = textok, baseline; see "
+                  f"recipe and seed, `python studies/emoji32/reproduction.py --job A-n{n}-s0 --steps {budget.group(1)}` for A = textok, baseline; see "
                   f"\"Trained again on another machine\"); the file was measured without the baseline (`--baseline "
                   f"none`), whose column is the baseline's own score file at that budget (`{again[0]['replicate']}`).")
     elif not any(r["arm"] == "baseline" for r in records):
@@ -945,7 +945,7 @@ def caption_reliance_table(data: dict, curves=(), first: bool = True, replicas: 
                 theirs += [f"{split} rFID {fmt(r['rfid'], 1)}, PSNR {fmt(r['psnr'])} dB" for r in curves
                            if r["run"] == f"textok-n{n}-s0" and r["split"] == split and r["steps"] == b["steps"]]
                 table1 = (f" This TexTok was trained again on this machine (the study's recipe and seed, "
-                          f"`python experiments/reproduction.py --job textok-n{n}-s0 --steps {b['steps']}`; its stage "
+                          f"`python studies/emoji32/reproduction.py --job textok-n{n}-s0 --steps {b['steps']}`; its stage "
                           f"models had not been kept) and measured without the baseline (`--baseline none`): the "
                           f"baseline column is Table 1's `baseline-n{n}-s0` at {b['steps']} steps ({b.get('cpu') or '?'})")
         if table1:
@@ -968,7 +968,7 @@ def caption_reliance_table(data: dict, curves=(), first: bool = True, replicas: 
            "often shares words with the image's own; or one drawn at random, as the class-conditional pipeline's "
            "detokenizer draws from its pool; or, of up to 16 captions of the class, the one under which decoding "
            "and re-encoding moves the tokens least, as `--caption-choice cycle` picks) or with a caption of another "
-           f"class (`{data.get('command', 'python experiments/caption_reliance.py')}`, i.e. `textok eval-tokenizer "
+           f"class (`{data.get('command', 'python studies/emoji32/caption_reliance.py')}`, i.e. `textok eval-tokenizer "
            "--decode-captions same-class|same-class-random|same-class-cycle|other-class`; "
            f"{data.get('pair', 'the shipped N = 4 pair')}; "
            f"{data.get('cpu', '?')}, {data.get('threads', '?')} thread{'' if data.get('threads') == 1 else 's'}, "
@@ -1077,8 +1077,8 @@ def markdown(finals, curves, cost: str | None = None, history=(), generation=(),
              by_cat: dict | None = None, reliance: Sequence[dict] = (), replicas: Sequence[dict] = ()) -> str:
     cpu = sorted({r["cpu"] for r in finals + list(history) if r.get("cpu")})
     L = ["# Reproduction: the paper's Table 1 in miniature", "",
-         "Generated by `python experiments/reproduction_report.py` from the score files of "
-         "`python experiments/reproduction.py` (docs/results/reproduction/runs/; the first recipe's: "
+         "Generated by `python studies/emoji32/reproduction_report.py` from the score files of "
+         "`python studies/emoji32/reproduction.py` (docs/results/reproduction/runs/; the first recipe's: "
          "docs/results/reproduction/patch4/runs/; the pilots': docs/results/reproduction/pilots/); do not edit by hand.",
          "", "**Setting.** Emoji at 32 px (Google + Twitter styles, captions \"name; category, subcategory\"), "
          f"{describe_recipe()}. TexTok: text in the tokenizer "
@@ -1098,7 +1098,7 @@ def markdown(finals, curves, cost: str | None = None, history=(), generation=(),
          "The study began with 4x4 patches (`configs/emoji32_textok.yaml`, 64 patch tokens). Its runs improved by "
          "1.2-1.8 dB val PSNR per doubling of the budget up to 8k steps, so convergence by the 0.3 dB rule was "
          "tens of core-hours per run away. Two cheaper models were piloted on TexTok N = 2 "
-         "(`experiments/recipe_pilot.py`), and the study restarted with the one that was at least as good at equal "
+         "(`studies/emoji32/recipe_pilot.py`), and the study restarted with the one that was at least as good at equal "
          "steps for about a third of the cost per step:", ""] + recipe_choice(history) + [
          "", "## Status: which runs have converged", "",
          "A result from an under-trained model is not a result: until a run's row says converged, its numbers "
@@ -1106,11 +1106,11 @@ def markdown(finals, curves, cost: str | None = None, history=(), generation=(),
          "`val` PSNR; the last two columns apply the same rule to `val_unseen` (emoji never seen in training), whose "
          "PSNR levels off far sooner (next section): on `val` the rule is out of reach on this machine.",
          ""] + status_table(curves) + (
-            ["", "What the rest of the study costs on this machine (`python experiments/reproduction.py --list`; an "
+            ["", "What the rest of the study costs on this machine (`python studies/emoji32/reproduction.py --list`; an "
              "upper bound: a run that converges earlier stops there):", "", "```text", cost, "```"] if cost else []) + [
          "", "## Convergence: what each split measures", "",
          f"Beside `val` and `val_unseen`, every stage is scored on {TRAIN_PROBE} evenly spaced training images "
-         "(PSNR only: the *train probe*; `python experiments/reproduction.py --probe-train` adds it to stages scored "
+         "(PSNR only: the *train probe*; `python studies/emoji32/reproduction.py --probe-train` adds it to stages scored "
          "before it existed). `val` holds the other style's image of emoji seen in training, so a model that learns "
          "the training emoji better also reconstructs `val` better; `val_unseen` holds emoji never seen. The "
          "projections extrapolate the last two gains per doubling geometrically: an estimate, not a measurement.",
@@ -1118,7 +1118,7 @@ def markdown(finals, curves, cost: str | None = None, history=(), generation=(),
          ] + convergence_table(curves, probes or {}) + ([
          "", "## Trained again on another machine", "",
          "Study runs trained again with the same recipe and seed on another machine (fp32 on both; "
-         "`python experiments/reproduction.py --job RUN --steps S --work <another folder> --results <another folder>`, "
+         "`python studies/emoji32/reproduction.py --job RUN --steps S --work <another folder> --results <another folder>`, "
          "each budget resumed from the previous one's checkpoint, so the budgets of a row group are one run; the score "
          "files are copied to docs/results/reproduction/replicates/RUN-TAG/). Beside each budget, the study's run at "
          "the same budget: their difference is the run-to-run noise of one seed (another CPU sums in another order), "
@@ -1142,7 +1142,7 @@ def markdown(finals, curves, cost: str | None = None, history=(), generation=(),
           "## Figure 1 in miniature", "",
           "Ten `val_unseen` emoji (never seen in training), evenly spaced through the split. Rows, top to bottom: "
           "the originals, then baseline and TexTok at N = 1, 2, 4 and 8, each pair at the budget of its Table 1 row "
-          "(drawn by `python experiments/reproduction_report.py --grids`, which reads the stage models in the "
+          "(drawn by `python studies/emoji32/reproduction_report.py --grids`, which reads the stage models in the "
           "study's work folder).", "",
           "![original, then baseline / TexTok at N = 1, 2, 4, 8](../img/reproduction_grid.png)", "",
           "What the caption controls, at N = 2: original | baseline | TexTok | TexTok decoding the same tokens "
@@ -1177,7 +1177,7 @@ def markdown(finals, curves, cost: str | None = None, history=(), generation=(),
           f"TexTok's rFID gain on `val` in Table 1 is {by_n}; the generation half runs at the largest and at "
           "N = 4, the shipped pair. Each row compares the two arms' DiTs at one DiT budget; rows at several budgets "
           "of the same task are its learning curve.", "",
-          "Commands: `python experiments/reproduction_generation.py --num-tokens 4 --tokenizer-steps 16000 "
+          "Commands: `python studies/emoji32/reproduction_generation.py --num-tokens 4 --tokenizer-steps 16000 "
           "--dit-steps 8000` (the DiTs trained and sampled on a GPU machine with `--samples-only`; the same "
           "command without it scored the samples here), its replicate and learning curve on this CPU `... "
           "--num-tokens 4 --tokenizer-steps 16000 --work <another folder> --tag cpu --dit-steps 4000,8000`, and "
@@ -1213,7 +1213,7 @@ def markdown(finals, curves, cost: str | None = None, history=(), generation=(),
         L += ["", "## A cool-down at the end of the budget", "",
               "The study's runs keep a constant learning rate (so a budget can be doubled by resuming) and score "
               "the EMA weights. Whether a linear cool-down to 0 would have given better models at the same budget "
-              "(`python experiments/reproduction.py --config configs/emoji32_textok.yaml --cooldown RUN STEPS "
+              "(`python studies/emoji32/reproduction.py --config configs/emoji32_textok.yaml --cooldown RUN STEPS "
               "COOLDOWN`: `schedule.decay=wsd` resumed from the constant-lr checkpoint, which is exactly the "
               "warmup-stable-decay run of STEPS + COOLDOWN steps), first recipe:", ""] + cool
     if history:
@@ -1227,7 +1227,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default=str(REPO / "docs" / "results" / "reproduction" / "runs"))
     p.add_argument("--history", default=str(HISTORY), help="the first recipe's score files (4x4 patches)")
-    p.add_argument("--generation", default=str(GENERATION), help="experiments/reproduction_generation.py's scores")
+    p.add_argument("--generation", default=str(GENERATION), help="studies/emoji32/reproduction_generation.py's scores")
     p.add_argument("--out", default=str(REPO / "docs" / "results"))
     p.add_argument("--img", default=str(REPO / "docs" / "img"))
     p.add_argument("--grids", action="store_true")

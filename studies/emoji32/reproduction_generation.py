@@ -38,8 +38,8 @@ stage models) where ``--work`` does not hold the study's stage models.
 Scores: ``docs/results/reproduction/generation/<task>_<arm>_n<N>_tok<steps>_dit<steps>[_<tag>][_ditseed<S>][_seed<S>][_pooltrain][_cycle].json``; a
 sample grid per arm and task (of the longest-trained DiT): ``docs/img/reproduction_gen_<task>_<arm>_n<N>.png``.
 
-    python experiments/reproduction_generation.py --num-tokens 4 --dit-steps 4000,8000,16000
-    python experiments/reproduction_generation.py --num-tokens 4 --dit-steps 20,40 --num 40 --ref-num 100 \
+    python studies/emoji32/reproduction_generation.py --num-tokens 4 --dit-steps 4000,8000,16000
+    python studies/emoji32/reproduction_generation.py --num-tokens 4 --dit-steps 20,40 --num 40 --ref-num 100 \
         --work /tmp/smoke   # smoke
 """
 
@@ -53,7 +53,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from npz_grid import sample_grid  # noqa: E402
 from reproduction import done_stages, stage_dir, study_runs  # noqa: E402
@@ -116,7 +116,7 @@ def shipped_model(run: str, steps: int) -> Path:
 def latest_stage(work: Path, results: Path, run: str) -> Path:
     done = done_stages(results, run)
     if not done:
-        sys.exit(f"{run}: no finished stage in {results}; run experiments/reproduction.py first")
+        sys.exit(f"{run}: no finished stage in {results}; run studies/emoji32/reproduction.py first")
     return stage_model(work, run, max(done))
 
 
@@ -131,7 +131,7 @@ def pair_budget(results: Path, runs: list[str], steps: int | None = None) -> int
             sys.exit(f"{', '.join(missing)}: no scored stage at {steps} steps in {results}")
         return steps
     if not common:
-        sys.exit(f"{' and '.join(runs)}: no budget both reached in {results}; run experiments/reproduction.py first")
+        sys.exit(f"{' and '.join(runs)}: no budget both reached in {results}; run studies/emoji32/reproduction.py first")
     return max(common)
 
 

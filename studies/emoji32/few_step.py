@@ -26,12 +26,12 @@ checkpoint). Scores: ``docs/results/generation/few_step/<objective>_<sampler>_<s
 ``--report`` writes the table into docs/results/generation.md and the plot
 docs/img/few_step_gfid_vs_time.png.
 
-    python experiments/few_step.py                       # everything, resumable
-    python experiments/few_step.py --time                # idle machine: time the samplers
-    python experiments/few_step.py --token-fd            # the token-space FD of every finished row (cheap)
-    python experiments/few_step.py --spread gaussian_ddpm_250 meanflow_meanflow_001   # gFID over seeds 2, 3
-    python experiments/few_step.py --report
-    python experiments/few_step.py --dit-steps 50 --num 64 --tune-num 32 --work /tmp/fs --results /tmp/fsr  # smoke
+    python studies/emoji32/few_step.py                       # everything, resumable
+    python studies/emoji32/few_step.py --time                # idle machine: time the samplers
+    python studies/emoji32/few_step.py --token-fd            # the token-space FD of every finished row (cheap)
+    python studies/emoji32/few_step.py --spread gaussian_ddpm_250 meanflow_meanflow_001   # gFID over seeds 2, 3
+    python studies/emoji32/few_step.py --report
+    python studies/emoji32/few_step.py --dit-steps 50 --num 64 --tune-num 32 --work /tmp/fs --results /tmp/fsr  # smoke
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reproduction import commit  # noqa: E402
 from reproduction_generation import caption_pool, finished, latest_stage, sh  # noqa: E402
@@ -464,7 +464,7 @@ def report(args) -> None:
     block = "\n".join(L)
     doc = Path(args.doc)
     text = doc.read_text()
-    start, end = "<!-- few-step table: experiments/few_step.py --report -->", "<!-- end of the few-step table -->"
+    start, end = "<!-- few-step table: studies/emoji32/few_step.py --report -->", "<!-- end of the few-step table -->"
     if start in text and end in text:
         text = text[:text.index(start) + len(start)] + "\n" + block + "\n" + text[text.index(end):]
     else:

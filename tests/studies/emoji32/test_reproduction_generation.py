@@ -1,4 +1,4 @@
-"""experiments/reproduction_generation.py and its report section: budgets, grids, tables (no training)."""
+"""studies/emoji32/reproduction_generation.py and its report section: budgets, grids, tables (no training)."""
 
 import json
 from pathlib import Path

@@ -15,7 +15,7 @@ config's ``text_in``, N its ``num_tokens``):
 - ``README.md``: what the model is and the data licences (Noto Emoji Apache-2.0, Twemoji
   CC-BY 4.0 with attribution, emoji-datasource metadata MIT).
 
-    python experiments/ship_checkpoints.py ~/textok-study/runs/textok-n4-s0/stages/step_0008000 \\
+    python studies/emoji32/ship_checkpoints.py ~/textok-study/runs/textok-n4-s0/stages/step_0008000 \\
         ~/textok-study/runs/baseline-n4-s0/stages/step_0008000
 
 ``textok demo`` re-scores a shipped pair (``textok.explore.shipped_checkpoints``).
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the study's convergence rule (reproduction.py)
 DEFAULT_RESULTS = REPO / "docs" / "results" / "reproduction" / "runs"
 FIRST_RECIPE = "emoji32_textok.yaml"  # the 4x4-patch recipe (its stage records name no config)
@@ -148,7 +148,7 @@ def readme(name: str, source: dict) -> str:
              f"A TexTok {'tokenizer' if source['arm'] == 'textok' else 'no-text baseline tokenizer'} "
              f"({c['image_size']} px, ViT width {c['width']} x depth {c['depth']} per side, {c['num_tokens']} tokens x "
              f"{c['token_dim']} channels, text_in={c['text_in']}) from the reproduction study "
-             f"(`experiments/reproduction.py`, `configs/{source.get('recipe') or FIRST_RECIPE}`).", "",
+             f"(`studies/emoji32/reproduction.py`, `configs/{source.get('recipe') or FIRST_RECIPE}`).", "",
              f"- run: `{source['run']}`, {source['steps']} steps" if source["steps"] is not None
              else f"- run: `{source['run']}`",
              status_line(source.get("convergence")),

@@ -1,4 +1,4 @@
-"""experiments/few_step.py: its rows, the forward counter and the report (no training: fake row files)."""
+"""studies/emoji32/few_step.py: its rows, the forward counter and the report (no training: fake row files)."""
 
 import argparse
 import json
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_report_writes_the_table_between_its_markers(tmp_path, fs):
     row("meanflow", "meanflow", 2, 19.5, 2, 1.0, token_fd=0.03, token_fd_cfg1=0.02)
     (results / "floor_token_fd.json").write_text(json.dumps({"num": 2000, "token_fd": 0.01}))
     doc = tmp_path / "generation.md"
-    doc.write_text("# Generation\n\nbefore\n<!-- few-step table: experiments/few_step.py --report -->\nold\n"
+    doc.write_text("# Generation\n\nbefore\n<!-- few-step table: studies/emoji32/few_step.py --report -->\nold\n"
                    "<!-- end of the few-step table -->\nafter\n")
     args = argparse.Namespace(results=str(results), img=str(tmp_path / "img"), doc=str(doc))
     fs.report(args)
