@@ -26,6 +26,8 @@ def register(sub) -> None:
     q.add_argument("--limit", type=int, default=None,
                    help=f"{_takers('limit')} only: write the first N images of each split (counts are still verified)")
     q.add_argument("--seed", type=int, default=None, help=f"{_takers('seed')} only: seed of the held-out splits (0)")
+    q.add_argument("--count", type=int, default=None, help=f"{_takers('count')} only: training images to generate")
+    q.add_argument("--size", type=int, default=None, help=f"{_takers('size')} only: image side in pixels")
     q.set_defaults(func=_fetch)
 
     q = data_sub.add_parser("shards", help="convert a folder / class-tree data set into WebDataset tar shards")
@@ -36,7 +38,8 @@ def register(sub) -> None:
     q.add_argument("--on-bad-sample", choices=ON_BAD_SAMPLE, default="skip")
     q.set_defaults(func=_shards)
 
-    q = data_sub.add_parser("check", help="decode every sample of a data set and report bad ones")
+    q = data_sub.add_parser("check", help="decode every sample of a data set and report bad ones, and count each "
+                                         "evaluation split's twins in train (images sharing a caption or base name)")
     q.add_argument("root")
     q.add_argument("--image-size", type=int, default=64, help="crop size: smaller images are reported")
     q.add_argument("--split", action="append", default=None)
@@ -76,7 +79,8 @@ def _fetch(args) -> int:
     from ..data import fetch
 
     # fetch() refuses an option the data set does not take (FETCHERS[name].options)
-    kwargs = {k: v for k, v in (("limit", args.limit), ("seed", args.seed)) if v is not None}
+    kwargs = {k: v for k, v in (("limit", args.limit), ("seed", args.seed), ("count", args.count),
+                                ("size", args.size)) if v is not None}
     root = fetch(args.name, args.root, **kwargs)
     from ..data.formats import read_manifest
 
@@ -107,7 +111,21 @@ def _check(args) -> int:
         _print_report(report)
         bad += report.num_bad
     print(f"{'OK' if bad == 0 else f'{bad} bad sample(s)'}: {sum(r.total for r in reports.values())} entries checked")
+    _print_twins(args.root, args.split)
     return 0 if bad == 0 else 1
+
+
+def _print_twins(root, splits) -> None:
+    """What each evaluation split measures: its images' caption / base-name twins in ``train`` (a warning, not
+    a failure: the exit status stays the bad-sample check's)."""
+    from ..data.check import TWIN_WARN_FRACTION, split_twins
+
+    twins = split_twins(root, splits)
+    if twins:
+        print(f"twins in train (evaluation images that share a caption or base name with a training image; "
+              f"warning above {100 * TWIN_WARN_FRACTION:.0f}%):")
+    for t in twins.values():
+        print("  " + t.summary().replace("\n", "\n  "))
 
 
 def _caption(args) -> int:
