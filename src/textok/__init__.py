@@ -12,10 +12,12 @@ if "torch" not in _sys.modules:
 from .models import DIT_PRESETS, PRESETS, DiT, DiTConfig, TexTok, TexTokConfig, TexTokOutput
 from .models.modules import DiagonalGaussian
 from .text import ClassEmbedding, TextEmbedding, TextEncoder, prepare_caption
+from .tokenizer import CaptionedTokenizer
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CaptionedTokenizer",
     "TexTok", "TexTokConfig", "TexTokOutput", "PRESETS", "DiagonalGaussian",
     "DiT", "DiTConfig", "DIT_PRESETS",
     "TextEncoder", "TextEmbedding", "ClassEmbedding", "prepare_caption",

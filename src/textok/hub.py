@@ -1,0 +1,96 @@
+"""Model folders on the Hugging Face Hub: a repo id -> a folder in the Hub's cache, and a folder -> a repo.
+
+A model folder is ``config.json`` + ``model.safetensors`` (``textok.io``). ``resolve_folder(name)``
+returns ``name`` if it is a folder; otherwise it takes ``name`` for a Hub repo id (``"org/name"``)
+and downloads, with ``huggingface_hub.snapshot_download``, only those two kinds of file
+(``ALLOW_PATTERNS``: nothing that could be unpickled) into the Hub's cache. The environment is read
+at each call, not when ``huggingface_hub`` was imported: ``HF_HUB_CACHE`` (else ``HF_HOME/hub``)
+picks the cache, and with ``HF_HUB_OFFLINE=1`` the cached snapshot is used and the network never is.
+``push_folder(folder, repo_id)`` creates the repo if needed and uploads the same files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from .io import CONFIG_NAME
+
+#: what is downloaded and uploaded: the config and safetensors weights, never a pickle
+ALLOW_PATTERNS = [CONFIG_NAME, "*.safetensors"]
+#: a Hub repo id: "name" or "org/name" (letters, digits, "-", "_", ".")
+_REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*$")
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def hub_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set: use the cache, never the network."""
+    return _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE"))
+
+
+def hub_cache_dir() -> Path | None:
+    """The Hub's cache as the environment names it now (``HF_HUB_CACHE``, else ``HF_HOME/hub``);
+    None: ``huggingface_hub``'s default."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    return None
+
+
+def is_repo_id(name: str) -> bool:
+    return bool(_REPO_ID.match(name)) and not name.startswith((".", "~"))
+
+
+def resolve_folder(name_or_path: str | os.PathLike, revision: str | None = None,
+                   cache_dir: str | os.PathLike | None = None) -> Path:
+    """A local model folder for ``name_or_path``: the folder itself, or the Hub repo's snapshot in the
+    cache (downloaded unless offline). ``FileNotFoundError`` names both places when neither has it."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    name = str(name_or_path)
+    if not is_repo_id(name):
+        raise FileNotFoundError(f"{name}: no such folder (nor a Hugging Face Hub repo id such as 'org/name')")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else hub_cache_dir()
+    offline = hub_offline()
+    try:
+        folder = snapshot_download(name, revision=revision, cache_dir=cache, allow_patterns=ALLOW_PATTERNS,
+                                   local_files_only=offline)
+    except LocalEntryNotFoundError:
+        where = cache if cache is not None else "the Hub cache"
+        why = "HF_HUB_OFFLINE is set and" if offline else "the Hub could not be reached and"
+        raise FileNotFoundError(f"{name}: no such folder, and {why} {where} holds no snapshot of the repo "
+                                f"{name!r}{f' at {revision!r}' if revision else ''}") from None
+    except RepositoryNotFoundError:
+        raise FileNotFoundError(f"{name}: no such folder, nor a Hub repo (or it is private: log in with "
+                                f"`hf auth login`)") from None
+    except HfHubHTTPError as e:
+        raise FileNotFoundError(f"{name}: no such folder, and the Hub refused the download ({e})") from None
+    folder = Path(folder)
+    if not (folder / CONFIG_NAME).is_file():
+        raise FileNotFoundError(f"{name}: the Hub repo has no {CONFIG_NAME} (snapshot {folder})")
+    return folder
+
+
+def push_folder(folder: str | os.PathLike, repo_id: str, *, private: bool | None = None, token: str | None = None,
+                revision: str | None = None, commit_message: str | None = None, create_pr: bool = False):
+    """Upload a model folder's ``config.json`` and ``*.safetensors`` to the Hub repo ``repo_id``
+    (created if missing); returns ``huggingface_hub``'s ``CommitInfo``."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    return api.upload_folder(repo_id=repo_id, folder_path=str(folder), revision=revision, create_pr=create_pr,
+                             commit_message=commit_message or "Upload TexTok tokenizer",
+                             allow_patterns=ALLOW_PATTERNS)
+
+
+__all__ = ["resolve_folder", "push_folder", "hub_offline", "hub_cache_dir", "is_repo_id", "ALLOW_PATTERNS"]
