@@ -2,9 +2,15 @@
 
 Tabs: Reconstruct (original | baseline | TexTok with PSNR and LPIPS), Swap the caption (the
 same tokens decoded with another caption, and the difference), Tokens (every N side by side)
-and Generate (with ``--dit``). The page binds to 127.0.0.1 by default, sends no analytics,
-loads nothing from the internet, refuses oversized uploads before decoding them, and runs
-one request at a time per model set (Gradio queue, concurrency 1).
+and Generate (with ``--dit``). The page binds to 127.0.0.1 by default (and warns when bound
+beyond it), sends no analytics, loads nothing from the internet, refuses oversized uploads
+before decoding them, and runs one request at a time per model set (Gradio queue, concurrency 1).
+
+Every image leaves the server as a lossless PNG at the model's resolution (the exact output, so
+the difference image shows the model, not compression); the browser enlarges it with
+nearest-neighbour only (CSS ``image-rendering: pixelated``). The page's API (``gradio_client``)
+has one named endpoint per action, ``API_NAMES``, with named parameters; the page's internal
+events are not published.
 
 Gradio is an optional dependency (``pip install -e '.[app]'``), imported only when the page is
 built.
@@ -12,10 +18,13 @@ built.
 
 from __future__ import annotations
 
+import functools
 import html
 import inspect
+import ipaddress
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -26,15 +35,21 @@ from .explore import (
     Explorer,
     UploadError,
     bundled_examples,
+    frame_note,
     load_upload,
+    split_label,
 )
 
 log = logging.getLogger(__name__)
 
-DISPLAY_SIZE = 256  # small images are shown upscaled (nearest neighbour) to this many pixels
+#: the page's API: action -> endpoint name (``Client(url).predict(..., api_name="/reconstruct")``)
+API_NAMES = {"reconstruct": "reconstruct", "swap": "swap_caption", "sweep": "sweep_tokens", "generate": "generate"}
+DISPLAY_SIZE = 256  # the image boxes' height in CSS pixels; the browser enlarges the exact image to fit
+# Enlarge the exact model-resolution PNGs in the browser without smoothing: one block per pixel.
 CSS = """
-.textok-img img { image-rendering: pixelated; }
+.textok-img img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
 #status .error, #status p.error { color: #b91c1c; font-weight: 600; }
+#status .note, #status p.note { color: #1d4ed8; }
 """
 
 
@@ -66,17 +81,6 @@ def _style(gr) -> dict:
     """System fonts (nothing fetched from a font CDN) and the page's CSS."""
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
     return {"theme": theme, "css": CSS}
-
-
-def _show(img):
-    """Upscale a small image for display (nearest neighbour: the pixels stay visible)."""
-    if img is None:
-        return None
-    from PIL import Image
-
-    w, h = img.size
-    scale = max(1, DISPLAY_SIZE // max(w, h))
-    return img.resize((w * scale, h * scale), Image.NEAREST) if scale > 1 else img
 
 
 def _fmt(v, spec: str, unit: str = "") -> str:
@@ -132,30 +136,74 @@ def sweep_markdown(results: list[dict]) -> str:
     return "\n".join(rows)
 
 
-def _error(e: Exception) -> str:
+def _error(e: Exception | str) -> str:
     return f'<p class="error">⚠ {html.escape(str(e))}</p>'
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">ℹ {html.escape(text)}</p>' if text else ""
+
+
+def _internal(gr) -> dict:
+    """Keep a page-internal event out of the API: ``api_visibility`` (Gradio 6), ``api_name=False`` before."""
+    return {"api_visibility": "private"} if _accepts(gr.Button.click, "api_visibility") else {"api_name": False}
+
+
+def _millions(n: int) -> str:
+    return f"{n / 1e6:.2f} M" if n < 1e7 else f"{n / 1e6:.0f} M"
+
+
+def examples_label(examples: Sequence[Example]) -> str:
+    """Where the bundled examples come from, each split named for what it measures."""
+    splits = sorted({e.split for e in examples if e.split})
+    return ", ".join(split_label(s) for s in splits) or "held-out images"
+
+
+def guide_markdown(explorer: Explorer, examples: Sequence[Example] = ()) -> str:
+    """The page's opening line: what it shows (resolution, model size) and how to read PSNR / LPIPS."""
+    toks = [*explorer.textok.values(), *explorer.baseline.values()]
+    sizes = " / ".join(str(s) for s in sorted({t.config.image_size for t in toks}))
+    params = sorted({_millions(t.num_parameters) for t in toks}, key=lambda v: float(v.split()[0]))
+    size = params[0] if len(params) == 1 else f"{params[0].split()[0]}-{params[-1]}"
+    text = (f"**What you see.** Each image is centre-cropped to the {sizes} px square the tokenizer was trained at "
+            "and shown enlarged without smoothing (each block is one pixel; the files are the exact PNG output). "
+            f"A small model ({size} parameters) encodes it into N tokens and decodes them: the **baseline** from the "
+            "tokens alone, **TexTok** from the tokens and the caption. **PSNR** (dB, higher is better) is pixel "
+            "agreement with the cropped original; +6 dB halves the typical pixel error. **LPIPS** (lower is better, "
+            "0 = identical) is a perceptual distance computed by a pretrained network. Both score this one image; "
+            "the study's numbers average whole splits.")
+    if examples:
+        text += f" The examples are from {examples_label(examples)}."
+    return text
 
 
 def build_app(explorer: Explorer, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
               examples: Sequence[Example] | None = None):
-    """The Gradio ``Blocks`` over ``explorer`` (not launched; see ``launch``)."""
+    """The Gradio ``Blocks`` over ``explorer`` (not launched; see ``launch``).
+
+    ``demo.textok_handlers`` holds the event handlers as the page and the API call them (by
+    action: ``API_NAMES``): their outputs, then the status line (an error, or a note such as
+    the frame an animated image was read from)."""
     gr = import_gradio()
     examples = list(bundled_examples() if examples is None else examples)
     by_name = {e.name: e for e in examples}
     counts = explorer.token_counts
 
-    def source(upload, example):
-        if upload:
-            return load_upload(upload, max_bytes, max_pixels, name=Path(upload).name)
+    def source(image, example):
+        if image:
+            return load_upload(image, max_bytes, max_pixels, name=Path(image).name)
         if example in by_name:
             return load_upload(by_name[example].path, max_bytes, max_pixels)
         raise UploadError("no image: upload one or pick an example")
 
     def guarded(fn, n_outputs):
-        """Bad input (or any failure) -> empty outputs and a message in the status line; the page stays up."""
+        """``fn`` returns its outputs and a note for the status line ("" for none). Bad input (or
+        any failure) -> empty outputs and a message in the status line; the page stays up."""
+        @functools.wraps(fn)  # the API names its parameters (and describes itself) after fn
         def run(*args):
             try:
-                return (*fn(*args), "")
+                *outputs, note = fn(*args)
+                return (*outputs, _note(note))
             except (UploadError, ValueError) as e:
                 return (*([None] * n_outputs), _error(e))
             except Exception as e:  # noqa: BLE001 - the page must survive anything
@@ -163,35 +211,70 @@ def build_app(explorer: Explorer, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels
                 return (*([None] * n_outputs), _error(f"internal error: {type(e).__name__}: {e}"))
         return run
 
-    def on_reconstruct(upload, example, caption, n):
-        r = explorer.reconstruct(source(upload, example), caption, int(n))
-        im = r["images"]
-        return _show(im["original"]), _show(im.get("baseline")), _show(im.get("TexTok")), metrics_markdown(r)
+    def reconstruct(image, example, caption, num_tokens):
+        """Reconstruct an image with the no-text baseline and with TexTok at N tokens.
 
-    def on_swap(upload, example, caption, other, n):
-        r = explorer.swap(source(upload, example), caption, other, int(n))
+        Parameters:
+            image: an image file to upload (or None to use `example`)
+            example: the name of a bundled example image
+            caption: the caption TexTok reads (empty is fine)
+            num_tokens: N, which checkpoints to use
+        """
+        pil = source(image, example)
+        r = explorer.reconstruct(pil, caption, int(num_tokens))
         im = r["images"]
-        return _show(im["reconstruction"]), _show(im["swapped"]), _show(im["difference"]), swap_markdown(r)
+        return im["original"], im.get("baseline"), im.get("TexTok"), metrics_markdown(r), frame_note(pil)
 
-    def on_sweep(upload, example, caption):
-        results = explorer.sweep(source(upload, example), caption)
-        gallery = [(_show(results[0]["images"]["original"]), "original")]
+    def swap_caption(image, example, caption, other_caption, num_tokens):
+        """Encode with `caption`, decode the same tokens with `caption` and with `other_caption`.
+
+        Parameters:
+            image: an image file to upload (or None to use `example`)
+            example: the name of a bundled example image
+            caption: the caption the tokens are made with
+            other_caption: the caption the same tokens are decoded with the second time
+            num_tokens: N, which checkpoint to use
+        """
+        pil = source(image, example)
+        r = explorer.swap(pil, caption, other_caption, int(num_tokens))
+        im = r["images"]
+        return im["reconstruction"], im["swapped"], im["difference"], swap_markdown(r), frame_note(pil)
+
+    def sweep_tokens(image, example, caption):
+        """Reconstruct an image at every N loaded, baseline and TexTok.
+
+        Parameters:
+            image: an image file to upload (or None to use `example`)
+            example: the name of a bundled example image
+            caption: the caption TexTok reads
+        """
+        pil = source(image, example)
+        results = explorer.sweep(pil, caption)
+        gallery = [(results[0]["images"]["original"], "original")]
         for r in results:
             for label in ("baseline", "TexTok"):
                 if label in r["images"]:
-                    gallery.append((_show(r["images"][label]), f"N={r['n']} {label}: {_fmt(r['psnr'][label], 'psnr')} dB"))
-        return gallery, sweep_markdown(results)
+                    gallery.append((r["images"][label], f"N={r['n']} {label}: {_fmt(r['psnr'][label], 'psnr')} dB"))
+        return gallery, sweep_markdown(results), frame_note(pil)
 
     style_in_launch = _accepts(gr.Blocks.launch, "css")  # Gradio 6 moved theme and css to launch()
     image_kw, gallery_kw = _no_share(gr, gr.Image), _no_share(gr, gr.Gallery)
+
+    def picture(label, elem_id):
+        # lossless PNG at the model's resolution: the exact output (Gradio's default is lossy WebP)
+        return gr.Image(label=label, type="pil", format="png", interactive=False, height=DISPLAY_SIZE,
+                        elem_id=elem_id, elem_classes="textok-img", **image_kw)
+
     with gr.Blocks(title="TexTok: what the caption does", analytics_enabled=False,
                    **({} if style_in_launch else _style(gr))) as demo:
-        gr.Markdown("## TexTok: what the caption does\n" + html.escape(explorer.describe()))
+        notes = "".join(f"\n\n*Note: {html.escape(n)}.*" for n in explorer.notes)
+        gr.Markdown("## TexTok: what the caption does\n" + guide_markdown(explorer, examples) + "\n\n"
+                    + html.escape(explorer.describe()) + notes, elem_id="guide")
         with gr.Row():
             upload = gr.File(label="Upload an image", file_types=["image"], type="filepath", elem_id="upload")
             with gr.Column():
-                example = gr.Dropdown(choices=list(by_name), value=None, label="…or a held-out example",
-                                      elem_id="example")
+                example = gr.Dropdown(choices=list(by_name), value=None, label=f"…or an example from "
+                                      f"{examples_label(examples)}", elem_id="example")
                 caption = gr.Textbox(label="Caption (empty is fine; long ones are cut as in training)", lines=2,
                                      max_length=2000, elem_id="caption")
                 n_tokens = gr.Radio(choices=[str(n) for n in counts], value=str(counts[-1]),
@@ -201,51 +284,57 @@ def build_app(explorer: Explorer, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels
             with gr.Tab("Reconstruct", id="reconstruct-tab"):
                 rec_btn = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct")
                 with gr.Row():
-                    img_orig = gr.Image(label="original", type="pil", interactive=False, elem_id="img-original",
-                                        elem_classes="textok-img", **image_kw)
-                    img_base = gr.Image(label="baseline (no text)", type="pil", interactive=False,
-                                        elem_id="img-baseline", elem_classes="textok-img", **image_kw)
-                    img_tex = gr.Image(label="TexTok", type="pil", interactive=False, elem_id="img-textok",
-                                       elem_classes="textok-img", **image_kw)
+                    img_orig = picture("original (cropped as the model sees it)", "img-original")
+                    img_base = picture("baseline (no text)", "img-baseline")
+                    img_tex = picture("TexTok", "img-textok")
                 metrics = gr.Markdown("", elem_id="metrics")
             with gr.Tab("Swap the caption", id="swap-tab"):
                 other = gr.Textbox(label="Another caption for the same tokens", lines=2, max_length=2000,
                                    elem_id="other-caption")
                 swap_btn = gr.Button("Decode with the other caption", variant="primary", elem_id="swap")
                 with gr.Row():
-                    img_rec = gr.Image(label="decoded with the caption", type="pil", interactive=False,
-                                       elem_id="img-rec", elem_classes="textok-img", **image_kw)
-                    img_swap = gr.Image(label="decoded with the other caption", type="pil", interactive=False,
-                                        elem_id="img-swapped", elem_classes="textok-img", **image_kw)
-                    img_diff = gr.Image(label="difference (stretched)", type="pil", interactive=False,
-                                        elem_id="img-diff", elem_classes="textok-img", **image_kw)
+                    img_rec = picture("decoded with the caption", "img-rec")
+                    img_swap = picture("decoded with the other caption", "img-swapped")
+                    img_diff = picture("difference (stretched)", "img-diff")
                 swap_metrics = gr.Markdown("", elem_id="swap-metrics")
             with gr.Tab("Tokens", id="tokens-tab"):
-                gr.Markdown(f"Checkpoints at N = {', '.join(map(str, counts))} tokens. The selector above picks "
-                            "the N the other tabs use; this tab reconstructs at every N.")
+                gr.Markdown(tokens_markdown(counts), elem_id="tokens-note")
                 sweep_btn = gr.Button("Reconstruct at every N", variant="primary", elem_id="sweep")
                 sweep_gallery = gr.Gallery(label="reconstructions by N", columns=max(3, 2 * len(counts) + 1),
-                                           elem_id="sweep-gallery", elem_classes="textok-img", **gallery_kw)
+                                           format="png", elem_id="sweep-gallery", elem_classes="textok-img",
+                                           **gallery_kw)
                 sweep_table = gr.Markdown("", elem_id="sweep-metrics")
             if explorer.pipeline is not None:
                 on_generate = _generate_tab(gr, explorer, status, guarded)
 
         example.input(lambda name: (None, by_name[name].caption if name in by_name else gr.update()),
-                      inputs=example, outputs=[upload, caption], queue=False)
-        upload.upload(lambda f: None, inputs=upload, outputs=example, queue=False)
+                      inputs=example, outputs=[upload, caption], queue=False, **_internal(gr))
+        upload.upload(lambda f: None, inputs=upload, outputs=example, queue=False, **_internal(gr))
         common = dict(concurrency_limit=1, concurrency_id="tokenizers")
-        rec_btn.click(guarded(on_reconstruct, 4), inputs=[upload, example, caption, n_tokens],
-                      outputs=[img_orig, img_base, img_tex, metrics, status], **common)
-        swap_btn.click(guarded(on_swap, 4), inputs=[upload, example, caption, other, n_tokens],
-                       outputs=[img_rec, img_swap, img_diff, swap_metrics, status], **common)
-        sweep_btn.click(guarded(on_sweep, 2), inputs=[upload, example, caption],
-                        outputs=[sweep_gallery, sweep_table, status], **common)
-    # the event handlers as the page calls them (for tests): outputs + the status line last
-    demo.textok_handlers = {"reconstruct": guarded(on_reconstruct, 4), "swap": guarded(on_swap, 4),
-                            "sweep": guarded(on_sweep, 2)}
+        handlers = {"reconstruct": guarded(reconstruct, 4), "swap": guarded(swap_caption, 4),
+                    "sweep": guarded(sweep_tokens, 2)}
+        rec_btn.click(handlers["reconstruct"], inputs=[upload, example, caption, n_tokens],
+                      outputs=[img_orig, img_base, img_tex, metrics, status], api_name=API_NAMES["reconstruct"],
+                      **common)
+        swap_btn.click(handlers["swap"], inputs=[upload, example, caption, other, n_tokens],
+                       outputs=[img_rec, img_swap, img_diff, swap_metrics, status], api_name=API_NAMES["swap"],
+                       **common)
+        sweep_btn.click(handlers["sweep"], inputs=[upload, example, caption],
+                        outputs=[sweep_gallery, sweep_table, status], api_name=API_NAMES["sweep"], **common)
     if explorer.pipeline is not None:
-        demo.textok_handlers["generate"] = on_generate
+        handlers["generate"] = on_generate
+    demo.textok_handlers = handlers  # the event handlers as the page calls them (for tests)
     return demo
+
+
+def tokens_markdown(counts: Sequence[int]) -> str:
+    """The Tokens tab's note: which N are loaded and what picks the N of the other tabs."""
+    text = f"Checkpoints at N = {', '.join(map(str, counts))} tokens. "
+    if len(counts) > 1:
+        return text + ("**Tokens N** (above, under the caption) picks the N that Reconstruct and Swap the caption "
+                       "use; this tab reconstructs at every N.")
+    return text + ("One N is loaded, so there is no N to pick: repeat `--checkpoint` / `--baseline` with checkpoints "
+                   "at other N to compare them here.")
 
 
 def _generate_tab(gr, explorer: Explorer, status, guarded):
@@ -268,33 +357,67 @@ def _generate_tab(gr, explorer: Explorer, status, guarded):
             seed = gr.Number(value=0, precision=0, label="Seed", elem_id="seed")
             num = gr.Slider(1, 16, value=4, step=1, label="Samples", elem_id="num")
         btn = gr.Button("Generate", variant="primary", elem_id="generate")
-        gallery = gr.Gallery(label="samples", columns=4, elem_id="samples", elem_classes="textok-img",
+        gallery = gr.Gallery(label="samples", columns=4, format="png", elem_id="samples", elem_classes="textok-img",
                              **_no_share(gr, gr.Gallery))
         took = gr.Markdown("", elem_id="generate-time")
 
-    def on_generate(prompt, klass, cfg, steps, seed, num):
-        r = explorer.generate(prompt=prompt, class_id=klass, cfg_scale=cfg, steps=int(steps), seed=int(seed or 0),
-                              num=int(num))
-        return ([_show(im) for im in r["images"]],
-                f"{len(r['images'])} samples in **{r['seconds']:.2f} s** ({r['steps']} {r['sampler']} steps, "
-                f"guidance {r['cfg_scale']:g})")
+    def generate(prompt, class_id, guidance_scale, steps, seed, num_samples):
+        """Samples from the DiT: a prompt (text-conditional) or a class id (class-conditional).
 
-    handler = guarded(on_generate, 2)
+        Parameters:
+            prompt: the prompt of a text-conditional DiT (ignored by a class-conditional one)
+            class_id: the class of a class-conditional DiT
+            guidance_scale: classifier-free guidance scale
+            steps: sampler steps
+            seed: the random seed (same seed, same samples)
+            num_samples: how many samples
+        """
+        r = explorer.generate(prompt=prompt, class_id=class_id, cfg_scale=guidance_scale, steps=int(steps),
+                              seed=int(seed or 0), num=int(num_samples))
+        return (r["images"], f"{len(r['images'])} samples in **{r['seconds']:.2f} s** ({r['steps']} {r['sampler']} "
+                             f"steps, guidance {r['cfg_scale']:g})", "")
+
+    handler = guarded(generate, 2)
     btn.click(handler, inputs=[prompt, klass, cfg, steps, seed, num], outputs=[gallery, took, status],
-              concurrency_limit=1, concurrency_id="dit")
+              api_name=API_NAMES["generate"], concurrency_limit=1, concurrency_id="dit")
     return handler
 
 
+def host_warning(host: str) -> str | None:
+    """A one-line warning when ``host`` reaches beyond this machine (the page has no password and no
+    TLS), else None. A host name other than ``localhost`` counts as beyond: it may name any interface."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback:
+        return None
+    return (f"textok app: warning: bound to {host}, not 127.0.0.1: anyone who can reach this machine on the port "
+            "can use the page and its API (no password, no TLS); --host 127.0.0.1 keeps it on this machine")
+
+
 def launch(explorer: Explorer, host: str = "127.0.0.1", port: int | None = 7860, max_bytes: int = DEFAULT_MAX_BYTES,
-           max_pixels: int = DEFAULT_MAX_PIXELS, quiet: bool = False) -> None:
-    """Build the page and serve it (blocks until interrupted)."""
+           max_pixels: int = DEFAULT_MAX_PIXELS, quiet: bool = False, block: bool = True):
+    """Build the page and serve it: until interrupted (``block``), or in the background, returning
+    the running ``Blocks`` (``demo.local_url``; ``demo.close()`` stops it)."""
     gr = import_gradio()
+    warning = host_warning(host)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     demo = build_app(explorer, max_bytes, max_pixels)
     demo.queue(default_concurrency_limit=1, max_size=32)
+    # Gradio's own start-up lines are silenced (quiet): they suggest `share=True`, a public tunnel
+    # this page never opens. The address is printed below instead.
     kwargs = dict(server_name=host, server_port=port, share=False, inbrowser=False, max_file_size=max_bytes,
-                  show_error=True, quiet=quiet, ssr_mode=False, pwa=False, mcp_server=False, footer_links=[],
-                  show_api=False, **_style(gr))
+                  show_error=True, quiet=True, prevent_thread_lock=True, ssr_mode=False, pwa=False, mcp_server=False,
+                  footer_links=[], show_api=False, **_style(gr))
     demo.launch(**{k: v for k, v in kwargs.items() if _accepts(demo.launch, k)})  # options older Gradio lacks
+    if not quiet:
+        print(f"textok app: serving on {demo.local_url} (Ctrl-C stops it)", flush=True)
+    if block:
+        demo.block_thread()
+    return demo
 
 
-__all__ = ["build_app", "launch", "import_gradio", "metrics_markdown", "swap_markdown", "sweep_markdown"]
+__all__ = ["build_app", "launch", "import_gradio", "host_warning", "guide_markdown", "tokens_markdown",
+           "metrics_markdown", "swap_markdown", "sweep_markdown", "API_NAMES"]

@@ -12,7 +12,11 @@
   and the time they took.
 - ``Explorer``: the models loaded once (TexTok and baseline checkpoints by token count N, an
   optional DiT), a lock so one request at a time runs per model set, and the functions above
-  bound to them. ``shipped_checkpoints()`` finds the reproduction study's small checkpoints.
+  bound to them. A checkpoint's arm comes from its config (``text_in == "none"``: the no-text
+  baseline), whichever flag named it. ``shipped_checkpoints()`` finds the reproduction study's
+  small checkpoints.
+- ``SPLIT_LABELS`` / ``split_label``: the emoji splits named for what they measure (``val``
+  re-renders training emoji under the same caption: a recall test; ``val_unseen``: new emoji).
 
 Captions follow the library's rules: ``prepare_caption`` (whitespace, 75 words) and the text
 encoder's token cut at the model's ``max_text_tokens``; an empty caption is a valid caption.
@@ -33,7 +37,7 @@ from typing import Mapping, Sequence
 import torch
 from PIL import Image
 
-from .data.transforms import ImageError, center_crop, load_image, to_pil, to_tensor
+from .data.transforms import MAX_IMAGE_PIXELS, ImageError, center_crop, load_image, to_pil, to_tensor
 from .models import TexTok
 from .conditioning import EMPTY_CAPTION, load_encoder, text_condition
 from .text import TextEmbedding, TextEncoder, prepare_caption
@@ -45,7 +49,21 @@ PRETRAINED_DIR = PACKAGE_DIR / "pretrained"
 EXAMPLES_DIR = PACKAGE_DIR / "app_examples"
 
 DEFAULT_MAX_BYTES = 25 * 1024 * 1024  # 25 MiB
-DEFAULT_MAX_PIXELS = 50_000_000  # 50 megapixels (e.g. 8660 x 5773)
+DEFAULT_MAX_PIXELS = MAX_IMAGE_PIXELS  # the library's one cap (textok.data.transforms), every command's
+
+
+#: The emoji splits named for what they measure (issue 35): ``val`` holds other renderings (the
+#: other style, a skin-tone sibling) of training emoji under the same caption, so a detokenizer
+#: that reads the caption can recall them; ``val_unseen`` holds emoji never seen in training.
+SPLIT_LABELS = {
+    "val": "val (recall: other renderings of training emoji)",
+    "val_unseen": "val_unseen (new emoji)",
+}
+
+
+def split_label(split: str) -> str:
+    """``split`` named for what it measures (``SPLIT_LABELS``); other names are returned as they are."""
+    return SPLIT_LABELS.get(split, split)
 
 
 class UploadError(ValueError):
@@ -78,6 +96,7 @@ class Example:
     name: str
     path: Path
     caption: str
+    split: str = ""  # the data split it comes from (``split_label`` names it for the page)
 
 
 def bundled_examples(root: str | os.PathLike | None = None) -> list[Example]:
@@ -91,7 +110,7 @@ def bundled_examples(root: str | os.PathLike | None = None) -> list[Example]:
     for e in data.get("examples", []):
         path = root / e["file"]
         if path.is_file():
-            out.append(Example(Path(e["file"]).stem.replace("-", " "), path, e.get("caption", "")))
+            out.append(Example(Path(e["file"]).stem.replace("-", " "), path, e.get("caption", ""), e.get("split", "")))
     return out
 
 
@@ -110,7 +129,9 @@ def load_upload(path: str | os.PathLike | None, max_bytes: int = DEFAULT_MAX_BYT
     Refused before decoding: files over ``max_bytes`` (checked with ``stat``) and images over
     ``max_pixels`` (width x height read from the header by PIL's lazy ``Image.open``). Then the
     data layer's ``load_image`` decodes it (its errors: not an image, truncated, bomb).
-    ``name`` replaces the (temporary) path in messages; default: the file name.
+    ``name`` replaces the (temporary) path in messages; default: the file name. The image's
+    ``info["frames"]`` holds the file's frame count (an animated GIF, APNG or WebP: only its
+    first frame is used, as in training data; ``frame_note`` says so).
     """
     if path is None or str(path) == "":
         raise UploadError("no image: upload one or pick an example")
@@ -128,6 +149,7 @@ def load_upload(path: str | os.PathLike | None, max_bytes: int = DEFAULT_MAX_BYT
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:  # reads the header only
                 w, h = img.size
+                frames = int(getattr(img, "n_frames", 1) or 1)
     except Image.DecompressionBombError:
         raise UploadError(f"{name}: refused: the header declares more pixels than PIL's bomb limit") from None
     except Image.UnidentifiedImageError:
@@ -138,9 +160,17 @@ def load_upload(path: str | os.PathLike | None, max_bytes: int = DEFAULT_MAX_BYT
         raise UploadError(f"{name}: {w} x {h} = {w * h / 1e6:.1f} megapixels, over the "
                           f"{max_pixels / 1e6:.1f} megapixel limit (nothing was decoded)")
     try:
-        return load_image(path)
+        image = load_image(path)
     except ImageError as e:
         raise UploadError(f"{name}: {e.reason}") from None
+    image.info["frames"] = frames
+    return image
+
+
+def frame_note(image: Image.Image) -> str:
+    """``"animated image: frame 1 of 12 used"`` for a multi-frame upload (``load_upload``), else ``""``."""
+    frames = image.info.get("frames", 1)
+    return f"animated image: frame 1 of {frames} used (the first, as in training data)" if frames > 1 else ""
 
 
 def _as_image(image: Image.Image | str | os.PathLike) -> Image.Image:
@@ -176,7 +206,16 @@ class Tokenizer:
 
     @property
     def uses_text(self) -> bool:
+        """TexTok (reads a caption) or the no-text baseline (``text_in == "none"`` in its config)."""
         return self.model.config.text_in != "none"
+
+    @property
+    def arm(self) -> str:
+        return "TexTok" if self.uses_text else "baseline"
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
 
     @property
     def device(self) -> torch.device:
@@ -221,7 +260,7 @@ def as_tokenizer(model: Tokenizer | TexTok | str | os.PathLike, encoders: dict |
         name = name or path.name
         model = TexTok.from_pretrained(path, map_location=device)
     model = model.eval()
-    return Tokenizer(model, _encoder_for(model, encoders), name or "TexTok")
+    return Tokenizer(model, _encoder_for(model, encoders), name or ("TexTok" if model.config.text_in != "none" else "baseline"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -363,14 +402,22 @@ def generate_samples(pipeline, prompt: str | None = None, class_id: int | None =
 
 class Explorer:
     """TexTok and baseline tokenizers (keyed by token count N) and an optional generation
-    pipeline, loaded once. Every call takes the lock of its model set: one request at a time."""
+    pipeline, loaded once. Every call takes the lock of its model set: one request at a time.
+
+    Each checkpoint's arm is read from its config (``text_in == "none"``: the no-text baseline),
+    not from the list it came in: a baseline folder given as ``--checkpoint`` is still the
+    baseline. ``notes`` says which checkpoints came in the other list."""
 
     def __init__(self, textok: Sequence[Tokenizer | TexTok | str | os.PathLike] = (),
                  baseline: Sequence[Tokenizer | TexTok | str | os.PathLike] = (), dit=None,
                  device: str | torch.device = "cpu", encoders: dict | None = None, lpips=None):
         self.encoders = {} if encoders is None else encoders
-        self.textok = self._by_n(textok, device, "--checkpoint")
-        self.baseline = self._by_n(baseline, device, "--baseline")
+        self.notes: list[str] = []
+        self.textok, self.baseline = {}, {}
+        for flag, items in (("--checkpoint", textok), ("--baseline", baseline)):
+            for item in items:
+                self._add(as_tokenizer(item, self.encoders, device), flag)
+        self.textok, self.baseline = dict(sorted(self.textok.items())), dict(sorted(self.baseline.items()))
         if not self.textok and not self.baseline:
             raise ValueError("no checkpoint: give --checkpoint DIR")
         self.pipeline = None
@@ -383,15 +430,15 @@ class Explorer:
         self.lock = threading.Lock()  # the tokenizers
         self.generation_lock = threading.Lock()  # the DiT
 
-    def _by_n(self, items, device, flag) -> dict[int, Tokenizer]:
-        out: dict[int, Tokenizer] = {}
-        for item in items:
-            tok = as_tokenizer(item, self.encoders, device)
-            if tok.num_tokens in out:
-                raise ValueError(f"{flag}: two checkpoints with N={tok.num_tokens} tokens ({out[tok.num_tokens].name} "
-                                 f"and {tok.name}); give one per N")
-            out[tok.num_tokens] = tok
-        return dict(sorted(out.items()))
+    def _add(self, tok: Tokenizer, flag: str) -> None:
+        group = self.textok if tok.uses_text else self.baseline
+        if (flag == "--checkpoint") != tok.uses_text:
+            self.notes.append(f"{tok.name} was given as {flag} but its config has text_in={tok.config.text_in!r}: "
+                              f"shown as {'TexTok' if tok.uses_text else 'the no-text baseline'}")
+        if tok.num_tokens in group:
+            raise ValueError(f"{flag}: two checkpoints with N={tok.num_tokens} tokens for {tok.arm} "
+                             f"({group[tok.num_tokens].name} and {tok.name}); give one per N")
+        group[tok.num_tokens] = tok
 
     @property
     def token_counts(self) -> list[int]:

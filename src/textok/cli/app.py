@@ -10,11 +10,13 @@ def register(sub) -> None:
                        description="Serve a local page over TexTok checkpoints. With no --checkpoint it opens on "
                                    "the small shipped checkpoints of the reproduction study, if installed.")
     p.add_argument("--checkpoint", action="append", default=[], metavar="DIR",
-                   help="TexTok folder (repeat for several N)")
+                   help="TexTok folder (repeat for several N); each folder's arm is read from its config "
+                        "(text_in: none is the no-text baseline), whichever flag names it")
     p.add_argument("--baseline", action="append", default=[], metavar="DIR",
                    help="no-text baseline folder (repeat; paired with --checkpoint by N)")
     p.add_argument("--dit", default=None, metavar="DIR", help="a generation folder (DiT or DiT-T2I) for the Generate tab")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only; any other address warns)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--device", default="cpu")
     p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_BYTES / 1024 / 1024,
@@ -41,6 +43,8 @@ def _app(args) -> int:
     import_gradio()  # fail early, before the models load
     explorer = Explorer(checkpoints, baselines, dit=args.dit, device=args.device)
     print(f"textok app: {explorer.describe()}", flush=True)
+    for note in explorer.notes:
+        print(f"textok app: note: {note}", flush=True)
     launch(explorer, host=args.host, port=args.port or None, max_bytes=int(args.max_upload_mb * 1024 * 1024),
            max_pixels=args.max_pixels)
     return 0
