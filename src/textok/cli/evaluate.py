@@ -30,8 +30,9 @@ def register(sub) -> None:
     p.add_argument("--data", required=True, help="dataset folder")
     p.add_argument("--split", default="val")
     p.add_argument("--num", type=int, default=None, help="N evenly spaced images of the split (default: all)")
-    p.add_argument("--caption-variant", default="full", choices=CAPTION_VARIANTS,
-                   help="the captions' form, as the model was trained (data.caption_variant)")
+    p.add_argument("--caption-variant", default="full",
+                   help=f"the captions' form, as the model was trained (data.caption_variant): "
+                        f"{', '.join(CAPTION_VARIANTS)} or a caption_<variant> field's name")
     p.add_argument("--out", default="eval_out", help="folder for eval_tokenizer.{md,json} and reconstructions.png")
     p.add_argument("--inception-logits", default=None,
                    help="torch-fidelity Inception weights (.pth) for rIS (default: found in the cache, else no rIS)")

@@ -35,11 +35,11 @@ import os
 import random
 import zlib
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 
-from .captions import caption_variant
+from .captions import caption_variant, is_field_variant
 from .formats import (CAPTIONS_FILE, CLASS_CAPTIONS_FILE, HELDOUT_CAPTIONS_FILE, IMAGE_EXTENSIONS, MANIFEST_FILE,
                       ON_BAD_SAMPLE, RESERVED_DIRS, BadSampleError, BadSampleReport, check_on_bad_sample,
                       detect_format, is_class_dir, json_lines, read_caption_pool, read_manifest, set_sample_options)
@@ -58,6 +58,7 @@ class Record:
     captions: tuple[str, ...]
     label: int = -1
     class_name: str | None = None
+    variants: Mapping[str, str] | None = None  # field variants: {"shapes": ...} from a caption_shapes field
 
 
 def _safe_relpath(root: Path, rel: str) -> Path | None:
@@ -118,7 +119,8 @@ def index_folder(root: Path, split: str, report: BadSampleReport, classes: Seque
         if not isinstance(label, int) or isinstance(label, bool):
             report.add(rel, f"label must be an integer, got {label!r}")
             continue
-        records.append(Record(file, rel, (caption,), label, class_name))
+        variants = {k[len("caption_"):]: v for k, v in obj.items() if k.startswith("caption_") and isinstance(v, str)}
+        records.append(Record(file, rel, (caption,), label, class_name, variants or None))
     if not records and split not in splits and report.num_bad == 0:
         raise ValueError(f"{path}: no entries of split {split!r} (splits present: {sorted(splits) or 'none'})")
     return records
@@ -196,7 +198,7 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
         return list(seen)
 
     def _caption(self, record: Record, caption: str) -> str:
-        return caption_variant(caption, self.caption_variant, record.class_name)
+        return caption_variant(caption, self.caption_variant, record.class_name, record.variants)
 
     def reseed(self, seed: int) -> None:
         """Restart the augmentation stream (crops, flips, caption draws) from ``seed``; a trainer
@@ -282,6 +284,11 @@ def open_dataset(root: str | os.PathLike, split: str = "train", image_size: int 
         log.warning("%s", report.summary(limit=10))
     if not records:
         raise ValueError(f"{root} [{split}]: no usable samples ({report.num_bad} bad)")
+    if is_field_variant(caption_variant):
+        missing = next((r for r in records if not (r.variants or {}).get(caption_variant)), None)
+        if missing is not None:
+            raise ValueError(f"{root}: caption variant {caption_variant!r} needs a 'caption_{caption_variant}' field "
+                             f"in {CAPTIONS_FILE} for every sample; {missing.key} has none")
     if caption_variant in ("class", "short") and any(r.class_name is None for r in records):
         raise ValueError(f"{root}: caption variant {caption_variant!r} needs a class name per sample "
                          f"(a 'class' field in {CAPTIONS_FILE}, or a class tree)")

@@ -42,6 +42,7 @@ from PIL import Image
 from ..assets import cache_dir
 from ..io import replace_dir_atomic, write_json_atomic
 from .formats import CAPTIONS_FILE, CLASS_CAPTIONS_FILE, HELDOUT_CAPTIONS_FILE, MANIFEST_FILE, write_json_lines
+from .scenes import fetch_scenes
 
 log = logging.getLogger(__name__)
 
@@ -449,12 +450,14 @@ FETCHERS: dict[str, FetcherInfo] = {
     "fashion-mnist": FetcherInfo(fetch_fashion_mnist, "Fashion-MNIST from the Debian package, class captions",
                                  ("limit",)),
     "photos": FetcherInfo(fetch_photos, "the photos bundled with scikit-image / scikit-learn, written captions"),
+    "scenes": FetcherInfo(fetch_scenes, "procedural scenes of coloured shapes whose captions state their factors "
+                                        "(generated from a seed, no download)", ("count", "size", "seed")),
 }
 DATASETS = tuple(FETCHERS)
 
 
 def fetch(name: str, root: str | os.PathLike, **kwargs) -> Path:
-    """Fetch dataset ``name`` (one of ``FETCHERS``: ``"emoji"``, ``"fashion-mnist"``, ``"photos"``)
+    """Fetch dataset ``name`` (one of ``FETCHERS``: ``"emoji"``, ``"fashion-mnist"``, ``"photos"``, ``"scenes"``)
     into ``root``; ``kwargs`` are the data set's options (``FetcherInfo.options``)."""
     if name not in FETCHERS:
         raise ValueError(f"unknown dataset {name!r}; choose from {list(FETCHERS)}")

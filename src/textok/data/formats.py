@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Literal, Sequence
 
 from ..io import write_text_atomic
-from .captions import CAPTION_VARIANTS
+from .captions import check_caption_variant
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +199,7 @@ def set_sample_options(dataset, image_size: int, train: bool, on_bad_sample: str
                        caption_variant: str, min_image_size: int | None) -> None:
     """Check and store the per-sample options every dataset class shares (folders, shards)."""
     check_on_bad_sample(on_bad_sample)
-    if caption_variant not in CAPTION_VARIANTS:
-        raise ValueError(f"caption_variant must be one of {CAPTION_VARIANTS}, got {caption_variant!r}")
+    check_caption_variant(caption_variant)
     dataset.image_size = image_size
     dataset.train = train
     dataset.on_bad_sample = on_bad_sample

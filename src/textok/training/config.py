@@ -24,7 +24,7 @@ import os
 from typing import Any, Literal
 
 from ..config import ConfigError, apply_overrides, apply_preset, from_dict, load_yaml, to_dict
-from ..data.captions import CAPTION_VARIANTS
+from ..data.captions import CAPTION_VARIANTS, is_field_variant
 from ..data.formats import BadSamplePolicy
 from ..losses import LossConfig
 from ..models.textok import PRESETS, TexTokConfig
@@ -141,8 +141,9 @@ class TrainConfig(TrainerConfig):
         d = self.data
         if not 0.0 <= d.caption_dropout <= 1.0:
             raise ConfigError(f"data.caption_dropout must lie in [0, 1], got {d.caption_dropout}")
-        if d.caption_variant not in CAPTION_VARIANTS:
-            raise ConfigError(f"data.caption_variant must be one of {CAPTION_VARIANTS}, got {d.caption_variant!r}")
+        if d.caption_variant not in CAPTION_VARIANTS and not is_field_variant(d.caption_variant):
+            raise ConfigError(f"data.caption_variant must be one of {CAPTION_VARIANTS} or a caption_<variant> field's "
+                              f"name, got {d.caption_variant!r}")
         if d.shuffle_buffer < 0:
             raise ConfigError(f"data.shuffle_buffer must be >= 0, got {d.shuffle_buffer}")
         if d.max_images is not None and d.max_images < 1:
