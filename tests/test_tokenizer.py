@@ -47,7 +47,7 @@ def test_reconstruct_with_other_decode_captions_is_a_caption_swap(tok):
 
 
 def test_a_text_conditioned_tokenizer_needs_captions_and_the_right_count(tok):
-    with pytest.raises(ValueError, match="text-conditioned .* give captions"):
+    with pytest.raises(ValueError, match="text-conditioned .* give --caption"):
         tok.encode(images())
     with pytest.raises(ValueError, match="give one caption, or one per image"):
         tok.encode(images(3), ["a", "b"])
@@ -65,7 +65,7 @@ def test_text_on_one_side_only_embeds_for_that_side(tiny_config, minilm):
     dec_only = CaptionedTokenizer(TexTok(dataclasses.replace(tiny_config, text_in="decoder")).eval(), minilm)
     x = images()
     tokens = dec_only.encode(x)  # the tokenizer sees no text: no caption needed
-    with pytest.raises(ValueError, match="give captions"):
+    with pytest.raises(ValueError, match="give --caption"):
         dec_only.decode(tokens)
     torch.testing.assert_close(dec_only.reconstruct(x, "a cat"), dec_only.decode(tokens, "a cat"))
 
@@ -92,8 +92,18 @@ def test_save_and_from_pretrained_round_trip_one_folder(tok, tmp_path, minilm):
     # load_tokenizer takes a folder, a TexTok or a CaptionedTokenizer
     assert load_tokenizer(tok) is tok
     assert isinstance(load_tokenizer(tok.model, text=minilm), CaptionedTokenizer)
-    with pytest.raises(FileNotFoundError, match="no such folder"):
-        CaptionedTokenizer.from_pretrained(tmp_path / "missing" / "deeper" / "x y")
+    with pytest.raises(FileNotFoundError, match="no config.json"):  # a path is never taken for a Hub repo id
+        CaptionedTokenizer.from_pretrained(tmp_path / "missing")
+
+
+def test_what_reads_as_a_hub_repo_id(tmp_path, monkeypatch):
+    from textok.hub import is_repo_id
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    assert is_repo_id("someone/textok-tiny") and is_repo_id("org.x/name_1.0")
+    assert not is_repo_id("runs/model")  # a missing folder under a folder that is here
+    assert not is_repo_id("model") and not is_repo_id("a/b/c") and not is_repo_id("./a/b") and not is_repo_id("/a/b")
 
 
 def _hub_cache(root, repo_id, folder, sha="0123456789abcdef0123456789abcdef01234567"):

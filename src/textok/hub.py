@@ -19,8 +19,8 @@ from .io import CONFIG_NAME
 
 #: what is downloaded and uploaded: the config and safetensors weights, never a pickle
 ALLOW_PATTERNS = [CONFIG_NAME, "*.safetensors"]
-#: a Hub repo id: "name" or "org/name" (letters, digits, "-", "_", ".")
-_REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*$")
+#: a Hub repo id: "org/name" (letters, digits, "-", "_", "."); a bare "name" is taken for a local folder
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
 
 def _truthy(value: str | None) -> bool:
@@ -43,19 +43,22 @@ def hub_cache_dir() -> Path | None:
 
 
 def is_repo_id(name: str) -> bool:
-    return bool(_REPO_ID.match(name)) and not name.startswith((".", "~"))
+    """``name`` reads as a Hub repo id ("org/name") and not as a local path: it is not there, and neither is its
+    first component (``runs/model`` with a ``runs/`` folder here is a missing local folder, not a repo)."""
+    if not _REPO_ID.match(name) or name.startswith((".", "~")) or Path(name).exists():
+        return False
+    return not Path(name.split("/")[0]).is_dir()
 
 
 def resolve_folder(name_or_path: str | os.PathLike, revision: str | None = None,
                    cache_dir: str | os.PathLike | None = None) -> Path:
-    """A local model folder for ``name_or_path``: the folder itself, or the Hub repo's snapshot in the
-    cache (downloaded unless offline). ``FileNotFoundError`` names both places when neither has it."""
+    """A local model folder for ``name_or_path``: a path that is not a Hub repo id as is (the loader says
+    what is missing there), else the repo's snapshot in the Hub's cache (downloaded unless offline);
+    ``FileNotFoundError`` when the Hub has no such repo or, offline, the cache has no snapshot of it."""
     path = Path(name_or_path).expanduser()
-    if path.is_dir():
-        return path
     name = str(name_or_path)
-    if not is_repo_id(name):
-        raise FileNotFoundError(f"{name}: no such folder (nor a Hugging Face Hub repo id such as 'org/name')")
+    if path.is_dir() or not isinstance(name_or_path, str) or not is_repo_id(name):
+        return path
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 

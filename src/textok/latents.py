@@ -2,8 +2,10 @@
 
 ``encode_dataset(checkpoint, data, out)`` writes into ``out``:
 
-- ``cache.json``: what was encoded (tokenizer folder, data folder and split, token shape, what
-  is stored, class names, the text encoder the tokenizer uses, shard size, image count);
+- ``cache.json``: what was encoded (tokenizer folder and a fingerprint of its weights, data folder,
+  split and a fingerprint of the picked items, token shape, what is stored, class names, the text
+  encoder the tokenizer uses, shard size, image count); a rerun continues only a cache of the
+  same encoding (``SAME_ENCODING``) and refuses any other, naming what differs;
 - ``shard-00000.safetensors`` ...: ``shard_size`` images each, tensors ``tokens`` [n, N, d]
   (the posterior mode, ``store="mode"``) or ``mean`` and ``logvar`` [n, N, d]
   (``store="moments"``: training then samples the posterior), ``labels`` [n] (int64, -1 if
@@ -22,6 +24,8 @@ KB per image) into memory as a map-style data set.
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 import json
 import logging
 import math
@@ -32,12 +36,12 @@ import torch
 from safetensors import safe_open
 from tqdm.auto import tqdm
 
-from .conditioning import TextConditioner
 from .data.datasets import collate, open_dataset
 from .data.formats import BadSampleError, read_manifest
 from .data.stream import data_home, is_shard_source, open_indexed, spread
-from .io import load_state_dict, save_state_dict, write_json_atomic
-from .models import TexTok
+from .hub import resolve_folder
+from .io import load_state_dict, save_state_dict, state_fingerprint, write_json_atomic
+from .tokenizer import CaptionedTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -100,19 +104,21 @@ def encode_dataset(checkpoint: str | os.PathLike, data: str | os.PathLike, out: 
         raise ValueError(f"store must be one of {list(STORES)}, got {store!r}")
     if batch_size < 1 or shard_size < 1:
         raise ValueError(f"batch_size and shard_size must be >= 1, got {batch_size} and {shard_size}")
-    checkpoint, data, out = Path(checkpoint).expanduser(), Path(data).expanduser(), Path(out).expanduser()
+    checkpoint, data, out = resolve_folder(checkpoint), Path(data).expanduser(), Path(out).expanduser()
     device = torch.device(device)
-    model = TexTok.from_pretrained(checkpoint, map_location=device)
-    c = model.config
+    c = CaptionedTokenizer.load_config(checkpoint)
     if store == "moments" and c.latent != "kl":
         raise ValueError(f"{checkpoint}: store='moments' needs a KL tokenizer (latent='kl'), this one is {c.latent!r}")
     ds, home, shards = _open_source(data, split, c.image_size)
     picks = spread(len(ds), max_images)  # --max-images: evenly spread over the split, not its first N
     meta = _describe(checkpoint, home, split, c, ds, picks, shard_size, store, shards)
+    meta["tokenizer_weights"] = state_fingerprint(model)  # the weights, not the path: a swapped file is another encoding
+    meta["data_fingerprint"] = _data_fingerprint(ds, picks)
     _claim(out, meta)
-    text = TextConditioner(c.text_encoder, c.max_text_tokens, str(home), use_text_cache).to(device) \
-        if c.text_in_encoder else None
-    encoder = _ShardEncoder(model, text, store, device, batch_size, num_workers)
+    # the captions as training embedded them: the data set's text cache where it is exact, else the encoder
+    tok = CaptionedTokenizer.from_pretrained(checkpoint, device, data_root=home if c.text_in_encoder else None,
+                                             use_cache=use_text_cache)
+    encoder = _ShardEncoder(tok, store, batch_size, num_workers)
     n, num_shards = len(picks), meta["num_shards"]
     todo = [i for i in range(num_shards) if not _shard_ok(out / shard_name(i))]
     if len(todo) < num_shards:
@@ -159,8 +165,31 @@ def _describe(checkpoint: Path, data: Path, split: str, c, ds, picks: list[int],
     return meta
 
 
+def _data_fingerprint(ds, picks: list[int]) -> str:
+    """SHA-256 (16 hex digits) of what the picked items are, read without decoding an image: each
+    record's key, captions and label and its file's size and modification time (folder data sets),
+    or each shard sample's key and members' sizes (shards)."""
+    h = hashlib.sha256()
+    records = getattr(ds, "records", None)
+    for i in picks:
+        if records is not None:
+            r = records[i]
+            try:
+                st = r.path.stat()
+                stamp = (st.st_size, st.st_mtime_ns)
+            except OSError:
+                stamp = None
+            h.update(json.dumps([r.key, list(r.captions), r.label, stamp]).encode())
+        else:  # ShardIndex: the tar headers
+            s = bisect.bisect_right(ds.starts, i) - 1
+            entry = ds.index[s][i - ds.starts[s]]
+            h.update(json.dumps([ds.shards[s].name, entry["key"], sorted((k, v[1]) for k, v in entry["members"].items())]).encode())
+    return h.hexdigest()[:16]
+
+
 #: what must be equal for a rerun to continue a cache (resume) rather than refuse it
-SAME_ENCODING = ("tokenizer", "data", "split", "num_images", "shard_size", "store", "shards", "subset")
+SAME_ENCODING = ("tokenizer", "tokenizer_weights", "data", "data_fingerprint", "split", "num_images", "shard_size",
+                 "store", "shards", "subset", "num_tokens", "token_dim", "image_size", "text_encoder")
 
 
 def _claim(out: Path, meta: dict) -> None:
@@ -168,9 +197,12 @@ def _claim(out: Path, meta: dict) -> None:
     meta_path = out / META_NAME
     if meta_path.is_file():
         old = _read_json(meta_path)
+        if not isinstance(old, dict):
+            raise ValueError(f"{meta_path}: not a latent cache description (a JSON object)")
         differ = [k for k in SAME_ENCODING if old.get(k) != meta.get(k)]
         if differ:
-            raise ValueError(f"{out} holds a cache of another encoding (differs in {differ}); "
+            shown = "; ".join(f"{k}: {old.get(k)!r} != {meta.get(k)!r}" for k in differ[:4])
+            raise ValueError(f"{out} holds a cache of another encoding (cache != now: {shown}); "
                              f"use another --out or delete it")
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(meta_path, meta)
@@ -179,15 +211,12 @@ def _claim(out: Path, meta: dict) -> None:
 class _ShardEncoder:
     """Images -> what a cache shard stores (``store``), one shard file at a time."""
 
-    def __init__(self, model: TexTok, text: TextConditioner | None, store: str, device: torch.device, batch_size: int,
-                 num_workers: int):
-        self.model, self.text, self.store, self.device = model, text, store, device
+    def __init__(self, tokenizer: CaptionedTokenizer, store: str, batch_size: int, num_workers: int):
+        self.tokenizer, self.store = tokenizer, store
         self.batch_size, self.num_workers = batch_size, num_workers
 
     def encode(self, batch: dict) -> dict[str, torch.Tensor]:
-        images = batch["images"].to(self.device)
-        cond = self.text.embed(batch["captions"]) if self.text is not None else None
-        posterior = self.model.encode_posterior(images, cond)
+        posterior = self.tokenizer.posterior(batch["images"], batch["captions"])
         if self.store == "mode":
             return {"tokens": posterior.mode().float().cpu()}
         return {"mean": posterior.mean.float().cpu(), "logvar": posterior.logvar.float().cpu()}

@@ -28,6 +28,7 @@ import torch
 
 from .conditioning import TextConditioner, broadcast
 from .hub import push_folder, resolve_folder
+from .models.modules.posterior import DiagonalGaussian
 from .models.textok import TexTok, TexTokConfig
 from .text import TextEmbedding, TextEncoder
 
@@ -149,8 +150,8 @@ class CaptionedTokenizer:
         if isinstance(captions, str):
             captions = [captions]
         if not captions:
-            raise ValueError(f"this tokenizer is text-conditioned (text_in={self.config.text_in!r}): give captions "
-                             f"(--caption)")
+            raise ValueError(f"this tokenizer is text-conditioned (text_in={self.config.text_in!r}): give --caption "
+                             f"(one caption, or one per image)")
         captions = broadcast(captions, batch) if batch is not None else list(captions)
         if dropout > 0:
             if not isinstance(self.text, TextConditioner):
@@ -160,13 +161,20 @@ class CaptionedTokenizer:
 
     # ---- images <-> tokens --------------------------------------------------------------
     @torch.no_grad()
+    def posterior(self, images: torch.Tensor, captions: Captions = None) -> DiagonalGaussian:
+        """images [B, 3, H, W] in [-1, 1] -> the posterior over tokens [B, N, d] (``mean``, ``logvar``,
+        ``mode()``, ``sample(generator)``); what a latent cache stores with ``store="moments"``."""
+        images = images.to(self.device)
+        text = self.condition(captions, images.shape[0]) if self.config.text_in_encoder else None
+        return self.model.encode_posterior(images, text)
+
+    @torch.no_grad()
     def encode(self, images: torch.Tensor, captions: Captions = None, sample: bool = False,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """images [B, 3, H, W] in [-1, 1] -> tokens [B, N, d]: the posterior mode (a sample with ``sample``).
         ``captions``: one, or one per image; ignored where the tokenizer sees no text."""
-        images = images.to(self.device)
-        text = self.condition(captions, images.shape[0]) if self.config.text_in_encoder else None
-        return self.model.encode(images, text, sample=sample, generator=generator)
+        posterior = self.posterior(images, captions)
+        return posterior.sample(generator) if sample else posterior.mode()
 
     @torch.no_grad()
     def decode(self, tokens: torch.Tensor, captions: Captions = None) -> torch.Tensor:

@@ -13,8 +13,8 @@
 """
 
 from .clip_score import CLIPScorer, clip_score
-from .evaluate import (check_reference, dataset_stats, decode_caption_map, evaluate_generation, evaluate_tokenizer,
-                       image_fingerprint, iterate_batches)
+from .evaluate import (TokenizerEvalSettings, check_reference, dataset_stats, decode_caption_map, evaluate_generation,
+                       evaluate_tokenizer, image_fingerprint, iterate_batches)
 from .fid import (Stats, feature_stats, fid_from_features, frechet_distance, frechet_distance_to_features,
                   load_images_npz, load_stats, reference_stats, save_stats)
 from .image import psnr, quantize, ssim
@@ -26,6 +26,6 @@ __all__ = [
     "psnr", "ssim", "quantize", "InceptionFeatures", "resize_tf1_bilinear", "frechet_distance", "feature_stats",
     "frechet_distance_to_features", "fid_from_features", "Stats", "save_stats", "load_stats", "reference_stats", "load_images_npz",
     "precision_recall", "knn_radii", "inception_score", "InceptionLogits", "load_classifier_weights", "clip_score",
-    "CLIPScorer", "evaluate_tokenizer", "decode_caption_map", "evaluate_generation", "dataset_stats", "iterate_batches",
+    "CLIPScorer", "evaluate_tokenizer", "TokenizerEvalSettings", "decode_caption_map", "evaluate_generation", "dataset_stats", "iterate_batches",
     "image_fingerprint", "check_reference",
 ]

@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..conditioning import TextConditioner, choose_captions, text_condition
+from ..conditioning import TextConditioner
 from ..data.stream import spread
-from ..inference import load_tokenizer
 from ..losses import LPIPS
+from ..tokenizer import CaptionedTokenizer, load_tokenizer
 from .fid import Stats, feature_stats, frechet_distance_to_features, load_images_npz, reference_stats
 from .image import psnr, quantize, ssim
 from .inception import InceptionFeatures
@@ -320,10 +320,10 @@ class _Pass:
     swapped: int = 0  # images decoded with another caption than they were encoded with
 
 
-def _reconstruction_pass(model, dataset, num: int | None, batch_size: int, device, text_encoder, scorers: _Scorers,
+def _reconstruction_pass(tok: CaptionedTokenizer, dataset, num: int | None, batch_size: int, scorers: _Scorers,
                          need_originals: bool, grid_images: int, name: str, progress: bool,
                          decode_map: dict[str, str] | None = None) -> _Pass:
-    """Reconstruct ``num`` images of ``dataset`` with ``model`` and collect per-image scores,
+    """Reconstruct ``num`` images of ``dataset`` with ``tok`` and collect per-image scores,
     Inception features (of the originals too when ``need_originals``) and the grid's first images.
     ``decode_map``: the caption each image is decoded with, by the caption it was encoded with (or a list of
     candidates, of which each image gets the one that best explains its tokens: ``choose_captions``)."""
@@ -331,18 +331,16 @@ def _reconstruction_pass(model, dataset, num: int | None, batch_size: int, devic
     total = num if num is not None else (len(dataset) if hasattr(dataset, "__len__") else None)
     with tqdm(total=total, desc=f"eval {name}", unit="img", disable=not progress, leave=False) as bar:
         for batch in iterate_batches(dataset, num, batch_size):
-            x = batch["images"].to(device)
-            text = text_condition(model, batch["captions"], x.shape[0], text_encoder)
-            dec_text = text
-            tokens = model.encode(x, text)
-            if decode_map is not None and text is not None and model.config.text_in_decoder:
-                captions = [decode_map.get(c, c) for c in batch["captions"]]
-                if any(isinstance(c, list) for c in captions):
-                    captions = choose_captions(model, tokens, [c if isinstance(c, list) else [c] for c in captions],
-                                               text_encoder)
-                out.swapped += sum(a != b for a, b in zip(captions, batch["captions"]))
-                dec_text = text_condition(model, captions, x.shape[0], text_encoder)
-            rec = model.decode(tokens, dec_text)
+            x, captions = batch["images"].to(tok.device), batch["captions"]
+            if decode_map is not None and tok.uses_text and tok.config.text_in_decoder:
+                tokens = tok.encode(x, captions)
+                swap = [decode_map.get(c, c) for c in captions]
+                if any(isinstance(c, list) for c in swap):
+                    swap = tok.choose_captions(tokens, [c if isinstance(c, list) else [c] for c in swap])
+                out.swapped += sum(a != b for a, b in zip(swap, captions))
+                rec = tok.decode(tokens, swap)
+            else:
+                rec = tok.reconstruct(x, captions)
             x8, rec8 = _uint8(x), _uint8(rec)
             _hash_pixels(out.pixels, x8)
             out.psnr.append(psnr(x8, rec8).cpu())
@@ -390,55 +388,82 @@ def _result(name: str, checkpoint, model, scores: _Pass, rfid: float | None, sec
     return result
 
 
+@dataclasses.dataclass
+class TokenizerEvalSettings:
+    """What ``evaluate_tokenizer`` measures, on which images and how: one field per ``textok eval-tokenizer`` flag.
+
+    ``evaluate_tokenizer(checkpoints, data, TokenizerEvalSettings(split="val", rfid=False))``; the same fields
+    are accepted as keyword arguments (``evaluate_tokenizer(checkpoints, data, split="val", rfid=False)``), which
+    is how callers of the older 18-parameter signature keep working.
+    """
+
+    split: str = "val"
+    num: int | None = None  # evenly spaced images of the split (all when None)
+    batch_size: int = 32
+    device: str | torch.device = "cpu"
+    # which form of the captions the models see (textok.data.captions; a model trained on
+    # data.caption_variant=class is evaluated with "class")
+    caption_variant: str = "full"
+    names: Sequence[str] | None = None  # display names, one per checkpoint (default: the folders' names)
+    lpips: bool = True  # LPIPS with textok.losses.LPIPS (VGG, v0.1)
+    # rFID (and rIS); False skips the Inception network, the costly part on a CPU (PSNR / SSIM / LPIPS only)
+    rfid: bool = True
+    inception_logits: str | os.PathLike | InceptionLogits | None = None  # torch-fidelity weights, for rIS
+    # decode every image with another caption than it was encoded with, to measure how much the detokenizer
+    # relies on the caption: "same-class", "same-class-random", "same-class-cycle" or "other-class"
+    # (decode_caption_map), or a mapping (dict or JSON file) caption -> caption, or caption -> candidate captions
+    # of which each image gets the one that best explains its tokens (captions not in it keep their own). Models
+    # without text in the detokenizer are unaffected; decode_swapped in each result counts the swapped images.
+    decode_captions: str | os.PathLike | dict | None = None
+    grid_images: int = 8  # originals and reconstructions in reconstructions.png
+    progress: bool = True
+
+    def replace(self, where: str, **fields) -> "TokenizerEvalSettings":
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(fields) - known)
+        if unknown:
+            raise TypeError(f"{where}: unknown setting(s) {unknown}; the settings are {sorted(known)}")
+        return dataclasses.replace(self, **fields)
+
+
 @torch.no_grad()
-def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "val", batch_size: int = 32,
-                       device: str | torch.device = "cpu", out: str | os.PathLike | None = None,
-                       names: Sequence[str] | None = None, inception_logits: str | os.PathLike | InceptionLogits | None = None,
-                       lpips: bool = True, grid_images: int = 8, extractor: InceptionFeatures | None = None,
-                       encoder=None, progress: bool = True, reference: Stats | None = None,
-                       caption_variant: str = "full", rfid: bool = True, decode_captions=None) -> dict:
+def evaluate_tokenizer(checkpoints, data, settings: TokenizerEvalSettings | None = None, *,
+                       out: str | os.PathLike | None = None, reference: Stats | str | os.PathLike | None = None,
+                       extractor: InceptionFeatures | None = None, encoder=None, **fields) -> dict:
     """Reconstruction metrics of one or more tokenizers on the same images.
 
     Args:
-        checkpoints: a TexTok folder / instance, or a list of them.
+        checkpoints: a tokenizer folder, Hub repo id, ``TexTok`` or ``CaptionedTokenizer``, or a list of them.
         data: dataset folder (opened with ``textok.data.open_dataset(root, split, image_size,
             train=False)``: the ADM centre crop at each checkpoint's resolution) or a dataset of
             item dicts already built.
-        num: ``num`` evenly spaced images of the split (all when None).
+        settings: ``TokenizerEvalSettings`` (default: its defaults); ``**fields`` override its fields.
         out: folder for ``eval_tokenizer.json``, ``eval_tokenizer.md`` and ``reconstructions.png``
             (originals on the top row, one row per checkpoint below).
-        inception_logits: torch-fidelity Inception weights (``.pth``) or an ``InceptionLogits``, for rIS.
-        lpips: compute LPIPS with ``textok.losses.LPIPS`` (VGG, v0.1).
-        rfid: compute rFID (and rIS); False skips the Inception network, the costly part on a CPU
-            (PSNR / SSIM / LPIPS only: ``rfid`` is None in the results, e.g. for a learning curve).
-        encoder: a text encoder / text cache to use instead of each model's own encoder.
-        caption_variant: which form of the captions the models see (``textok.data.captions``;
-            a model trained on ``data.caption_variant=class`` is evaluated with ``"class"``).
         reference: Inception statistics of exactly these originals (``dataset_stats`` with the
             same split, ``num`` and image size, or the path of its ``.npz``), to skip recomputing
             them on every call. Checked after the first pass (``check_reference``): image count,
             and where its ``info`` records them, the images' and the network's SHA-256.
-        decode_captions: decode every image with another caption than it was encoded with, to measure
-            how much the detokenizer relies on the caption: ``"same-class"``, ``"same-class-random"``,
-            ``"same-class-cycle"`` or ``"other-class"`` (``decode_caption_map``), or a mapping (dict or JSON
-            file) caption -> caption, or caption -> candidate captions of which each image gets the one that
-            best explains its tokens (captions not in it keep their own). Models without text in the
-            detokenizer are unaffected; ``decode_swapped`` in each result counts the images that got another
-            caption.
+        extractor: an Inception feature network already loaded (default: loaded here).
+        encoder: a text encoder / text cache to use instead of each model's own encoder (not with a
+            ``CaptionedTokenizer``, which has its own).
     Returns:
         dict with ``num``, ``data``, ``split``, the protocol strings, ``results`` (one dict per
         checkpoint: rfid, psnr, ssim, lpips, ris, ris_std, tokens, seconds, ...) and ``markdown``.
     """
-    if isinstance(checkpoints, (str, os.PathLike, torch.nn.Module)):
+    s = (settings or TokenizerEvalSettings()).replace("evaluate_tokenizer", **fields)
+    num, split, device, progress, rfid = s.num, s.split, s.device, s.progress, s.rfid
+    decode_captions = s.decode_captions
+    if isinstance(checkpoints, (str, os.PathLike, torch.nn.Module, CaptionedTokenizer)):
         checkpoints = [checkpoints]
     checkpoints = list(checkpoints)
     if not checkpoints:
         raise ValueError("no checkpoint to evaluate")
-    names = list(names) if names else [_checkpoint_name(c, i) for i, c in enumerate(checkpoints)]
+    names = list(s.names) if s.names else [_checkpoint_name(c, i) for i, c in enumerate(checkpoints)]
     if len(names) != len(checkpoints):
         raise ValueError(f"got {len(names)} names for {len(checkpoints)} checkpoints")
     decode_map = None  # built once, from the first checkpoint's dataset (captions do not depend on the size)
-    scorers = _load_scorers(extractor, inception_logits, lpips, device, progress, rfid)
+    scorers = _load_scorers(extractor, s.inception_logits, s.lpips, device, progress, rfid)
 
     ref_stats: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # image size -> (mu, sigma) of the originals
     if isinstance(reference, (str, os.PathLike)):
@@ -457,26 +482,19 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
     results, count = [], None
     for name, checkpoint in zip(names, checkpoints):
         status(progress, f"eval-tokenizer: loading {name} ...")
-        model = load_tokenizer(checkpoint, device)
-        size = model.config.image_size
+        tok = _tokenizer(checkpoint, device, encoder, conditioners, data)
+        size = tok.config.image_size
         if reference is not None and ref_size is None:
             ref_size = size
             log.info("the reference statistics record no image size: used for the %d px originals", size)
         if reference is not None and size == ref_size and size not in ref_stats:
             ref_stats[size] = (reference.mu, reference.sigma)
-        text_encoder = encoder
-        if text_encoder is None and model.config.text_in != "none":
-            key = (model.config.text_encoder, model.config.max_text_tokens)
-            if key not in conditioners:
-                conditioners[key] = _text_encoder(data, *key, device)
-            text_encoder = conditioners[key]
-        dataset = _open(data, split, size, caption_variant)
+        dataset = _open(data, split, size, s.caption_variant)
         if decode_captions is not None and decode_map is None:
             decode_map = _decode_map(decode_captions, dataset, num)
         started = time.perf_counter()
-        scores = _reconstruction_pass(model, dataset, num, batch_size, device,
-                                      text_encoder, scorers, rfid and size not in ref_stats, grid_images, name,
-                                      progress, decode_map)
+        scores = _reconstruction_pass(tok, dataset, num, s.batch_size, scorers, rfid and size not in ref_stats,
+                                      s.grid_images, name, progress, decode_map)
         n = scores.n
         if n < 2 and rfid:
             raise ValueError(f"{data} [{split}]: need at least 2 images for FID, got {n}")
@@ -499,7 +517,7 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
         if rfid:
             status(progress, f"eval-tokenizer: {name}: rFID over {n} images ({_fid_note(n)}) ...")
             value = frechet_distance_to_features(*ref_stats[size], np.concatenate(scores.rec_features))
-        result = _result(name, checkpoint, model, scores, value, time.perf_counter() - started)
+        result = _result(name, checkpoint, tok, scores, value, time.perf_counter() - started)
         results.append(result)
         log.info("%s: rFID %s PSNR %.3f SSIM %.4f (%d images, %.1fs)", name, _fmt(value, 3), result["psnr"],
                  result["ssim"], n, result["seconds"])
@@ -511,7 +529,7 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
         "crop": CROP_PROTOCOL,
         "features": FID_PROTOCOL if rfid else None,
         "quantisation": "reconstructions clamped to [-1, 1] and rounded to uint8 before every metric",
-        "lpips": "textok.losses.LPIPS (VGG16, v0.1 linear layers)" if lpips else None,
+        "lpips": "textok.losses.LPIPS (VGG16, v0.1 linear layers)" if s.lpips else None,
         "results": results,
         # the rule or file decoding used (a mapping given in Python is recorded as such)
         "decode_captions": None if decode_captions is None else (
@@ -524,11 +542,23 @@ def evaluate_tokenizer(checkpoints, data, num: int | None = None, split: str = "
     return report
 
 
-def _text_encoder(data, name: str, max_tokens: int, device) -> TextConditioner:
-    """Captions -> embeddings cut at the model's ``max_tokens``, as in training: the data set's
-    text cache where it holds exactly that, else the encoder."""
-    root = str(data) if isinstance(data, (str, os.PathLike)) else None
-    return TextConditioner(name, max_tokens, root, use_cache=root is not None).to(device)
+def _tokenizer(checkpoint, device, encoder, conditioners: dict, data) -> CaptionedTokenizer:
+    """``checkpoint`` as a ``CaptionedTokenizer`` whose captions are embedded as in training: with ``encoder``
+    if given, else a ``TextConditioner`` of the data set's text cache (where it is exact) and the model's
+    encoder, shared by the checkpoints of one (encoder, max_text_tokens) so that the cache loads once."""
+    if isinstance(checkpoint, CaptionedTokenizer):
+        if encoder is not None:
+            raise ValueError("encoder= cannot change a CaptionedTokenizer's text: build it with its text")
+        return load_tokenizer(checkpoint, device)
+    config = checkpoint.config if isinstance(checkpoint, torch.nn.Module) else CaptionedTokenizer.load_config(checkpoint)
+    text = encoder
+    if text is None and config.text_in != "none":
+        key = (config.text_encoder, config.max_text_tokens)
+        if key not in conditioners:
+            root = str(data) if isinstance(data, (str, os.PathLike)) else None
+            conditioners[key] = TextConditioner(*key, root, use_cache=root is not None)
+        text = conditioners[key]
+    return load_tokenizer(checkpoint, device, text=text)
 
 
 def _write_grid(path: Path, rows: list[torch.Tensor]) -> None:

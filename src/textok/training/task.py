@@ -48,15 +48,12 @@ import torch.nn as nn
 
 from ..conditioning import TextConditioner
 from ..data.datasets import collate
-from ..data.formats import BadSampleError
 from ..data.stream import data_home, is_pattern, open_split
 from ..losses import TexTokLoss
 from ..models.textok import TexTok
 from ..text import TextEmbedding
+from ..tokenizer import CaptionedTokenizer
 from .config import TrainConfig
-
-#: the old name of ``textok.conditioning.TextConditioner`` (same signature)
-TextSource = TextConditioner
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +142,10 @@ class TokenizerTask:
 
     def collate(self, items: list[dict | None]) -> dict:
         batch = collate(items)  # skipped (bad) items are dropped: the batch may be smaller
-        if batch is None:
-            raise BadSampleError(self.config.data.root, "every image of a batch was bad (see the warnings above)")
+        if batch is None:  # every one was bad: an empty batch, which the Trainer counts and passes over
+            size = self.config.model.image_size
+            batch = {"images": torch.zeros(0, 3, size, size), "captions": [], "labels": torch.zeros(0, dtype=torch.long),
+                     "keys": []}
         return batch
 
     # ---- losses -------------------------------------------------------------------------
@@ -174,8 +173,7 @@ class TokenizerTask:
         was_training = model.training
         model.eval()
         images = batch["images"]
-        text = self.condition(batch["captions"])
-        rec = model.decode(model.encode(images, text), text).clamp(-1, 1)
+        rec = CaptionedTokenizer(model, self.text).reconstruct(images, batch["captions"])
         model.train(was_training)
         return torch.cat([images, rec]).float().cpu(), images.shape[0]
 
@@ -183,4 +181,4 @@ class TokenizerTask:
         unwrap(model).save_pretrained(directory)
 
 
-__all__ = ["Task", "TokenizerTask", "StepResult", "TextSource", "unwrap", "open_split"]
+__all__ = ["Task", "TokenizerTask", "StepResult", "unwrap", "open_split"]
