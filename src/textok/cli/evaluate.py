@@ -25,7 +25,8 @@ def register(sub) -> None:
     p.set_defaults(func=_fid_stats)
 
     p = sub.add_parser("eval-tokenizer", help="rFID, PSNR, SSIM, LPIPS (rIS) of tokenizer checkpoints, side by side")
-    p.add_argument("--checkpoint", action="append", required=True, help="TexTok folder (repeat to compare)")
+    p.add_argument("--checkpoint", action="append", required=True,
+                   help="TexTok folder or Hub repo id (repeat to compare)")
     p.add_argument("--name", action="append", default=[], help="display name per checkpoint (repeat, in order)")
     p.add_argument("--data", required=True, help="dataset folder")
     p.add_argument("--split", default="val")
@@ -98,16 +99,16 @@ def _fid_stats(args) -> int:
 
 
 def _eval_tokenizer(args) -> int:
-    from ..metrics import evaluate_tokenizer
+    from ..metrics import TokenizerEvalSettings, evaluate_tokenizer
 
     _positive(args.num, "--num")
     _positive(args.batch_size, "--batch-size")
-    report = evaluate_tokenizer(args.checkpoint, args.data, num=args.num, split=args.split,
-                                batch_size=args.batch_size, device=args.device, out=args.out,
-                                names=args.name or None, inception_logits=_classifier(args.inception_logits),
-                                lpips=not args.no_lpips, progress=not args.no_progress,
-                                caption_variant=args.caption_variant, rfid=not args.no_rfid,
-                                reference=args.reference, decode_captions=args.decode_captions)
+    settings = TokenizerEvalSettings(split=args.split, num=args.num, batch_size=args.batch_size, device=args.device,
+                                     caption_variant=args.caption_variant, names=args.name or None,
+                                     lpips=not args.no_lpips, rfid=not args.no_rfid,
+                                     inception_logits=_classifier(args.inception_logits),
+                                     decode_captions=args.decode_captions, progress=not args.no_progress)
+    report = evaluate_tokenizer(args.checkpoint, args.data, settings, out=args.out, reference=args.reference)
     print(json.dumps(report, indent=2) if args.json else report["markdown"])
     print(f"wrote {args.out}/eval_tokenizer.md, eval_tokenizer.json, reconstructions.png")
     return 0
