@@ -114,6 +114,16 @@ def to_dict(cfg: Any) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
+def with_fields(settings: T, where: str, fields: dict[str, Any]) -> T:
+    """``settings`` (a dataclass) with ``fields`` replaced: how a function that takes a settings dataclass
+    also takes its fields as keyword arguments. An unknown name is a ``TypeError`` listing the known ones."""
+    known = {f.name for f in dataclasses.fields(settings)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise TypeError(f"{where}: unknown setting(s) {unknown}; the settings are {sorted(known)}")
+    return dataclasses.replace(settings, **fields) if fields else settings
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Split ``"a.b=3"`` into (["a", "b"], 3); the value is parsed as YAML (numbers, bools, lists)."""
     if "=" not in text:
@@ -168,6 +178,44 @@ def merge_dicts(base: dict, over: dict) -> dict:
     return out
 
 
+#: the largest JSON / YAML config file read (a config is a few KB; a bigger one is not a config,
+#: and a hostile one must fail before its parser spends the memory)
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def read_config_text(path: str | os.PathLike, what: str = "config file") -> str:
+    """A config file's text, refused (``ConfigError``) beyond ``MAX_CONFIG_BYTES`` or if not UTF-8."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {size:,} bytes is too large for a {what} (limit {MAX_CONFIG_BYTES:,})")
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+#: the most values a YAML config may expand to: anchors and aliases (``&a`` / ``*a``) can make a
+#: 1 KB file stand for 10^9 values (the "billion laughs"), which later copies would materialise
+MAX_CONFIG_VALUES = 100_000
+
+
+def _check_expanded_size(data: Any, path: Path) -> None:
+    """Walk ``data`` as it would be copied (aliases expanded), stopping at ``MAX_CONFIG_VALUES``."""
+    count, stack = 0, [data]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > MAX_CONFIG_VALUES:
+            raise ConfigError(f"{path}: expands to more than {MAX_CONFIG_VALUES:,} values (YAML aliases?); "
+                              f"not a config")
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
+
+
 #: the key of a YAML config that names the config it extends
 BASE_KEY = "base"
 
@@ -182,9 +230,12 @@ def load_yaml(path: str | os.PathLike, _chain: tuple[Path, ...] = ()) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_config_text(path))
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    except RecursionError:  # [[[[...]]]] nested beyond the parser's stack
+        raise ConfigError(f"{path}: nested too deeply to be a config") from None
+    _check_expanded_size(data, path)
     if data is None:
         return {}
     if not isinstance(data, dict):

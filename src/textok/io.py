@@ -19,10 +19,14 @@ from typing import Any, Iterator
 import torch
 from safetensors.torch import load_file, save_file
 
-from .config import ConfigError, from_dict, to_dict
+from .config import ConfigError, from_dict, read_config_text, to_dict
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+#: the largest model a checkpoint config may describe (a sanity bound far above any real TexTok / DiT)
+MAX_PARAMETERS = 20_000_000_000
+#: bounds on any one size field of a model config (tokens, width, classes...) and on its depth
+MAX_SIZE, MAX_DEPTH = 1 << 24, 4096
 
 
 @contextlib.contextmanager
@@ -56,6 +60,69 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
+def check_outputs(outputs, inputs=(), overwrite: bool = False, option: str = "--out") -> list[Path]:
+    """Refuse outputs that would destroy something: ``ValueError`` naming the file and ``option``.
+
+    - an output that is one of ``inputs`` (the same file by any path: links, ``./``) is refused
+      even with ``overwrite``: the input would be gone before it was read;
+    - two outputs of one command that are the same file are refused (the second would replace the
+      first while the command reported both);
+    - an existing output is refused unless ``overwrite`` (the user's ``--overwrite``).
+
+    Returns the outputs as ``Path``s. Called before any work, so a refusal costs nothing.
+    """
+    outputs = [Path(o).expanduser() for o in outputs]
+    same = {_file_identity(Path(i).expanduser()): Path(i) for i in inputs}
+    seen: dict = {}
+    for out in outputs:
+        key = _file_identity(out)
+        if key in same:
+            raise ValueError(f"{option} {out}: is the input {same[key]}; it would be replaced before it is read "
+                             f"(choose another output)")
+        if key in seen:
+            raise ValueError(f"{option} {out}: two outputs of this command are the same file ({seen[key]} and {out}); "
+                             f"give the inputs different names or write a grid")
+        seen[key] = out
+        if out.is_dir():
+            raise IsADirectoryError(f"{option} {out}: is a folder, not a file")
+        if out.exists() and not overwrite:
+            raise FileExistsError(f"{option} {out}: exists; pass --overwrite to replace it, or choose another name")
+    return outputs
+
+
+def _file_identity(path: Path):
+    """What makes two paths the same file: (device, inode) if it exists, else its absolute normalised
+    path (a symlinked folder on the way is resolved)."""
+    try:
+        st = path.stat()
+        return (st.st_dev, st.st_ino)
+    except OSError:
+        return os.path.normcase(os.path.realpath(path))
+
+
+def state_fingerprint(*modules: torch.nn.Module) -> str:
+    """SHA-256 (16 hex digits) of the modules' tensors, names included: which weights made a result
+    (a cache, a set of samples). The same weights give the same fingerprint wherever they are stored."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for module in modules:
+        for name, t in sorted(module.state_dict().items()):
+            h.update(name.encode())
+            h.update(t.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def check_finite(state: dict[str, torch.Tensor], where: str) -> None:
+    """Refuse weights holding NaN or inf (``ValueError`` naming up to three tensors): a NaN model
+    decodes every image to black and reports success."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise ValueError(f"{where}: non-finite weights (NaN or inf) in {', '.join(bad[:3])}{more}; "
+                         f"the checkpoint is corrupt")
+
+
 LOCK_NAME = ".lock"
 
 
@@ -66,7 +133,9 @@ class FolderLock:
     a later run; the file itself is left in place (deleting it would race with a new owner).
     """
 
-    def __init__(self, folder: str | os.PathLike, option: str = "--out"):
+    def __init__(self, folder: str | os.PathLike, option: str = "--out", wait: bool = False):
+        """``wait=True`` blocks until the holder finishes instead of refusing (a short writer such
+        as ``embed-text``, whose second run then extends what the first wrote)."""
         self._fd = None
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -79,6 +148,15 @@ class FolderLock:
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if wait:
+                import logging
+
+                holder = os.pread(self._fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+                logging.getLogger(__name__).info("%s: waiting for textok process %s to finish", self.folder, holder)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                os.ftruncate(self._fd, 0)
+                os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+                return
             try:
                 holder = os.pread(self._fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
             finally:
@@ -208,13 +286,46 @@ class PretrainedMixin:
                         f"{Path(directory).parent.parent / 'model'}, or --init-from for its weights)")
             raise FileNotFoundError(f"{directory}: no {CONFIG_NAME}; not a {cls.__name__} checkpoint folder{hint}")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
+            data = json.loads(read_config_text(path, "checkpoint config"))
+        except (json.JSONDecodeError, RecursionError) as e:
             raise ConfigError(f"{path}: not valid JSON ({e})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: must hold a JSON object (the model's config), got a {type(data).__name__}")
         kind = data.pop("class", cls.__name__)
         if kind != cls.__name__:
             raise ConfigError(f"{directory} holds a {kind}, not a {cls.__name__}")
-        return from_dict(cls.config_class, data, where=str(path))
+        config = from_dict(cls.config_class, data, where=str(path))
+        cls._check_sizes(config, Path(directory))
+        return config
+
+    @classmethod
+    def _check_sizes(cls, config, directory: Path) -> None:
+        """Refuse a config whose model is absurdly large, or whose tensor shapes differ from the
+        weights file's header, before a byte is allocated: ``num_tokens: 2000000000`` would
+        otherwise ask for a terabyte (the model is built on the ``meta`` device here)."""
+        for f in dataclasses.fields(config):  # bounds that make even the meta build cheap
+            value = getattr(config, f.name)
+            limit = MAX_DEPTH if "depth" in f.name else MAX_SIZE
+            if isinstance(value, int) and not isinstance(value, bool) and value > limit:
+                raise ConfigError(f"{directory / CONFIG_NAME}: {f.name}={value:,} is beyond any model (limit "
+                                  f"{limit:,}); the config is corrupt")
+        with torch.device("meta"):
+            model = cls(config)
+        n = sum(p.numel() for p in model.parameters())
+        if n > MAX_PARAMETERS:
+            raise ConfigError(f"{directory / CONFIG_NAME}: describes a model of {n:,} parameters (limit "
+                              f"{MAX_PARAMETERS:,}); the config is corrupt")
+        weights = directory / WEIGHTS_NAME
+        if not weights.is_file():
+            return
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(weights), framework="pt") as f:
+                shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        except Exception as e:  # safetensors raises its own error types for corrupt files
+            raise ValueError(f"{weights}: not a readable safetensors file ({e})") from None
+        check_state_dict(model, {k: torch.empty(s, device="meta") for k, s in shapes.items()}, str(directory))
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu", **overrides):
@@ -226,8 +337,10 @@ class PretrainedMixin:
         config = cls.load_config(directory)
         if overrides:
             config = dataclasses.replace(config, **overrides)
-        model = cls(config)
+            cls._check_sizes(config, Path(directory))
         state = load_state_dict(Path(directory) / WEIGHTS_NAME)
+        check_finite(state, str(Path(directory) / WEIGHTS_NAME))
+        model = cls(config)
         check_state_dict(model, state, str(directory))
         expected = model.state_dict()
         state = {k: v.to(expected[k].dtype) if v.is_floating_point() and expected[k].is_floating_point() else v

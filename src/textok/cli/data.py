@@ -94,9 +94,9 @@ def _shards(args) -> int:
 
     index = write_shards(args.src, args.dst, splits=args.split, samples_per_shard=args.samples_per_shard,
                          on_bad_sample=args.on_bad_sample)
-    for split, info in index["splits"].items():
+    for split, report in index["reports"].items():  # the splits converted now (others may be in the folder)
+        info = index["splits"][split]
         print(f"{split}: {info['num_samples']} samples in {len(info['shards'])} shard(s) -> {args.dst}")
-        report = index["reports"][split]
         if report.num_bad:
             _print_report(report)
     return 0

@@ -11,6 +11,7 @@ def register(sub) -> None:
     p = sub.add_parser("fid-stats", help="Inception reference statistics of a data set (ADM .npz: mu, sigma)")
     p.add_argument("--data", required=True, help="dataset folder (any format textok.data reads)")
     p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file (default: refuse)")
     p.add_argument("--split", default="train")
     p.add_argument("--image-size", type=int, default=64, help="centre-crop size, as in evaluation (default 64)")
     p.add_argument("--num", type=int, default=None, help="N evenly spaced images (default: all)")
@@ -89,6 +90,9 @@ def _fid_stats(args) -> int:
     _positive(args.batch_size, "--batch-size")
     if args.features_only and args.no_features:
         raise ValueError("--features-only and --no-features exclude each other")
+    from ..io import check_outputs
+
+    check_outputs([args.out], overwrite=args.overwrite)
     stats = dataset_stats(args.data, num=args.num, split=args.split, image_size=args.image_size,
                           batch_size=args.batch_size, device=args.device, keep_features=not args.no_features,
                           progress=not args.no_progress)

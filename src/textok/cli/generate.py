@@ -37,6 +37,7 @@ def register(sub) -> None:
     _sampling_args(p)
     p.add_argument("--num", type=int, default=16)
     p.add_argument("--out", required=True, help="grid image (.png)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file (default: refuse)")
     p.add_argument("--nrow", type=int, default=None)
     p.set_defaults(func=_sample)
 
@@ -44,6 +45,7 @@ def register(sub) -> None:
     p.add_argument("--checkpoint", required=True, help="generation folder (<run>/model from train-dit)")
     p.add_argument("--num", type=int, required=True, help="number of samples (FID-50k: 50000)")
     p.add_argument("--out", required=True, help=".npz file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file (default: refuse)")
     p.add_argument("--batch-size", type=int, default=32, help="per batch; the seed of batch b is derived from (seed, b)")
     p.add_argument("--prompts", default=None, help="DiT-T2I: a text file, one prompt per line (cycled)")
     _sampling_args(p, device_default=None)
@@ -107,7 +109,9 @@ def _train(args) -> int:
 
 def _sample(args) -> int:
     from ..generation import sample
+    from ..io import check_outputs
 
+    check_outputs([args.out], overwrite=args.overwrite)
     images = sample(args.checkpoint, class_id=args.class_id, prompt=args.prompt, num=args.num, cfg_scale=args.cfg,
                     steps=args.steps, sampler=args.sampler, seed=args.seed, out=args.out, nrow=args.nrow,
                     device=args.device, progress=True, text_data=args.text_data, caption_pool=args.caption_pool,
@@ -120,7 +124,9 @@ def _sample_fid(args) -> int:
     from pathlib import Path
 
     from ..generation import sample_fid
+    from ..io import check_outputs
 
+    check_outputs([args.out], inputs=[args.prompts] if args.prompts else [], overwrite=args.overwrite)
     prompts = None
     if args.prompts:
         path = Path(args.prompts)

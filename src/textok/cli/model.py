@@ -8,9 +8,12 @@ import json
 def register(sub) -> None:
     p = sub.add_parser("reconstruct", help="tokenize and detokenize images with a checkpoint")
     p.add_argument("images", nargs="+", help="image files (any size and mode)")
-    p.add_argument("--checkpoint", required=True, help="TexTok folder (config.json + model.safetensors)")
+    p.add_argument("--checkpoint", required=True,
+                   help="TexTok folder (config.json + model.safetensors) or Hugging Face Hub repo id (org/name)")
     p.add_argument("--caption", action="append", default=[], help="one caption for all images, or one per image (repeat)")
-    p.add_argument("--out", required=True, help="a .png for a grid (originals above reconstructions) or a folder")
+    p.add_argument("--out", required=True, help="a .png for a grid (originals above reconstructions) or a folder "
+                                                 "(one <name>_rec.png per image)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file (default: refuse)")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=_reconstruct)
 
@@ -24,7 +27,7 @@ def register(sub) -> None:
 def _reconstruct(args) -> int:
     from ..inference import reconstruct
 
-    rec = reconstruct(args.images, args.checkpoint, args.caption, args.out, device=args.device)
+    rec = reconstruct(args.images, args.checkpoint, args.caption, args.out, device=args.device, overwrite=args.overwrite)
     print(f"reconstructed {rec.shape[0]} image(s) at {rec.shape[-1]}px -> {args.out}")
     return 0
 
@@ -52,23 +55,21 @@ def register_extra(sub) -> None:
     p.add_argument("action", choices=["fetch", "list"])
     p.set_defaults(func=_assets)
 
-    p = sub.add_parser("demo", help="the main job on the default data (see README)",
-                       description="With the shipped checkpoints (src/textok/pretrained/emoji32-*-n<N>): re-score "
-                                   "TexTok and its baseline on val and val_unseen, draw the reconstructions and a "
-                                   "caption swap, train a short run. Without them: train the 64 px pair.")
+    p = sub.add_parser("demo", help="re-score the shipped pair, draw it, train a short run (see README)",
+                       description="Re-score the shipped TexTok and its no-text baseline (src/textok/pretrained/) on "
+                                   "val_unseen (new emoji) and val (recall: other renderings of training emoji), "
+                                   "draw the reconstructions and a caption swap, train a short run.")
     p.add_argument("--out", default="demo_out")
     p.add_argument("--config", default=None,
-                   help="the TexTok recipe trained (default: the recipe the shipped TexTok's SOURCE.json names for "
-                        "the short run with the shipped pair, configs/emoji64_textok.yaml for the pair trained "
-                        "without it)")
+                   help="the short run's recipe (default: the one the shipped TexTok's SOURCE.json names)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides, e.g. schedule.max_steps=50")
     p.add_argument("--eval-limit", type=int, default=None, help="score only N images of each split")
     p.add_argument("--rfid", action="store_true", help="also compute rFID (Inception on the CPU: slow), on --rfid-splits")
-    p.add_argument("--rfid-splits", nargs="+", default=["val"], choices=["val", "val_unseen"], metavar="SPLIT",
-                   help="the splits --rfid scores (default: val; 'val val_unseen' for both: three more Inception "
-                        "passes, the originals' and each model's)")
+    p.add_argument("--rfid-splits", nargs="+", default=["val_unseen"], choices=["val_unseen", "val"], metavar="SPLIT",
+                   help="the splits --rfid scores (default: val_unseen; 'val_unseen val' for both: two more "
+                        "Inception passes, one per model)")
     p.add_argument("--train-steps", type=int, default=None,
-                   help="with the shipped pair: steps of the short training run (0: skip it; default 150)")
+                   help="steps of the short training run (0: skip it; default 150)")
     p.add_argument("--pretrained", default=None, metavar="DIR",
                    help="where the shipped checkpoints are (default: the package's pretrained/)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")

@@ -62,47 +62,76 @@ class Record:
 
 
 def _safe_relpath(root: Path, rel: str) -> Path | None:
-    """``root / rel`` if it stays inside ``root`` (no absolute paths or ``..``)."""
+    """``root / rel`` if it stays inside ``root`` by every route: no absolute path, no ``..``, and
+    no symbolic link on the way that points outside (a link is followed to see where it lands)."""
     if os.path.isabs(rel) or ".." in Path(rel).parts:
         return None
-    return root / rel
+    path = root / rel
+    return path if _inside(root, path) else None
+
+
+def _inside(root: Path, path: Path) -> bool:
+    """``path`` resolved (links followed) lies in ``root`` resolved."""
+    try:
+        return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
+    except (OSError, ValueError):
+        return False
 
 
 def _check_file(path: Path) -> str | None:
     """Cheap checks done while indexing (no decoding): the reason a file is bad, or None."""
-    if not path.is_file():
-        return "listed but not found" if not path.exists() else "not a regular file"
+    try:
+        if not path.is_file():
+            return "listed but not found" if not path.exists() else "not a regular file"
+        size = path.stat().st_size
+    except OSError as e:  # e.g. a file name longer than the file system allows
+        return f"cannot be read ({e.strerror or e})"
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         return f"not an image file (extension {path.suffix or 'none'!r})"
-    if path.stat().st_size == 0:
+    if size == 0:
         return "empty file (0 bytes)"
     return None
 
 
+def _owner_split(splits: set[str]) -> str | None:
+    """The split that reports the lines that name no usable split (unreadable lines, a bad
+    ``split`` value): ``train`` if there is one, else the first by name; so each is counted once
+    however many splits are opened."""
+    return "train" if "train" in splits or not splits else min(splits)
+
+
 def index_folder(root: Path, split: str, report: BadSampleReport, classes: Sequence[str] = ()) -> list[Record]:
-    """Index the folder format: ``root/captions.jsonl`` entries of ``split``."""
+    """Index the folder format: ``root/captions.jsonl`` entries of ``split``.
+
+    An image listed twice is a bad entry at its second line, in that line's split: a duplicate
+    within a split, or the same file in two splits (an evaluation image that is also trained on)."""
     path = root / CAPTIONS_FILE
     class_index = {c: i for i, c in enumerate(classes)}
-    records, seen, splits = [], {}, set()
-    for n, obj in json_lines(path, report):
+    records, first, splits = [], {}, set()
+    unattributed = BadSampleReport()  # lines without a usable split: reported by one split only
+    for n, obj in json_lines(path, unattributed):
         entry_split = obj.get("split", "train")
         if not isinstance(entry_split, str):  # a bad entry, not a crash of every command
-            report.total += 1
-            report.add(f"{CAPTIONS_FILE}:{n}", f"'split' must be a string, got {json.dumps(entry_split)}")
+            unattributed.total += 1
+            unattributed.add(f"{CAPTIONS_FILE}:{n}", f"'split' must be a string, got {json.dumps(entry_split)}")
             continue
         splits.add(entry_split)
+        rel = obj.get("file")
+        earlier = first.get(rel) if isinstance(rel, str) and rel else None
+        if earlier is None and isinstance(rel, str) and rel:
+            first[rel] = (n, entry_split)
         if entry_split != split:
             continue
         report.total += 1
-        rel = obj.get("file")
         where = f"{CAPTIONS_FILE}:{n}" if not isinstance(rel, str) or not rel else rel
         if not isinstance(rel, str) or not rel:
             report.add(where, "entry has no 'file'")
             continue
-        if rel in seen:
-            report.add(f"{CAPTIONS_FILE}:{n}", f"duplicate entry for {rel} (first on line {seen[rel]})")
+        if earlier is not None:
+            line, other = earlier
+            report.add(f"{CAPTIONS_FILE}:{n}", f"duplicate entry for {rel} (first on line {line})" if other == split
+                       else f"{rel} is also in split {other!r} (line {line}): an image in two splits")
             continue
-        seen[rel] = n
         caption = obj.get("caption")
         if not isinstance(caption, str) or not caption.strip():
             report.add(rel, "missing or empty caption")
@@ -121,6 +150,10 @@ def index_folder(root: Path, split: str, report: BadSampleReport, classes: Seque
             continue
         variants = {k[len("caption_"):]: v for k, v in obj.items() if k.startswith("caption_") and isinstance(v, str)}
         records.append(Record(file, rel, (caption,), label, class_name, variants or None))
+    if split == _owner_split(splits):
+        report.total += unattributed.total
+        for name, reason in unattributed.bad:
+            report.add(name, reason)
     if not records and split not in splits and report.num_bad == 0:
         raise ValueError(f"{path}: no entries of split {split!r} (splits present: {sorted(splits) or 'none'})")
     return records
@@ -162,7 +195,7 @@ def index_class_tree(root: Path, split: str, report: BadSampleReport, classes: S
         for file in sorted(p for p in class_dir.rglob("*") if not p.name.startswith(".") and not p.is_dir()):
             report.total += 1
             key = file.relative_to(root).as_posix()
-            reason = _check_file(file)
+            reason = _check_file(file) if _inside(root, file) else "path leaves the dataset folder (a link)"
             if reason:
                 report.add(key, reason)
                 continue

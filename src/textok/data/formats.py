@@ -118,6 +118,8 @@ class BadSampleReport:
 def json_lines(path: Path, report: BadSampleReport):
     """Yield ``(line_number, object)`` for each usable line of a JSONL file; bad lines go to ``report``."""
     data = Path(path).read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark (Windows editors): not part of line 1
+        data = data[3:]
     for n, raw in enumerate(data.split(b"\n"), start=1):
         if not raw.strip():
             continue
@@ -138,7 +140,32 @@ def json_lines(path: Path, report: BadSampleReport):
             report.total += 1
             report.add(where, "not a JSON object")
             continue
+        reason = text_problem(obj)
+        if reason:
+            report.total += 1
+            report.add(where, reason)
+            continue
         yield n, obj
+
+
+def text_problem(value) -> str | None:
+    """Why ``value`` (a string, or strings inside lists and dicts) cannot be written as UTF-8, or
+    None: JSON's ``"\\ud800"`` escapes decode to lone surrogates, which every encoder (the text
+    encoder's tokenizer, a shard writer, a log line) refuses later, mid-run."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError as e:
+                return f"text is not valid Unicode ({e.reason}: {v[max(0, e.start - 10):e.start]!r}...)"
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+    return None
 
 
 def write_json_lines(path: Path, entries: Sequence[dict]) -> None:
@@ -166,6 +193,9 @@ def read_caption_pool(path: Path) -> dict[str, list[str]]:
         isinstance(v, list) and all(isinstance(c, str) for c in v) for v in pool.values()
     ):
         raise ValueError(f"{path}: a caption pool maps each class name to a list of captions")
+    reason = text_problem(pool)
+    if reason:
+        raise ValueError(f"{path}: {reason}")
     return pool
 
 
@@ -212,6 +242,6 @@ def set_sample_options(dataset, image_size: int, train: bool, on_bad_sample: str
 __all__ = [
     "CAPTIONS_FILE", "CLASS_CAPTIONS_FILE", "HELDOUT_CAPTIONS_FILE", "MANIFEST_FILE", "SHARDS_FILE", "TEXT_CACHE_DIR",
     "IMAGE_EXTENSIONS", "SHARD_IMAGE_EXTS", "RESERVED_DIRS", "ON_BAD_SAMPLE", "BadSamplePolicy", "BadSampleError",
-    "BadSampleReport", "check_on_bad_sample", "warn_bad_sample", "json_lines", "write_json_lines", "read_manifest",
+    "BadSampleReport", "check_on_bad_sample", "warn_bad_sample", "json_lines", "text_problem", "write_json_lines", "read_manifest",
     "read_caption_pool", "is_class_dir", "detect_format", "set_sample_options",
 ]

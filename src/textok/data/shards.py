@@ -19,6 +19,7 @@ import logging
 import os
 import random
 import tarfile
+import zlib
 from pathlib import Path
 
 import torch
@@ -73,16 +74,41 @@ def tar_members(tar: tarfile.TarFile):
         yield os.path.join(os.path.dirname(member.name), base), ext.lower(), member
 
 
-def iter_tar_samples(path: Path):
-    """Yield dicts ``{"__key__", ext: bytes, ...}`` grouping consecutive members by key."""
+def tar_damage(error: BaseException, samples: int) -> str:
+    """The reason a tar could not be read to its end, in one line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    detail = next((line.split(":", 1)[1].strip(" ()'\"") for line in lines if line.startswith("- method tar")),
+                  lines[0] if lines else type(error).__name__)
+    return f"truncated or corrupt shard ({detail}); {samples} sample(s) read before the damage"
+
+
+#: what reading a damaged tar raises (a truncated download, a full disk while writing)
+TAR_ERRORS = (tarfile.TarError, EOFError, zlib.error)
+
+
+def iter_tar_samples(path: Path, on_damage=None):
+    """Yield dicts ``{"__key__", ext: bytes, ...}`` grouping consecutive members by key.
+
+    A tar that cannot be read to its end (truncated, corrupt) yields the samples before the
+    damage, then calls ``on_damage(reason)`` and stops; without ``on_damage`` it raises
+    ``ValueError`` naming the file."""
     current: dict | None = None
-    with tarfile.open(path, "r") as tar:
-        for key, ext, member in tar_members(tar):
-            if current is None or current["__key__"] != key:
-                if current is not None:
-                    yield current
-                current = {"__key__": key, "__shard__": path.name}
-            current[ext] = tar.extractfile(member).read()
+    n = 0
+    try:
+        with tarfile.open(path, "r") as tar:
+            for key, ext, member in tar_members(tar):
+                if current is None or current["__key__"] != key:
+                    if current is not None:
+                        n += 1
+                        yield current
+                    current = {"__key__": key, "__shard__": path.name}
+                current[ext] = tar.extractfile(member).read()
+    except TAR_ERRORS as e:
+        reason = tar_damage(e, n)
+        if on_damage is None:
+            raise ValueError(f"{path}: {reason}") from None
+        on_damage(reason)
+        return
     if current is not None:
         yield current
 
@@ -117,6 +143,11 @@ class ShardDataset(torch.utils.data.IterableDataset):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def _damaged(self, shard: Path):
+        """``on_damage`` of ``iter_tar_samples`` for ``shard``: a truncated shard is one bad sample of
+        the report (its lost samples are unknown), skipped or an error by ``on_bad_sample``."""
+        return lambda reason: self.report.handle(shard.name, reason, self.on_bad_sample, shown=shard)
 
     def _decode(self, sample: dict, rng: random.Random) -> dict:
         name = f"{sample['__shard__']}:{sample['__key__']}"
@@ -156,7 +187,7 @@ class ShardDataset(torch.utils.data.IterableDataset):
         buffer: list[dict] = []
         n = -1
         for shard in mine:
-            for sample in iter_tar_samples(shard):
+            for sample in iter_tar_samples(shard, self._damaged(shard)):
                 n += 1
                 if not by_shard and n % consumers != consumer:
                     continue
@@ -175,4 +206,4 @@ class ShardDataset(torch.utils.data.IterableDataset):
         yield from buffer
 
 
-__all__ = ["ShardDataset", "iter_tar_samples", "tar_members", "shard_files", "shard_splits", "consumer_rank", "SHARDS_FILE"]
+__all__ = ["ShardDataset", "iter_tar_samples", "tar_members", "tar_damage", "TAR_ERRORS", "shard_files", "shard_splits", "consumer_rank", "SHARDS_FILE"]

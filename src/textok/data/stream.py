@@ -52,7 +52,7 @@ import torch
 from .captions import caption_variant
 from .datasets import collate, open_dataset
 from .formats import SHARDS_FILE, BadSampleReport, detect_format, read_manifest, set_sample_options
-from .shards import ShardDataset, iter_tar_samples, shard_files, tar_members
+from .shards import TAR_ERRORS, ShardDataset, iter_tar_samples, shard_files, tar_damage, tar_members
 from .transforms import ImageError
 
 log = logging.getLogger(__name__)
@@ -148,10 +148,14 @@ def resolve_shards(root: str | os.PathLike, split: str) -> list[Path]:
 def count_tar_samples(path: Path) -> int:
     """Samples (groups of members sharing a key) in one tar, from the headers only."""
     n, last = 0, None
-    with tarfile.open(path, "r") as tar:
-        for key, _, _ in tar_members(tar):
-            if key != last:
-                n, last = n + 1, key
+    try:
+        with tarfile.open(path, "r") as tar:
+            for key, _, _ in tar_members(tar):
+                if key != last:
+                    n, last = n + 1, key
+    except TAR_ERRORS as e:  # counted up to the damage; the reader reports the shard when it gets there
+        log.warning("%s: %s", path, tar_damage(e, max(0, n - 1)))
+        return max(0, n - 1)  # the sample cut by the damage is not readable
     return n
 
 
@@ -168,15 +172,25 @@ def shard_counts(shards: list[Path]) -> list[int]:
             continue
         for info in splits.values():
             counts = info.get("counts")
-            if isinstance(counts, list) and len(counts) == len(info.get("shards", [])):
-                for name, c in zip(info["shards"], counts):
-                    known[folder / name] = int(c)
+            sizes = info.get("bytes") or [None] * len(counts or [])
+            if isinstance(counts, list) and len(counts) == len(info.get("shards", [])) == len(sizes):
+                for name, c, size in zip(info["shards"], counts, sizes):
+                    # a count holds only for the file it was made for: a shard replaced since is counted again
+                    if size is None or _size(folder / name) == size:
+                        known[folder / name] = int(c)
     todo = [p for p in shards if p not in known]
     if todo:
         log.info("counting the samples of %d shard(s) (no counts in %s)", len(todo), SHARDS_FILE)
         for p in todo:
             known[p] = count_tar_samples(p)
     return [known[p] for p in shards]
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
 
 
 # ---- the deterministic plan ---------------------------------------------------------------
@@ -287,7 +301,7 @@ class ShardStream(ShardDataset):
         order = epoch_order(len(self.shards), self.seed, epoch)
         mine, stride, offset, _ = reader_plan(order, self.counts, self.rank, self.world, slot, self.slots)
         rng = random.Random(_seed(self.seed, epoch, self.rank, slot, 7))
-        samples = (s for i, s in enumerate(itertools.chain.from_iterable(iter_tar_samples(self.shards[j]) for j in mine))
+        samples = (s for i, s in enumerate(itertools.chain.from_iterable(self._shard_samples(j) for j in mine))
                    if i % stride == offset)
         S = self.shuffle_buffer if self.train else 1
         if S <= 1:
@@ -301,7 +315,23 @@ class ShardStream(ShardDataset):
         while buffer:
             yield _pop(buffer, rng)
 
+    def _shard_samples(self, j: int):
+        """Shard ``j``'s raw samples. A damaged (truncated) shard is reported once, then padded to
+        its planned count with stand-ins that decode as skipped items: every reader's positions stay
+        those of the plan, so the stream stays exact and the lost samples are counted in the batches."""
+        damage: list[str] = []
+        n = 0
+        for sample in iter_tar_samples(self.shards[j], damage.append):
+            n += 1
+            yield sample
+        if damage:
+            self._damaged(self.shards[j])(damage[0])
+            for k in range(n, self.counts[j]):
+                yield {"__key__": f"lost-{k}", "__shard__": self.shards[j].name, "__lost__": damage[0]}
+
     def _item(self, raw: dict, epoch: int, slot: int, position: int) -> dict | None:
+        if "__lost__" in raw:  # a sample of a damaged shard: reported once with its shard
+            return None
         rng = random.Random(_seed(self.seed, epoch, self.rank, slot, position))
         try:
             return self._decode(raw, rng)
@@ -341,7 +371,7 @@ class ShardStream(ShardDataset):
         """The first ``n`` usable items in the shards' own order (no shuffling, no augmentation)."""
         items = []
         for shard in self.shards:
-            for raw in iter_tar_samples(shard):
+            for raw in iter_tar_samples(shard, self._damaged(shard)):
                 item = self._item(raw, 0, 0, len(items))
                 if item is not None:
                     items.append(item)
@@ -391,6 +421,15 @@ def open_split(root: str | os.PathLike, split: str, image_size: int, train: bool
 
 # ---- the Trainer's side -------------------------------------------------------------------
 STREAM_FORMAT = 1
+
+
+def ignore_interrupts(worker_id: int = 0) -> None:
+    """A ``DataLoader`` worker's ``worker_init_fn``: ignore SIGINT. Ctrl-C in a terminal reaches
+    the whole process group; a worker that died of it would crash the main process's next batch,
+    which instead finishes its step and saves (``Trainer``)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class StreamBatches:
@@ -457,7 +496,8 @@ def stream_loader(stream: ShardStream, *, global_batch: int, accum: int, world: 
     sampler = StreamBatches(stream, global_batch, accum, world, rank, slots, step_base, epoch_base)
     stream.configure(rank, world, slots, sampler.micro, epoch_base, sampler.micro_batches(step), collate_fn)
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=num_workers, pin_memory=pin_memory,
-                                         generator=torch.Generator().manual_seed(seed))
+                                         generator=torch.Generator().manual_seed(seed),
+                                         worker_init_fn=ignore_interrupts if num_workers else None)
     return sampler, loader
 
 
@@ -476,7 +516,7 @@ class ShardIndex(torch.utils.data.Dataset):
         self.shards = list(shards)
         self.report = self._dec.report
         self.classes = list(classes or [])
-        self.index: list[list[dict]] = [_tar_index(p) for p in self.shards]
+        self.index: list[list[dict]] = [_tar_index(p, self._dec._damaged(p)) for p in self.shards]
         self.starts = [0]
         for members in self.index:
             self.starts.append(self.starts[-1] + len(members))
@@ -497,14 +537,21 @@ class ShardIndex(torch.utils.data.Dataset):
         return self._dec._item(sample, 0, 0, i)
 
 
-def _tar_index(path: Path) -> list[dict]:
+def _tar_index(path: Path, on_damage) -> list[dict]:
+    """Each sample's members as (offset, size) in ``path``, from the headers; a damaged tar is indexed
+    up to the damage (the sample it cuts is dropped) and ``on_damage(reason)`` is called."""
     samples: list[dict] = []
-    with tarfile.open(path, "r") as tar:
-        for key, ext, member in tar_members(tar):
-            if not samples or samples[-1]["key"] != key:
-                samples.append({"key": key, "members": {}})
-            samples[-1]["members"][ext] = (member.offset_data, member.size)
-    return samples
+    try:
+        with tarfile.open(path, "r") as tar:
+            for key, ext, member in tar_members(tar):
+                if not samples or samples[-1]["key"] != key:
+                    samples.append({"key": key, "members": {}})
+                samples[-1]["members"][ext] = (member.offset_data, member.size)
+        return samples
+    except TAR_ERRORS as e:
+        samples = [s for s in samples[:-1]]  # the last one may be cut: its data is past the damage
+        on_damage(tar_damage(e, len(samples)))
+        return samples
 
 
 def open_indexed(root: str | os.PathLike, split: str, image_size: int, on_bad_sample: str = "skip") -> ShardIndex:
@@ -528,7 +575,7 @@ def spread(n: int, k: int | None) -> list[int]:
 def shard_captions(shards: list[Path], variant: str = "full"):
     """Every caption the samples of ``shards`` can carry, without decoding images."""
     for shard in shards:
-        for sample in iter_tar_samples(shard):
+        for sample in iter_tar_samples(shard, lambda reason, shard=shard: log.warning("%s: %s", shard, reason)):
             try:
                 meta = json.loads(sample.get("json", b"{}").decode("utf-8"))
                 txt = sample.get("txt", b"").decode("utf-8")
@@ -541,4 +588,4 @@ def shard_captions(shards: list[Path], variant: str = "full"):
 
 __all__ = ["ShardStream", "StreamBatches", "ShardIndex", "open_split", "open_stream", "open_indexed", "stream_loader",
            "expand_braces", "expand_shards", "is_pattern", "is_shard_source", "data_home", "resolve_shards",
-           "shard_counts", "reader_plan", "epoch_order", "spread", "shard_captions"]
+           "shard_counts", "reader_plan", "epoch_order", "spread", "shard_captions", "ignore_interrupts"]

@@ -35,10 +35,10 @@ import torch
 from safetensors import safe_open
 from tqdm.auto import tqdm
 
-from ..io import save_state_dict
+from ..io import FolderLock, save_state_dict, state_fingerprint
 from ..text import TextEmbedding, TextEncoder, prepare_caption
 from .datasets import list_splits, load_caption_pool, open_dataset
-from .formats import HELDOUT_CAPTIONS_FILE, TEXT_CACHE_DIR, detect_format
+from .formats import HELDOUT_CAPTIONS_FILE, TEXT_CACHE_DIR, detect_format, text_problem
 from .stream import data_home, is_pattern, resolve_shards, shard_captions
 
 log = logging.getLogger(__name__)
@@ -153,9 +153,11 @@ def load_text_cache(root: str | os.PathLike, encoder_name: str) -> TextCache | N
     captions = _unpack_strings(t["captions_utf8"], t["caption_offsets"])
     if len(captions) + 1 != len(t["offsets"]) or int(t["offsets"][-1]) != t["embeddings"].shape[0]:
         raise ValueError(f"{path}: inconsistent text cache (offsets do not match); delete it and rebuild")
-    return TextCache(captions, t["embeddings"], t["mask"].bool(), t["offsets"], name=str(encoder_name),
-                     max_words=int(meta["max_words"]), max_tokens=int(meta["max_tokens"]),
-                     padding=meta.get("padding", "longest"), path=path)
+    cache = TextCache(captions, t["embeddings"], t["mask"].bool(), t["offsets"], name=str(encoder_name),
+                      max_words=int(meta["max_words"]), max_tokens=int(meta["max_tokens"]),
+                      padding=meta.get("padding", "longest"), path=path)
+    cache.meta = meta  # the header: encoder settings and the fingerprint of its weights (``encoder_weights``)
+    return cache
 
 
 def dataset_captions(root: str | os.PathLike, variants: Iterable[str] = ("full",)) -> list[str]:
@@ -191,6 +193,8 @@ def build_text_cache(root: str | os.PathLike, encoder="minilm", captions: Sequen
     Returns the cache file's path."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+        raise ValueError(f"--max-tokens must be a positive integer, got {max_tokens}")
     if isinstance(encoder, (str, os.PathLike)):
         kwargs = {} if max_tokens is None else {"max_tokens": max_tokens}
         encoder = TextEncoder.from_pretrained(encoder, device=device, **kwargs)
@@ -198,13 +202,33 @@ def build_text_cache(root: str | os.PathLike, encoder="minilm", captions: Sequen
         encoder = encoder.cut_at(max_tokens)
     if captions is None:
         captions = dataset_captions(root, variants)
+    for i, c in enumerate(captions):
+        reason = text_problem(c)
+        if reason:
+            raise ValueError(f"caption {i} ({c[:40]!r}...): {reason}")
     keys = list(dict.fromkeys(prepare_caption(c, encoder.max_words) for c in captions))
     path = cache_path(root, encoder.name)
+    # one writer at a time: a second run waits, then extends what the first wrote (read-modify-write)
+    with FolderLock(path.parent, option="text cache", wait=True):
+        return _extend_cache(root, path, encoder, keys, batch_size, dtype, progress)
+
+
+def _extend_cache(root, path: Path, encoder, keys: list[str], batch_size: int, dtype: str, progress: bool) -> Path:
+    """Embed the ``keys`` the cache at ``path`` lacks and rewrite it (under the caller's lock)."""
+    weights = state_fingerprint(encoder.model)
     old = load_text_cache(root, encoder.name)
+    made_by = (old.meta.get("encoder_weights") if old is not None else None)
+    if made_by is not None and made_by != weights:
+        raise ValueError(f"{path}: made by other weights of the encoder {encoder.name!r} (fingerprint {made_by}, "
+                         f"now {weights}); delete it to embed again with these")
     if old is not None and (old.max_words, old.max_tokens, old.padding) != (encoder.max_words, encoder.max_tokens,
                                                                             encoder.padding):
+        log.warning("%s: made with max_words/max_tokens/padding %s, now %s: embedding every caption again", path,
+                    (old.max_words, old.max_tokens, old.padding), (encoder.max_words, encoder.max_tokens,
+                                                                    encoder.padding))
         old = None  # encoder settings changed: rebuild
     if old is not None and old.embeddings.dtype != DTYPES[dtype]:
+        log.warning("%s: stored as %s, now %s: embedding every caption again", path, old.embeddings.dtype, dtype)
         old = None
     have = list(old.index) if old is not None else []
     new = [k for k in keys if old is None or k not in old.index]
@@ -234,6 +258,6 @@ def build_text_cache(root: str | os.PathLike, encoder="minilm", captions: Sequen
         "caption_offsets": caption_offsets,
     }
     meta = {"encoder": encoder.name, "dim": C, "max_words": encoder.max_words, "max_tokens": encoder.max_tokens,
-            "padding": encoder.padding, "dtype": dtype, "num_captions": len(all_captions)}
+            "padding": encoder.padding, "dtype": dtype, "num_captions": len(all_captions), "encoder_weights": weights}
     save_state_dict(tensors, path, metadata=meta)
     return path

@@ -1,8 +1,10 @@
 """Image reading and the standard transforms (no torchvision).
 
-- ``load_image(path)``: any file PIL reads -> RGB; RGBA / LA / palette-with-transparency are
-  composited on white, grey and palette become RGB. Unreadable files raise ``ImageError``
-  naming the file and the reason.
+- ``load_image(path)``: any file PIL reads -> RGB as an image viewer shows it (``to_rgb``: EXIF
+  orientation applied; RGBA / LA / palette-with-transparency composited on white; 16-bit, 32-bit
+  and float images scaled from their full range; CMYK, grey and palette converted). Unreadable
+  files, images beyond ``MAX_IMAGE_PIXELS`` (checked before decoding) and values with no display
+  range raise ``ImageError`` naming the file and the reason.
 - ``center_crop(img, size)``: the ADM evaluation protocol (box-downsample while the short side
   is at least twice the target, bicubic resize of the short side to ``size``, centre crop).
 - ``random_crop(img, size, rng)``: training crop (resize the short side to ``size`` first, so
@@ -20,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
-# A decompression bomb is an error, not a warning: cap at ~ 16k x 16k pixels.
-MAX_IMAGE_PIXELS = 16384 * 16384
+#: the one pixel cap of every command and the page (width x height, read from the header before
+#: anything is decoded): a 248 KB PNG can declare 16000 x 16000 pixels and decode to 768 MB
+MAX_IMAGE_PIXELS = 50_000_000  # 50 megapixels (e.g. 8660 x 5773)
 
 
 class ImageError(ValueError):
@@ -38,18 +41,41 @@ class ImageError(ValueError):
         return type(self), (self.name, self.reason)
 
 
-def to_rgb(img: Image.Image) -> Image.Image:
-    """Any PIL mode -> RGB, compositing transparency on white."""
+#: modes ``to_rgb`` converts as a viewer shows them; any other is refused with its name
+_PLAIN_MODES = {"1", "L", "P", "RGB", "RGBA", "LA", "PA", "RGBa", "La", "CMYK", "YCbCr", "RGBX"}
+
+
+def to_rgb(img: Image.Image, name=None) -> Image.Image:
+    """Any PIL mode -> RGB as an image viewer shows it: transparency composited on white, 16-bit
+    and 32-bit integer images scaled from their full range (0..65535), floating-point ones from
+    0..1, CMYK and palettes converted. ``ImageError`` (naming ``name``) for values outside those
+    ranges or a mode with no standard display."""
+    name = name if name is not None else getattr(img, "filename", None) or "image"
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "PA"):
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         img = img.convert("RGBA")
         background = Image.new("RGBA", img.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, img).convert("RGB")
-    if img.mode == "I;16" or img.mode == "I":
+    if img.mode.startswith("I") or img.mode.startswith("F"):
         arr = np.asarray(img, dtype=np.float64)
-        arr = (arr / max(arr.max(), 1.0) * 255.0).round().astype(np.uint8)
-        img = Image.fromarray(arr)
+        if not np.isfinite(arr).all():
+            raise ImageError(name, f"mode {img.mode} image holds NaN or infinite values")
+        if img.mode.startswith("F"):
+            # floating-point images have no stored range; 0..1 is the convention viewers follow
+            if arr.size and (arr.min() < 0 or arr.max() > 1):
+                raise ImageError(name, f"floating-point image with values in [{arr.min():g}, {arr.max():g}], "
+                                       f"not 0..1: its display range is unknown")
+            arr = arr * 255.0
+        else:
+            # 16-bit files (PNG, TIFF) open as I;16 or I: full scale is 65535, not the image's own maximum
+            if arr.size and (arr.min() < 0 or arr.max() > 65535):
+                raise ImageError(name, f"32-bit integer image with values in [{arr.min():g}, {arr.max():g}], "
+                                       f"beyond 16 bits: its display range is unknown")
+            arr = arr / 257.0
+        return Image.fromarray(arr.round().clip(0, 255).astype(np.uint8)).convert("RGB")
+    if img.mode not in _PLAIN_MODES:
+        raise ImageError(name, f"image mode {img.mode} has no standard display; convert it to RGB first")
     return img.convert("RGB")
 
 
@@ -74,23 +100,28 @@ def decode_image(data: bytes, name: str) -> Image.Image:
 
 
 def _decode(source, path) -> Image.Image:
-    """Decode ``source`` (a path or file object) to RGB; ``path`` names it in errors."""
-    old = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    """Decode ``source`` (a path or file object) to RGB as a viewer shows it (EXIF orientation
+    applied, see ``to_rgb``); ``path`` names it in errors. The pixel count is checked from the
+    header, before decoding."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # the cap below is the check; PIL's own (a warning, then an error at 2x its limit) is not
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(source) as img:
+                w, h = img.size
+                if w * h > MAX_IMAGE_PIXELS:
+                    raise ImageError(path, f"{w} x {h} pixels is beyond the {MAX_IMAGE_PIXELS / 1e6:.0f} megapixel "
+                                           f"limit (refused before decoding: a possible decompression bomb)")
                 img.load()  # force decoding now: truncated files fail here, not later
-                return to_rgb(img)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+                return to_rgb(ImageOps.exif_transpose(img), path)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as e:
         raise ImageError(path, f"refused as a decompression bomb ({e})") from None
     except Image.UnidentifiedImageError:
         raise ImageError(path, "not an image file PIL can read") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(path, f"corrupt or truncated image ({e})") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = old
 
 
 def center_crop(img: Image.Image, size: int) -> Image.Image:

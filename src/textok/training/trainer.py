@@ -40,7 +40,7 @@ import torch.nn as nn
 import yaml
 
 from ..config import from_dict, to_dict
-from ..io import FolderLock, check_state_dict, load_state_dict, save_state_dict, write_json_atomic, write_text_atomic
+from ..io import FolderLock, check_finite, check_state_dict, load_state_dict, save_state_dict, write_json_atomic, write_text_atomic
 from ..errors import TextokError
 from . import checkpoint as ckpt
 from .config import RESUME_MAY_DIFFER
@@ -68,17 +68,26 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 class _StopRequests:
     """While active, SIGINT / SIGTERM ask the loop to stop after the current step (it then saves);
-    a second SIGINT aborts at once. Only the main thread may set signal handlers."""
+    a second SIGINT aborts at once, unless it comes within ``REPEAT_WINDOW`` seconds of the first:
+    that is one interrupt delivered twice (``timeout`` signals its child and then the child's whole
+    process group; a terminal's Ctrl-C reaches every process of the group), not the user insisting.
+    Only the main thread may set signal handlers."""
+
+    #: seconds after the first signal within which a second SIGINT is the same interrupt
+    REPEAT_WINDOW = 2.0
 
     def __init__(self):
         self.signum: int | None = None
+        self._first: float | None = None
         self._old: dict = {}
 
     def _handle(self, signum, frame) -> None:
         if self.signum is not None and signum == signal.SIGINT:
+            if time.monotonic() - self._first < self.REPEAT_WINDOW:
+                return  # the same interrupt again: keep going to the checkpoint
             raise KeyboardInterrupt  # the second Ctrl-C: the user does not want to wait
         if self.signum is None:
-            self.signum = signum
+            self.signum, self._first = signum, time.monotonic()
             log.warning("%s: stopping after this step, saving a checkpoint and model/ (Ctrl-C again aborts)",
                         signal.Signals(signum).name)
 
@@ -360,6 +369,8 @@ class Trainer:
                 weight_decay=o.weight_decay)
 
         self.step = 0
+        self.skipped_samples = 0  # bad samples left out of this run's batches (all processes, across resumes)
+        self._skipped_here = 0  # ... of this process since the last sum
         self.nonfinite_total = 0
         self.nonfinite_in_a_row = 0
         self.ema_updates = 0
@@ -415,6 +426,7 @@ class Trainer:
             raise FileNotFoundError(f"--init-from {path}: no model.safetensors (give a model folder, a run folder or a checkpoint)")
         state = load_state_dict(weights)
         check_state_dict(model, state, str(folder))
+        check_finite(state, str(weights))
         model.load_state_dict(state)
         log.info("initialised the model from %s", weights)
 
@@ -469,11 +481,18 @@ class Trainer:
         self.model.train()
         for p in self.critic_params:  # the critic judges the generator here; it is not trained by it
             p.requires_grad_(False)
-        auxes, bad = [], False
+        auxes, bad, used = [], False, 0
         for a, batch in enumerate(micro_batches):
             rng = step_rng(cfg.seed, step, self.sampler.part_index(a), self.device)
             sync = a == A - 1
             with (self.acc.no_sync(self.model) if not sync and self.world > 1 else _null()):
+                if _empty(batch):
+                    # every sample of this micro-batch was bad (skipped and counted): no loss, but every
+                    # parameter still takes part in a backward pass, so DDP's gradient sync stays in step
+                    self.acc.backward(sum(q.sum() for q in self.model.parameters() if q.requires_grad) * 0.0)
+                    auxes.append(None)
+                    continue
+                used += 1
                 with self.acc.autocast():
                     res = self.task.generator_loss(self.model, batch, step, rng)
                 self.acc.backward(res.loss / A)
@@ -483,6 +502,13 @@ class Trainer:
             logs["loss"] = logs.get("loss", 0.0) + float(res.loss.detach()) / A
         for p in self.critic_params:
             p.requires_grad_(True)
+        if not self._any_process(used > 0):  # no usable sample anywhere: nothing to learn from this step
+            self.opt.zero_grad(set_to_none=True)
+            logs.setdefault("loss", float("nan"))
+            logs["lr"] = self.opt.param_groups[0]["lr"]
+            self.step += 1
+            return logs
+        logs.setdefault("loss", 0.0)  # this process had only bad micro-batches; others had samples
         norm = self._clip(self.model.parameters())
         bad = self._any_process(bad or not bool(torch.isfinite(norm).item()))
         logs["grad_norm"] = float(norm)
@@ -499,6 +525,8 @@ class Trainer:
             self.critic.train()
             critic_ran, critic_bad = False, False
             for a, batch in enumerate(micro_batches):
+                if auxes[a] is None:  # a micro-batch of bad samples only
+                    continue
                 with self.acc.autocast():
                     res = self.task.critic_loss(self.critic, batch, auxes[a], step)
                 if res is None:
@@ -551,9 +579,12 @@ class Trainer:
                                           self.config.seed, start_step=self.step)
         nw = getattr(getattr(self.config, "data", None), "num_workers", 0)
         # own generator: worker seeds must not consume the global RNG (that would break exact resume)
+        from ..data.stream import ignore_interrupts
+
         return torch.utils.data.DataLoader(
             SeededItems(dataset), batch_sampler=self.sampler, collate_fn=self.task.collate, num_workers=nw,
-            generator=torch.Generator().manual_seed(self.config.seed), pin_memory=self.device.type == "cuda")
+            generator=torch.Generator().manual_seed(self.config.seed), pin_memory=self.device.type == "cuda",
+            worker_init_fn=ignore_interrupts if nw else None)
 
     def train(self) -> TrainResult:
         """Train to ``schedule.max_steps``. SIGINT / SIGTERM stop after the current step, save the
@@ -597,6 +628,8 @@ class Trainer:
         try:
             while self.step < max_steps and not self._stop_requested():
                 micro = [_to_device(next(loader), self.device) for _ in range(A)]
+                # a bad sample is dropped from its micro-batch (collate), so a short batch counts the skips
+                self._skipped_here += sum(max(0, self.sampler.micro - len(b["keys"])) for b in micro if "keys" in b)
                 logs = self.train_step(micro)
                 images_done += cfg.optim.batch_size
                 elapsed = time.perf_counter() - t0
@@ -610,7 +643,9 @@ class Trainer:
                 if self.is_main:
                     if bar is not None:
                         bar.update(1)
-                        bar.set_postfix(loss=f"{logs['loss']:.4f}", img_s=f"{ips:.1f}", skipped=self.nonfinite_total)
+                        bar.set_postfix(loss=f"{logs['loss']:.4f}", img_s=f"{ips:.1f}",
+                                        bad_samples=self.skipped_samples + self._skipped_here,
+                                        nonfinite_steps=self.nonfinite_total)
                     at_log = self.step % cfg.logging.log_every == 0 or self.step == max_steps
                     if bar is None and at_log:  # no progress bar (a log file, a scheduler): one line per log_every
                         log.info("step %d/%d loss %.4f %.1f img/s (%.2f s/step)", self.step, max_steps, logs["loss"],
@@ -639,6 +674,7 @@ class Trainer:
                 writer.close()
         seconds = time.perf_counter() - t0
         self.seconds_before, self._segment_start = self.seconds_before + seconds, None  # a later train() goes on counting
+        self._sum_skipped()
         done = (self.step - start_step) * cfg.optim.batch_size
         result = TrainResult(self.step, self.out_dir, model_dir, last_ckpt, self.nonfinite_total, seconds,
                              done / max(seconds, 1e-9), logs, self.seconds_before, self.seconds_complete)
@@ -646,7 +682,8 @@ class Trainer:
             write_json_atomic(self.out_dir / "train_summary.json", {
                 "step": self.step, "seconds": round(seconds, 2), "images_per_second": round(result.images_per_second, 3),
                 "total_seconds": round(result.total_seconds, 2), "total_seconds_complete": result.total_seconds_complete,
-                "nonfinite_total": self.nonfinite_total, "processes": self.world,
+                "nonfinite_total": self.nonfinite_total, "skipped_samples": self.skipped_samples,
+                "processes": self.world,
                 # JSON has no NaN: a non-finite log value is written as null
                 "last_logs": {k: round(v, 6) if math.isfinite(v) else None for k, v in logs.items()},
                 "interrupted": signal.Signals(self._stop.signum).name if self._stop.signum else None})
@@ -666,6 +703,15 @@ class Trainer:
             writer.add_image("preview/ema", (grid.clamp(-1, 1) + 1) / 2, self.step)
         return path
 
+    def _sum_skipped(self) -> None:
+        """Add every process's skipped samples since the last sum into ``skipped_samples`` (a
+        collective: all processes call it, at a checkpoint and at the end)."""
+        here = torch.tensor([float(self._skipped_here)], device=self.device)
+        if self.world > 1:
+            torch.distributed.all_reduce(here)
+        self.skipped_samples += int(here.item())
+        self._skipped_here = 0
+
     def total_seconds(self) -> float:
         """Training wall seconds of the steps done so far, this process's and (resumed) its predecessors'."""
         running = time.perf_counter() - self._segment_start if self._segment_start is not None else 0.0
@@ -684,6 +730,7 @@ class Trainer:
             tmp.mkdir(parents=True)
         self.acc.wait_for_everyone()
         ckpt.save_object(tmp / f"rng_rank{self.rank}", ckpt.rng_state())
+        self._sum_skipped()
         if self.is_main:
             save_state_dict(unwrap(self.model).state_dict(), tmp / "model.safetensors")
             save_state_dict(self.ema.model.state_dict(), tmp / "ema.safetensors")
@@ -696,6 +743,7 @@ class Trainer:
             write_json_atomic(tmp / ckpt.STATE_NAME, {
                 "format": 1, "step": self.step, "epoch": epoch, "index_in_epoch": index,
                 "nonfinite_total": self.nonfinite_total, "nonfinite_in_a_row": self.nonfinite_in_a_row,
+                "skipped_samples": self.skipped_samples,
                 "ema_updates": self.ema_updates, "processes": self.world, "config": self.config_dict, **stream,
                 "train_seconds": round(self.total_seconds(), 3), "train_seconds_complete": self.seconds_complete,
             })
@@ -761,6 +809,7 @@ class Trainer:
             torch.manual_seed(self.config.seed + self.rank + 1_000 * state["step"])
         self.step = int(state["step"])
         self.nonfinite_total = int(state["nonfinite_total"])
+        self.skipped_samples = int(state.get("skipped_samples", 0))
         self.nonfinite_in_a_row = int(state["nonfinite_in_a_row"])
         self.ema_updates = int(state.get("ema_updates", state["step"]))
         # checkpoints written before the count existed: the earlier steps' seconds are unknown
@@ -769,6 +818,11 @@ class Trainer:
         self._stream_state = state.get("stream")  # a shard stream's layout and position (textok.data.stream)
         self.resumed_from = directory
         log.info("resumed from %s at step %d", directory, self.step)
+
+
+def _empty(batch: dict) -> bool:
+    """A micro-batch whose every sample was bad (``collate`` dropped them all)."""
+    return "keys" in batch and len(batch["keys"]) == 0
 
 
 def _accumulate(into: dict, logs: dict, A: int) -> None:
