@@ -90,3 +90,21 @@ def test_page_generate_tab_with_a_tiny_dit(tiny_checkpoints, minilm, lpips_once)
     assert status == "" and len(gallery) == 3 and "3 samples in" in took and "guidance 1.5" in took
     *_, status = h["generate"](None, 5, 1.5, 2, 7, 3)  # no class 5: a message, not a crash
     assert "class labels must lie in [0, 2)" in status
+
+
+def test_the_page_says_what_it_shows_and_names_what_it_mentions(explorer):
+    pytest.importorskip("gradio")
+    from textok.app import build_app, guide_markdown, tokens_markdown
+
+    text = guide_markdown(explorer, explore.bundled_examples())
+    for needle in ("32 px", "M parameters", "**PSNR** (dB, higher is better)", "**LPIPS** (lower is better",
+                   "this one image", "from val_unseen (new emoji)"):
+        assert needle in text, needle
+    props = {c["props"].get("elem_id"): c["props"] for c in build_app(explorer).get_config_file()["components"]}
+    assert props["guide"]["value"].startswith("## TexTok: what the caption does\n" + text)
+    assert props["example"]["label"] == "…or an example from val_unseen (new emoji)"
+    # the Tokens tab names the selector the page has, and says so when there is none
+    assert props["tokens-note"]["value"] == tokens_markdown([2, 4]) and "**Tokens N**" in tokens_markdown([2, 4])
+    assert props["n-tokens"]["label"].startswith("Tokens N") and props["n-tokens"]["visible"]
+    assert "Tokens N" not in tokens_markdown([4]) and "no N to pick" in tokens_markdown([4])
+

@@ -114,6 +114,10 @@ def test_odd_modes_load_as_in_the_data_layer(tmp_path):
         got = load_upload(tmp_path / name)
         assert got.mode == "RGB" and got.size == (32, 32), name
         assert np.array_equal(np.asarray(got), np.asarray(load_image(tmp_path / name))), name
+        # an animated image says which frame was used; a still one says nothing
+        assert explore.frame_note(got) == ("animated image: frame 1 of 2 used (the first, as in training data)"
+                                           if name == "anim.gif" else ""), name
+    assert np.asarray(load_upload(tmp_path / "anim.gif"))[0, 0].tolist() == [255, 0, 0]  # frame 1 is the red one
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,6 +186,19 @@ def test_swap_caption_decodes_the_same_tokens(explorer, picture, lpips_once):
     assert not base["text_in_decoder"] and base["max_difference"] == 0
 
 
+def test_the_arm_comes_from_the_config_not_the_flag(tiny_checkpoints, minilm, lpips_once):
+    c, enc = tiny_checkpoints, {("minilm", "cpu"): minilm}
+    e = Explorer([c["baseline-n2"], c["textok-n4"]], [c["textok-n2"]], encoders=enc, lpips=lpips_once)
+    assert list(e.textok) == [2, 4] and list(e.baseline) == [2]
+    assert e.pair(2)["baseline"].name == "baseline-n2" and e.pair(2)["TexTok"].name == "textok-n2"
+    assert e.notes == [
+        "baseline-n2 was given as --checkpoint but its config has text_in='none': shown as the no-text baseline",
+        "textok-n2 was given as --baseline but its config has text_in='both': shown as TexTok"]
+    assert "baseline N=2 (baseline-n2" in e.describe()
+    with pytest.raises(ValueError, match="two checkpoints with N=2 tokens for baseline"):
+        Explorer([c["baseline-n2"]], [c["baseline-n2"]], encoders=enc)
+
+
 def test_explorer_pairs_by_token_count(explorer, tiny_checkpoints, picture, minilm):
     assert explorer.token_counts == [2, 4]
     assert explorer.pair(4)["baseline"] is None and explorer.pair()["TexTok"].num_tokens == 4
@@ -223,6 +240,11 @@ def test_bundled_examples_are_held_out_and_load():
 
     meta = json.loads((explore.EXAMPLES_DIR / "examples.json").read_text())
     assert all(e["split"] == "val_unseen" for e in meta["examples"])
+    assert {e.split for e in examples} == {"val_unseen"}
+    # the splits named for what they measure (issue 35)
+    assert explore.split_label("val_unseen") == "val_unseen (new emoji)"
+    assert explore.split_label("val") == "val (recall: other renderings of training emoji)"
+    assert explore.split_label("test") == "test"
     for e in examples:
         assert e.caption and load_upload(e.path).mode == "RGB"
 
