@@ -31,12 +31,14 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .conditioning import DIT_MAX_TEXT_TOKENS, TextConditioner, choose_captions, load_encoder
-from .config import from_dict, to_dict
+from .conditioning import DIT_MAX_TEXT_TOKENS, TextConditioner, load_encoder
+from .config import from_dict, to_dict, with_fields
+from .data.datasets import load_caption_pool
 from .diffusion import Condition, DiffusionConfig, build_diffusion, conditional_model, guided_model
 from .io import write_json_atomic
 from .models.dit import DiT
 from .models.textok import TexTok
+from .tokenizer import CaptionedTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -77,18 +79,9 @@ def _locate(directory: Path, stored: str, absolute: str | None, what: str, is_ok
                             + f"; put it back or edit '{what}' in {GENERATION_NAME}")
 
 
-def load_caption_pool(path: str | os.PathLike, classes: Sequence[str]) -> dict[int, list[str]]:
-    """A caption pool file -> {label: captions}. Keys are class names (mapped through
-    ``classes``) or label numbers."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"caption pool not found: {path}")
-    try:
-        pool = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not a valid JSON caption pool ({e})") from None
-    if not isinstance(pool, dict) or not all(isinstance(v, list) and all(isinstance(c, str) for c in v) for v in pool.values()):
-        raise ValueError(f"{path}: a caption pool maps each class to a list of captions")
+def pool_by_label(pool: dict[str, list[str]], classes: Sequence[str], where: str | os.PathLike) -> dict[int, list[str]]:
+    """A caption pool (class name -> captions, ``textok.data.load_caption_pool``) keyed by label: class names
+    map through ``classes``, label numbers stay; empty captions are dropped."""
     index = {name: i for i, name in enumerate(classes)}
     out: dict[int, list[str]] = {}
     for key, captions in pool.items():
@@ -97,7 +90,7 @@ def load_caption_pool(path: str | os.PathLike, classes: Sequence[str]) -> dict[i
         elif key.isdigit():
             label = int(key)
         else:
-            raise ValueError(f"{path}: class {key!r} is not among the model's classes {list(classes)[:10]}")
+            raise ValueError(f"{where}: class {key!r} is not among the model's classes {list(classes)[:10]}")
         out[label] = [c for c in captions if c.strip()]
     return out
 
@@ -106,8 +99,11 @@ class Pipeline:
     """DiT + TexTok detokenizer + diffusion: ``pipe(labels=[3, 3])`` or ``pipe(prompts=["a red apple"])``
     -> images [B, 3, H, W] in [-1, 1]."""
 
-    def __init__(self, dit: DiT, tokenizer: TexTok, config: GenerationConfig, pool: dict[int, list[str]] | None = None,
-                 text_encoder=None, text_data: str | os.PathLike | None = None):
+    def __init__(self, dit: DiT, tokenizer: TexTok | CaptionedTokenizer, config: GenerationConfig,
+                 pool: dict[int, list[str]] | None = None, text_encoder=None, text_data: str | os.PathLike | None = None):
+        # the detokenizer with its captions (built on first use from the encoders below, unless given)
+        self._detokenizer = tokenizer if isinstance(tokenizer, CaptionedTokenizer) else None
+        tokenizer = tokenizer.model if isinstance(tokenizer, CaptionedTokenizer) else tokenizer
         tc, dc = tokenizer.config, dit.config
         if (dc.num_tokens, dc.token_dim) != (tc.num_tokens, tc.token_dim):
             raise ValueError(f"the DiT makes [{dc.num_tokens}, {dc.token_dim}] tokens, the tokenizer decodes "
@@ -161,7 +157,7 @@ class Pipeline:
         elif config.caption_pool:
             pool_path = _locate(directory, config.caption_pool, config.caption_pool_absolute, "caption_pool", Path.is_file)
         if pool_path is not None:  # a missing given pool: load_caption_pool names it, not generation.json
-            pool = load_caption_pool(pool_path, config.classes)
+            pool = pool_by_label(load_caption_pool(pool_path), config.classes, pool_path)
             config = dataclasses.replace(config, caption_pool=str(pool_path))
         config = dataclasses.replace(config, tokenizer=str(tok_dir))  # absolute in memory: save_pretrained relativises
         return cls(dit, tokenizer, config, pool, text_encoder, text_data)
@@ -198,6 +194,16 @@ class Pipeline:
                                                       cache=shared).to(self.device)
         return self._conditioners[key]
 
+    @property
+    def detokenizer(self) -> CaptionedTokenizer:
+        """The tokenizer with its captions, embedded by ``encoder`` (the data set's text cache first, with
+        ``text_data``) at the tokenizer's ``max_text_tokens``."""
+        if self._detokenizer is None:
+            tc = self.tokenizer.config
+            text = self.encoder(tc.text_encoder, tc.max_text_tokens) if tc.text_in_decoder else None
+            self._detokenizer = CaptionedTokenizer(self.tokenizer, text)
+        return self._detokenizer
+
     def class_pool(self, label: int) -> list[str]:
         """The captions the detokenizer may decode class ``label`` with: its pool, else the default caption."""
         captions = self.pool.get(int(label))
@@ -223,10 +229,9 @@ class Pipeline:
         for y in labels:
             pool = self.class_pool(y)
             candidates.append(pool if len(pool) <= k else rng.sample(pool, k))
-        tc = self.tokenizer.config
-        if not tc.text_in_decoder:  # the detokenizer sees no text: nothing to choose (and no encoder to load)
+        if not self.tokenizer.config.text_in_decoder:  # the detokenizer sees no text: nothing to choose, no encoder
             return [c[0] for c in candidates]
-        return choose_captions(self.tokenizer, tokens, candidates, self.encoder(tc.text_encoder, tc.max_text_tokens))
+        return self.detokenizer.choose_captions(tokens, candidates)
 
     # ---- sampling -------------------------------------------------------------------------
     def resolve_caption_choice(self, caption_choice: str | None = None) -> str:
@@ -257,14 +262,9 @@ class Pipeline:
 
     def fingerprint(self) -> str:
         """SHA-256 of the DiT's and the tokenizer's weights: which model made a set of samples."""
-        import hashlib
+        from .io import state_fingerprint
 
-        h = hashlib.sha256()
-        for module in (self.dit, self.tokenizer):
-            for name, t in sorted(module.state_dict().items()):
-                h.update(name.encode())
-                h.update(t.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-        return h.hexdigest()[:16]
+        return state_fingerprint(self.dit, self.tokenizer)
 
     @torch.no_grad()
     def __call__(self, labels: Sequence[int] | torch.Tensor | None = None, prompts: Sequence[str] | None = None,
@@ -318,16 +318,12 @@ class Pipeline:
         dec_tokens = tokens.to(next(self.tokenizer.parameters()).dtype)
         if dec_captions is None:
             dec_captions = self.chosen_captions(dec_tokens, labels.tolist(), rng)
-        dec_text = None
-        if tc.text_in_decoder:
-            # the detokenizer sees captions cut at its max_text_tokens, as in training; the DiT's
-            # embedding is reused only where no caption reached that cut
-            if (dit_text is not None and tc.text_encoder == self.config.text_encoder
-                    and dit_text.embeddings.shape[1] < tc.max_text_tokens):
-                dec_text = dit_text
-            else:
-                dec_text = self.encoder(tc.text_encoder, tc.max_text_tokens)(dec_captions).to(self.device)
-        images = self.tokenizer.decode(dec_tokens, dec_text).float().clamp(-1, 1)
+        # the detokenizer sees captions cut at its max_text_tokens, as in training; the DiT's embedding
+        # of the same prompts is reused only where no caption reached that cut
+        if (dit_text is not None and tc.text_in_decoder and tc.text_encoder == self.config.text_encoder
+                and dit_text.embeddings.shape[1] < tc.max_text_tokens):
+            dec_captions = dit_text
+        images = self.detokenizer.decode(dec_tokens, dec_captions)
         return (images, tokens) if return_tokens else images
 
 
@@ -407,13 +403,28 @@ def fid_labels(num: int, num_classes: int) -> list[int]:
     return [i % num_classes for i in range(num)]
 
 
-def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os.PathLike, batch_size: int = 32,
-               cfg_scale: float | None = None, steps: int | None = None, sampler: str | None = None, seed: int = 0,
-               prompts: Sequence[str] | None = None, device: str | torch.device | None = None,
+@dataclasses.dataclass
+class FIDSamplingSettings:
+    """How ``sample_fid`` draws its samples (the ``textok sample-fid`` flags); None: the model's default.
+    The fields are also accepted as keyword arguments of ``sample_fid``."""
+
+    batch_size: int = 32  # batch b holds samples b*batch_size ... and is seeded by (seed, b)
+    cfg_scale: float | None = None  # classifier-free guidance scale (1: none)
+    steps: int | None = None
+    sampler: str | None = None  # ddpm | ddim | euler | heun | meanflow
+    seed: int = 0
+    prompts: Sequence[str] | None = None  # text-to-image: cycled through
+    # class-conditional: how the detokenizer's caption is taken from the pool ("random" / "cycle", Pipeline.__call__)
+    caption_choice: str | None = None
+
+
+def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os.PathLike,
+               settings: FIDSamplingSettings | None = None, *, device: str | torch.device | None = None,
                progress: bool = True, text_data: str | os.PathLike | None = None,
-               caption_pool: str | os.PathLike | None = None, caption_choice: str | None = None) -> Path | None:
+               caption_pool: str | os.PathLike | None = None, **fields) -> Path | None:
     """Write ``num`` samples to ``out`` (.npz, ADM layout: ``arr_0`` uint8 [N, H, W, 3]; ``arr_1``
-    int64 labels for class-conditional models).
+    int64 labels for class-conditional models), drawn as ``settings`` (``FIDSamplingSettings``; ``**fields``
+    override its fields) say.
 
     Class-conditional samples are class-balanced; text-to-image samples cycle through
     ``prompts``. Batch ``b`` holds samples ``b*batch_size ...`` and is seeded by (``seed``, b),
@@ -423,9 +434,11 @@ def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os
     writes ``out`` atomically and removes the parts. ``text_data``: a data set folder whose text cache
     embeds the prompts and captions it holds; ``caption_pool``: a pool file replacing the recorded one
     (``Pipeline.from_pretrained``); both only with a checkpoint folder (a ready ``Pipeline`` keeps its own).
-    ``caption_choice``: how a class-conditional model's detokenizer caption is taken from the pool ("random" /
-    "cycle", ``Pipeline.__call__``; default the model's). Returns ``out`` on the main process.
+    Returns ``out`` on the main process.
     """
+    s = with_fields(settings or FIDSamplingSettings(), "sample_fid", fields)
+    batch_size, cfg_scale, steps, sampler, seed = s.batch_size, s.cfg_scale, s.steps, s.sampler, s.seed
+    prompts, caption_choice = s.prompts, s.caption_choice
     from accelerate import PartialState
 
     from .data.transforms import to_uint8
@@ -505,5 +518,5 @@ def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os
     return out
 
 
-__all__ = ["GenerationConfig", "Pipeline", "CAPTION_CHOICES", "sample", "sample_fid", "fid_labels", "load_caption_pool",
+__all__ = ["GenerationConfig", "Pipeline", "CAPTION_CHOICES", "sample", "sample_fid", "FIDSamplingSettings", "fid_labels", "pool_by_label",
            "GENERATION_NAME"]

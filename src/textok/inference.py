@@ -1,8 +1,4 @@
-"""Library functions behind ``textok reconstruct`` and ``textok info``.
-
-``text_condition`` (captions -> the text condition of a TexTok) lives in ``textok.conditioning``
-and is importable from here too.
-"""
+"""Library functions behind ``textok reconstruct`` and ``textok info``: thin over ``CaptionedTokenizer``."""
 
 from __future__ import annotations
 
@@ -12,52 +8,63 @@ from typing import Sequence
 
 import torch
 
-from .conditioning import text_condition
 from .config import to_dict
 from .data.transforms import load_tensor, make_grid, to_pil
-from .io import atomic_path
+from .io import atomic_path, check_outputs
 from .models import TexTok
 from .text import TextEncoder
-
-
-def load_tokenizer(checkpoint: str | os.PathLike | TexTok, device: str | torch.device = "cpu") -> TexTok:
-    if isinstance(checkpoint, TexTok):
-        return checkpoint.to(device).eval()
-    return TexTok.from_pretrained(checkpoint, map_location=device)
+from .tokenizer import CaptionedTokenizer, load_tokenizer
 
 
 @torch.no_grad()
-def reconstruct(images: Sequence[str | os.PathLike], checkpoint: str | os.PathLike | TexTok,
+def reconstruct(images: Sequence[str | os.PathLike], checkpoint: str | os.PathLike | TexTok | CaptionedTokenizer,
                 captions: Sequence[str] | None = None, out: str | os.PathLike | None = None,
-                device: str | torch.device = "cpu", encoder: TextEncoder | None = None) -> torch.Tensor:
-    """Tokenize and detokenize image files; returns [B, 3, H, W] in [-1, 1].
+                device: str | torch.device = "cpu", encoder: TextEncoder | None = None,
+                overwrite: bool = False) -> torch.Tensor:
+    """Tokenize and detokenize image files (centre-cropped to the model's size) with ``checkpoint`` (a
+    folder, a Hub repo id, a ``TexTok`` or a ``CaptionedTokenizer``) and ``captions`` (one, or one per
+    image; ignored by the no-text baseline); returns [B, 3, H, W] in [-1, 1].
 
     ``out``: a file path writes a grid (originals on the top row, reconstructions below); a
-    folder path writes one ``<name>_rec.png`` per image.
+    folder path writes one ``<name>_rec.png`` per image. ``encoder``: a loaded text encoder to use
+    instead of loading the model's own. Refused before any work (``textok.io.check_outputs``): an
+    output that exists (unless ``overwrite``), that is an input, or that two inputs share
+    (``a/x.png`` and ``b/x.png`` into one folder).
     """
     if not images:
         raise ValueError("no images given")
-    model = load_tokenizer(checkpoint, device)
-    x = torch.stack([load_tensor(p, model.config.image_size) for p in images]).to(device)
-    text = text_condition(model, captions, len(images), encoder)
-    rec = model.decode(model.encode(x, text), text).clamp(-1, 1)
+    if out is not None:
+        check_outputs(_output_paths(images, out), inputs=images, overwrite=overwrite)
+    tok = load_tokenizer(checkpoint, device, **({"text": encoder} if encoder is not None else {}))
+    x = torch.stack([load_tensor(p, tok.config.image_size) for p in images]).to(tok.device)
+    rec = tok.reconstruct(x, captions)
     if out is not None:
         out = Path(out)
-        if out.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"):
+        if _is_grid(out):
             grid = make_grid(torch.cat([x, rec]).cpu(), nrow=len(images))
             with atomic_path(out) as tmp:
                 to_pil(grid).save(tmp, format=out.suffix.lstrip(".").replace("jpg", "jpeg").upper())
         else:
             out.mkdir(parents=True, exist_ok=True)
-            for path, r in zip(images, rec.cpu()):
-                with atomic_path(out / f"{Path(path).stem}_rec.png") as tmp:
+            for path, r in zip(_output_paths(images, out), rec.cpu()):
+                with atomic_path(path) as tmp:
                     to_pil(r).save(tmp, format="PNG")
     return rec
 
 
+def _is_grid(out: Path) -> bool:
+    return out.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")
+
+
+def _output_paths(images: Sequence[str | os.PathLike], out: str | os.PathLike) -> list[Path]:
+    """The files ``reconstruct`` writes: the grid, or ``out/<name>_rec.png`` per image."""
+    out = Path(out)
+    return [out] if _is_grid(out) else [out / f"{Path(p).stem}_rec.png" for p in images]
+
+
 def info(checkpoint: str | os.PathLike) -> dict:
-    """Config, parameter counts and token shape of a TexTok checkpoint folder."""
-    config = TexTok.load_config(checkpoint)
+    """Config, parameter counts and token shape of a TexTok checkpoint folder (or Hub repo id)."""
+    config = CaptionedTokenizer.load_config(checkpoint)
     with torch.device("meta"):
         model = TexTok(config)
     return {
@@ -68,4 +75,4 @@ def info(checkpoint: str | os.PathLike) -> dict:
     }
 
 
-__all__ = ["load_tokenizer", "text_condition", "reconstruct", "info"]
+__all__ = ["load_tokenizer", "reconstruct", "info"]

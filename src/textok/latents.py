@@ -111,13 +111,14 @@ def encode_dataset(checkpoint: str | os.PathLike, data: str | os.PathLike, out: 
         raise ValueError(f"{checkpoint}: store='moments' needs a KL tokenizer (latent='kl'), this one is {c.latent!r}")
     ds, home, shards = _open_source(data, split, c.image_size)
     picks = spread(len(ds), max_images)  # --max-images: evenly spread over the split, not its first N
-    meta = _describe(checkpoint, home, split, c, ds, picks, shard_size, store, shards)
-    meta["tokenizer_weights"] = state_fingerprint(model)  # the weights, not the path: a swapped file is another encoding
-    meta["data_fingerprint"] = _data_fingerprint(ds, picks)
-    _claim(out, meta)
     # the captions as training embedded them: the data set's text cache where it is exact, else the encoder
     tok = CaptionedTokenizer.from_pretrained(checkpoint, device, data_root=home if c.text_in_encoder else None,
                                              use_cache=use_text_cache)
+    meta = _describe(checkpoint, home, split, c, ds, picks, shard_size, store, shards)
+    # the weights, not the path: a swapped file is another encoding
+    meta["tokenizer_weights"] = state_fingerprint(tok.model)
+    meta["data_fingerprint"] = _data_fingerprint(ds, picks)
+    _claim(out, meta)
     encoder = _ShardEncoder(tok, store, batch_size, num_workers)
     n, num_shards = len(picks), meta["num_shards"]
     todo = [i for i in range(num_shards) if not _shard_ok(out / shard_name(i))]

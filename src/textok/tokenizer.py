@@ -34,7 +34,8 @@ from .text import TextEmbedding, TextEncoder
 
 #: anything that embeds captions: a ``TextConditioner``, or a callable such as a ``TextCache``
 Embedder = Callable[[Sequence[str]], TextEmbedding]
-Captions = Sequence[str] | str | None
+#: one caption per image, one caption for the batch, or captions already embedded (as training embedded them)
+Captions = Sequence[str] | str | TextEmbedding | None
 
 
 class CaptionedTokenizer:
@@ -51,8 +52,9 @@ class CaptionedTokenizer:
     - ``pool``: a dict shared between tokenizers so that one encoder is loaded once per device.
 
     Captions are a list with one caption per image, or one caption (a string or a 1-list) for the whole
-    batch. Images are float [B, 3, H, W] in [-1, 1] at ``config.image_size``; tokens are [B, N, d]
-    (``config.num_tokens``, ``config.token_dim``).
+    batch (or a ``TextEmbedding`` of them, embedded as ``condition`` does). Images are float
+    [B, 3, H, W] in [-1, 1] at ``config.image_size``; tokens are [B, N, d] (``config.num_tokens``,
+    ``config.token_dim``).
     """
 
     def __init__(self, model: TexTok, text: TextConditioner | TextEncoder | Embedder | None = None, *,
@@ -144,9 +146,11 @@ class CaptionedTokenizer:
         """The text condition of ``batch`` images: ``captions`` (one, or one per image) embedded as in
         training, on the model's device; None for the baseline. ``dropout``: replace each caption by the
         empty one with that probability, drawn from ``rng`` (training's caption dropout; needs the default
-        ``TextConditioner``)."""
+        ``TextConditioner``). A ``TextEmbedding`` is taken as the captions already embedded."""
         if self.text is None:
             return None
+        if isinstance(captions, TextEmbedding):
+            return captions.to(self.device)
         if isinstance(captions, str):
             captions = [captions]
         if not captions:

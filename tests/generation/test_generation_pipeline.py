@@ -182,9 +182,10 @@ def test_class_captions_come_from_the_pool_and_text_reaches_both(minilm, tmp_pat
     stats = dict(latent_mean=[0.0] * 8, latent_std=[1.0] * 8)
     pool_file = tmp_path / "pool.json"
     pool_file.write_text(json.dumps({"cat": ["a small cat", "a grey cat"], "dog": ["a big dog"]}))
-    from textok.generation import load_caption_pool
+    from textok.data import load_caption_pool
+    from textok.generation import pool_by_label
 
-    pool = load_caption_pool(pool_file, ["cat", "dog"])
+    pool = pool_by_label(load_caption_pool(pool_file), ["cat", "dog"], pool_file)
     dit = DiT(DiTConfig.from_preset("dit-tiny", num_tokens=8, token_dim=8, num_classes=2))
     pipe = Pipeline(dit, tok, GenerationConfig(tokenizer=".", classes=["cat", "dog"], **stats), pool, text_encoder=minilm)
     import random
@@ -225,7 +226,7 @@ def test_class_captions_come_from_the_pool_and_text_reaches_both(minilm, tmp_pat
     with pytest.raises(ValueError, match="for class-conditional DiTs"):  # the function too, not silently ignored
         sample(pipe, prompt="a red apple", num=1, steps=2, caption_choice="cycle")
     with pytest.raises(ValueError, match="not among the model's classes"):
-        load_caption_pool(pool_file, ["bird"])
+        pool_by_label(load_caption_pool(pool_file), ["bird"], pool_file)
 
 
 def test_text_data_embeds_cached_captions_without_the_encoder(minilm, tmp_path, monkeypatch):

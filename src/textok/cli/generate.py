@@ -123,7 +123,7 @@ def _sample(args) -> int:
 def _sample_fid(args) -> int:
     from pathlib import Path
 
-    from ..generation import sample_fid
+    from ..generation import FIDSamplingSettings, sample_fid
     from ..io import check_outputs
 
     check_outputs([args.out], inputs=[args.prompts] if args.prompts else [], overwrite=args.overwrite)
@@ -135,9 +135,11 @@ def _sample_fid(args) -> int:
         prompts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         if not prompts:
             raise ValueError(f"--prompts: {path} holds no prompts")
-    out = sample_fid(args.checkpoint, args.num, args.out, batch_size=args.batch_size, cfg_scale=args.cfg,
-                     steps=args.steps, sampler=args.sampler, seed=args.seed, prompts=prompts, device=args.device,
-                     text_data=args.text_data, caption_pool=args.caption_pool, caption_choice=args.caption_choice)
+    settings = FIDSamplingSettings(batch_size=args.batch_size, cfg_scale=args.cfg, steps=args.steps,
+                                   sampler=args.sampler, seed=args.seed, prompts=prompts,
+                                   caption_choice=args.caption_choice)
+    out = sample_fid(args.checkpoint, args.num, args.out, settings, device=args.device, text_data=args.text_data,
+                     caption_pool=args.caption_pool)
     if out is not None:
         print(f"wrote {args.num} samples to {out}")
     return 0

@@ -164,7 +164,9 @@ def load_caption_pool(root: str | os.PathLike, heldout: bool = False) -> dict[st
     used in training (for generation with unseen captions)."""
     path = Path(root) / (HELDOUT_CAPTIONS_FILE if heldout else CLASS_CAPTIONS_FILE)
     if not path.is_file():
-        raise FileNotFoundError(f"no caption pool at {path}")
+        path = path / (HELDOUT_CAPTIONS_FILE if heldout else CLASS_CAPTIONS_FILE)
+    if not path.is_file():
+        raise FileNotFoundError(f"caption pool not found: {path}")
     return read_caption_pool(path)
 
 

@@ -25,7 +25,8 @@ import torch.nn as nn
 from ..config import ConfigError
 from ..conditioning import DIT_MAX_TEXT_TOKENS, TextConditioner, dropout_mask, encoder_width
 from ..diffusion import DiffusionConfig, build_diffusion
-from ..generation import GenerationConfig, Pipeline, load_caption_pool
+from ..data.datasets import load_caption_pool
+from ..generation import GenerationConfig, Pipeline, pool_by_label
 from ..io import write_json_atomic
 from ..latents import META_NAME, LatentCache, collate_latents
 from ..models.dit import DIT_PRESETS, DiT, DiTConfig
@@ -317,7 +318,8 @@ class DiTTask:
         """The generation pipeline of ``model``; builds, writes nothing. ``sampling``: hand it the
         task's text encoder where one was loaded, instead of letting it load its own."""
         config = self.generation_config()
-        pool = load_caption_pool(config.caption_pool, config.classes) if config.caption_pool else None
+        pool = pool_by_label(load_caption_pool(config.caption_pool), config.classes, config.caption_pool) \
+            if config.caption_pool else None
         if pool is None and self.config.model.condition == "class":
             pool = self.training_pool()  # no pool file: the cached (training) captions stand in for it
         # the data set's text cache embeds the previews' captions as in training: no encoder to load
