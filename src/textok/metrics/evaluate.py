@@ -32,6 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..conditioning import TextConditioner
+from ..config import with_fields
 from ..data.stream import spread
 from ..losses import LPIPS
 from ..tokenizer import CaptionedTokenizer, load_tokenizer
@@ -418,13 +419,6 @@ class TokenizerEvalSettings:
     grid_images: int = 8  # originals and reconstructions in reconstructions.png
     progress: bool = True
 
-    def replace(self, where: str, **fields) -> "TokenizerEvalSettings":
-        known = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(fields) - known)
-        if unknown:
-            raise TypeError(f"{where}: unknown setting(s) {unknown}; the settings are {sorted(known)}")
-        return dataclasses.replace(self, **fields)
-
 
 @torch.no_grad()
 def evaluate_tokenizer(checkpoints, data, settings: TokenizerEvalSettings | None = None, *,
@@ -451,7 +445,7 @@ def evaluate_tokenizer(checkpoints, data, settings: TokenizerEvalSettings | None
         dict with ``num``, ``data``, ``split``, the protocol strings, ``results`` (one dict per
         checkpoint: rfid, psnr, ssim, lpips, ris, ris_std, tokens, seconds, ...) and ``markdown``.
     """
-    s = (settings or TokenizerEvalSettings()).replace("evaluate_tokenizer", **fields)
+    s = with_fields(settings or TokenizerEvalSettings(), "evaluate_tokenizer", fields)
     num, split, device, progress, rfid = s.num, s.split, s.device, s.progress, s.rfid
     decode_captions = s.decode_captions
     if isinstance(checkpoints, (str, os.PathLike, torch.nn.Module, CaptionedTokenizer)):
