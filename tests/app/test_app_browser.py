@@ -95,7 +95,7 @@ def app_url(tiny_checkpoints, tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    assert "Traceback" not in log.read_text(), log.read_text()
+    assert "Traceback" not in log.read_text() and "share=True" not in log.read_text(), log.read_text()
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +160,7 @@ def test_reconstruct_swap_and_bad_uploads_in_a_browser(app_url, browser, shots, 
     t0 = time.monotonic()
     d.get(app_url)
     _wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#reconstruct"), "the page")
-    assert "TexTok" in d.title
+    assert "TexTok" in d.title and "What you see" in _text(d, "#guide")
     d.find_element(By.CSS_SELECTOR, "#n-tokens input[value='2']").click()  # N = 2: TexTok and its baseline
 
     # 1. upload an image, edit the caption, reconstruct: three images and their metrics
@@ -176,6 +176,11 @@ def test_reconstruct_swap_and_bad_uploads_in_a_browser(app_url, browser, shots, 
     images = _wait(d, lambda d: (im := _images(d, ["img-original", "img-baseline", "img-textok"])) and all(im.values())
                    and im, "three images")
     assert len(set(images.values())) == 3, images
+    # the exact 32 px PNG, enlarged by the browser with nearest-neighbour only
+    natural, shown, rendering, src = d.execute_script(
+        "const i = document.querySelector('#img-textok img');"
+        "return [i.naturalWidth, i.clientWidth, getComputedStyle(i).imageRendering, i.currentSrc];")
+    assert natural == 32 and shown >= 4 * 32 and rendering == "pixelated" and src.endswith(".png"), (natural, shown, src)
     assert re.search(r"TexTok \d+\.\d\d 0\.\d{4}", metrics), metrics
     assert re.search(r"baseline \d+\.\d\d 0\.\d{4}", metrics), metrics
     assert _text(d, "#status") == ""
