@@ -11,7 +11,11 @@ Reads ``docs/results/reproduction/runs/<run>/step_*.json`` (written by
   train_seconds_complete: false where a resumed stage's seconds cover only its last process, null where
   the stage predates that flag)
   and ``curves`` (every budget of every run);
-- ``docs/results/reproduction.md``: every table of the report (nothing in it is typed by hand);
+  (every row's ``measures``: ``"new"`` for `val_unseen`, ``"recall"`` for `val`, ``reproduction.SPLIT_MEASURES``);
+- ``docs/results/reproduction.md``: the summary lines computed from the numbers, then every table (nothing in it
+  is typed by hand; the narrative is the study's page, ``studies/emoji32/README.md``), new-emoji split first;
+- ``docs/results/reproduction/summary.json``: per split and N, mean ± std per arm over seeds, seeds, gain, Welch p;
+- the results table in ``README.md`` between its markers (skipped, with a message, where they are missing);
 - ``docs/img/reproduction_rfid_vs_n.png`` and ``docs/img/reproduction_curves.png``;
 - the runs trained again on another machine, ``docs/results/reproduction/replicates/<run>-<tag>/step_*.json``
   (the same score files, from ``reproduction.py --job`` in another work folder), beside the study's runs;
@@ -35,8 +39,9 @@ from typing import Sequence
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reproduction import (CONFIG, SIDE_BUDGET, SPLITS, STAGES, TRAIN_PROBE, converged,  # noqa: E402
-                          done_stages, remaining_cost, stage_dir, study_runs)
+from reproduction import (CONFIG, REPORT_SPLITS, SIDE_BUDGET, SPLIT_ABOUT, SPLIT_LABELS,  # noqa: E402
+                          SPLIT_MEASURES, SPLITS, STAGES, TRAIN_PROBE, converged, done_stages, remaining_cost,
+                          stage_dir, study_runs)
 
 TOKENS = (1, 2, 4, 8)
 PAPER = ("The paper (ImageNet, FID-50k protocol): 29.2% average rFID gain at 256 px and 48.1% at 512 px, "
@@ -56,7 +61,8 @@ def stage_rows(rec: dict, run: str, ablation: str | None = None) -> list[dict]:
                                  "num_images")}
         row.update(run=run, ablation=ablation, train_seconds=r["train_seconds"], cpu=rec.get("cpu"),
                    threads=rec.get("threads"),
-                   train_seconds_complete=rec.get("train_seconds_complete"))  # None: before the flag
+                   train_seconds_complete=rec.get("train_seconds_complete"),  # None: before the flag
+                   measures=SPLIT_MEASURES.get(r["split"]), commit=rec.get("commit"))  # "new" | "recall"
         rows.append(row)
     return rows
 
@@ -128,14 +134,14 @@ def replicates_section(replicas: list[dict], curves, converged_db: float = 0.3) 
                                f"| {fmt(v.get('rfid'), 1)} | {fmt(u.get('psnr'))} | {g['val_unseen']} "
                                f"| {fmt(u.get('rfid'), 1)} | {fmt(v.get('train_seconds'), 0)} | {study} |")
                 parts = []
-                for split in SPLITS:
+                for split in REPORT_SPLITS:
                     psnr = {st: by[(st, split)]["psnr"] for st in steps if (st, split) in by}
                     have = sorted(psnr)
                     if len(have) < 2 or have[-1] != 2 * have[-2]:
-                        parts.append(f"{split}: no doubled budget yet")
+                        parts.append(f"{label(split)}: no doubled budget yet")
                         continue
                     yes = converged(psnr, converged_db)
-                    parts.append(f"{split} {psnr[have[-1]] - psnr[have[-2]]:+.2f} dB from {have[-2]} to {have[-1]} "
+                    parts.append(f"{label(split)} {psnr[have[-1]] - psnr[have[-2]]:+.2f} dB from {have[-2]} to {have[-1]} "
                                  f"steps: {'converged' if yes else 'not converged'} by the {converged_db} dB rule")
                 verdicts.append(f"- {run}: " + "; ".join(parts) + ".")
             out += [""] + verdicts
@@ -145,11 +151,11 @@ def replicates_section(replicas: list[dict], curves, converged_db: float = 0.3) 
                                 & {r["steps"] for r in rows if r["run"] == runs["baseline"]})
                 for st in common:
                     cells = []
-                    for split in SPLITS:
+                    for split in REPORT_SPLITS:
                         b = one(rows, run=runs["baseline"], steps=st, split=split)
                         t = one(rows, run=runs["textok"], steps=st, split=split)
                         if b and t:
-                            cells.append(f"`{split}` rFID {fmt(b['rfid'], 1)} -> {fmt(t['rfid'], 1)} "
+                            cells.append(f"{label(split)} rFID {fmt(b['rfid'], 1)} -> {fmt(t['rfid'], 1)} "
                                          f"({100 * gain(b['rfid'], t['rfid']):.1f}%), PSNR {t['psnr'] - b['psnr']:+.2f} dB")
                     out.append(f"- TexTok minus baseline at {st} steps on this machine: " + "; ".join(cells) + ".")
     return out
@@ -195,32 +201,35 @@ def main_rows(curves):
 
 
 def table1(curves, replicas: Sequence[dict] = ()) -> list[str]:
-    """Both arms per N and split at the largest budget both reached; the average rFID gain; and where a pair was
-    trained again on another machine (``replicas``) at a row's budget, its gain beside (the noise of one run)."""
-    out = ["| split | N | compression | steps | rFID baseline | rFID TexTok | rFID gain | PSNR baseline | PSNR TexTok "
-           "| SSIM baseline | SSIM TexTok | LPIPS baseline | LPIPS TexTok |", "|---|---:|---:|---:|" + "---:|" * 9]
-    rows = main_rows(curves)
-    gains = defaultdict(list)
-    for split in SPLITS:
+    """Both arms per split (new-emoji first) and N: the mean ± std over the seeds where N has >= 3 per arm (else
+    seed 0 alone, said so), each at the largest budget all of N's runs reached; TexTok's gain with its Welch
+    p-value and the 2-std rule; the average rFID gain over the seeded N; and where seed 0's pair was trained
+    again on another machine (``replicas``), its gain beside seed 0's (the noise of one run)."""
+    out = ["| split | N | compression | steps | seeds per arm | rFID baseline | rFID TexTok | rFID gain | significance "
+           "| PSNR baseline | PSNR TexTok | PSNR gain (dB) | significance | LPIPS baseline | LPIPS TexTok |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---:|"]
+    for split in REPORT_SPLITS:
         for n in TOKENS:
-            b, t = one(rows, arm="baseline", num_tokens=n, split=split), one(rows, arm="textok", num_tokens=n, split=split)
-            if b is None and t is None:
+            c, p, lp = (compare(curves, n, split, m) for m in ("rfid", "psnr", "lpips"))
+            if c is None:
                 continue
-            g = gain(b and b["rfid"], t and t["rfid"])
-            if g is not None and b["steps"] == t["steps"]:
-                gains[split].append(g)
-            steps = "/".join(sorted({str(x["steps"]) for x in (b, t) if x}))
-            out.append(f"| {split} ({(b or t)['num_images']}) | {n} | {3072 // (8 * n)}x | {steps} | {fmt(b and b['rfid'], 1)} "
-                       f"| {fmt(t and t['rfid'], 1)} | {'–' if g is None else f'{100 * g:.1f}%'} | {fmt(b and b['psnr'])} | {fmt(t and t['psnr'])} "
-                       f"| {fmt(b and b['ssim'], 4)} | {fmt(t and t['ssim'], 4)} | {fmt(b and b['lpips'], 4)} "
-                       f"| {fmt(t and t['lpips'], 4)} |")
+            k = min(c["seeds"].values())
+            out.append(f"| {label(split)} | {n} | {3072 // (8 * n)}x | {c['steps']} | {k}{'' if k >= 3 else ' (seed 0)'} "
+                       f"| {mean_sd(c['baseline'], 1)} | {mean_sd(c['textok'], 1)} | {100 * c['gain']:+.1f}% "
+                       f"| {significance(c)} | {mean_sd(p['baseline'], 2)} | {mean_sd(p['textok'], 2)} "
+                       f"| {p['difference']:+.2f} | {significance(p)} | {mean_sd(lp['baseline'], 4)} "
+                       f"| {mean_sd(lp['textok'], 4)} |")
     out.append("")
-    for split in SPLITS:
-        if gains[split]:
-            out.append(f"- Average relative rFID gain on `{split}` over the {len(gains[split])} token counts with both "
-                       f"arms at the same budget: **{100 * statistics.mean(gains[split]):.1f}%**.")
+    for split in REPORT_SPLITS:
+        cs = [c for c in (compare(curves, n, split) for n in TOKENS) if seeded(c)]
+        if cs:
+            out.append(f"- Average relative rFID gain on {label(split)} over the N with at least 3 seeds per arm "
+                       f"(N = {', '.join(str(c['n']) for c in cs)}, at {'/'.join(sorted({str(c['steps']) for c in cs}))} "
+                       f"steps): **{100 * statistics.mean(c['gain'] for c in cs):+.1f}%** (the mean of the per-N gains "
+                       "of the seed means).")
+    rows = main_rows(curves)
     for tag in sorted({r["replicate"] for r in replicas}):
-        for split in SPLITS:
+        for split in REPORT_SPLITS:
             for n in TOKENS:
                 b, t = one(rows, arm="baseline", num_tokens=n, split=split), one(rows, arm="textok", num_tokens=n, split=split)
                 if not (b and t and b["steps"] == t["steps"]):
@@ -229,11 +238,12 @@ def table1(curves, replicas: Sequence[dict] = ()) -> list[str]:
                          for arm in ("baseline", "textok")}
                 rb, rt = again["baseline"], again["textok"]
                 if rb and rt:
-                    out.append(f"- The N = {n} pair trained again on {rb.get('cpu') or '?'} (`{tag}`, same recipe, seed "
-                               f"and budget), `{split}`: rFID {fmt(rb['rfid'], 1)} -> {fmt(rt['rfid'], 1)}, a "
-                               f"{100 * gain(rb['rfid'], rt['rfid']):.1f}% gain (the row above: "
+                    out.append(f"- The seed-0 pair of N = {n} trained again on {rb.get('cpu') or '?'} (`{tag}`, same "
+                               f"recipe, seed and budget, straight), {label(split)}: rFID {fmt(rb['rfid'], 1)} -> "
+                               f"{fmt(rt['rfid'], 1)}, a {100 * gain(rb['rfid'], rt['rfid']):.1f}% gain (seed 0 on "
+                               f"{b.get('cpu') or '?'}: {fmt(b['rfid'], 1)} -> {fmt(t['rfid'], 1)}, "
                                f"{100 * gain(b['rfid'], t['rfid']):.1f}%), PSNR {rt['psnr'] - rb['psnr']:+.2f} dB "
-                               f"({t['psnr'] - b['psnr']:+.2f} above): the spread of one run.")
+                               f"({t['psnr'] - b['psnr']:+.2f}): the spread of one run.")
     return out
 
 
@@ -247,28 +257,29 @@ def gain_by_n(curves, split: str = "val") -> dict[int, float]:
     return out
 
 
-def compression(curves) -> list[str]:
-    """The smallest N at which TexTok's rFID is at most the baseline's at N = 8, all at one common budget."""
-    runs = ["baseline-n8-s0"] + [f"textok-n{n}-s0" for n in TOKENS]
-    steps = common_budget(curves, runs)
+def compression(curves, steps: int = SIDE_BUDGET) -> list[str]:
+    """The smallest N at which TexTok's rFID is at most the baseline's at N = 8, per split (new-emoji first), all
+    at ``steps`` (the budget every seed reached): the mean over the seeds each N has there."""
     out = []
-    for split in SPLITS:
-        if steps is None:
-            out.append(f"- `{split}`: pending (needs the baseline at N = 8 and TexTok at every N at one common budget).")
+    for split in REPORT_SPLITS:
+        vals = {n: seed_values(curves, n, split, "rfid", steps)[1] for n in TOKENS}
+        ref = [v for _, v in vals[8]["baseline"]]
+        tex = {n: [v for _, v in vals[n]["textok"]] for n in TOKENS}
+        if not ref or not all(tex.values()):
+            out.append(f"- {label(split)}: pending (needs the baseline at N = 8 and TexTok at every N at {steps} steps).")
             continue
-        at = {r["run"]: r for r in curves if r["steps"] == steps and r["split"] == split and r["run"] in runs}
-        ref = at["baseline-n8-s0"]
-        match = [n for n in TOKENS if at[f"textok-n{n}-s0"]["rfid"] <= ref["rfid"]]
+        rb = statistics.mean(ref)
+        seeds = lambda v: f"{len(v)} seed{'s' if len(v) > 1 else ''}"  # noqa: E731
+        at = lambda n: f"{statistics.mean(tex[n]):.1f} ({seeds(tex[n])})"  # noqa: E731
+        match = [n for n in TOKENS if statistics.mean(tex[n]) <= rb]
+        head = f"- {label(split)}, all at {steps} steps, the baseline's N = 8 rFID {rb:.1f} ({seeds(ref)})"
         if match and min(match) < 8:
             n = min(match)
-            out.append(f"- `{split}`, all at {steps} steps: TexTok matches the baseline's N = 8 rFID ({ref['rfid']:.1f}) "
-                       f"with N = {n} ({8 // n}x fewer tokens; its rFID {at[f'textok-n{n}-s0']['rfid']:.1f}).")
+            out.append(f"{head}: TexTok matches it with N = {n} ({8 // n}x fewer tokens; its rFID {at(n)}).")
         elif match:  # only N = 8 itself: no saving in tokens, say how far the next smaller N falls short
-            out.append(f"- `{split}`, all at {steps} steps: no smaller TexTok N reaches the baseline's N = 8 rFID "
-                       f"({ref['rfid']:.1f}): TexTok N = 4 has {at['textok-n4-s0']['rfid']:.1f}; at N = 8 TexTok has "
-                       f"{at['textok-n8-s0']['rfid']:.1f}.")
+            out.append(f"{head}: no smaller TexTok N reaches it: TexTok N = 4 has {at(4)}; at N = 8 TexTok has {at(8)}.")
         else:
-            out.append(f"- `{split}`, all at {steps} steps: no TexTok N reaches the baseline's N = 8 rFID ({ref['rfid']:.1f}).")
+            out.append(f"{head}: no TexTok N reaches it.")
     return out
 
 
@@ -278,11 +289,11 @@ def is_converged(curves, run: str, converged_db: float = 0.3, split: str = "val"
 
 
 def status_table(curves, converged_db: float = 0.3, pending: bool = True) -> list[str]:
-    """Each run's budgets so far and whether doubling the last one moved val PSNR < converged_db (the study's
-    rule), and val_unseen PSNR (the same rule on the emoji never seen in training)."""
-    out = ["| run | budgets done (steps) | val PSNR at the last | change from the previous budget | converged? "
-           "| val_unseen change | converged on val_unseen? |",
-           "|---|---|---:|---:|---|---:|---|"]
+    """Each run's budgets so far and whether doubling the last one moved PSNR < converged_db (the study's rule), on
+    the new-emoji split first, then on the recall split (the rule the study was planned with)."""
+    out = ["| run | budgets done (steps) | new emoji: PSNR change at the last doubling | converged on new emoji? "
+           "| recall: PSNR at the last | change | converged on recall? |",
+           "|---|---|---:|---|---:|---:|---|"]
     def split_status(run: str, split: str) -> tuple[list[dict], str, str]:
         """The run's rows on ``split`` by steps, the last doubling's PSNR change and the rule's verdict."""
         rows = sorted((r for r in curves if r["run"] == run and r["split"] == split), key=lambda r: r["steps"])
@@ -299,11 +310,11 @@ def status_table(curves, converged_db: float = 0.3, pending: bool = True) -> lis
             continue
         _, change_u, verdict_u = split_status(run.name, "val_unseen")
         if run.max_stage:  # compared with its main run at equal budgets, not run to convergence
-            verdict = (f"side run, stopped at {run.max_stage}" if rows[-1]["steps"] >= run.max_stage
-                       else f"side run, to {run.max_stage} steps")
-            verdict_u = "–"
-        out.append(f"| {run.name} | {', '.join(str(r['steps']) for r in rows)} | {rows[-1]['psnr']:.2f} "
-                   f"| {change} | {verdict} | {change_u} | {verdict_u} |")
+            verdict_u = (f"side run, stopped at {run.max_stage}" if rows[-1]["steps"] >= run.max_stage
+                         else f"side run, to {run.max_stage} steps")
+            verdict = "–"
+        out.append(f"| {run.name} | {', '.join(str(r['steps']) for r in rows)} | {change_u} | {verdict_u} "
+                   f"| {rows[-1]['psnr']:.2f} | {change} | {verdict} |")
     return out
 
 
@@ -340,18 +351,18 @@ def convergence_table(curves, probes) -> list[str]:
             out.append(f"| {run} | {st} | {fmt(probe and probe['psnr'])} | {g_probe} | {by[(st, 'val')]:.2f} "
                        f"| {g['val']} | {by[(st, 'val_unseen')]:.2f} | {g['val_unseen']} |")
         parts = []
-        for split in SPLITS:
+        for split in REPORT_SPLITS:
             k = doublings_left(gains[split])
             if k == 0:
-                parts.append(f"{split}: the last doubling gained {gains[split][-1]:+.2f} dB, below 0.3")
+                parts.append(f"{label(split)}: the last doubling gained {gains[split][-1]:+.2f} dB, below 0.3")
             elif k is None and len(gains[split]) < 2:
-                parts.append(f"{split}: one doubling so far ({gains[split][-1]:+.2f} dB; no projection)")
+                parts.append(f"{label(split)}: one doubling so far ({gains[split][-1]:+.2f} dB; no projection)")
             elif k is None:
-                parts.append(f"{split}: {gains[split][-2]:+.2f} then {gains[split][-1]:+.2f} dB per doubling, not "
+                parts.append(f"{label(split)}: {gains[split][-2]:+.2f} then {gains[split][-1]:+.2f} dB per doubling, not "
                              "shrinking (no projection)")
             else:
                 more = f"{k} more doubling{'s' if k > 1 else ''}"
-                parts.append(f"{split}: {gains[split][-2]:+.2f} then {gains[split][-1]:+.2f} dB per doubling; at that "
+                parts.append(f"{label(split)}: {gains[split][-2]:+.2f} then {gains[split][-1]:+.2f} dB per doubling; at that "
                              f"ratio below 0.3 dB after {more} (~{steps[-1] * 2 ** k:,} steps)")
         notes.append(f"- {run}: " + "; ".join(parts) + ".")
         probe, before = probes.get((run, steps[-1])), probes.get((run, steps[-2]))
@@ -371,7 +382,7 @@ def convergence_table(curves, probes) -> list[str]:
 
 def gain_over_training(curves) -> list[str]:
     """TexTok minus baseline (seed 0) at every budget both arms of an N reached: does the gain hold as both train?"""
-    out = ["| N | steps | val PSNR gain (dB) | val rFID gain | val_unseen PSNR gain (dB) | val_unseen rFID gain |",
+    out = ["| N | steps | new emoji PSNR gain (dB) | new emoji rFID gain | recall PSNR gain (dB) | recall rFID gain |",
            "|---:|---:|---:|---:|---:|---:|"]
     by = {(r["run"], r["steps"], r["split"]): r for r in curves}
     for n in TOKENS:
@@ -379,7 +390,7 @@ def gain_over_training(curves) -> list[str]:
                        {s for (run, s, _) in by if run == f"baseline-n{n}-s0"})
         for st in steps:
             cells = []
-            for split in SPLITS:
+            for split in REPORT_SPLITS:
                 b, t = by[(f"baseline-n{n}-s0", st, split)], by[(f"textok-n{n}-s0", st, split)]
                 cells += [f"{t['psnr'] - b['psnr']:+.2f}", f"{100 * gain(b['rfid'], t['rfid']):.1f}%"]
             out.append(f"| {n} | {st} | " + " | ".join(cells) + " |")
@@ -387,15 +398,15 @@ def gain_over_training(curves) -> list[str]:
 
 
 def curves_table(curves) -> list[str]:
-    out = ["| N | arm | steps | val PSNR | val rFID | val_unseen PSNR | val_unseen rFID | train s (1 thread) |",
+    out = ["| N | arm | steps | new emoji PSNR | new emoji rFID | recall PSNR | recall rFID | train s (1 thread) |",
            "|---:|---|---:|---:|---:|---:|---:|---:|"]
     for n in (2, 8):
         for arm in ("baseline", "textok"):
             rows = [r for r in curves if r["run"] == f"{arm}-n{n}-s0"]
             for steps in sorted({r["steps"] for r in rows}):
                 v, u = one(rows, steps=steps, split="val"), one(rows, steps=steps, split="val_unseen")
-                out.append(f"| {n} | {arm} | {steps} | {fmt(v and v['psnr'])} | {fmt(v and v['rfid'], 1)} "
-                           f"| {fmt(u and u['psnr'])} | {fmt(u and u['rfid'], 1)} | {fmt(v and v['train_seconds'], 0)} |")
+                out.append(f"| {n} | {arm} | {steps} | {fmt(u and u['psnr'])} | {fmt(u and u['rfid'], 1)} "
+                           f"| {fmt(v and v['psnr'])} | {fmt(v and v['rfid'], 1)} | {fmt(v and v['train_seconds'], 0)} |")
     return out
 
 
@@ -416,9 +427,9 @@ def two_std_verdict(diff: float, sd_baseline: float, sd_textok: float) -> str:
 
 def seeds_table(curves) -> list[str]:
     """Mean ± std over the seeds of each arm, all runs of an N at the largest budget they all reached."""
-    out = ["| split | N | steps | metric | baseline mean ± std | TexTok mean ± std | seeds | difference | > 2 std? |",
-           "|---|---:|---:|---|---|---|---:|---:|---|"]
-    for split in SPLITS:
+    out = ["| split | N | steps | metric | baseline mean ± std | TexTok mean ± std | seeds | difference | > 2 std? "
+           "| Welch p |", "|---|---:|---:|---|---|---|---:|---:|---|---:|"]
+    for split in REPORT_SPLITS:
         for n in TOKENS:  # the N with at least 2 seeds per arm (the issue's N = 2 and 8; N = 1 added later)
             runs = sorted({r["run"] for r in curves if r["ablation"] is None and r["num_tokens"] == n})
             steps = common_budget(curves, runs)
@@ -435,54 +446,315 @@ def seeds_table(curves) -> list[str]:
                 diff = (mt - mb) * better  # positive = TexTok better
                 verdict = two_std_verdict(diff, sb, st)
                 d = 1 if metric == "rfid" else (2 if metric == "psnr" else 4)
-                out.append(f"| {split} | {n} | {steps} | {metric} | {mb:.{d}f} ± {sb:.{d}f} | {mt:.{d}f} ± {st:.{d}f} "
-                           f"| {len(vals['baseline'])}/{len(vals['textok'])} | {diff:+.{d}f} | {verdict} |")
+                p = welch_p(vals["baseline"], vals["textok"])
+                out.append(f"| {label(split)} | {n} | {steps} | {metric} | {mb:.{d}f} ± {sb:.{d}f} | {mt:.{d}f} ± {st:.{d}f} "
+                           f"| {len(vals['baseline'])}/{len(vals['textok'])} | {diff:+.{d}f} | {verdict} "
+                           f"| {'–' if p is None else f'{p:.2g}'} |")
     if len(out) == 2:
-        out.append("| | | | pending: needs at least 2 seeds per arm at one common budget | | | | | |")
+        out.append("| | | | pending: needs at least 2 seeds per arm at one common budget | | | | | | |")
     return out
 
 
-def ablation_table(curves, steps: int = SIDE_BUDGET) -> list[str]:
-    """Every ablation at N = 2 beside both main runs, all at ``steps`` (the side runs' budget), with each
-    variant's rFID and PSNR minus the mean of TexTok's seeds, marked where beyond two of their standard deviations."""
+ARMS = ("baseline", "textok")
+LOWER_IS_BETTER = {"rfid": True, "lpips": True, "psnr": False, "ssim": False}
+COMMAND = "python studies/emoji32/reproduction_report.py"  # printed beside every generated number
+
+
+def label(split: str) -> str:
+    """The split named for what it measures (``reproduction.SPLIT_LABELS``)."""
+    return SPLIT_LABELS.get(split, f"`{split}`")
+
+
+def welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Two-sided Welch t-test p-value of two samples (scipy), None with fewer than 2 values in either or no
+    variance in both (the test is undefined)."""
+    if min(len(a), len(b)) < 2 or (statistics.stdev(a) == 0 and statistics.stdev(b) == 0):
+        return None
+    from scipy.stats import ttest_ind
+
+    return float(ttest_ind(list(a), list(b), equal_var=False).pvalue)
+
+
+def seed_values(curves, n: int, split: str, metric: str, steps: int | None = None) -> tuple[int | None, dict]:
+    """The main runs of N (every seed, no ablation) at the largest budget all of them reached (or ``steps``):
+    (steps, {arm: [(seed, value), ...]})."""
+    runs = sorted({r["run"] for r in curves if r.get("ablation") is None and r.get("num_tokens") == n})
+    steps = steps or common_budget(curves, runs)
+    vals = {arm: sorted((r["seed"], r[metric]) for r in curves if r["run"] in runs and r["arm"] == arm
+                        and r["split"] == split and r["steps"] == steps) for arm in ARMS}
+    return steps, vals
+
+
+def compare(curves, n: int, split: str, metric: str = "rfid") -> dict | None:
+    """Both arms of N on ``split``: mean and std over the seeds, TexTok's gain (positive = TexTok better; for
+    rFID relative, else the difference), the Welch p-value and whether |difference| > 2 x the larger std."""
+    steps, vals = seed_values(curves, n, split, metric)
+    b, t = ([v for _, v in vals[arm]] for arm in ARMS)
+    if not b or not t:
+        return None
+    mb, mt = statistics.mean(b), statistics.mean(t)
+    sb = statistics.stdev(b) if len(b) > 1 else None
+    st = statistics.stdev(t) if len(t) > 1 else None
+    diff = (mb - mt) if LOWER_IS_BETTER[metric] else (mt - mb)
+    return {"n": n, "split": split, "metric": metric, "steps": steps, "seeds": {"baseline": len(b), "textok": len(t)},
+            "baseline": [mb, sb], "textok": [mt, st], "difference": diff,
+            "gain": (mb - mt) / mb if metric == "rfid" else None, "p": welch_p(b, t),
+            "beyond_2std": None if sb is None or st is None else abs(diff) > 2 * max(sb, st)}
+
+
+def mean_sd(pair, d: int) -> str:
+    m, s = pair
+    return f"{m:.{d}f}" + ("" if s is None else f" ± {s:.{d}f}")
+
+
+def significance(c: dict | None) -> str:
+    """'p = 0.13, within 2 std' / 'one seed: no test'."""
+    if c is None:
+        return "–"
+    if c["p"] is None:
+        return f"{min(c['seeds'].values())} seed{'s' if min(c['seeds'].values()) > 1 else ''}: no test"
+    return f"p = {c['p']:.2g}, {'beyond' if c['beyond_2std'] else 'within'} 2 std"
+
+
+def seeded(c: dict | None) -> bool:
+    """At least 3 seeds per arm: Table 1 reads the mean over seeds (the issue's rule)."""
+    return c is not None and min(c["seeds"].values()) >= 3
+
+
+def summary_data(curves, twins: dict | None = None) -> dict:
+    """docs/results/reproduction/summary.json: per split (new-emoji first) and N, mean ± std per arm over the
+    seeds at the budget all of N's runs reached, the number of seeds, TexTok's gain and its Welch p-value."""
+    out = {"generated_by": COMMAND, "note": "mean and sample std over seeds; gain: rFID relative (%), PSNR in dB; "
+           "p: two-sided Welch t-test; beyond_2std: |difference| > 2 x the larger std of the two arms",
+           "splits": {}}
+    for split in REPORT_SPLITS:
+        entry = {"measures": SPLIT_MEASURES[split], "label": SPLIT_LABELS[split], "about": SPLIT_ABOUT[split],
+                 "by_num_tokens": {}}
+        if twins and split in twins:
+            entry["twins_in_train"] = twins[split]
+        for n in TOKENS:
+            cs = {m: compare(curves, n, split, m) for m in ("rfid", "psnr", "lpips")}
+            if cs["rfid"] is None:
+                continue
+            entry["by_num_tokens"][str(n)] = {
+                "steps": cs["rfid"]["steps"], "seeds": cs["rfid"]["seeds"],
+                **{m: {"baseline_mean": c["baseline"][0], "baseline_std": c["baseline"][1],
+                       "textok_mean": c["textok"][0], "textok_std": c["textok"][1],
+                       ("gain_percent" if m == "rfid" else "difference"): (100 * c["gain"] if m == "rfid"
+                                                                            else c["difference"]),
+                       "p": c["p"], "beyond_2std": c["beyond_2std"]} for m, c in cs.items() if c}}
+        gains = [100 * compare(curves, n, split)["gain"] for n in TOKENS if seeded(compare(curves, n, split))]
+        entry["average_rfid_gain_percent_over_seeded_n"] = statistics.mean(gains) if gains else None
+        out["splits"][split] = entry
+    return out
+
+
+def results_block(curves) -> list[str]:
+    """The README's results table (between its markers): Table 1's seed means, new-emoji first."""
+    out = [f"Printed by `{COMMAND}` from the score files (full report: "
+           "[docs/results/reproduction.md](docs/results/reproduction.md)); mean ± std over seeds, Welch p.", "",
+           "| split | N | seeds per arm | steps | rFID baseline | rFID TexTok | rFID gain | PSNR gain (dB) |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for split in REPORT_SPLITS:
+        for n in TOKENS:
+            c, p = compare(curves, n, split), compare(curves, n, split, "psnr")
+            if c is None:
+                continue
+            out.append(f"| {label(split)} | {n} | {min(c['seeds'].values())} | {c['steps']} | {mean_sd(c['baseline'], 1)} "
+                       f"| {mean_sd(c['textok'], 1)} | {100 * c['gain']:+.1f}% ({significance(c)}) "
+                       f"| {p['difference']:+.2f} ({significance(p)}) |")
+    return out
+
+
+RESULTS_BEGIN = "<!-- results table: studies/emoji32/reproduction_report.py -->"
+RESULTS_END = "<!-- end results table -->"
+
+
+def fill_readme(readme: Path, block: list[str]) -> str:
+    """Put ``block`` between the README's results markers; -> what was done (the markers may not exist yet)."""
+    if not readme.is_file():
+        return f"skipped {readme}: no such file"
+    text = readme.read_text()
+    if RESULTS_BEGIN not in text or RESULTS_END not in text or text.index(RESULTS_END) < text.index(RESULTS_BEGIN):
+        return f"skipped {readme}: it has no '{RESULTS_BEGIN}' ... '{RESULTS_END}' markers to fill"
+    head, rest = text.split(RESULTS_BEGIN, 1)
+    _, tail = rest.split(RESULTS_END, 1)
+    new = head + RESULTS_BEGIN + "\n" + "\n".join(block) + "\n" + RESULTS_END + tail
+    if new == text:
+        return f"{readme}: results table unchanged"
+    from textok.io import write_text_atomic
+
+    write_text_atomic(readme, new)
+    return f"wrote {readme} (results table)"
+
+
+def seed0_ranks(curves, split: str = "val", metric: str = "rfid") -> list[tuple[int, str, int, int]]:
+    """(N, arm, seed 0's rank among the seeds (1 = best), number of seeds) where an arm has >= 3 seeds."""
+    out = []
+    for n in TOKENS:
+        _, vals = seed_values(curves, n, split, metric)
+        for arm in ARMS:
+            if len(vals[arm]) >= 3 and vals[arm][0][0] == 0:
+                order = sorted(vals[arm], key=lambda sv: sv[1] if LOWER_IS_BETTER[metric] else -sv[1])
+                out.append((n, arm, [s for s, _ in order].index(0) + 1, len(order)))
+    return out
+
+
+def seed0_table(curves) -> list[str]:
+    """Seed 0 (trained in stages, 2k -> 4k -> 8k, scored in between) beside seeds 1 and 2 (straight to 8k), per split."""
+    out = ["| split | N | arm | steps | rFID seed 0 | rFID seeds 1, 2 | seed 0's rank (1 = best) "
+           "| s / step, seed 0 | s / step, seeds 1, 2 |", "|---|---:|---|---:|---:|---|---:|---:|---|"]
+    for split in REPORT_SPLITS:
+        ranks = {(n, arm): (k, m) for n, arm, k, m in seed0_ranks(curves, split)}
+        for n in TOKENS:
+            steps, vals = seed_values(curves, n, split, "rfid")
+            for arm in ARMS:
+                if (n, arm) not in ranks:
+                    continue
+                k, m = ranks[(n, arm)]
+                others = ", ".join(f"{v:.1f}" for s, v in vals[arm] if s != 0)
+                rows = sorted((r for r in curves if r.get("ablation") is None and r.get("num_tokens") == n
+                               and r["arm"] == arm and r["split"] == split and r["steps"] == steps), key=lambda r: r["seed"])
+                # before the trainer counted every process's seconds (train_seconds_complete missing or false), a
+                # resumed stage recorded its last process only: a lower bound
+                rate = {r["seed"]: ("–" if not r.get("train_seconds") else
+                                    ("" if r.get("train_seconds_complete") else "≥") + f"{r['train_seconds'] / steps:.2f}")
+                        for r in rows}
+                out.append(f"| {label(split)} | {n} | {arm} | {steps} | {vals[arm][0][1]:.1f} | {others} | {k} of {m} "
+                           f"| {rate.get(0, '–')} | {', '.join(v for s, v in rate.items() if s != 0)} |")
+    if len(out) == 2:
+        return []
+    return out + ["", "Seconds per step: the training seconds in each score file (all stages of a run together) over its "
+                  "steps; ≥ where the file predates the trainer's count of every process's seconds, so a resumed stage "
+                  "recorded only its last process (a lower bound). Runs went two at a time on the 2-core machine."]
+
+
+def summary_lines(curves, twins: dict | None = None, ablations: list[str] = ()) -> list[str]:
+    """The report's opening findings, computed from the numbers: each names its split, seeds and significance."""
+    out = []
+    if twins and "val" in twins:
+        t = twins["val"]
+        out.append(f"- **What the splits measure** (`textok data check data/emoji`): {label('val_unseen')} holds emoji "
+                   f"never seen in training (0 of {twins['val_unseen']['num_images']} share a caption with `train`), "
+                   f"the headline; {label('val')}: {t['caption_twins']} of {t['num_images']} images share their caption "
+                   f"with a training image ({t['base_twins']} their base emoji), so it measures recall.")
+    for split in REPORT_SPLITS:
+        for metric, unit in (("rfid", "rFID gain"), ("psnr", "PSNR gain"), ("lpips", "LPIPS reduction")):
+            cs = [compare(curves, n, split, metric) for n in TOKENS]
+            cs = [c for c in cs if seeded(c)]
+            if not cs:
+                continue
+            seeds = "/".join(sorted({str(min(c["seeds"].values())) for c in cs}))
+            steps = "/".join(sorted({str(c["steps"]) for c in cs}))
+            sig = [c for c in cs if c["p"] is not None and c["p"] < 0.05]
+            cells = ", ".join(f"N = {c['n']}: " + (f"{100 * c['gain']:+.1f}%" if metric == "rfid" else
+                                                   f"{c['difference']:+.2f} dB" if metric == "psnr" else
+                                                   f"{c['difference']:+.4f}")
+                              + (" (no variance: no test)" if c["p"] is None else f" (p = {c['p']:.2g})") for c in cs)
+            verdict = ("no gain is significant (p < 0.05) or beyond 2 std" if not sig and not any(c["beyond_2std"] for c in cs)
+                       else f"significant at p < 0.05 for N = {', '.join(str(c['n']) for c in sig) or 'none'}; beyond "
+                            f"2 std for N = {', '.join(str(c['n']) for c in cs if c['beyond_2std']) or 'none'}")
+            out.append(f"- {label(split)}, {seeds} seeds per arm at {steps} steps, TexTok's {unit} over the baseline: "
+                       f"{cells}; {verdict}.")
+    ranks = seed0_ranks(curves, "val")
+    if ranks:
+        worst = [n for n, arm, k, m in ranks if arm == "baseline" and k == m]
+        best = [n for n, arm, k, m in ranks if arm == "textok" and k == 1]
+        out.append(f"- Seed 0 (trained in stages; seeds 1-2 straight) is the worst of {ranks[0][3]} baseline seeds on "
+                   f"{label('val')} rFID at N = {', '.join(map(str, worst)) or 'none'} and the best TexTok seed at N = "
+                   f"{', '.join(map(str, best)) or 'none'} ({len(worst) + len(best)} of {len(ranks)}): gains taken from "
+                   "seed 0 alone overstate the recall gain; Table 1 uses the seed means.")
+    return out + [line.replace("- ", "- Compression, ", 1) for line in compression(curves)] + list(ablations)
+
+
+def ablation_rows(curves, steps: int = SIDE_BUDGET) -> tuple[list[tuple], dict, list[str], str]:
+    """The N = 2 ablations at ``steps`` against TexTok's seeds there: ([(label, run, {split: row}, verdict,
+    flagged)], the seeds' (mean, std) per (split, metric), the seeds' names, their machine). A variant trained on
+    another machine kind than the seeds is not compared (same recipe and seed moved a baseline's rFID by several
+    points between the two machines): its verdict says so."""
     seeds = [r.name for r in study_runs() if r.arm == "textok" and r.num_tokens == 2 and r.ablation is None
              and one(curves, run=r.name, split="val", steps=steps)]  # the seeds scored at ``steps``
+    machine = " / ".join(sorted({one(curves, run=run, split="val", steps=steps).get("cpu") or "?" for run in seeds}))
     ref = {}  # (split, metric) -> (mean, std) of TexTok's seeds at ``steps``
-    for split in SPLITS:
+    for split in REPORT_SPLITS:
         for metric in ("rfid", "psnr"):
             vals = [v[metric] for v in (one(curves, run=run, split=split, steps=steps) for run in seeds) if v]
             if len(vals) >= 2:
                 ref[(split, metric)] = (statistics.mean(vals), statistics.stdev(vals))
-
-    def cells(row, split):
-        out = []
-        for metric, d in (("rfid", 1), ("psnr", 2)):
-            value = "pending" if row is None else fmt(row[metric], d)
-            if row is None or (split, metric) not in ref:
-                out += [value, "–"]
-                continue
-            mean, sd = ref[(split, metric)]
-            out += [value, f"{row[metric] - mean:+.{d}f}{'*' if abs(row[metric] - mean) > 2 * sd else ''}"]
-        return out
-
-    out = ["| variant (N = 2, seed 0) | steps | val rFID | Δ | val PSNR | Δ | val_unseen rFID | Δ | val_unseen PSNR | Δ "
-           "| val_unseen LPIPS |", "|---|---:|" + "---:|" * 9]
     base = {"baseline (no text)": "baseline-n2-s0", "TexTok: both, in-context, full caption, dropout 0": "textok-n2-s0"}
     names = list(base.items()) + [(r.ablation, r.name) for r in study_runs()
                                   if r.ablation and r.num_tokens == 2 and r.ablation not in RECIPE_CHECKS]
-    for label, run in names:
-        v, u = (one(curves, run=run, split=split, steps=steps) for split in SPLITS)
+    rows = []
+    for name, run in names:
+        by = {split: one(curves, run=run, split=split, steps=steps) for split in REPORT_SPLITS}
+        v = by["val"]
         if v is None:
-            out.append(f"| {label} | pending |" + " |" * 9)
+            rows.append((name, run, by, "pending", []))
             continue
-        out.append(f"| {label} | {v['steps']} | {' | '.join(cells(v, 'val') + cells(u, 'val_unseen'))} "
-                   f"| {fmt(u and u['lpips'], 4)} |")
+        cpu = v.get("cpu") or "?"
+        if machine and cpu != machine:
+            rows.append((name, run, by, f"trained on {cpu}, TexTok's seeds on {machine}: no conclusion", []))
+            continue
+        flagged = [f"{label(split)} {metric.replace('rfid', 'rFID').replace('psnr', 'PSNR')}"
+                   for split in REPORT_SPLITS for metric in ("rfid", "psnr")
+                   if by[split] and (split, metric) in ref
+                   and abs(by[split][metric] - ref[(split, metric)][0]) > 2 * ref[(split, metric)][1]]
+        verdict = ("–" if not ref else "beyond 2 std of TexTok's seeds on " + ", ".join(flagged) if flagged
+                   else "within 2 std of TexTok's seeds on both splits")
+        rows.append((name, run, by, verdict, flagged))
+    return rows, ref, seeds, machine
+
+
+def ablation_table(curves, steps: int = SIDE_BUDGET) -> list[str]:
+    """Every ablation at N = 2 beside both main runs, all at ``steps`` (the side runs' budget), new-emoji first, with
+    the machine each trained on and each variant's rFID and PSNR minus the mean of TexTok's seeds, marked * where
+    beyond two of their standard deviations; a variant from another machine kind gets no difference and no verdict."""
+    rows, ref, seeds, machine = ablation_rows(curves, steps)
+    out = ["| variant (N = 2, seed 0) | steps | machine | new emoji rFID | Δ | new emoji PSNR | Δ | recall rFID | Δ "
+           "| recall PSNR | Δ | verdict |", "|---|---:|---|" + "---:|" * 8 + "---|"]
+    for name, run, by, verdict, _ in rows:
+        if by["val"] is None:
+            out.append(f"| {name} | pending |" + " |" * 10)
+            continue
+        same = not verdict.startswith("trained on")
+        cells = []
+        for split in REPORT_SPLITS:
+            for metric, d in (("rfid", 1), ("psnr", 2)):
+                row = by[split]
+                cells.append(fmt(row and row[metric], d))
+                if row is None or (split, metric) not in ref or not same:
+                    cells.append("–")
+                    continue
+                mean, sd = ref[(split, metric)]
+                cells.append(f"{row[metric] - mean:+.{d}f}{'*' if abs(row[metric] - mean) > 2 * sd else ''}")
+        out.append(f"| {name} | {by['val']['steps']} | {by['val'].get('cpu') or '?'} | {' | '.join(cells)} | {verdict} |")
     if ref:
-        out += ["", f"Δ: the score minus the mean of TexTok's {len(seeds)} seeds at this budget (" + ", ".join(
-            f"`{split}` {metric.replace('rfid', 'rFID').replace('psnr', 'PSNR')} {m:.2f} ± {sd:.2f}"
-            for (split, metric), (m, sd) in ref.items()) + "); * where it exceeds two of their standard deviations, "
-            "the rule the Seeds table applies."]
+        out += ["", f"Δ: the score minus the mean of TexTok's {len(seeds)} seeds at this budget, trained on {machine} (" +
+                ", ".join(f"{label(split)} {metric.replace('rfid', 'rFID').replace('psnr', 'PSNR')} {m:.2f} ± {sd:.2f}"
+                          for (split, metric), (m, sd) in ref.items()) + "); * where it exceeds two of their standard "
+                "deviations, the rule the Seeds table applies. One seed per variant."]
     return out
+
+
+def ablation_summary(curves, steps: int = SIDE_BUDGET) -> list[str]:
+    """One summary line: which ablations are compared on the seeds' machine and what holds, which are not."""
+    rows, ref, seeds, machine = ablation_rows(curves, steps)
+    rows = [r for r in rows if r[1] not in ("baseline-n2-s0", "textok-n2-s0") and r[3] != "pending"]
+    if not rows or not ref:
+        return []
+    other = [r[0] for r in rows if r[3].startswith("trained on")]
+    for ablation, (ref_run, var_run, _, _) in RECIPE_CHECKS.items():  # the GAN and LPIPS-share checks
+        a, b = one(curves, run=ref_run, split="val"), one(curves, run=var_run, split="val")
+        if a and b and a.get("cpu") != b.get("cpu"):
+            other.append(f"{ablation} (against {ref_run})")
+    same = [r for r in rows if not r[3].startswith("trained on")]
+    beyond = [f"{r[0]} ({', '.join(r[4])})" for r in same if r[4]]
+    text = (f"- N = 2 ablations (one seed each, {steps} steps) against TexTok's {len(seeds)} seeds on {machine}: "
+            f"{len(same)} on that machine, " + (f"beyond 2 std: {'; '.join(beyond)}" if beyond else
+                                                "none beyond 2 std on either split"))
+    if other:
+        text += f"; {', '.join(other)} trained on another machine: no conclusion"
+    return [text + "."]
 
 
 # recipe decisions: a variant of one main run, compared with it at equal steps
@@ -500,8 +772,8 @@ def recipe_check(curves, ablation: str, history=()) -> list[str]:
     if not any(r["run"] == var for r in curves) and any(r["run"] == var for r in history):
         return ["Measured with the first recipe (4x4 patches; the study's own 8x8-patch variant has not run yet):",
                 ""] + recipe_check(history, ablation)
-    out = ["| recipe | steps | val PSNR | val LPIPS | val rFID | val_unseen rFID | images/s (1 thread, shared machine) "
-           "| CPU |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    out = ["| recipe | steps | recall PSNR | recall LPIPS | recall rFID | new emoji rFID "
+           "| images/s (1 thread, shared machine) | CPU |", "|---|---:|---:|---:|---:|---:|---:|---|"]
     by = {(r["run"], r["split"], r["steps"]): r for r in curves}
     common = sorted({s for (run, split, s) in by if run == var and split == "val"} &
                     {s for (run, split, s) in by if run == ref and split == "val"})
@@ -524,15 +796,19 @@ def recipe_check(curves, ablation: str, history=()) -> list[str]:
     if c:
         out.append(row(f"{ref_label}, twice the steps", ref, twice, rate=False))
     a, b = by[(ref, "val", common[-1])], by[(var, "val", common[-1])]
-    out += ["", f"At {common[-1]} steps the variant is {b['psnr'] - a['psnr']:+.2f} dB val PSNR, "
-            f"{b['lpips'] - a['lpips']:+.4f} val LPIPS and {b['rfid'] - a['rfid']:+.1f} val rFID from the main run "
+    ua, ub = by.get((ref, "val_unseen", common[-1])), by.get((var, "val_unseen", common[-1]))
+    new = f"{ub['rfid'] - ua['rfid']:+.1f} new-emoji rFID, " if ua and ub else ""
+    out += ["", f"At {common[-1]} steps the variant is {new}{b['psnr'] - a['psnr']:+.2f} dB recall PSNR, "
+            f"{b['lpips'] - a['lpips']:+.4f} recall LPIPS and {b['rfid'] - a['rfid']:+.1f} recall rFID from the main run "
             "(one seed each: compare with the seed spread in the Seeds table)."]
     if c:
-        out[-1] += (f" The main run at {twice} steps is {c['psnr'] - b['psnr']:+.2f} dB val PSNR and "
-                    f"{c['rfid'] - b['rfid']:+.1f} val rFID from the variant.")
+        out[-1] += (f" The main run at {twice} steps is {c['psnr'] - b['psnr']:+.2f} dB recall PSNR and "
+                    f"{c['rfid'] - b['rfid']:+.1f} recall rFID from the variant.")
     if a.get("cpu") != b.get("cpu"):  # the study outlives a session, and a session's machine may differ
         out[-1] += (f" The two trained on different machines ({a.get('cpu') or 'unrecorded'}; "
-                    f"{b.get('cpu') or 'unrecorded'}): their images/s are not comparable.")
+                    f"{b.get('cpu') or 'unrecorded'}): their images/s are not comparable, and the same recipe and seed "
+                    "differ between machines by as much as between seeds (see \"Trained again on another machine\"), "
+                    "so **no conclusion** is drawn from this comparison.")
     return out
 
 
@@ -603,7 +879,7 @@ def plots(finals, curves, img: Path, probes=None) -> list[Path]:
     written = []
     rows = main_rows(curves)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
-    for ax, split in zip(axes, SPLITS):
+    for ax, split in zip(axes, REPORT_SPLITS):
         for arm, style in (("baseline", "o--"), ("textok", "s-")):
             pts = sorted((r["num_tokens"], r["rfid"]) for r in pick(rows, arm=arm, split=split))
             if pts:
@@ -611,7 +887,7 @@ def plots(finals, curves, img: Path, probes=None) -> list[Path]:
         ax.set_xscale("log", base=2)
         ax.set_xticks(TOKENS, [str(n) for n in TOKENS])
         ax.set_xlabel("tokens N (x 8 channels)")
-        ax.set_title(f"emoji 32 px, {split}")
+        ax.set_title(f"emoji 32 px, {label(split).replace('`', '')}")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("rFID (all images of the split)")
     axes[0].legend()
@@ -632,10 +908,10 @@ def plots(finals, curves, img: Path, probes=None) -> list[Path]:
                              if r["run"] == f"{arm}-n{n}-s0" and r["split"] == "val")
                 if pts:
                     ax.plot(*zip(*pts), style + marker, label=f"{'TexTok' if arm == 'textok' else 'baseline'} N={n}")
-    for ax, label in zip(axes, ("val PSNR (dB)", "val rFID")):
+    for ax, ylab in zip(axes, ("recall (val) PSNR (dB)", "recall (val) rFID")):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("optimiser steps (x 32 images)")
-        ax.set_ylabel(label)
+        ax.set_ylabel(ylab)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
@@ -652,13 +928,13 @@ def plots(finals, curves, img: Path, probes=None) -> list[Path]:
         fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.4), sharey=True, squeeze=False)
         for ax, run in zip(axes[0], shown):
             steps = sorted({r["steps"] for r in curves if r["run"] == run})
-            for label, style, ys in (
+            for name, style, ys in (
                     ("train probe", "^:", [probes.get((run, s), {}).get("psnr") for s in steps]),
                     ("val", "o-", [one(curves, run=run, steps=s, split="val")["psnr"] for s in steps]),
                     ("val_unseen", "s--", [one(curves, run=run, steps=s, split="val_unseen")["psnr"] for s in steps])):
                 pts = [(s, y) for s, y in zip(steps, ys) if y is not None]
                 if pts:
-                    ax.plot(*zip(*pts), style, label=label)
+                    ax.plot(*zip(*pts), style, label=name)
             ax.set_xscale("log", base=2)
             ax.set_xlabel("optimiser steps (x 32 images)")
             ax.set_title(run, fontsize=9)
@@ -793,9 +1069,9 @@ def category_table(by_cat: dict) -> list[str]:
     if not pairs:
         return ["Pending: `python studies/emoji32/reproduction_report.py --grids` writes it from the stage models."]
     out = []
-    for split in SPLITS:
+    for split in REPORT_SPLITS:
         head = " | ".join(f"N = {p['num_tokens']} ({p['steps']})" for p in pairs)
-        out += ["", f"`{split}`: TexTok minus baseline PSNR (dB), per category (images); last row: TexTok decoding "
+        out += ["", f"{label(split)}: TexTok minus baseline PSNR (dB), per category (images); last row: TexTok decoding "
                 "its own tokens with another emoji's caption, minus with its own", "",
                 f"| category | images | {head} |", "|---|---:|" + "---:|" * len(pairs)]
         for cat in pairs[0]["splits"][split]:
@@ -1073,154 +1349,85 @@ def generation_pending(curves, records: list[dict]) -> list[str]:
     return [""] + out if out else []
 
 
+PAGE = "../../studies/emoji32/README.md"  # the study's hand-written page, from docs/results/
+
+
 def markdown(finals, curves, cost: str | None = None, history=(), generation=(), probes=None,
-             by_cat: dict | None = None, reliance: Sequence[dict] = (), replicas: Sequence[dict] = ()) -> str:
+             by_cat: dict | None = None, reliance: Sequence[dict] = (), replicas: Sequence[dict] = (),
+             twins: dict | None = None) -> str:
+    """The report: the generated summary, then every table and plot. The narrative (what the study is, how to run
+    and read it, the seed-0 investigation) is the study's hand-written page, ``studies/emoji32/README.md``."""
     cpu = sorted({r["cpu"] for r in finals + list(history) if r.get("cpu")})
+    summary = summary_lines(curves, twins, ablation_summary(curves))[:15]
     L = ["# Reproduction: the paper's Table 1 in miniature", "",
-         "Generated by `python studies/emoji32/reproduction_report.py` from the score files of "
-         "`python studies/emoji32/reproduction.py` (docs/results/reproduction/runs/; the first recipe's: "
-         "docs/results/reproduction/patch4/runs/; the pilots': docs/results/reproduction/pilots/); do not edit by hand.",
-         "", "**Setting.** Emoji at 32 px (Google + Twitter styles, captions \"name; category, subcategory\"), "
-         f"{describe_recipe()}. TexTok: text in the tokenizer "
-         "and the detokenizer, in-context, frozen all-MiniLM-L6-v2. Baseline: the identical model and recipe "
-         f"without text. Budgets double ({', '.join(f'{s // 1000}k' for s in STAGES[:3])}, ... steps) until doubling "
-         "changes val PSNR by less than 0.3 dB. The extra seeds and the ablations are \"side runs\": each is "
-         f"trained to one fixed budget, {SIDE_BUDGET} steps, and compared with the main runs at that budget "
-         "(see Seeds).",
-         "",
-         "**Protocol.** Every image of the split: `val` (new images of emoji seen in training: the paper's setting), "
-         "`val_unseen` (emoji never seen in training). rFID: reconstructions rounded to uint8 vs the same originals, "
-         "TF-Inception pool3 (ADM / torch-fidelity preprocessing); with 652-692 images it is biased upward and only "
-         "comparable within this report. Captions: the data set's own (the names), the same for both splits. "
-         f"Machine: {', '.join(cpu) or 'n/a'}, one thread per run, two runs at a time; training seconds are wall "
-         "times with the two cores shared by both runs and, at times, by test suites: read them as rough.", "",
-         "## Choice of the recipe", "",
-         "The study began with 4x4 patches (`configs/emoji32_textok.yaml`, 64 patch tokens). Its runs improved by "
-         "1.2-1.8 dB val PSNR per doubling of the budget up to 8k steps, so convergence by the 0.3 dB rule was "
-         "tens of core-hours per run away. Two cheaper models were piloted on TexTok N = 2 "
-         "(`studies/emoji32/recipe_pilot.py`), and the study restarted with the one that was at least as good at equal "
-         "steps for about a third of the cost per step:", ""] + recipe_choice(history) + [
-         "", "## Status: which runs have converged", "",
-         "A result from an under-trained model is not a result: until a run's row says converged, its numbers "
-         "below are a learning-curve point, not a verdict on the text gain. The study's rule is the issue's, on "
-         "`val` PSNR; the last two columns apply the same rule to `val_unseen` (emoji never seen in training), whose "
-         "PSNR levels off far sooner (next section): on `val` the rule is out of reach on this machine.",
-         ""] + status_table(curves) + (
-            ["", "What the rest of the study costs on this machine (`python studies/emoji32/reproduction.py --list`; an "
-             "upper bound: a run that converges earlier stops there):", "", "```text", cost, "```"] if cost else []) + [
-         "", "## Convergence: what each split measures", "",
-         f"Beside `val` and `val_unseen`, every stage is scored on {TRAIN_PROBE} evenly spaced training images "
-         "(PSNR only: the *train probe*; `python studies/emoji32/reproduction.py --probe-train` adds it to stages scored "
-         "before it existed). `val` holds the other style's image of emoji seen in training, so a model that learns "
-         "the training emoji better also reconstructs `val` better; `val_unseen` holds emoji never seen. The "
-         "projections extrapolate the last two gains per doubling geometrically: an estimate, not a measurement.",
-         "", "![train probe, val and val_unseen PSNR vs steps](../img/reproduction_convergence.png)", "",
-         ] + convergence_table(curves, probes or {}) + ([
-         "", "## Trained again on another machine", "",
-         "Study runs trained again with the same recipe and seed on another machine (fp32 on both; "
-         "`python studies/emoji32/reproduction.py --job RUN --steps S --work <another folder> --results <another folder>`, "
-         "each budget resumed from the previous one's checkpoint, so the budgets of a row group are one run; the score "
-         "files are copied to docs/results/reproduction/replicates/RUN-TAG/). Beside each budget, the study's run at "
-         "the same budget: their difference is the run-to-run noise of one seed (another CPU sums in another order), "
-         "the yardstick for the text gain below it. Gains: PSNR change from the budget half as large.",
-         ] + replicates_section(list(replicas), curves) if replicas else []) + [
-         "", "## Table 1 in miniature (seed 0; both arms of an N at the largest budget both reached)", ""]
+         f"Generated by `{COMMAND}` from the score files of `python studies/emoji32/reproduction.py` "
+         "(docs/results/reproduction/runs/; first recipe: .../patch4/runs/; pilots: .../pilots/); do not edit by "
+         f"hand. What the study is, how to run it and how to read it: [studies/emoji32/README.md]({PAGE}).", "",
+         "## Summary", ""] + summary + [
+         "", f"Splits: {label('val_unseen')}: {SPLIT_ABOUT['val_unseen']}; {label('val')}: {SPLIT_ABOUT['val']}.",
+         "", f"**Setting.** {describe_recipe()}. Machines: {', '.join(cpu) or 'n/a'}.",
+         "", "## Table 1 in miniature (mean ± std over seeds; new emoji first)", ""]
     main = [f"{arm}-n{n}-s0" for n in TOKENS for arm in ("textok", "baseline")]
     pending = [r for r in main if not is_converged(curves, r)]
     if pending:
-        L += [f"**Not converged yet** ({len(pending)} of the {len(main)} runs below): these are learning-curve points "
-              "at the budgets shown, not the study's result.", ""]
-    L += table1(curves, replicas)
-    L += ["", PAPER, "", "## The text gain over training", "",
-          "TexTok minus its no-text twin (seed 0) at every budget both reached (rFID gain: relative, positive = TexTok "
-          "better). Whether the gain holds, grows or fades as both arms train is what decides if a gain measured "
-          "before convergence means anything.", ""] + gain_over_training(curves)
+        L += [f"**Not converged on {label('val')} by the 0.3 dB rule** ({len(pending)} of the {len(main)} seed-0 runs): "
+              "learning-curve points at the budgets shown.", ""]
+    L += table1(curves, replicas) + ["", PAPER]
     L += ["", "## Compression: fewer tokens for the same rFID", ""] + compression(curves)
+    L += ["", f"## Seeds ({seeded_tokens(curves)})", ""] + seeds_table(curves)
+    L += ["", "## Seed 0 against seeds 1 and 2", "", f"Seed 0 trained in stages, seeds 1-2 straight "
+          f"([the investigation]({PAGE}#seed-0)).", ""] + seed0_table(curves)
+    L += ["", "## Ablations at N = 2 (one seed each; compared on the same machine kind only)", ""] + ablation_table(curves)
+    L += ["", "## Status: which runs have converged", ""] + status_table(curves) + (
+        ["", "What the rest costs (`python studies/emoji32/reproduction.py --list`; an upper bound):", "", "```text",
+         cost, "```"] if cost else [])
+    L += ["", "## Convergence: the train probe beside both splits", "",
+          f"PSNR on {TRAIN_PROBE} training images (the train probe), on new emoji and on recall; projections "
+          "extrapolate the last two gains per doubling (an estimate).", "",
+          "![train probe, val and val_unseen PSNR vs steps](../img/reproduction_convergence.png)", ""] \
+        + convergence_table(curves, probes or {})
+    if replicas:
+        L += ["", "## Trained again on another machine", "",
+              "Same recipe and seed, another machine (`python studies/emoji32/reproduction.py --job RUN --steps S "
+              "--work <folder> --results <folder>`; docs/results/reproduction/replicates/RUN-TAG/).", ""] \
+            + replicates_section(list(replicas), curves)
+    L += ["", "## The text gain over training (seed 0)", ""] + gain_over_training(curves)
     L += ["", "## Learning curves (N = 2 and N = 8, seed 0)", "",
           "![PSNR and rFID vs steps](../img/reproduction_curves.png)", ""] + curves_table(curves)
     L += ["", "![rFID vs N](../img/reproduction_rfid_vs_n.png)", "",
           "## Figure 1 in miniature", "",
-          "Ten `val_unseen` emoji (never seen in training), evenly spaced through the split. Rows, top to bottom: "
-          "the originals, then baseline and TexTok at N = 1, 2, 4 and 8, each pair at the budget of its Table 1 row "
-          "(drawn by `python studies/emoji32/reproduction_report.py --grids`, which reads the stage models in the "
-          "study's work folder).", "",
+          f"Ten new emoji; rows: originals, then baseline and TexTok at N = 1, 2, 4, 8 (`{COMMAND} --grids`).", "",
           "![original, then baseline / TexTok at N = 1, 2, 4, 8](../img/reproduction_grid.png)", "",
-          "What the caption controls, at N = 2: original | baseline | TexTok | TexTok decoding the same tokens "
-          "with the next row's caption (the captions: [reproduction_caption_swap.txt](../img/reproduction_caption_swap.txt)).",
+          "N = 2: original | baseline | TexTok | TexTok decoding with the next row's caption "
+          "([captions](../img/reproduction_caption_swap.txt)).",
           "", "![caption swap at N = 2](../img/reproduction_caption_swap.png)", "",
-          "Where the text gain comes from, on every image of both splits (PSNR per emoji category, each pair at "
-          "its Table 1 budget; one seed, so read small differences as noise; written by `--grids` to "
-          "docs/results/reproduction/by_category.json):", ""] + category_table(by_cat or {}) + ["",
-          f"## Seeds ({seeded_tokens(curves)})", "",
-          f"**A deviation from the issue, stated:** the seeds are trained to {SIDE_BUDGET} steps, not to the converged "
-          "budget, and the main runs' stage at that budget is their seed 0. Training them (and the ablations) to "
-          f"{STAGES[-1]} steps instead would cost the core-hours in the last line of the cost estimate above. "
-          "The table therefore "
-          f"measures the text gain and its seed spread at {SIDE_BUDGET} steps; the Status table shows how far that "
-          "budget is from convergence.", "",
-          "\"Text helps\" is claimed only where |mean difference| > 2 x the larger of the two arms' standard deviations.",
-          ""] + seeds_table(curves)
-    L += ["", "## Ablations at N = 2", "",
-          f"Each variant is trained to {SIDE_BUDGET} steps (one seed) and compared with both main runs at the same "
-          "budget; read a difference against the seed spread above.", ""] + ablation_table(curves)
-    by_n = ", ".join(f"{100 * g:.1f}% at N = {n}" for n, g in gain_by_n(curves).items()) or "not measured yet"
+          "PSNR per emoji category, seed 0 (written by `--grids` to docs/results/reproduction/by_category.json):",
+          ""] + category_table(by_cat or {})
+    L += ["", "## Choice of the recipe", ""] + recipe_choice(history)
     L += ["", "## Generation half", "",
-          "A class-conditional DiT (label = emoji subcategory, 99 classes; the detokenizer decodes with a held-out "
-          "caption of the class: a `val` or `val_unseen` caption, or for the 6 classes with no held-out image a "
-          "training caption) and a DiT-T2I (sampled with the `val` captions, 3 samples each) on the tokens of each "
-          "arm's tokenizer, same DiT recipe (`configs/dit_emoji32_class.yaml`, `configs/dit_emoji32_t2i.yaml`: "
-          "DiT 6 x 192, batch 128, constant learning rate), budget and seed. Prompts and captions are embedded "
-          "from the data set's text cache, as in training. gFID against the training images' statistics (class) "
-          "or the `val` images' (T2I); precision and recall with k = 3. CLIP score needs CLIP weights, which do "
-          "not exist offline here: not computed. The paper: a 16.3% gFID gain at 256 px.", "",
-          "Which N: the issue asks for the N with the largest reconstruction gain, N = 4 if none stands out. "
-          f"TexTok's rFID gain on `val` in Table 1 is {by_n}; the generation half runs at the largest and at "
-          "N = 4, the shipped pair. Each row compares the two arms' DiTs at one DiT budget; rows at several budgets "
-          "of the same task are its learning curve.", "",
-          "Commands: `python studies/emoji32/reproduction_generation.py --num-tokens 4 --tokenizer-steps 16000 "
-          "--dit-steps 8000` (the DiTs trained and sampled on a GPU machine with `--samples-only`; the same "
-          "command without it scored the samples here), its replicate and learning curve on this CPU `... "
-          "--num-tokens 4 --tokenizer-steps 16000 --work <another folder> --tag cpu --dit-steps 4000,8000`, and "
-          "`... --num-tokens 1 --tokenizer-steps 8000 --tasks t2i --dit-steps 4000,8000` and `... --tasks class "
-          "--dit-steps 4000,8000,12000` (trained and sampled on a lent H100 with `--samples-only`, scored here); "
-          "the DiT-training noise: `... --num-tokens 1 --tokenizer-steps 8000 --dit-steps 4000 --tasks class "
-          "--dit-seed S` for S = 1, 2 (and `--tasks t2i`), trained, sampled and scored on this CPU; the N = 4 "
-          "learning curve on an AMD EPYC, one driver per arm (one thread each), from the shipped pair: `... "
-          "--num-tokens 4 --tokenizer-steps 16000 --tokenizers shipped --work <another folder> --tag epyc "
-          "--tasks t2i,class --dit-steps 4000,8000 --arms A --threads 1` for A = baseline, textok, and its class "
-          "DiT re-sampled with the training captions: `... --tag epyc --tasks class --dit-steps 8000 --arms textok "
-          "--caption-pool train --threads 2`, and a second DiT seed per arm for the class task: `... --tag epyc "
-          "--tasks class --dit-steps 4000,8000,16000 --arms A --dit-seed 1 --threads 1` (both arms at once), "
-          "and TexTok's class DiTs at 16k re-sampled with the cycle-chosen caption: `... --tag epyc --tasks class "
-          "--dit-steps 16000 --arms textok --caption-choice cycle [--dit-seed 1] --threads 1`. "
-          "The GPU machines got the data set without its images (its text cache pruned to the captions in use), "
-          "the tokenizers' stage models and their latent caches, encoded here; the DiT weights stayed there.", ""] \
-        + generation_table(list(generation)) \
+          f"Setting and commands: [the study's page]({PAGE}#generation-half) and `studies/emoji32/reproduction_generation.py`.",
+          ""] + generation_table(list(generation)) \
         + [line for i, data in enumerate(reliance)
            for line in caption_reliance_table(data, curves, first=i == 0, replicas=replicas)] \
         + generation_pending(curves, list(generation))
-    L += ["", "## LPIPS on a share of the batch", "",
-          "The study computes LPIPS on 8 of each batch's 32 images (`loss.perceptual_fraction=0.25`, 1.6x faster "
-          "steps). The same TexTok N = 8 run with LPIPS on all 32 images, at equal steps:", ""]
-    L += recipe_check(curves, "lpips_fraction_1.0")
-    L += ["", "## The GAN", "",
-          "The study trains without the GAN. To decide whether it helps rFID at this scale, TexTok N = 2 is trained "
-          "again with the discriminator (StyleGAN2-style, narrow: channel base 2048, at most 128 channels), hinge "
-          "loss at weight 0.1, LeCAM 1e-4 and lazy R1 (gamma 10 every 16 steps) from step 1,000 on, and compared with "
-          "the main run at equal steps:", ""] + recipe_check(curves, "gan", history)
+    L += ["", "## LPIPS on a share of the batch (TexTok N = 8)", ""] + recipe_check(curves, "lpips_fraction_1.0")
+    L += ["", "## The GAN (TexTok N = 2)", ""] + recipe_check(curves, "gan", history)
     cool = cooldown_table(HISTORY)
     if cool:
-        L += ["", "## A cool-down at the end of the budget", "",
-              "The study's runs keep a constant learning rate (so a budget can be doubled by resuming) and score "
-              "the EMA weights. Whether a linear cool-down to 0 would have given better models at the same budget "
-              "(`python studies/emoji32/reproduction.py --config configs/emoji32_textok.yaml --cooldown RUN STEPS "
-              "COOLDOWN`: `schedule.decay=wsd` resumed from the constant-lr checkpoint, which is exactly the "
-              "warmup-stable-decay run of STEPS + COOLDOWN steps), first recipe:", ""] + cool
+        L += ["", "## A cool-down at the end of the budget (first recipe)", ""] + cool
     if history:
-        L += ["", "## The first recipe's runs (4x4 patches, stopped)", "",
-              "Kept for the record (docs/results/reproduction/patch4/runs/): the runs of `configs/emoji32_textok.yaml` "
-              "before the study moved to 8x8 patches.", ""] + status_table(history, pending=False)
+        L += ["", "## The first recipe's runs (4x4 patches, stopped)", ""] + status_table(history, pending=False)
     return "\n".join(L) + "\n"
+
+
+def load_twins(data: Path) -> dict | None:
+    """``textok data check``'s twin counts of the emoji data, where it is here (the summary's first line)."""
+    if not (Path(data) / "captions.jsonl").is_file():
+        return None
+    from textok.data.check import split_twins
+
+    return {s: {"num_images": t.num_images, "caption_twins": t.caption_twins, "base_twins": t.base_twins,
+                "measures": t.measures} for s, t in split_twins(data).items()}
 
 
 def main() -> None:
@@ -1232,7 +1439,8 @@ def main() -> None:
     p.add_argument("--img", default=str(REPO / "docs" / "img"))
     p.add_argument("--grids", action="store_true")
     p.add_argument("--work", default=str(Path.home() / "textok-study"))
-    p.add_argument("--data", default=str(REPO / "data" / "emoji"))
+    p.add_argument("--data", default=str(REPO / "data" / "emoji"), help="the emoji data (its twin counts; --grids)")
+    p.add_argument("--readme", default=str(REPO / "README.md"), help="whose results-table markers to fill")
     args = p.parse_args()
     finals, curves, probes = load(Path(args.results))
     _, history, _ = load(Path(args.history)) if Path(args.history).is_dir() else ([], [], {})
@@ -1249,14 +1457,18 @@ def main() -> None:
     write_json_atomic(out / "reproduction.json", {"records": finals, "curves": curves,
                                                   "first_recipe_curves": history, "generation": generation,
                                                   "replicates": replicas})
+    twins = load_twins(Path(args.data))
     write_text_atomic(out / "reproduction.md", markdown(finals, curves, remaining_cost(Path(args.results)), history,
                                                         generation, probes, by_cat,
                                                         [json.loads(f.read_text()) for f in [RELIANCE] + sorted(
                                                             RELIANCE.parent.glob(RELIANCE_OTHERS)) if f.is_file()],
-                                                        replicas))
-    written += [out / "reproduction.json", out / "reproduction.md"] + plots(finals, curves, img, probes)
+                                                        replicas, twins))
+    summary = out / "reproduction" / "summary.json"
+    write_json_atomic(summary, summary_data(curves, twins))
+    written += [out / "reproduction.json", out / "reproduction.md", summary] + plots(finals, curves, img, probes)
     for path in written:
         print(f"wrote {path}")
+    print(fill_readme(Path(args.readme), results_block(curves)))
 
 
 if __name__ == "__main__":

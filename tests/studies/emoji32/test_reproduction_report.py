@@ -53,7 +53,8 @@ def test_recipe_checks_fall_back_to_the_first_recipe(rr):
                for run, p, f in (("textok-n2-s0", 16.73, 136.0), ("textok-n2-s0-gan", 15.56, 136.6))
                for split in ("val", "val_unseen")]
     text = "\n".join(rr.recipe_check([], "gan", history))
-    assert text.startswith("Measured with the first recipe") and "-1.17 dB val PSNR" in text
+    assert text.startswith("Measured with the first recipe") and "-1.17 dB recall PSNR" in text
+    assert "+0.6 new-emoji rFID" in text  # the new-emoji split first
     assert "pending" in "\n".join(rr.recipe_check([], "gan"))  # nothing anywhere: pending
 
 
@@ -65,10 +66,11 @@ def test_recipe_checks_name_the_machine_of_each_row(rr):
     assert any(line.endswith("| 64.0 | Xeon |") for line in same) and "not comparable" not in "\n".join(same)
     mixed = "\n".join(rr.recipe_check(rows("textok-n2-s0", "Xeon") + rows("textok-n2-s0-gan", "EPYC"), "gan"))
     assert "different machines (Xeon; EPYC): their images/s are not comparable" in mixed
+    assert "**no conclusion**" in mixed and "no conclusion" not in "\n".join(same)
     longer = [dict(r, steps=8000, psnr=r["psnr"] + 1, rfid=r["rfid"] - 20) for r in rows("textok-n2-s0", "Xeon")]
     text = rr.recipe_check(rows("textok-n2-s0", "Xeon") + longer + rows("textok-n2-s0-gan", "Xeon"), "gan")
     assert "| no GAN, twice the steps | 8000 | 19.00 | 0.3000 | 90.0 | 120.0 | – | Xeon |" in text
-    assert "The main run at 8000 steps is +1.00 dB val PSNR and -20.0 val rFID from the variant." in text[-1]
+    assert "The main run at 8000 steps is +1.00 dB recall PSNR and -20.0 recall rFID from the variant." in text[-1]
     partial = rows("textok-n2-s0-gan", "Xeon")
     for r in partial:
         r["train_seconds_complete"] = False  # resumed from a checkpoint without the seconds count: no rate
@@ -81,13 +83,13 @@ def test_status_table_can_leave_out_pending_runs(rr):
     full, short = rr.status_table(curves), rr.status_table(curves, pending=False)
     assert any("| baseline-n2-s0 | pending" in line for line in full)
     assert not any("pending" in line for line in short)
-    assert "| textok-n2-s0 | 1000, 2000 | 16.00 | +1.00 dB | no | – | no (one budget) |" in short
+    assert "| textok-n2-s0 | 1000, 2000 | – | no (one budget) | 16.00 | +1.00 dB | no |" in short  # new emoji first
 
 
 def test_status_table_applies_the_rule_to_val_unseen_too(rr):
     curves = [dict(run="textok-n4-s0", split=split, steps=s, psnr=p) for split, s, p in (
         ("val", 8000, 20.58), ("val", 16000, 21.72), ("val_unseen", 8000, 18.86), ("val_unseen", 16000, 19.12))]
-    assert "| textok-n4-s0 | 8000, 16000 | 21.72 | +1.14 dB | no | +0.26 dB | yes |" in rr.status_table(curves)
+    assert "| textok-n4-s0 | 8000, 16000 | +0.26 dB | yes | 21.72 | +1.14 dB | no |" in rr.status_table(curves)
     assert rr.is_converged(curves, "textok-n4-s0", split="val_unseen") and not rr.is_converged(curves, "textok-n4-s0")
 
 
@@ -98,23 +100,31 @@ def test_the_setting_names_the_study_recipe(rr):
 
 def test_ablations_are_compared_with_the_main_runs_at_the_side_budget(rr):
     side = rr.SIDE_BUDGET
-    row = lambda run, steps, split, psnr: dict(run=run, steps=steps, split=split, psnr=psnr, rfid=100.0,  # noqa: E731
-                                               lpips=0.2)
+    row = lambda run, steps, split, psnr, cpu="Xeon": dict(run=run, steps=steps, split=split, psnr=psnr,  # noqa: E731
+                                                           rfid=100.0, lpips=0.2, cpu=cpu)
     curves = [row(run, s, split, 20.0 + s / 1e4) for run in ("textok-n2-s0", "baseline-n2-s0")
               for s in (side, 2 * side) for split in ("val", "val_unseen")]
     curves += [row("textok-n2-s0-name-only", side, split, 19.0) for split in ("val", "val_unseen")]
     text = "\n".join(rr.ablation_table(curves))
-    # the main runs at the side budget, not at their latest (2 x side) stage
-    assert f"| baseline (no text) | {side} | 100.0 | – | {20 + side / 1e4:.2f} | – |" in text
-    assert f"| name_only | {side} | 100.0 | – | 19.00 | – |" in text  # one TexTok seed: no spread, no delta
+    # the main runs at the side budget, not at their latest (2 x side) stage; new emoji first, then recall
+    assert f"| baseline (no text) | {side} | Xeon | 100.0 | – | {20 + side / 1e4:.2f} | – |" in text
+    assert f"| name_only | {side} | Xeon | 100.0 | – | 19.00 | – | 100.0 | – | 19.00 | – | – |" in text  # no spread
     assert "| class_only | pending |" in text
     # with TexTok's seeds: PSNR minus their mean, * beyond two of their standard deviations
     curves += [row(f"textok-n2-s{k}", side, split, p) for k, p in ((1, 20.9), (2, 20.7)) for split in ("val", "val_unseen")]
+    # an ablation trained on another machine kind than the seeds: no difference, no conclusion
+    curves += [row("textok-n2-s0-text-decoder-only", side, split, 25.0, cpu="EPYC") for split in ("val", "val_unseen")]
     text = "\n".join(rr.ablation_table(curves))  # seeds 20.8, 20.9, 20.7: mean 20.8, std 0.1
     # (every rFID is 100.0: std 0, so no rFID difference is marked)
-    assert f"| name_only | {side} | 100.0 | +0.0 | 19.00 | -1.80* | 100.0 | +0.0 | 19.00 | -1.80* | 0.2000 |" in text
-    assert "| TexTok: both, in-context, full caption, dropout 0 | 8000 | 100.0 | +0.0 | 20.80 | +0.00 |" in text
-    assert "`val` PSNR 20.80 ± 0.10" in text
+    assert f"| name_only | {side} | Xeon | 100.0 | +0.0 | 19.00 | -1.80* | 100.0 | +0.0 | 19.00 | -1.80* | beyond 2 std " \
+           "of TexTok's seeds on new emoji (`val_unseen`) PSNR, recall (`val`) PSNR |" in text
+    assert f"| text_decoder_only | {side} | EPYC | 100.0 | – | 25.00 | – | 100.0 | – | 25.00 | – | trained on EPYC, " \
+           "TexTok's seeds on Xeon: no conclusion |" in text
+    assert "| TexTok: both, in-context, full caption, dropout 0 | 8000 | Xeon | 100.0 | +0.0 | 20.80 | +0.00 |" in text
+    assert "recall (`val`) PSNR 20.80 ± 0.10" in text
+    summary = "\n".join(rr.ablation_summary(curves))
+    assert "against TexTok's 3 seeds on Xeon: 1 on that machine, beyond 2 std: name_only" in summary
+    assert "text_decoder_only trained on another machine: no conclusion" in summary
 
 
 def test_doublings_left_extrapolates_the_last_ratio(rr):
@@ -133,8 +143,10 @@ def test_convergence_table_puts_the_train_probe_beside_both_splits(rr):
     assert "| baseline-n4-s0 | 8000 | 19.90 | +1.50 | 19.80 | +1.30 | 18.00 | +0.40 |" in text
     assert "| baseline-n4-s0 | 2000 | – |  | 17.00 |  | 16.80 |  |" in text
     # val: 1.5 then 1.3 -> at ratio 0.867, 11 more doublings; val_unseen: 0.8 then 0.4 -> 0.2 after one more
-    assert "val: +1.50 then +1.30 dB per doubling; at that ratio below 0.3 dB after 11 more doublings" in text
-    assert "val_unseen: +0.80 then +0.40 dB per doubling; at that ratio below 0.3 dB after 1 more doubling (~16,000" in text
+    assert "recall (`val`): +1.50 then +1.30 dB per doubling; at that ratio below 0.3 dB after 11 more doublings" in text
+    assert "new emoji (`val_unseen`): +0.80 then +0.40 dB per doubling; at that ratio below 0.3 dB after 1 more " \
+           "doubling (~16,000" in text
+    assert text.index("new emoji (`val_unseen`): +0.80") < text.index("recall (`val`): +1.50")
     assert "val PSNR minus train-probe PSNR -0.10 dB on average; the last doubling gained +1.50 dB on the train probe" in text
 
 
@@ -244,23 +256,84 @@ def test_replicates_are_loaded_and_compared_with_the_study_run(rr, tmp_path):
         in text
     assert "| textok-n1-s0 | 16000 | 21.50 | 20.50 | +1.30 | 90.0 | 16.90 | +0.20 | 130.0 | 100 | – |" in text
     # the rule per split, and the text gain at the budget both arms reached
-    assert "- textok-n1-s0: val +1.30 dB from 8000 to 16000 steps: not converged by the 0.3 dB rule; val_unseen +0.20 dB " \
-           "from 8000 to 16000 steps: converged by the 0.3 dB rule." in text
-    assert "- baseline-n1-s0: val: no doubled budget yet" in text
-    assert "at 16000 steps on this machine: `val` rFID 99.0 -> 90.0 (9.1%), PSNR +0.90 dB; `val_unseen` rFID 135.0 -> " \
-           "130.0 (3.7%), PSNR +0.10 dB." in text
+    assert "- textok-n1-s0: new emoji (`val_unseen`) +0.20 dB from 8000 to 16000 steps: converged by the 0.3 dB rule; " \
+           "recall (`val`) +1.30 dB from 8000 to 16000 steps: not converged by the 0.3 dB rule." in text
+    assert "- baseline-n1-s0: new emoji (`val_unseen`): no doubled budget yet" in text
+    assert "at 16000 steps on this machine: new emoji (`val_unseen`) rFID 135.0 -> 130.0 (3.7%), PSNR +0.10 dB; " \
+           "recall (`val`) rFID 99.0 -> 90.0 (9.1%), PSNR +0.90 dB." in text
 
 
 def test_table1_puts_a_pair_trained_again_beside_its_row(rr):
-    curves = [dict(run=f"{arm}-n1-s0", arm=arm, num_tokens=1, split="val", steps=8000, rfid=f, psnr=p, ssim=0.5,
-                   lpips=0.3, num_images=10) for arm, f, p in (("baseline", 110.0, 18.0), ("textok", 99.0, 19.0))]
+    curves = [dict(run=f"{arm}-n1-s0", arm=arm, num_tokens=1, seed=0, ablation=None, split="val", steps=8000, rfid=f,
+                   psnr=p, ssim=0.5, lpips=0.3, num_images=10, cpu="Xeon")
+              for arm, f, p in (("baseline", 110.0, 18.0), ("textok", 99.0, 19.0))]
     replicas = [dict(r, replicate="epyc", cpu="AMD EPYC", rfid=f, psnr=p) for r, f, p in
                 zip(curves, (100.0, 95.0), (18.1, 19.2))]
     text = "\n".join(rr.table1(curves, replicas))
-    assert "- The N = 1 pair trained again on AMD EPYC (`epyc`, same recipe, seed and budget), `val`: rFID 100.0 -> " \
-           "95.0, a 5.0% gain (the row above: 10.0%), PSNR +1.10 dB (+1.00 above): the spread of one run." in text
+    assert "| recall (`val`) | 1 | 384x | 8000 | 1 (seed 0) | 110.0 | 99.0 | +10.0% | 1 seed: no test |" in text
+    assert "- The seed-0 pair of N = 1 trained again on AMD EPYC (`epyc`, same recipe, seed and budget, straight), " \
+           "recall (`val`): rFID 100.0 -> 95.0, a 5.0% gain (seed 0 on Xeon: 110.0 -> 99.0, 10.0%), PSNR +1.10 dB " \
+           "(+1.00): the spread of one run." in text
     # another budget: nothing to put beside
     assert "trained again" not in "\n".join(rr.table1(curves, [dict(r, steps=4000) for r in replicas]))
+
+
+def seeded_rows(arm, n, seed, split, rfid, psnr=None):
+    return dict(run=f"{arm}-n{n}-s{seed}", arm=arm, num_tokens=n, seed=seed, ablation=None, steps=8000, split=split,
+                rfid=rfid, psnr=19.0 + (arm == "textok") + seed / 10 if psnr is None else psnr, lpips=0.2, ssim=0.5,
+                num_images=10, cpu="Xeon", train_seconds=800.0 * (1 + (arm == "textok")),
+                train_seconds_complete=seed > 0)
+
+
+def test_table1_takes_the_seed_means_with_welch_p_new_emoji_first(rr):
+    """Where N has 3 seeds per arm, Table 1 is the mean ± std over them with the Welch p-value (scipy) and the
+    2-std rule, on the new-emoji split first; the average gain is over those N; the summary says the same."""
+    curves = [seeded_rows(arm, 1, s, "val", 100.0 - 10 * (arm == "textok") + s) for arm in ("baseline", "textok")
+              for s in (0, 1, 2)]
+    curves += [seeded_rows(arm, 1, s, "val_unseen", 130.0 + (s if arm == "baseline" else -s))
+               for arm in ("baseline", "textok") for s in (0, 1, 2)]
+    text = "\n".join(rr.table1(curves))
+    from scipy.stats import ttest_ind
+
+    p = ttest_ind([100.0, 101.0, 102.0], [90.0, 91.0, 92.0], equal_var=False).pvalue
+    pu = ttest_ind([130.0, 131.0, 132.0], [130.0, 129.0, 128.0], equal_var=False).pvalue  # 0.07: no significance
+    assert f"| recall (`val`) | 1 | 384x | 8000 | 3 | 101.0 ± 1.0 | 91.0 ± 1.0 | +9.9% | p = {p:.2g}, beyond 2 std |" in text
+    assert f"| new emoji (`val_unseen`) | 1 | 384x | 8000 | 3 | 131.0 ± 1.0 | 129.0 ± 1.0 | +1.5% | p = {pu:.2g}, within " \
+           "2 std |" in text
+    assert text.index("new emoji (`val_unseen`) | 1") < text.index("recall (`val`) | 1")
+    assert "Average relative rFID gain on new emoji (`val_unseen`) over the N with at least 3 seeds per arm (N = 1, at " \
+           "8000 steps): **+1.5%**" in text
+    summary = rr.summary_lines(curves)
+    assert summary[0].startswith("- new emoji (`val_unseen`), 3 seeds per arm at 8000 steps, TexTok's rFID gain")
+    assert f"N = 1: +1.5% (p = {pu:.2g}); no gain is significant (p < 0.05) or beyond 2 std." in summary[0]
+    assert "significant at p < 0.05 for N = 1; beyond 2 std for N = 1." in summary[3]  # recall rFID
+    data = rr.summary_data(curves)
+    u = data["splits"]["val_unseen"]
+    assert u["measures"] == "new" and data["splits"]["val"]["measures"] == "recall"
+    assert u["by_num_tokens"]["1"]["seeds"] == {"baseline": 3, "textok": 3}
+    assert u["by_num_tokens"]["1"]["rfid"]["textok_mean"] == 129.0
+    assert u["by_num_tokens"]["1"]["rfid"]["p"] == pytest.approx(pu)
+    # seed 0: its rank among the seeds, and the seconds per step (≥ where the count predates the flag)
+    assert rr.seed0_ranks(curves, "val") == [(1, "baseline", 1, 3), (1, "textok", 1, 3)]
+    seed0 = "\n".join(rr.seed0_table(curves))
+    assert "| recall (`val`) | 1 | textok | 8000 | 90.0 | 91.0, 92.0 | 1 of 3 | ≥0.20 | 0.20, 0.20 |" in seed0
+
+
+def test_welch_p_needs_two_values_and_some_variance(rr):
+    assert rr.welch_p([1.0], [2.0, 3.0]) is None
+    assert rr.welch_p([1.0, 1.0], [2.0, 2.0]) is None
+    assert rr.welch_p([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == pytest.approx(1.0)
+
+
+def test_readme_results_block_fills_its_markers_or_says_why_not(rr, tmp_path):
+    readme = tmp_path / "README.md"
+    assert "no such file" in rr.fill_readme(readme, ["x"])
+    readme.write_text("intro\n")
+    assert "markers" in rr.fill_readme(readme, ["x"]) and readme.read_text() == "intro\n"
+    readme.write_text(f"intro\n{rr.RESULTS_BEGIN}\nold\n{rr.RESULTS_END}\nrest\n")
+    assert rr.fill_readme(readme, ["| new |"]).startswith("wrote")
+    assert readme.read_text() == f"intro\n{rr.RESULTS_BEGIN}\n| new |\n{rr.RESULTS_END}\nrest\n"
+    assert "unchanged" in rr.fill_readme(readme, ["| new |"])
 
 
 def test_seeds_table_covers_every_n_with_two_seeds_per_arm(rr):
@@ -271,8 +344,10 @@ def test_seeds_table_covers_every_n_with_two_seeds_per_arm(rr):
               for n in (1, 2) for s in (0, 1, 2) for split in ("val", "val_unseen")]
     curves += [row(arm, 4, 0, "val", 90.0) for arm in ("baseline", "textok")]  # one seed: no row
     text = "\n".join(rr.seeds_table(curves))
-    assert "| val | 1 | 8000 | rfid | 101.0 ± 1.0 | 91.0 ± 1.0 | 3/3 | +10.0 | yes, TexTok better |" in text
-    assert "| val | 2 | 8000 | rfid |" in text and "| val | 4 |" not in text
+    assert "| recall (`val`) | 1 | 8000 | rfid | 101.0 ± 1.0 | 91.0 ± 1.0 | 3/3 | +10.0 | yes, TexTok better | 0.00026 |" \
+        in text
+    assert "| recall (`val`) | 2 | 8000 | rfid |" in text and "| recall (`val`) | 4 |" not in text
+    assert text.index("new emoji (`val_unseen`) | 1") < text.index("recall (`val`) | 1")
     assert rr.seeded_tokens(curves) == "N = 1 and 2"
     assert rr.seeded_tokens(curves + [row("textok", 8, 1, "val", 80.0)]) == "N = 1, 2 and 8"
     assert rr.seeded_tokens([]) == "none yet"
@@ -280,11 +355,14 @@ def test_seeds_table_covers_every_n_with_two_seeds_per_arm(rr):
 
 def test_compression_names_the_smaller_n_or_says_none_reaches_it(rr):
     def curves(rfid4):
-        rfid = {"baseline-n8-s0": 90.0, "textok-n1-s0": 120.0, "textok-n2-s0": 100.0, "textok-n4-s0": rfid4,
-                "textok-n8-s0": 85.0}
-        return [dict(run=run, steps=8000, split=split, rfid=r) for run, r in rfid.items() for split in ("val", "val_unseen")]
+        rfid = {("baseline", 8): 90.0, ("textok", 1): 120.0, ("textok", 2): 100.0, ("textok", 4): rfid4,
+                ("textok", 8): 85.0}
+        return [dict(run=f"{arm}-n{n}-s0", arm=arm, num_tokens=n, seed=0, ablation=None, steps=8000, split=split,
+                     rfid=r) for (arm, n), r in rfid.items() for split in ("val", "val_unseen")]
     text = "\n".join(rr.compression(curves(88.0)))
-    assert "TexTok matches the baseline's N = 8 rFID (90.0) with N = 4 (2x fewer tokens; its rFID 88.0)" in text
+    assert "the baseline's N = 8 rFID 90.0 (1 seed): TexTok matches it with N = 4 (2x fewer tokens; its rFID 88.0 " \
+           "(1 seed))" in text
+    assert text.index("new emoji") < text.index("recall")
     text = "\n".join(rr.compression(curves(93.0)))  # only N = 8 itself reaches it: no "1x fewer tokens"
-    assert "no smaller TexTok N reaches the baseline's N = 8 rFID (90.0): TexTok N = 4 has 93.0" in text
+    assert "no smaller TexTok N reaches it: TexTok N = 4 has 93.0 (1 seed)" in text
     assert "1x fewer" not in text
