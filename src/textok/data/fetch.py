@@ -2,8 +2,12 @@
 
 - ``emoji``: npm ``emoji-datasource-google`` / ``emoji-datasource-twitter`` 16.0.0 (``npm pack``),
   the 64 px PNG of every emoji and skin tone, captioned from ``emoji.json`` (Unicode name, skin
-  tone, category, subcategory). Folder format; ``split`` per entry: ``val`` (~10% of images at
-  random), ``val_unseen`` (~10% of emoji held out with every style and skin tone), ``train``.
+  tone, category, subcategory). Folder format; ``split`` per entry: ``train``; ``val_unseen``
+  (~10% of emoji held out with every style and skin tone: the *new-emoji* test, 0 of its 652
+  images share a caption or ``base`` with ``train``); ``val`` (~10% of the other images at random:
+  mostly the other style or a skin-tone sibling of a training emoji under the same caption, 640 of
+  692 share a caption and 670 a ``base`` with ``train``, so it tests *recall*, not new images).
+  Counts at seed 0, printed by ``textok data check data/emoji`` (docs/data.md, "Twins").
 - ``fashion-mnist``: Debian ``dataset-fashion-mnist`` (``apt-get download`` + ``dpkg-deb -x``, no
   root needed), written as a class tree ``train/<class>/NNNNN.png`` and ``test/...`` (28x28
   grey) with template captions (``class_captions.json``) and held-out ones
