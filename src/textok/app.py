@@ -171,7 +171,7 @@ def guide_markdown(explorer: Explorer, examples: Sequence[Example] = ()) -> str:
             "tokens alone, **TexTok** from the tokens and the caption. **PSNR** (dB, higher is better) is pixel "
             "agreement with the cropped original; +6 dB halves the typical pixel error. **LPIPS** (lower is better, "
             "0 = identical) is a perceptual distance computed by a pretrained network. Both score this one image; "
-            "the study's numbers average whole splits.")
+            "a model's scores over a data set (`textok eval-tokenizer`) average many.")
     if examples:
         text += f" The examples are from {examples_label(examples)}."
     return text
