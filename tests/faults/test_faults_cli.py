@@ -160,3 +160,101 @@ def test_checkpoint_folder_given_as_model_gets_a_hint(tmp_path, capsys):
     (step / "trainer_state.json").write_text("{}")
     assert main(["info", str(step)]) == 2
     _one_line_error(capsys, "training checkpoint", str(tmp_path / "run" / "model"))
+
+
+# ---- round two (issue 38): checkpoints and configs a careless or hostile user hands over ------------------------
+@pytest.mark.parametrize("content, needle", [("[1, 2]", "got a list"), ('"textok"', "got a str"),
+                                             ("x" * (2 << 20), "too large")])
+def test_a_config_json_that_is_not_a_mapping_is_one_line(tmp_path, capsys, content, needle):
+    tok = _tiny_tokenizer(tmp_path / "tok")
+    (tok / "config.json").write_text(content)
+    photo = tmp_path / "a.png"
+    from .conftest import write_image
+
+    write_image(photo, size=(32, 32))
+    assert main(["info", str(tok)]) == 2
+    _one_line_error(capsys, tok / "config.json", needle)
+    assert main(["reconstruct", str(photo), "--checkpoint", str(tok), "--out", str(tmp_path / "g.png")]) == 2
+    _one_line_error(capsys, "config.json", needle)
+    from textok.explore import as_tokenizer  # the page's loader (textok app) reads the same way
+
+    with pytest.raises(ValueError, match=needle):
+        as_tokenizer(tok)
+
+
+@pytest.mark.parametrize("change, needle", [({"num_tokens": 2_000_000_000}, "num_tokens=2,000,000,000 is beyond"),
+                                            ({"depth": 10**9}, "depth=1,000,000,000 is beyond"),
+                                            ({"width": 1 << 20, "heads": 4}, "parameters"),
+                                            ({"num_tokens": 9}, "shape mismatch")])
+def test_absurd_or_mismatched_sizes_are_refused_before_allocating(tmp_path, capsys, change, needle):
+    import json
+    import time
+
+    tok = _tiny_tokenizer(tmp_path / "tok")
+    cfg = json.loads((tok / "config.json").read_text())
+    (tok / "config.json").write_text(json.dumps({**cfg, **change}))
+    t = time.perf_counter()
+    assert main(["info", str(tok)]) == 2  # info too: it used to print a 1 TB model happily
+    _one_line_error(capsys, needle)
+    assert time.perf_counter() - t < 10
+
+
+def test_a_nan_checkpoint_does_not_reconstruct_a_black_image(tmp_path, capsys):
+    import torch
+
+    from textok.io import load_state_dict, save_state_dict
+
+    tok = _tiny_tokenizer(tmp_path / "tok")
+    weights = load_state_dict(tok / "model.safetensors")
+    save_state_dict({k: torch.full_like(v, float("nan")) for k, v in weights.items()}, tok / "model.safetensors")
+    from .conftest import write_image
+
+    photo = write_image(tmp_path / "a.png", size=(32, 32))
+    assert main(["reconstruct", str(photo), "--checkpoint", str(tok), "--out", str(tmp_path / "g.png")]) == 2
+    _one_line_error(capsys, "model.safetensors", "non-finite weights")
+    assert not (tmp_path / "g.png").exists()
+
+
+def test_init_from_refuses_nan_weights(tmp_path, make_config):
+    import torch
+
+    from textok.io import load_state_dict, save_state_dict
+    from textok.training import Trainer, TokenizerTask
+
+    from .conftest import write_image, write_jsonl
+
+    for i in range(4):
+        write_image(tmp_path / "d" / f"{i}.png", seed=i)
+    write_jsonl(tmp_path / "d" / "captions.jsonl", [{"file": f"{i}.png", "caption": "x"} for i in range(4)])
+    cfg = make_config(tmp_path / "d", "model.text_in=none")
+    TokenizerTask(cfg).build_model().save_pretrained(tmp_path / "init")
+    weights = load_state_dict(tmp_path / "init" / "model.safetensors")
+    name = next(iter(weights))
+    weights[name] = torch.full_like(weights[name], float("inf"))
+    save_state_dict(weights, tmp_path / "init" / "model.safetensors")
+    with pytest.raises(ValueError, match=f"non-finite weights .*in {name}"):
+        Trainer(TokenizerTask(cfg), cfg, tmp_path / "run", init_from=tmp_path / "init")
+
+
+def _billion_laughs(path):
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["laughs", "huge", "not-utf8"])
+def test_a_hostile_yaml_config_ends_in_one_line_quickly(tmp_path, capsys, kind):
+    import time
+
+    path = tmp_path / "c.yaml"
+    if kind == "laughs":  # 1 KB standing for 10^9 strings
+        _billion_laughs(path)
+    elif kind == "huge":
+        path.write_text("model:\n  note: " + "x" * (3 << 20) + "\n")
+    else:
+        path.write_bytes(b"model: {note: caf\xe9}\n")
+    t = time.perf_counter()
+    assert main(["train-tokenizer", "--config", str(path), "--out", str(tmp_path / "run")]) == 2
+    _one_line_error(capsys, path, {"laughs": "more than", "huge": "too large", "not-utf8": "not UTF-8"}[kind])
+    assert time.perf_counter() - t < 10 and not (tmp_path / "run").exists()

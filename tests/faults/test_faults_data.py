@@ -122,3 +122,144 @@ def test_encode_dataset_counts_only_usable_images(folder, tmp_path, capsys):
     assert "cached 4 images" in out_text and "2 bad image(s) skipped" in out_text
     cache = LatentCache(out)
     assert len(cache) == 4 and cache.keys == ["img/0.png", "img/1.png", "img/3.png", "img/4.png"]
+
+
+# ---- round two (issue 38): what training would trip on is caught by the data layer ----------------------------
+def _entries(root, n=4, **extra):
+    from .conftest import write_image
+
+    out = []
+    for i in range(n):
+        write_image(root / f"{i}.png", seed=i)
+        out.append({"file": f"{i}.png", "caption": f"picture {i}", **extra})
+    return out
+
+
+def _write_lines(root, lines):
+    (root / "captions.jsonl").write_bytes(b"".join((x if isinstance(x, bytes) else json.dumps(x).encode()) + b"\n"
+                                                   for x in lines))
+
+
+def test_a_lone_surrogate_caption_is_a_bad_entry(tmp_path, capsys):
+    """Valid JSON ("\\ud800") that no encoder can take: a bad entry, not a crash of embed-text or training."""
+    from textok.data import open_dataset
+    from textok.data.text_cache import dataset_captions
+
+    lines = _entries(tmp_path)
+    _write_lines(tmp_path, [json.dumps(e).encode() for e in lines[:3]]
+                 + [b'{"file": "3.png", "caption": "bad \\ud800 text"}'])
+    ds = open_dataset(tmp_path, "train", image_size=32)
+    assert len(ds) == 3 and ds.report.bad == [("captions.jsonl:4", ds.report.bad[0][1])]
+    assert "not valid Unicode" in ds.report.bad[0][1]
+    assert sorted(dataset_captions(tmp_path)) == [f"picture {i}" for i in range(3)]  # what embed-text embeds
+    assert main(["data", "check", str(tmp_path), "--image-size", "32"]) == 1
+    assert "captions.jsonl:4: text is not valid Unicode" in capsys.readouterr().out
+
+
+def test_the_same_file_in_two_splits_is_caught(tmp_path):
+    from textok.data import open_dataset
+
+    lines = _entries(tmp_path, 4)
+    lines[3]["split"] = "val"
+    _write_lines(tmp_path, lines + [{"file": "0.png", "caption": "again", "split": "val"}])
+    train, val = open_dataset(tmp_path, "train", image_size=32), open_dataset(tmp_path, "val", image_size=32)
+    assert len(train) == 3 and train.report.num_bad == 0  # the first listing stands
+    assert [r.key for r in val.records] == ["3.png"]
+    assert val.report.bad == [("captions.jsonl:5", "0.png is also in split 'train' (line 1): an image in two splits")]
+
+
+def test_paths_that_leave_the_root_by_a_link_are_refused(tmp_path):
+    from textok.data import open_dataset
+
+    from .conftest import write_image
+
+    outside = write_image(tmp_path / "outside" / "secret.png")
+    root = tmp_path / "data"
+    lines = _entries(root, 3)
+    (root / "link.png").symlink_to(outside)
+    (root / "dir").symlink_to(outside.parent, target_is_directory=True)
+    write_image(root / "inner" / "ok.png")
+    (root / "inner_link.png").symlink_to(root / "inner" / "ok.png")  # a link that stays inside is fine
+    _write_lines(root, lines + [{"file": "link.png", "caption": "x"}, {"file": "dir/secret.png", "caption": "x"},
+                                {"file": "inner_link.png", "caption": "x"}])
+    ds = open_dataset(root, "train", image_size=32)
+    assert sorted(r.key for r in ds.records) == ["0.png", "1.png", "2.png", "inner_link.png"]
+    assert sorted(ds.report.bad) == [("dir/secret.png", "path leaves the dataset folder"),
+                                     ("link.png", "path leaves the dataset folder")]
+    # a class tree too
+    tree = tmp_path / "tree"
+    write_image(tree / "cat" / "a.png")
+    (tree / "cat" / "b.png").symlink_to(outside)
+    ds = open_dataset(tree, "train", image_size=32)
+    assert [r.key for r in ds.records] == ["cat/a.png"] and ds.report.bad[0][0] == "cat/b.png"
+
+
+def test_a_bom_keeps_the_first_entry_and_a_bad_line_counts_once(tmp_path, capsys):
+    from textok.data import check_dataset
+
+    lines = _entries(tmp_path, 4)
+    lines[2]["split"] = lines[3]["split"] = "val"
+    body = b"".join(json.dumps(e).encode() + b"\n" for e in lines)
+    (tmp_path / "captions.jsonl").write_bytes(b"\xef\xbb\xbf" + body + b"{not json\n")
+    reports = check_dataset(tmp_path, image_size=32)
+    assert reports["train"].total - reports["train"].num_bad == 2 and reports["val"].total == 2
+    assert [r.num_bad for r in reports.values()] == [1, 0]  # the unreadable line once, with train
+    assert main(["data", "check", str(tmp_path), "--image-size", "32"]) == 1
+    assert "1 bad sample(s): 5 entries checked" in capsys.readouterr().out
+
+
+def test_an_overlong_file_name_is_skipped(tmp_path, capsys):
+    from textok.data import open_dataset
+
+    lines = _entries(tmp_path, 3)
+    _write_lines(tmp_path, lines + [{"file": "x" * 300 + ".png", "caption": "long"}])
+    ds = open_dataset(tmp_path, "train", image_size=32)
+    assert len(ds) == 3 and "cannot be read (File name too long)" in ds.report.bad[0][1]
+    assert main(["data", "check", str(tmp_path), "--image-size", "32"]) == 1
+    assert "1 bad sample(s)" in capsys.readouterr().out
+
+
+def _truncated_shards(tmp_path, n=8, per_shard=4):
+    from textok.data.shard_writer import write_shards
+
+    src = tmp_path / "src"
+    _write_lines(src, _entries(src, n))
+    dst = tmp_path / "shards"
+    write_shards(src, dst, samples_per_shard=per_shard)
+    shard = dst / "train-000001.tar"
+    data = shard.read_bytes()
+    shard.write_bytes(data[: len(data) // 3])  # a download cut short
+    return dst
+
+
+def test_data_check_reports_a_truncated_shard(tmp_path, capsys):
+    dst = _truncated_shards(tmp_path)
+    assert main(["data", "check", str(dst), "--image-size", "32"]) == 1
+    out = capsys.readouterr().out
+    assert "train-000001.tar: truncated or corrupt shard (unexpected end of data)" in out and "Traceback" not in out
+    assert "1 bad sample(s)" in out
+
+
+def test_a_truncated_shard_is_skipped_and_counted_by_every_reader(tmp_path):
+    from textok.data.stream import open_indexed, open_stream, shard_captions, shard_counts
+
+    dst = _truncated_shards(tmp_path)
+    shards = sorted(dst.glob("train-*.tar"))
+    # the stream plans with the recorded count and pads the lost samples as skipped (None) items: positions
+    # stay the plan's (exact resume), and a short batch counts them
+    assert shard_counts(shards) == [4, 4]
+    stream = open_stream(dst, "train", image_size=32, train=False)
+    stream.configure(0, 1, 1, 4, collate_fn=lambda items: items)
+    batches = stream.slot_stream(0)
+    first, second = next(batches), next(batches)
+    assert sum(x is not None for x in first) == 4
+    assert 3 <= sum(x is None for x in second) <= 4
+    assert [name for name, _ in stream.report.bad] == ["train-000001.tar"]
+    # encode-dataset's reader: indexed up to the damage, the shard reported once
+    index = open_indexed(dst, "train", 32)
+    assert 4 <= len(index) < 8 and [name for name, _ in index.report.bad] == ["train-000001.tar"]
+    # embed-text: the readable captions
+    assert 4 <= len(set(shard_captions(shards))) < 8
+    # a shard replaced by an intact file of another size is counted again, not trusted
+    shards[1].write_bytes(shards[0].read_bytes())
+    assert shard_counts(shards) == [4, 4]

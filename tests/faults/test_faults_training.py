@@ -171,3 +171,77 @@ def test_train_summary_is_strict_json_after_nan_steps(train_root, tmp_path, make
 
     summary = json.loads((tmp_path / "train_summary.json").read_text(), parse_constant=refuse)
     assert summary["nonfinite_total"] == 2 and summary["last_logs"]["loss"] is None
+
+
+# ---- round two (issue 38) -------------------------------------------------------------------------------------
+def test_a_signal_delivered_twice_at_once_is_one_interrupt(train_root, tmp_path, make_config):
+    """`timeout -s INT` signals its child, then the child's whole process group: two SIGINTs within
+    milliseconds are one interrupt, and the run still saves."""
+    cfg = make_config(train_root, "schedule.max_steps=40", "checkpoint.every=2", "schedule.decay=constant")
+    out = tmp_path / "run"
+    script = tmp_path / "child.py"
+    script.write_text(SLOW_CHILD)
+    child = subprocess.Popen([sys.executable, str(script), "train-tokenizer", "--config", str(_yaml(tmp_path, cfg)),
+                              "--out", str(out), "--threads", "1"], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "checkpoints" / "step_00000002" / "trainer_state.json").exists():
+        if child.poll() is not None or time.time() > deadline:
+            child.kill()
+            pytest.fail(f"no first checkpoint: {child.communicate()[1][-2000:]}")
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err[-2000:]
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["interrupted"] == "SIGINT" and (out / "checkpoints" / f"step_{summary['step']:08d}").is_dir()
+
+
+def test_stop_requests_tell_a_repeat_from_a_second_ctrl_c(monkeypatch):
+    from textok.training import trainer as trainer_module
+
+    now = [100.0]
+    monkeypatch.setattr(trainer_module.time, "monotonic", lambda: now[0])
+    stop = trainer_module._StopRequests()
+    stop._handle(signal.SIGINT, None)
+    now[0] += 0.5
+    stop._handle(signal.SIGINT, None)  # the same interrupt again: no abort
+    assert stop.signum == signal.SIGINT
+    now[0] += stop.REPEAT_WINDOW
+    with pytest.raises(KeyboardInterrupt):  # the user pressing Ctrl-C again, later: abort at once
+        stop._handle(signal.SIGINT, None)
+
+
+def test_skipped_samples_are_counted_in_the_summary(tmp_path, make_config):
+    from .conftest import write_image, write_jsonl
+
+    root = tmp_path / "data"
+    entries = []
+    for i in range(8):
+        write_image(root / f"{i}.png", seed=i)
+        entries.append({"file": f"{i}.png", "caption": f"picture {i}"})
+    (root / "3.png").write_bytes(b"not a png at all")
+    (root / "6.png").write_bytes((root / "5.png").read_bytes()[:100])  # truncated
+    write_jsonl(root / "captions.jsonl", entries)
+    # two steps of 4 are one epoch: every image is drawn once
+    cfg = make_config(root, "schedule.max_steps=2", "model.text_in=none", "checkpoint.every=1")
+    Trainer(TokenizerTask(cfg), cfg, tmp_path / "run").train()
+    summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+    assert summary["skipped_samples"] == 2 and summary["step"] == 2
+    state = json.loads((tmp_path / "run" / "checkpoints" / "step_00000002" / "trainer_state.json").read_text())
+    assert state["skipped_samples"] == 2  # carried across a resume
+
+
+def test_training_on_a_truncated_shard_skips_counts_and_saves(tmp_path, make_config):
+    from .test_faults_data import _truncated_shards
+
+    dst = _truncated_shards(tmp_path)  # 2 shards of 4; the second cut to a third
+    cfg = make_config(dst, "schedule.max_steps=4", "model.text_in=none", "checkpoint.every=2",
+                      "data.shuffle_buffer=1", "data.max_images=null")
+    result = Trainer(TokenizerTask(cfg), cfg, tmp_path / "run").train()
+    summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+    assert result.step == 4 and summary["step"] == 4
+    assert summary["skipped_samples"] >= 6  # 3+ lost samples of the cut shard in each of the two epochs
+    assert (tmp_path / "run" / "checkpoints" / "step_00000004").is_dir()

@@ -116,7 +116,7 @@ def _split_entries(root: Path) -> dict[str, list[tuple[str, str | None, str | No
         def shard_objs():
             for split in list_splits(root):
                 for path in shard_files(root, split):
-                    for s in iter_tar_samples(path):
+                    for s in iter_tar_samples(path, lambda reason: None):  # damage: reported by check_dataset
                         obj = json.loads(s["json"]) if "json" in s else {}
                         obj.setdefault("caption", s.get("txt", b"").decode("utf-8", "replace"))
                         yield dict(obj, split=split)

@@ -86,6 +86,21 @@ def tar_damage(error: BaseException, samples: int) -> str:
 TAR_ERRORS = (tarfile.TarError, EOFError, zlib.error)
 
 
+def check_tar_end(path: Path) -> None:
+    """``tarfile.ReadError`` unless an uncompressed tar ends with its end-of-archive marker (two zero
+    blocks). Python's reader takes a tar cut at a member boundary for a complete one; the marker is
+    what a cut removes."""
+    with open(path, "rb") as f:
+        if f.read(2) == b"\x1f\x8b":  # gzip: its own checks catch a cut
+            return
+        size = f.seek(0, os.SEEK_END)
+        if size % 512:
+            raise tarfile.ReadError("unexpected end of data")  # not whole 512-byte blocks
+        f.seek(max(0, size - 1024))
+        if size < 1024 or f.read(1024).strip(b"\0"):
+            raise tarfile.ReadError("unexpected end of data")  # no end-of-archive marker
+
+
 def iter_tar_samples(path: Path, on_damage=None):
     """Yield dicts ``{"__key__", ext: bytes, ...}`` grouping consecutive members by key.
 
@@ -103,6 +118,7 @@ def iter_tar_samples(path: Path, on_damage=None):
                         yield current
                     current = {"__key__": key, "__shard__": path.name}
                 current[ext] = tar.extractfile(member).read()
+        check_tar_end(path)  # the last sample may be cut short: it is not yielded then
     except TAR_ERRORS as e:
         reason = tar_damage(e, n)
         if on_damage is None:
@@ -206,4 +222,4 @@ class ShardDataset(torch.utils.data.IterableDataset):
         yield from buffer
 
 
-__all__ = ["ShardDataset", "iter_tar_samples", "tar_members", "tar_damage", "TAR_ERRORS", "shard_files", "shard_splits", "consumer_rank", "SHARDS_FILE"]
+__all__ = ["ShardDataset", "iter_tar_samples", "tar_members", "tar_damage", "TAR_ERRORS", "check_tar_end", "shard_files", "shard_splits", "consumer_rank", "SHARDS_FILE"]

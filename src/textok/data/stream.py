@@ -52,7 +52,7 @@ import torch
 from .captions import caption_variant
 from .datasets import collate, open_dataset
 from .formats import SHARDS_FILE, BadSampleReport, detect_format, read_manifest, set_sample_options
-from .shards import TAR_ERRORS, ShardDataset, iter_tar_samples, shard_files, tar_damage, tar_members
+from .shards import TAR_ERRORS, ShardDataset, check_tar_end, iter_tar_samples, shard_files, tar_damage, tar_members
 from .transforms import ImageError
 
 log = logging.getLogger(__name__)
@@ -145,23 +145,28 @@ def resolve_shards(root: str | os.PathLike, split: str) -> list[Path]:
     return shard_files(Path(root).expanduser(), split)
 
 
-def count_tar_samples(path: Path) -> int:
-    """Samples (groups of members sharing a key) in one tar, from the headers only."""
+def count_tar_samples(path: Path) -> tuple[int, str | None]:
+    """``(samples, damage)``: the samples (groups of members sharing a key) in one tar, from the headers
+    only, and why it could not be read to its end (None if it could); a damaged tar is counted up to the
+    damage, without the sample the damage cuts."""
     n, last = 0, None
     try:
         with tarfile.open(path, "r") as tar:
             for key, _, _ in tar_members(tar):
                 if key != last:
                     n, last = n + 1, key
-    except TAR_ERRORS as e:  # counted up to the damage; the reader reports the shard when it gets there
-        log.warning("%s: %s", path, tar_damage(e, max(0, n - 1)))
-        return max(0, n - 1)  # the sample cut by the damage is not readable
-    return n
+        check_tar_end(path)
+    except TAR_ERRORS as e:
+        return max(0, n - 1), tar_damage(e, max(0, n - 1))
+    return n, None
 
 
 def shard_counts(shards: list[Path]) -> list[int]:
-    """Samples per shard: from each folder's ``shards.json`` where it lists them, else counted."""
+    """Samples per shard: from each folder's ``shards.json`` where it lists them for the very file
+    (its recorded size), else counted. A damaged (truncated) shard keeps its recorded count: the
+    stream then reads what is left and counts the rest as skipped samples."""
     known: dict[Path, int] = {}
+    recorded: dict[Path, int] = {}
     for folder in {p.parent for p in shards}:
         index = folder / SHARDS_FILE
         if not index.is_file():
@@ -175,6 +180,7 @@ def shard_counts(shards: list[Path]) -> list[int]:
             sizes = info.get("bytes") or [None] * len(counts or [])
             if isinstance(counts, list) and len(counts) == len(info.get("shards", [])) == len(sizes):
                 for name, c, size in zip(info["shards"], counts, sizes):
+                    recorded[folder / name] = int(c)
                     # a count holds only for the file it was made for: a shard replaced since is counted again
                     if size is None or _size(folder / name) == size:
                         known[folder / name] = int(c)
@@ -182,7 +188,10 @@ def shard_counts(shards: list[Path]) -> list[int]:
     if todo:
         log.info("counting the samples of %d shard(s) (no counts in %s)", len(todo), SHARDS_FILE)
         for p in todo:
-            known[p] = count_tar_samples(p)
+            n, damage = count_tar_samples(p)
+            if damage:
+                log.warning("%s: %s", p, damage)
+            known[p] = recorded.get(p, n) if damage else n
     return [known[p] for p in shards]
 
 
@@ -547,6 +556,7 @@ def _tar_index(path: Path, on_damage) -> list[dict]:
                 if not samples or samples[-1]["key"] != key:
                     samples.append({"key": key, "members": {}})
                 samples[-1]["members"][ext] = (member.offset_data, member.size)
+        check_tar_end(path)
         return samples
     except TAR_ERRORS as e:
         samples = [s for s in samples[:-1]]  # the last one may be cut: its data is past the damage

@@ -103,9 +103,10 @@ def _decode(source, path) -> Image.Image:
     """Decode ``source`` (a path or file object) to RGB as a viewer shows it (EXIF orientation
     applied, see ``to_rgb``); ``path`` names it in errors. The pixel count is checked from the
     header, before decoding."""
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # the cap below is the check, with its message; PIL's own is not
     try:
         with warnings.catch_warnings():
-            # the cap below is the check; PIL's own (a warning, then an error at 2x its limit) is not
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(source) as img:
                 w, h = img.size
@@ -122,6 +123,8 @@ def _decode(source, path) -> Image.Image:
         raise ImageError(path, "not an image file PIL can read") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(path, f"corrupt or truncated image ({e})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
 
 
 def center_crop(img: Image.Image, size: int) -> Image.Image:
