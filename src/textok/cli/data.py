@@ -120,7 +120,13 @@ def _print_twins(root, splits) -> None:
     a failure: the exit status stays the bad-sample check's)."""
     from ..data.check import TWIN_WARN_FRACTION, split_twins
 
-    twins = split_twins(root, splits)
+    import tarfile
+
+    try:
+        twins = split_twins(root, splits)
+    except (OSError, ValueError, tarfile.TarError) as e:  # a broken file is the bad-sample report's to name
+        print(f"twins in train: not counted ({e})")
+        return
     if twins:
         print(f"twins in train (evaluation images that share a caption or base name with a training image; "
               f"warning above {100 * TWIN_WARN_FRACTION:.0f}%):")
