@@ -39,8 +39,9 @@ from PIL import Image
 
 from .data.transforms import MAX_IMAGE_PIXELS, ImageError, center_crop, load_image, to_pil, to_tensor
 from .models import TexTok
-from .conditioning import EMPTY_CAPTION, load_encoder, text_condition
+from .conditioning import EMPTY_CAPTION, TextConditioner
 from .text import TextEmbedding, TextEncoder, prepare_caption
+from .tokenizer import CaptionedTokenizer, load_tokenizer
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: where the reproduction study's small checkpoints are shipped (``emoji32-textok-n*`` and
@@ -190,24 +191,28 @@ def crop_tensor(image: Image.Image | str | os.PathLike, size: int) -> torch.Tens
 
 @dataclasses.dataclass
 class Tokenizer:
-    """A TexTok checkpoint with the text encoder it needs (cut at its ``max_text_tokens``)."""
+    """A checkpoint as the page shows it: its ``CaptionedTokenizer`` (the model and the rule its
+    captions go through, as in every command) and a name for the page."""
 
-    model: TexTok
-    encoder: TextEncoder | None
+    captioned: CaptionedTokenizer
     name: str = "TexTok"
 
     @property
+    def model(self) -> TexTok:
+        return self.captioned.model
+
+    @property
     def config(self):
-        return self.model.config
+        return self.captioned.config
 
     @property
     def num_tokens(self) -> int:
-        return self.model.config.num_tokens
+        return self.config.num_tokens
 
     @property
     def uses_text(self) -> bool:
         """TexTok (reads a caption) or the no-text baseline (``text_in == "none"`` in its config)."""
-        return self.model.config.text_in != "none"
+        return self.captioned.uses_text
 
     @property
     def arm(self) -> str:
@@ -219,11 +224,23 @@ class Tokenizer:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return self.captioned.device
+
+    @property
+    def encoder(self) -> TextEncoder | None:
+        """The text encoder, cut at the model's ``max_text_tokens`` (None for the baseline)."""
+        text = self.captioned.text
+        return text.encoder() if isinstance(text, TextConditioner) else None
 
     def text(self, caption: str | None) -> TextEmbedding | None:
-        text = text_condition(self.model, [caption or EMPTY_CAPTION], 1, self.encoder)
-        return None if text is None else text.to(self.device)
+        """``caption`` (None: the empty caption) embedded for this model; None for the baseline."""
+        return self.captioned.condition(caption or EMPTY_CAPTION, 1)
+
+    def encode(self, x: torch.Tensor, caption: str | None) -> torch.Tensor:
+        return self.captioned.encode(x, caption or EMPTY_CAPTION)
+
+    def decode(self, tokens: torch.Tensor, caption: str | None) -> torch.Tensor:
+        return self.captioned.decode(tokens, caption or EMPTY_CAPTION).cpu()
 
     def caption_report(self, caption: str | None) -> dict:
         """How the library cuts ``caption`` for this model: words kept, text tokens, whether cut."""
@@ -238,29 +255,20 @@ class Tokenizer:
                 "max_text_tokens": enc.max_tokens, "used": True}
 
 
-def _encoder_for(model: TexTok, encoders: dict) -> TextEncoder | None:
-    """One text encoder per (name, device); a cheap view of it per ``max_text_tokens``."""
-    c = model.config
-    if c.text_in == "none":
-        return None
-    return load_encoder(c.text_encoder, next(model.parameters()).device, c.max_text_tokens, pool=encoders)
-
-
-def as_tokenizer(model: Tokenizer | TexTok | str | os.PathLike, encoders: dict | None = None,
+def as_tokenizer(model: Tokenizer | CaptionedTokenizer | TexTok | str | os.PathLike, encoders: dict | None = None,
                  device: str | torch.device = "cpu", name: str | None = None) -> Tokenizer:
-    """A ``Tokenizer`` from a checkpoint folder, a ``TexTok`` or a ``Tokenizer`` (returned as is).
+    """A ``Tokenizer`` from a checkpoint folder, a ``TexTok``, a ``CaptionedTokenizer`` or a
+    ``Tokenizer`` (returned as is).
 
-    ``encoders``: a cache shared between models (a ``TextEncoder`` passed in under its name is
-    reused, e.g. a test fixture: ``{("minilm", "cpu"): encoder}``)."""
+    ``encoders``: a pool of text encoders shared between models (a ``TextEncoder`` put in under its
+    key is reused, e.g. a test fixture: ``{("minilm", "cpu"): encoder}``)."""
     if isinstance(model, Tokenizer):
         return model
-    encoders = {} if encoders is None else encoders
-    if not isinstance(model, TexTok):
-        path = Path(model)
-        name = name or path.name
-        model = TexTok.from_pretrained(path, map_location=device)
-    model = model.eval()
-    return Tokenizer(model, _encoder_for(model, encoders), name or ("TexTok" if model.config.text_in != "none" else "baseline"))
+    if not isinstance(model, (TexTok, CaptionedTokenizer)):
+        name = name or Path(model).name
+    pool = {"pool": {} if encoders is None else encoders} if not isinstance(model, CaptionedTokenizer) else {}
+    captioned = load_tokenizer(model, device, **pool)
+    return Tokenizer(captioned, name or ("TexTok" if captioned.uses_text else "baseline"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,13 +309,6 @@ def _scores(x: torch.Tensor, y: torch.Tensor, lpips) -> tuple[float, float | Non
 # the functions behind the page
 # --------------------------------------------------------------------------------------------
 
-@torch.no_grad()
-def _reconstruct(tok: Tokenizer, x: torch.Tensor, caption: str | None) -> tuple[torch.Tensor, torch.Tensor]:
-    text = tok.text(caption)
-    tokens = tok.model.encode(x.to(tok.device), text)
-    return tokens, tok.model.decode(tokens, text).float().clamp(-1, 1).cpu()
-
-
 def reconstruct_compare(models: Mapping[str, Tokenizer | TexTok], image: Image.Image | str | os.PathLike,
                         caption: str | None, lpips=None) -> dict:
     """``image`` through each model of ``models`` (label -> tokenizer; ``None`` entries are skipped).
@@ -326,7 +327,7 @@ def reconstruct_compare(models: Mapping[str, Tokenizer | TexTok], image: Image.I
         if "original" not in out["images"]:
             out["images"]["original"] = to_pil(x[0])
         t0 = time.perf_counter()
-        _, rec = _reconstruct(tok, x, caption)
+        rec = tok.decode(tok.encode(x, caption), caption)
         out["seconds"][label] = time.perf_counter() - t0
         out["images"][label] = to_pil(rec[0])
         out["psnr"][label], out["lpips"][label] = _scores(rec, x, lpips)
@@ -358,9 +359,8 @@ def swap_caption(model: Tokenizer | TexTok, image: Image.Image | str | os.PathLi
     """
     tok = as_tokenizer(model)
     x = crop_tensor(image, tok.config.image_size)
-    with torch.no_grad():
-        tokens, rec = _reconstruct(tok, x, caption)
-        swapped = tok.model.decode(tokens, tok.text(other_caption)).float().clamp(-1, 1).cpu()
+    tokens = tok.encode(x, caption)
+    rec, swapped = tok.decode(tokens, caption), tok.decode(tokens, other_caption)
     diff, peak, mean = difference_image(rec, swapped)
     out = {"images": {"original": to_pil(x[0]), "reconstruction": to_pil(rec[0]), "swapped": to_pil(swapped[0]),
                       "difference": diff},
