@@ -130,8 +130,9 @@ LONG = " ".join(f"word{i}" for i in range(60))  # ~120 MiniLM tokens, far beyond
 
 def test_long_captions_are_cut_at_max_text_tokens_everywhere(minilm, tmp_path):
     """Training cuts captions at max_text_tokens; reconstruct, eval and sample must do the same."""
+    from textok import CaptionedTokenizer
     from textok.conditioning import TextConditioner
-    from textok.inference import reconstruct, text_condition
+    from textok.inference import reconstruct
 
     from .conftest import write_image
 
@@ -139,7 +140,7 @@ def test_long_captions_are_cut_at_max_text_tokens_everywhere(minilm, tmp_path):
                                           max_text_tokens=16)).eval()
     trained = TextConditioner(minilm, 16, None, use_cache=False)  # as training embeds
     expected = trained.embed([LONG])
-    got = text_condition(tok, [LONG], 1, minilm)  # a full-length encoder is cut to the model's budget
+    got = CaptionedTokenizer(tok, minilm).condition([LONG], 1)  # a full-length encoder is cut to the model's budget
     assert got.embeddings.shape[1] == 16
     assert torch.equal(got.embeddings, expected.embeddings) and torch.equal(got.mask, expected.mask)
     image = write_image(tmp_path / "a.png", size=(32, 32))
