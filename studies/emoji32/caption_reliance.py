@@ -79,8 +79,7 @@ def grid(baseline: Path, textok: Path, data: Path, out: Path, rows: int = 8) -> 
     caption) | TexTok decoding the same tokens with a random caption of the class (what the class-conditional
     pipeline does by default) | with the caption of the class chosen by cycle error (``--caption-choice cycle``) |
     with a caption of another class; the captions in ``out`` with .txt."""
-    from textok import TexTok
-    from textok.conditioning import choose_captions, text_condition
+    from textok import CaptionedTokenizer
     from textok.data import load_text_cache, open_dataset
     from textok.data.transforms import make_grid, to_pil
     from textok.metrics import decode_caption_map
@@ -92,14 +91,14 @@ def grid(baseline: Path, textok: Path, data: Path, out: Path, rows: int = 8) -> 
     items = [ds[i] for i in picks]
     images = torch.stack([it["image"] for it in items])
     caps = [it["caption"] for it in items]
-    base, text = TexTok.from_pretrained(baseline).eval(), TexTok.from_pretrained(textok).eval()
-    cache = load_text_cache(data, text.config.text_encoder)
-    cond = lambda c: text_condition(text, c, len(c), cache)  # noqa: E731
-    tokens = text.encode(images, cond(caps))
-    chosen = choose_captions(text, tokens, [pools[c] for c in caps], cache)
-    cols = [images, base.decode(base.encode(images, None), None)] + [
-        text.decode(tokens, cond(c)) for c in (caps, [drawn[c] for c in caps], chosen, [other[c] for c in caps])]
-    tiles = torch.stack([c.clamp(-1, 1) for c in cols], dim=1).reshape(-1, *images.shape[1:])  # one row per image
+    base = CaptionedTokenizer.from_pretrained(baseline)
+    text = CaptionedTokenizer.from_pretrained(textok)
+    text = CaptionedTokenizer(text.model, load_text_cache(data, text.config.text_encoder))  # the study's embeddings
+    tokens = text.encode(images, caps)
+    chosen = text.choose_captions(tokens, [pools[c] for c in caps])
+    cols = [images, base.reconstruct(images)] + [
+        text.decode(tokens, c) for c in (caps, [drawn[c] for c in caps], chosen, [other[c] for c in caps])]
+    tiles = torch.stack(cols, dim=1).reshape(-1, *images.shape[1:])  # one row per image
     out.parent.mkdir(parents=True, exist_ok=True)
     to_pil(make_grid(tiles, nrow=len(cols))).save(out)
     out.with_suffix(".txt").write_text(

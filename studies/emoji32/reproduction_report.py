@@ -952,10 +952,9 @@ def grids(curves, work: Path, data: Path, img: Path) -> list[Path]:
     """Reconstruction grids from the stage models kept in ``work`` (each pair at its common budget)."""
     import torch
 
-    from textok import TexTok
+    from textok import CaptionedTokenizer
     from textok.data import load_text_cache, open_dataset
     from textok.data.transforms import make_grid, to_pil
-    from textok.inference import text_condition
 
     ds = open_dataset(data, split="val_unseen", image_size=32, train=False)
     picks = [int(i) for i in torch.linspace(0, len(ds) - 1, 10).long()]
@@ -969,14 +968,11 @@ def grids(curves, work: Path, data: Path, img: Path) -> list[Path]:
         if rec is None:
             return None
         path = stage_dir(work, run, rec["steps"])
-        return TexTok.from_pretrained(path).eval() if path.is_dir() else None
+        return CaptionedTokenizer.from_pretrained(path, text=cache) if path.is_dir() else None
 
     @torch.no_grad()
     def rec(model, caps, decode_caps=None):
-        text = text_condition(model, caps, len(caps), cache)
-        tokens = model.encode(images, text)
-        dtext = text if decode_caps is None else text_condition(model, decode_caps, len(caps), cache)
-        return model.decode(tokens, dtext).clamp(-1, 1)
+        return model.reconstruct(images, caps, decode_caps)
 
     written = []
     img.mkdir(parents=True, exist_ok=True)
@@ -1011,9 +1007,8 @@ def by_category(curves, work: Path, data: Path) -> dict:
     caption. Reads the stage models kept in ``work``."""
     import torch
 
-    from textok import TexTok
+    from textok import CaptionedTokenizer
     from textok.data import load_text_cache, open_dataset
-    from textok.inference import text_condition
     from textok.metrics import psnr
 
     entries = [json.loads(line) for line in (data / "captions.jsonl").read_text().splitlines() if line.strip()]
@@ -1031,7 +1026,7 @@ def by_category(curves, work: Path, data: Path) -> dict:
         paths = [stage_dir(work, r["run"], steps) for r in pair]
         if not all(p.is_dir() for p in paths):
             continue
-        base, text = (TexTok.from_pretrained(p).eval() for p in paths)
+        base, text = (CaptionedTokenizer.from_pretrained(p, text=cache) for p in paths)
         record = {"num_tokens": n, "steps": steps, "splits": {}}
         for split in SPLITS:
             ds = open_dataset(data, split=split, image_size=base.config.image_size, train=False)
@@ -1047,10 +1042,9 @@ def by_category(curves, work: Path, data: Path) -> dict:
             with torch.no_grad():
                 for lo in range(0, len(items), 128):
                     x, c, o = images[lo:lo + 128], caps[lo:lo + 128], others[lo:lo + 128]
-                    own, other = text_condition(text, c, len(c), cache), text_condition(text, o, len(o), cache)
-                    tokens = text.encode(x, own)
-                    for name, rec in (("baseline", base.decode(base.encode(x, None), None)),
-                                      ("textok", text.decode(tokens, own)), ("swapped", text.decode(tokens, other))):
+                    tokens = text.encode(x, c)
+                    for name, rec in (("baseline", base.reconstruct(x)),
+                                      ("textok", text.decode(tokens, c)), ("swapped", text.decode(tokens, o))):
                         scores[name].append(psnr(x, rec))  # on uint8-rounded images, as the study scores
             scores = {k: torch.cat(v) for k, v in scores.items()}
             cats = [category[it["key"]] for it in items]

@@ -114,6 +114,7 @@ def study_scores(record: dict | None, path: Path | None) -> tuple[dict | None, s
 def half_precision_gap(model32, model16, batch: int = 8, seed: int = 0) -> dict:
     """Reconstructions of random images (and random text) by the float32 model and the model
     loaded back from float16: the largest absolute difference and their PSNR (in [-1, 1] units)."""
+    from textok import CaptionedTokenizer
     from textok.text import TextEmbedding
 
     c = model32.config
@@ -123,8 +124,8 @@ def half_precision_gap(model32, model16, batch: int = 8, seed: int = 0) -> dict:
     if c.text_in != "none":
         L = min(8, c.max_text_tokens)
         text = TextEmbedding(torch.randn(batch, L, c.text_dim, generator=g), torch.ones(batch, L, dtype=torch.bool))
-    a = model32.decode(model32.encode(x, text), text).clamp(-1, 1)
-    b = model16.decode(model16.encode(x, text), text).clamp(-1, 1)
+    a = CaptionedTokenizer(model32).reconstruct(x, text)
+    b = CaptionedTokenizer(model16).reconstruct(x, text)
     mse = float((a - b).pow(2).mean())
     return {"max_abs_difference": float((a - b).abs().max()),
             "psnr_db": float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(4.0 / mse)).item(),
