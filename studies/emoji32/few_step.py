@@ -203,7 +203,6 @@ def floor_row(args, pipe, work: Path, ref, extractor, tok: dict, results: Path) 
     from textok.metrics import evaluate_generation
 
     cache = LatentCache(work / "lat_train")
-    tc = pipe.tokenizer.config
     picks = torch.randperm(len(cache), generator=torch.Generator().manual_seed(args.seed))[:args.num]
     rng = random.Random(args.seed)
     images = []
@@ -211,8 +210,7 @@ def floor_row(args, pipe, work: Path, ref, extractor, tok: dict, results: Path) 
         for lo in range(0, len(picks), 250):
             idx = picks[lo:lo + 250]
             captions = pipe.class_captions(cache.labels[idx].tolist(), rng)
-            text = pipe.encoder(tc.text_encoder, tc.max_text_tokens)(captions) if tc.text_in_decoder else None
-            images.append(to_uint8(pipe.tokenizer.decode(cache.tensors["tokens"][idx], text).float().clamp(-1, 1)))
+            images.append(to_uint8(pipe.detokenizer.decode(cache.tensors["tokens"][idx], captions)))
     report = evaluate_generation(np.concatenate(images), ref, extractor=extractor, progress=False)
     record = {"what": "reconstruction floor: training images' own tokens decoded with a held-out caption of their class",
               "num": len(picks), "seed": args.seed, "gfid": report["gfid"], "precision": report["precision"],

@@ -31,13 +31,13 @@ CONFIG = REPO / "configs" / "emoji32_textok.yaml"
 def val_psnr(model_dir: Path, data: str, split: str = "val") -> tuple[float, int, int]:
     """Mean PSNR (dB) of the uint8 reconstructions of every image of ``split``, the image count and the
     model's parameter count."""
-    from textok.inference import load_tokenizer
+    from textok.inference import info
     from textok.metrics import evaluate_tokenizer
 
-    model = load_tokenizer(model_dir)
-    r = evaluate_tokenizer(model, data, split=split, batch_size=64, rfid=False, lpips=False, grid_images=0,
+    # the folder, not a loaded model: evaluate_tokenizer then embeds the captions with the data's text cache
+    r = evaluate_tokenizer(str(model_dir), data, split=split, batch_size=64, rfid=False, lpips=False, grid_images=0,
                            progress=False)["results"][0]
-    return r["psnr"], r["num"], sum(t.numel() for t in model.parameters())
+    return r["psnr"], r["num"], info(model_dir)["parameters"]["total"]
 
 
 def main() -> None:
