@@ -335,7 +335,8 @@ def doublings_left(gains: list[float], below: float = 0.3) -> int | None:
 def convergence_table(curves, probes) -> list[str]:
     """Per main run and budget: PSNR on the training probe, on val and on val_unseen, each doubling's gain,
     and where the gain per doubling would cross the 0.3 dB rule if it kept shrinking at its last ratio."""
-    out = ["| run | steps | train probe PSNR | gain | val PSNR | gain | val_unseen PSNR | gain |",
+    # train probe -> recall -> new emoji: the order of how much of the training set each image re-shows
+    out = ["| run | steps | train probe PSNR | gain | recall (`val`) PSNR | gain | new emoji (`val_unseen`) PSNR | gain |",
            "|---|---:|---:|---:|---:|---:|---:|---:|"]
     notes, last = [], []  # last: (val - probe, probe gain, val gain, val_unseen gain) at each run's last budget
     for run in (r.name for r in study_runs() if r.max_stage is None):
