@@ -85,7 +85,13 @@ def test_page_generate_tab_with_a_tiny_dit(tiny_checkpoints, minilm, lpips_once)
     pipe = Pipeline(dit, tiny_tokenizer(2), GenerationConfig(tokenizer=".", classes=["cat", "dog"], **stats),
                     text_encoder=minilm)
     e = Explorer([tiny_checkpoints["textok-n2"]], dit=pipe, encoders={("minilm", "cpu"): minilm}, lpips=lpips_once)
-    h = build_app(e).textok_handlers
+    demo = build_app(e)
+    h = demo.textok_handlers
+    api = demo.get_api_info()["named_endpoints"]
+    assert set(api) == {"/reconstruct", "/swap_caption", "/sweep_tokens", "/generate"}
+    # a class-conditional DiT takes no prompt (a hidden state, not an API parameter)
+    assert [p["parameter_name"] for p in api["/generate"]["parameters"]] == ["class_id", "guidance_scale", "steps",
+                                                                            "seed", "num_samples"]
     gallery, took, status = h["generate"](None, 1, 1.5, 2, 7, 3)
     assert status == "" and len(gallery) == 3 and "3 samples in" in took and "guidance 1.5" in took
     *_, status = h["generate"](None, 5, 1.5, 2, 7, 3)  # no class 5: a message, not a crash
