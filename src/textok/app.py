@@ -411,6 +411,8 @@ def launch(explorer: Explorer, host: str = "127.0.0.1", port: int | None = 7860,
     kwargs = dict(server_name=host, server_port=port, share=False, inbrowser=False, max_file_size=max_bytes,
                   show_error=True, quiet=True, prevent_thread_lock=True, ssr_mode=False, pwa=False, mcp_server=False,
                   footer_links=[], show_api=False, **_style(gr))
+    # Gradio checks its own server with httpx at start-up; those request lines say nothing to the user
+    logging.getLogger("httpx").setLevel(max(logging.getLogger("httpx").getEffectiveLevel(), logging.WARNING))
     demo.launch(**{k: v for k, v in kwargs.items() if _accepts(demo.launch, k)})  # options older Gradio lacks
     if not quiet:
         print(f"textok app: serving on {demo.local_url} (Ctrl-C stops it)", flush=True)
