@@ -1,23 +1,24 @@
-"""Caption dropout vs memorisation: score tokenizers on the emoji ``val`` and ``val_unseen`` splits.
+"""Caption dropout vs memorisation: score tokenizers on the emoji ``val_unseen`` (new emoji)
+and ``val`` (recall: other renderings of training emoji) splits.
 
-    textok demo --out demo_out                                   # baseline + TexTok (no dropout)
+    textok train-tokenizer --config configs/emoji64_textok.yaml --baseline --out runs/baseline
+    textok train-tokenizer --config configs/emoji64_textok.yaml --out runs/textok          # no dropout
     textok train-tokenizer --config configs/emoji64_textok.yaml data.caption_dropout=0.1 --out runs/capdrop10
-    python studies/emoji32/caption_dropout.py baseline=demo_out/baseline/model \
-        textok=demo_out/textok/model textok_capdrop10=runs/capdrop10/model [--rfid]
+    python studies/emoji32/caption_dropout.py baseline=runs/baseline/model \
+        textok=runs/textok/model textok_capdrop10=runs/capdrop10/model [--rfid]
 
-Uses the demo's own reconstruction and scoring (same crops, captions, metrics), so the rows
-are comparable with the demo's table. Prints a Markdown table.
+Scores every model with ``textok.metrics.evaluate_tokenizer`` (the library's protocol: same
+crops, captions and metrics as ``textok demo`` and ``textok eval-tokenizer``), new emoji first.
+Prints a Markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-import torch
+from textok.metrics import evaluate_tokenizer
 
-from textok import TexTok
-from textok.demo import SPLITS, reconstruct_split, score
+SPLITS = ("val_unseen", "val")  # new emoji first; val re-renders training emoji (a recall test)
 
 
 def main(argv=None):
@@ -27,18 +28,16 @@ def main(argv=None):
     ap.add_argument("--rfid", action="store_true")
     ap.add_argument("--limit", type=int, default=None)
     args = ap.parse_args(argv)
-    models = {}
-    for spec in args.models:
-        name, _, path = spec.partition("=")
-        models[name] = TexTok.from_pretrained(path).eval()
+    names, paths = zip(*(spec.partition("=")[::2] for spec in args.models))
     print(f"| split | model | PSNR (dB) ↑ | SSIM ↑ | LPIPS ↓ |{' rFID ↓ |' if args.rfid else ''}")
     print(f"|---|---|---:|---:|---:|{'---:|' if args.rfid else ''}")
-    with torch.no_grad():
-        for split in SPLITS:
-            images, recs, _ = reconstruct_split(models, Path(args.data), split, args.limit)
-            for name, r in score(images, recs, args.rfid).items():
-                extra = f" {r['rfid']:.2f} |" if args.rfid else ""
-                print(f"| {split} ({len(images)}) | {name} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['lpips']:.4f} |{extra}", flush=True)
+    for split in SPLITS:
+        report = evaluate_tokenizer(list(paths), args.data, num=args.limit, split=split, names=list(names),
+                                    rfid=args.rfid, grid_images=0)
+        for r in report["results"]:
+            extra = f" {r['rfid']:.2f} |" if args.rfid else ""
+            print(f"| {split} ({r['num']}) | {r['name']} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['lpips']:.4f} |{extra}",
+                  flush=True)
 
 
 if __name__ == "__main__":

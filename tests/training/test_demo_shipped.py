@@ -46,34 +46,37 @@ def test_demo_rescores_the_shipped_pair_and_trains_a_short_run(emoji_root, fake_
     assert main(["demo", "--out", str(out), "--eval-limit", "4", "--train-steps", "2", f"data.root={emoji_root}",
                  *TINY]) == 0
     printed = capsys.readouterr().out
-    assert "shipped checkpoints: TexTok emoji32-textok-n4 and baseline emoji32-baseline-n4" in printed
-    assert "not a claim" in printed and "docs/results/reproduction.md" in printed
-    # SOURCE.json's convergence reaches the verdict: TexTok unconverged, the baseline unknown (no score files)
-    assert "The shipped TexTok is **provisional**" in printed
+    assert "the shipped pair: emoji32-textok-n4 and emoji32-baseline-n4" in printed
     saved = json.loads((out / "results.json").read_text())
-    assert saved["mode"] == "shipped" and set(saved["results"]) == {"val", "val_unseen"}
+    # the new-emoji split first, each split named for what it measures
+    assert saved["meta"]["splits"] == [{"split": "val_unseen", "measures": "new emoji"},
+                                       {"split": "val", "measures": "recall: other renderings of training emoji"}]
     for split in saved["results"].values():
         for name in ("baseline", "textok"):
             r = split[name]
             assert 0 < r["psnr"] < 60 and 0 <= r["ssim"] <= 1 and 0 <= r["lpips"] <= 2 and r["num"] == 4
             assert "rfid" not in r
     short = saved["short_run"]
-    assert short["steps"] == 2 and 0 < short["val"]["psnr"] < 60 and len(short["loss_curve"]) == 2
-    assert short["loss_first"] is not None
+    assert short["steps"] == 2 and short["split"] == "val_unseen" and len(short["loss_curve"]) == 2
+    assert 0 < short["scores"]["psnr"] < 60 and short["loss_first"] is not None
     assert saved["meta"]["tokens"] == 4 and saved["meta"]["source"]["textok"]["run"] == "textok-n4-s0"
-    # the verdict holds the pair's differences, computed from the numbers
-    d = saved["results"]["val"]["textok"]["psnr"] - saved["results"]["val"]["baseline"]["psnr"]
-    assert any(f"PSNR {d:+.2f} dB" in line for line in saved["verdict"])
     for grid in ("reconstructions.png", "caption_swap.png"):
         assert (out / grid).stat().st_size > 1000
-    assert "swapped in" in (out / "caption_swap.txt").read_text()
+    assert all(set(row["psnr"]) == {"baseline", "TexTok", "TexTok, swapped"} for row in saved["grid"])
     md = (out / "results.md").read_text()
-    assert "| val_unseen (4) | TexTok |" in md and "| short run | 2 |" in md
-    # the short run is TexTok at the shipped N, of the recipe the shipped TexTok came from (its score files name
-    # no config: the first recipe, 4x4 patches)
+    assert md.index("| val_unseen (new emoji), 4 images | TexTok |") < md.index(
+        "| val (recall: other renderings of training emoji), 4 images | TexTok |")
+    assert "Short run" in md and "not a measured effect" in md
+    # the short run is TexTok at the shipped N, of the recipe the shipped TexTok's SOURCE.json names (the fake
+    # study's score files name no config: the first recipe, 4x4 patches)
     assert saved["meta"]["config"] == "configs/emoji32_textok.yaml"
     short_cfg = TexTok.from_pretrained(out / "short_run" / "model").config
     assert short_cfg.num_tokens == 4 and short_cfg.patch_size == 4
+
+
+def test_demo_without_a_shipped_pair_says_where_it_looked(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--pretrained", str(tmp_path / "none")]) == 2
+    assert "no shipped pair" in capsys.readouterr().err and not (tmp_path / "demo").exists()
 
 
 @pytest.mark.slow
@@ -87,7 +90,7 @@ def test_demo_shipped_without_the_short_run(emoji_root, fake_shipped, tmp_path, 
 
 
 @pytest.mark.slow
-def test_demo_rfid_on_val_only_by_default(emoji_root, fake_shipped, tmp_path, monkeypatch, tiny_features):
+def test_demo_rfid_on_the_new_emoji_split_by_default(emoji_root, fake_shipped, tmp_path, monkeypatch, tiny_features):
     import textok.metrics
     from textok.demo import demo
 
@@ -95,12 +98,11 @@ def test_demo_rfid_on_val_only_by_default(emoji_root, fake_shipped, tmp_path, mo
     report = demo(tmp_path / "demo", overrides=[f"data.root={emoji_root}"], eval_limit=4, grid_rows=1,
                   train_steps=0, rfid=True)
     val, unseen = report["results"]["val"], report["results"]["val_unseen"]
-    assert all(r["rfid"] > 0 for r in val.values())
-    assert all("rfid" not in r for r in unseen.values())
-    assert report["meta"]["rfid"] == ["val"]
+    assert all(r["rfid"] > 0 for r in unseen.values())
+    assert all("rfid" not in r for r in val.values())
+    assert report["meta"]["rfid"] == ["val_unseen"]
     md = (tmp_path / "demo" / "results.md").read_text()
-    assert "rFID (on `val`, not on the others: `--rfid-splits` adds them)" in md
-    assert "| val_unseen (4) | TexTok |" in md and md.count(" – |") == 2  # no rFID cell on val_unseen
+    assert md.count(" – |") == 2  # no rFID cell on val
     # both splits on request; an unknown split is refused before any work
     both = demo(tmp_path / "demo2", overrides=[f"data.root={emoji_root}"], eval_limit=4, grid_rows=1,
                 train_steps=0, rfid=True, rfid_splits=["val", "val_unseen"])
@@ -114,26 +116,26 @@ def test_demo_rfid_on_val_only_by_default(emoji_root, fake_shipped, tmp_path, mo
 @pytest.mark.slow
 def test_demo_reads_the_shipped_inception_features_only_of_the_same_images(emoji_root, fake_shipped, tmp_path,
                                                                             monkeypatch, tiny_features, capsys):
-    """``emoji32-val-inception.npz`` beside the pair replaces the originals' Inception pass when it
-    holds exactly these images (same rFID); features of other images are reported and not used."""
+    """``emoji32-val_unseen-inception.npz`` beside the pair replaces the originals' Inception pass
+    when it holds exactly these images (same rFID); features of other images are reported and not used."""
     import textok.metrics
     from textok.demo import demo
     from textok.metrics import dataset_stats, save_stats
 
     monkeypatch.setattr(textok.metrics, "InceptionFeatures", lambda: tiny_features)
     kw = dict(overrides=[f"data.root={emoji_root}"], eval_limit=4, grid_rows=1, train_steps=0, rfid=True)
-    computed = demo(tmp_path / "computed", **kw)["results"]["val"]
-    shipped = fake_shipped / "emoji32-val-inception.npz"
-    for split in ("val_unseen", "val"):  # first the wrong images under the val name, then the right ones
+    computed = demo(tmp_path / "computed", **kw)["results"]["val_unseen"]
+    shipped = fake_shipped / "emoji32-val_unseen-inception.npz"
+    for split in ("val", "val_unseen"):  # first the wrong images under the val_unseen name, then the right ones
         stats = dataset_stats(emoji_root, num=4, split=split, image_size=32, extractor=tiny_features, progress=False)
         save_stats(shipped, stats, moments=False, features_dtype="float16")
         capsys.readouterr()
-        result = demo(tmp_path / f"with_{split}", **kw)["results"]["val"]
+        result = demo(tmp_path / f"with_{split}", **kw)["results"]["val_unseen"]
         printed = capsys.readouterr().out
-        if split == "val_unseen":
+        if split == "val":
             assert "not using the shipped Inception features" in printed and "other images" in printed
         else:
-            assert f"features shipped in {fake_shipped}" in printed and "not using" not in printed
+            assert f"Inception features: {shipped} (same images" in printed and "not using" not in printed
         for name in ("baseline", "textok"):  # float16 features: the same rFID to ~1e-3
             assert result[name]["rfid"] == pytest.approx(computed[name]["rfid"], rel=1e-2)
             assert result[name]["psnr"] == computed[name]["psnr"]
