@@ -261,6 +261,20 @@ def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], whe
         raise ValueError(f"{where}: weights do not match the config ({'; '.join(parts)})")
 
 
+class _MetaInit(torch.overrides.TorchFunctionMode):
+    """Random initialisation of ``meta`` tensors is a no-op (there are no values): skip it. ``normal_``
+    on ``meta`` runs through torch's Python reference implementations, whose first import costs
+    seconds, on every command that loads a checkpoint."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", None) == "normal_":  # Tensor.normal_(t) or nn.init.normal_(tensor=t)
+            tensor = args[0] if args else kwargs.get("tensor")
+            if isinstance(tensor, torch.Tensor) and tensor.device.type == "meta":
+                return tensor
+        return func(*args, **kwargs)
+
+
 class PretrainedMixin:
     """``save_pretrained(dir)`` / ``from_pretrained(dir)`` for an ``nn.Module`` built from a config.
 
@@ -309,7 +323,7 @@ class PretrainedMixin:
             if isinstance(value, int) and not isinstance(value, bool) and value > limit:
                 raise ConfigError(f"{directory / CONFIG_NAME}: {f.name}={value:,} is beyond any model (limit "
                                   f"{limit:,}); the config is corrupt")
-        with torch.device("meta"):
+        with torch.device("meta"), _MetaInit():
             model = cls(config)
         n = sum(p.numel() for p in model.parameters())
         if n > MAX_PARAMETERS:

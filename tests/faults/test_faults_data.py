@@ -263,3 +263,25 @@ def test_a_truncated_shard_is_skipped_and_counted_by_every_reader(tmp_path):
     # a shard replaced by an intact file of another size is counted again, not trusted
     shards[1].write_bytes(shards[0].read_bytes())
     assert shard_counts(shards) == [4, 4]
+
+
+def test_a_lone_surrogate_in_a_shard_caption_is_a_bad_sample(tmp_path):
+    import io
+    import tarfile
+
+    from textok.data.shards import ShardDataset
+    from textok.data.stream import shard_captions
+
+    from .conftest import write_image
+
+    png = write_image(tmp_path / "a.png").read_bytes()
+    with tarfile.open(tmp_path / "train-000000.tar", "w") as tar:
+        for key, meta in (("0", b'{"caption": "fine"}'), ("1", b'{"caption": "bad \\ud800"}')):
+            for ext, data in (("png", png), ("json", meta)):
+                info = tarfile.TarInfo(f"{key}.{ext}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    ds = ShardDataset(tmp_path, "train", image_size=32)
+    assert [item["caption"] for item in ds] == ["fine"]
+    assert ds.report.num_bad == 1 and "not valid Unicode" in ds.report.bad[0][1]
+    assert list(shard_captions([tmp_path / "train-000000.tar"])) == ["fine"]  # what embed-text embeds

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from .captions import caption_variant
-from .formats import SHARD_IMAGE_EXTS, SHARDS_FILE, BadSampleReport, set_sample_options
+from .formats import SHARD_IMAGE_EXTS, SHARDS_FILE, BadSampleReport, set_sample_options, text_problem
 from .transforms import ImageError, decode_image, prepare_image
 
 log = logging.getLogger(__name__)
@@ -184,6 +184,8 @@ class ShardDataset(torch.utils.data.IterableDataset):
             caption = captions[rng.randrange(len(captions))]
         if not isinstance(caption, str) or not caption.strip():
             raise ImageError(name, "missing or empty caption")
+        if text_problem(caption):  # "\ud800" in the .json: valid JSON no text encoder takes
+            raise ImageError(name, text_problem(caption))
         ext = next((e for e in self.IMAGE_EXTS if e in sample), None)
         if ext is None:
             raise ImageError(name, f"no image member (members: {sorted(k for k in sample if not k.startswith('__'))})")

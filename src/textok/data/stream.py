@@ -51,7 +51,7 @@ import torch
 
 from .captions import caption_variant
 from .datasets import collate, open_dataset
-from .formats import SHARDS_FILE, BadSampleReport, detect_format, read_manifest, set_sample_options
+from .formats import SHARDS_FILE, BadSampleReport, detect_format, read_manifest, set_sample_options, text_problem
 from .shards import TAR_ERRORS, ShardDataset, check_tar_end, iter_tar_samples, shard_files, tar_damage, tar_members
 from .transforms import ImageError
 
@@ -592,7 +592,7 @@ def shard_captions(shards: list[Path], variant: str = "full"):
             except (UnicodeDecodeError, json.JSONDecodeError):
                 continue  # a bad sample: training skips it too
             for c in meta.get("captions") or [txt or meta.get("caption", "")]:
-                if isinstance(c, str) and c.strip():
+                if isinstance(c, str) and c.strip() and not text_problem(c):
                     yield caption_variant(c, variant, meta.get("class"))
 
 

@@ -162,7 +162,8 @@ class DiT(nn.Module, PretrainedMixin):
         nn.init.xavier_uniform_(self.x_embed.weight)
         with torch.no_grad():
             if c.pos_embed == "sincos":
-                self.pos_embed.copy_(sincos_1d(c.num_tokens, c.width)[None])
+                if self.pos_embed.device.type != "meta":  # a size check builds on meta: no table to compute
+                    self.pos_embed.copy_(sincos_1d(c.num_tokens, c.width)[None])
             else:
                 nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.normal_(self.t_embed.mlp[0].weight, std=0.02)
