@@ -1,0 +1,428 @@
+"""The scenes study (issue 36): does the caption free the tokens, where the answer is known?
+
+TexTok and the no-text baseline (``model.text_in=none data.caption_dropout=0.0``) on the procedural
+scenes data set (``textok data fetch scenes``: captions state every factor but each object's
+small offset), ``configs/scenes32_textok.yaml``, identical recipe, budget and seed per pair:
+
+- **main**: both arms at N = 1, 2, 4, 8 tokens x 8 channels, seed 0, scored at three budgets
+  (``--steps`` / 4, / 2, and ``--steps``: the learning curve; the recipe's learning rate is constant
+  after warm-up with an EMA, so the run stopped at a budget and resumed is the longer run);
+- **seeds**: seeds 1 and 2 of both arms at N = 1 and 4 (final budget only);
+- **richness**: TexTok at N = 1 with captions stating only the shapes, or shapes and colours
+  (``data.caption_variant=shapes`` / ``shapes_colours``; the main run is the full caption);
+- **encoder**: TexTok at N = 1 with all-mpnet-base-v2 (``model.text_encoder=mpnet``, width 768).
+
+Every scored budget: rFID (every image of the split), PSNR, SSIM and LPIPS on ``val`` and
+``val_compositional`` (``textok.metrics.evaluate_tokenizer``), and PSNR / SSIM on ``TRAIN_PROBE``
+evenly spaced training images (the train probe: in this regime train and val should agree).
+
+Idempotent and resumable: one score file per run, ``docs/results/scenes/runs/<run>.json``
+(``--results``), holding every scored budget with the commit, CPU, threads, effective config and
+training seconds; a budget already in it is skipped and a stopped training resumes from its last
+checkpoint (``--work``, outside the repository). ``--workers 2`` runs two runs side by side, each a
+subprocess with ``--threads`` (1) thread(s); an OS lock per run keeps a second scheduler off it.
+
+    python studies/scenes/run.py --prepare                 # fetch data/scenes + text caches (once)
+    python studies/scenes/run.py --list                    # runs, what is done, the time estimate
+    python studies/scenes/run.py --workers 2               # run / resume everything
+    python studies/scenes/run.py --runs 'textok-n1-*' baseline-n1-s0 --steps 2000
+    python studies/scenes/run.py --job textok-n1-s0        # one run, in this process (what a worker runs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import fnmatch
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "configs" / "scenes32_textok.yaml"
+RESULTS = REPO / "docs" / "results" / "scenes" / "runs"
+WORK = Path(os.environ.get("TEXTOK_SCENES_WORK", Path.home() / ".cache" / "textok" / "studies" / "scenes"))
+DATA = "data/scenes"
+STEPS = 5000  # final budget: 5k steps x 32 images = 1.6 views of each of the 100k training scenes
+SPLITS = ("val", "val_compositional")
+TRAIN_PROBE = 1000
+CAPTION_VARIANTS = ("full", "shapes", "shapes_colours")
+# Seconds per step on one thread, for the estimate printed before running (replaced by the measured medians
+# once runs have finished). Measured under load (2 shared cores, load average ~7) as CPU time relative to
+# the emoji p8 recipe, whose study runs took 0.50 s/step: TexTok ~0.33x of it, the baseline ~0.12x.
+PRIOR_SECONDS_PER_STEP = {"textok": 0.17, "baseline": 0.06}
+PRIOR_EVAL_SECONDS = 240.0  # one scored budget: rFID on 2 x 1,000 images + LPIPS + the train probe, one core
+FEATURES = None  # the Inception network for rFID (None: loaded by textok.metrics); tests put a stand-in here
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    name: str
+    arm: str  # "textok" | "baseline"
+    num_tokens: int
+    seed: int = 0
+    group: str = "main"  # main | seeds | richness | encoder
+    overrides: tuple[str, ...] = ()
+    curve: bool = False  # scored at steps/4 and steps/2 too
+
+    def budgets(self, steps: int) -> tuple[int, ...]:
+        return tuple(sorted({max(1, steps // 4), max(1, steps // 2), steps})) if self.curve else (steps,)
+
+    @property
+    def caption_variant(self) -> str:
+        return next((o.split("=", 1)[1] for o in self.overrides if o.startswith("data.caption_variant=")), "full")
+
+    @property
+    def encoder(self) -> str | None:
+        if self.arm == "baseline":
+            return None
+        return next((o.split("=", 1)[1] for o in self.overrides if o.startswith("model.text_encoder=")), "minilm")
+
+    def config_overrides(self) -> list[str]:
+        o = [f"model.num_tokens={self.num_tokens}", f"seed={self.seed}"]
+        if self.arm == "baseline":
+            o += ["model.text_in=none", "data.caption_dropout=0.0"]
+        return o + list(self.overrides)
+
+
+def study_runs() -> list[Run]:
+    runs = [Run(f"{arm}-n{n}-s0", arm, n, curve=True) for n in (1, 2, 4, 8) for arm in ("textok", "baseline")]
+    runs += [Run(f"{arm}-n{n}-s{seed}", arm, n, seed=seed, group="seeds")
+             for n in (1, 4) for seed in (1, 2) for arm in ("textok", "baseline")]
+    runs += [Run(f"textok-n1-s0-{v.replace('_', '-')}", "textok", 1, group="richness",
+                 overrides=(f"data.caption_variant={v}",)) for v in ("shapes", "shapes_colours")]
+    runs.append(Run("textok-n1-s0-mpnet", "textok", 1, group="encoder",
+                    overrides=("model.text_encoder=mpnet", "model.text_dim=768")))
+    return runs
+
+
+def select(runs: list[Run], patterns: list[str] | None) -> list[Run]:
+    """The runs whose names match any of ``patterns`` (shell globs; all when none); an unmatched pattern is an error."""
+    if not patterns:
+        return runs
+    patterns = [p for arg in patterns for p in arg.split(",") if p]
+    for p in patterns:
+        if not any(fnmatch.fnmatchcase(r.name, p) for r in runs):
+            raise SystemExit(f"--runs {p!r} matches no run; runs: {', '.join(r.name for r in runs)}")
+    return [r for r in runs if any(fnmatch.fnmatchcase(r.name, p) for p in patterns)]
+
+
+# ---- score files -------------------------------------------------------------------------------
+def score_file(results: Path, run: Run | str) -> Path:
+    return Path(results) / f"{getattr(run, 'name', run)}.json"
+
+
+def load_scores(results: Path, run: Run | str) -> dict:
+    path = score_file(results, run)
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def done_budgets(results: Path, run: Run | str) -> set[int]:
+    return {int(s) for s in load_scores(results, run).get("budgets", {})}
+
+
+def pending_budgets(results: Path, run: Run, steps: int) -> list[int]:
+    done = done_budgets(results, run)
+    return [s for s in run.budgets(steps) if s not in done]
+
+
+def git_commit() -> str | None:
+    """HEAD (``+dirty`` when tracked files differ), or None outside a git checkout."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty else "")
+
+
+# ---- one run (a worker) ------------------------------------------------------------------------
+def lock(work: Path, name: str, blocking: bool):
+    """An OS lock on ``work/locks/<name>.lock`` (None if another process holds it and not ``blocking``)."""
+    import fcntl
+
+    path = work / "locks" / f"{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, "a")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        f.close()
+        return None
+    return f
+
+
+def reference_stats(work: Path, data: str, split: str, size: int, device: str = "cpu"):
+    """Inception statistics of every image of ``split`` (computed once under a lock, kept in ``work``)."""
+    from textok.metrics import dataset_stats, load_stats, save_stats
+
+    path = work / "reference" / f"{Path(data).resolve().name}_{split}_{size}px.npz"
+    with lock(work, f"reference-{split}-{size}", blocking=True):
+        if not path.is_file():
+            save_stats(path, dataset_stats(data, split=split, image_size=size, keep_features=False, progress=False,
+                                           device=device, extractor=FEATURES))
+    return load_stats(path)
+
+
+def score(run: Run, model_dir: Path, work: Path, data: str, size: int, device: str) -> dict:
+    """Scores of one model: each of SPLITS (rFID, PSNR, SSIM, LPIPS) and the train probe (PSNR, SSIM)."""
+    from textok.metrics import evaluate_tokenizer
+
+    out = {}
+    for split in SPLITS:
+        ref = reference_stats(work, data, split, size, device)
+        t = time.perf_counter()
+        r = evaluate_tokenizer([str(model_dir)], data, split=split, names=[run.name], progress=False, reference=ref,
+                               caption_variant=run.caption_variant, device=device, grid_images=0,
+                               extractor=FEATURES)["results"][0]
+        out[split] = {"num_images": r["num"], "rfid": r["rfid"], "psnr": r["psnr"], "ssim": r["ssim"],
+                      "lpips": r["lpips"], "eval_seconds": round(time.perf_counter() - t, 1)}
+    t = time.perf_counter()
+    r = evaluate_tokenizer([str(model_dir)], data, split="train", num=TRAIN_PROBE, rfid=False, lpips=False,
+                           grid_images=0, progress=False, caption_variant=run.caption_variant,
+                           device=device)["results"][0]
+    out["train_probe"] = {"num_images": r["num"], "psnr": r["psnr"], "ssim": r["ssim"],
+                          "eval_seconds": round(time.perf_counter() - t, 1)}
+    return out
+
+
+def run_job(run: Run, steps: int, work: Path, results: Path, data: str, config: Path = CONFIG,
+            device: str = "cpu", extra: tuple[str, ...] = ()) -> dict:
+    """Train ``run`` through each pending budget and score it there; returns the run's score record.
+    ``extra``: config overrides for every run (tests: a tiny model)."""
+    import torch
+
+    from textok.config import to_dict
+    from textok.io import copy_dir_atomic, write_json_atomic
+    from textok.training import TokenizerTask, Trainer, cpu_name, load_config
+    from textok.training.checkpoint import latest_checkpoint
+
+    held = lock(work, run.name, blocking=False)
+    if held is None:
+        raise SystemExit(f"{run.name}: another process holds {work / 'locks' / (run.name + '.lock')}")
+    try:
+        out = work / "runs" / run.name
+        for budget in pending_budgets(results, run, steps):
+            overrides = run.config_overrides() + [f"data.root={data}", f"schedule.max_steps={budget}",
+                                                  "logging.progress=false", *extra]
+            cfg = load_config(config, overrides)
+            resume = latest_checkpoint(out / "checkpoints") is not None
+            result = Trainer(TokenizerTask(cfg), cfg, out, resume=resume).train()
+            stage = copy_dir_atomic(out / "model", work / "stages" / run.name / f"step_{budget:07d}")
+            record = load_scores(results, run)
+            before = max((b["train_seconds_total"] for b in record.get("budgets", {}).values()
+                          if int(b["steps"]) < budget), default=0.0)
+            total = result.total_seconds if result.total_seconds_complete else before + result.seconds
+            scores = score(run, stage, work, data, cfg.model.image_size, device)
+            record.update({"run": run.name, "arm": run.arm, "num_tokens": run.num_tokens, "seed": run.seed,
+                           "group": run.group, "caption_variant": run.caption_variant, "encoder": run.encoder,
+                           "config": Path(config).name, "overrides": run.config_overrides() + list(extra)})
+            record.setdefault("budgets", {})[str(budget)] = {
+                "steps": budget, "train_seconds_total": round(total, 1),
+                "seconds_per_step": round(total / budget, 4), "images_per_second": round(result.images_per_second, 2),
+                "final_loss": result.last_logs.get("loss"), "threads": torch.get_num_threads(), "cpu": cpu_name(),
+                "device": device, "date": time.strftime("%Y-%m-%d"), "commit": git_commit(),
+                "effective_config": to_dict(cfg), **scores,
+            }
+            write_json_atomic(score_file(results, run), record)
+            v = scores["val"]
+            print(f"[scenes] {run.name} @ {budget}: val PSNR {v['psnr']:.2f} rFID {v['rfid']:.1f} | compositional PSNR "
+                  f"{scores['val_compositional']['psnr']:.2f} | train probe {scores['train_probe']['psnr']:.2f} "
+                  f"({total / budget:.3f} s/step)", flush=True)
+        return load_scores(results, run)
+    finally:
+        held.close()
+
+
+# ---- data --------------------------------------------------------------------------------------
+def needed_caches(runs: list[Run]) -> dict[str, set[str]]:
+    """encoder -> the caption variants its text cache must hold, for ``runs``."""
+    need: dict[str, set[str]] = {}
+    for r in runs:
+        if r.encoder:
+            need.setdefault(r.encoder, set()).add(r.caption_variant)
+    return need
+
+
+def missing_data(data: str, runs: list[Run]) -> list[str]:
+    """The commands that would make ``data`` ready for ``runs`` (none when it is)."""
+    from textok.data.text_cache import load_text_cache
+
+    root = Path(data)
+    if not (root / "captions.jsonl").is_file():
+        cmds = [f"textok data fetch scenes --root {data}"]
+        return cmds + [f"textok embed-text --data {data} --encoder {e} --variants {','.join(sorted(v))}"
+                       for e, v in needed_caches(runs).items()]
+    cmds = []
+    for encoder, variants in needed_caches(runs).items():
+        cache = load_text_cache(root, encoder)
+        if cache is None or not all(_variant_cached(root, cache, v) for v in variants):
+            cmds.append(f"textok embed-text --data {data} --encoder {encoder} --variants {','.join(sorted(variants))}")
+    return cmds
+
+
+def _variant_cached(root: Path, cache, variant: str) -> bool:
+    """Whether ``cache`` holds the first and last caption of each split in ``variant`` (a cheap check)."""
+    from textok.data import list_splits, open_dataset
+
+    for split in list_splits(root):
+        ds = open_dataset(root, split, caption_variant=variant)
+        if not all(ds.eval_caption(i) in cache for i in (0, len(ds) - 1)):
+            return False
+    return True
+
+
+# ---- the estimate ------------------------------------------------------------------------------
+def seconds_per_step(results: Path) -> tuple[dict[str, float], float, str]:
+    """Per arm: the median measured s/step of finished runs (else the prior), the seconds per scored budget, and
+    where the numbers come from."""
+    rates: dict[str, list[float]] = {"textok": [], "baseline": []}
+    evals = []
+    for run in study_runs():
+        for b in load_scores(results, run).get("budgets", {}).values():
+            if b.get("device", "cpu") == "cpu" and b.get("threads") == 1:
+                rates[run.arm].append(b["seconds_per_step"])
+            evals.append(sum(b[s]["eval_seconds"] for s in (*SPLITS, "train_probe")))
+    median = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    per_step = {arm: median(xs) if xs else PRIOR_SECONDS_PER_STEP[arm] for arm, xs in rates.items()}
+    source = "measured" if rates["textok"] and rates["baseline"] else "prior (measured under load, see run.py)"
+    return per_step, (median(evals) if evals else PRIOR_EVAL_SECONDS), source
+
+
+def estimate(runs: list[Run], results: Path, steps: int, workers: int) -> str:
+    per_step, per_eval, source = seconds_per_step(results)
+    train = evals = 0.0
+    for run in runs:
+        pending = pending_budgets(results, run, steps)
+        if pending:
+            have = max((s for s in done_budgets(results, run) if s < max(pending)), default=0)
+            train += (max(pending) - have) * per_step[run.arm]
+            evals += len(pending) * per_eval
+    total = train + evals
+    return (f"estimate ({source}: {per_step['textok']:.3f} s/step TexTok, {per_step['baseline']:.3f} s/step "
+            f"baseline, {per_eval:.0f} s per scored budget, one thread each): training {train / 3600:.1f} "
+            f"+ scoring {evals / 3600:.1f} core-hours = {total / 3600:.1f} core-hours, ~{total / 3600 / workers:.1f} h "
+            f"wall with {workers} worker(s)")
+
+
+def listing(runs: list[Run], results: Path, steps: int) -> str:
+    lines = []
+    for run in runs:
+        rec = load_scores(results, run)
+        done = sorted(int(s) for s in rec.get("budgets", {}))
+        pend = pending_budgets(results, run, steps)
+        last = rec["budgets"][str(done[-1])] if done else None
+        score = (f"val PSNR {last['val']['psnr']:.2f}, compositional {last['val_compositional']['psnr']:.2f}"
+                 if last else "")
+        lines.append(f"  {run.name:28s} {run.group:9s} done {done or '-'} pending {pend or '-'} {score}")
+    return "\n".join(lines)
+
+
+# ---- the scheduler -----------------------------------------------------------------------------
+def schedule(runs: list[Run], args) -> int:
+    work, results = Path(args.work).resolve(), Path(args.results).resolve()
+    todo = [r for r in runs if pending_budgets(results, r, args.steps)]
+    print(estimate(todo, results, args.steps, args.workers), flush=True)
+    running: dict[str, tuple[subprocess.Popen, float]] = {}
+    failed = []
+    while todo or running:
+        while todo and len(running) < args.workers:
+            run = todo.pop(0)
+            probe = lock(work, run.name, blocking=False)
+            if probe is None:
+                print(f"[scenes] {run.name}: held by another process, skipped", flush=True)
+                continue
+            probe.close()
+            log = work / "logs" / f"{run.name}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            cmd = [sys.executable, __file__, "--job", run.name, "--steps", str(args.steps), "--work", str(work),
+                   "--results", str(results), "--data", args.data, "--config", str(args.config),
+                   "--device", args.device] + [f"--override={o}" for o in args.override]
+            env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
+            with open(log, "a") as f:
+                f.write(f"[scenes] {time.strftime('%Y-%m-%d %H:%M:%S')} start {' '.join(cmd)}\n")
+                f.flush()
+                running[run.name] = (subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env), time.time())
+            print(f"[scenes] {time.strftime('%H:%M:%S')} start {run.name} (log {log})", flush=True)
+        time.sleep(args.poll)
+        for name, (proc, t) in list(running.items()):
+            if proc.poll() is None:
+                continue
+            del running[name]
+            if proc.returncode != 0:
+                failed.append(name)
+                print(f"[scenes] {name} FAILED (exit {proc.returncode}); see {work / 'logs' / (name + '.log')}",
+                      flush=True)
+                continue
+            print(f"[scenes] {time.strftime('%H:%M:%S')} done {name} ({time.time() - t:.0f} s)", flush=True)
+            if args.commit:
+                commit(score_file(results, name), f"scenes study: {name} scores")
+    if failed:
+        print(f"[scenes] failed: {', '.join(failed)}", flush=True)
+    return 1 if failed else 0
+
+
+def commit(path: Path, message: str) -> None:
+    """Commit one score file (and nothing else); retried while another git process holds the index lock."""
+    for attempt in range(5):
+        subprocess.run(["git", "add", "--", str(path)], cwd=REPO, capture_output=True)
+        r = subprocess.run(["git", "commit", "-m", message, "--", str(path)], cwd=REPO, capture_output=True, text=True)
+        if r.returncode == 0 or "nothing to commit" in r.stdout + r.stderr:
+            return
+        time.sleep(3 + 5 * attempt)
+    print(f"[scenes] could not commit {path}; the scores stay on disk", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", nargs="*", default=None, help="run names or globs (default: all)")
+    p.add_argument("--steps", type=int, default=STEPS, help=f"final budget (default {STEPS}); curves at /4 and /2")
+    p.add_argument("--workers", type=int, default=1, help="runs side by side, each a subprocess")
+    p.add_argument("--threads", type=int, default=1, help="threads per worker")
+    p.add_argument("--data", default=DATA)
+    p.add_argument("--config", type=Path, default=CONFIG)
+    p.add_argument("--work", type=Path, default=WORK, help="checkpoints, stage models, logs (outside the repository)")
+    p.add_argument("--results", type=Path, default=RESULTS)
+    p.add_argument("--device", default="cpu", help="scoring device (training: accelerate picks the GPU if any)")
+    p.add_argument("--override", action="append", default=[], help="config override for every run (tests)")
+    p.add_argument("--job", default=None, help="train and score this one run in this process")
+    p.add_argument("--list", action="store_true", help="print the runs, their status and the estimate")
+    p.add_argument("--prepare", action="store_true", help="fetch the data set and build the text caches it lacks")
+    p.add_argument("--commit", action="store_true", help="git-commit each finished run's score file")
+    p.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    runs = select(study_runs(), args.runs)
+    if args.job:
+        run = next((r for r in study_runs() if r.name == args.job), None)
+        if run is None:
+            raise SystemExit(f"--job {args.job}: no such run")
+        import torch
+
+        torch.set_num_threads(args.threads)
+        run_job(run, args.steps, args.work.resolve(), args.results.resolve(), args.data, args.config, args.device,
+                tuple(args.override))
+        return 0
+    if args.list:
+        print(listing(runs, args.results, args.steps))
+        print(estimate(runs, args.results, args.steps, args.workers))
+        return 0
+    missing = missing_data(args.data, runs)
+    if missing and args.prepare:
+        for cmd in missing:
+            print(f"[scenes] {cmd}", flush=True)
+            subprocess.run([sys.executable, "-m", "textok", *cmd.split()[1:]], check=True)
+        return 0
+    if missing:
+        raise SystemExit("the data is not ready; run (or --prepare):\n  " + "\n  ".join(missing))
+    if args.prepare:
+        print("[scenes] data ready")
+        return 0
+    return schedule(runs, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
