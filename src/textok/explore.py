@@ -13,8 +13,8 @@
 - ``Explorer``: the models loaded once (TexTok and baseline checkpoints by token count N, an
   optional DiT), a lock so one request at a time runs per model set, and the functions above
   bound to them. A checkpoint's arm comes from its config (``text_in == "none"``: the no-text
-  baseline), whichever flag named it. ``shipped_checkpoints()`` finds the reproduction study's
-  small checkpoints.
+  baseline), whichever flag named it. ``shipped_checkpoints()`` finds the pairs shipped as
+  package data.
 - ``SPLIT_LABELS`` / ``split_label``: the emoji splits named for what they measure (``val``
   re-renders training emoji under the same caption: a recall test; ``val_unseen``: new emoji).
 
@@ -44,8 +44,8 @@ from .text import TextEmbedding, TextEncoder, prepare_caption
 from .tokenizer import CaptionedTokenizer, load_tokenizer
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-#: where the reproduction study's small checkpoints are shipped (``emoji32-textok-n*`` and
-#: ``emoji32-baseline-n*``); ``shipped_checkpoints`` looks here.
+#: package data: small TexTok / no-text baseline pairs (``<name>-textok-n<N>``, ``<name>-baseline-n<N>``, each
+#: with a README saying where it came from); ``shipped_checkpoints`` looks here.
 PRETRAINED_DIR = PACKAGE_DIR / "pretrained"
 EXAMPLES_DIR = PACKAGE_DIR / "app_examples"
 
@@ -80,10 +80,10 @@ def _num_tokens_suffix(path: Path) -> int:
     return int(m.group(1)) if m else 0
 
 
-def shipped_checkpoints(root: str | os.PathLike | None = None, prefix: str = "emoji32") -> tuple[list[Path], list[Path]]:
+def shipped_checkpoints(root: str | os.PathLike | None = None, prefix: str = "*") -> tuple[list[Path], list[Path]]:
     """The shipped TexTok and baseline checkpoint folders (``<prefix>-textok-n<N>`` and
-    ``<prefix>-baseline-n<N>`` holding a ``config.json``) under ``root`` (default
-    ``PRETRAINED_DIR``), each list sorted by N. Empty lists if there are none."""
+    ``<prefix>-baseline-n<N>`` holding a ``config.json``; ``prefix`` a glob, default any name) under
+    ``root`` (default ``PRETRAINED_DIR``), each list sorted by N. Empty lists if there are none."""
     root = Path(root) if root is not None else PRETRAINED_DIR
     found = {}
     for arm in ("textok", "baseline"):

@@ -1,4 +1,4 @@
-"""``CaptionedTokenizer``: a TexTok with its captions, the object every command and study uses.
+"""``CaptionedTokenizer``: a TexTok with its captions, the object every command uses.
 
     from textok import CaptionedTokenizer
     tok = CaptionedTokenizer.from_pretrained("src/textok/pretrained/emoji32-textok-n4")  # or "org/name" on the Hub

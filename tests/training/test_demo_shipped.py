@@ -49,8 +49,8 @@ def test_demo_rescores_the_shipped_pair_and_trains_a_short_run(emoji_root, fake_
     assert "the shipped pair: emoji32-textok-n4 and emoji32-baseline-n4" in printed
     saved = json.loads((out / "results.json").read_text())
     # the new-emoji split first, each split named for what it measures
-    assert saved["meta"]["splits"] == [{"split": "val_unseen", "measures": "new emoji"},
-                                       {"split": "val", "measures": "recall: other renderings of training emoji"}]
+    assert saved["meta"]["splits"] == [{"split": "val_unseen", "label": "val_unseen (new emoji)"},
+                                       {"split": "val", "label": "val (recall: other renderings of training emoji)"}]
     for split in saved["results"].values():
         for name in ("baseline", "textok"):
             r = split[name]

@@ -8,7 +8,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("app", help="a local page: reconstruct, swap the caption, compare N, generate (Gradio)",
                        description="Serve a local page over TexTok checkpoints. With no --checkpoint it opens on "
-                                   "the small shipped checkpoints of the reproduction study, if installed.")
+                                   "the small checkpoints shipped in the package (pretrained/), if installed.")
     p.add_argument("--checkpoint", action="append", default=[], metavar="DIR",
                    help="TexTok folder (repeat for several N); each folder's arm is read from its config "
                         "(text_in: none is the no-text baseline), whichever flag names it")

@@ -49,7 +49,7 @@ class LossConfig:
     # LPIPS on the first ceil(fraction * B) images of each micro-batch only (the sampler
     # shuffles, so they are a random subset): an unbiased estimate of the batch mean at a
     # fraction of the cost. LPIPS's VGG is most of a small-preset CPU step
-    # (docs/results/throughput.md); quality at 0.25 vs 1.0: docs/results/reproduction.md.
+    # (docs/results/throughput.md); quality at 0.25 vs 1.0: docs/RESULTS.md.
     perceptual_fraction: float = 1.0
     adversarial_weight: float = 0.1  # 0 disables the GAN: no discriminator is built
     adversarial_loss: Literal["hinge", "non-saturating"] = "hinge"

@@ -249,7 +249,7 @@ def _cpu_auto_precision(threads: int) -> str:
 
 
 def cpu_name() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), for benchmark and study records."""
+    """The CPU's model name (``/proc/cpuinfo``), for benchmark and experiment records."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -374,7 +374,7 @@ class Trainer:
         self.nonfinite_total = 0
         self.nonfinite_in_a_row = 0
         self.ema_updates = 0
-        # training wall seconds of the steps before this process (a resumed run's earlier processes): a study's
+        # training wall seconds of the steps before this process (a resumed run's earlier processes): the
         # record of a run stopped and resumed would otherwise count only its last part
         self.seconds_before = 0.0
         self.seconds_complete = True
