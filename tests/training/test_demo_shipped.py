@@ -139,3 +139,27 @@ def test_demo_reads_the_shipped_inception_features_only_of_the_same_images(emoji
         for name in ("baseline", "textok"):  # float16 features: the same rFID to ~1e-3
             assert result[name]["rfid"] == pytest.approx(computed[name]["rfid"], rel=1e-2)
             assert result[name]["psnr"] == computed[name]["psnr"]
+
+
+@pytest.mark.parametrize("split", ["val_unseen", "val"])
+def test_the_shipped_inception_features_are_of_the_real_split(emoji_root, split):
+    """The originals' features shipped beside the pair hold exactly the split's images at 32 px, from the
+    pinned Inception file: the demo then skips that Inception pass (``shipped_reference``)."""
+    import numpy as np
+
+    from textok.assets import ASSETS
+    from textok.explore import PRETRAINED_DIR
+    from textok.metrics import image_fingerprint, load_stats
+
+    path = PRETRAINED_DIR / f"emoji32-{split}-inception.npz"
+    if not path.is_file():
+        pytest.skip(f"no shipped {split} features in this build")
+    with np.load(path) as raw:
+        assert set(raw.files) == {"features", "info"} and raw["features"].dtype == np.float16
+    stats = load_stats(path)
+    assert stats.info["split"] == split and stats.info["image_size"] == 32
+    assert stats.info["inception_sha256"] == ASSETS["inception-fid"].sha256
+    assert path.stat().st_size < 3 * 1024 * 1024
+    if not (emoji_root / "manifest.json").is_file():
+        pytest.skip("not the emoji data set")
+    assert stats.info["pixels_sha256"] == image_fingerprint(emoji_root, split, 32)
