@@ -14,8 +14,8 @@ def sr(scenes_study):
 
 def test_runs_cover_the_issue(sr):
     runs = {r.name: r for r in sr.study_runs()}
-    for n in (1, 2, 4, 8):
-        assert runs[f"textok-n{n}-s0"].curve and runs[f"baseline-n{n}-s0"].curve
+    for n in (1, 2, 4, 8):  # both arms at every N; the learning curve where there are seeds
+        assert runs[f"textok-n{n}-s0"].curve == runs[f"baseline-n{n}-s0"].curve == (n in (1, 4))
     for n in (1, 4):  # 3 seeds per arm at N = 1 and 4
         for arm in ("textok", "baseline"):
             assert {r.seed for r in runs.values() if r.arm == arm and r.num_tokens == n and r.group in ("main", "seeds")} \
@@ -26,9 +26,9 @@ def test_runs_cover_the_issue(sr):
     assert {"model.text_in=none", "data.caption_dropout=0.0", "seed=2", "model.num_tokens=4"} <= set(base)
     assert runs["baseline-n1-s0"].encoder is None
     assert runs["textok-n1-s0"].budgets(5000) == (1250, 2500, 5000) and runs["textok-n1-s1"].budgets(5000) == (5000,)
-    assert [r.name for r in sr.select(sr.study_runs(), ["textok-n1-*,baseline-n8-s0"])] == [
+    assert {r.name for r in sr.select(sr.study_runs(), ["textok-n1-*,baseline-n8-s0"])} == {
         "textok-n1-s0", "baseline-n8-s0", "textok-n1-s1", "textok-n1-s2", "textok-n1-s0-shapes",
-        "textok-n1-s0-shapes-colours", "textok-n1-s0-mpnet"]
+        "textok-n1-s0-shapes-colours", "textok-n1-s0-mpnet"}
     with pytest.raises(SystemExit, match="matches no run"):
         sr.select(sr.study_runs(), ["textok-n3-*"])
 
@@ -42,7 +42,7 @@ def test_recipe(sr):
     assert not cfg.data.augment and not cfg.data.flip
 
 
-def test_driver_end_to_end(tmp_path, sr, tiny_scenes, capsys, monkeypatch):
+def test_driver_end_to_end(tmp_path, sr, tiny_scenes, capsys, monkeypatch, scenes_study):
     """Two runs trained to 4 steps (the main run scored at 1, 2 and 4), resumed and skipped when done."""
     from tests.conftest import TinyFeatures
 
@@ -83,3 +83,53 @@ def test_driver_end_to_end(tmp_path, sr, tiny_scenes, capsys, monkeypatch):
     capsys.readouterr()
     assert sr.main(["--list", "--runs", "textok-n1-s0", "baseline-n1-s0", *args]) == 0
     assert "estimate (measured" in capsys.readouterr().out
+
+    # the swaps and the report on these runs
+    out, page = tmp_path / "out", tmp_path / "scenes.md"
+    swaps, report = scenes_study("swaps"), scenes_study("report")
+    assert swaps.main(["--runs", "textok-n1-s0", "baseline-n1-s0", "--num", "4", "--data", str(tiny_scenes),
+                       "--work", str(work), "--results", str(results), "--out", str(out)]) == 0
+    sw = json.loads((out / "swaps.json").read_text())
+    assert set(sw["runs"]) == {"textok-n1-s0", "baseline-n1-s0"} and sw["runs"]["textok-n1-s0"]["steps"] == 4
+    assert set(sw["runs"]["baseline-n1-s0"]["rates"]) == {"control", "colour", "position", "background"}
+    assert len(sw["captions"]["textok-n1-s0 @ 4"]) == 4  # the grid's scenes, with their swapped captions
+    assert all(0 <= v <= 1 for r in sw["runs"].values() for f in r["rates"].values() for v in f.values())
+    assert (out / "swaps.png").stat().st_size > 0
+    assert report.main(["--results", str(results), "--out", str(out), "--page", str(page)]) == 0
+    text = page.read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 4 and {r["metric"] for r in summary["table1"]} == {"rfid", "psnr", "ssim", "lpips"}
+    row = next(r for r in summary["table1"] if r["num_tokens"] == 1 and r["split"] == "val" and r["metric"] == "psnr")
+    t = rec["budgets"]["4"]["val"]["psnr"]
+    assert row["textok"] == t and row["gain"] == pytest.approx(t - base["budgets"]["4"]["val"]["psnr"])
+    assert [r["steps"] for r in summary["curve"]] == [1, 2, 4]
+    assert [r["caption"] for r in summary["richness"]] == ["no text (baseline)", "shapes", "full caption"]
+    assert f"N = 1: TexTok {row['gain']:+.2f} dB PSNR" in text and "Swaps, textok-n1-s0" in text
+    assert (out / "scenes.png").is_file() and "## Table 1" in text
+
+
+def _fake(results, name, arm, n, seed, group, psnr, rfid, steps=5000):
+    scores = {split: {"psnr": psnr, "rfid": rfid, "ssim": 0.9, "lpips": 0.1, "eval_seconds": 1.0}
+              for split in ("val", "val_compositional")}
+    rec = {"run": name, "arm": arm, "num_tokens": n, "seed": seed, "group": group,
+           "budgets": {str(steps): {"steps": steps, "seconds_per_step": 0.1, "threads": 1, **scores,
+                                    "train_probe": {"psnr": psnr + 0.1, "eval_seconds": 1.0}}}}
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{name}.json").write_text(json.dumps(rec))
+
+
+def test_report_statistics_over_seeds(tmp_path, scenes_study):
+    report = scenes_study("report")
+    results = tmp_path / "runs"
+    for seed, (pt, pb) in enumerate(((24.0, 20.0), (24.2, 20.1), (23.9, 19.8))):
+        _fake(results, f"textok-n1-s{seed}", "textok", 1, seed, "main" if seed == 0 else "seeds", pt, 40.0)
+        _fake(results, f"baseline-n1-s{seed}", "baseline", 1, seed, "main" if seed == 0 else "seeds", pb, 80.0)
+    runs = report.load_runs(results)
+    rows = {(r["split"], r["metric"]): r for r in report.table1(runs, 5000)}
+    psnr = rows[("val", "psnr")]
+    assert psnr["seeds"] == [3, 3] and psnr["gain"] == pytest.approx(24.0333 - 19.9667, abs=1e-3)
+    assert psnr["p"] < 0.001 and rows[("val", "rfid")]["gain"] == pytest.approx(50.0)
+    assert rows[("val", "rfid")]["p"] is None  # no spread over seeds: no test
+    lines = report.findings(report.table1(runs, 5000), [], [], [], report.probe_gap(runs, 5000), None)
+    assert lines[0].startswith("N = 1: TexTok +4.07 dB PSNR, rFID 40.0 vs 80.0 (+50.0%) on val, Welch p = ")
+    assert "(significant)" in lines[0] and "+0.10 dB" in lines[-1]

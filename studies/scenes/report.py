@@ -1,0 +1,334 @@
+"""The scenes study's report: docs/results/scenes.md, docs/results/scenes/summary.json and a plot, from the score files.
+
+Reads ``docs/results/scenes/runs/<run>.json`` (studies/scenes/run.py) and ``docs/results/scenes/swaps.json``
+(studies/scenes/swaps.py). Every number on the page comes from those files; the findings at the top
+are computed from the same numbers (nothing typed by hand).
+
+    python studies/scenes/report.py                 # at the final budget of the main runs
+    python studies/scenes/report.py --steps 2500    # at another scored budget
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+from typing import Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run as study  # noqa: E402
+
+PAGE = study.REPO / "docs" / "results" / "scenes.md"
+OUT = study.REPO / "docs" / "results" / "scenes"
+METRICS = ("rfid", "psnr", "ssim", "lpips")
+LOWER_IS_BETTER = {"rfid", "lpips"}
+ALPHA = 0.05
+
+
+def load_runs(results: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted(Path(results).glob("*.json"))}
+
+
+def final_budget(runs: dict[str, dict], steps: int | None) -> int | None:
+    """``steps``, or the largest budget every scored main run reached."""
+    if steps is not None:
+        return steps
+    main = [set(map(int, r["budgets"])) for r in runs.values() if r.get("group") == "main" and r.get("budgets")]
+    common = set.intersection(*main) if main else set()
+    return max(common) if common else None
+
+
+def values(runs: dict[str, dict], steps: int, arm: str, n: int, split: str, metric: str,
+           groups: Sequence[str] = ("main", "seeds")) -> list[float]:
+    """The metric of every seed of (arm, N) at ``steps`` (the main run is seed 0)."""
+    out = []
+    for r in runs.values():
+        b = r.get("budgets", {}).get(str(steps))
+        if b and r["arm"] == arm and r["num_tokens"] == n and r.get("group") in groups and b.get(split, {}).get(metric) is not None:
+            out.append(float(b[split][metric]))
+    return out
+
+
+def welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Welch's t-test p-value, or None with fewer than 2 values per arm or no spread."""
+    if len(a) < 2 or len(b) < 2 or (statistics.pstdev(a) == 0 and statistics.pstdev(b) == 0):
+        return None
+    from scipy.stats import ttest_ind
+
+    return float(ttest_ind(list(a), list(b), equal_var=False).pvalue)
+
+
+def mean_std(xs: Sequence[float]) -> tuple[float | None, float | None]:
+    if not xs:
+        return None, None
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else None)
+
+
+def gain(metric: str, base: float | None, tex: float | None) -> float | None:
+    """TexTok's gain over the baseline: % for rFID / LPIPS (lower is better) and SSIM, dB for PSNR."""
+    if base is None or tex is None:
+        return None
+    if metric == "psnr":
+        return tex - base
+    if metric in LOWER_IS_BETTER:
+        return 100 * (base - tex) / base if base else None
+    return 100 * (tex - base) / base if base else None
+
+
+def table1(runs: dict, steps: int) -> list[dict]:
+    rows = []
+    for n in (1, 2, 4, 8):
+        for split in study.SPLITS:
+            for metric in METRICS:
+                t, b = values(runs, steps, "textok", n, split, metric), values(runs, steps, "baseline", n, split, metric)
+                if not t and not b:
+                    continue
+                (mt, st), (mb, sb) = mean_std(t), mean_std(b)
+                rows.append({"num_tokens": n, "split": split, "metric": metric, "textok": mt, "textok_std": st,
+                             "baseline": mb, "baseline_std": sb, "seeds": [len(t), len(b)],
+                             "gain": gain(metric, mb, mt), "p": welch_p(t, b)})
+    return rows
+
+
+def curve(runs: dict) -> list[dict]:
+    """Val PSNR / rFID of each curve pair (both arms, seed 0) at every budget both scored."""
+    rows = []
+    for n in (1, 2, 4, 8):
+        t, b = runs.get(f"textok-n{n}-s0"), runs.get(f"baseline-n{n}-s0")
+        if not t or not b:
+            continue
+        for s in sorted(set(map(int, t["budgets"])) & set(map(int, b["budgets"]))):
+            bt, bb = t["budgets"][str(s)], b["budgets"][str(s)]
+            rows.append({"num_tokens": n, "steps": s, **{f"{arm}_{m}": x["val"][m] for arm, x in
+                                                          (("textok", bt), ("baseline", bb)) for m in ("psnr", "rfid")},
+                         "psnr_gain": bt["val"]["psnr"] - bb["val"]["psnr"],
+                         "rfid_gain": gain("rfid", bb["val"]["rfid"], bt["val"]["rfid"])})
+    return rows
+
+
+def richness(runs: dict, steps: int, bits: dict) -> list[dict]:
+    """N = 1 at ``steps``: baseline (0 bits), shapes, shapes + colours, full caption."""
+    rows = []
+    for label, name, variant in (("no text (baseline)", "baseline-n1-s0", None), ("shapes", "textok-n1-s0-shapes", "shapes"),
+                                 ("shapes + colours", "textok-n1-s0-shapes-colours", "shapes_colours"),
+                                 ("full caption", "textok-n1-s0", "full")):
+        b = runs.get(name, {}).get("budgets", {}).get(str(steps))
+        if b:
+            rows.append({"caption": label, "run": name, "bits": bits.get(variant, 0.0) if variant else 0.0,
+                         **{f"{split}_{m}": b[split][m] for split in study.SPLITS for m in ("psnr", "rfid")}})
+    return rows
+
+
+def encoders(runs: dict, steps: int) -> list[dict]:
+    rows = []
+    for label, name in (("all-MiniLM-L6-v2 (22.7M, width 384)", "textok-n1-s0"),
+                        ("all-mpnet-base-v2 (109M, width 768)", "textok-n1-s0-mpnet")):
+        b = runs.get(name, {}).get("budgets", {}).get(str(steps))
+        if b:
+            rows.append({"encoder": label, "run": name, **{f"{split}_{m}": b[split][m] for split in study.SPLITS
+                                                           for m in ("psnr", "rfid")}})
+    return rows
+
+
+def probe_gap(runs: dict, steps: int) -> list[dict]:
+    rows = []
+    for name, r in sorted(runs.items()):
+        b = r.get("budgets", {}).get(str(steps))
+        if b and "train_probe" in b:
+            rows.append({"run": name, "train_psnr": b["train_probe"]["psnr"], "val_psnr": b["val"]["psnr"],
+                         "gap": b["train_probe"]["psnr"] - b["val"]["psnr"]})
+    return rows
+
+
+def fmt(x, digits=2, sign=False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
+
+
+def pm(m, s, digits=2) -> str:
+    return fmt(m, digits) + (f" ± {fmt(s, digits)}" if s is not None else "")
+
+
+def findings(t1: list[dict], curve_rows: list[dict], rich: list[dict], enc: list[dict], gaps: list[dict],
+             swaps: dict | None) -> list[str]:
+    """The findings list, every number read from the tables above it."""
+    out = []
+    val_psnr = {r["num_tokens"]: r for r in t1 if r["split"] == "val" and r["metric"] == "psnr"}
+    val_rfid = {r["num_tokens"]: r for r in t1 if r["split"] == "val" and r["metric"] == "rfid"}
+    for n, r in sorted(val_psnr.items()):
+        f = val_rfid.get(n, {})
+        sig = ("" if r["p"] is None else f", Welch p = {r['p']:.3g} over {r['seeds'][0]} vs {r['seeds'][1]} seeds"
+               + (" (significant)" if r["p"] < ALPHA else " (not significant)"))
+        out.append(f"N = {n}: TexTok {fmt(r['gain'], 2, True)} dB PSNR, rFID {fmt(f.get('textok'), 1)} vs "
+                   f"{fmt(f.get('baseline'), 1)} ({fmt(f.get('gain'), 1, True)}%) on val{sig}.")
+    if len(val_psnr) >= 2:
+        ns = sorted(val_psnr)
+        first, last = val_psnr[ns[0]]["gain"], val_psnr[ns[-1]]["gain"]
+        if first is not None and last is not None:
+            trend = "shrinks" if first > last else "does not shrink"
+            out.append(f"The PSNR gain {trend} with N: {fmt(first, 2, True)} dB at N = {ns[0]}, {fmt(last, 2, True)} dB "
+                       f"at N = {ns[-1]}.")
+    comp = {r["num_tokens"]: r for r in t1 if r["split"] == "val_compositional" and r["metric"] == "psnr"}
+    if comp:
+        out.append("Held-out colour-shape pairs (val_compositional): PSNR gain " + ", ".join(
+            f"{fmt(r['gain'], 2, True)} dB at N = {n}" for n, r in sorted(comp.items())) + ".")
+    by_n: dict[int, list[dict]] = {}
+    for r in curve_rows:
+        by_n.setdefault(r["num_tokens"], []).append(r)
+    for n, rows in sorted(by_n.items()):
+        if len(rows) > 1:
+            out.append(f"Learning curve at N = {n}: PSNR gain " + ", ".join(
+                f"{fmt(r['psnr_gain'], 2, True)} dB at {r['steps']}" for r in rows) + " steps.")
+    if len(rich) > 1:
+        out.append("Caption richness at N = 1 (val PSNR): " + ", ".join(
+            f"{r['caption']} ({r['bits']:.1f} bits) {fmt(r['val_psnr'])} dB" for r in rich) + ".")
+    if len(enc) == 2:
+        out.append(f"Encoder size at N = 1: mpnet {fmt(enc[1]['val_psnr'])} dB vs MiniLM {fmt(enc[0]['val_psnr'])} dB "
+                   f"val PSNR ({fmt(enc[1]['val_psnr'] - enc[0]['val_psnr'], 2, True)} dB).")
+    if gaps:
+        worst = max(gaps, key=lambda g: abs(g["gap"]))
+        out.append(f"Train probe vs val: largest PSNR gap {fmt(worst['gap'], 2, True)} dB ({worst['run']}); "
+                   f"median {fmt(statistics.median(g['gap'] for g in gaps), 2, True)} dB over {len(gaps)} runs.")
+    if swaps:
+        for name, r in swaps.get("runs", {}).items():
+            rates = r["rates"]
+            out.append(f"Swaps, {name}: the decoded image follows the caption's colour {rates['colour']['followed']:.0%}, "
+                       f"position {rates['position']['followed']:.0%}, background {rates['background']['followed']:.0%} "
+                       f"of the time ({r['num_images']} val scenes).")
+    return out or ["No run has been scored yet."]
+
+
+def plot(t1: list[dict], curve_rows: list[dict], rich: list[dict], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for split, style in zip(study.SPLITS, ("o-", "s--")):
+        rows = sorted((r for r in t1 if r["split"] == split and r["metric"] == "psnr" and r["gain"] is not None),
+                      key=lambda r: r["num_tokens"])
+        axes[0].plot([r["num_tokens"] for r in rows], [r["gain"] for r in rows], style, label=split)
+    axes[0].set(xscale="log", xlabel="tokens N (x 8 channels)", ylabel="PSNR gain of TexTok (dB)", title="gain vs N")
+    axes[0].set_xticks([1, 2, 4, 8], ["1", "2", "4", "8"])
+    axes[0].axhline(0, color="grey", lw=0.5)
+    axes[0].legend()
+    for n in sorted({r["num_tokens"] for r in curve_rows}):
+        rows = [r for r in curve_rows if r["num_tokens"] == n]
+        axes[1].plot([r["steps"] for r in rows], [r["psnr_gain"] for r in rows], "o-", label=f"N = {n}")
+    axes[1].set(xlabel="training steps", ylabel="PSNR gain (dB)", title="learning curve (val)")
+    axes[1].axhline(0, color="grey", lw=0.5)
+    if curve_rows:
+        axes[1].legend()
+    axes[2].plot([r["bits"] for r in rich], [r["val_psnr"] for r in rich], "o-", label="val")
+    axes[2].plot([r["bits"] for r in rich], [r["val_compositional_psnr"] for r in rich], "s--", label="val_compositional")
+    axes[2].set(xlabel="caption information (bits)", ylabel="PSNR (dB)", title="caption richness, N = 1")
+    if rich:
+        axes[2].legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def render(runs: dict, steps: int | None, swaps: dict | None, bits: dict, plotted: bool, out_rel: str) -> tuple[str, dict]:
+    t1 = table1(runs, steps) if steps else []
+    cur = curve(runs)
+    rich = richness(runs, steps, bits) if steps else []
+    enc = encoders(runs, steps) if steps else []
+    gaps = probe_gap(runs, steps) if steps else []
+    summary = {"steps": steps, "caption_bits": bits, "table1": t1, "curve": cur, "richness": rich, "encoders": enc,
+               "train_probe_gap": gaps, "swaps": swaps, "runs_scored": sorted(runs)}
+    L = ["# Scenes: does the caption free the tokens? (issue 36)", "",
+         f"Generated by `studies/scenes/report.py` from `docs/results/scenes/runs/*.json` "
+         f"({len(runs)} run(s) scored; budget {steps if steps else 'none yet'} steps). "
+         "Study design and commands: [studies/scenes/README.md](../../studies/scenes/README.md).", "",
+         "## Findings", ""]
+    L += [f"- {f}" for f in findings(t1, cur, rich, enc, gaps, swaps)]
+    if plotted:
+        L += ["", f"![gain vs N, learning curve, caption richness]({out_rel}/scenes.png)"]
+    L += ["", "## Table 1: TexTok vs the no-text baseline", "",
+          "Mean ± std over seeds (3 at N = 1 and 4, 1 elsewhere). Gain: dB for PSNR, % for the others "
+          "(positive = TexTok better); p: Welch's t-test over seeds.", "",
+          "| N | split | metric | TexTok | baseline | gain | p |", "|---|---|---|---|---|---|---|"]
+    for r in t1:
+        d = 1 if r["metric"] == "rfid" else (2 if r["metric"] == "psnr" else 3)
+        L.append(f"| {r['num_tokens']} | {r['split']} | {r['metric']} | {pm(r['textok'], r['textok_std'], d)} | "
+                 f"{pm(r['baseline'], r['baseline_std'], d)} | {fmt(r['gain'], 2, True)}"
+                 f"{'' if r['metric'] == 'psnr' else '%'} | {fmt(r['p'], 3)} |")
+    L += ["", "## Learning curve (seed 0, val)", "", "| N | steps | TexTok PSNR | baseline PSNR | gain (dB) | "
+          "TexTok rFID | baseline rFID | rFID gain |", "|---|---|---|---|---|---|---|---|"]
+    for r in cur:
+        L.append(f"| {r['num_tokens']} | {r['steps']} | {fmt(r['textok_psnr'])} | {fmt(r['baseline_psnr'])} | "
+                 f"{fmt(r['psnr_gain'], 2, True)} | {fmt(r['textok_rfid'], 1)} | {fmt(r['baseline_rfid'], 1)} | "
+                 f"{fmt(r['rfid_gain'], 1, True)}% |")
+    L += ["", "## Caption richness (N = 1)", "",
+          "Bits: entropy of the caption variant under the training distribution (`textok.data.scenes.caption_bits`).",
+          "", "| caption | bits | val PSNR | val rFID | compositional PSNR | compositional rFID |", "|---|---|---|---|---|---|"]
+    for r in rich:
+        L.append(f"| {r['caption']} | {r['bits']:.1f} | {fmt(r['val_psnr'])} | {fmt(r['val_rfid'], 1)} | "
+                 f"{fmt(r['val_compositional_psnr'])} | {fmt(r['val_compositional_rfid'], 1)} |")
+    L += ["", "## Text encoder size (N = 1)", "", "| encoder | val PSNR | val rFID | compositional PSNR | compositional rFID |",
+          "|---|---|---|---|---|"]
+    for r in enc:
+        L.append(f"| {r['encoder']} | {fmt(r['val_psnr'])} | {fmt(r['val_rfid'], 1)} | {fmt(r['val_compositional_psnr'])} | "
+                 f"{fmt(r['val_compositional_rfid'], 1)} |")
+    L += ["", "## Train probe vs val", "", f"PSNR on {study.TRAIN_PROBE} evenly spaced training scenes vs val: in this "
+          "regime (each scene seen ~1.6 times) they should agree.", "", "| run | train probe PSNR | val PSNR | gap |",
+          "|---|---|---|---|"]
+    for r in gaps:
+        L.append(f"| {r['run']} | {fmt(r['train_psnr'])} | {fmt(r['val_psnr'])} | {fmt(r['gap'], 2, True)} |")
+    L += ["", "## What the caption controls: swaps", ""]
+    if swaps:
+        L += ["The same tokens decoded with a caption where one factor is changed (`studies/scenes/swaps.py`). "
+              "Followed: the detector sees the new value; exact: and the other objects keep their colours. "
+              "Control: decoded with the image's own caption (followed = the whole scene is detected as captioned).", "",
+              "| tokenizer | steps | images | control | colour | position | background |", "|---|---|---|---|---|---|---|"]
+        for name, r in swaps["runs"].items():
+            rt = r["rates"]
+            cells = " | ".join(f"{rt[f]['followed']:.0%} ({rt[f]['exact']:.0%} exact)"
+                               for f in ("control", "colour", "position", "background"))
+            L.append(f"| {name} | {r['steps']} | {r['num_images']} | {cells} |")
+        L += ["", f"![swaps]({out_rel}/swaps.png)"]
+    else:
+        L.append("Pending: `python studies/scenes/swaps.py`.")
+    return "\n".join(L) + "\n", summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--results", type=Path, default=study.RESULTS)
+    p.add_argument("--out", type=Path, default=OUT, help="summary.json, scenes.png (and swaps.json is read here)")
+    p.add_argument("--page", type=Path, default=PAGE)
+    args = p.parse_args(argv)
+    from textok.data.scenes import caption_bits
+    from textok.io import write_json_atomic, write_text_atomic
+
+    runs = load_runs(args.results)
+    steps = final_budget(runs, args.steps)
+    swaps_file = args.out / "swaps.json"
+    swaps = json.loads(swaps_file.read_text()) if swaps_file.is_file() else None
+    bits = {k: round(v, 2) for k, v in caption_bits().items()}
+    t1 = table1(runs, steps) if steps else []
+    plotted = plot(t1, curve(runs), richness(runs, steps, bits) if steps else [], args.out / "scenes.png")
+    try:
+        out_rel = args.out.resolve().relative_to(args.page.resolve().parent).as_posix()
+    except ValueError:
+        out_rel = args.out.resolve().as_posix()
+    page, summary = render(runs, steps, swaps, bits, plotted, out_rel)
+    write_text_atomic(args.page, page)
+    write_json_atomic(args.out / "summary.json", summary)
+    print(f"[report] {args.page} ({len(runs)} runs, budget {steps})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
