@@ -70,15 +70,37 @@ def test_text_on_one_side_only_embeds_for_that_side(tiny_config, minilm):
     torch.testing.assert_close(dec_only.reconstruct(x, "a cat"), dec_only.decode(tokens, "a cat"))
 
 
-def test_choose_captions_takes_the_lowest_cycle_error(tok):
-    x = images(3)
-    tokens = tok.encode(x, ["a red apple", "a blue fish", "a cat"])
-    cands = [["a red apple", "a green car", "a hat"], ["only one"], ["a cat", "a dog"]]
-    chosen = tok.choose_captions(tokens, cands)
-    assert chosen[1] == "only one"
-    for i in (0, 2):
-        errors = [tok.cycle_error(tokens[i : i + 1], [c]).item() for c in cands[i]]
+def test_captions_are_cut_at_the_models_budget_whatever_embeds_them(tok, minilm):
+    long = "a red apple on a wooden table " * 10  # far over max_text_tokens (16)
+    assert minilm([long]).embeddings.shape[1] > tok.config.max_text_tokens
+    text = tok.condition(long, 2)
+    assert text.embeddings.shape[:2] == (2, tok.config.max_text_tokens)
+    # the same as the model's own conditioner (as training embeds them) given as the tokenizer's text
+    own = CaptionedTokenizer(tok.model, TextConditioner.for_tokenizer(tok.config, encoder=minilm, use_cache=False))
+    torch.testing.assert_close(text.embeddings, own.condition([long, long]).embeddings)
+
+
+def test_choose_captions_takes_the_lowest_cycle_error(tok, tiny_config, minilm):
+    """Each token set gets the candidate under which decoding and re-encoding moves its tokens least."""
+    tokens = tok.encode(images(3), ["a red apple", "a blue car", "a green frog"])
+    cands = [["a red apple", "a blue car", "a green frog"], ["a small cat", "a blue car"], ["only one"]]
+    chosen = tok.choose_captions(tokens, cands, batch_size=2)  # chunks across token sets
+    # by hand: the model's cycle error under each candidate, embedded as training embeds captions
+    embed = TextConditioner(minilm, tok.config.max_text_tokens, use_cache=False)
+    for i in (0, 1):
+        errors = [tok.model.cycle_error(tokens[i : i + 1], embed([c])).item() for c in cands[i]]
+        assert len(set(errors)) == len(errors)  # a real choice, not a tie
         assert chosen[i] == cands[i][errors.index(min(errors))]
+    assert chosen[2] == "only one"  # a single candidate is taken as is
+    again = tok.cycle_error(tokens, "a red apple")  # one caption for all token sets
+    assert again.shape == (3,) and (again >= 0).all()
+    # a detokenizer without text: nothing to choose, the first candidate of each list
+    plain = CaptionedTokenizer(TexTok(dataclasses.replace(tiny_config, text_in="none")).eval())
+    assert plain.choose_captions(tokens, cands) == ["a red apple", "a small cat", "only one"]
+    with pytest.raises(ValueError, match="2 candidate lists for 3 token sets"):
+        tok.choose_captions(tokens, cands[:2])
+    with pytest.raises(ValueError, match="token set 1 has no candidate"):
+        tok.choose_captions(tokens, [["a"], [], ["b"]])
 
 
 def test_save_and_from_pretrained_round_trip_one_folder(tok, tmp_path, minilm):

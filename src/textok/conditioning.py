@@ -15,12 +15,12 @@ sampling (``Pipeline``), the demo and ``textok app``. What it fixes, once:
   substitutes with probability ``p``, drawn from a ``torch.Generator`` (``dropout_mask``);
 - **one caption for a batch** (``broadcast``);
 - **class labels** for the condition-richness ablation's weakest condition: a
-  ``ClassEmbedding`` (``textok.text``) as a one-token caption (``class_condition``);
-- **a caption for tokens that have none** (a class-conditional DiT's samples): of the
-  candidates, the one with the lowest ``TexTok.cycle_error`` (``choose_captions``).
+  ``ClassEmbedding`` (``textok.text``) as a one-token caption (``class_condition``).
 
-It sits below the models' users and above ``textok.text`` and ``textok.data``; it imports no
-model and nothing from ``textok.training``.
+A TexTok with its captions -- encode / decode / reconstruct and choosing a caption for tokens that
+have none -- is ``textok.CaptionedTokenizer`` (``textok.tokenizer``), which applies this rule.
+This module sits below it and above ``textok.text`` and ``textok.data``; it imports no model and
+nothing from ``textok.training``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 
@@ -199,62 +199,7 @@ class TextConditioner:
         return TextEmbedding.cat([empty if d else text[i] for i, d in enumerate(drop.tolist())])
 
 
-Embedder = Callable[[Sequence[str]], TextEmbedding]
-
-
-def text_condition(model, captions: Sequence[str] | None, batch: int,
-                   encoder: TextEncoder | TextConditioner | Embedder | None = None) -> TextEmbedding | None:
-    """The text condition of a TexTok ``model`` for ``batch`` images: None for the no-text
-    baseline, else ``captions`` (one, or one per image) embedded as in training.
-
-    ``encoder``: a ``TextEncoder`` (cut at the model's ``max_text_tokens``), a ``TextConditioner``
-    or any callable captions -> ``TextEmbedding`` (e.g. a ``TextCache``), used as given; default:
-    the model's own encoder."""
-    config = model.config
-    if config.text_in == "none":
-        return None
-    if not captions:
-        raise ValueError(f"this checkpoint is text-conditioned (text_in={config.text_in!r}): give --caption")
-    captions = broadcast(captions, batch)
-    if encoder is None:
-        encoder = load_encoder(config.text_encoder, next(model.parameters()).device)
-    if isinstance(encoder, TextEncoder):
-        encoder = encoder.cut_at(config.max_text_tokens)
-    return encoder(captions)
-
-
-@torch.no_grad()
-def choose_captions(model, tokens: torch.Tensor, candidates: Sequence[Sequence[str]],
-                    encoder: TextEncoder | TextConditioner | Embedder | None = None, batch_size: int = 256) -> list[str]:
-    """A decoding caption for each token set that has none of its own (a class-conditional DiT's samples):
-    among ``candidates[i]``, the caption with the lowest ``model.cycle_error(tokens[i], caption)`` -- the one
-    under which decoding and re-encoding moves the tokens least. tokens [B, N, d]; ``candidates``: B lists of
-    captions. A model whose detokenizer sees no text gets the first candidate of each list (the choice
-    changes nothing). ``encoder``: as in ``text_condition``."""
-    if len(candidates) != tokens.shape[0]:
-        raise ValueError(f"got {len(candidates)} candidate lists for {tokens.shape[0]} token sets")
-    lists = [list(dict.fromkeys(c)) for c in candidates]  # distinct, in order
-    for i, c in enumerate(lists):
-        if not c:
-            raise ValueError(f"token set {i} has no candidate caption")
-    if not model.config.text_in_decoder:
-        return [c[0] for c in lists]
-    pairs = [(i, c) for i, cands in enumerate(lists) if len(cands) > 1 for c in cands]
-    errors: list[float] = []
-    for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start : start + batch_size]
-        text = text_condition(model, [c for _, c in chunk], len(chunk), encoder).to(tokens.device)
-        index = torch.tensor([i for i, _ in chunk], device=tokens.device)
-        errors += model.cycle_error(tokens[index], text).tolist()
-    best: dict[int, tuple[float, str]] = {}
-    for (i, caption), e in zip(pairs, errors):
-        if i not in best or e < best[i][0]:
-            best[i] = (e, caption)
-    return [best[i][1] if i in best else c[0] for i, c in enumerate(lists)]
-
-
 __all__ = [
-    "TextConditioner", "text_condition", "load_encoder", "encoder_width", "broadcast", "cached_embedding",
-    "dropout_mask", "class_condition", "choose_captions", "EMPTY_CAPTION", "DIT_MAX_TEXT_TOKENS", "ClassEmbedding",
-    "TextEmbedding",
+    "TextConditioner", "load_encoder", "encoder_width", "broadcast", "cached_embedding", "dropout_mask",
+    "class_condition", "EMPTY_CAPTION", "DIT_MAX_TEXT_TOKENS", "ClassEmbedding", "TextEmbedding",
 ]

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from textok import TexTok
+from textok import CaptionedTokenizer, TexTok
 from textok.data import collate, open_dataset
 from textok.metrics import (InceptionLogits, Stats, dataset_stats, decode_caption_map, evaluate_generation,
                             evaluate_tokenizer, fid_from_features, image_fingerprint, load_stats, psnr, save_stats, ssim)
@@ -171,11 +171,10 @@ def test_decode_with_other_captions(checkpoints, image_folder, minilm, tmp_path)
     report = evaluate_tokenizer(checkpoints[:1], image_folder, batch_size=4, encoder=minilm, lpips=False, rfid=False,
                                 progress=False, decode_captions="same-class-cycle")
     assert report["results"][0]["decode_swapped"] == 5
-    from textok.conditioning import choose_captions
-
     with torch.no_grad():
         tokens = model.encode(batch["images"], minilm(caps))
-        picked = choose_captions(model, tokens, [cands[c] for c in caps], minilm)
+    picked = CaptionedTokenizer(model, minilm).choose_captions(tokens, [cands[c] for c in caps])
+    with torch.no_grad():
         rec = model.decode(tokens, minilm(picked))
     assert all(p in cands[c] for p, c in zip(picked, caps))
     assert report["results"][0]["psnr"] == pytest.approx(psnr(batch["images"], rec).mean().item(), rel=1e-6)

@@ -115,7 +115,7 @@ def decode_caption_map(dataset, num: int | None = None, rule: str = "same-class"
     label drawn at random (``seed``; what a class-conditional pipeline's random draw from a pool does);
     ``"same-class-cycle"``: up to ``CYCLE_CANDIDATES`` other captions of the label (drawn with ``seed``), of
     which the evaluation decodes each image with the one that best explains its tokens
-    (``textok.conditioning.choose_captions``; the pipeline's ``caption_choice="cycle"``). A label with a single
+    (``CaptionedTokenizer.choose_captions``; the pipeline's ``caption_choice="cycle"``). A label with a single
     distinct caption keeps it (no swap: the report counts the swapped images). ``"other-class"``: a caption
     of the label half-way round the sorted distinct labels (the same rank within that label, cyclic).
     Returns {caption: caption}, or for ``"same-class-cycle"`` {caption: [candidate captions]}."""

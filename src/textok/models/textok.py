@@ -275,7 +275,7 @@ class TexTok(nn.Module, PretrainedMixin):
     def cycle_error(self, tokens: torch.Tensor, text: TextEmbedding | None = None) -> torch.Tensor:
         """How well ``text`` explains ``tokens`` [B, N, d]: the mean squared difference between the tokens
         and those of their decoding re-encoded with the same text, [B]. The criterion by which a decoding
-        caption is chosen for tokens that have none (``textok.conditioning.choose_captions``)."""
+        caption is chosen for tokens that have none (``textok.CaptionedTokenizer.choose_captions``)."""
         again = self.encode(self.decode(tokens, text).clamp(-1, 1), text)
         return (again.float() - tokens.float()).pow(2).flatten(1).mean(1)
 
