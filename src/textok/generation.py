@@ -59,7 +59,7 @@ class GenerationConfig:
     text_encoder: str = "minilm"  # embeds prompts for DiT-T2I
     # class-conditional: how the detokenizer's caption is taken from the class's pool: "random" (a uniform
     # draw) or "cycle" (of up to caption_candidates pool captions, the one that best explains the sampled
-    # tokens: textok.conditioning.choose_captions)
+    # tokens: CaptionedTokenizer.choose_captions)
     caption_choice: str = "random"
     caption_candidates: int = 16
     # where the tokenizer / pool were when the folder was saved: the fallback when the relative
@@ -223,7 +223,7 @@ class Pipeline:
     def chosen_captions(self, tokens: torch.Tensor, labels: Sequence[int], rng: random.Random) -> list[str]:
         """``caption_choice="cycle"``: for each sampled token set [N, d] of ``tokens`` [B, N, d], the caption of its
         class's pool (up to ``caption_candidates`` of them, drawn with ``rng``) that best explains it
-        (``textok.conditioning.choose_captions``)."""
+        (``CaptionedTokenizer.choose_captions``)."""
         k = self.config.caption_candidates
         candidates = []
         for y in labels:
@@ -340,27 +340,55 @@ def _pipeline(checkpoint: str | os.PathLike | Pipeline, device, text_data, capti
     return checkpoint
 
 
-def sample(checkpoint: str | os.PathLike | Pipeline, class_id: int | None = None, prompt: str | None = None, num: int = 16,
-           cfg_scale: float | None = None, steps: int | None = None, sampler: str | None = None, seed: int = 0,
+@dataclasses.dataclass
+class SamplingSettings:
+    """How the DiT samples: the flags ``textok sample`` and ``textok sample-fid`` share; None: the model's
+    default (``Pipeline.resolve_settings``, ``Pipeline.resolve_caption_choice``)."""
+
+    cfg_scale: float | None = None  # classifier-free guidance scale (1: none)
+    steps: int | None = None
+    sampler: str | None = None  # ddpm | ddim | euler | heun | meanflow
+    seed: int = 0  # same seed, same images
+    # class-conditional: how the detokenizer's caption is taken from the pool ("random" / "cycle", Pipeline.__call__)
+    caption_choice: str | None = None
+
+
+@dataclasses.dataclass
+class SampleSettings(SamplingSettings):
+    """What ``sample`` draws (the ``textok sample`` flags): ``num`` images of class ``class_id`` or of
+    ``prompt`` (exactly one of them, unless the DiT is unconditional). The fields are also accepted as
+    keyword arguments of ``sample``."""
+
+    class_id: int | None = None
+    prompt: str | None = None
+    num: int = 16
+
+
+def sample(checkpoint: str | os.PathLike | Pipeline, settings: SampleSettings | None = None, *,
            out: str | os.PathLike | None = None, nrow: int | None = None, device: str | torch.device = "cpu",
            progress: bool = False, text_data: str | os.PathLike | None = None,
-           caption_pool: str | os.PathLike | None = None, caption_choice: str | None = None) -> torch.Tensor:
-    """``num`` images of class ``class_id`` or of ``prompt``; ``out`` (a .png) gets a grid.
-    ``text_data``: a data set folder whose text cache embeds the captions it holds; ``caption_pool``: a pool
-    file replacing the recorded one (``Pipeline.from_pretrained``); both only with a checkpoint folder (a
-    ready ``Pipeline`` keeps its own). ``caption_choice``: how a class-conditional model's detokenizer
-    caption is taken from the pool ("random" / "cycle", ``Pipeline.__call__``). Returns [num, 3, H, W] in [-1, 1]."""
-    if num < 1:
-        raise ValueError(f"num must be >= 1, got {num}")
+           caption_pool: str | os.PathLike | None = None, **fields) -> torch.Tensor:
+    """``num`` images of class ``class_id`` or of ``prompt``, drawn as ``settings`` (``SampleSettings``;
+    ``**fields`` override its fields, e.g. ``sample(folder, class_id=3, num=8, steps=50)``); ``out`` (a .png,
+    .jpg or .webp) gets a grid of ``nrow`` images a row. ``text_data``: a data set folder whose text cache
+    embeds the captions it holds; ``caption_pool``: a pool file replacing the recorded one
+    (``Pipeline.from_pretrained``); both only with a checkpoint folder (a ready ``Pipeline`` keeps its own).
+    Returns [num, 3, H, W] in [-1, 1]."""
+    if settings is not None and not isinstance(settings, SampleSettings):  # e.g. the old sample(folder, class_id)
+        raise TypeError(f"sample: settings must be a SampleSettings, got {type(settings).__name__}; "
+                        f"give the class as class_id=...")
+    s = with_fields(settings or SampleSettings(), "sample", fields)
+    if s.num < 1:
+        raise ValueError(f"num must be >= 1, got {s.num}")
     pipe = _pipeline(checkpoint, device, text_data, caption_pool)
-    if (class_id is None) == (prompt is None) and pipe.dit.config.condition != "none":
+    if (s.class_id is None) == (s.prompt is None) and pipe.dit.config.condition != "none":
         raise ValueError("give exactly one of a class (--class) and a prompt (--prompt)")
-    if prompt is not None:
-        images = pipe(prompts=[prompt] * num, cfg_scale=cfg_scale, steps=steps, sampler=sampler, seed=seed, progress=progress,
-                      caption_choice=caption_choice)  # (a choice other than "random" is refused there)
+    how = dict(cfg_scale=s.cfg_scale, steps=s.steps, sampler=s.sampler, seed=s.seed, progress=progress,
+               caption_choice=s.caption_choice)  # (with a prompt, a choice other than "random" is refused there)
+    if s.prompt is not None:
+        images = pipe(prompts=[s.prompt] * s.num, **how)
     else:
-        images = pipe(labels=[class_id or 0] * num, cfg_scale=cfg_scale, steps=steps, sampler=sampler, seed=seed,
-                      progress=progress, caption_choice=caption_choice)
+        images = pipe(labels=[s.class_id or 0] * s.num, **how)
     if out is not None:
         from .data.transforms import make_grid, to_pil
         from .io import atomic_path
@@ -369,7 +397,7 @@ def sample(checkpoint: str | os.PathLike | Pipeline, class_id: int | None = None
         fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}.get(out.suffix.lower())
         if fmt is None:
             raise ValueError(f"--out {out}: give a .png, .jpg or .webp file for the grid")
-        grid = make_grid(images.cpu(), nrow=nrow or int(math.ceil(math.sqrt(num))))
+        grid = make_grid(images.cpu(), nrow=nrow or int(math.ceil(math.sqrt(s.num))))
         with atomic_path(out) as tmp:
             to_pil(grid).save(tmp, format=fmt)
     return images
@@ -404,18 +432,12 @@ def fid_labels(num: int, num_classes: int) -> list[int]:
 
 
 @dataclasses.dataclass
-class FIDSamplingSettings:
+class FIDSamplingSettings(SamplingSettings):
     """How ``sample_fid`` draws its samples (the ``textok sample-fid`` flags); None: the model's default.
     The fields are also accepted as keyword arguments of ``sample_fid``."""
 
     batch_size: int = 32  # batch b holds samples b*batch_size ... and is seeded by (seed, b)
-    cfg_scale: float | None = None  # classifier-free guidance scale (1: none)
-    steps: int | None = None
-    sampler: str | None = None  # ddpm | ddim | euler | heun | meanflow
-    seed: int = 0
     prompts: Sequence[str] | None = None  # text-to-image: cycled through
-    # class-conditional: how the detokenizer's caption is taken from the pool ("random" / "cycle", Pipeline.__call__)
-    caption_choice: str | None = None
 
 
 def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os.PathLike,
@@ -518,5 +540,5 @@ def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os
     return out
 
 
-__all__ = ["GenerationConfig", "Pipeline", "CAPTION_CHOICES", "sample", "sample_fid", "FIDSamplingSettings", "fid_labels", "pool_by_label",
-           "GENERATION_NAME"]
+__all__ = ["GenerationConfig", "Pipeline", "CAPTION_CHOICES", "sample", "sample_fid", "SamplingSettings", "SampleSettings",
+           "FIDSamplingSettings", "fid_labels", "pool_by_label", "GENERATION_NAME"]

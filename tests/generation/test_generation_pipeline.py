@@ -5,9 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
-from textok import DiT, DiTConfig, TexTok, TexTokConfig
+from textok import CaptionedTokenizer, DiT, DiTConfig, TexTok, TexTokConfig
 from textok.cli import main
-from textok.generation import GenerationConfig, Pipeline, fid_labels, sample, sample_fid
+from textok.generation import GenerationConfig, Pipeline, SampleSettings, fid_labels, sample, sample_fid
 from textok.latents import LatentCache, encode_dataset
 from textok.training.dit_task import DiTTask, build_dit_config, train_dit
 
@@ -83,6 +83,13 @@ def test_sampling_is_deterministic_under_a_seed(run, tmp_path):
     assert a.shape == (3, 3, 32, 32) and a.min() >= -1 and a.max() <= 1
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert Image.open(tmp_path / "grid.png").size[0] > 32
+    # the settings as a SampleSettings (what `textok sample` builds), keyword fields overriding it
+    settings = SampleSettings(class_id=1, num=3, steps=8, seed=6)
+    assert torch.equal(sample(pipe, settings), c) and torch.equal(sample(pipe, settings, seed=5), a)
+    with pytest.raises(TypeError, match=r"unknown setting\(s\) \['classes'\]"):
+        sample(pipe, classes=1)
+    with pytest.raises(TypeError, match="settings must be a SampleSettings"):  # the old sample(folder, class_id)
+        sample(pipe, 1)
     for sampler in ("ddim",):
         x = pipe(labels=[0, 2], steps=5, sampler=sampler, seed=1, cfg_scale=3.0)
         assert torch.equal(x, pipe(labels=[0, 2], steps=5, sampler=sampler, seed=1, cfg_scale=3.0))
@@ -196,10 +203,8 @@ def test_class_captions_come_from_the_pool_and_text_reaches_both(minilm, tmp_pat
     images = pipe(labels=[0, 1], steps=2, sampler="ddim")
     assert images.shape == (2, 3, 32, 32)
     # caption_choice="cycle": of the class's pool, the caption that best explains each sample's tokens
-    from textok.conditioning import choose_captions
-
     images, tokens = pipe(labels=[0, 0, 1], steps=2, sampler="ddim", caption_choice="cycle", return_tokens=True)
-    picked = choose_captions(tok, tokens, [pool[0], pool[0], pool[1]], minilm)
+    picked = CaptionedTokenizer(tok, minilm).choose_captions(tokens, [pool[0], pool[0], pool[1]])
     torch.testing.assert_close(images, pipe(labels=[0, 0, 1], steps=2, sampler="ddim", captions=picked))
     assert picked[2] == "a big dog"
     with pytest.raises(ValueError, match="caption_choice must be one of"):

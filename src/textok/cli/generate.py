@@ -107,15 +107,20 @@ def _train(args) -> int:
     return 0
 
 
+def _sampling_fields(args) -> dict:
+    """The ``SamplingSettings`` fields of the flags ``_sampling_args`` adds (shared by sample and sample-fid)."""
+    return dict(cfg_scale=args.cfg, steps=args.steps, sampler=args.sampler, seed=args.seed,
+                caption_choice=args.caption_choice)
+
+
 def _sample(args) -> int:
-    from ..generation import sample
+    from ..generation import SampleSettings, sample
     from ..io import check_outputs
 
     check_outputs([args.out], overwrite=args.overwrite)
-    images = sample(args.checkpoint, class_id=args.class_id, prompt=args.prompt, num=args.num, cfg_scale=args.cfg,
-                    steps=args.steps, sampler=args.sampler, seed=args.seed, out=args.out, nrow=args.nrow,
-                    device=args.device, progress=True, text_data=args.text_data, caption_pool=args.caption_pool,
-                    caption_choice=args.caption_choice)
+    settings = SampleSettings(class_id=args.class_id, prompt=args.prompt, num=args.num, **_sampling_fields(args))
+    images = sample(args.checkpoint, settings, out=args.out, nrow=args.nrow, device=args.device, progress=True,
+                    text_data=args.text_data, caption_pool=args.caption_pool)
     print(f"sampled {images.shape[0]} image(s) at {images.shape[-1]}px -> {args.out}")
     return 0
 
@@ -135,9 +140,7 @@ def _sample_fid(args) -> int:
         prompts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         if not prompts:
             raise ValueError(f"--prompts: {path} holds no prompts")
-    settings = FIDSamplingSettings(batch_size=args.batch_size, cfg_scale=args.cfg, steps=args.steps,
-                                   sampler=args.sampler, seed=args.seed, prompts=prompts,
-                                   caption_choice=args.caption_choice)
+    settings = FIDSamplingSettings(batch_size=args.batch_size, prompts=prompts, **_sampling_fields(args))
     out = sample_fid(args.checkpoint, args.num, args.out, settings, device=args.device, text_data=args.text_data,
                      caption_pool=args.caption_pool)
     if out is not None:
