@@ -200,7 +200,8 @@ def run_stage(run: Run, steps: int, work: Path, results: Path, data: str, config
     cfg = load_config(config, run.config_overrides() + [f"data.root={data}", f"schedule.max_steps={steps}",
                                                         "logging.progress=false"])
     resume = latest_checkpoint(out / "checkpoints") is not None
-    result = Trainer(TokenizerTask(cfg), cfg, out, resume=resume).train()
+    task = TokenizerTask(cfg)
+    result = Trainer(task, cfg, out, resume=resume).train()
     trunk_checkpoint(work, run, steps)  # kept: a cool-down (--cooldown) can branch off it later
     # the EMA model at this budget, kept for later scoring and the figures
     stage_model = copy_dir_atomic(out / "model", stage_dir(work, run.name, steps))
@@ -228,6 +229,9 @@ def run_stage(run: Run, steps: int, work: Path, results: Path, data: str, config
         "run": run.name, "steps": steps, "config": Path(config).name, "overrides": run.config_overrides(),
         "train_seconds": round(train_seconds, 1), "train_seconds_total": round(total, 1),
         "train_seconds_complete": complete,
+        # the caption cache training read its text from (None: the encoder embedded every batch, ~1.4x the
+        # seconds per step on a CPU, or the baseline, which has no text): what its speed depends on
+        "text_cache": text_cache_used(task),
         "images_per_second": round(result.images_per_second, 2), "threads": torch.get_num_threads(),
         "cpu": cpu_name(), "date": time.strftime("%Y-%m-%d"), "final_loss": result.last_logs.get("loss"),
         # what made this stage: the code (a dirty tree says so) and the config the trainer ran with
@@ -237,6 +241,13 @@ def run_stage(run: Run, steps: int, work: Path, results: Path, data: str, config
     record["train_probe"] = train_probe(stage_model, data, run)
     write_json_atomic(stage_file(results, run, steps), record)
     return record
+
+
+def text_cache_used(task) -> str | None:
+    """The caption cache file a trained ``TokenizerTask`` read its captions' embeddings from, or None: no text
+    (the baseline), ``data.use_text_cache`` off, or no cache in the data folder (``textok embed-text``)."""
+    cache = task.text.cache if task.text is not None else None
+    return None if cache is None else str(cache.path)
 
 
 def git_commit() -> str | None:
@@ -322,7 +333,8 @@ def run_cooldown(run: Run, steps: int, cooldown: int, work: Path, results: Path,
         if not (out / "config.yaml").exists():
             shutil.copy(work / "runs" / run.name / "config.yaml", out / "config.yaml")
     t0 = time.perf_counter()
-    result = Trainer(TokenizerTask(cfg), cfg, out, resume=True).train()
+    task = TokenizerTask(cfg)
+    result = Trainer(task, cfg, out, resume=True).train()
     train_seconds = time.perf_counter() - t0
     # the raw weights at the end of the cool-down, next to the EMA model the trainer exports
     raw = out / "raw"
@@ -344,7 +356,7 @@ def run_cooldown(run: Run, steps: int, cooldown: int, work: Path, results: Path,
                 "eval_seconds": round(time.perf_counter() - t1, 1)})
     record = {"run": run.name, "steps": total, "trunk_steps": steps, "cooldown_steps": cooldown,
               "overrides": run.config_overrides() + ["schedule.decay=wsd", f"schedule.cooldown_steps={cooldown}"],
-              "cooldown_train_seconds": round(train_seconds, 1),
+              "cooldown_train_seconds": round(train_seconds, 1), "text_cache": text_cache_used(task),
               "images_per_second": round(result.images_per_second, 2), "threads": torch.get_num_threads(),
               "cpu": cpu_name(), "date": time.strftime("%Y-%m-%d"), "final_loss": result.last_logs.get("loss"),
               "records": records}

@@ -466,6 +466,18 @@ def label(split: str) -> str:
     return SPLIT_LABELS.get(split, f"`{split}`")
 
 
+def report_order(splits) -> list[str]:
+    """``splits`` (distinct) in the report's order: ``REPORT_SPLITS`` first (new emoji first), then any other
+    in the order given."""
+    splits = list(dict.fromkeys(splits))
+    return [s for s in REPORT_SPLITS if s in splits] + [s for s in splits if s not in REPORT_SPLITS]
+
+
+def reference_label(reference: str) -> str:
+    """A generation record's reference set, ``"emoji <split> 32 px"``, with the split named as ``label`` names it."""
+    return re.sub(r"^emoji (\S+) ", lambda m: f"emoji {label(m.group(1))} ", reference)
+
+
 def welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
     """Two-sided Welch t-test p-value of two samples (scipy), None with fewer than 2 values in either or no
     variance in both (the test is undefined)."""
@@ -1105,7 +1117,7 @@ def generation_table(records: list[dict]) -> list[str]:
         b, t = (by.get(arm, {}).get("report", {}) for arm in ("baseline", "textok"))
         any_ = next(iter(by.values()))
         g = gain(b.get("gfid"), t.get("gfid"))
-        ref = f"{any_['reference']} ({any_['report'].get('ref_num', '?')} images)"
+        ref = f"{reference_label(any_['reference'])} ({any_['report'].get('ref_num', '?')} images)"
         task, n, steps, _, dit_steps = k
         device = " / ".join(sorted({r.get("dit_device") or "?" for r in by.values()}))
         out.append(f"| {task} | {n} | {steps} | {dit_steps} | {device} | {any_['num_samples']} | {ref} "
@@ -1208,12 +1220,12 @@ def caption_reliance_table(data: dict, curves=(), first: bool = True, replicas: 
                   f"\"Trained again on another machine\"); the file was measured without the baseline (`--baseline "
                   f"none`), whose column is the baseline's own score file at that budget (`{again[0]['replicate']}`).")
     elif not any(r["arm"] == "baseline" for r in records):
-        for split in dict.fromkeys(r["split"] for r in records):
+        for split in report_order(r["split"] for r in records):
             base = [r for r in curves if r["run"] == f"baseline-n{n}-s0" and r["split"] == split]
             if base:
                 b = max(base, key=lambda r: r["steps"])
                 cell[(split, "baseline", "own")] = b
-                theirs += [f"{split} rFID {fmt(r['rfid'], 1)}, PSNR {fmt(r['psnr'])} dB" for r in curves
+                theirs += [f"{label(split)} rFID {fmt(r['rfid'], 1)}, PSNR {fmt(r['psnr'])} dB" for r in curves
                            if r["run"] == f"textok-n{n}-s0" and r["split"] == split and r["steps"] == b["steps"]]
                 table1 = (f" This TexTok was trained again on this machine (the study's recipe and seed, "
                           f"`python studies/emoji32/reproduction.py --job textok-n{n}-s0 --steps {b['steps']}`; its stage "
@@ -1249,17 +1261,17 @@ def caption_reliance_table(data: dict, curves=(), first: bool = True, replicas: 
     out = (out if first else intro + [""]) + [
            "| split | metric | baseline | " + " | ".join(heads[d] for _, d in cols[1:]) + " |",
            "|---|---|" + "---:|" * len(cols)]
-    for split in dict.fromkeys(r["split"] for r in records):
+    for split in report_order(r["split"] for r in records):
         row = [cell.get((split, arm, dec), {}) for arm, dec in cols]
-        for metric, label, digits in (("rfid", "rFID", 1), ("psnr", "PSNR (dB)", 2), ("lpips", "LPIPS", 3)):
-            out.append(f"| {split} | {label} | "
+        for metric, name, digits in (("rfid", "rFID", 1), ("psnr", "PSNR (dB)", 2), ("lpips", "LPIPS", 3)):
+            out.append(f"| {label(split)} | {name} | "
                        + " | ".join(fmt(c.get(metric), digits) for c in row) + " |")
-        out.append(f"| {split} | images swapped | – | 0 of {row[1].get('num_images', '?')} | "
+        out.append(f"| {label(split)} | images swapped | – | 0 of {row[1].get('num_images', '?')} | "
                    + " | ".join(f"{c.get('swapped', '?')} of {c.get('num_images', '?')}" for c in row[2:]) + " |")
     if first and (REPO / "docs" / "img" / "reproduction_caption_reliance.png").is_file():
-        out += ["", "Eight `val` emoji whose class holds another caption: original | baseline | TexTok | TexTok decoding the "
-                "same tokens with a random caption of the class | with the caption of the class chosen by cycle error | "
-                "with a caption of another class (`--grid`; the captions: "
+        out += ["", f"Eight {label('val')} emoji whose class holds another caption: original | baseline | TexTok | "
+                "TexTok decoding the same tokens with a random caption of the class | with the caption of the class "
+                "chosen by cycle error | with a caption of another class (`--grid`; the captions: "
                 "[reproduction_caption_reliance.txt](../img/reproduction_caption_reliance.txt)).", "",
                 '<img src="../img/reproduction_caption_reliance.png" width="220" alt="caption reliance at N = 4">']
     return out

@@ -63,16 +63,19 @@ def test_generation_table_puts_the_arms_side_by_side(load_experiment):
     half = lambda arm, gfid: dict(rec(arm, gfid), dit_steps=4000, dit_device="a CPU")  # noqa: E731  (a learning-curve point, its grid overwritten)
     text = "\n".join(rr.generation_table([rec("baseline", 50.0), rec("textok", 40.0), half("baseline", 80.0),
                                            half("textok", 60.0)]))
-    assert "| class | 4 | 8000 | 8000 | NVIDIA H200 | 2000 | emoji train 32 px (6228 images) | 50.0 | 40.0 | 20.0% | 0.500 / 0.500 |" in text
-    assert "| class | 4 | 8000 | 4000 | a CPU | 2000 | emoji train 32 px (6228 images) | 80.0 | 60.0 | 25.0% |" in text
+    assert "| class | 4 | 8000 | 8000 | NVIDIA H200 | 2000 | emoji `train` 32 px (6228 images) | 50.0 | 40.0 | 20.0% | 0.500 / 0.500 |" in text
+    assert "| class | 4 | 8000 | 4000 | a CPU | 2000 | emoji `train` 32 px (6228 images) | 80.0 | 60.0 | 25.0% |" in text
     assert text.index("| 4000 | a CPU |") < text.index("| 8000 | NVIDIA H200 |")  # the curve in order of DiT steps
+    # the reference split named as the report names splits (what it measures)
+    assert rr.reference_label("emoji val 32 px") == "emoji recall (`val`) 32 px"
+    assert rr.reference_label("emoji val_unseen 32 px") == "emoji new emoji (`val_unseen`) 32 px"
     assert text.count("(../img/reproduction_gen_class_") == 2  # one grid per arm: the last budget's
     cpu = lambda arm, gfid: dict(rec(arm, gfid), dit_device="a CPU", tag="cpu",  # noqa: E731  (a replicate)
                                  grid=f"reproduction_gen_class_{arm}_n4_cpu.png")
     text = "\n".join(rr.generation_table([rec("baseline", 50.0), rec("textok", 40.0), cpu("baseline", 52.0),
                                            cpu("textok", 48.0)]))
-    assert "| 8000 | NVIDIA H200 | 2000 | emoji train 32 px (6228 images) | 50.0 | 40.0 |" in text  # not merged
-    assert "| 8000 | a CPU | 2000 | emoji train 32 px (6228 images) | 52.0 | 48.0 |" in text
+    assert "| 8000 | NVIDIA H200 | 2000 | emoji `train` 32 px (6228 images) | 50.0 | 40.0 |" in text  # not merged
+    assert "| 8000 | a CPU | 2000 | emoji `train` 32 px (6228 images) | 52.0 | 48.0 |" in text
     assert text.count("(../img/reproduction_gen_class_") == 4
     assert "shipped pair" not in text
     shipped = lambda arm, gfid: dict(cpu(arm, gfid), tokenizer_weights="float16 (shipped)", dit_device="AMD EPYC")  # noqa: E731

@@ -205,36 +205,41 @@ def test_caption_reliance_table(rr):
             dict(split="val", arm="textok", decode="other-class", num_images=10, swapped=10, rfid=90.0, psnr=16.6,
                  lpips=0.36)]
     table = "\n".join(rr.caption_reliance_table({"records": rows, "cpu": "AMD EPYC", "threads": 2}))
-    assert "| val | rFID | 50.0 | 45.0 | 60.0 | 90.0 |" in table
-    assert "| val | PSNR (dB) | 21.00 | 21.50 | 18.50 | 16.60 |" in table
-    assert "| val | images swapped | – | 0 of 10 | 7 of 10 | 10 of 10 |" in table and "AMD EPYC, 2 threads" in table
+    assert "| recall (`val`) | rFID | 50.0 | 45.0 | 60.0 | 90.0 |" in table
+    assert "| recall (`val`) | PSNR (dB) | 21.00 | 21.50 | 18.50 | 16.60 |" in table
+    assert "| recall (`val`) | images swapped | – | 0 of 10 | 7 of 10 | 10 of 10 |" in table and "AMD EPYC, 2 threads" in table
+    # the splits named for what they measure, new emoji first whatever the records' order
+    unseen = [dict(r, split="val_unseen", rfid=r["rfid"] + 30) for r in rows]
+    table = "\n".join(rr.caption_reliance_table({"records": rows + unseen}))
+    assert "| new emoji (`val_unseen`) | rFID | 80.0 | 75.0 | 90.0 | 120.0 |" in table
+    assert table.index("| new emoji (`val_unseen`) | rFID") < table.index("| recall (`val`) | rFID")
     # the random draw and the cycle choice get their columns where measured, in a fixed order
     rows += [dict(split="val", arm="textok", decode="same-class-cycle", num_images=10, swapped=7, rfid=52.0, psnr=20.0,
                   lpips=0.2), dict(split="val", arm="textok", decode="same-class-random", num_images=10, swapped=7,
                                    rfid=70.0, psnr=18.0, lpips=0.3)]
     table = "\n".join(rr.caption_reliance_table({"records": rows, "pair": "the N = 1 pair"}))
-    assert "| val | rFID | 50.0 | 45.0 | 60.0 | 70.0 | 52.0 | 90.0 |" in table and "the N = 1 pair" in table
+    assert "| recall (`val`) | rFID | 50.0 | 45.0 | 60.0 | 70.0 | 52.0 | 90.0 |" in table and "the N = 1 pair" in table
     assert "| TexTok, a random caption of the class | TexTok, the caption of the class chosen by cycle error |" in table
     # measured without the baseline (--baseline none): Table 1's baseline of that N fills its column
     solo = [dict(r, num_tokens=1) for r in rows if r["arm"] == "textok"]
     curves = [dict(run="baseline-n1-s0", split="val", steps=s, rfid=r, psnr=20.0, lpips=0.3, cpu="Xeon")
               for s, r in ((4000, 70.0), (8000, 66.0))]
     table = "\n".join(rr.caption_reliance_table({"records": solo, "pair": "N = 1", "command": "cmd"}, curves, first=False))
-    assert "| val | rFID | 66.0 | 45.0 |" in table and "Table 1's `baseline-n1-s0` at 8000 steps (Xeon)." in table
+    assert "| recall (`val`) | rFID | 66.0 | 45.0 |" in table and "Table 1's `baseline-n1-s0` at 8000 steps (Xeon)." in table
     assert table.lstrip().startswith("The same at N = 1 (N = 1; `cmd`") and "What decoding" not in table
     curves.append(dict(run="textok-n1-s0", split="val", steps=8000, rfid=44.0, psnr=21.0, lpips=0.2))
     table = "\n".join(rr.caption_reliance_table({"records": solo}, curves, first=False))
-    assert "Table 1's TexTok of that budget, for comparison with the retrained one: val rFID 44.0, PSNR 21.00 dB." in table
+    assert "Table 1's TexTok of that budget, for comparison with the retrained one: recall (`val`) rFID 44.0, PSNR 21.00 dB." in table
     assert rr.caption_reliance_table({}) == []
     # a baseline trained again on the file's machine to the TexTok's budget fills the column instead
     replicas = [dict(run="baseline-n1-s0", replicate="epyc", cpu="AMD EPYC", steps=8000, split="val", rfid=61.0,
                      psnr=20.5, lpips=0.25)]
     data = {"records": solo, "cpu": "AMD EPYC", "tokenizers": {"textok": "/w/runs/textok-n1-s0/stages/step_0008000"}}
     table = "\n".join(rr.caption_reliance_table(data, curves, first=False, replicas=replicas))
-    assert "| val | rFID | 61.0 | 45.0 |" in table and "own score file at that budget (`epyc`)" in table
+    assert "| recall (`val`) | rFID | 61.0 | 45.0 |" in table and "own score file at that budget (`epyc`)" in table
     assert "Table 1's" not in table
     other_budget = dict(data, tokenizers={"textok": "/w/stages/step_0004000"})  # no replicate there: Table 1's
-    assert "| val | rFID | 66.0 | 45.0 |" in "\n".join(rr.caption_reliance_table(other_budget, curves, replicas=replicas))
+    assert "| recall (`val`) | rFID | 66.0 | 45.0 |" in "\n".join(rr.caption_reliance_table(other_budget, curves, replicas=replicas))
 
 
 def test_replicates_are_loaded_and_compared_with_the_study_run(rr, tmp_path):

@@ -75,6 +75,7 @@ def test_a_run_resumed_in_stages_equals_a_straight_run(rs, tiny_study, no_scorin
     staged, straight = tmp_path / "staged", tmp_path / "straight"
     first = rs.run_stage(run, 3, staged, staged / "results", str(data), config)
     second = rs.run_stage(run, 6, staged, staged / "results", str(data), config)
+    assert first["text_cache"] is None and second["text_cache"] is None  # data.use_text_cache: false
     random.seed(123)
     np.random.seed(123)
     before = random.getstate(), np.random.get_state()

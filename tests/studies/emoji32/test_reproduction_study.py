@@ -2,6 +2,7 @@
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -196,7 +197,10 @@ def test_a_stage_records_the_seconds_of_every_process_that_trained_it(tmp_path, 
         return {"results": [{"num": 3, "rfid": 100.0, "psnr": 18.0, "ssim": 0.5, "lpips": 0.3}]}
 
     monkeypatch.setattr(textok.training, "Trainer", FakeTrainer)
-    monkeypatch.setattr(textok.training, "TokenizerTask", lambda cfg: None)
+    # the task after training: its conditioner read the data set's caption cache (a real one: the path of its file)
+    cache_file = tmp_path / "data" / "text_cache" / "minilm.safetensors"
+    monkeypatch.setattr(textok.training, "TokenizerTask",
+                        lambda cfg: SimpleNamespace(text=SimpleNamespace(cache=SimpleNamespace(path=cache_file))))
     monkeypatch.setattr(textok.metrics, "evaluate_tokenizer", fake_evaluate)
     monkeypatch.setattr(rs, "reference_stats", lambda *a: None)
     monkeypatch.setattr(rs, "trunk_checkpoint", lambda *a: None)
@@ -209,6 +213,8 @@ def test_a_stage_records_the_seconds_of_every_process_that_trained_it(tmp_path, 
 
     first = stage(2000, 100.0, 100.0, True)
     assert first["train_seconds"] == 100.0 and first["train_seconds_total"] == 100.0 and first["train_seconds_complete"]
+    assert first["text_cache"] == str(cache_file)
+    assert rs.text_cache_used(SimpleNamespace(text=None)) is None  # the baseline: no text, no cache
     # 4k: stopped at 3,000 (60 s in) and resumed in another process (90 s): the trainer's total is 250
     second = stage(4000, 90.0, 250.0, True)
     assert (second["train_seconds"], second["train_seconds_total"]) == (150.0, 250.0)
