@@ -131,18 +131,23 @@ def write_grid(path: Path, images: torch.Tensor, columns: dict[str, torch.Tensor
 
 @torch.no_grad()
 def draw(out: Path, models: dict, root: Path, split: str, rows: int) -> list[dict]:
-    """``reconstructions.png`` and ``caption_swap.png`` on ``rows`` evenly spaced images of ``split``
-    (sorted by category: rows half the grid apart show other categories, whose captions are swapped in)."""
+    """``reconstructions.png`` and ``caption_swap.png`` on ``rows`` images of ``split``: of ``2 * rows`` evenly
+    spaced ones, those with a caption not seen above first (a split may hold the same emoji in two styles).
+    Each row's swapped-in caption is the first other caption from half the grid away, the empty one if every
+    row has the same caption."""
     from .data import open_dataset
     from .metrics import iterate_batches, psnr
 
     t, b = models["textok"], models["baseline"]
     batch = next(iterate_batches(open_dataset(str(root), split=split, image_size=t.config.image_size, train=False),
-                                 rows, rows))
-    images, captions = batch["images"], list(batch["captions"])
-    others = [captions[(i + max(1, len(captions) // 2)) % len(captions)] for i in range(len(captions))]
-    if len(captions) == 1:
-        others = [""]  # one row: the empty caption
+                                 2 * rows, 2 * rows))
+    first = {c: i for i, c in reversed(list(enumerate(batch["captions"])))}  # caption -> its first row
+    keep = sorted(first.values())
+    keep = (keep + [i for i in range(len(batch["captions"])) if i not in first.values()])[:rows]
+    images, captions = batch["images"][keep], [batch["captions"][i] for i in keep]
+    n = len(captions)
+    others = [next((c for k in range(n) if (c := captions[(i + n // 2 + k) % n]) != captions[i]), "")
+              for i in range(n)]
     cols = {"baseline": b.reconstruct(images), "TexTok": t.reconstruct(images, captions),
             "TexTok, swapped": t.reconstruct(images, captions, decode_captions=others)}
     write_grid(out / "reconstructions.png", images, {k: cols[k] for k in ("baseline", "TexTok")}, captions)

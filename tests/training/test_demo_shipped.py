@@ -63,6 +63,7 @@ def test_demo_rescores_the_shipped_pair_and_trains_a_short_run(emoji_root, fake_
     for grid in ("reconstructions.png", "caption_swap.png"):
         assert (out / grid).stat().st_size > 1000
     assert all(set(row["psnr"]) == {"baseline", "TexTok", "TexTok, swapped"} for row in saved["grid"])
+    assert all(row["swapped_caption"] != row["caption"] for row in saved["grid"])  # a swap, never the own caption
     md = (out / "results.md").read_text()
     assert md.index("| val_unseen (new emoji), 4 images | TexTok |") < md.index(
         "| val (recall: other renderings of training emoji), 4 images | TexTok |")
