@@ -72,6 +72,7 @@ def test_shard_progress_counts_skipped_images(tmp_path):
     """The encode bar's total counts every picked image, so skipped (bad) ones advance it too."""
     from textok.latents import _ShardEncoder
     from textok.models import TexTokConfig
+    from textok.tokenizer import CaptionedTokenizer
 
     model = TexTok(TexTokConfig(image_size=32, patch_size=4, num_tokens=4, token_dim=8, width=32, depth=1, heads=2,
                                 max_text_tokens=32, text_in="none")).eval()
@@ -92,6 +93,6 @@ def test_shard_progress_counts_skipped_images(tmp_path):
             self.n += k
 
     bar = Bar()
-    _ShardEncoder(model, None, "mode", torch.device("cpu"), batch_size=2, num_workers=0).write_shard(
+    _ShardEncoder(CaptionedTokenizer(model), "mode", batch_size=2, num_workers=0).write_shard(
         Items(), list(range(6)), tmp_path / "shard.safetensors", bar, where=(tmp_path, "all bad"))
     assert bar.n == 6
