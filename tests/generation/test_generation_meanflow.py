@@ -79,9 +79,10 @@ def test_cli_parses_and_runs_the_meanflow_sampler(run, tmp_path, capsys):
     assert list(SAMPLERS) == ["ddpm", "ddim", "euler", "heun", "meanflow"] and SAMPLERS["meanflow"].default_steps == 1
 
     model_dir = str(run["result"].model_dir)
-    for extra in ([], ["--sampler", "meanflow", "--steps", "4"]):
-        assert main(["sample", "--checkpoint", model_dir, "--class", "1", "--num", "2", "--out", str(tmp_path / "g.png"),
-                     *extra]) == 0
+    for i, extra in enumerate(([], ["--sampler", "meanflow", "--steps", "4"])):  # one output each: no --overwrite
+        assert main(["sample", "--checkpoint", model_dir, "--class", "1", "--num", "2",
+                     "--out", str(tmp_path / f"g{i}.png"), *extra]) == 0
+        assert (tmp_path / f"g{i}.png").is_file()
     assert main(["sample", "--checkpoint", model_dir, "--class", "1", "--num", "1", "--sampler", "ddim",
                  "--out", str(tmp_path / "h.png")]) == 2
     assert "for MeanFlow" in capsys.readouterr().err
