@@ -51,9 +51,10 @@ SPLITS = ("val", "val_compositional")
 TRAIN_PROBE = 1000
 CAPTION_VARIANTS = ("full", "shapes", "shapes_colours")
 # Seconds per step on one thread, for the estimate printed before running (replaced by the measured medians
-# once runs have finished). Measured under load (2 shared cores, load average ~7) as CPU time relative to
-# the emoji p8 recipe, whose study runs took 0.50 s/step: TexTok ~0.33x of it, the baseline ~0.12x.
-PRIOR_SECONDS_PER_STEP = {"textok": 0.17, "baseline": 0.06}
+# once runs have finished). Measured on the shared 2-core machine as CPU time per step relative to the emoji p8
+# recipe in the same minute (load average ~3.5): TexTok 0.46 s, baseline 0.25 s, emoji p8 1.64 s, whose study
+# runs took 0.50 s/step: TexTok ~0.28x and the baseline ~0.15x of it, plus data loading (~0.05 s per batch).
+PRIOR_SECONDS_PER_STEP = {"textok": 0.15, "baseline": 0.08}
 PRIOR_EVAL_SECONDS = 240.0  # one scored budget: rFID on 2 x 1,000 images + LPIPS + the train probe, one core
 FEATURES = None  # the Inception network for rFID (None: loaded by textok.metrics); tests put a stand-in here
 
