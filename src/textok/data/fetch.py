@@ -46,7 +46,7 @@ from PIL import Image
 from ..assets import cache_dir
 from ..io import replace_dir_atomic, write_json_atomic
 from .formats import CAPTIONS_FILE, CLASS_CAPTIONS_FILE, HELDOUT_CAPTIONS_FILE, MANIFEST_FILE, write_json_lines
-from .scenes import fetch_scenes
+from .scenes import scenes_recipe, write_scenes
 
 log = logging.getLogger(__name__)
 
@@ -431,6 +431,29 @@ def fetch_photos(root: str | os.PathLike) -> Path:
         write_json_lines(tmp / CAPTIONS_FILE, entries)
         write_json_atomic(tmp / MANIFEST_FILE, {"recipe": recipe, "format": "folder", "num_images": len(entries),
                                                 "files": [e["file"] for e in entries]})
+        replace_dir_atomic(tmp, root)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return root
+
+
+# ------------------------------------------------------------------------------------ scenes
+
+def fetch_scenes(root: str | os.PathLike, count: int = 100_000, size: int = 32, seed: int = 0,
+                 eval_count: int | None = None) -> Path:
+    """Generate the procedural scenes data set into ``root`` (``textok.data.scenes``): ``count``
+    training scenes, ``eval_count`` (default a tenth, at most 1,000) in ``val`` and in
+    ``val_compositional``, ``size`` px; deterministic from ``seed``, no download."""
+    root = Path(root).expanduser()
+    recipe = scenes_recipe(count, size, seed, eval_count)
+    if _recipe_matches(root, recipe):
+        return root
+    _check_root(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    try:
+        write_scenes(tmp, recipe)
         replace_dir_atomic(tmp, root)
     finally:
         if tmp.exists():
