@@ -160,9 +160,9 @@ def index_folder(root: Path, split: str, report: BadSampleReport, classes: Seque
 
 
 def load_caption_pool(root: str | os.PathLike, heldout: bool = False) -> dict[str, list[str]]:
-    """A class tree's caption pool (class -> captions); ``heldout=True`` gives the captions never
-    used in training (for generation with unseen captions)."""
-    path = Path(root) / (HELDOUT_CAPTIONS_FILE if heldout else CLASS_CAPTIONS_FILE)
+    """A caption pool (class name -> captions): a pool file (JSON), or a class tree's; ``heldout=True``
+    gives the tree's captions never used in training (for generation with unseen captions)."""
+    path = Path(root)
     if not path.is_file():
         path = path / (HELDOUT_CAPTIONS_FILE if heldout else CLASS_CAPTIONS_FILE)
     if not path.is_file():
