@@ -49,6 +49,10 @@ DATA = "data/scenes"
 STEPS = 5000  # final budget: 5k steps x 32 images = 1.6 views of each of the 100k training scenes
 SPLITS = ("val", "val_compositional")
 TRAIN_PROBE = 1000
+# Images of each split scored (evenly spaced; the rFID reference is the same images). The Inception pass is
+# ~0.3-0.6 s an image on one core of the 2-core EPYC, more than the training: 1,000 a split made one scored budget
+# cost ~20 core-minutes under load. rFID over 300 images is biased upwards, but equally for both arms.
+EVAL_NUM = 300
 CAPTION_VARIANTS = ("full", "shapes", "shapes_colours")
 # Seconds per step on one thread, for the estimate printed before running (replaced by the measured medians
 # once runs have finished). Measured on the shared 2-core machine as CPU time per step relative to the emoji p8
@@ -116,6 +120,12 @@ def select(runs: list[Run], patterns: list[str] | None) -> list[Run]:
 
 
 # ---- score files -------------------------------------------------------------------------------
+def _recipe(data: str) -> dict | None:
+    """The data set's generator recipe (its manifest's ``recipe``: count, size, seed), so a score names its data."""
+    path = Path(data) / "manifest.json"
+    return json.loads(path.read_text()).get("recipe") if path.is_file() else None
+
+
 def score_file(results: Path, run: Run | str) -> Path:
     return Path(results) / f"{getattr(run, 'name', run)}.json"
 
@@ -161,30 +171,33 @@ def lock(work: Path, name: str, blocking: bool):
     return f
 
 
-def reference_stats(work: Path, data: str, split: str, size: int, device: str = "cpu"):
-    """Inception statistics of every image of ``split`` (computed once under a lock, kept in ``work``)."""
+def reference_stats(work: Path, data: str, split: str, size: int, device: str = "cpu", num: int | None = None):
+    """Inception statistics of ``num`` evenly spaced images of ``split`` (all when None; computed once under a
+    lock, kept in ``work``)."""
     from textok.metrics import dataset_stats, load_stats, save_stats
 
-    path = work / "reference" / f"{Path(data).resolve().name}_{split}_{size}px.npz"
+    path = work / "reference" / f"{Path(data).resolve().name}_{split}_{size}px_{num or 'all'}.npz"
     with lock(work, f"reference-{split}-{size}", blocking=True):
         if not path.is_file():
-            save_stats(path, dataset_stats(data, split=split, image_size=size, keep_features=False, progress=False,
-                                           device=device, extractor=FEATURES))
+            save_stats(path, dataset_stats(data, num=num, split=split, image_size=size, keep_features=False,
+                                           progress=False, device=device, extractor=FEATURES))
     return load_stats(path)
 
 
-def score(run: Run, model_dir: Path, work: Path, data: str, size: int, device: str) -> dict:
-    """Scores of one model: each of SPLITS (rFID, PSNR, SSIM, LPIPS) and the train probe (PSNR, SSIM)."""
+def score(run: Run, model_dir: Path, work: Path, data: str, size: int, device: str, num: int | None = EVAL_NUM,
+          rfid: bool = True) -> dict:
+    """Scores of one model on ``num`` evenly spaced images of each of SPLITS (rFID when ``rfid``, PSNR, SSIM, LPIPS)
+    and the train probe (PSNR, SSIM)."""
     from textok.metrics import evaluate_tokenizer
 
     out = {}
     for split in SPLITS:
-        ref = reference_stats(work, data, split, size, device)
+        ref = reference_stats(work, data, split, size, device, num) if rfid else None
         t = time.perf_counter()
-        r = evaluate_tokenizer([str(model_dir)], data, split=split, names=[run.name], progress=False, reference=ref,
-                               caption_variant=run.caption_variant, device=device, grid_images=0,
-                               extractor=FEATURES)["results"][0]
-        out[split] = {"num_images": r["num"], "rfid": r["rfid"], "psnr": r["psnr"], "ssim": r["ssim"],
+        r = evaluate_tokenizer([str(model_dir)], data, split=split, num=num, names=[run.name], progress=False,
+                               reference=ref, rfid=rfid, caption_variant=run.caption_variant, device=device,
+                               grid_images=0, extractor=FEATURES)["results"][0]
+        out[split] = {"num_images": r["num"], "rfid": r.get("rfid"), "psnr": r["psnr"], "ssim": r["ssim"],
                       "lpips": r["lpips"], "eval_seconds": round(time.perf_counter() - t, 1)}
     t = time.perf_counter()
     r = evaluate_tokenizer([str(model_dir)], data, split="train", num=TRAIN_PROBE, rfid=False, lpips=False,
@@ -196,9 +209,10 @@ def score(run: Run, model_dir: Path, work: Path, data: str, size: int, device: s
 
 
 def run_job(run: Run, steps: int, work: Path, results: Path, data: str, config: Path = CONFIG,
-            device: str = "cpu", extra: tuple[str, ...] = ()) -> dict:
-    """Train ``run`` through each pending budget and score it there; returns the run's score record.
-    ``extra``: config overrides for every run (tests: a tiny model)."""
+            device: str = "cpu", extra: tuple[str, ...] = (), eval_num: int | None = EVAL_NUM) -> dict:
+    """Train ``run`` through each pending budget and score it there (rFID at the final budget only: the curve's
+    earlier budgets get PSNR / SSIM / LPIPS); returns the run's score record. ``extra``: config overrides for every
+    run (tests: a tiny model); ``eval_num``: images scored per split (all when None)."""
     import torch
 
     from textok.config import to_dict
@@ -222,7 +236,7 @@ def run_job(run: Run, steps: int, work: Path, results: Path, data: str, config: 
             before = max((b["train_seconds_total"] for b in record.get("budgets", {}).values()
                           if int(b["steps"]) < budget), default=0.0)
             total = result.total_seconds if result.total_seconds_complete else before + result.seconds
-            scores = score(run, stage, work, data, cfg.model.image_size, device)
+            scores = score(run, stage, work, data, cfg.model.image_size, device, eval_num, rfid=budget == steps)
             record.update({"run": run.name, "arm": run.arm, "num_tokens": run.num_tokens, "seed": run.seed,
                            "group": run.group, "caption_variant": run.caption_variant, "encoder": run.encoder,
                            "config": Path(config).name, "overrides": run.config_overrides() + list(extra)})
@@ -231,11 +245,13 @@ def run_job(run: Run, steps: int, work: Path, results: Path, data: str, config: 
                 "seconds_per_step": round(total / budget, 4), "images_per_second": round(result.images_per_second, 2),
                 "final_loss": result.last_logs.get("loss"), "threads": torch.get_num_threads(), "cpu": cpu_name(),
                 "device": device, "date": time.strftime("%Y-%m-%d"), "commit": git_commit(),
+                "data": {"root": str(data), "recipe": _recipe(data)}, "eval_num": eval_num,
                 "effective_config": to_dict(cfg), **scores,
             }
             write_json_atomic(score_file(results, run), record)
             v = scores["val"]
-            print(f"[scenes] {run.name} @ {budget}: val PSNR {v['psnr']:.2f} rFID {v['rfid']:.1f} | compositional PSNR "
+            rfid = "-" if v["rfid"] is None else f"{v['rfid']:.1f}"
+            print(f"[scenes] {run.name} @ {budget}: val PSNR {v['psnr']:.2f} rFID {rfid} | compositional PSNR "
                   f"{scores['val_compositional']['psnr']:.2f} | train probe {scores['train_probe']['psnr']:.2f} "
                   f"({total / budget:.3f} s/step)", flush=True)
         return load_scores(results, run)
@@ -346,7 +362,7 @@ def schedule(runs: list[Run], args) -> int:
             log.parent.mkdir(parents=True, exist_ok=True)
             cmd = [sys.executable, __file__, "--job", run.name, "--steps", str(args.steps), "--work", str(work),
                    "--results", str(results), "--data", args.data, "--config", str(args.config),
-                   "--device", args.device] + [f"--override={o}" for o in args.override]
+                   "--device", args.device, "--eval-num", str(args.eval_num)] + [f"--override={o}" for o in args.override]
             env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
             with open(log, "a") as f:
                 f.write(f"[scenes] {time.strftime('%Y-%m-%d %H:%M:%S')} start {' '.join(cmd)}\n")
@@ -398,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--list", action="store_true", help="print the runs, their status and the estimate")
     p.add_argument("--prepare", action="store_true", help="fetch the data set and build the text caches it lacks")
     p.add_argument("--commit", action="store_true", help="git-commit each finished run's score file")
+    p.add_argument("--eval-num", type=int, default=EVAL_NUM,
+                   help=f"images scored per split, evenly spaced (default {EVAL_NUM}; 0: all)")
     p.add_argument("--embed-per-batch", action="store_true",
                    help="run without the text cache: TexTok embeds each batch's captions (cheaper for short runs)")
     p.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
@@ -415,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         torch.set_num_threads(args.threads)
         run_job(run, args.steps, args.work.resolve(), args.results.resolve(), args.data, args.config, args.device,
-                tuple(args.override))
+                tuple(args.override), args.eval_num or None)
         return 0
     if args.list:
         print(listing(runs, args.results, args.steps))
