@@ -403,6 +403,9 @@ def main(argv=None) -> int:
                    help="loss.perceptual_fraction (default 1.0: LPIPS on the whole batch)")
     p.add_argument("--gan", action="store_true", help="adversarial loss on from step 0 (discriminator step timed)")
     p.add_argument("--data", default=None, help="a real data set folder (e.g. data/emoji); default: synthetic")
+    p.add_argument("--matmul-sizes", type=int, nargs="+", default=None,
+                   help="square matmul sizes of the throughput reference (default 1024 2048 on a CPU, 4096 8192 on a "
+                        "GPU; bf16 on a CPU without AMX runs at ~0.1x fp32, so a 2048 bf16 matmul takes seconds)")
     p.add_argument("--matmul-seconds", type=float, default=1.0, help="seconds of calls per matmul size and dtype")
     p.add_argument("--profile", type=int, default=0, metavar="N",
                    help="also print the torch profiler's op table of N tokenizer forward + backward calls (stderr)")
@@ -417,7 +420,7 @@ def main(argv=None) -> int:
     gpu = torch.cuda.is_available()
     presets = args.preset or (["textok-mini-32", "textok-mini-64"] + (["textok-b"] if gpu else []))
     device = torch.device("cuda" if gpu else "cpu")
-    sizes = (4096, 8192) if gpu else (1024, 2048)
+    sizes = tuple(args.matmul_sizes) if args.matmul_sizes else ((4096, 8192) if gpu else (1024, 2048))
     say(f"measuring matmul throughput ({', '.join(map(str, sizes))}; fp32, bf16) on {device} "
         f"x{torch.get_num_threads()} threads ...")
     matmul = {name: matmul_tflops(dt, device, sizes, args.matmul_seconds)

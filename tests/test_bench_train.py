@@ -18,6 +18,7 @@ KEYS = {"images_per_s", "step_s", "step_gflop", "step_tflops", "matmul_tflops", 
 def test_bench_train_json_has_the_keys():
     cmd = [sys.executable, str(REPO / "benchmarks" / "bench_train.py"), "--preset", "textok-mini-32", "--batch", "2",
            "--steps", "1", "--warmup", "0", "--threads", "1", "--matmul-seconds", "0.01",
+           "--matmul-sizes", "128",
            "--perceptual-fraction", "0.5", "--profile", "1", "--json"]
     env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
