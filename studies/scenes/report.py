@@ -173,12 +173,15 @@ def verdict(t1: list[dict], threshold_db: float = 0.3) -> str | None:
     if not gains:
         return None
     big = {n: g for n, g in gains.items() if g >= threshold_db}
+    seeds = {r["num_tokens"]: r["seeds"] for r in t1 if r["split"] == "val" and r["metric"] == "psnr"}
+    scored = ("; scored: " + ", ".join(f"N = {n} ({seeds[n][0]} vs {seeds[n][1]} seeds)" for n in sorted(seeds))
+              + (", every other N pending" if len(seeds) < 4 else ""))
     if big:
         return (f"**Verdict:** text gives a PSNR gain of at least {threshold_db} dB on val at N = "
-                + ", ".join(str(n) for n in sorted(big)) + ".")
+                + ", ".join(str(n) for n in sorted(big)) + scored + ".")
     return (f"**Verdict:** at this budget no N gains {threshold_db} dB of PSNR from the caption (val gains "
             + ", ".join(f"{fmt(g, 2, True)} dB at N = {n}" for n, g in sorted(gains.items()))
-            + "): the caption is not yet freeing the tokens here; see the diagnosis in studies/scenes/README.md.")
+            + f"{scored}): the caption is not yet freeing the tokens here; see studies/scenes/README.md.")
 
 
 def findings(t1: list[dict], curve_rows: list[dict], rich: list[dict], enc: list[dict], gaps: list[dict],
