@@ -342,6 +342,36 @@ def render(runs: dict, steps: int | None, swaps: dict | None, bits: dict, plotte
     return "\n".join(L) + "\n", summary
 
 
+README_MARKERS = ("<!-- scenes line: studies/scenes/report.py -->", "<!-- end scenes line -->")
+
+
+def readme_line(readme: Path, t1: list[dict], st: dict) -> bool:
+    """Write the study's one README line (val PSNR and rFID gain per N scored) between README_MARKERS; False (and
+    the file untouched) when the markers are missing or nothing is scored."""
+    from textok.io import write_text_atomic
+
+    rows = {(r["num_tokens"], r["metric"]): r for r in t1 if r["split"] == "val"}
+    ns = sorted({n for n, _ in rows})
+    if not readme.is_file() or not ns:
+        return False
+    text = readme.read_text()
+    start, end = README_MARKERS
+    if start not in text or end not in text:
+        print(f"[report] {readme}: no scenes-line markers; skipped", flush=True)
+        return False
+    parts = []
+    for n in ns:
+        p, f = rows.get((n, "psnr"), {}), rows.get((n, "rfid"), {})
+        parts.append(f"N = {n}: {fmt(p.get('gain'), 2, True)} dB PSNR, {fmt(f.get('gain'), 1, True)}% rFID "
+                     f"({p.get('seeds', [0])[0]} seed(s) per arm)")
+    line = (f"Procedural scenes whose captions state every factor ([docs/results/scenes.md](docs/results/scenes.md), "
+            f"{st.get('steps')} steps, {st.get('train_scenes')} training scenes, new scenes): TexTok vs the baseline, "
+            + "; ".join(parts) + ".")
+    head, rest = text.split(start, 1)
+    write_text_atomic(readme, head + start + "\n" + line + "\n" + end + rest.split(end, 1)[1])
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=None)
@@ -365,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         out_rel = args.out.resolve().as_posix()
     page, summary = render(runs, steps, swaps, bits, plotted, out_rel)
     write_text_atomic(args.page, page)
+    if args.page.resolve() == PAGE.resolve():  # the study's own page: its README line too (not a test's copy)
+        readme_line(study.REPO / "README.md", t1, setting(runs, steps))
     write_json_atomic(args.out / "summary.json", summary)
     print(f"[report] {args.page} ({len(runs)} runs, budget {steps})")
     return 0
