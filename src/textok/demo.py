@@ -4,10 +4,12 @@ A short program over the public API:
 
 1. find the pair shipped as package data (``textok.explore.shipped_checkpoints``: a TexTok and
    its no-text baseline at the same token count N) and fetch the emoji data if it is missing;
-2. score both on every image of each split with ``textok.metrics.evaluate_tokenizer`` (PSNR,
-   SSIM, LPIPS; rFID with ``rfid=True`` on ``rfid_splits``), new emoji first. The originals'
-   Inception features are read from ``<name>-<split>-inception.npz`` beside the pair when they
-   hold exactly these images: an Inception pass over a split takes ~2 min on a 2-core CPU;
+2. score both on each split with ``textok.metrics.evaluate_tokenizer`` (PSNR, SSIM, LPIPS;
+   rFID with ``rfid=True`` on ``rfid_splits``, there on ``rfid_limit`` evenly spaced images),
+   new emoji first. The originals' Inception features are read from
+   ``<name>-<split>-inception.npz`` beside the pair when they hold exactly these images (or the
+   whole split, then the same evenly spaced subset is taken): an Inception pass over 652 images
+   takes ~4 min on a 2-core CPU;
 3. draw ``reconstructions.png`` (original | baseline | TexTok) and ``caption_swap.png`` (... |
    TexTok decoding the same tokens with another image's caption);
 4. train TexTok from scratch for ``train_steps`` steps of the recipe the pair names in its
@@ -33,9 +35,13 @@ from .io import atomic_path, write_json_atomic, write_text_atomic
 #: each measures: nearly every ``val`` image re-renders a training emoji under its caption)
 SPLITS = ("val_unseen", "val")
 MODELS = {"baseline": "baseline", "textok": "TexTok"}
-# 150 steps take ~2 min on an idle 2-core CPU: enough to watch the loss fall, and the demo stays
-# under ten minutes there (docs/results/throughput.md)
-DEFAULT_TRAIN_STEPS = 150
+# 100 steps take ~2.5 min on an idle 2-core AMD EPYC (captions embedded per batch): enough to watch the
+# loss fall, and with rFID on RFID_LIMIT images the demo stays under ten minutes there
+# (docs/results/throughput.md, "Demo wall time")
+DEFAULT_TRAIN_STEPS = 100
+#: images (evenly spaced) of each rFID split: both arms' Inception passes over the 652 new emoji took
+#: 532 s of a 14-minute demo on that machine; the study's tables hold the full-split rFID
+RFID_LIMIT = 300
 
 
 def find_pair(root: str | Path | None = None) -> dict | None:
@@ -66,7 +72,8 @@ def ensure_data(root: str | Path) -> Path:
 def shipped_reference(pair: dict, root: Path, split: str, image_size: int, limit: int | None, extractor):
     """The originals' Inception features shipped beside the pair, or None when absent or not of
     exactly these images from this network (then ``evaluate_tokenizer`` computes them)."""
-    from .metrics import check_reference, image_fingerprint, load_stats
+    from .metrics import Stats, check_reference, image_fingerprint, load_stats
+    from .metrics.evaluate import subset_indices
 
     name = pair["textok"].name.split("-textok-")[0]
     path = pair["textok"].parent / f"{name}-{split}-inception.npz"
@@ -75,17 +82,32 @@ def shipped_reference(pair: dict, root: Path, split: str, image_size: int, limit
     try:
         stats = load_stats(path)
         n = stats.num if limit is None else min(limit, stats.num or limit)
-        check_reference(stats, n, image_fingerprint(root, split, image_size, limit), extractor, str(path))
+        if stats.features is not None and stats.num and n < stats.num:
+            # features of the whole split: check them against the whole split, then keep the rows of the
+            # same evenly spaced subset that evaluate_tokenizer(num=n) reconstructs
+            check_reference(stats, stats.num, image_fingerprint(root, split, image_size), extractor, str(path))
+            rows = subset_indices(stats.num, n)
+            info = stats.info | {"num": n, "pixels_sha256": image_fingerprint(root, split, image_size, n)}
+            stats = Stats.from_features(stats.features[rows], **info)
+        else:
+            check_reference(stats, n, image_fingerprint(root, split, image_size, limit), extractor, str(path))
     except ValueError as e:
         print(f"   not using the shipped Inception features: {e}", flush=True)
         return None
-    print(f"   the originals' Inception features: {path} (same images and network)", flush=True)
+    print(f"   the originals' Inception features: {path} (same images and network, {n} of them)", flush=True)
     return stats
 
 
+def split_limit(split: str, limit: int | None, rfid_splits: Sequence[str], rfid_limit: int | None) -> int | None:
+    """Images scored on ``split``: ``limit``, and at most ``rfid_limit`` where rFID is computed."""
+    if split not in rfid_splits or not rfid_limit:
+        return limit
+    return rfid_limit if limit is None else min(limit, rfid_limit)
+
+
 def rescore(models: dict, pair: dict, root: Path, limit: int | None, rfid_splits: Sequence[str],
-            progress: bool = True) -> dict:
-    """{split: {model: scores}}, each split scored by ``evaluate_tokenizer``."""
+            progress: bool = True, rfid_limit: int | None = None) -> dict:
+    """{split: {model: scores}}, each split scored by ``evaluate_tokenizer`` (on ``split_limit`` images)."""
     from .metrics import InceptionFeatures, evaluate_tokenizer
 
     extractor = InceptionFeatures() if rfid_splits else None
@@ -93,9 +115,10 @@ def rescore(models: dict, pair: dict, root: Path, limit: int | None, rfid_splits
     results = {}
     for split in SPLITS:
         rfid = split in rfid_splits
+        limit_here = split_limit(split, limit, rfid_splits, rfid_limit)
         print(f"== scoring on {split_label(split)}: PSNR, SSIM, LPIPS{' and rFID' if rfid else ''} ...", flush=True)
-        reference = shipped_reference(pair, root, split, size, limit, extractor) if rfid else None
-        report = evaluate_tokenizer(list(models.values()), str(root), num=limit, split=split, names=list(models),
+        reference = shipped_reference(pair, root, split, size, limit_here, extractor) if rfid else None
+        report = evaluate_tokenizer(list(models.values()), str(root), num=limit_here, split=split, names=list(models),
                                     rfid=rfid, extractor=extractor, reference=reference, grid_images=0,
                                     progress=progress)
         results[split] = {r["name"]: {k: r[k] for k in ("psnr", "ssim", "lpips", "num")}
@@ -200,7 +223,9 @@ def markdown(results: dict, meta: dict, short: dict | None) -> str:
                         for k in MODELS)
     lines = [f"TexTok and its no-text baseline at N = {meta['tokens']} tokens, {meta['image_size']} px ({folders}), "
              "re-scored with `textok.metrics.evaluate_tokenizer`. One checkpoint per arm: a difference below is "
-             "one sample, not a measured effect; the pair's README says where it came from.", "",
+             "one sample, not a measured effect; the pair's README says where it came from."
+             + (f" rFID on {meta['rfid_limit']} evenly spaced images of a split (`--rfid-limit`); the study's "
+                "tables hold the whole splits." if rfid and meta.get("rfid_limit") else ""), "",
              "| split | model | PSNR (dB) ↑ | SSIM ↑ | LPIPS ↓ |" + (" rFID ↓ |" if rfid else ""),
              "|---|---|---:|---:|---:|" + ("---:|" if rfid else "")]
     for split, rows in results.items():
@@ -220,10 +245,13 @@ def markdown(results: dict, meta: dict, short: dict | None) -> str:
 def demo(out: str | Path = "demo_out", config: str | Path | None = None, overrides: Sequence[str] = (),
          eval_limit: int | None = None, grid_rows: int = 8, rfid: bool = False, threads: int | None = None,
          train_steps: int = DEFAULT_TRAIN_STEPS, pretrained: str | Path | None = None,
-         rfid_splits: Sequence[str] = ("val_unseen",), progress: bool = True) -> dict:
+         rfid_splits: Sequence[str] = ("val_unseen",), progress: bool = True,
+         rfid_limit: int | None = RFID_LIMIT) -> dict:
     """Run the demo on the pair shipped under ``pretrained`` (default: the package's); returns
     what it writes to ``out/results.json``. ``config``: the short run's recipe (default: the one
-    the shipped TexTok's ``SOURCE.json`` names); ``overrides`` apply to it."""
+    the shipped TexTok's ``SOURCE.json`` names); ``overrides`` apply to it. ``eval_limit``: images
+    (evenly spaced) scored per split, all if None; ``rfid_limit``: at most this many on a split
+    scored with rFID (None or 0: ``eval_limit``)."""
     from .tokenizer import CaptionedTokenizer
     from .training import load_config
 
@@ -232,6 +260,8 @@ def demo(out: str | Path = "demo_out", config: str | Path | None = None, overrid
         raise ValueError(f"rfid_splits: unknown split(s) {unknown}; the demo scores {list(SPLITS)}")
     if train_steps < 0:
         raise ValueError(f"--train-steps must be >= 0, got {train_steps}")
+    if rfid_limit is not None and rfid_limit < 0 or eval_limit is not None and eval_limit < 1:
+        raise ValueError(f"--eval-limit must be >= 1 and --rfid-limit >= 0, got {eval_limit} and {rfid_limit}")
     pair = find_pair(pretrained)
     if pair is None:
         from .explore import PRETRAINED_DIR
@@ -255,16 +285,19 @@ def demo(out: str | Path = "demo_out", config: str | Path | None = None, overrid
     models = {k: CaptionedTokenizer.from_pretrained(pair[k], data_root=root) for k in MODELS}
     print(f"== the shipped pair: {pair['textok'].name} and {pair['baseline'].name}", flush=True)
     rfid_splits = [s for s in SPLITS if rfid and s in rfid_splits]
-    results = rescore(models, pair, root, eval_limit, rfid_splits, progress)
+    results = rescore(models, pair, root, eval_limit, rfid_splits, progress, rfid_limit)
     first = next(iter(SPLITS))
     grid = draw(out, models, root, first, grid_rows)
-    short = short_run(cfg, out, root, first, eval_limit, progress) if train_steps > 0 else None
+    # scored on the same images as the pair on that split
+    short = (short_run(cfg, out, root, first, split_limit(first, eval_limit, rfid_splits, rfid_limit), progress)
+             if train_steps > 0 else None)
     c = models["textok"].config
     meta = {"tokens": pair["num_tokens"], "token_dim": c.token_dim, "image_size": c.image_size,
             "folders": {k: pair[k].name for k in MODELS}, "paths": {k: str(pair[k]) for k in MODELS},
             "source": {k: {f: source[k].get(f) for f in ("run", "steps", "dtype")} for k in MODELS},
             # a list: the JSON's keys are sorted, and the order (new emoji first) is the point
             "splits": [{"split": s, "label": split_label(s)} for s in results], "eval_limit": eval_limit, "rfid": rfid_splits,
+            "rfid_limit": rfid_limit if rfid_splits else None,
             "config": str(config), "overrides": list(overrides), "threads": torch.get_num_threads(),
             "total_seconds": round(time.perf_counter() - t0, 1)}
     md = markdown(results, meta, short)

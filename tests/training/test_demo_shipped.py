@@ -142,6 +142,36 @@ def test_demo_reads_the_shipped_inception_features_only_of_the_same_images(emoji
             assert result[name]["psnr"] == computed[name]["psnr"]
 
 
+@pytest.mark.slow
+def test_demo_rfid_on_a_subset_takes_the_same_rows_of_the_whole_split_features(emoji_root, fake_shipped, tmp_path,
+                                                                               monkeypatch, tiny_features, capsys):
+    """``rfid_limit`` scores an rFID split on that many evenly spaced images; features shipped for the
+    whole split are checked against the whole split and give the same rFID as computing those originals."""
+    import textok.metrics
+    from textok.demo import demo
+    from textok.metrics import dataset_stats, save_stats
+
+    monkeypatch.setattr(textok.metrics, "InceptionFeatures", lambda: tiny_features)
+    kw = dict(overrides=[f"data.root={emoji_root}"], eval_limit=8, rfid_limit=4, grid_rows=1, train_steps=0, rfid=True)
+    computed = demo(tmp_path / "computed", **kw)
+    assert computed["meta"]["rfid_limit"] == 4
+    assert {r["num"] for r in computed["results"]["val_unseen"].values()} == {4}  # min(eval_limit, rfid_limit)
+    assert {r["num"] for r in computed["results"]["val"].values()} == {8}  # no rFID there: eval_limit
+    stats = dataset_stats(emoji_root, split="val_unseen", image_size=32, extractor=tiny_features, progress=False)
+    assert stats.num > 4
+    save_stats(fake_shipped / "emoji32-val_unseen-inception.npz", stats, moments=False, features_dtype="float16")
+    capsys.readouterr()
+    shipped = demo(tmp_path / "shipped", **kw)["results"]["val_unseen"]
+    assert "(same images and network, 4 of them)" in capsys.readouterr().out
+    for name in ("baseline", "textok"):
+        assert shipped[name]["rfid"] == pytest.approx(computed["results"]["val_unseen"][name]["rfid"], rel=1e-2)
+    with pytest.raises(ValueError, match="rfid-limit"):
+        demo(tmp_path / "bad", rfid=True, rfid_limit=-1)
+    capsys.readouterr()
+    assert main(["demo", "--out", str(tmp_path / "bad"), "--rfid", "--rfid-limit", "-1"]) == 2  # before any work
+    assert "--rfid-limit >= 0, got None and -1" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
 @pytest.mark.parametrize("split", ["val_unseen", "val"])
 def test_the_shipped_inception_features_are_of_the_real_split(emoji_root, split):
     """The originals' features shipped beside the pair hold exactly the split's images at 32 px, from the

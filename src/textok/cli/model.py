@@ -68,8 +68,10 @@ def register_extra(sub) -> None:
     p.add_argument("--rfid-splits", nargs="+", default=["val_unseen"], choices=["val_unseen", "val"], metavar="SPLIT",
                    help="the splits --rfid scores (default: val_unseen; 'val_unseen val' for both: two more "
                         "Inception passes, one per model)")
+    p.add_argument("--rfid-limit", type=int, default=None, metavar="N",
+                   help="score an rFID split on N evenly spaced images (default 300; 0: --eval-limit, all if unset)")
     p.add_argument("--train-steps", type=int, default=None,
-                   help="steps of the short training run (0: skip it; default 150)")
+                   help="steps of the short training run (0: skip it; default 100)")
     p.add_argument("--pretrained", default=None, metavar="DIR",
                    help="where the shipped checkpoints are (default: the package's pretrained/)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -89,9 +91,11 @@ def _assets(args) -> int:
 
 
 def _demo(args) -> int:
-    from ..demo import DEFAULT_TRAIN_STEPS, demo
+    from ..demo import DEFAULT_TRAIN_STEPS, RFID_LIMIT, demo
 
     steps = DEFAULT_TRAIN_STEPS if args.train_steps is None else args.train_steps
+    rfid_limit = RFID_LIMIT if args.rfid_limit is None else args.rfid_limit
     demo(args.out, config=args.config, overrides=args.overrides, eval_limit=args.eval_limit, rfid=args.rfid,
-         threads=args.threads, train_steps=steps, pretrained=args.pretrained, rfid_splits=args.rfid_splits)
+         threads=args.threads, train_steps=steps, pretrained=args.pretrained, rfid_splits=args.rfid_splits,
+         rfid_limit=rfid_limit)
     return 0
