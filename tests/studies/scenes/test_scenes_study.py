@@ -154,3 +154,20 @@ def test_scheduler_two_workers(tmp_path, sr, tiny_scenes):
         assert list(rec["budgets"]) == ["2"] and rec["budgets"]["2"]["threads"] == 1
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and " start " not in again.stdout
+
+
+def test_report_compression(tmp_path, scenes_study):
+    """The compression question: TexTok at N = 1 beats the baseline at N = 2 but not N = 4 (PSNR) -> 2x."""
+    report = scenes_study("report")
+    results = tmp_path / "runs"
+    for n, (pt, pb, ft, fb) in {1: (22.0, 20.0, 60.0, 90.0), 2: (23.0, 21.5, 50.0, 70.0),
+                                4: (23.5, 22.5, 45.0, 55.0)}.items():
+        _fake(results, f"textok-n{n}-s0", "textok", n, 0, "main", pt, ft)
+        _fake(results, f"baseline-n{n}-s0", "baseline", n, 0, "main", pb, fb)
+    t1 = report.table1(report.load_runs(results), 5000)
+    rows = {r["num_tokens"]: r for r in report.compression(t1)}
+    assert rows[1]["psnr_baseline_n"] == 2 and rows[1]["psnr_factor"] == 2
+    assert rows[1]["rfid_baseline_n"] == 2  # 60 <= 70, > 55
+    assert rows[2]["psnr_baseline_n"] == 4 and rows[4]["psnr_factor"] == 1
+    line = next(f for f in report.findings(t1, [], [], [], [], None) if f.startswith("Compression"))
+    assert "TexTok at N = 1 matches the baseline at N = 2 (2x fewer tokens)" in line
