@@ -52,6 +52,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # studies/: what the drivers share
+from common import ArmRun, commit_scores, flock, git_commit, worker_setup  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "emoji32_textok_p8.yaml"
 STAGES = (2000, 4000, 8000, 16000, 32000)  # scoring a stage costs ~4 core-minutes: no 1k stage
@@ -77,11 +80,7 @@ TRAIN_PROBE = 692
 
 
 @dataclasses.dataclass(frozen=True)
-class Run:
-    name: str
-    arm: str  # "textok" | "baseline"
-    num_tokens: int
-    seed: int = 0
+class Run(ArmRun):  # name, arm, num_tokens, seed
     ablation: str | None = None
     overrides: tuple[str, ...] = ()
     max_stage: int | None = None  # a side run: trained straight to this budget and scored there only
@@ -97,16 +96,6 @@ class Run:
         stage), the side runs after the main runs' SIDE_BUDGET stage, and then ``priority``."""
         side = self.max_stage is not None
         return (max(steps, SIDE_BUDGET) if side else steps), side, self.priority
-
-    @property
-    def caption_variant(self) -> str:
-        return next((o.split("=", 1)[1] for o in self.overrides if o.startswith("data.caption_variant=")), "full")
-
-    def config_overrides(self) -> list[str]:
-        o = [f"model.num_tokens={self.num_tokens}", f"seed={self.seed}"]
-        if self.arm == "baseline":
-            o += ["model.text_in=none", "data.caption_dropout=0.0"]
-        return o + list(self.overrides)
 
 
 def study_runs() -> list[Run]:
@@ -166,17 +155,7 @@ def reference_stats(work: Path, data: str, split: str, size: int):
 def run_lock(work: Path, run: Run, blocking: bool):
     """An OS lock on the run (held by the worker training it), or None if another process holds it:
     a restarted scheduler never starts a second worker on a run that is still training."""
-    import fcntl
-
-    path = work / "runs" / f"{run.name}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    f = open(path, "a")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-    except BlockingIOError:
-        f.close()
-        return None
-    return f
+    return flock(work / "runs" / f"{run.name}.lock", blocking)
 
 
 def is_locked(work: Path, run: Run) -> bool:
@@ -248,18 +227,6 @@ def text_cache_used(task) -> str | None:
     (the baseline), ``data.use_text_cache`` off, or no cache in the data folder (``textok embed-text``)."""
     cache = task.text.cache if task.text is not None else None
     return None if cache is None else str(cache.path)
-
-
-def git_commit() -> str | None:
-    """The commit of the code this process runs (``+dirty`` when tracked files differ from it), or None
-    outside a git checkout: every score file records it, so runs at different commits can be told apart."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
 def train_probe(stage_model: Path, data: str, run: Run) -> dict:
@@ -399,17 +366,7 @@ def next_stage(run: Run, done: dict[int, dict], converged_db: float, split: str 
 
 def commit(results: Path, message: str) -> None:
     """Commit the score files (and nothing else) to the repository holding ``results``."""
-    for attempt in range(5):
-        try:
-            subprocess.run(["git", "add", "--", str(results)], cwd=results, check=True, capture_output=True)
-            r = subprocess.run(["git", "commit", "-m", message, "--", str(results)], cwd=results,
-                               capture_output=True, text=True)
-            if r.returncode == 0 or "nothing to commit" in r.stdout + r.stderr:
-                return
-        except subprocess.CalledProcessError:
-            pass
-        time.sleep(3 + 5 * attempt)  # another git process holds the index lock
-    print(f"[study] could not commit {results}; the scores stay on disk", flush=True)
+    commit_scores(results, message, results, "study")
 
 
 def schedule(args) -> None:
@@ -597,13 +554,7 @@ def main() -> None:
             commit(Path(args.results), f"reproduction: {name} cooled down {steps}+{cooldown} (scores)")
         return
     if args.job:
-        import logging
-
-        import torch
-
-        # the worker's log (logs/<run>_step<N>.log): the trainer's line every log_every steps, resume notes
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        torch.set_num_threads(args.threads)
+        worker_setup(args.threads)  # its log: logs/<run>_step<N>.log
         run = next(r for r in study_runs() if r.name == args.job)
         lock = run_lock(Path(args.work), run, blocking=False)
         if lock is None:

@@ -41,6 +41,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # studies/: what the drivers share
+from common import ArmRun, commit_scores, flock, git_commit, worker_setup  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "scenes32_textok.yaml"
 RESULTS = REPO / "docs" / "results" / "scenes" / "runs"
@@ -64,11 +67,7 @@ FEATURES = None  # the Inception network for rFID (None: loaded by textok.metric
 
 
 @dataclasses.dataclass(frozen=True)
-class Run:
-    name: str
-    arm: str  # "textok" | "baseline"
-    num_tokens: int
-    seed: int = 0
+class Run(ArmRun):  # name, arm, num_tokens, seed
     group: str = "main"  # main | seeds | richness | encoder
     overrides: tuple[str, ...] = ()
     curve: bool = False  # scored at steps/4 and steps/2 too
@@ -77,20 +76,10 @@ class Run:
         return tuple(sorted({max(1, steps // 4), max(1, steps // 2), steps})) if self.curve else (steps,)
 
     @property
-    def caption_variant(self) -> str:
-        return next((o.split("=", 1)[1] for o in self.overrides if o.startswith("data.caption_variant=")), "full")
-
-    @property
     def encoder(self) -> str | None:
         if self.arm == "baseline":
             return None
         return next((o.split("=", 1)[1] for o in self.overrides if o.startswith("model.text_encoder=")), "minilm")
-
-    def config_overrides(self) -> list[str]:
-        o = [f"model.num_tokens={self.num_tokens}", f"seed={self.seed}"]
-        if self.arm == "baseline":
-            o += ["model.text_in=none", "data.caption_dropout=0.0"]
-        return o + list(self.overrides)
 
 
 def study_runs() -> list[Run]:
@@ -144,31 +133,10 @@ def pending_budgets(results: Path, run: Run, steps: int) -> list[int]:
     return [s for s in run.budgets(steps) if s not in done]
 
 
-def git_commit() -> str | None:
-    """HEAD (``+dirty`` when tracked files differ), or None outside a git checkout."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return head.stdout.strip() + ("+dirty" if dirty else "")
-
-
 # ---- one run (a worker) ------------------------------------------------------------------------
 def lock(work: Path, name: str, blocking: bool):
     """An OS lock on ``work/locks/<name>.lock`` (None if another process holds it and not ``blocking``)."""
-    import fcntl
-
-    path = work / "locks" / f"{name}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    f = open(path, "a")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-    except BlockingIOError:
-        f.close()
-        return None
-    return f
+    return flock(work / "locks" / f"{name}.lock", blocking)
 
 
 def reference_stats(work: Path, data: str, split: str, size: int, device: str = "cpu", num: int | None = None):
@@ -381,21 +349,10 @@ def schedule(runs: list[Run], args) -> int:
                 continue
             print(f"[scenes] {time.strftime('%H:%M:%S')} done {name} ({time.time() - t:.0f} s)", flush=True)
             if args.commit:
-                commit(score_file(results, name), f"scenes study: {name} scores")
+                commit_scores(score_file(results, name), f"scenes study: {name} scores", REPO, "scenes")
     if failed:
         print(f"[scenes] failed: {', '.join(failed)}", flush=True)
     return 1 if failed else 0
-
-
-def commit(path: Path, message: str) -> None:
-    """Commit one score file (and nothing else); retried while another git process holds the index lock."""
-    for attempt in range(5):
-        subprocess.run(["git", "add", "--", str(path)], cwd=REPO, capture_output=True)
-        r = subprocess.run(["git", "commit", "-m", message, "--", str(path)], cwd=REPO, capture_output=True, text=True)
-        if r.returncode == 0 or "nothing to commit" in r.stdout + r.stderr:
-            return
-        time.sleep(3 + 5 * attempt)
-    print(f"[scenes] could not commit {path}; the scores stay on disk", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -425,13 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         run = next((r for r in study_runs() if r.name == args.job), None)
         if run is None:
             raise SystemExit(f"--job {args.job}: no such run")
-        import logging
-
-        import torch
-
-        # the worker's log: the trainer's line every log_every steps (its speed), resume notes
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        torch.set_num_threads(args.threads)
+        worker_setup(args.threads)
         run_job(run, args.steps, args.work.resolve(), args.results.resolve(), args.data, args.config, args.device,
                 tuple(args.override), args.eval_num or None)
         return 0

@@ -34,16 +34,17 @@ def folder(tmp_path) -> Path:
     return root
 
 
-def _training_conftest():
-    """tests/training/conftest.py, loaded by path: its tiny recipe is reused, not copied."""
-    path = Path(__file__).resolve().parents[1] / "training" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_textok_training_conftest", path)
+def load_conftest(folder: str):
+    """tests/<folder>/conftest.py, loaded by path (as ``_textok_<folder>_conftest``): its fixtures and helpers
+    are reused, not copied."""
+    path = Path(__file__).resolve().parents[1] / folder / "conftest.py"
+    spec = importlib.util.spec_from_file_location(f"_textok_{folder}_conftest", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-_training = _training_conftest()
+_training = load_conftest("training")  # its tiny recipe
 tiny_config = _training.tiny_config
 make_config = _training.make_config  # fixture: ``make_config(root, *overrides)``, the tiny recipe
 _one_thread = _training._one_thread  # autouse fixture: one intra-op thread

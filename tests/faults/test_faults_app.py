@@ -3,29 +3,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import socket
-from pathlib import Path
 
 import pytest
 
 from textok.cli import main
 
+from .conftest import load_conftest
+
 pytest.importorskip("gradio")
-
-
-def _app_conftest():
-    """tests/app/conftest.py, loaded by path: its tiny checkpoints are reused, not copied."""
-    path = Path(__file__).resolve().parents[1] / "app" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_textok_app_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    return _app_conftest().write_checkpoints(tmp_path_factory.mktemp("app-faults"))
+    # tests/app/conftest.py's tiny checkpoints, reused, not copied
+    return load_conftest("app").write_checkpoints(tmp_path_factory.mktemp("app-faults"))
 
 
 def test_a_baseline_folder_given_as_checkpoint_is_labelled_baseline(checkpoints, monkeypatch, capsys):

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -64,22 +65,28 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_signal_saves_checkpoint_and_model(train_root, tmp_path, make_config, signum):
+def _slow_child_past_first_checkpoint(train_root, tmp_path, make_config) -> tuple[subprocess.Popen, Path]:
+    """A 40-step ``train-tokenizer`` run in SLOW_CHILD (one thread), returned with its run folder once its first
+    checkpoint (step 2) is written: a signal sent now lands mid-run."""
     cfg = make_config(train_root, "schedule.max_steps=40", "checkpoint.every=2", "schedule.decay=constant")
     out = tmp_path / "run"
     script = tmp_path / "child.py"
     script.write_text(SLOW_CHILD)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     child = subprocess.Popen([sys.executable, str(script), "train-tokenizer", "--config", str(_yaml(tmp_path, cfg)),
-                              "--out", str(out), "--threads", "1"], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                              "--out", str(out), "--threads", "1"], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not (out / "checkpoints" / "step_00000002" / "trainer_state.json").exists():
         if child.poll() is not None or time.time() > deadline:
             child.kill()
             pytest.fail(f"no first checkpoint: {child.communicate()[1][-2000:]}")
         time.sleep(0.05)
+    return child, out
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_saves_checkpoint_and_model(train_root, tmp_path, make_config, signum):
+    child, out = _slow_child_past_first_checkpoint(train_root, tmp_path, make_config)
     child.send_signal(signum)
     _, err = child.communicate(timeout=120)
     assert child.returncode == 128 + signum, err[-2000:]
@@ -177,19 +184,7 @@ def test_train_summary_is_strict_json_after_nan_steps(train_root, tmp_path, make
 def test_a_signal_delivered_twice_at_once_is_one_interrupt(train_root, tmp_path, make_config):
     """`timeout -s INT` signals its child, then the child's whole process group: two SIGINTs within
     milliseconds are one interrupt, and the run still saves."""
-    cfg = make_config(train_root, "schedule.max_steps=40", "checkpoint.every=2", "schedule.decay=constant")
-    out = tmp_path / "run"
-    script = tmp_path / "child.py"
-    script.write_text(SLOW_CHILD)
-    child = subprocess.Popen([sys.executable, str(script), "train-tokenizer", "--config", str(_yaml(tmp_path, cfg)),
-                              "--out", str(out), "--threads", "1"], env={**os.environ, "OMP_NUM_THREADS": "1"},
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (out / "checkpoints" / "step_00000002" / "trainer_state.json").exists():
-        if child.poll() is not None or time.time() > deadline:
-            child.kill()
-            pytest.fail(f"no first checkpoint: {child.communicate()[1][-2000:]}")
-        time.sleep(0.05)
+    child, out = _slow_child_past_first_checkpoint(train_root, tmp_path, make_config)
     child.send_signal(signal.SIGINT)
     time.sleep(0.05)
     child.send_signal(signal.SIGINT)

@@ -24,6 +24,7 @@ fetch's manifest is refused, never replaced (docs/reliability.md).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import hashlib
@@ -38,7 +39,7 @@ import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -133,6 +134,21 @@ def _png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+@contextlib.contextmanager
+def _built_into(folder: Path, prefix: str | None = None) -> Iterator[Path]:
+    """A new temporary folder beside ``folder`` to build it in (``prefix``: its name's start, default
+    ``.<folder name>.``), swapped in as ``folder`` when the block ends without an error and removed in any case:
+    a crash never leaves a half-written folder."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix or f".{folder.name}.", dir=folder.parent))
+    try:
+        yield tmp
+        replace_dir_atomic(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
 def _recipe_matches(root: Path, recipe: dict) -> bool:
     """True if ``root`` holds a complete dataset made by ``recipe`` (manifest and every file)."""
     manifest = root / MANIFEST_FILE
@@ -184,9 +200,7 @@ def fetch_emoji(root: str | os.PathLike, styles: tuple[str, ...] = ("google", "t
         return root
     _check_root(root)
     tarballs = {s: npm_tarball(EMOJI_PACKAGES[s][0], EMOJI_VERSION, EMOJI_PACKAGES[s][1]) for s in styles}
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-    try:
+    with _built_into(root) as tmp:
         entries = _build_emoji(tmp, tarballs, recipe)
         manifest = {
             "recipe": recipe, "format": "folder", "num_images": len(entries),
@@ -204,10 +218,6 @@ def fetch_emoji(root: str | os.PathLike, styles: tuple[str, ...] = ("google", "t
             e["label"] = index[e["class"]]
         write_json_lines(tmp / CAPTIONS_FILE, entries)
         write_json_atomic(tmp / MANIFEST_FILE, manifest)
-        replace_dir_atomic(tmp, root)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     log.info("%s: %d emoji images (%s)", root, manifest["num_images"], manifest["splits"])
     return root
 
@@ -302,14 +312,9 @@ def debian_package(package: str) -> Path:
     if not (extracted / ".complete").is_file():
         if shutil.which("dpkg-deb") is None:
             raise FileNotFoundError(f"extracting {deb.name} needs `dpkg-deb` (package dpkg)")
-        tmp = Path(tempfile.mkdtemp(prefix=".extract.", dir=downloads))
-        try:
+        with _built_into(extracted, prefix=".extract.") as tmp:
             _run(["dpkg-deb", "-x", str(deb), str(tmp)], downloads, f"extracting {deb.name}")
             (tmp / ".complete").write_text(_sha(deb))
-            replace_dir_atomic(tmp, extracted)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
     return extracted
 
 
@@ -338,9 +343,7 @@ def fetch_fashion_mnist(root: str | os.PathLike, limit: int | None = None) -> Pa
         return root
     _check_root(root)
     source = debian_package(FASHION_DEB) / "usr/share/datasets/fashion-mnist"
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-    try:
+    with _built_into(root) as tmp:
         files, counts = [], {}
         for split, (images_name, labels_name, expected) in FASHION_FILES.items():
             images, labels = read_idx(source / images_name), read_idx(source / labels_name)
@@ -367,10 +370,6 @@ def fetch_fashion_mnist(root: str | os.PathLike, limit: int | None = None) -> Pa
             "licences": {"images": "MIT (Zalando Research, Fashion-MNIST)", "package": f"Debian {FASHION_DEB}"},
             "files": files,
         })
-        replace_dir_atomic(tmp, root)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return root
 
 
@@ -416,9 +415,7 @@ def fetch_photos(root: str | os.PathLike) -> Path:
     if _recipe_matches(root, recipe):
         return root
     _check_root(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-    try:
+    with _built_into(root) as tmp:
         entries = []
         for package, name, caption, licence in PHOTOS:
             src = _data_folder(package) / name
@@ -431,10 +428,6 @@ def fetch_photos(root: str | os.PathLike) -> Path:
         write_json_lines(tmp / CAPTIONS_FILE, entries)
         write_json_atomic(tmp / MANIFEST_FILE, {"recipe": recipe, "format": "folder", "num_images": len(entries),
                                                 "files": [e["file"] for e in entries]})
-        replace_dir_atomic(tmp, root)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return root
 
 
@@ -450,14 +443,8 @@ def fetch_scenes(root: str | os.PathLike, count: int = 100_000, size: int = 32, 
     if _recipe_matches(root, recipe):
         return root
     _check_root(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
-    try:
+    with _built_into(root) as tmp:
         write_scenes(tmp, recipe)
-        replace_dir_atomic(tmp, root)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return root
 
 
