@@ -153,17 +153,18 @@ def reference_stats(work: Path, data: str, split: str, size: int, device: str = 
 
 
 def score(run: Run, model_dir: Path, work: Path, data: str, size: int, device: str, num: int | None = EVAL_NUM,
-          rfid: bool = True) -> dict:
-    """Scores of one model on ``num`` evenly spaced images of each of SPLITS (rFID when ``rfid``, PSNR, SSIM, LPIPS)
-    and the train probe (PSNR, SSIM)."""
+          rfid: bool = True, rfid_splits: tuple[str, ...] = SPLITS) -> dict:
+    """Scores of one model on ``num`` evenly spaced images of each of SPLITS (rFID when ``rfid`` on ``rfid_splits``,
+    PSNR, SSIM, LPIPS) and the train probe (PSNR, SSIM)."""
     from textok.metrics import evaluate_tokenizer
 
     out = {}
     for split in SPLITS:
-        ref = reference_stats(work, data, split, size, device, num) if rfid else None
+        rfid_here = rfid and split in rfid_splits
+        ref = reference_stats(work, data, split, size, device, num) if rfid_here else None
         t = time.perf_counter()
         r = evaluate_tokenizer([str(model_dir)], data, split=split, num=num, names=[run.name], progress=False,
-                               reference=ref, rfid=rfid, caption_variant=run.caption_variant, device=device,
+                               reference=ref, rfid=rfid_here, caption_variant=run.caption_variant, device=device,
                                grid_images=0, extractor=FEATURES)["results"][0]
         out[split] = {"num_images": r["num"], "rfid": r.get("rfid"), "psnr": r["psnr"], "ssim": r["ssim"],
                       "lpips": r["lpips"], "eval_seconds": round(time.perf_counter() - t, 1)}
@@ -177,10 +178,12 @@ def score(run: Run, model_dir: Path, work: Path, data: str, size: int, device: s
 
 
 def run_job(run: Run, steps: int, work: Path, results: Path, data: str, config: Path = CONFIG,
-            device: str = "cpu", extra: tuple[str, ...] = (), eval_num: int | None = EVAL_NUM) -> dict:
-    """Train ``run`` through each pending budget and score it there (rFID at the final budget only: the curve's
-    earlier budgets get PSNR / SSIM / LPIPS); returns the run's score record. ``extra``: config overrides for every
-    run (tests: a tiny model); ``eval_num``: images scored per split (all when None)."""
+            device: str = "cpu", extra: tuple[str, ...] = (), eval_num: int | None = EVAL_NUM,
+            rfid_splits: tuple[str, ...] = SPLITS) -> dict:
+    """Train ``run`` through each pending budget and score it there (rFID at the final budget only, on
+    ``rfid_splits``: the curve's earlier budgets get PSNR / SSIM / LPIPS); returns the run's score record.
+    ``extra``: config overrides for every run (tests: a tiny model); ``eval_num``: images scored per split (all
+    when None)."""
     import torch
 
     from textok.config import to_dict
@@ -204,7 +207,8 @@ def run_job(run: Run, steps: int, work: Path, results: Path, data: str, config: 
             before = max((b["train_seconds_total"] for b in record.get("budgets", {}).values()
                           if int(b["steps"]) < budget), default=0.0)
             total = result.total_seconds if result.total_seconds_complete else before + result.seconds
-            scores = score(run, stage, work, data, cfg.model.image_size, device, eval_num, rfid=budget == steps)
+            scores = score(run, stage, work, data, cfg.model.image_size, device, eval_num, rfid=budget == steps,
+                           rfid_splits=rfid_splits)
             record.update({"run": run.name, "arm": run.arm, "num_tokens": run.num_tokens, "seed": run.seed,
                            "group": run.group, "caption_variant": run.caption_variant, "encoder": run.encoder,
                            "config": Path(config).name, "overrides": run.config_overrides() + list(extra)})
@@ -328,9 +332,10 @@ def schedule(runs: list[Run], args) -> int:
             probe.close()
             log = work / "logs" / f"{run.name}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
-            cmd = [sys.executable, __file__, "--job", run.name, "--steps", str(args.steps), "--work", str(work),
-                   "--results", str(results), "--data", args.data, "--config", str(args.config),
-                   "--device", args.device, "--eval-num", str(args.eval_num)] + [f"--override={o}" for o in args.override]
+            cmd = ([sys.executable, __file__, "--job", run.name, "--steps", str(args.steps), "--work", str(work),
+                    "--results", str(results), "--data", args.data, "--config", str(args.config),
+                    "--device", args.device, "--eval-num", str(args.eval_num), "--rfid-splits", *args.rfid_splits]
+                   + [f"--override={o}" for o in args.override])
             env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
             with open(log, "a") as f:
                 f.write(f"[scenes] {time.strftime('%Y-%m-%d %H:%M:%S')} start {' '.join(cmd)}\n")
@@ -373,6 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--commit", action="store_true", help="git-commit each finished run's score file")
     p.add_argument("--eval-num", type=int, default=EVAL_NUM,
                    help=f"images scored per split, evenly spaced (default {EVAL_NUM}; 0: all)")
+    p.add_argument("--rfid-splits", nargs="+", default=list(SPLITS), choices=list(SPLITS), metavar="SPLIT",
+                   help="splits scored with rFID at the final budget (default: all; an Inception pass over 300 "
+                        "images costs ~3-5 core-minutes on a 2-core EPYC)")
     p.add_argument("--embed-per-batch", action="store_true",
                    help="run without the text cache: TexTok embeds each batch's captions (cheaper for short runs)")
     p.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
@@ -384,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--job {args.job}: no such run")
         worker_setup(args.threads)
         run_job(run, args.steps, args.work.resolve(), args.results.resolve(), args.data, args.config, args.device,
-                tuple(args.override), args.eval_num or None)
+                tuple(args.override), args.eval_num or None, tuple(args.rfid_splits))
         return 0
     if args.list:
         print(listing(runs, args.results, args.steps))

@@ -74,6 +74,10 @@ def test_driver_end_to_end(tmp_path, sr, tiny_scenes, capsys, monkeypatch, scene
     assert base["budgets"]["4"]["effective_config"]["model"]["text_in"] == "none"
     shapes = json.loads((results / "textok-n1-s0-shapes.json").read_text())
     assert list(shapes["budgets"]) == ["4"] and shapes["caption_variant"] == "shapes"
+    # --rfid-splits: rFID on val only, the rest of val_compositional still scored
+    assert sr.main(["--job", "textok-n1-s0-shapes-colours", "--rfid-splits", "val", *args]) == 0
+    sc = json.loads((results / "textok-n1-s0-shapes-colours.json").read_text())["budgets"]["4"]
+    assert sc["val"]["rfid"] >= 0 and sc["val_compositional"]["rfid"] is None and sc["val_compositional"]["psnr"] > 0
     # idempotent: a finished run is not trained or scored again
     before = (results / "textok-n1-s0.json").read_bytes()
     assert sr.main(["--job", "textok-n1-s0", *args]) == 0
@@ -103,7 +107,7 @@ def test_driver_end_to_end(tmp_path, sr, tiny_scenes, capsys, monkeypatch, scene
     t = rec["budgets"]["4"]["val"]["psnr"]
     assert row["textok"] == t and row["gain"] == pytest.approx(t - base["budgets"]["4"]["val"]["psnr"])
     assert [r["steps"] for r in summary["curve"]] == [1, 2, 4]
-    assert [r["caption"] for r in summary["richness"]] == ["no text (baseline)", "shapes", "full caption"]
+    assert [r["caption"] for r in summary["richness"]] == ["no text (baseline)", "shapes", "shapes + colours", "full caption"]
     assert f"N = 1: TexTok {row['gain']:+.2f} dB PSNR" in text and "Swaps, textok-n1-s0" in text
     assert (out / "scenes.png").is_file() and "## Table 1" in text
 
