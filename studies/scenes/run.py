@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # studies/: what the drivers share
-from common import ArmRun, commit_scores, flock, git_commit, worker_setup  # noqa: E402
+from study_common import ArmRun, commit_scores, flock, git_commit, worker_setup  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "scenes32_textok.yaml"

@@ -1,8 +1,9 @@
 """What the study drivers share (studies/emoji32/reproduction.py, studies/scenes/run.py): the two arms' config
 overrides, the commit a score file records, an OS lock per run, committing score files and a worker's setup.
 
-studies/ is not a package: a driver puts this folder on sys.path and imports ``common`` (as the drivers put their
-own folder there to import each other).
+studies/ is not a package: a driver puts this folder on sys.path and imports ``study_common`` (as the drivers
+put their own folder there to import each other). Not ``common``: benchmarks/common.py is imported under that
+name in the same test session, and the first one imported wins.
 """
 
 from __future__ import annotations
