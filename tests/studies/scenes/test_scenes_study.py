@@ -173,5 +173,7 @@ def test_report_compression(tmp_path, scenes_study):
     assert rows[1]["psnr_baseline_n"] == 2 and rows[1]["psnr_factor"] == 2
     assert rows[1]["rfid_baseline_n"] == 2  # 60 <= 70, > 55
     assert rows[2]["psnr_baseline_n"] == 4 and rows[4]["psnr_factor"] == 1
+    assert not rows[1]["psnr_at_least"] and rows[2]["psnr_at_least"]  # N = 2 beats the largest baseline N scored
     line = next(f for f in report.findings(t1, [], [], [], [], None) if f.startswith("Compression"))
     assert "TexTok at N = 1 matches the baseline at N = 2 (2x fewer tokens)" in line
+    assert "TexTok at N = 2 matches the baseline at N = 4 (at least 2x fewer tokens)" in line
