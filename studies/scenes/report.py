@@ -217,13 +217,13 @@ def findings(t1: list[dict], curve_rows: list[dict], rich: list[dict], enc: list
                + (" (significant)" if r["p"] < ALPHA else " (not significant)"))
         out.append(f"N = {n}: TexTok {fmt(r['gain'], 2, True)} dB PSNR, rFID {fmt(f.get('textok'), 1)} vs "
                    f"{fmt(f.get('baseline'), 1)} ({fmt(f.get('gain'), 1, True)}%) on val{sig}.")
-    if len(val_psnr) >= 2:
-        ns = sorted(val_psnr)
-        first, last = val_psnr[ns[0]]["gain"], val_psnr[ns[-1]]["gain"]
-        if first is not None and last is not None:
-            trend = "shrinks" if first > last else "does not shrink"
-            out.append(f"The PSNR gain {trend} with N: {fmt(first, 2, True)} dB at N = {ns[0]}, {fmt(last, 2, True)} dB "
-                       f"at N = {ns[-1]}.")
+    gains = [(n, r["gain"], r["seeds"][0]) for n, r in sorted(val_psnr.items()) if r["gain"] is not None]
+    if len(gains) >= 2:
+        steps_ = [b[1] - a[1] for a, b in zip(gains, gains[1:])]
+        trend = ("shrinks with N" if all(d < 0 for d in steps_) else "grows with N" if all(d > 0 for d in steps_)
+                 else "does not change monotonically with N")
+        out.append(f"The PSNR gain {trend}: " + ", ".join(
+            f"{fmt(g, 2, True)} dB at N = {n} ({k} seed{'s' if k > 1 else ''})" for n, g, k in gains) + ".")
     squeeze = [r for r in compression(t1) if r["psnr_baseline_n"] is not None and r["psnr_baseline_n"] > r["num_tokens"]]
     if len(val_psnr) >= 2:
         out.append("Compression (val PSNR, seed means): " + ("; ".join(
