@@ -279,6 +279,7 @@ def plot(t1: list[dict], curve_rows: list[dict], rich: list[dict], path: Path) -
         axes[0].plot([r["num_tokens"] for r in rows], [r["gain"] for r in rows], style, label=split)
     axes[0].set(xscale="log", xlabel="tokens N (x 8 channels)", ylabel="PSNR gain of TexTok (dB)", title="gain vs N")
     axes[0].set_xticks([1, 2, 4, 8], ["1", "2", "4", "8"])
+    axes[0].minorticks_off()  # else the log axis labels 3 and 6 as 3x10^0, 6x10^0
     axes[0].axhline(0, color="grey", lw=0.5)
     axes[0].legend()
     for n in sorted({r["num_tokens"] for r in curve_rows}):
