@@ -98,18 +98,19 @@ def compression(t1: list[dict], split: str = "val") -> list[dict]:
     (rFID) TexTok at N matches or beats on ``split``; N' / N is the factor of tokens the caption saves (None: TexTok
     at N is below the baseline at every N scored, its own N included)."""
     by = {(r["num_tokens"], r["metric"]): r for r in t1 if r["split"] == split}
+    better = {"psnr": lambda t, b: t >= b, "rfid": lambda t, b: t <= b}
+    baseline = {metric: {n: r["baseline"] for (n, k), r in by.items() if k == metric and r["baseline"] is not None}
+                for metric in better}
     rows = []
     for n in sorted({k[0] for k in by}):
         row = {"num_tokens": n, "split": split}
-        for metric, better in (("psnr", lambda t, b: t >= b), ("rfid", lambda t, b: t <= b)):
+        for metric, beats in better.items():
             t = by.get((n, metric), {}).get("textok")
-            match = [m for (m, k), r in by.items() if k == metric and t is not None and r["baseline"] is not None
-                     and better(t, r["baseline"])]
-            row[f"textok_{metric}"], row[f"{metric}_baseline_n"] = t, (max(match) if match else None)
-            row[f"{metric}_factor"] = max(match) / n if match else None
+            match = max((m for m, b in baseline[metric].items() if t is not None and beats(t, b)), default=None)
+            row[f"textok_{metric}"], row[f"{metric}_baseline_n"] = t, match
+            row[f"{metric}_factor"] = None if match is None else match / n
             # beating the largest baseline N scored bounds the factor from below only
-            largest = max((m for (m, k), r in by.items() if k == metric and r["baseline"] is not None), default=None)
-            row[f"{metric}_at_least"] = bool(match) and max(match) == largest
+            row[f"{metric}_at_least"] = match is not None and match == max(baseline[metric])
         rows.append(row)
     return rows
 
@@ -308,7 +309,8 @@ def render(runs: dict, steps: int | None, swaps: dict | None, bits: dict, plotte
     enc = encoders(runs, steps) if steps else []
     gaps = probe_gap(runs, steps) if steps else []
     st = setting(runs, steps)
-    summary = {"steps": steps, "setting": st, "caption_bits": bits, "table1": t1, "compression": compression(t1),
+    comp = compression(t1)
+    summary = {"steps": steps, "setting": st, "caption_bits": bits, "table1": t1, "compression": comp,
                "curve": cur, "richness": rich, "encoders": enc,
                "train_probe_gap": gaps, "swaps": swaps, "runs_scored": sorted(runs)}
     L = ["# Scenes: does the caption free the tokens? (issue 36)", "",
@@ -341,7 +343,7 @@ def render(runs: dict, steps: int | None, swaps: dict | None, bits: dict, plotte
           "the largest baseline N scored, so the factor may be larger).", "",
           "| TexTok N | TexTok PSNR | matches baseline N' (PSNR) | factor | TexTok rFID | matches baseline N' (rFID) | factor |",
           "|---|---|---|---|---|---|---|"]
-    for r in compression(t1):
+    for r in comp:
         factor = {m: ("≥" if r[f"{m}_at_least"] else "") + f"{r[f'{m}_factor']:g}x" if r[f"{m}_factor"] else "–"
                   for m in ("psnr", "rfid")}
         L.append(f"| {r['num_tokens']} | {fmt(r['textok_psnr'])} | {r['psnr_baseline_n'] or '–'} | {factor['psnr']} | "
@@ -440,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     page, summary = render(runs, steps, swaps, bits, plotted, out_rel)
     write_text_atomic(args.page, page)
     if args.page.resolve() == PAGE.resolve():  # the study's own page: its README line too (not a test's copy)
-        readme_line(study.REPO / "README.md", t1, setting(runs, steps))
+        readme_line(study.REPO / "README.md", summary["table1"], summary["setting"])
     write_json_atomic(args.out / "summary.json", summary)
     print(f"[report] {args.page} ({len(runs)} runs, budget {steps})")
     return 0
