@@ -12,9 +12,11 @@ small offset), ``configs/scenes32_textok.yaml``, identical recipe, budget and se
   (``data.caption_variant=shapes`` / ``shapes_colours``; the main run is the full caption);
 - **encoder**: TexTok at N = 1 with all-mpnet-base-v2 (``model.text_encoder=mpnet``, width 768).
 
-Every scored budget: rFID (every image of the split), PSNR, SSIM and LPIPS on ``val`` and
-``val_compositional`` (``textok.metrics.evaluate_tokenizer``), and PSNR / SSIM on ``TRAIN_PROBE``
-evenly spaced training images (the train probe: in this regime train and val should agree).
+Every scored budget: PSNR, SSIM and LPIPS on ``--eval-num`` (300) evenly spaced images of ``val`` and
+``val_compositional`` (``textok.metrics.evaluate_tokenizer``), rFID on the same images at the final budget
+(on ``--rfid-splits``: a later call with more splits adds the missing rFIDs from the stage model, untrained),
+and PSNR / SSIM on ``TRAIN_PROBE`` evenly spaced training images (the train probe: in this regime train and
+val should agree).
 
 Idempotent and resumable: one score file per run, ``docs/results/scenes/runs/<run>.json``
 (``--results``), holding every scored budget with the commit, CPU, threads, effective config and
@@ -133,6 +135,16 @@ def pending_budgets(results: Path, run: Run, steps: int) -> list[int]:
     return [s for s in run.budgets(steps) if s not in done]
 
 
+def missing_rfid(results: Path, run: Run | str, steps: int, rfid_splits: tuple[str, ...] = SPLITS) -> list[str]:
+    """The ``rfid_splits`` whose rFID the run's scored final budget lacks (an earlier ``--rfid-splits`` left it out)."""
+    final = load_scores(results, run).get("budgets", {}).get(str(steps))
+    return [s for s in rfid_splits if final is not None and final[s].get("rfid") is None]
+
+
+def is_pending(results: Path, run: Run, steps: int, rfid_splits: tuple[str, ...] = SPLITS) -> bool:
+    return bool(pending_budgets(results, run, steps) or missing_rfid(results, run, steps, rfid_splits))
+
+
 # ---- one run (a worker) ------------------------------------------------------------------------
 def lock(work: Path, name: str, blocking: bool):
     """An OS lock on ``work/locks/<name>.lock`` (None if another process holds it and not ``blocking``)."""
@@ -226,9 +238,51 @@ def run_job(run: Run, steps: int, work: Path, results: Path, data: str, config: 
             print(f"[scenes] {run.name} @ {budget}: val PSNR {v['psnr']:.2f} rFID {rfid} | compositional PSNR "
                   f"{scores['val_compositional']['psnr']:.2f} | train probe {scores['train_probe']['psnr']:.2f} "
                   f"({total / budget:.3f} s/step)", flush=True)
+        fill_rfid(run, steps, work, results, data, device, rfid_splits)
         return load_scores(results, run)
     finally:
         held.close()
+
+
+def fill_rfid(run: Run, steps: int, work: Path, results: Path, data: str, device: str = "cpu",
+              rfid_splits: tuple[str, ...] = SPLITS) -> None:
+    """Add the rFID a finished run's final budget lacks on ``rfid_splits``, from its stage model (no training).
+
+    The images are the ones scored then (the record's ``eval_num``); the stage model must reproduce the recorded
+    PSNR on them, so the added rFID is of the model that was scored. Where and when it was added is recorded."""
+    import torch
+
+    from textok.io import write_json_atomic
+    from textok.metrics import evaluate_tokenizer
+    from textok.training import cpu_name
+
+    missing = missing_rfid(results, run, steps, rfid_splits)
+    if not missing:
+        return
+    stage = work / "stages" / run.name / f"step_{steps:07d}"
+    if not (stage / "model.safetensors").is_file():
+        raise SystemExit(f"{run.name}: no stage model at {stage} to add the rFID on {', '.join(missing)} from")
+    for split in missing:
+        record = load_scores(results, run)
+        final = record["budgets"][str(steps)]
+        num, size = final.get("eval_num"), final["effective_config"]["model"]["image_size"]
+        ref = reference_stats(work, data, split, size, device, num)
+        t = time.perf_counter()
+        r = evaluate_tokenizer([str(stage)], data, split=split, num=num, names=[run.name], progress=False,
+                               reference=ref, rfid=True, lpips=False, caption_variant=run.caption_variant,
+                               device=device, grid_images=0, extractor=FEATURES)["results"][0]
+        scored = final[split]
+        if r["num"] != scored["num_images"] or abs(r["psnr"] - scored["psnr"]) > 1e-3:
+            raise SystemExit(f"{run.name}: the stage model {stage} gives PSNR {r['psnr']:.4f} on {r['num']} {split} "
+                             f"images, the score file {scored['psnr']:.4f} on {scored['num_images']}: not the model "
+                             "that was scored; rFID not added")
+        scored["rfid"] = r["rfid"]
+        scored["rfid_added"] = {"date": time.strftime("%Y-%m-%d"), "commit": git_commit(), "cpu": cpu_name(),
+                                "threads": torch.get_num_threads(), "device": device,
+                                "eval_seconds": round(time.perf_counter() - t, 1)}
+        write_json_atomic(score_file(results, run), record)
+        print(f"[scenes] {run.name} @ {steps}: {split} rFID {r['rfid']:.1f} added (PSNR {r['psnr']:.2f} as scored)",
+              flush=True)
 
 
 # ---- data --------------------------------------------------------------------------------------
@@ -311,6 +365,8 @@ def listing(runs: list[Run], results: Path, steps: int) -> str:
         last = rec["budgets"][str(done[-1])] if done else None
         score = (f"val PSNR {last['val']['psnr']:.2f}, compositional {last['val_compositional']['psnr']:.2f}"
                  if last else "")
+        no_rfid = missing_rfid(results, run, steps)
+        score += f" (no rFID on {', '.join(no_rfid)})" if no_rfid else ""
         lines.append(f"  {run.name:28s} {run.group:9s} done {done or '-'} pending {pend or '-'} {score}")
     return "\n".join(lines)
 
@@ -318,7 +374,7 @@ def listing(runs: list[Run], results: Path, steps: int) -> str:
 # ---- the scheduler -----------------------------------------------------------------------------
 def schedule(runs: list[Run], args) -> int:
     work, results = Path(args.work).resolve(), Path(args.results).resolve()
-    todo = [r for r in runs if pending_budgets(results, r, args.steps)]
+    todo = [r for r in runs if is_pending(results, r, args.steps, tuple(args.rfid_splits))]
     print(estimate(todo, results, args.steps, args.workers), flush=True)
     running: dict[str, tuple[subprocess.Popen, float]] = {}
     failed = []

@@ -78,6 +78,28 @@ def test_driver_end_to_end(tmp_path, sr, tiny_scenes, capsys, monkeypatch, scene
     assert sr.main(["--job", "textok-n1-s0-shapes-colours", "--rfid-splits", "val", *args]) == 0
     sc = json.loads((results / "textok-n1-s0-shapes-colours.json").read_text())["budgets"]["4"]
     assert sc["val"]["rfid"] >= 0 and sc["val_compositional"]["rfid"] is None and sc["val_compositional"]["psnr"] > 0
+    # ... and a later call with both splits adds the missing rFID from the stage model, without training
+    run = next(r for r in sr.study_runs() if r.name == "textok-n1-s0-shapes-colours")
+    assert sr.missing_rfid(results, run, 4) == ["val_compositional"] and sr.is_pending(results, run, 4)
+    assert not sr.is_pending(results, run, 4, ("val",))
+    capsys.readouterr()
+    assert sr.main(["--list", "--runs", run.name, *args]) == 0
+    assert "(no rFID on val_compositional)" in capsys.readouterr().out
+    path = results / f"{run.name}.json"
+    tampered = json.loads(path.read_text())
+    tampered["budgets"]["4"]["val_compositional"]["psnr"] += 1.0  # not what the stage model gives
+    path.write_text(json.dumps(tampered))
+    with pytest.raises(SystemExit, match="not the model that was scored"):
+        sr.main(["--job", run.name, *args])
+    tampered["budgets"]["4"]["val_compositional"]["psnr"] -= 1.0
+    path.write_text(json.dumps(tampered))
+    checkpoints = sorted((work / "runs" / run.name / "checkpoints").iterdir())
+    assert sr.main(["--job", run.name, *args]) == 0
+    filled = json.loads(path.read_text())["budgets"]["4"]
+    assert filled["val_compositional"]["rfid"] >= 0 and filled["val_compositional"]["rfid_added"]["threads"] >= 1
+    assert filled["val_compositional"]["psnr"] == sc["val_compositional"]["psnr"] and filled["val"] == sc["val"]
+    assert sorted((work / "runs" / run.name / "checkpoints").iterdir()) == checkpoints  # nothing trained
+    assert sr.missing_rfid(results, run, 4) == []
     # idempotent: a finished run is not trained or scored again
     before = (results / "textok-n1-s0.json").read_bytes()
     assert sr.main(["--job", "textok-n1-s0", *args]) == 0
