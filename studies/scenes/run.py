@@ -7,7 +7,7 @@ small offset), ``configs/scenes32_textok.yaml``, identical recipe, budget and se
 - **main**: both arms at N = 1, 2, 4, 8 tokens x 8 channels, seed 0, scored at three budgets
   (``--steps`` / 4, / 2, and ``--steps``: the learning curve; the recipe's learning rate is constant
   after warm-up with an EMA, so the run stopped at a budget and resumed is the longer run);
-- **seeds**: seeds 1 and 2 of both arms at N = 1 and 4 (final budget only);
+- **seeds**: seeds 1 and 2 of both arms at N = 1 and 4, then (last) at N = 2 and 8 (final budget only);
 - **richness**: TexTok at N = 1 with captions stating only the shapes, or shapes and colours
   (``data.caption_variant=shapes`` / ``shapes_colours``; the main run is the full caption);
 - **encoder**: TexTok at N = 1 with all-mpnet-base-v2 (``model.text_encoder=mpnet``, width 768).
@@ -96,6 +96,9 @@ def study_runs() -> list[Run]:
              for arm in ("textok", "baseline")]
     runs.append(Run("textok-n1-s0-mpnet", "textok", 1, group="encoder",
                     overrides=("model.text_encoder=mpnet", "model.text_dim=768")))
+    # beyond the 3 seeds at N = 1 and 4: seeds at N = 2 and 8 too, so the gain-vs-N line has a spread
+    runs += [Run(f"{arm}-n{n}-s{seed}", arm, n, seed=seed, group="seeds") for n in (2, 8) for seed in (1, 2)
+             for arm in ("textok", "baseline")]
     return runs
 
 
