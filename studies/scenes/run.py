@@ -103,14 +103,16 @@ def study_runs() -> list[Run]:
 
 
 def select(runs: list[Run], patterns: list[str] | None) -> list[Run]:
-    """The runs whose names match any of ``patterns`` (shell globs; all when none); an unmatched pattern is an error."""
+    """The runs whose names match any of ``patterns`` (shell globs; all when none), in the order of the first pattern
+    each matches (the order they start in: ``--runs textok-n1-s0-mpnet '*'`` starts that one first); an unmatched
+    pattern is an error."""
     if not patterns:
         return runs
     patterns = [p for arg in patterns for p in arg.split(",") if p]
     for p in patterns:
         if not any(fnmatch.fnmatchcase(r.name, p) for r in runs):
             raise SystemExit(f"--runs {p!r} matches no run; runs: {', '.join(r.name for r in runs)}")
-    return [r for r in runs if any(fnmatch.fnmatchcase(r.name, p) for p in patterns)]
+    return list({r.name: r for p in patterns for r in runs if fnmatch.fnmatchcase(r.name, p)}.values())
 
 
 # ---- score files -------------------------------------------------------------------------------

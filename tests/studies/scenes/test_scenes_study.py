@@ -29,6 +29,9 @@ def test_runs_cover_the_issue(sr):
     assert {r.name for r in sr.select(sr.study_runs(), ["textok-n1-*,baseline-n8-s0"])} == {
         "textok-n1-s0", "baseline-n8-s0", "textok-n1-s1", "textok-n1-s2", "textok-n1-s0-shapes",
         "textok-n1-s0-shapes-colours", "textok-n1-s0-mpnet"}
+    first = sr.select(sr.study_runs(), ["textok-n1-s0-mpnet", "*"])  # start order: the patterns' order
+    assert first[0].name == "textok-n1-s0-mpnet" and len(first) == len(sr.study_runs())
+    assert [r.name for r in first[1:]] == [r.name for r in sr.study_runs() if r.name != "textok-n1-s0-mpnet"]
     with pytest.raises(SystemExit, match="matches no run"):
         sr.select(sr.study_runs(), ["textok-n3-*"])
 
