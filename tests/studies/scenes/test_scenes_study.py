@@ -162,6 +162,15 @@ def test_report_statistics_over_seeds(tmp_path, scenes_study):
     lines = report.findings(report.table1(runs, 5000), [], [], [], report.probe_gap(runs, 5000), None)
     assert lines[0].startswith("N = 1: TexTok +4.07 dB PSNR, rFID 40.0 vs 80.0 (+50.0%) on val, Welch p = ")
     assert "(significant)" in lines[0] and "+0.10 dB" in lines[-1]
+    # one mpnet run is read against MiniLM's spread over the seeds at N = 1
+    _fake(results, "textok-n1-s0-mpnet", "textok", 1, 0, "encoder", 24.3, 40.0)
+    runs = report.load_runs(results)
+    enc = report.encoders(runs, 5000)
+    assert [r["run"] for r in enc] == ["textok-n1-s0", "textok-n1-s0-mpnet"]
+    assert enc[0]["val_psnr_seeds"] == [24.0, 24.2, 23.9]  # not the encoder run itself
+    line = next(x for x in report.findings([], [], [], enc, [], None) if x.startswith("Encoder size"))
+    assert "mpnet 24.30 dB vs MiniLM 24.00 dB val PSNR (+0.30 dB)" in line
+    assert "MiniLM over 3 seeds: 24.03 ± 0.15 dB, so mpnet is +0.27 dB from their mean" in line
 
 
 @pytest.mark.slow
