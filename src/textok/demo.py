@@ -72,8 +72,7 @@ def ensure_data(root: str | Path) -> Path:
 def shipped_reference(pair: dict, root: Path, split: str, image_size: int, limit: int | None, extractor):
     """The originals' Inception features shipped beside the pair, or None when absent or not of
     exactly these images from this network (then ``evaluate_tokenizer`` computes them)."""
-    from .metrics import Stats, check_reference, image_fingerprint, load_stats
-    from .metrics.evaluate import subset_indices
+    from .metrics import check_reference, image_fingerprint, load_stats, reference_subset
 
     name = pair["textok"].name.split("-textok-")[0]
     path = pair["textok"].parent / f"{name}-{split}-inception.npz"
@@ -82,13 +81,8 @@ def shipped_reference(pair: dict, root: Path, split: str, image_size: int, limit
     try:
         stats = load_stats(path)
         n = stats.num if limit is None else min(limit, stats.num or limit)
-        if stats.features is not None and stats.num and n < stats.num:
-            # features of the whole split: check them against the whole split, then keep the rows of the
-            # same evenly spaced subset that evaluate_tokenizer(num=n) reconstructs
-            check_reference(stats, stats.num, image_fingerprint(root, split, image_size), extractor, str(path))
-            rows = subset_indices(stats.num, n)
-            info = stats.info | {"num": n, "pixels_sha256": image_fingerprint(root, split, image_size, n)}
-            stats = Stats.from_features(stats.features[rows], **info)
+        if stats.features is not None and stats.num and n < stats.num:  # the rows of the n images scored
+            stats = reference_subset(stats, root, split, image_size, n, extractor, str(path))
         else:
             check_reference(stats, n, image_fingerprint(root, split, image_size, limit), extractor, str(path))
     except ValueError as e:

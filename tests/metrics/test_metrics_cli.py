@@ -53,6 +53,11 @@ def test_cli_protocols(image_folder, tmp_path, tiny_config, stand_in_inception, 
     assert main(["eval-tokenizer", "--checkpoint", str(ckpt), "--data", str(image_folder), "--num", "2",
                  "--out", str(out), "--no-lpips", "--no-progress", "--reference", str(small)]) == 2
     assert "hold 3 images, this evaluation 2" in capsys.readouterr().err
+    # the whole split's features (the first fid-stats file) serve --num 3: the rows of those 3 images
+    assert main(["eval-tokenizer", "--checkpoint", str(ckpt), "--data", str(image_folder), "--num", "3",
+                 "--out", str(out), "--no-lpips", "--no-progress", "--reference", str(stats)]) == 0
+    capsys.readouterr()
+    assert json.loads((out / "eval_tokenizer.json").read_text())["results"][0]["rfid"] == pytest.approx(rfid, rel=1e-5)
     assert main(["eval-tokenizer", "--checkpoint", str(ckpt), "--data", str(image_folder), "--num", "3", "--out", str(out),
                  "--no-lpips", "--no-rfid", "--no-progress", "--decode-captions", str(tmp_path / "none.json")]) == 2
     assert "none.json is neither a rule" in capsys.readouterr().err

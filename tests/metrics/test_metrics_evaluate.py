@@ -112,6 +112,36 @@ def test_evaluate_tokenizer_with_reference_statistics(checkpoints, image_folder,
         evaluate_tokenizer(checkpoints, image_folder, reference=path, **kw)
 
 
+def test_whole_split_features_serve_any_num(checkpoints, image_folder, tiny_features, minilm, tmp_path):
+    """A whole split's features (``textok fid-stats`` without --num) serve ``evaluate_tokenizer(num=n)``: the
+    rows of the n images it scores, checked against the whole split first; same rFID as computing them."""
+    from textok.metrics import reference_subset
+    from textok.metrics.evaluate import subset_indices
+
+    kw = dict(batch_size=3, extractor=tiny_features, encoder=minilm, lpips=False, progress=False, grid_images=0)
+    whole = dataset_stats(image_folder, split="val", image_size=32, extractor=tiny_features, progress=False)
+    assert whole.num == 6 and whole.features is not None
+    for n in (3, 4):
+        plain = evaluate_tokenizer(checkpoints, image_folder, num=n, **kw)
+        narrowed = evaluate_tokenizer(checkpoints, image_folder, num=n, reference=whole, **kw)
+        assert [r["rfid"] for r in narrowed["results"]] == pytest.approx([r["rfid"] for r in plain["results"]],
+                                                                         rel=1e-6, abs=1e-9)
+        sub = reference_subset(whole, image_folder, "val", 32, n, tiny_features, "here")
+        assert sub.num == n and sub.info["pixels_sha256"] == image_fingerprint(image_folder, "val", 32, num=n)
+    path = save_stats(tmp_path / "whole.npz", whole)
+    with pytest.raises(ValueError, match="no per-image features"):  # moments only: nothing to narrow
+        evaluate_tokenizer(checkpoints, image_folder, num=3, reference=Stats(whole.mu, whole.sigma, None, whole.info),
+                           **kw)
+    other = dataset_stats(image_folder, num=5, split="val", image_size=32, extractor=tiny_features, progress=False)
+    with pytest.raises(ValueError, match="hold 5 images, this evaluation 3, and only the whole split's 6"):
+        evaluate_tokenizer(checkpoints, image_folder, num=3, reference=other, **kw)
+    # another version of the split (an image outside the 3 scored changed): refused, the whole split is checked
+    Image.new("RGB", (40, 40), (200, 10, 10)).save(image_folder / "images" / "01.png")
+    assert 1 not in subset_indices(6, 3)
+    with pytest.raises(ValueError, match="other images than these 6"):
+        evaluate_tokenizer(checkpoints, image_folder, num=3, reference=path, **kw)
+
+
 def _label(folder, labels):
     """Give the val images of the ``image_folder`` fixture class labels (in file order)."""
     path = folder / "captions.jsonl"

@@ -42,8 +42,9 @@ def register(sub) -> None:
     p.add_argument("--no-rfid", action="store_true",
                    help="skip the Inception network (PSNR / SSIM / LPIPS only; much faster on a CPU)")
     p.add_argument("--reference", default=None,
-                   help="the originals' statistics (.npz of `textok fid-stats` on the same split, --num and size): "
-                        "skips their Inception pass; refused if they come from other images or another network")
+                   help="the originals' statistics (.npz of `textok fid-stats` on the same split and size, with the "
+                        "same --num, or on the whole split with its features: those serve any --num): skips their "
+                        "Inception pass; refused if they come from other images or another network")
     p.add_argument("--decode-captions", default=None, metavar="RULE|FILE",
                    help="decode each image with another caption than it was encoded with: same-class (the next "
                         "caption of its class in sort order), same-class-random (one drawn at random), "

@@ -9,12 +9,13 @@
 - ``clip_score``, ``CLIPScorer``: CLIP score with a local Hugging Face CLIP folder.
 - ``evaluate_tokenizer``, ``evaluate_generation``, ``dataset_stats``: the full protocols;
   ``image_fingerprint`` / ``check_reference``: is a statistics file from these images?
+  ``reference_subset``: a whole split's features narrowed to the images an evaluation with ``num`` scores.
   ``decode_caption_map``: which caption each image is decoded with in a caption-swap evaluation.
 """
 
 from .clip_score import CLIPScorer, clip_score
 from .evaluate import (TokenizerEvalSettings, check_reference, dataset_stats, decode_caption_map, evaluate_generation,
-                       evaluate_tokenizer, image_fingerprint, iterate_batches)
+                       evaluate_tokenizer, image_fingerprint, iterate_batches, reference_subset)
 from .fid import (Stats, feature_stats, fid_from_features, frechet_distance, frechet_distance_to_features,
                   load_images_npz, load_stats, reference_stats, save_stats)
 from .image import psnr, quantize, ssim
@@ -27,5 +28,5 @@ __all__ = [
     "frechet_distance_to_features", "fid_from_features", "Stats", "save_stats", "load_stats", "reference_stats", "load_images_npz",
     "precision_recall", "knn_radii", "inception_score", "InceptionLogits", "load_classifier_weights", "clip_score",
     "CLIPScorer", "evaluate_tokenizer", "TokenizerEvalSettings", "decode_caption_map", "evaluate_generation", "dataset_stats", "iterate_batches",
-    "image_fingerprint", "check_reference",
+    "image_fingerprint", "check_reference", "reference_subset",
 ]

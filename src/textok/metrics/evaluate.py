@@ -238,6 +238,23 @@ def check_reference(reference: Stats, num: int, pixels_sha256: str | None, extra
                          f"(SHA-256 {info['inception_sha256'][:12]}... vs {net[:12]}...)")
 
 
+def reference_subset(reference: Stats, data, split: str, image_size: int, num: int, extractor, where: str) -> Stats:
+    """The statistics of the ``num`` evenly spaced images (``subset_indices``) that an evaluation with ``num``
+    scores, taken from ``reference``: per-image ``features`` of the whole split. The whole split is checked first
+    (``check_reference``: count, images' and network's SHA-256), so a split's features computed once serve any
+    ``num``. Raises ValueError when ``reference`` has no features or is not of this split."""
+    total = len(_open(data, split, image_size))
+    if reference.features is None or reference.num != total:
+        why = ("they keep no per-image features to take them from" if reference.features is None else
+               f"only the whole split's {total} images can be narrowed to an evaluation's")
+        raise ValueError(f"{where}: the reference statistics hold {reference.num} images, this evaluation {num}, and "
+                         f"{why}: compute them with `textok fid-stats` on the whole split (features kept, the "
+                         f"default) or with --num {num}")
+    check_reference(reference, reference.num, image_fingerprint(data, split, image_size), extractor, where)
+    info = reference.info | {"num": num, "pixels_sha256": image_fingerprint(data, split, image_size, num)}
+    return Stats.from_features(reference.features[subset_indices(reference.num, num)], **info)
+
+
 # ---- tokenizer ----------------------------------------------------------------------------
 
 def _checkpoint_name(checkpoint, index: int) -> str:
@@ -470,6 +487,11 @@ def evaluate_tokenizer(checkpoints, data, settings: TokenizerEvalSettings | None
     # first checkpoint's; checked once, against the first checkpoint of that size
     ref_size = None if reference is None or reference.info.get("image_size") is None \
         else int(reference.info["image_size"])
+    if (reference is not None and num is not None and reference.num is not None and num < reference.num
+            and ref_size is not None and isinstance(data, (str, os.PathLike))):
+        # a whole split's features: keep the rows of the images scored here (checked against the whole split)
+        reference = reference_subset(reference, data, split, ref_size, num, scorers.features,
+                                     f"{data} [{split}], {ref_size} px")
     ref_checked = False
     conditioners: dict[tuple, TextConditioner] = {}  # (encoder, max_text_tokens) -> shared by checkpoints
     grid_rows: list[torch.Tensor] = []  # originals, then one row per checkpoint
