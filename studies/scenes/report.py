@@ -147,7 +147,9 @@ def richness(runs: dict, steps: int, bits: dict) -> list[dict]:
 def encoders(runs: dict, steps: int) -> list[dict]:
     rows = []
     for label, name in (("all-MiniLM-L6-v2 (22.7M, width 384)", "textok-n1-s0"),
-                        ("all-mpnet-base-v2 (109M, width 768)", "textok-n1-s0-mpnet")):
+                        ("all-mpnet-base-v2 (109M, width 768)", "textok-n1-s0-mpnet"),
+                        ("all-MiniLM-L6-v2, LayerNorm before the projection", "textok-n1-s0-ln"),
+                        ("all-mpnet-base-v2, LayerNorm before the projection", "textok-n1-s0-mpnet-ln")):
         b = runs.get(name, {}).get("budgets", {}).get(str(steps))
         if b:
             rows.append({"encoder": label, "run": name, **{f"{split}_{m}": b[split][m] for split in study.SPLITS
@@ -251,14 +253,21 @@ def findings(t1: list[dict], curve_rows: list[dict], rich: list[dict], enc: list
             f"{r['caption']} ({r['bits']:.1f} bits) {fmt(r['val_psnr'])} dB"
             + ("" if base is None or r["run"].startswith("baseline") else f" ({fmt(r['val_psnr'] - base, 2, True)})")
             for r in rich) + ".")
-    if len(enc) == 2:
-        minilm = enc[0]["val_psnr_seeds"]  # every MiniLM seed at N = 1: the yardstick for one mpnet run
-        spread = (f"; MiniLM over {len(minilm)} seeds: {fmt(statistics.mean(minilm))} ± "
-                  f"{fmt(statistics.stdev(minilm))} dB, so mpnet is {fmt(enc[1]['val_psnr'] - statistics.mean(minilm), 2, True)}"
-                  " dB from their mean" if len(minilm) > 1 else "")
-        out.append(f"Encoder size at N = 1, seed 0: mpnet {fmt(enc[1]['val_psnr'])} dB vs MiniLM "
-                   f"{fmt(enc[0]['val_psnr'])} dB val PSNR ({fmt(enc[1]['val_psnr'] - enc[0]['val_psnr'], 2, True)} dB)"
+    by_run = {r["run"]: r for r in enc}
+    minilm, mpnet = by_run.get("textok-n1-s0"), by_run.get("textok-n1-s0-mpnet")
+    if minilm and mpnet:
+        seeds = minilm.get("val_psnr_seeds", [])  # every MiniLM seed at N = 1: the yardstick for one mpnet run
+        spread = (f"; MiniLM over {len(seeds)} seeds: {fmt(statistics.mean(seeds))} ± "
+                  f"{fmt(statistics.stdev(seeds))} dB, so mpnet is {fmt(mpnet['val_psnr'] - statistics.mean(seeds), 2, True)}"
+                  " dB from their mean" if len(seeds) > 1 else "")
+        out.append(f"Encoder size at N = 1, seed 0: mpnet {fmt(mpnet['val_psnr'])} dB vs MiniLM "
+                   f"{fmt(minilm['val_psnr'])} dB val PSNR ({fmt(mpnet['val_psnr'] - minilm['val_psnr'], 2, True)} dB)"
                    f"{spread}.")
+    minilm, mpnet = by_run.get("textok-n1-s0-ln"), by_run.get("textok-n1-s0-mpnet-ln")
+    if minilm and mpnet:
+        out.append(f"With a LayerNorm before the text projection (the encoders' scales equalised): mpnet "
+                   f"{fmt(mpnet['val_psnr'])} dB vs MiniLM {fmt(minilm['val_psnr'])} dB val PSNR "
+                   f"({fmt(mpnet['val_psnr'] - minilm['val_psnr'], 2, True)} dB).")
     if gaps:
         worst = max(gaps, key=lambda g: abs(g["gap"]))
         out.append(f"Train probe vs val: largest PSNR gap {fmt(worst['gap'], 2, True)} dB ({worst['run']}); "

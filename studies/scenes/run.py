@@ -10,7 +10,8 @@ small offset), ``configs/scenes32_textok.yaml``, identical recipe, budget and se
 - **seeds**: seeds 1 and 2 of both arms at N = 1 and 4, then (last) at N = 2 and 8 (final budget only);
 - **richness**: TexTok at N = 1 with captions stating only the shapes, or shapes and colours
   (``data.caption_variant=shapes`` / ``shapes_colours``; the main run is the full caption);
-- **encoder**: TexTok at N = 1 with all-mpnet-base-v2 (``model.text_encoder=mpnet``, width 768).
+- **encoder**: TexTok at N = 1 with all-mpnet-base-v2 (``model.text_encoder=mpnet``, width 768); both encoders
+  again with ``model.text_norm=true`` (a LayerNorm before the text projection: their features differ ~4x in scale).
 
 Every scored budget: PSNR, SSIM and LPIPS on ``--eval-num`` (300) evenly spaced images of ``val`` and
 ``val_compositional`` (``textok.metrics.evaluate_tokenizer``), rFID on the same images at the final budget
@@ -96,6 +97,11 @@ def study_runs() -> list[Run]:
              for arm in ("textok", "baseline")]
     runs.append(Run("textok-n1-s0-mpnet", "textok", 1, group="encoder",
                     overrides=("model.text_encoder=mpnet", "model.text_dim=768")))
+    # the encoders' features differ ~4x in scale (mpnet's are smaller): both again with a LayerNorm before the text
+    # projection (model.text_norm), so that the comparison is of what they encode, not of their scale
+    runs += [Run("textok-n1-s0-ln", "textok", 1, group="encoder", overrides=("model.text_norm=true",)),
+             Run("textok-n1-s0-mpnet-ln", "textok", 1, group="encoder",
+                 overrides=("model.text_encoder=mpnet", "model.text_dim=768", "model.text_norm=true"))]
     # beyond the issue's 3 seeds at N = 1 and 4: seeds at N = 2 and 8 too, so the gain-vs-N line has a spread
     runs += [Run(f"{arm}-n{n}-s{seed}", arm, n, seed=seed, group="seeds") for n in (2, 8) for seed in (1, 2)
              for arm in ("textok", "baseline")]

@@ -126,6 +126,23 @@ def test_save_load_round_trip_is_bit_exact(tmp_path, tiny_config):
         assert torch.equal(model.decode(model.encode(x, text), text), loaded.decode(loaded.encode(x, text), text))
 
 
+def test_text_norm_makes_the_text_path_blind_to_the_encoders_scale(tmp_path, tiny_config):
+    """``text_norm``: a LayerNorm before the text projection (its own weights, saved and loaded), so text
+    embeddings at another scale (all-mpnet-base-v2's are ~4x smaller than MiniLM's) give the same tokens."""
+    x, text = images_for(tiny_config), random_text(lengths=[5, 3])
+    small = type(text)(text.embeddings * 0.25, text.mask)
+    normed = TexTok(dataclasses.replace(tiny_config, text_norm=True)).eval()
+    plain = TexTok(tiny_config).eval()
+    assert {"encoder.text.norm.weight", "decoder.text.norm.bias"} <= set(normed.state_dict())
+    assert not any(".text.norm." in k for k in plain.state_dict())  # off by default: old checkpoints load
+    with torch.no_grad():
+        assert torch.allclose(normed.encode(x, text), normed.encode(x, small), atol=1e-4)
+        assert not torch.allclose(plain.encode(x, text), plain.encode(x, small), atol=1e-4)
+    normed.save_pretrained(tmp_path / "n")
+    loaded = TexTok.from_pretrained(tmp_path / "n")
+    assert loaded.config.text_norm and torch.equal(loaded.encoder.text.norm.weight, normed.encoder.text.norm.weight)
+
+
 def test_from_pretrained_refuses_weights_of_another_config(tmp_path, tiny_config):
     TexTok(tiny_config).save_pretrained(tmp_path / "a")
     TexTok(dataclasses.replace(tiny_config, num_tokens=4)).save_pretrained(tmp_path / "b")
@@ -179,6 +196,7 @@ def test_bad_tokens_raise_value_error(tiny_config):
         (dict(latent="vq"), "latent"),
         (dict(num_tokens=0), "num_tokens"),
         (dict(text_conditioning="film"), "text_conditioning"),
+        (dict(text_norm="yes"), "text_norm"),
     ],
 )
 def test_config_validation_names_the_field(overrides, field):

@@ -46,6 +46,9 @@ class TexTokConfig:
     text_in: Literal["both", "encoder", "decoder", "none"] = "both"
     latent: Literal["kl", "deterministic"] = "kl"
     text_encoder: str = "minilm"  # what produced text_dim-wide embeddings; the CLI builds it from this
+    # LayerNorm on the frozen encoder's features before the projection: encoders differ in scale (all-mpnet-base-v2's
+    # per-channel std is ~4x smaller than MiniLM's), which otherwise sets how fast the text path learns
+    text_norm: bool = False
 
     def __post_init__(self):
         def need(ok: bool, field: str, why: str):
@@ -60,6 +63,7 @@ class TexTokConfig:
         need(self.text_conditioning in ("in-context", "cross-attention"), "text_conditioning", "must be 'in-context' or 'cross-attention'")
         need(self.text_in in ("both", "encoder", "decoder", "none"), "text_in", "must be 'both', 'encoder', 'decoder' or 'none'")
         need(self.latent in ("kl", "deterministic"), "latent", "must be 'kl' or 'deterministic'")
+        need(isinstance(self.text_norm, bool), "text_norm", "must be true or false")
 
     @property
     def grid(self) -> int:
@@ -100,16 +104,18 @@ class TexTokOutput(NamedTuple):
 
 
 class TextProjection(nn.Module):
-    """Frozen-encoder embeddings [B, L, text_dim] -> ViT tokens [B, L, width] + learned positions."""
+    """Frozen-encoder embeddings [B, L, text_dim] -> ViT tokens [B, L, width] + learned positions
+    (``norm``: a LayerNorm on the embeddings first)."""
 
-    def __init__(self, text_dim: int, width: int, max_tokens: int):
+    def __init__(self, text_dim: int, width: int, max_tokens: int, norm: bool = False):
         super().__init__()
+        self.norm = nn.LayerNorm(text_dim) if norm else nn.Identity()
         self.proj = nn.Linear(text_dim, width)
         self.pos = nn.Parameter(torch.zeros(1, max_tokens, width))
 
     def forward(self, text: TextEmbedding) -> torch.Tensor:
         L = text.embeddings.shape[1]
-        return self.proj(text.embeddings.to(self.proj.weight.dtype)) + self.pos[:, :L]
+        return self.proj(self.norm(text.embeddings.to(self.proj.weight.dtype))) + self.pos[:, :L]
 
 
 class ViT(nn.Module):
@@ -122,7 +128,7 @@ class ViT(nn.Module):
         self.use_text = use_text
         self.cross = use_text and config.text_conditioning == "cross-attention"
         if use_text:
-            self.text = TextProjection(config.text_dim, config.width, config.max_text_tokens)
+            self.text = TextProjection(config.text_dim, config.width, config.max_text_tokens, config.text_norm)
         self.transformer = Transformer(
             config.width, config.depth, config.heads, config.mlp_ratio,
             context_dim=config.width if self.cross else None,

@@ -22,13 +22,15 @@ def test_runs_cover_the_issue(sr):
                 == {0, 1, 2}
     assert {r.caption_variant for r in runs.values() if r.group == "richness"} == {"shapes", "shapes_colours"}
     assert runs["textok-n1-s0-mpnet"].encoder == "mpnet" and "model.text_dim=768" in runs["textok-n1-s0-mpnet"].overrides
+    assert runs["textok-n1-s0-mpnet-ln"].encoder == "mpnet" and runs["textok-n1-s0-ln"].encoder == "minilm"
+    assert all("model.text_norm=true" in runs[n].overrides for n in ("textok-n1-s0-ln", "textok-n1-s0-mpnet-ln"))
     base = runs["baseline-n4-s2"].config_overrides()
     assert {"model.text_in=none", "data.caption_dropout=0.0", "seed=2", "model.num_tokens=4"} <= set(base)
     assert runs["baseline-n1-s0"].encoder is None
     assert runs["textok-n1-s0"].budgets(5000) == (1250, 2500, 5000) and runs["textok-n1-s1"].budgets(5000) == (5000,)
     assert {r.name for r in sr.select(sr.study_runs(), ["textok-n1-*,baseline-n8-s0"])} == {
         "textok-n1-s0", "baseline-n8-s0", "textok-n1-s1", "textok-n1-s2", "textok-n1-s0-shapes",
-        "textok-n1-s0-shapes-colours", "textok-n1-s0-mpnet"}
+        "textok-n1-s0-shapes-colours", "textok-n1-s0-mpnet", "textok-n1-s0-ln", "textok-n1-s0-mpnet-ln"}
     first = sr.select(sr.study_runs(), ["textok-n1-s0-mpnet", "*"])  # start order: the patterns' order
     assert first[0].name == "textok-n1-s0-mpnet" and len(first) == len(sr.study_runs())
     assert [r.name for r in first[1:]] == [r.name for r in sr.study_runs() if r.name != "textok-n1-s0-mpnet"]
@@ -171,6 +173,12 @@ def test_report_statistics_over_seeds(tmp_path, scenes_study):
     line = next(x for x in report.findings([], [], [], enc, [], None) if x.startswith("Encoder size"))
     assert "mpnet 24.30 dB vs MiniLM 24.00 dB val PSNR (+0.30 dB)" in line
     assert "MiniLM over 3 seeds: 24.03 ± 0.15 dB, so mpnet is +0.27 dB from their mean" in line
+    _fake(results, "textok-n1-s0-ln", "textok", 1, 0, "encoder", 24.1, 40.0)
+    _fake(results, "textok-n1-s0-mpnet-ln", "textok", 1, 0, "encoder", 24.5, 40.0)
+    enc = report.encoders(report.load_runs(results), 5000)
+    assert [r["run"] for r in enc][2:] == ["textok-n1-s0-ln", "textok-n1-s0-mpnet-ln"]
+    line = next(x for x in report.findings([], [], [], enc, [], None) if x.startswith("With a LayerNorm"))
+    assert "mpnet 24.50 dB vs MiniLM 24.10 dB val PSNR (+0.40 dB)" in line
 
 
 @pytest.mark.slow
