@@ -11,7 +11,7 @@ small offset), ``configs/scenes32_textok.yaml``, identical recipe, budget and se
 - **richness**: TexTok at N = 1 with captions stating only the shapes, or shapes and colours
   (``data.caption_variant=shapes`` / ``shapes_colours``; the main run is the full caption);
 - **encoder**: TexTok at N = 1 with all-mpnet-base-v2 (``model.text_encoder=mpnet``, width 768); both encoders
-  again with ``model.text_norm=true`` (a LayerNorm before the text projection: their features differ ~4x in scale).
+  again with ``model.text_norm=true`` (a LayerNorm before the text projection: their features differ ~3.6x in scale).
 
 Every scored budget: PSNR, SSIM and LPIPS on ``--eval-num`` (300) evenly spaced images of ``val`` and
 ``val_compositional`` (``textok.metrics.evaluate_tokenizer``), rFID on the same images at the final budget
@@ -97,7 +97,7 @@ def study_runs() -> list[Run]:
              for arm in ("textok", "baseline")]
     runs.append(Run("textok-n1-s0-mpnet", "textok", 1, group="encoder",
                     overrides=("model.text_encoder=mpnet", "model.text_dim=768")))
-    # the encoders' features differ ~4x in scale (mpnet's are smaller): both again with a LayerNorm before the text
+    # the encoders' features differ ~3.6x in scale (mpnet's are smaller): both again with a LayerNorm before the text
     # projection (model.text_norm), so that the comparison is of what they encode, not of their scale
     runs += [Run("textok-n1-s0-ln", "textok", 1, group="encoder", overrides=("model.text_norm=true",)),
              Run("textok-n1-s0-mpnet-ln", "textok", 1, group="encoder",

@@ -128,7 +128,7 @@ def test_save_load_round_trip_is_bit_exact(tmp_path, tiny_config):
 
 def test_text_norm_makes_the_text_path_blind_to_the_encoders_scale(tmp_path, tiny_config):
     """``text_norm``: a LayerNorm before the text projection (its own weights, saved and loaded), so text
-    embeddings at another scale (all-mpnet-base-v2's are ~4x smaller than MiniLM's) give the same tokens."""
+    embeddings at another scale (all-mpnet-base-v2's are ~3.6x smaller than MiniLM's) give the same tokens."""
     x, text = images_for(tiny_config), random_text(lengths=[5, 3])
     small = type(text)(text.embeddings * 0.25, text.mask)
     normed = TexTok(dataclasses.replace(tiny_config, text_norm=True)).eval()

@@ -47,7 +47,7 @@ class TexTokConfig:
     latent: Literal["kl", "deterministic"] = "kl"
     text_encoder: str = "minilm"  # what produced text_dim-wide embeddings; the CLI builds it from this
     # LayerNorm on the frozen encoder's features before the projection: encoders differ in scale (all-mpnet-base-v2's
-    # per-channel std is ~4x smaller than MiniLM's), which otherwise sets how fast the text path learns
+    # per-channel std is ~3.6x smaller than MiniLM's), which otherwise sets how fast the text path learns
     text_norm: bool = False
 
     def __post_init__(self):
