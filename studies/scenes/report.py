@@ -124,8 +124,12 @@ def curve(runs: dict) -> list[dict]:
             continue
         for s in sorted(set(map(int, t["budgets"])) & set(map(int, b["budgets"]))):
             bt, bb = t["budgets"][str(s)], b["budgets"][str(s)]
-            rows.append({"num_tokens": n, "steps": s, **{f"{arm}_{m}": x["val"][m] for arm, x in
-                                                          (("textok", bt), ("baseline", bb)) for m in ("psnr", "rfid")},
+            views = setting({"t": t}, s).get("views")  # past ~2 views a scene the regime turns to recall:
+            rows.append({"num_tokens": n, "steps": s, "views": views,  # the train-probe gaps say whether it has
+                         **{f"{arm}_{m}": x["val"][m] for arm, x in (("textok", bt), ("baseline", bb))
+                            for m in ("psnr", "rfid")},
+                         **{f"{arm}_probe_gap": x["train_probe"]["psnr"] - x["val"]["psnr"]
+                            for arm, x in (("textok", bt), ("baseline", bb))},
                          "psnr_gain": bt["val"]["psnr"] - bb["val"]["psnr"],
                          "rfid_gain": gain("rfid", bb["val"]["rfid"], bt["val"]["rfid"])})
     return rows
@@ -245,8 +249,12 @@ def findings(t1: list[dict], curve_rows: list[dict], rich: list[dict], enc: list
         by_n.setdefault(r["num_tokens"], []).append(r)
     for n, rows in sorted(by_n.items()):
         if len(rows) > 1:
+            views = [r for r in rows if r.get("views")]
             out.append(f"Learning curve at N = {n}: PSNR gain " + ", ".join(
-                f"{fmt(r['psnr_gain'], 2, True)} dB at {r['steps']}" for r in rows) + " steps.")
+                f"{fmt(r['psnr_gain'], 2, True)} dB at {r['steps']}" for r in rows) + " steps" + (
+                f" ({views[-1]['views']:.1f} views of each training scene at {views[-1]['steps']}; train probe − val "
+                f"there: TexTok {fmt(views[-1]['textok_probe_gap'], 2, True)} dB, baseline "
+                f"{fmt(views[-1]['baseline_probe_gap'], 2, True)} dB)" if views else "") + ".")
     if len(rich) > 1:
         base = next((r["val_psnr"] for r in rich if r["run"].startswith("baseline")), None)
         out.append("Caption richness at N = 1 (val PSNR, gain over no text): " + ", ".join(
@@ -364,12 +372,16 @@ def render(runs: dict, steps: int | None, swaps: dict | None, bits: dict, plotte
                   for m in ("psnr", "rfid")}
         L.append(f"| {r['num_tokens']} | {fmt(r['textok_psnr'])} | {r['psnr_baseline_n'] or '–'} | {factor['psnr']} | "
                  f"{fmt(r['textok_rfid'], 1)} | {r['rfid_baseline_n'] or '–'} | {factor['rfid']} |")
-    L += ["", "## Learning curve (seed 0, val)", "", "| N | steps | TexTok PSNR | baseline PSNR | gain (dB) | "
-          "TexTok rFID | baseline rFID | rFID gain |", "|---|---|---|---|---|---|---|---|"]
+    L += ["", "## Learning curve (seed 0, val)", "", "Views: how often each training scene was seen by then; probe gap: "
+          "train-probe PSNR − val PSNR (near 0: new scenes are reconstructed as well as trained ones, no recall).", "",
+          "| N | steps | views | TexTok PSNR | baseline PSNR | gain (dB) | TexTok rFID | baseline rFID | rFID gain | "
+          "probe gap TexTok / baseline |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in cur:
-        L.append(f"| {r['num_tokens']} | {r['steps']} | {fmt(r['textok_psnr'])} | {fmt(r['baseline_psnr'])} | "
+        views = "–" if r.get("views") is None else f"{r['views']:.2f}"
+        L.append(f"| {r['num_tokens']} | {r['steps']} | {views} | {fmt(r['textok_psnr'])} | {fmt(r['baseline_psnr'])} | "
                  f"{fmt(r['psnr_gain'], 2, True)} | {fmt(r['textok_rfid'], 1)} | {fmt(r['baseline_rfid'], 1)} | "
-                 f"{fmt(r['rfid_gain'], 1, True)}% |")
+                 f"{fmt(r['rfid_gain'], 1, True)}% | {fmt(r['textok_probe_gap'], 2, True)} / "
+                 f"{fmt(r['baseline_probe_gap'], 2, True)} |")
     L += ["", "## Caption richness (N = 1)", "",
           "Bits: entropy of the caption variant under the training distribution (`textok.data.scenes.caption_bits`).",
           "", "| caption | bits | val PSNR | val rFID | compositional PSNR | compositional rFID |", "|---|---|---|---|---|---|"]
