@@ -380,7 +380,8 @@ def render(runs: dict, steps: int | None, swaps: dict | None, bits: dict, plotte
         views = "–" if r.get("views") is None else f"{r['views']:.2f}"
         L.append(f"| {r['num_tokens']} | {r['steps']} | {views} | {fmt(r['textok_psnr'])} | {fmt(r['baseline_psnr'])} | "
                  f"{fmt(r['psnr_gain'], 2, True)} | {fmt(r['textok_rfid'], 1)} | {fmt(r['baseline_rfid'], 1)} | "
-                 f"{fmt(r['rfid_gain'], 1, True)}% | {fmt(r['textok_probe_gap'], 2, True)} / "
+                 f"{fmt(r['rfid_gain'], 1, True)}{'' if r['rfid_gain'] is None else '%'} | "
+                 f"{fmt(r['textok_probe_gap'], 2, True)} / "
                  f"{fmt(r['baseline_probe_gap'], 2, True)} |")
     L += ["", "## Caption richness (N = 1)", "",
           "Bits: entropy of the caption variant under the training distribution (`textok.data.scenes.caption_bits`).",
