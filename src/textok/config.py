@@ -25,6 +25,10 @@ class ConfigError(ValueError):
     """A configuration value is wrong; the message names the field and why."""
 
 
+#: the words YAML 1.1 reads as booleans (``mixed_precision: no`` arrives as False)
+YAML_FALSE, YAML_TRUE = ("no", "off", "false", "n"), ("yes", "on", "true", "y")
+
+
 def _type_check(value: Any, tp: Any, where: str) -> Any:
     """Return ``value`` converted to ``tp`` when the conversion is lossless, else raise."""
     origin = typing.get_origin(tp)
@@ -45,6 +49,11 @@ def _type_check(value: Any, tp: Any, where: str) -> Any:
         raise ConfigError(errors[0] if errors else f"{where}: {value!r} does not fit {tp}")
     if origin is typing.Literal:
         choices = typing.get_args(tp)
+        if isinstance(value, bool) and all(isinstance(c, str) for c in choices):
+            # YAML 1.1 reads an unquoted no / off / yes / on as a boolean: take the word it was
+            spelled = [c for c in choices if c.lower() in (YAML_FALSE if value is False else YAML_TRUE)]
+            if len(spelled) == 1:
+                value = spelled[0]
         if value not in choices:
             raise ConfigError(f"{where} must be one of {list(choices)}, got {value!r}")
         return value
@@ -254,6 +263,81 @@ def load_yaml(path: str | os.PathLike, _chain: tuple[Path, ...] = ()) -> dict:
     if not base_path.is_file():
         raise ConfigError(f"{path}: {BASE_KEY}: {base_path} not found")
     return merge_dicts(load_yaml(base_path, chain), data)
+
+
+# ---- options every command shares, checked at the edge (docs/reliability.md, rule 4) ----------------
+# Without these checks the value reaches torch: ``--device cuda`` on a CPU build fails with torch's
+# assertion, ``--threads 100000`` ends in a segmentation fault, ``--seed -1`` in NumPy's own words.
+
+#: the largest seed: NumPy's legacy generators and derived seeds (``seed * 1_000_003 + batch``)
+#: stay within 64 bits
+MAX_SEED = 2**32 - 1
+#: threads per core a command may ask for (more is never faster, and OpenMP fails far beyond it)
+THREADS_PER_CORE = 4
+
+
+def max_threads() -> int:
+    """The most ``--threads`` this machine takes: ``THREADS_PER_CORE`` per core."""
+    return THREADS_PER_CORE * (os.cpu_count() or 1)
+
+
+def check_threads(value: int, option: str = "--threads") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= max_threads():
+        raise ConfigError(f"{option} must lie in [1, {max_threads()}] ({THREADS_PER_CORE} per core of this "
+                          f"machine's {os.cpu_count() or 1}), got {value}")
+    return value
+
+
+def check_seed(value, option: str = "--seed") -> int:
+    """``value`` as an int in ``[0, MAX_SEED]``; a float must be whole (the page sends numbers)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ConfigError(f"{option} must be an integer in [0, {MAX_SEED}], got {value}")
+    return value
+
+
+def check_device(name: str | None, option: str = "--device") -> str | None:
+    """``name`` if this build of torch can run on it (``cpu``; ``cuda``/``cuda:N`` with that GPU;
+    ``mps``, ``xpu`` when available), else ``ConfigError`` naming ``option`` and what there is.
+    ``None`` (the process's own accelerator) passes."""
+    if name is None:
+        return None
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as e:
+        raise ConfigError(f"{option} {name}: not a device name ({str(e).splitlines()[0]})") from None
+    kind = device.type
+    if kind == "cpu":
+        return name
+    if kind == "meta":
+        raise ConfigError(f"{option} {name}: the meta device holds no values; use cpu or a GPU")
+    backend = getattr(torch, kind, None) if kind != "mps" else getattr(torch.backends, "mps", None)
+    try:
+        available = bool(backend is not None and backend.is_available())
+        count = backend.device_count() if available and hasattr(backend, "device_count") else int(available)
+    except Exception:  # noqa: BLE001 - a backend that cannot even answer is not there
+        available, count = False, 0
+    if not available:
+        raise ConfigError(f"{option} {name}: this build of torch ({torch.__version__}) has no usable {kind} device "
+                          f"({_devices()} available)")
+    if device.index is not None and device.index >= count:
+        raise ConfigError(f"{option} {name}: there is no {kind} device {device.index} ({count} present)")
+    return name
+
+
+def _devices() -> str:
+    import torch
+
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append("mps")
+    return ", ".join(found)
 
 
 def diff_configs(a: dict, b: dict, prefix: str = "") -> list[str]:

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -29,64 +30,182 @@ MAX_PARAMETERS = 20_000_000_000
 MAX_SIZE, MAX_DEPTH = 1 << 24, 4096
 
 
+def landing_path(path: str | os.PathLike) -> Path:
+    """Where a write to ``path`` lands: its folder resolved (links followed, and ``..`` after a folder
+    that does not exist yet taken as the OS takes it once the folder is made), its name kept (a link
+    as the output is still that link). ``nothere/../mine.png`` is ``./mine.png``: the checks below
+    must see that file, not a missing one."""
+    path = Path(path).expanduser()
+    if path.name in ("", ".", ".."):
+        return Path(os.path.realpath(path))
+    return Path(os.path.realpath(path.parent)) / path.name
+
+
+#: temporaries are named ``.<name>.textok<PID>.<8 random>.tmp``: the PID says whose they are, so a later
+#: run can tell a killed writer's leftovers (its process is gone) from a live writer's file
+_TEMP = re.compile(r"^\..*\.textok(?P<pid>\d+)\.[a-z0-9_]{8}\.tmp$")
+
+
+def temporary_prefix(path: Path, prefix: str | None = None) -> str:
+    """The start of the name of a temporary file or folder for ``path`` (``.<name>.textok<PID>.``)."""
+    return f"{prefix if prefix is not None else f'.{path.name}.'}textok{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0  # another user's process (or a PID this OS cannot hold): not ours to judge
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, prefix: str | None = None, depth: int = 0) -> int:
+    """Delete the temporaries of killed textok writers in ``folder`` (files or folders named by
+    ``temporary_prefix``, whose process no longer runs); ``prefix``: only those of one target
+    (``.model.safetensors.``); ``depth``: also in sub-folders that deep. Returns how many went.
+
+    A SIGKILL gives a writer no chance to remove its temporary; the next run of the same command
+    removes it here. A live writer's temporary (its PID runs) is never touched."""
+    folder, removed = Path(folder), 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        m = _TEMP.match(entry.name)
+        if m and (prefix is None or entry.name.startswith(prefix)) and int(m["pid"]) != os.getpid() \
+                and not _alive(int(m["pid"])):
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+                removed += 1
+            except FileNotFoundError:  # another run removed it first
+                pass
+        elif depth > 0 and entry.is_dir(follow_symlinks=False) and not m:
+            removed += remove_stale_temporaries(entry.path, prefix, depth - 1)
+    return removed
+
+
+def named_os_error(error: OSError, path: str | os.PathLike, temporaries: tuple = ()) -> OSError:
+    """``error`` naming ``path`` (the file the user asked for) when it names none (a full disk: a
+    write has no file name) or one of ``temporaries`` (the user never asked for those)."""
+    if error.errno is None:
+        return error
+    if error.filename is None or any(str(error.filename) == str(t) for t in temporaries):
+        return OSError(error.errno, error.strerror or str(error), str(path))  # the errno's subclass
+    return error
+
+
+#: outputs ``check_outputs`` found new (not ``--overwrite``): their writer must not replace a file
+#: that another process created there since (two runs writing the same new ``--out``)
+_NEW_OUTPUTS: set[str] = set()
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, overwrite: bool | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
-    A crash, a full disk or a kill leaves either the old file or the new one, never half of one.
+    A crash, a full disk or a kill leaves either the old file or the new one, never half of one
+    (a kill leaves the temporary, which the next write of ``path`` removes: see
+    ``remove_stale_temporaries``). Every OS error names ``path``, not the temporary. The write
+    lands at ``landing_path(path)``: ``nothere/../x`` writes ``./x`` and creates no ``nothere/``.
+    ``overwrite=False`` refuses (``FileExistsError``) if ``path`` exists when the new file is put
+    in place; the default is that for an output ``check_outputs`` found new, else to replace.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    shown = Path(path)
+    path = landing_path(path)
+    if overwrite is None:
+        overwrite = str(path) not in _NEW_OUTPUTS
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path.parent, prefix=f".{path.name}.")
+        fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=".tmp", dir=path.parent)
+    except OSError as e:  # a read-only folder names the user's file, not the temporary
+        raise named_os_error(e, shown, (tmp,) if tmp else ()) from None
     os.close(fd)
     tmp = Path(tmp)
     umask = os.umask(0)
     os.umask(umask)
     mode = 0o666 & ~umask  # mkstemp makes 0600; give the file the permissions open() would
-    os.chmod(tmp, mode)
     try:
         try:
+            os.chmod(tmp, mode)
             yield tmp
-        except OSError as e:  # name the file the user asked for, not the temporary one
-            if e.errno is not None and e.filename is not None and Path(e.filename) == tmp:
-                raise OSError(e.errno, e.strerror, str(path)) from None
+            os.chmod(tmp, mode)  # again: a writer may have replaced the file (safetensors does, as 0600)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            if overwrite:
+                os.replace(tmp, path)
+            else:
+                _publish_new(tmp, path, shown)
+            _NEW_OUTPUTS.discard(str(path))
+        except FileExistsError:
             raise
-        os.chmod(tmp, mode)  # again: a writer may have replaced the file (safetensors does, as 0600)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        except OSError as e:  # name the file the user asked for, not the temporary one
+            raise named_os_error(e, shown, (tmp,)) from None
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
+def _publish_new(tmp: Path, path: Path, shown: Path) -> None:
+    """Put ``tmp`` in place as ``path`` only if no ``path`` exists: a hard link fails if it does,
+    so of two writers racing to one new file the second is refused instead of replacing the first."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(f"{shown}: created by another process while this one was writing it; "
+                              f"pass --overwrite to replace it, or choose another name") from None
+    except OSError:  # no hard links on this file system: claim the name, then rename onto the claim
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            raise FileExistsError(f"{shown}: created by another process while this one was writing it; "
+                                  f"pass --overwrite to replace it, or choose another name") from None
+        os.replace(tmp, path)
+        return
+    tmp.unlink()
+
+
 def check_outputs(outputs, inputs=(), overwrite: bool = False, option: str = "--out") -> list[Path]:
     """Refuse outputs that would destroy something: ``ValueError`` naming the file and ``option``.
 
-    - an output that is one of ``inputs`` (the same file by any path: links, ``./``) is refused
-      even with ``overwrite``: the input would be gone before it was read;
+    - an output that is one of ``inputs`` (the same file by any path: links, ``./``,
+      ``nothere/../``) is refused even with ``overwrite``: the input would be gone before it was read;
     - two outputs of one command that are the same file are refused (the second would replace the
       first while the command reported both);
     - an existing output is refused unless ``overwrite`` (the user's ``--overwrite``).
 
-    Returns the outputs as ``Path``s. Called before any work, so a refusal costs nothing.
+    Every path is taken where a write would land (``landing_path``), so no route through a missing
+    folder or ``..`` walks around these checks. A new output is remembered: its ``atomic_path``
+    refuses to replace a file another process created there meanwhile. Returns the landing paths.
+    Called before any work (and before any folder is made), so a refusal costs nothing.
     """
-    outputs = [Path(o).expanduser() for o in outputs]
-    same = {_file_identity(Path(i).expanduser()): Path(i) for i in inputs}
+    shown = [Path(o).expanduser() for o in outputs]
+    outputs = [landing_path(o) for o in shown]
+    same = {_file_identity(landing_path(i)): Path(i) for i in inputs}
     seen: dict = {}
-    for out in outputs:
+    for user, out in zip(shown, outputs):
         key = _file_identity(out)
         if key in same:
-            raise ValueError(f"{option} {out}: is the input {same[key]}; it would be replaced before it is read "
+            raise ValueError(f"{option} {user}: is the input {same[key]}; it would be replaced before it is read "
                              f"(choose another output)")
         if key in seen:
-            raise ValueError(f"{option} {out}: two outputs of this command are the same file ({seen[key]} and {out}); "
+            raise ValueError(f"{option} {user}: two outputs of this command are the same file ({seen[key]} and {user}); "
                              f"give the inputs different names or write a grid")
-        seen[key] = out
+        seen[key] = user
         if out.is_dir():
-            raise IsADirectoryError(f"{option} {out}: is a folder, not a file")
-        if out.exists() and not overwrite:
-            raise FileExistsError(f"{option} {out}: exists; pass --overwrite to replace it, or choose another name")
+            raise IsADirectoryError(f"{option} {user}: is a folder, not a file")
+        if out.exists() or out.is_symlink():
+            if not overwrite:
+                raise FileExistsError(f"{option} {user}: exists; pass --overwrite to replace it, or choose another name")
+        elif not overwrite:
+            _NEW_OUTPUTS.add(str(out))
     return outputs
 
 
@@ -156,6 +275,7 @@ class FolderLock:
                 fcntl.flock(self._fd, fcntl.LOCK_EX)
                 os.ftruncate(self._fd, 0)
                 os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+                self._clean()
                 return
             try:
                 holder = os.pread(self._fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
@@ -168,6 +288,12 @@ class FolderLock:
                                     f"wait for it to finish or choose another folder") from None
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+        self._clean()
+
+    def _clean(self) -> None:
+        # the folder is ours now: a killed earlier owner's temporaries (model/.model.safetensors.*.tmp)
+        # are removed at the start, not only when the same file is written again
+        remove_stale_temporaries(self.folder, depth=2)
 
     def release(self) -> None:
         if self._fd is not None:
@@ -242,8 +368,17 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
 
 
+def _dtype_fits(stored: torch.dtype, wanted: torch.dtype) -> bool:
+    """A stored tensor may hold a parameter of ``wanted``: any float for a float (half-precision
+    files load into float32 models), else exactly the same type. An integer in place of a float
+    has the same bytes and shape but other values: loading would cast it silently."""
+    if wanted.is_floating_point:
+        return stored.is_floating_point
+    return stored == wanted
+
+
 def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
-    """Raise ``ValueError`` naming missing, unexpected and wrongly shaped tensors."""
+    """Raise ``ValueError`` naming missing, unexpected, wrongly shaped and wrongly typed tensors."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -252,13 +387,27 @@ def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], whe
         for k in set(expected) & set(state)
         if tuple(state[k].shape) != tuple(expected[k].shape)
     )
-    if missing or unexpected or shapes:
+    dtypes = sorted(
+        f"{k}: file {str(state[k].dtype).replace('torch.', '')} vs model {str(expected[k].dtype).replace('torch.', '')}"
+        for k in set(expected) & set(state)
+        if not _dtype_fits(state[k].dtype, expected[k].dtype)
+    )
+    if missing or unexpected or shapes or dtypes:
         parts = []
-        for title, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)):
+        for title, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes),
+                             ("dtype mismatch", dtypes)):
             if items:
                 more = f" (+{len(items) - 5} more)" if len(items) > 5 else ""
                 parts.append(f"{title}: {', '.join(items[:5])}{more}")
         raise ValueError(f"{where}: weights do not match the config ({'; '.join(parts)})")
+
+
+#: the dtype names of a safetensors header (``get_dtype()``) -> torch dtypes
+SAFETENSORS_DTYPES = {name: dtype for name, dtype in {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "F8_E4M3": getattr(torch, "float8_e4m3fn", None), "F8_E5M2": getattr(torch, "float8_e5m2", None),
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "BOOL": torch.bool}.items() if dtype is not None}
 
 
 class _MetaInit(torch.overrides.TorchFunctionMode):
@@ -336,10 +485,15 @@ class PretrainedMixin:
             from safetensors import safe_open
 
             with safe_open(str(weights), framework="pt") as f:
-                shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+                header = {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}
         except Exception as e:  # safetensors raises its own error types for corrupt files
             raise ValueError(f"{weights}: not a readable safetensors file ({e})") from None
-        check_state_dict(model, {k: torch.empty(s, device="meta") for k, s in shapes.items()}, str(directory))
+        unknown = sorted(k for k, (_, d) in header.items() if d not in SAFETENSORS_DTYPES)
+        if unknown:
+            raise ValueError(f"{weights}: tensor {unknown[0]} has dtype {header[unknown[0]][1]}, which no textok "
+                             f"model holds")
+        check_state_dict(model, {k: torch.empty(s, dtype=SAFETENSORS_DTYPES[d], device="meta")
+                                 for k, (s, d) in header.items()}, str(weights))
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu", **overrides):

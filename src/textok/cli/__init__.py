@@ -48,12 +48,15 @@ TEXT_OPTIONS = ("caption", "prompt")
 
 
 def one_line(error: BaseException) -> str:
-    """The error as one line (OSError: "what: file"; multi-line messages joined)."""
+    """The error as one line (OSError: "what: file"; multi-line messages joined; control characters
+    of a file name escaped, never sent raw to the terminal)."""
+    from ..data.formats import printable
+
     if isinstance(error, OSError) and error.strerror and error.filename is not None:
         text = f"{error.filename}: {error.strerror}"
     else:
         text = str(error) or type(error).__name__
-    return " | ".join(line.strip() for line in text.splitlines() if line.strip())
+    return " | ".join(printable(line.strip()) for line in text.splitlines() if line.strip())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,10 +71,18 @@ def main(argv: list[str] | None = None) -> int:
             parser._subparsers._group_actions[0].choices[args.command].error(
                 f"unrecognized arguments: {' '.join(extras)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from ..config import check_device, check_seed, check_threads
+
+    try:  # options every command shares, checked before torch sees them (--threads 100000 segfaults)
+        if getattr(args, "threads", None) is not None:
+            check_threads(args.threads)
+        check_device(getattr(args, "device", None))
+        if isinstance(getattr(args, "seed", None), int):
+            check_seed(args.seed)
+    except ValueError as e:
+        print(f"textok {args.command}: error: {one_line(e)}", file=sys.stderr)
+        return 2
     if getattr(args, "threads", None) is not None:
-        if args.threads < 1:
-            print(f"textok {args.command}: error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
-            return 2
         import torch
 
         torch.set_num_threads(args.threads)

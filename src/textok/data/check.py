@@ -27,6 +27,8 @@ def check_dataset(root: str | os.PathLike, image_size: int = 64, splits: list[st
     root = Path(root).expanduser()
     detect_format(root)
     available = list_splits(root)
+    if not available:  # "OK: 0 entries checked" would call a folder with nothing to train on fine
+        raise ValueError(f"{root}: holds no split to check (an empty or unfinished data set)")
     unknown = [s for s in splits or [] if s not in available]
     if unknown:
         raise ValueError(f"--split {unknown[0]}: {root} has no such split (splits: {', '.join(available) or 'none'})")

@@ -45,8 +45,11 @@ import numpy as np
 from PIL import Image
 
 from ..assets import cache_dir
-from ..io import replace_dir_atomic, write_json_atomic
-from .formats import CAPTIONS_FILE, CLASS_CAPTIONS_FILE, HELDOUT_CAPTIONS_FILE, MANIFEST_FILE, write_json_lines
+from ..config import check_seed
+from ..io import (named_os_error, remove_stale_temporaries, replace_dir_atomic, temporary_prefix,
+                  write_json_atomic)
+from .formats import (CAPTIONS_FILE, CLASS_CAPTIONS_FILE, HELDOUT_CAPTIONS_FILE, MANIFEST_FILE, DataRootLock,
+                      write_json_lines)
 from .scenes import scenes_recipe, write_scenes
 
 log = logging.getLogger(__name__)
@@ -138,15 +141,41 @@ def _png_size(data: bytes) -> tuple[int, int]:
 def _built_into(folder: Path, prefix: str | None = None) -> Iterator[Path]:
     """A new temporary folder beside ``folder`` to build it in (``prefix``: its name's start, default
     ``.<folder name>.``), swapped in as ``folder`` when the block ends without an error and removed in any case:
-    a crash never leaves a half-written folder."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=prefix or f".{folder.name}.", dir=folder.parent))
+    a crash never leaves a half-written folder, and a kill's leftover (whose process is gone) is removed
+    by the next build. ``folder`` is locked against readers meanwhile (``DataRootLock``: a training
+    reading it refuses the rebuild). An OS error names the file in ``folder``, not in the temporary."""
     try:
-        yield tmp
-        replace_dir_atomic(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise named_os_error(e, folder) from None
+    remove_stale_temporaries(folder.parent, prefix=prefix if prefix is not None else f".{folder.name}.")
+    with DataRootLock(folder, exclusive=True):
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=temporary_prefix(folder, prefix), suffix=".tmp", dir=folder.parent))
+        except OSError as e:  # a read-only parent: name the folder the user asked for
+            raise named_os_error(e, folder, (e.filename,)) from None
+        try:
+            try:
+                yield tmp
+                replace_dir_atomic(tmp, folder)
+            except OSError as e:  # a full disk: the file it hit, as it would be in ``folder``
+                raise _in_folder(e, tmp, folder) from None
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+
+
+def _in_folder(error: OSError, tmp: Path, folder: Path) -> OSError:
+    """``error`` naming ``folder`` (or its file) instead of the temporary ``tmp`` it was built in."""
+    if error.errno is None:
+        return error
+    if error.filename is None:
+        return OSError(error.errno, error.strerror or str(error), str(folder))
+    try:
+        rel = Path(error.filename).relative_to(tmp)
+    except ValueError:
+        return error
+    return OSError(error.errno, error.strerror or str(error), str(folder / rel))
 
 
 def _recipe_matches(root: Path, recipe: dict) -> bool:
@@ -184,6 +213,7 @@ def _check_root(root: Path) -> None:
             and manifest["recipe"].get("dataset") in DATASETS):
         raise ValueError(f"--root {root}: folder is not empty and holds no {MANIFEST_FILE} of `textok data fetch`; "
                          f"refusing to replace it (give a new or empty folder)")
+    DataRootLock(root, exclusive=True).release()  # in use by a training: refused now, not after the download
 
 
 def fetch_emoji(root: str | os.PathLike, styles: tuple[str, ...] = ("google", "twitter"), seed: int = 0,
@@ -479,4 +509,11 @@ def fetch(name: str, root: str | os.PathLike, **kwargs) -> Path:
         if option not in FETCHERS[name].options:
             takers = [n for n, f in FETCHERS.items() if option in f.options]
             raise ValueError(f"--{option} applies to {', '.join(takers) or 'no data set'} only")
+    if "seed" in kwargs:
+        check_seed(kwargs["seed"], "--seed")
+    if "limit" in kwargs and kwargs["limit"] is not None and kwargs["limit"] < 1:
+        raise ValueError(f"--limit must be >= 1, got {kwargs['limit']}")
+    root = Path(root).expanduser()
+    # a killed earlier fetch's temporary folder beside the root (.<root>.textok<PID>.*.tmp) goes now
+    remove_stale_temporaries(root.parent, prefix=f".{root.name}.")
     return FETCHERS[name].fetch(root, **kwargs)

@@ -54,7 +54,7 @@ class BadSampleError(ValueError):
 
     def __init__(self, name, reason: str):
         self.name, self.reason = str(name), reason
-        super().__init__(f"{name}: {reason}")
+        super().__init__(f"{printable(name)}: {printable(reason)}")
 
     def __reduce__(self):  # picklable (DataLoader workers send errors to the main process)
         return type(self), (self.name, self.reason)
@@ -69,13 +69,23 @@ def check_on_bad_sample(policy: str) -> str:
 _WARNED: set[tuple[str, str]] = set()
 
 
+def printable(text) -> str:
+    """``text`` with control characters (and lone surrogates) escaped: a file named ``a\x1b[2Jb.png``
+    is printed as written, not executed by the terminal."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   for c in text)
+
+
 def warn_bad_sample(name, reason: str) -> None:
     """Warn about a skipped sample once per process: the training set, the preview batch and
     the evaluation can open the same split, and each file should be reported once."""
     key = (str(name), reason)
     if key not in _WARNED:
         _WARNED.add(key)
-        log.warning("skipping bad sample %s: %s", name, reason)
+        log.warning("skipping bad sample %s: %s", printable(name), printable(reason))
 
 
 @dataclasses.dataclass
@@ -85,9 +95,15 @@ class BadSampleReport:
     where: str = ""
     total: int = 0  # entries / files considered
     bad: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    # the pairs of ``bad``, for a constant-time "seen already?": a list scan per bad entry made
+    # 100,000 bad lines take minutes
+    _seen: set = dataclasses.field(default_factory=set, repr=False, compare=False)
 
     def add(self, name: str, reason: str) -> None:
-        if (name, reason) not in self.bad:
+        if len(self._seen) != len(self.bad):  # ``bad`` was filled or edited directly
+            self._seen = set(self.bad)
+        if (name, reason) not in self._seen:
+            self._seen.add((name, reason))
             self.bad.append((name, reason))
 
     def handle(self, name: str, reason: str, policy: str, shown=None, warn: bool = True) -> None:
@@ -97,7 +113,7 @@ class BadSampleReport:
         shown = name if shown is None else shown
         if policy == "error":
             raise BadSampleError(shown, reason)
-        if warn and (name, reason) not in self.bad:
+        if warn and (name, reason) not in self._seen:
             warn_bad_sample(shown, reason)
         self.add(name, reason)
 
@@ -106,9 +122,9 @@ class BadSampleReport:
         return len(self.bad)
 
     def summary(self, limit: int | None = 20) -> str:
-        lines = [f"{self.where}: {self.total} entries, {self.total - self.num_bad} usable, {self.num_bad} bad"]
+        lines = [f"{printable(self.where)}: {self.total} entries, {self.total - self.num_bad} usable, {self.num_bad} bad"]
         shown = self.bad if limit is None else self.bad[:limit]
-        lines += [f"  {name}: {reason}" for name, reason in shown]
+        lines += [f"  {printable(name)}: {printable(reason)}" for name, reason in shown]
         if limit is not None and len(self.bad) > limit:
             lines.append(f"  ... and {len(self.bad) - limit} more")
         return "\n".join(lines)
@@ -131,10 +147,14 @@ def json_lines(path: Path, report: BadSampleReport):
             report.add(where, f"not UTF-8 ({e.reason} at byte {e.start})")
             continue
         try:
-            obj = json.loads(text)
+            obj = json.loads(text, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as e:
             report.total += 1
             report.add(where, f"not valid JSON ({e.msg})")
+            continue
+        except _RepeatedKey as e:  # {"file": "a.png", "file": "b.png"}: JSON keeps the last, silently
+            report.total += 1
+            report.add(where, f"the key {json.dumps(e.key)} is given twice (which one is meant?)")
             continue
         if not isinstance(obj, dict):
             report.total += 1
@@ -146,6 +166,22 @@ def json_lines(path: Path, report: BadSampleReport):
             report.add(where, reason)
             continue
         yield n, obj
+
+
+class _RepeatedKey(ValueError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list) -> dict:
+    """``json.loads``'s ``object_pairs_hook``: an object whose key repeats is an error, not its last value."""
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise _RepeatedKey(key)
+        out[key] = value
+    return out
 
 
 def text_problem(value) -> str | None:
@@ -212,8 +248,13 @@ def detect_format(root: str | os.PathLike) -> str:
         if root.suffix == ".tar":
             return "shards"
         raise ValueError(f"{root}: a dataset is a folder (or a .tar shard), not a file")
-    if (root / CAPTIONS_FILE).is_file():
+    captions = root / CAPTIONS_FILE
+    if captions.is_file():
         return "folder"
+    if captions.is_symlink() or captions.exists():  # never read as a class tree instead
+        what = ("a link to nothing" if not captions.exists() else "a folder" if captions.is_dir()
+                else "a special file (a pipe or device)")
+        raise ValueError(f"{captions}: is {what}, not a regular file; the folder format reads its entries there")
     if any(root.glob("*.tar")):
         return "shards"
     if any(is_class_dir(p) for p in root.iterdir()):
@@ -222,6 +263,80 @@ def detect_format(root: str | os.PathLike) -> str:
         f"{root}: not a dataset: expected {CAPTIONS_FILE} (folder format), class sub-folders "
         f"(class tree) or .tar shards"
     )
+
+
+# ---- a data root in use -----------------------------------------------------------------------
+class DataRootLock:
+    """A lock on ``root/manifest.json``: shared while a process reads the data set (a training, for
+    its whole run), exclusive while ``textok data fetch`` rebuilds ``root``. So a fetch refuses to
+    replace the images under a running training (which went on with the new images under the old
+    captions, and counted the vanished ones as skipped), and a training refuses to start on a root
+    being rebuilt. Only a root with a manifest is ever rebuilt (``data fetch``'s folder rule), so a
+    root without one is not locked. The OS drops the lock when its holder dies, even on SIGKILL."""
+
+    def __init__(self, root: str | os.PathLike, exclusive: bool = False, option: str = "--root"):
+        self.root, self._fd = Path(root), None
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): unlocked
+            return
+        path = self.root / MANIFEST_FILE
+        for _ in range(3):
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:  # no manifest: nothing a fetch would rebuild
+                return
+            try:
+                fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                from ..errors import FolderLockedError
+
+                if exclusive:
+                    raise FolderLockedError(
+                        f"{option} {self.root}: in use by another textok process that reads it (a training?); "
+                        f"rebuilding it now would change its images under it: wait for it to finish, or fetch "
+                        f"into another folder") from None
+                raise FolderLockedError(f"{self.root}: being rebuilt by `textok data fetch` in another process; "
+                                        f"wait for it to finish, then start again") from None
+            try:  # the manifest may have been swapped in between the open and the lock: lock the current one
+                same = os.path.samestat(os.fstat(fd), os.stat(path))
+            except OSError:
+                same = False
+            if same:
+                self._fd = fd
+                return
+            os.close(fd)
+        from ..errors import FolderLockedError
+
+        raise FolderLockedError(f"{self.root}: its {MANIFEST_FILE} keeps being replaced (a fetch rebuilding it?)")
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+    def __reduce__(self):  # a spawned DataLoader worker gets an unheld copy: its parent holds the lock
+        return _unheld_lock, (str(self.root),)
+
+    def __enter__(self) -> "DataRootLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        self.release()
+
+
+def _unheld_lock(root: str) -> DataRootLock:
+    lock = DataRootLock.__new__(DataRootLock)
+    lock.root, lock._fd = Path(root), None
+    return lock
 
 
 # ---- per-sample options -----------------------------------------------------------------------
@@ -242,6 +357,6 @@ def set_sample_options(dataset, image_size: int, train: bool, on_bad_sample: str
 __all__ = [
     "CAPTIONS_FILE", "CLASS_CAPTIONS_FILE", "HELDOUT_CAPTIONS_FILE", "MANIFEST_FILE", "SHARDS_FILE", "TEXT_CACHE_DIR",
     "IMAGE_EXTENSIONS", "SHARD_IMAGE_EXTS", "RESERVED_DIRS", "ON_BAD_SAMPLE", "BadSamplePolicy", "BadSampleError",
-    "BadSampleReport", "check_on_bad_sample", "warn_bad_sample", "json_lines", "text_problem", "write_json_lines", "read_manifest",
+    "BadSampleReport", "DataRootLock", "printable", "check_on_bad_sample", "warn_bad_sample", "json_lines", "text_problem", "write_json_lines", "read_manifest",
     "read_caption_pool", "is_class_dir", "detect_format", "set_sample_options",
 ]

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..config import check_seed
 from ..io import write_json_atomic
 from .formats import CAPTIONS_FILE, MANIFEST_FILE, write_json_lines
 
@@ -53,6 +54,9 @@ SPLITS = ("train", "val", "val_compositional")
 #: caption variants besides "full", stored as ``caption_<variant>`` fields
 VARIANTS = ("shapes", "shapes_colours")
 SUPERSAMPLE = 4
+#: the largest image side (a 4096 px canvas, 50 MB while drawn) and the most scenes per split (a
+#: file each) a recipe may ask for
+MAX_SIZE, MAX_COUNT = 1024, 10_000_000
 # Radii and offsets as fractions of a grid cell: radius + offset < half a cell, so objects never overlap.
 RADIUS = {"small": 0.22, "large": 0.36}
 JITTER = 0.12  # the largest centre offset (either axis), as a fraction of a cell
@@ -236,11 +240,16 @@ def default_eval_count(count: int) -> int:
 
 def scenes_recipe(count: int = 100_000, size: int = 32, seed: int = 0, eval_count: int | None = None) -> dict:
     """The recipe of a scenes data set (checked options; ``eval_count`` defaults to ``default_eval_count``)."""
-    if count < 1:
-        raise ValueError(f"scenes: --count must be >= 1, got {count}")
-    if size < 12:
-        raise ValueError(f"scenes: --size must be >= 12 pixels (3x3 grid of shapes), got {size}")
+    if not 1 <= count <= MAX_COUNT:
+        raise ValueError(f"scenes: --count must lie in [1, {MAX_COUNT:,}], got {count}")
+    # a scene is drawn on a canvas SUPERSAMPLE x larger: --size 100000 asked for 160 GB per image
+    if not 12 <= size <= MAX_SIZE:
+        raise ValueError(f"scenes: --size must lie in [12, {MAX_SIZE}] pixels (3x3 grid of shapes; the canvas is "
+                         f"{SUPERSAMPLE}x larger), got {size}")
+    check_seed(seed, "--seed")
     eval_count = default_eval_count(count) if eval_count is None else eval_count
+    if not 1 <= eval_count <= MAX_COUNT:
+        raise ValueError(f"scenes: eval_count must lie in [1, {MAX_COUNT:,}], got {eval_count}")
     return {"dataset": "scenes", "version": 1, "count": count, "eval_count": eval_count, "size": size, "seed": seed}
 
 

@@ -17,7 +17,7 @@ import tarfile
 import zlib
 from pathlib import Path
 
-from ..io import atomic_path, write_json_atomic
+from ..io import atomic_path, remove_stale_temporaries, write_json_atomic
 from .datasets import list_splits, open_dataset
 from .formats import MANIFEST_FILE, SHARDS_FILE, detect_format
 from .transforms import ImageError, load_image
@@ -77,8 +77,10 @@ def write_shards(src: str | os.PathLike, dst: str | os.PathLike, splits: list[st
     index = {"format": "webdataset", "source": source,
              "splits": {k: v for k, v in old.get("splits", {}).items() if k not in todo}}
     dst.mkdir(parents=True, exist_ok=True)
-    # claimed before the first shard: a killed run leaves a folder a rerun recognises as its own
-    write_json_atomic(dst / SHARDS_FILE, index)
+    # claimed before the first shard: a killed run leaves a folder a rerun recognises as its own, and
+    # "writing" marks its splits unfinished, so no reader takes them for complete (textok.data.shards)
+    write_json_atomic(dst / SHARDS_FILE, dict(index, writing=list(todo)))
+    remove_stale_temporaries(dst)  # a killed run's .<split>-NNNNNN.tar.textok<PID>.*.tmp: the folder is ours
     reports = {}
     for split in todo:
         dataset = open_dataset(src, split, on_bad_sample=on_bad_sample)

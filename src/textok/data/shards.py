@@ -32,9 +32,12 @@ log = logging.getLogger(__name__)
 
 
 def shard_splits(root: Path) -> list[str]:
+    """The splits of a shard folder, unfinished ones included (opening those is refused, so a check
+    reports them)."""
     index = Path(root) / SHARDS_FILE
     if index.is_file():
-        return sorted(json.loads(index.read_text())["splits"])
+        data = json.loads(index.read_text())
+        return sorted(set(data["splits"]) | set(data.get("writing", [])))
     return sorted({p.name.rsplit("-", 1)[0] for p in Path(root).glob("*.tar")})
 
 
@@ -44,7 +47,11 @@ def shard_files(root: Path, split: str) -> list[Path]:
         return [root]
     index = root / SHARDS_FILE
     if index.is_file():
-        splits = json.loads(index.read_text())["splits"]
+        data = json.loads(index.read_text())
+        splits = data["splits"]
+        if split in data.get("writing", []):
+            raise ValueError(f"{index}: split {split!r} is unfinished: the `textok data shards` run writing it "
+                             f"stopped (killed?); run it again to finish")
         if split not in splits:
             raise ValueError(f"{index}: no split {split!r} (splits: {sorted(splits)})")
         return [root / name for name in splits[split]["shards"]]

@@ -51,7 +51,8 @@ import torch
 
 from .captions import caption_variant
 from .datasets import collate, open_dataset
-from .formats import SHARDS_FILE, BadSampleReport, detect_format, read_manifest, set_sample_options, text_problem
+from .formats import (SHARDS_FILE, BadSampleReport, DataRootLock, detect_format, read_manifest, set_sample_options,
+                      text_problem)
 from .shards import TAR_ERRORS, ShardDataset, check_tar_end, iter_tar_samples, shard_files, tar_damage, tar_members
 from .transforms import ImageError
 
@@ -418,13 +419,17 @@ def open_split(root: str | os.PathLike, split: str, image_size: int, train: bool
     picks indices), or for WebDataset shards (a shard folder, a ``.tar``, a pattern
     ``train-{000000..000127}.tar``; a pattern names its shards itself, so ``split`` is then
     ignored) a deterministic ``ShardStream``; both resume exactly."""
+    # held for as long as the data set is: `data fetch` must not rebuild the root under this run
+    lock = DataRootLock(data_home(root))
     if is_shard_source(root):
-        return open_stream(root, split, image_size=image_size, train=train, on_bad_sample=on_bad_sample, flip=flip,
-                           seed=seed, caption_variant=caption_variant, shuffle_buffer=shuffle_buffer)
-    ds = open_dataset(root, split=split, image_size=image_size, train=train, on_bad_sample=on_bad_sample,
-                      flip=flip, seed=seed, caption_variant=caption_variant)
-    if len(ds) == 0:
-        raise ValueError(f"{root} ({split}): no images")
+        ds = open_stream(root, split, image_size=image_size, train=train, on_bad_sample=on_bad_sample, flip=flip,
+                         seed=seed, caption_variant=caption_variant, shuffle_buffer=shuffle_buffer)
+    else:
+        ds = open_dataset(root, split=split, image_size=image_size, train=train, on_bad_sample=on_bad_sample,
+                          flip=flip, seed=seed, caption_variant=caption_variant)
+        if len(ds) == 0:
+            raise ValueError(f"{root} ({split}): no images")
+    ds.root_lock = lock
     return ds
 
 

@@ -23,7 +23,7 @@ import dataclasses
 import os
 from typing import Any, Literal
 
-from ..config import ConfigError, apply_overrides, apply_preset, from_dict, load_yaml, to_dict
+from ..config import ConfigError, apply_overrides, apply_preset, check_seed, from_dict, load_yaml, to_dict
 from ..data.captions import CAPTION_VARIANTS, is_field_variant
 from ..data.formats import BadSamplePolicy
 from ..losses import LossConfig
@@ -150,6 +150,10 @@ class TrainConfig(TrainerConfig):
             raise ConfigError(f"data.max_images must be >= 1, got {d.max_images}")
 
 
+#: the largest learning rate a config may give (Adam's steps are about lr in size; 1e308 overflows)
+MAX_LR = 10.0
+
+
 #: Fields that may change between a checkpoint and its resumption (they do not change the math).
 RESUME_MAY_DIFFER = ("checkpoint.", "logging.", "data.num_workers", "data.root", "data.reshard_on_resume",
                      "data.tokenizer")  # (a DiT run's: where its tokenizer is now, checked against the cache)
@@ -172,8 +176,30 @@ def check_trainer_sections(cfg: Any) -> None:
                           f"({s.max_steps - s.warmup_steps}), got {s.cooldown_steps}")
     if not 0.0 <= cfg.ema.decay < 1.0:
         raise ConfigError(f"ema.decay must lie in [0, 1), got {cfg.ema.decay}")
-    if o.lr <= 0:
-        raise ConfigError(f"optim.lr must be positive, got {o.lr}")
+    for name, lr in (("optim.lr", o.lr), ("optim.critic_lr", o.critic_lr)):
+        # above MAX_LR no Adam step means anything, and lr=1e308 overflows inside torch's AdamW
+        if lr is not None and not 0 < lr <= MAX_LR:
+            raise ConfigError(f"{name} must lie in (0, {MAX_LR:g}], got {lr}")
+    if not 0.0 <= s.min_lr_ratio <= 1.0:  # a negative ratio trains with a negative learning rate
+        raise ConfigError(f"schedule.min_lr_ratio must lie in [0, 1], got {s.min_lr_ratio}")
+    if s.cooldown_steps < 0:
+        raise ConfigError(f"schedule.cooldown_steps must be >= 0, got {s.cooldown_steps}")
+    for name, betas in (("optim.betas", o.betas), ("optim.critic_betas", o.critic_betas)):
+        if betas is not None and not all(0.0 <= b < 1.0 for b in betas):
+            raise ConfigError(f"{name} must lie in [0, 1), got {list(betas)}")
+    for name, value, low in (("optim.eps", o.eps, None), ("optim.weight_decay", o.weight_decay, 0.0),
+                             ("optim.grad_clip", o.grad_clip, 0.0)):
+        if (value <= 0) if low is None else (value < low):
+            raise ConfigError(f"{name} must be {'positive' if low is None else f'>= {low:g}'}, got {value}")
+    lg = cfg.logging
+    if lg.log_every < 1:  # the trainer logs at step % log_every == 0
+        raise ConfigError(f"logging.log_every must be >= 1, got {lg.log_every}")
+    for name, value in (("logging.preview_every", lg.preview_every), ("logging.num_preview", lg.num_preview)):
+        if value < 0:
+            raise ConfigError(f"{name} must be >= 0 (0: none), got {value}")
+    if cfg.max_nonfinite_in_a_row < 1:
+        raise ConfigError(f"max_nonfinite_in_a_row must be >= 1, got {cfg.max_nonfinite_in_a_row}")
+    check_seed(cfg.seed, "seed")
 
 
 def build_config(data: dict, overrides: list[str] | None = None, cls: type = TrainConfig):
