@@ -136,6 +136,37 @@ def sweep_markdown(results: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def page_text(value, field: str) -> str:
+    """A text field's value as the CLI takes a ``--caption``: valid UTF-8 (the API can send a lone
+    surrogate, which the text encoder refuses with a ``TypeError``); errors name the page's ``field``."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{field}: must be text, got {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"{field}: not valid UTF-8 text (a lone surrogate at character {e.start + 1})") from None
+    return value
+
+
+def page_number(value, field: str, low: float, high: float, integer: bool = False):
+    """A number field's value in ``[low, high]`` (finite; whole if ``integer``), else ``ValueError``
+    naming the page's ``field``: the API takes any JSON, and torch says "Overflow when unpacking
+    long long" about a seed of 10^30."""
+    import math
+
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{field}: must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(number) or not low <= number <= high \
+            or (integer and not number.is_integer()):
+        kind = "an integer" if integer else "a number"
+        raise ValueError(f"{field}: must be {kind} in [{low:g}, {high:g}], got {value!r}")
+    return int(number) if integer else number
+
+
 def _error(e: Exception | str) -> str:
     return f'<p class="error">⚠ {html.escape(str(e))}</p>'
 
@@ -220,8 +251,9 @@ def build_app(explorer: Explorer, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels
             caption: the caption TexTok reads (empty is fine)
             num_tokens: N, which checkpoints to use
         """
+        caption = page_text(caption, "Caption")
         pil = source(image, example)
-        r = explorer.reconstruct(pil, caption, int(num_tokens))
+        r = explorer.reconstruct(pil, caption, int(page_number(num_tokens, "Tokens N", 1, 1 << 24, integer=True)))
         im = r["images"]
         return im["original"], im.get("baseline"), im.get("TexTok"), metrics_markdown(r), frame_note(pil)
 
@@ -235,8 +267,9 @@ def build_app(explorer: Explorer, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels
             other_caption: the caption the same tokens are decoded with the second time
             num_tokens: N, which checkpoint to use
         """
+        caption, other_caption = page_text(caption, "Caption"), page_text(other_caption, "Another caption")
         pil = source(image, example)
-        r = explorer.swap(pil, caption, other_caption, int(num_tokens))
+        r = explorer.swap(pil, caption, other_caption, int(page_number(num_tokens, "Tokens N", 1, 1 << 24, integer=True)))
         im = r["images"]
         return im["reconstruction"], im["swapped"], im["difference"], swap_markdown(r), frame_note(pil)
 
@@ -248,6 +281,7 @@ def build_app(explorer: Explorer, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels
             example: the name of a bundled example image
             caption: the caption TexTok reads
         """
+        caption = page_text(caption, "Caption")
         pil = source(image, example)
         results = explorer.sweep(pil, caption)
         gallery = [(results[0]["images"]["original"], "original")]
@@ -337,6 +371,19 @@ def tokens_markdown(counts: Sequence[int]) -> str:
                    "at other N to compare them here.")
 
 
+def generate_arguments(prompt, class_id, guidance_scale, steps, seed, num_samples) -> dict:
+    """The Generate tab's fields (as the page and ``/generate`` send them) checked, each error naming
+    the field as the page labels it, and turned into ``Explorer.generate``'s arguments."""
+    from .config import MAX_SEED
+
+    return dict(prompt=None if prompt is None else page_text(prompt, "Prompt"),
+                class_id=None if class_id is None else page_number(class_id, "Class", 0, 1 << 24, integer=True),
+                cfg_scale=page_number(guidance_scale, "Guidance scale", 0, 100),
+                steps=page_number(steps, "Steps", 1, 10_000, integer=True),
+                seed=page_number(0 if seed is None else seed, "Seed", 0, MAX_SEED, integer=True),
+                num=page_number(num_samples, "Samples", 1, 64, integer=True))
+
+
 def _generate_tab(gr, explorer: Explorer, status, guarded):
     pipe = explorer.pipeline
     dc, dcfg = pipe.dit.config, pipe.config.diffusion
@@ -372,8 +419,7 @@ def _generate_tab(gr, explorer: Explorer, status, guarded):
             seed: the random seed (same seed, same samples)
             num_samples: how many samples
         """
-        r = explorer.generate(prompt=prompt, class_id=class_id, cfg_scale=guidance_scale, steps=int(steps),
-                              seed=int(seed or 0), num=int(num_samples))
+        r = explorer.generate(**generate_arguments(prompt, class_id, guidance_scale, steps, seed, num_samples))
         return (r["images"], f"{len(r['images'])} samples in **{r['seconds']:.2f} s** ({r['steps']} {r['sampler']} "
                              f"steps, guidance {r['cfg_scale']:g})", "")
 
@@ -422,4 +468,5 @@ def launch(explorer: Explorer, host: str = "127.0.0.1", port: int | None = 7860,
 
 
 __all__ = ["build_app", "launch", "import_gradio", "host_warning", "guide_markdown", "tokens_markdown",
-           "metrics_markdown", "swap_markdown", "sweep_markdown", "API_NAMES"]
+           "metrics_markdown", "swap_markdown", "sweep_markdown", "page_text", "page_number", "generate_arguments",
+           "API_NAMES"]

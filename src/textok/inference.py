@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Sequence
@@ -9,11 +10,13 @@ from typing import Sequence
 import torch
 
 from .config import to_dict
-from .data.transforms import load_tensor, make_grid, to_pil
+from .data.transforms import center_crop, load_image, make_grid, to_pil, to_tensor
 from .io import atomic_path, check_outputs
 from .models import TexTok
 from .text import TextEncoder
 from .tokenizer import CaptionedTokenizer, load_tokenizer
+
+log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
@@ -36,7 +39,7 @@ def reconstruct(images: Sequence[str | os.PathLike], checkpoint: str | os.PathLi
     if out is not None:
         check_outputs(_output_paths(images, out), inputs=images, overwrite=overwrite)
     tok = load_tokenizer(checkpoint, device, **({"text": encoder} if encoder is not None else {}))
-    x = torch.stack([load_tensor(p, tok.config.image_size) for p in images]).to(tok.device)
+    x = torch.stack([_load(p, tok.config.image_size) for p in images]).to(tok.device)
     rec = tok.reconstruct(x, captions)
     if out is not None:
         out = Path(out)
@@ -50,6 +53,15 @@ def reconstruct(images: Sequence[str | os.PathLike], checkpoint: str | os.PathLi
                 with atomic_path(path) as tmp:
                     to_pil(r).save(tmp, format="PNG")
     return rec
+
+
+def _load(path: str | os.PathLike, size: int) -> torch.Tensor:
+    """``load_tensor``, saying so when an animated image gives its first frame only (as the page does)."""
+    image = load_image(path)
+    frames = image.info.get("frames", 1)
+    if frames > 1:
+        log.warning("%s: animated image: frame 1 of %d used (the first, as in training data)", path, frames)
+    return to_tensor(center_crop(image, size))
 
 
 def _is_grid(out: Path) -> bool:

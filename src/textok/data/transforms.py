@@ -114,7 +114,11 @@ def _decode(source, path) -> Image.Image:
                     raise ImageError(path, f"{w} x {h} pixels is beyond the {MAX_IMAGE_PIXELS / 1e6:.0f} megapixel "
                                            f"limit (refused before decoding: a possible decompression bomb)")
                 img.load()  # force decoding now: truncated files fail here, not later
-                return to_rgb(ImageOps.exif_transpose(img), path)
+                rgb = to_rgb(ImageOps.exif_transpose(img), path)
+                frames = int(getattr(img, "n_frames", 1) or 1)
+                if frames > 1:  # an animated image gives its first frame: info["frames"] lets callers say so
+                    rgb.info["frames"] = frames
+                return rgb
     except ImageError:
         raise
     except Image.DecompressionBombError as e:
