@@ -3,9 +3,7 @@
 import pytest
 import torch
 
-from textok.conditioning import (EMPTY_CAPTION, TextConditioner, broadcast, class_condition, dropout_mask,
-                                 encoder_width, load_encoder)
-from textok.text import ClassEmbedding
+from textok.conditioning import EMPTY_CAPTION, TextConditioner, broadcast, dropout_mask, encoder_width, load_encoder
 
 
 def test_broadcast_one_caption_or_one_per_image():
@@ -43,11 +41,6 @@ def test_conditioner_empty_caption_and_model_rule(minilm, tiny_config):
     assert cond([long]).embeddings.shape[1] == 16
 
     assert TextConditioner.for_tokenizer(dataclasses.replace(tiny_config, text_in="none")) is None
-
-
-def test_class_labels_as_one_token_captions():
-    text = class_condition(ClassEmbedding(5, 8), [0, 4])
-    assert text.embeddings.shape == (2, 1, 8) and text.mask.all()
 
 
 def test_conditioner_warns_once_when_the_data_set_has_no_text_cache(minilm, tmp_path, caplog):

@@ -18,7 +18,7 @@ README = SRC.parents[1] / "README.md"
 #: units of lower layers (and its own modules); only the applications, the top layer, import each other.
 #: ``textok`` is the package's ``__init__``, the public API that gathers the layers below.
 LAYERS: list[tuple[str, ...]] = [
-    ("config", "errors", "text", "assets"),
+    ("config", "errors", "text", "assets", "pretrained"),
     ("io",),
     ("hub", "data"),
     ("models", "conditioning", "diffusion"),

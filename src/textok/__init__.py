@@ -9,16 +9,19 @@ if "torch" not in _sys.modules:
     # machine. Only a default, and only effective before torch (and its OpenMP) is loaded.
     _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from . import pretrained
+from .data.transforms import load_tensor, to_pil
 from .models import DIT_PRESETS, PRESETS, DiT, DiTConfig, TexTok, TexTokConfig, TexTokOutput
 from .models.modules import DiagonalGaussian
-from .text import ClassEmbedding, TextEmbedding, TextEncoder, prepare_caption
+from .text import TextEmbedding, TextEncoder, prepare_caption
 from .tokenizer import CaptionedTokenizer
 
 __version__ = "0.1.0"
 
+# ``CaptionedTokenizer`` is what users hold (a TexTok with its captions' rule); ``TexTok`` is its nn.Module.
 __all__ = [
-    "CaptionedTokenizer",
+    "CaptionedTokenizer", "pretrained", "load_tensor", "to_pil",
     "TexTok", "TexTokConfig", "TexTokOutput", "PRESETS", "DiagonalGaussian",
     "DiT", "DiTConfig", "DIT_PRESETS",
-    "TextEncoder", "TextEmbedding", "ClassEmbedding", "prepare_caption",
+    "TextEncoder", "TextEmbedding", "prepare_caption",
 ]

@@ -37,8 +37,8 @@ from .explore import (
     bundled_examples,
     frame_note,
     load_upload,
-    split_label,
 )
+from .pretrained import split_label
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ def guide_markdown(explorer: Explorer, examples: Sequence[Example] = ()) -> str:
     """The page's opening line: what it shows (resolution, model size) and how to read PSNR / LPIPS."""
     toks = [*explorer.textok.values(), *explorer.baseline.values()]
     sizes = " / ".join(str(s) for s in sorted({t.config.image_size for t in toks}))
-    params = sorted({_millions(t.num_parameters) for t in toks}, key=lambda v: float(v.split()[0]))
+    params = sorted({_millions(t.model.num_parameters()["total"]) for t in toks}, key=lambda v: float(v.split()[0]))
     size = params[0] if len(params) == 1 else f"{params[0].split()[0]}-{params[-1]}"
     text = (f"**What you see.** Each image is centre-cropped to the {sizes} px square the tokenizer was trained at "
             "and shown enlarged without smoothing (each block is one pixel; the files are the exact PNG output). "

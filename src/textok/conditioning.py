@@ -1,4 +1,4 @@
-"""Conditioning: the one way captions (or class labels) become the ``TextEmbedding`` a model sees.
+"""Conditioning: the one way captions become the ``TextEmbedding`` a model sees.
 
 Every command that feeds text to a TexTok or a DiT goes through this module: training
 (``TokenizerTask``, ``DiTTask``), ``encode-dataset``, ``reconstruct``, ``eval-tokenizer``,
@@ -13,9 +13,7 @@ sampling (``Pipeline``), the demo and ``textok app``. What it fixes, once:
   neither budget cut (``cached_embedding``); otherwise the encoder runs;
 - **the empty caption** ``""`` (embedded by the same encoder), which **caption dropout**
   substitutes with probability ``p``, drawn from a ``torch.Generator`` (``dropout_mask``);
-- **one caption for a batch** (``broadcast``);
-- **class labels** for the condition-richness ablation's weakest condition: a
-  ``ClassEmbedding`` (``textok.text``) as a one-token caption (``class_condition``).
+- **one caption for a batch** (``broadcast``).
 
 A TexTok with its captions -- encode / decode / reconstruct and choosing a caption for tokens that
 have none -- is ``textok.CaptionedTokenizer`` (``textok.tokenizer``), which applies this rule.
@@ -34,7 +32,7 @@ from typing import Sequence
 import torch
 
 from .data.text_cache import TextCache, load_text_cache
-from .text import DEFAULT_MAX_TOKENS, KNOWN_ENCODERS, ClassEmbedding, TextEmbedding, TextEncoder
+from .text import DEFAULT_MAX_TOKENS, KNOWN_ENCODERS, TextEmbedding, TextEncoder
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +106,6 @@ def dropout_mask(n: int, p: float, generator: torch.Generator | None = None,
     if device is None:
         device = generator.device if generator is not None else "cpu"
     return torch.rand(n, generator=generator, device=device) < p
-
-
-def class_condition(embedding: ClassEmbedding, labels) -> TextEmbedding:
-    """Class labels [B] as one-token captions through a (trained) ``ClassEmbedding``: the
-    condition-richness ablation's weakest condition, with the caption interface."""
-    return embedding(labels)
 
 
 # ---- captions -> embeddings -------------------------------------------------------------------
@@ -201,5 +193,5 @@ class TextConditioner:
 
 __all__ = [
     "TextConditioner", "load_encoder", "encoder_width", "broadcast", "cached_embedding", "dropout_mask",
-    "class_condition", "EMPTY_CAPTION", "DIT_MAX_TEXT_TOKENS", "ClassEmbedding", "TextEmbedding",
+    "EMPTY_CAPTION", "DIT_MAX_TEXT_TOKENS", "TextEmbedding",
 ]

@@ -2,7 +2,7 @@
 
 A short program over the public API:
 
-1. find the pair shipped as package data (``textok.explore.shipped_checkpoints``: a TexTok and
+1. find the pair shipped as package data (``textok.pretrained.find_pair``: a TexTok and
    its no-text baseline at the same token count N) and fetch the emoji data if it is missing;
 2. score both on each split with ``textok.metrics.evaluate_tokenizer`` (PSNR, SSIM, LPIPS;
    rFID with ``rfid=True`` on ``rfid_splits``, there on ``rfid_limit`` evenly spaced images),
@@ -19,8 +19,6 @@ A short program over the public API:
 
 from __future__ import annotations
 
-import json
-import re
 import shutil
 import time
 from pathlib import Path
@@ -28,10 +26,11 @@ from typing import Sequence
 
 import torch
 
-from .explore import shipped_checkpoints, split_label
+from . import pretrained as shipped
 from .io import atomic_path, write_json_atomic, write_text_atomic
+from .pretrained import find_pair, read_source, split_label
 
-#: the emoji data set's evaluation splits, the new-emoji split first (``explore.split_label`` says what
+#: the emoji data set's evaluation splits, the new-emoji split first (``textok.pretrained.split_label`` says what
 #: each measures: nearly every ``val`` image re-renders a training emoji under its caption)
 SPLITS = ("val_unseen", "val")
 MODELS = {"baseline": "baseline", "textok": "TexTok"}
@@ -42,21 +41,6 @@ DEFAULT_TRAIN_STEPS = 100
 #: images (evenly spaced) of each rFID split: both arms' Inception passes over the 652 new emoji took
 #: 532 s of a 14-minute demo on that machine; the study's tables hold the full-split rFID
 RFID_LIMIT = 300
-
-
-def find_pair(root: str | Path | None = None) -> dict | None:
-    """The shipped TexTok and baseline at the largest N both exist for: ``{"num_tokens": N,
-    "textok": folder, "baseline": folder}``, or None."""
-    textok, baseline = shipped_checkpoints(root)
-    by_n = [{int(m.group(1)): p for p in paths if (m := re.search(r"-n(\d+)$", p.name))} for paths in (textok, baseline)]
-    common = sorted(set(by_n[0]) & set(by_n[1]))
-    return {"num_tokens": common[-1], "textok": by_n[0][common[-1]], "baseline": by_n[1][common[-1]]} if common else None
-
-
-def read_source(folder: Path) -> dict:
-    """A shipped folder's ``SOURCE.json`` (where the weights came from), or {}."""
-    path = Path(folder) / "SOURCE.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def ensure_data(root: str | Path) -> Path:
@@ -258,10 +242,8 @@ def demo(out: str | Path = "demo_out", config: str | Path | None = None, overrid
         raise ValueError(f"--eval-limit must be >= 1 and --rfid-limit >= 0, got {eval_limit} and {rfid_limit}")
     pair = find_pair(pretrained)
     if pair is None:
-        from .explore import PRETRAINED_DIR
-
         raise FileNotFoundError(f"no shipped pair (<name>-textok-n<N> and <name>-baseline-n<N>) in "
-                                f"{pretrained or PRETRAINED_DIR}; give --pretrained DIR")
+                                f"{pretrained or shipped.PRETRAINED_DIR}; give --pretrained DIR")
     if threads:
         torch.set_num_threads(threads)
     t0, out = time.perf_counter(), Path(out)

@@ -6,17 +6,14 @@
   16-bit / CMYK / palette / animated images behave exactly as in training data).
 - ``reconstruct_compare(models, image, caption)``: the same image through several tokenizers
   (e.g. ``{"baseline": ..., "TexTok": ...}``) -> images, PSNR and LPIPS per model.
-- ``swap_caption(model, image, caption, other_caption)``: encode with ``caption``, decode the
+- ``swap_caption(tokenizer, image, caption, other_caption)``: encode with ``caption``, decode the
   same tokens with ``caption`` and with ``other_caption`` -> both images, their difference.
 - ``generate_samples(pipeline, ...)``: a DiT / DiT-T2I ``textok.generation.Pipeline`` -> samples
   and the time they took.
-- ``Explorer``: the models loaded once (TexTok and baseline checkpoints by token count N, an
-  optional DiT), a lock so one request at a time runs per model set, and the functions above
-  bound to them. A checkpoint's arm comes from its config (``text_in == "none"``: the no-text
-  baseline), whichever flag named it. ``shipped_checkpoints()`` finds the pairs shipped as
-  package data.
-- ``SPLIT_LABELS`` / ``split_label``: the emoji splits named for what they measure (``val``
-  re-renders training emoji under the same caption: a recall test; ``val_unseen``: new emoji).
+- ``Explorer``: the models loaded once (``CaptionedTokenizer``s of the TexTok and baseline checkpoints,
+  by token count N, an optional DiT), a lock so one request at a time runs per model set, and the
+  functions above bound to them. A checkpoint's arm comes from its config (``text_in == "none"``: the
+  no-text baseline), whichever flag named it. The shipped pairs: ``textok.pretrained``.
 
 Captions follow the library's rules: ``prepare_caption`` (whitespace, 75 words) and the text
 encoder's token cut at the model's ``max_text_tokens``; an empty caption is a valid caption.
@@ -27,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import threading
 import time
 import warnings
@@ -37,34 +33,16 @@ from typing import Mapping, Sequence
 import torch
 from PIL import Image
 
-from .data.transforms import MAX_IMAGE_PIXELS, ImageError, center_crop, load_image, to_pil, to_tensor
-from .models import TexTok
 from .conditioning import EMPTY_CAPTION, TextConditioner
-from .text import TextEmbedding, TextEncoder, prepare_caption
+from .data.transforms import MAX_IMAGE_PIXELS, ImageError, load_image, load_tensor, to_pil
+from .models import TexTok
+from .text import prepare_caption
 from .tokenizer import CaptionedTokenizer, load_tokenizer
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-#: package data: small TexTok / no-text baseline pairs (``<name>-textok-n<N>``, ``<name>-baseline-n<N>``, each
-#: with a README saying where it came from); ``shipped_checkpoints`` looks here.
-PRETRAINED_DIR = PACKAGE_DIR / "pretrained"
-EXAMPLES_DIR = PACKAGE_DIR / "app_examples"
+EXAMPLES_DIR = Path(__file__).resolve().parent / "app_examples"
 
 DEFAULT_MAX_BYTES = 25 * 1024 * 1024  # 25 MiB
 DEFAULT_MAX_PIXELS = MAX_IMAGE_PIXELS  # the library's one cap (textok.data.transforms), every command's
-
-
-#: The emoji splits named for what they measure (issue 35): ``val`` holds other renderings (the
-#: other style, a skin-tone sibling) of training emoji under the same caption, so a detokenizer
-#: that reads the caption can recall them; ``val_unseen`` holds emoji never seen in training.
-SPLIT_LABELS = {
-    "val": "val (recall: other renderings of training emoji)",
-    "val_unseen": "val_unseen (new emoji)",
-}
-
-
-def split_label(split: str) -> str:
-    """``split`` named for what it measures (``SPLIT_LABELS``); other names are returned as they are."""
-    return SPLIT_LABELS.get(split, split)
 
 
 class UploadError(ValueError):
@@ -72,32 +50,15 @@ class UploadError(ValueError):
 
 
 # --------------------------------------------------------------------------------------------
-# checkpoints and examples
+# examples
 # --------------------------------------------------------------------------------------------
-
-def _num_tokens_suffix(path: Path) -> int:
-    m = re.search(r"-n(\d+)$", path.name)
-    return int(m.group(1)) if m else 0
-
-
-def shipped_checkpoints(root: str | os.PathLike | None = None, prefix: str = "*") -> tuple[list[Path], list[Path]]:
-    """The shipped TexTok and baseline checkpoint folders (``<prefix>-textok-n<N>`` and
-    ``<prefix>-baseline-n<N>`` holding a ``config.json``; ``prefix`` a glob, default any name) under
-    ``root`` (default ``PRETRAINED_DIR``), each list sorted by N. Empty lists if there are none."""
-    root = Path(root) if root is not None else PRETRAINED_DIR
-    found = {}
-    for arm in ("textok", "baseline"):
-        dirs = [p for p in root.glob(f"{prefix}-{arm}-n*") if (p / "config.json").is_file()] if root.is_dir() else []
-        found[arm] = sorted(dirs, key=_num_tokens_suffix)
-    return found["textok"], found["baseline"]
-
 
 @dataclasses.dataclass(frozen=True)
 class Example:
     name: str
     path: Path
     caption: str
-    split: str = ""  # the data split it comes from (``split_label`` names it for the page)
+    split: str = ""  # the data split it comes from (``textok.pretrained.split_label`` names it for the page)
 
 
 def bundled_examples(root: str | os.PathLike | None = None) -> list[Example]:
@@ -174,101 +135,45 @@ def frame_note(image: Image.Image) -> str:
     return f"animated image: frame 1 of {frames} used (the first, as in training data)" if frames > 1 else ""
 
 
-def _as_image(image: Image.Image | str | os.PathLike) -> Image.Image:
-    if isinstance(image, Image.Image):
-        return image.convert("RGB") if image.mode != "RGB" else image
-    return load_image(image)
-
-
-def crop_tensor(image: Image.Image | str | os.PathLike, size: int) -> torch.Tensor:
-    """The evaluation crop (``center_crop``) as the model sees it: -> [1, 3, size, size] in [-1, 1]."""
-    return to_tensor(center_crop(_as_image(image), size))[None]
-
-
 # --------------------------------------------------------------------------------------------
-# tokenizers with their text encoders
+# tokenizers as the page shows them
 # --------------------------------------------------------------------------------------------
 
-@dataclasses.dataclass
-class Tokenizer:
-    """A checkpoint as the page shows it: its ``CaptionedTokenizer`` (the model and the rule its
-    captions go through, as in every command) and a name for the page."""
-
-    captioned: CaptionedTokenizer
-    name: str = "TexTok"
-
-    @property
-    def model(self) -> TexTok:
-        return self.captioned.model
-
-    @property
-    def config(self):
-        return self.captioned.config
-
-    @property
-    def num_tokens(self) -> int:
-        return self.config.num_tokens
-
-    @property
-    def uses_text(self) -> bool:
-        """TexTok (reads a caption) or the no-text baseline (``text_in == "none"`` in its config)."""
-        return self.captioned.uses_text
-
-    @property
-    def arm(self) -> str:
-        return "TexTok" if self.uses_text else "baseline"
-
-    @property
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
-
-    @property
-    def device(self) -> torch.device:
-        return self.captioned.device
-
-    @property
-    def encoder(self) -> TextEncoder | None:
-        """The text encoder, cut at the model's ``max_text_tokens`` (None for the baseline)."""
-        text = self.captioned.text
-        return text.encoder() if isinstance(text, TextConditioner) else None
-
-    def text(self, caption: str | None) -> TextEmbedding | None:
-        """``caption`` (None: the empty caption) embedded for this model; None for the baseline."""
-        return self.captioned.condition(caption or EMPTY_CAPTION, 1)
-
-    def encode(self, x: torch.Tensor, caption: str | None) -> torch.Tensor:
-        return self.captioned.encode(x, caption or EMPTY_CAPTION)
-
-    def decode(self, tokens: torch.Tensor, caption: str | None) -> torch.Tensor:
-        return self.captioned.decode(tokens, caption or EMPTY_CAPTION).cpu()
-
-    def caption_report(self, caption: str | None) -> dict:
-        """How the library cuts ``caption`` for this model: words kept, text tokens, whether cut."""
-        caption = caption or ""
-        if not self.uses_text:
-            return {"caption": prepare_caption(caption), "text_tokens": 0, "truncated": False, "used": False}
-        enc = self.encoder
-        kept = prepare_caption(caption, enc.max_words)  # what the encoder sees (words cut first)
-        full = len(enc.tokenizer(kept, truncation=False, verbose=False)["input_ids"])
-        words_cut = len(kept.split()) < len(caption.split())
-        return {"caption": kept, "text_tokens": min(full, enc.max_tokens), "truncated": words_cut or full > enc.max_tokens,
-                "max_text_tokens": enc.max_tokens, "used": True}
+def arm(tokenizer: CaptionedTokenizer) -> str:
+    """"TexTok" (reads a caption) or "baseline" (``text_in == "none"`` in its config)."""
+    return "TexTok" if tokenizer.uses_text else "baseline"
 
 
-def as_tokenizer(model: Tokenizer | CaptionedTokenizer | TexTok | str | os.PathLike, encoders: dict | None = None,
-                 device: str | torch.device = "cpu", name: str | None = None) -> Tokenizer:
-    """A ``Tokenizer`` from a checkpoint folder, a ``TexTok``, a ``CaptionedTokenizer`` or a
-    ``Tokenizer`` (returned as is).
+def display_name(tokenizer: CaptionedTokenizer) -> str:
+    """The folder (or Hub repo) name a tokenizer was loaded from, else its arm."""
+    return Path(tokenizer.name_or_path).name if tokenizer.name_or_path else arm(tokenizer)
 
-    ``encoders``: a pool of text encoders shared between models (a ``TextEncoder`` put in under its
-    key is reused, e.g. a test fixture: ``{("minilm", "cpu"): encoder}``)."""
-    if isinstance(model, Tokenizer):
-        return model
-    if not isinstance(model, (TexTok, CaptionedTokenizer)):
-        name = name or Path(model).name
-    pool = {"pool": {} if encoders is None else encoders} if not isinstance(model, CaptionedTokenizer) else {}
-    captioned = load_tokenizer(model, device, **pool)
-    return Tokenizer(captioned, name or ("TexTok" if captioned.uses_text else "baseline"))
+
+def _encode(tok: CaptionedTokenizer, x: torch.Tensor, caption: str | None) -> torch.Tensor:
+    return tok.encode(x, caption or EMPTY_CAPTION)  # no caption: the empty one, a valid caption
+
+
+def _decode(tok: CaptionedTokenizer, tokens: torch.Tensor, caption: str | None) -> torch.Tensor:
+    return tok.decode(tokens, caption or EMPTY_CAPTION).cpu()
+
+
+def _captioned(model: CaptionedTokenizer | TexTok | str | os.PathLike) -> CaptionedTokenizer:
+    return model if isinstance(model, CaptionedTokenizer) else load_tokenizer(model)
+
+
+def caption_report(tok: CaptionedTokenizer, caption: str | None) -> dict:
+    """How the library cuts ``caption`` for ``tok``: words kept, text tokens, whether cut."""
+    caption = caption or ""
+    if not tok.uses_text:
+        return {"caption": prepare_caption(caption), "text_tokens": 0, "truncated": False, "used": False}
+    enc = tok.text.encoder() if isinstance(tok.text, TextConditioner) else None
+    if enc is None:  # captions embedded by a given callable: only the words are known
+        return {"caption": prepare_caption(caption), "text_tokens": None, "truncated": False, "used": True}
+    kept = prepare_caption(caption, enc.max_words)  # what the encoder sees (words cut first)
+    full = len(enc.tokenizer(kept, truncation=False, verbose=False)["input_ids"])
+    words_cut = len(kept.split()) < len(caption.split())
+    return {"caption": kept, "text_tokens": min(full, enc.max_tokens), "truncated": words_cut or full > enc.max_tokens,
+            "max_text_tokens": enc.max_tokens, "used": True}
 
 
 # --------------------------------------------------------------------------------------------
@@ -309,7 +214,7 @@ def _scores(x: torch.Tensor, y: torch.Tensor, lpips) -> tuple[float, float | Non
 # the functions behind the page
 # --------------------------------------------------------------------------------------------
 
-def reconstruct_compare(models: Mapping[str, Tokenizer | TexTok], image: Image.Image | str | os.PathLike,
+def reconstruct_compare(models: Mapping[str, CaptionedTokenizer | TexTok], image: Image.Image | str | os.PathLike,
                         caption: str | None, lpips=None) -> dict:
     """``image`` through each model of ``models`` (label -> tokenizer; ``None`` entries are skipped).
 
@@ -317,21 +222,21 @@ def reconstruct_compare(models: Mapping[str, Tokenizer | TexTok], image: Image.I
     {label: float | None}, "seconds": {label: s}, "caption": {label: caption_report}}``. The
     original is the evaluation crop at the first model's resolution.
     """
-    models = {k: as_tokenizer(v) for k, v in models.items() if v is not None}
+    models = {k: _captioned(v) for k, v in models.items() if v is not None}
     if not models:
         raise ValueError("no model to reconstruct with")
-    pil = _as_image(image)
+    pil = image if isinstance(image, Image.Image) else load_image(image)  # read once for every model
     out = {"images": {}, "psnr": {}, "lpips": {}, "seconds": {}, "caption": {}}
     for label, tok in models.items():
-        x = crop_tensor(pil, tok.config.image_size)
+        x = load_tensor(pil, tok.config.image_size)[None]
         if "original" not in out["images"]:
             out["images"]["original"] = to_pil(x[0])
         t0 = time.perf_counter()
-        rec = tok.decode(tok.encode(x, caption), caption)
+        rec = _decode(tok, _encode(tok, x, caption), caption)
         out["seconds"][label] = time.perf_counter() - t0
         out["images"][label] = to_pil(rec[0])
         out["psnr"][label], out["lpips"][label] = _scores(rec, x, lpips)
-        out["caption"][label] = tok.caption_report(caption)
+        out["caption"][label] = caption_report(tok, caption)
     return out
 
 
@@ -348,7 +253,7 @@ def difference_image(a: torch.Tensor, b: torch.Tensor) -> tuple[Image.Image, int
     return img, int(peak), float(d.mean())
 
 
-def swap_caption(model: Tokenizer | TexTok, image: Image.Image | str | os.PathLike, caption: str | None,
+def swap_caption(model: CaptionedTokenizer | TexTok, image: Image.Image | str | os.PathLike, caption: str | None,
                  other_caption: str | None, lpips=None) -> dict:
     """Encode ``image`` with ``caption``; decode the *same tokens* with ``caption`` and with
     ``other_caption``.
@@ -357,16 +262,16 @@ def swap_caption(model: Tokenizer | TexTok, image: Image.Image | str | os.PathLi
     {"reconstruction", "swapped" (each vs the original), "between" (the two decodes)}, "lpips":
     {same keys}, "max_difference": levels, "mean_difference": levels, "text_in_decoder": bool}``.
     """
-    tok = as_tokenizer(model)
-    x = crop_tensor(image, tok.config.image_size)
-    tokens = tok.encode(x, caption)
-    rec, swapped = tok.decode(tokens, caption), tok.decode(tokens, other_caption)
+    tok = _captioned(model)
+    x = load_tensor(image, tok.config.image_size)[None]
+    tokens = _encode(tok, x, caption)
+    rec, swapped = _decode(tok, tokens, caption), _decode(tok, tokens, other_caption)
     diff, peak, mean = difference_image(rec, swapped)
     out = {"images": {"original": to_pil(x[0]), "reconstruction": to_pil(rec[0]), "swapped": to_pil(swapped[0]),
                       "difference": diff},
            "psnr": {}, "lpips": {}, "max_difference": peak, "mean_difference": mean,
            "text_in_decoder": bool(tok.config.text_in_decoder),
-           "caption": tok.caption_report(caption), "other_caption": tok.caption_report(other_caption)}
+           "caption": caption_report(tok, caption), "other_caption": caption_report(tok, other_caption)}
     for key, (a, b) in {"reconstruction": (rec, x), "swapped": (swapped, x), "between": (swapped, rec)}.items():
         out["psnr"][key], out["lpips"][key] = _scores(a, b, lpips)
     return out
@@ -408,15 +313,16 @@ class Explorer:
     not from the list it came in: a baseline folder given as ``--checkpoint`` is still the
     baseline. ``notes`` says which checkpoints came in the other list."""
 
-    def __init__(self, textok: Sequence[Tokenizer | TexTok | str | os.PathLike] = (),
-                 baseline: Sequence[Tokenizer | TexTok | str | os.PathLike] = (), dit=None,
+    def __init__(self, textok: Sequence[CaptionedTokenizer | TexTok | str | os.PathLike] = (),
+                 baseline: Sequence[CaptionedTokenizer | TexTok | str | os.PathLike] = (), dit=None,
                  device: str | torch.device = "cpu", encoders: dict | None = None, lpips=None):
         self.encoders = {} if encoders is None else encoders
         self.notes: list[str] = []
         self.textok, self.baseline = {}, {}
         for flag, items in (("--checkpoint", textok), ("--baseline", baseline)):
             for item in items:
-                self._add(as_tokenizer(item, self.encoders, device), flag)
+                tok = item if isinstance(item, CaptionedTokenizer) else load_tokenizer(item, device, pool=self.encoders)
+                self._add(tok, flag)
         self.textok, self.baseline = dict(sorted(self.textok.items())), dict(sorted(self.baseline.items()))
         if not self.textok and not self.baseline:
             raise ValueError("no checkpoint: give --checkpoint DIR")
@@ -430,21 +336,21 @@ class Explorer:
         self.lock = threading.Lock()  # the tokenizers
         self.generation_lock = threading.Lock()  # the DiT
 
-    def _add(self, tok: Tokenizer, flag: str) -> None:
-        group = self.textok if tok.uses_text else self.baseline
+    def _add(self, tok: CaptionedTokenizer, flag: str) -> None:
+        group, n, name = (self.textok if tok.uses_text else self.baseline), tok.config.num_tokens, display_name(tok)
         if (flag == "--checkpoint") != tok.uses_text:
-            self.notes.append(f"{tok.name} was given as {flag} but its config has text_in={tok.config.text_in!r}: "
+            self.notes.append(f"{name} was given as {flag} but its config has text_in={tok.config.text_in!r}: "
                               f"shown as {'TexTok' if tok.uses_text else 'the no-text baseline'}")
-        if tok.num_tokens in group:
-            raise ValueError(f"{flag}: two checkpoints with N={tok.num_tokens} tokens for {tok.arm} "
-                             f"({group[tok.num_tokens].name} and {tok.name}); give one per N")
-        group[tok.num_tokens] = tok
+        if n in group:
+            raise ValueError(f"{flag}: two checkpoints with N={n} tokens for {arm(tok)} "
+                             f"({display_name(group[n])} and {name}); give one per N")
+        group[n] = tok
 
     @property
     def token_counts(self) -> list[int]:
         return sorted(set(self.textok) | set(self.baseline))
 
-    def pair(self, n: int | None = None) -> dict[str, Tokenizer | None]:
+    def pair(self, n: int | None = None) -> dict[str, CaptionedTokenizer | None]:
         """``{"baseline": ..., "TexTok": ...}`` at N = ``n`` (default: the largest N)."""
         n = self.token_counts[-1] if n is None else int(n)
         if n not in self.token_counts:
@@ -456,7 +362,7 @@ class Explorer:
         for label, group in (("TexTok", self.textok), ("baseline", self.baseline)):
             for n, tok in group.items():
                 c = tok.config
-                parts.append(f"{label} N={n} ({tok.name}, {c.image_size}px, {c.num_tokens}x{c.token_dim} tokens)")
+                parts.append(f"{label} N={n} ({display_name(tok)}, {c.image_size}px, {c.num_tokens}x{c.token_dim} tokens)")
         if self.pipeline is not None:
             parts.append(f"DiT ({self.pipeline.dit.config.condition}-conditional)")
         return "; ".join(parts)
@@ -490,7 +396,7 @@ class Explorer:
 
 
 __all__ = [
-    "UploadError", "load_upload", "reconstruct_compare", "swap_caption", "generate_samples", "difference_image",
-    "Explorer", "Tokenizer", "as_tokenizer", "shipped_checkpoints", "bundled_examples", "Example", "PRETRAINED_DIR",
+    "UploadError", "load_upload", "frame_note", "reconstruct_compare", "swap_caption", "generate_samples",
+    "difference_image", "caption_report", "arm", "display_name", "Explorer", "bundled_examples", "Example",
     "EXAMPLES_DIR", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS",
 ]

@@ -87,4 +87,4 @@ def info(checkpoint: str | os.PathLike) -> dict:
     }
 
 
-__all__ = ["load_tokenizer", "reconstruct", "info"]
+__all__ = ["reconstruct", "info"]

@@ -1,4 +1,4 @@
-"""Text conditions: frozen text encoders, caption preparation and a class-embedding condition.
+"""Text conditions: frozen text encoders and caption preparation.
 
 Every condition returns a ``TextEmbedding`` (embeddings [B, L, C], mask [B, L] with True on
 real tokens), which is what ``TexTok`` and ``DiT`` consume.
@@ -271,32 +271,3 @@ class TextEncoder(nn.Module):
             emb = out.last_hidden_state.float() * mask[..., None]  # zero the padding: caches stay exact
             chunks.append(TextEmbedding(emb, mask))
         return chunks[0] if len(chunks) == 1 else TextEmbedding.cat(chunks)
-
-
-class ClassEmbedding(nn.Module):
-    """The paper's weakest condition: a learned embedding per class id, as a 1-token 'caption'.
-
-    ``ClassEmbedding(num_classes, dim)(labels [B]) -> TextEmbedding([B, 1, dim], ones)``. Unlike
-    ``TextEncoder`` it is trained with the tokenizer.
-    """
-
-    def __init__(self, num_classes: int, dim: int):
-        super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-        self.num_classes = num_classes
-        self.embedding = nn.Embedding(num_classes, dim)
-        nn.init.normal_(self.embedding.weight, std=0.02)
-
-    @property
-    def dim(self) -> int:
-        return self.embedding.embedding_dim
-
-    def forward(self, labels: torch.Tensor | Sequence[int]) -> TextEmbedding:
-        labels = torch.as_tensor(labels, device=self.embedding.weight.device, dtype=torch.long)
-        if labels.ndim != 1:
-            raise ValueError(f"class labels must be [B], got shape {tuple(labels.shape)}")
-        if labels.numel() and (labels.min() < 0 or labels.max() >= self.num_classes):
-            raise ValueError(f"class labels must lie in [0, {self.num_classes}), got {labels.tolist()}")
-        emb = self.embedding(labels)[:, None]
-        return TextEmbedding(emb, torch.ones(emb.shape[:2], dtype=torch.bool, device=emb.device))

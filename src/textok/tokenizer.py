@@ -51,6 +51,9 @@ class CaptionedTokenizer:
       ``TextConditioner`` or any callable captions -> ``TextEmbedding`` (a ``TextCache``): used as given;
     - ``pool``: a dict shared between tokenizers so that one encoder is loaded once per device.
 
+    ``name_or_path`` and ``revision``: the folder or Hub repo id (at that revision) ``from_pretrained`` loaded
+    it from (None when built here); a generation folder records a Hub id instead of copying the weights.
+
     Captions are a list with one caption per image, or one caption (a string or a 1-list) for the whole
     batch (or a ``TextEmbedding`` of them, embedded as ``condition`` does). Images are float
     [B, 3, H, W] in [-1, 1] at ``config.image_size``; tokens are [B, N, d] (``config.num_tokens``,
@@ -62,6 +65,8 @@ class CaptionedTokenizer:
         if not isinstance(model, TexTok):
             raise TypeError(f"CaptionedTokenizer wraps a TexTok, got {type(model).__name__}")
         self.model = model
+        self.name_or_path: str | None = None
+        self.revision: str | None = None
         c = model.config
         if c.text_in == "none":
             self.text = None  # the baseline has no text parameters: captions are ignored
@@ -86,7 +91,9 @@ class CaptionedTokenizer:
         constructor's."""
         folder = resolve_folder(name_or_path, revision=revision, cache_dir=cache_dir)
         model = TexTok.from_pretrained(folder, map_location=device)
-        return cls(model, text, data_root=data_root, use_cache=use_cache, pool=pool)
+        tokenizer = cls(model, text, data_root=data_root, use_cache=use_cache, pool=pool)
+        tokenizer.name_or_path, tokenizer.revision = str(name_or_path), revision
+        return tokenizer
 
     @staticmethod
     def load_config(name_or_path: str | os.PathLike, revision: str | None = None) -> TexTokConfig:

@@ -100,7 +100,7 @@ def stage_model(work: Path, run: str, steps: int) -> Path:
 def shipped_model(run: str, steps: int) -> Path:
     """The shipped checkpoint folder of ``run`` (``src/textok/pretrained/emoji32-<arm>-n<N>``, float16 weights of
     the study's stage model); refuses one that records another run or budget in its SOURCE.json."""
-    from textok.explore import PRETRAINED_DIR
+    from textok.pretrained import PRETRAINED_DIR
 
     arm, n = run.split("-")[0], run.split("-")[1]
     path = PRETRAINED_DIR / f"emoji32-{arm}-{n}"

@@ -18,7 +18,7 @@ config's ``text_in``, N its ``num_tokens``):
     python studies/emoji32/ship_checkpoints.py ~/textok-study/runs/textok-n4-s0/stages/step_0008000 \\
         ~/textok-study/runs/baseline-n4-s0/stages/step_0008000
 
-``textok demo`` re-scores a shipped pair (``textok.explore.shipped_checkpoints``).
+``textok demo`` re-scores a shipped pair (``textok.pretrained.find_pair``).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from PIL import Image
 pytest.importorskip("gradio")
 gradio_client = pytest.importorskip("gradio_client")
 
-from textok import explore  # noqa: E402
+from textok import explore, load_tensor  # noqa: E402
 from textok.app import API_NAMES, host_warning, launch  # noqa: E402
 
 
@@ -70,7 +70,7 @@ def test_reconstruct_returns_the_exact_output_as_png(client, explorer, photo, mi
     want = np.asarray(explore.to_pil(reconstruct([photo], model, ["a red square"], encoder=minilm)[0]))
     got = np.asarray(Image.open(tex))
     assert got.shape == (32, 32, 3) and np.array_equal(got, want)  # pixel-equal: no resize, no lossy codec
-    crop = np.asarray(explore.to_pil(explore.crop_tensor(Image.open(photo), 32)[0]))
+    crop = np.asarray(explore.to_pil(load_tensor(Image.open(photo), 32)))
     assert np.array_equal(np.asarray(Image.open(orig)), crop)
 
 

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from textok import explore
+from textok import explore, pretrained
 from textok.cli import main
 
 
 def test_app_without_checkpoints_asks_for_one(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(explore, "PRETRAINED_DIR", tmp_path / "nothing-here")
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", tmp_path / "nothing-here")
     assert main(["app"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no checkpoint: give --checkpoint DIR" in err[0]
@@ -22,14 +22,14 @@ def test_app_opens_on_the_shipped_checkpoints(tmp_path, monkeypatch, tiny_checkp
     root = tmp_path / "pretrained"
     shutil.copytree(tiny_checkpoints["textok-n2"], root / "emoji32-textok-n2")
     shutil.copytree(tiny_checkpoints["baseline-n2"], root / "emoji32-baseline-n2")
-    monkeypatch.setattr(explore, "PRETRAINED_DIR", root)
+    monkeypatch.setattr(pretrained, "PRETRAINED_DIR", root)
     seen = {}
     import textok.app
 
     monkeypatch.setattr(textok.app, "launch", lambda explorer, **kw: seen.update(explorer=explorer, **kw))
     assert main(["app", "--port", "0"]) == 0
     assert seen["host"] == "127.0.0.1" and seen["explorer"].token_counts == [2]
-    assert seen["explorer"].pair(2)["baseline"].name == "emoji32-baseline-n2"
+    assert explore.display_name(seen["explorer"].pair(2)["baseline"]) == "emoji32-baseline-n2"
     assert main(["app", "--checkpoint", str(tiny_checkpoints["textok-n4"]), "--max-upload-mb", "1"]) == 0
     assert seen["explorer"].token_counts == [4] and seen["max_bytes"] == 1024 * 1024
 

@@ -10,17 +10,18 @@ import pytest
 import torch
 from PIL import Image
 
-from textok import explore
-from textok.data.transforms import load_image
+from textok import explore, pretrained
+from textok.data.transforms import load_image, load_tensor
 from textok.explore import (
     Explorer,
     UploadError,
     bundled_examples,
+    display_name,
     load_upload,
     reconstruct_compare,
-    shipped_checkpoints,
     swap_caption,
 )
+from textok.pretrained import shipped_checkpoints
 
 # ---------------------------------------------------------------------------------------------
 # uploads
@@ -143,7 +144,7 @@ def test_reconstruct_compare_matches_the_library(explorer, picture, tmp_path, mi
     picture.save(path)
     ref = reconstruct([path], pair["TexTok"].model, ["a red square"], encoder=minilm)
     assert np.array_equal(np.asarray(r["images"]["TexTok"]), np.asarray(explore.to_pil(ref[0])))
-    x = explore.crop_tensor(picture, 32)
+    x = load_tensor(picture, 32)[None]
     assert r["psnr"]["TexTok"] == pytest.approx(float(psnr(ref, x)[0]))
     for label in ("baseline", "TexTok"):
         assert np.isfinite(r["psnr"][label]) and r["lpips"][label] is not None and r["lpips"][label] >= 0
@@ -161,7 +162,7 @@ def test_empty_and_overlong_captions(explorer, picture):
     assert np.isfinite(r["psnr"]["TexTok"])
     # the cut caption decodes exactly like its first 16 tokens (what the encoder kept)
     tok = explorer.pair(2)["TexTok"]
-    emb = tok.text(long)
+    emb = tok.condition(long, 1)
     assert emb.embeddings.shape[1] == 16
     r_none = explorer.reconstruct(picture, None, 2)
     assert np.array_equal(np.asarray(r_none["images"]["TexTok"]), np.asarray(explorer.reconstruct(picture, "", 2)["images"]["TexTok"]))
@@ -176,10 +177,10 @@ def test_swap_caption_decodes_the_same_tokens(explorer, picture, lpips_once):
     assert r["text_in_decoder"] and r["max_difference"] > 0 and np.isfinite(r["psnr"]["between"])
     assert set(r["images"]) == {"original", "reconstruction", "swapped", "difference"}
     # by hand: the tokens come from the first caption, the decode from the second
-    x = explore.crop_tensor(picture, 32)
+    x = load_tensor(picture, 32)[None]
     with torch.no_grad():
-        tokens = tok.model.encode(x, tok.text("a dog"))
-        swapped = tok.model.decode(tokens, tok.text("a bright red sports car")).clamp(-1, 1)
+        tokens = tok.model.encode(x, tok.condition("a dog", 1))
+        swapped = tok.model.decode(tokens, tok.condition("a bright red sports car", 1)).clamp(-1, 1)
     assert np.array_equal(np.asarray(r["images"]["swapped"]), np.asarray(explore.to_pil(swapped[0])))
     assert np.asarray(r["images"]["difference"]).max() == 255  # stretched to its largest change
     base = swap_caption(explorer.pair(2)["baseline"], picture, "a dog", "a car", lpips_once)
@@ -190,7 +191,7 @@ def test_the_arm_comes_from_the_config_not_the_flag(tiny_checkpoints, minilm, lp
     c, enc = tiny_checkpoints, {("minilm", "cpu"): minilm}
     e = Explorer([c["baseline-n2"], c["textok-n4"]], [c["textok-n2"]], encoders=enc, lpips=lpips_once)
     assert list(e.textok) == [2, 4] and list(e.baseline) == [2]
-    assert e.pair(2)["baseline"].name == "baseline-n2" and e.pair(2)["TexTok"].name == "textok-n2"
+    assert display_name(e.pair(2)["baseline"]) == "baseline-n2" and display_name(e.pair(2)["TexTok"]) == "textok-n2"
     assert e.notes == [
         "baseline-n2 was given as --checkpoint but its config has text_in='none': shown as the no-text baseline",
         "textok-n2 was given as --baseline but its config has text_in='both': shown as TexTok"]
@@ -201,7 +202,7 @@ def test_the_arm_comes_from_the_config_not_the_flag(tiny_checkpoints, minilm, lp
 
 def test_explorer_pairs_by_token_count(explorer, tiny_checkpoints, picture, minilm):
     assert explorer.token_counts == [2, 4]
-    assert explorer.pair(4)["baseline"] is None and explorer.pair()["TexTok"].num_tokens == 4
+    assert explorer.pair(4)["baseline"] is None and explorer.pair()["TexTok"].config.num_tokens == 4
     r = explorer.reconstruct(picture, "x", 4)
     assert r["missing"] == ["baseline"] and "baseline" not in r["images"]
     sweep = explorer.sweep(picture, "x")
@@ -230,7 +231,11 @@ def test_shipped_checkpoint_lookup(tmp_path):
     textok, baseline = shipped_checkpoints(tmp_path)
     assert [p.name for p in textok] == ["emoji32-textok-n2", "emoji32-textok-n8", "emoji32-textok-n16"]
     assert [p.name for p in baseline] == ["emoji32-baseline-n2"]
-    assert explore.PRETRAINED_DIR.name == "pretrained" and explore.PRETRAINED_DIR.parent.name == "textok"
+    assert pretrained.PRETRAINED_DIR.name == "pretrained" and pretrained.PRETRAINED_DIR.parent.name == "textok"
+    assert pretrained.find_pair(tmp_path) == {"num_tokens": 2, "textok": tmp_path / "emoji32-textok-n2",
+                                              "baseline": tmp_path / "emoji32-baseline-n2"}
+    with pytest.raises(FileNotFoundError, match="no shipped model 'nothing'"):
+        pretrained.path("nothing")
 
 
 def test_bundled_examples_are_held_out_and_load():
@@ -242,9 +247,9 @@ def test_bundled_examples_are_held_out_and_load():
     assert all(e["split"] == "val_unseen" for e in meta["examples"])
     assert {e.split for e in examples} == {"val_unseen"}
     # the splits named for what they measure (issue 35)
-    assert explore.split_label("val_unseen") == "val_unseen (new emoji)"
-    assert explore.split_label("val") == "val (recall: other renderings of training emoji)"
-    assert explore.split_label("test") == "test"
+    assert pretrained.split_label("val_unseen") == "val_unseen (new emoji)"
+    assert pretrained.split_label("val") == "val (recall: other renderings of training emoji)"
+    assert pretrained.split_label("test") == "test"
     for e in examples:
         assert e.caption and load_upload(e.path).mode == "RGB"
 

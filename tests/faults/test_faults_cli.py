@@ -176,10 +176,10 @@ def test_a_config_json_that_is_not_a_mapping_is_one_line(tmp_path, capsys, conte
     _one_line_error(capsys, tok / "config.json", needle)
     assert main(["reconstruct", str(photo), "--checkpoint", str(tok), "--out", str(tmp_path / "g.png")]) == 2
     _one_line_error(capsys, "config.json", needle)
-    from textok.explore import as_tokenizer  # the page's loader (textok app) reads the same way
+    from textok.explore import Explorer  # the page (textok app) loads the same way
 
     with pytest.raises(ValueError, match=needle):
-        as_tokenizer(tok)
+        Explorer([tok])
 
 
 @pytest.mark.parametrize("change, needle", [({"num_tokens": 2_000_000_000}, "num_tokens=2,000,000,000 is beyond"),

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from textok import ClassEmbedding, TextEmbedding, TextEncoder, prepare_caption
+from textok import TextEmbedding, TextEncoder, prepare_caption
 
 
 def test_minilm_loads_offline_and_gives_384_wide_embeddings(minilm):
@@ -67,15 +67,6 @@ def test_t5_path_with_a_small_random_model(tmp_path, minilm):
     out = enc(["a red apple", "a tabby cat on a sofa"])
     assert out.embeddings.shape[0] == 2 and out.embeddings.shape[2] == 32 == enc.dim
     assert torch.isfinite(out.embeddings).all()
-
-
-def test_class_embedding_has_the_same_interface():
-    emb = ClassEmbedding(10, 384)
-    out = emb(torch.tensor([3, 7]))
-    assert out.embeddings.shape == (2, 1, 384) and out.mask.all()
-    assert out.embeddings.requires_grad  # trained with the tokenizer
-    with pytest.raises(ValueError, match=r"\[0, 10\)"):
-        emb([10])
 
 
 def test_text_embedding_validates_shapes():

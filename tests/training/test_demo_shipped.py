@@ -13,7 +13,7 @@ from textok.models import TexTok, TexTokConfig
 @pytest.fixture
 def fake_shipped(tmp_path, monkeypatch, ship_module):
     """emoji32-textok-n4 and emoji32-baseline-n4 from tiny random models, in a tmp pretrained root
-    that the demo uses (``textok.explore.PRETRAINED_DIR`` monkeypatched)."""
+    that the demo uses (``textok.pretrained.PRETRAINED_DIR`` monkeypatched)."""
     ship = ship_module
     root = tmp_path / "pretrained"
     # the study's score files of the TexTok run: 50 -> 100 steps moved val PSNR by 1 dB (not converged)
@@ -29,9 +29,9 @@ def fake_shipped(tmp_path, monkeypatch, ship_module):
         stage = tmp_path / "study" / "runs" / f"{arm}-n4-s0" / "stages" / "step_0000100"
         model.save_pretrained(stage)
         ship.ship_checkpoint(stage, root, results)
-    import textok.explore
+    import textok.pretrained
 
-    monkeypatch.setattr(textok.explore, "PRETRAINED_DIR", root)
+    monkeypatch.setattr(textok.pretrained, "PRETRAINED_DIR", root)
     return root
 
 
@@ -179,8 +179,8 @@ def test_the_shipped_inception_features_are_of_the_real_split(emoji_root, split)
     import numpy as np
 
     from textok.assets import ASSETS
-    from textok.explore import PRETRAINED_DIR
     from textok.metrics import image_fingerprint, load_stats
+    from textok.pretrained import PRETRAINED_DIR
 
     path = PRETRAINED_DIR / f"emoji32-{split}-inception.npz"
     if not path.is_file():

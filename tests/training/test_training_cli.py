@@ -41,7 +41,8 @@ def test_train_tokenizer_cli_baseline_and_resume(emoji_root, tmp_path, make_conf
 @pytest.mark.slow
 def test_demo_end_to_end_tiny_budget(emoji_root, tmp_path, capsys):
     """The shipped pair (package data) re-scored on a few images, and 2 steps of the recipe it names."""
-    from textok.demo import demo, find_pair
+    from textok.demo import demo
+    from textok.pretrained import find_pair
 
     if find_pair() is None:
         pytest.skip("no shipped pair in this build")

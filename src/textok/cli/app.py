@@ -27,7 +27,8 @@ def register(sub) -> None:
 
 
 def _app(args) -> int:
-    from ..explore import PRETRAINED_DIR, Explorer, shipped_checkpoints
+    from .. import pretrained
+    from ..explore import Explorer
 
     if args.max_upload_mb <= 0 or args.max_pixels <= 0:
         raise ValueError("--max-upload-mb and --max-pixels must be positive")
@@ -35,9 +36,9 @@ def _app(args) -> int:
         raise ValueError(f"--port must lie in [0, 65535], got {args.port}")
     checkpoints, baselines = args.checkpoint, args.baseline
     if not checkpoints and not baselines:
-        checkpoints, baselines = shipped_checkpoints()
+        checkpoints, baselines = pretrained.shipped_checkpoints()
         if not checkpoints and not baselines:
-            raise ValueError(f"no checkpoint: give --checkpoint DIR (no shipped checkpoints in {PRETRAINED_DIR})")
+            raise ValueError(f"no checkpoint: give --checkpoint DIR (no shipped checkpoints in {pretrained.PRETRAINED_DIR})")
     from ..app import import_gradio, launch
 
     import_gradio()  # fail early, before the models load

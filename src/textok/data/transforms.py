@@ -9,7 +9,8 @@
   is at least twice the target, bicubic resize of the short side to ``size``, centre crop).
 - ``random_crop(img, size, rng)``: training crop (resize the short side to ``size`` first, so
   a crop always fits; optional horizontal flip is off by default: captions say "left").
-- ``to_tensor`` / ``to_pil``: [3, H, W] float in [-1, 1] <-> PIL.
+- ``to_tensor`` / ``to_pil``: [3, H, W] float in [-1, 1] <-> PIL; ``load_tensor(path or PIL, size)``:
+  the evaluation crop as a model sees it, [3, size, size].
 """
 
 from __future__ import annotations
@@ -189,9 +190,14 @@ def to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(to_uint8(image[None])[0])
 
 
-def load_tensor(path: str | os.PathLike, size: int) -> torch.Tensor:
-    """Read, convert and centre-crop one image file: -> [3, size, size] in [-1, 1]."""
-    return to_tensor(center_crop(load_image(path), size))
+def load_tensor(image: str | os.PathLike | Image.Image, size: int) -> torch.Tensor:
+    """One image file (or PIL image) as the model sees it, read, converted and centre-cropped
+    (``center_crop``): -> [3, size, size] in [-1, 1]."""
+    if isinstance(image, Image.Image):
+        img = image if image.mode == "RGB" else image.convert("RGB")
+    else:
+        img = load_image(image)
+    return to_tensor(center_crop(img, size))
 
 
 def make_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2, pad_value: float = 1.0) -> torch.Tensor:

@@ -83,7 +83,7 @@ def test_ship_checkpoint_writes_the_folder(tmp_path, ship_module):
     assert json.loads((b / "SOURCE.json").read_text())["study_scores"] is None
     assert json.loads((b / "SOURCE.json").read_text())["recipe"] == "emoji32_textok.yaml"  # no record: the first recipe
 
-    from textok.explore import shipped_checkpoints
+    from textok.pretrained import shipped_checkpoints
 
     assert shipped_checkpoints(tmp_path / "pretrained") == ([out], [b])
 
@@ -117,8 +117,8 @@ def test_the_shipped_val_inception_features_are_what_the_demo_checks():
     import numpy as np
 
     from textok.assets import ASSETS
-    from textok.explore import PRETRAINED_DIR
     from textok.metrics import load_stats
+    from textok.pretrained import PRETRAINED_DIR
 
     path = PRETRAINED_DIR / "emoji32-val-inception.npz"
     if not path.is_file():
