@@ -120,13 +120,13 @@ def atomic_path(path: str | os.PathLike, overwrite: bool | None = None) -> Itera
     path = landing_path(path)
     if overwrite is None:
         overwrite = str(path) not in _NEW_OUTPUTS
-    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(path.parent, prefix=f".{path.name}.")
         fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=".tmp", dir=path.parent)
     except OSError as e:  # a read-only folder names the user's file, not the temporary
-        raise named_os_error(e, shown, (tmp,) if tmp else ()) from None
+        ours = e.filename is not None and Path(str(e.filename)).name.startswith(f".{path.name}.")
+        raise named_os_error(e, shown, (e.filename,) if ours else ()) from None
     os.close(fd)
     tmp = Path(tmp)
     umask = os.umask(0)
@@ -143,12 +143,12 @@ def atomic_path(path: str | os.PathLike, overwrite: bool | None = None) -> Itera
                 os.replace(tmp, path)
             else:
                 _publish_new(tmp, path, shown)
-            _NEW_OUTPUTS.discard(str(path))
         except FileExistsError:
             raise
         except OSError as e:  # name the file the user asked for, not the temporary one
             raise named_os_error(e, shown, (tmp,)) from None
     finally:
+        _NEW_OUTPUTS.discard(str(path))  # one write per check
         if tmp.exists():
             tmp.unlink()
 
@@ -206,6 +206,8 @@ def check_outputs(outputs, inputs=(), overwrite: bool = False, option: str = "--
                 raise FileExistsError(f"{option} {user}: exists; pass --overwrite to replace it, or choose another name")
         elif not overwrite:
             _NEW_OUTPUTS.add(str(out))
+        else:
+            _NEW_OUTPUTS.discard(str(out))
     return outputs
 
 

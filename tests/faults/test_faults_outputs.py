@@ -4,6 +4,7 @@ writes two of its outputs to one file; `data shards` follows the `data fetch` fo
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -130,3 +131,154 @@ def test_stale_shard_counts_are_not_trusted(tmp_path):
         for member in full.getmembers()[:3]:
             one.addfile(member, full.extractfile(member))
     assert shard_counts(shards) == [2, 1]
+
+
+# ---- round three (issue 46): a route through a missing folder, full disks, two writers, a kill's leftovers -------
+def test_an_output_through_a_missing_folder_is_checked_where_it_lands(tmp_path, tok, capsys):
+    photo = write_image(tmp_path / "photo.png", size=(32, 32))
+    mine = tmp_path / "mine.png"
+    mine.write_bytes(b"the user's own file")
+    via = tmp_path / "nothere" / ".."  # stat() of nothere/../x fails, yet a write there lands on ./x
+    assert main(["reconstruct", str(photo), "--checkpoint", str(tok), "--out", str(via / "mine.png")]) == 2
+    _one_line_error(capsys, f"--out {via / 'mine.png'}", "exists", "--overwrite")
+    for extra in ([], ["--overwrite"]):  # the input: never, whatever the route
+        assert main(["reconstruct", str(photo), "--checkpoint", str(tok), "--out", str(via / "photo.png"), *extra]) == 2
+        _one_line_error(capsys, "is the input")
+    assert main(["fid-stats", "--data", str(tmp_path / "no-data"), "--out", str(via / "mine.png")]) == 2
+    _one_line_error(capsys, "exists")
+    assert mine.read_bytes() == b"the user's own file" and photo.read_bytes()[:4] == b"\x89PNG"
+    assert not (tmp_path / "nothere").exists()  # no folder made for a refused output
+    # a new output by that route is written where it lands, and makes no folder on the way
+    assert main(["reconstruct", str(photo), "--checkpoint", str(tok), "--out", str(via / "new.png")]) == 0
+    assert (tmp_path / "new.png").read_bytes()[:4] == b"\x89PNG" and not (tmp_path / "nothere").exists()
+
+
+def test_a_full_disk_and_a_read_only_folder_name_the_users_file(tmp_path, tok, capsys, monkeypatch):
+    import errno
+    import tempfile
+
+    from PIL import Image
+
+    import textok.io
+
+    photo = write_image(tmp_path / "photo.png", size=(32, 32))
+    out = tmp_path / "out" / "grid.png"
+
+    def full(self, fp, *a, **k):  # what a full disk raises inside a writer: an errno, no file name
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(Image.Image, "save", full)
+        assert main(["reconstruct", str(photo), "--checkpoint", str(tok), "--out", str(out)]) == 2
+    _one_line_error(capsys, f"{out}: No space left on device")
+    assert not out.exists() and not list(out.parent.glob(".*.tmp"))
+
+    def read_only(prefix, suffix, dir):  # what a read-only folder raises: the temporary's name
+        raise PermissionError(errno.EACCES, "Permission denied", f"{dir}/{prefix}abcdefgh{suffix}")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    assert main(["reconstruct", str(photo), "--checkpoint", str(tok), "--out", str(out)]) == 2
+    line = _one_line_error(capsys, f"{out}: Permission denied")
+    assert ".tmp" not in line
+
+
+def test_a_second_writer_of_one_new_output_is_refused(tmp_path, tok, capsys, monkeypatch):
+    """Two `reconstruct` runs to the same new --out: both pass the check; the later must not replace the earlier."""
+    import textok.inference
+
+    photo = write_image(tmp_path / "photo.png", size=(32, 32))
+    out = tmp_path / "grid.png"
+    real = textok.inference.make_grid
+
+    def meanwhile(*a, **k):  # the other run finishes first, while this one computes
+        out.write_bytes(b"the other run's grid")
+        return real(*a, **k)
+
+    monkeypatch.setattr(textok.inference, "make_grid", meanwhile)
+    assert main(["reconstruct", str(photo), "--checkpoint", str(tok), "--out", str(out)]) == 2
+    _one_line_error(capsys, str(out), "created by another process", "--overwrite")
+    assert out.read_bytes() == b"the other run's grid" and not list(tmp_path.glob(".grid.png.*"))
+    # told to replace, it does
+    assert main(["reconstruct", str(photo), "--checkpoint", str(tok), "--out", str(out), "--overwrite"]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+_KILLED_WRITER = """
+import os, signal, sys
+from textok.io import atomic_path
+with atomic_path(sys.argv[1]) as tmp:
+    tmp.write_bytes(b"half")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
+    import subprocess
+    import sys
+
+    import torch
+
+    from textok.io import FolderLock, save_state_dict
+
+    target = tmp_path / "model" / "model.safetensors"
+    target.parent.mkdir()
+    proc = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(target)], capture_output=True)
+    assert proc.returncode == -9
+    left = list(target.parent.glob(".model.safetensors.*.tmp"))
+    assert len(left) == 1 and not target.exists()  # what a SIGKILL leaves
+    live = target.parent / f".model.safetensors.textok{os.getppid()}.abcdefgh.tmp"  # a running writer's: kept
+    live.write_bytes(b"in progress")
+    save_state_dict({"w": torch.zeros(2)}, target)
+    assert target.is_file() and not left[0].exists() and live.exists()
+    # the run folder's owner removes them at the start (model/, checkpoints/step_N/), not only on the same write
+    subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(tmp_path / "model" / "config.json")])
+    assert len(list(target.parent.glob(".config.json.*.tmp"))) == 1
+    with FolderLock(tmp_path):
+        assert not list(target.parent.glob(".config.json.*.tmp")) and live.exists()
+
+
+_KILLED_FETCH = """
+import importlib, os, signal, sys
+fetch = importlib.import_module("textok.data.fetch")  # the module (textok.data.fetch is also a function's name)
+def killed(out, recipe):
+    (out / "half.png").write_bytes(b"half")
+    os.kill(os.getpid(), signal.SIGKILL)
+fetch.write_scenes = killed
+fetch.fetch("scenes", sys.argv[1], count=4, size=12)
+"""
+
+
+def test_a_killed_fetchs_temporary_folder_is_removed_by_the_next_fetch(tmp_path):
+    import subprocess
+    import sys
+
+    from textok.data import fetch
+
+    root = tmp_path / "scenes"
+    proc = subprocess.run([sys.executable, "-c", _KILLED_FETCH, str(root)], capture_output=True)
+    assert proc.returncode == -9, proc.stderr.decode()
+    assert [p.name.startswith(".scenes.") for p in tmp_path.iterdir()] == [True]  # the 41 MB leftover, in small
+    fetch("scenes", root, count=4, size=12)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scenes"]
+    assert (root / "manifest.json").is_file()
+
+
+def test_a_full_disk_during_a_fetch_names_the_root(tmp_path, capsys, monkeypatch):
+    import errno
+    import importlib
+
+    fetch_module = importlib.import_module("textok.data.fetch")
+    root = tmp_path / "scenes"
+
+    def full(out, recipe):
+        (out / "images").mkdir()
+        raise OSError(errno.ENOSPC, "No space left on device", str(out / "images" / "000001.png"))
+
+    monkeypatch.setattr(fetch_module, "write_scenes", full)
+    assert main(["data", "fetch", "scenes", "--root", str(root), "--count", "4", "--size", "12"]) == 2
+    _one_line_error(capsys, f"{root / 'images' / '000001.png'}: No space left on device")
+    monkeypatch.setattr(fetch_module, "write_scenes", lambda out, recipe: (_ for _ in ()).throw(
+        OSError(errno.ENOSPC, "No space left on device")))  # a write with no file name: the root is named
+    assert main(["data", "fetch", "scenes", "--root", str(root), "--count", "4", "--size", "12"]) == 2
+    _one_line_error(capsys, f"{root}: No space left on device")
+    assert list(tmp_path.iterdir()) == []  # nothing half-built left beside it
