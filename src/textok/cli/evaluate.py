@@ -1,4 +1,5 @@
-"""``textok fid-stats``, ``textok eval-tokenizer`` and ``textok eval-generation``."""
+"""``textok fid-stats``, ``textok eval-tokenizer`` and ``textok eval-generation`` (and ``textok eval-adherence``,
+from ``textok.cli.adherence``)."""
 
 from __future__ import annotations
 
@@ -64,6 +65,10 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, help="folder for eval_generation.{md,json}")
     _common(p, batch=50)
     p.set_defaults(func=_eval_generation)
+
+    from .adherence import register as register_adherence  # textok eval-adherence (scenes)
+
+    register_adherence(sub)
 
 
 def _common(p, batch: int) -> None:

@@ -281,10 +281,10 @@ def load_entries(data: str | os.PathLike, split: str, num: int | None = None) ->
 
 
 def load_images(path: str | os.PathLike, entries: Sequence[dict], allow_extra: bool = False) -> np.ndarray:
-    """The images to score, uint8 [N, S, S, 3], paired with ``entries`` in order, from
+    """The images to score, uint8 [N, H, W, 3], paired with ``entries`` in order, from
 
     - an ``.npz`` (``textok sample-fid``'s ADM layout: ``arr_0`` uint8 [N, H, W, 3]), in the entries' order, or
-    - a folder of PNGs named as the split's files: ``<folder>/<file>`` (e.g. ``images/val/000000.png``) or
+    - a folder of PNGs named as the entries' files: ``<folder>/<file>`` (e.g. ``images/val/000000.png``) or
       ``<folder>/<file's name>`` (``000000.png``): the data set's own ``images/val`` folder is the ceiling;
       a folder that holds PNGs the entries do not name is refused unless ``allow_extra`` (scoring a subset).
     """
@@ -293,7 +293,6 @@ def load_images(path: str | os.PathLike, entries: Sequence[dict], allow_extra: b
     if path.is_dir():
         from PIL import Image
 
-        pngs = {p.name for p in path.glob("*.png")}
         found, missing = [], []
         for e in entries:
             for candidate in (path / e["file"], path / Path(e["file"]).name):
@@ -303,19 +302,21 @@ def load_images(path: str | os.PathLike, entries: Sequence[dict], allow_extra: b
             else:
                 missing.append(Path(e["file"]).name)
         if missing:
-            raise ValueError(f"{path}: {len(missing)} of the {n} images the split names are missing (first: "
-                             f"{missing[0]}); name the PNGs as the split's files")
-        extra = pngs - {p.name for p in found if p.parent == path}
-        if extra and not allow_extra and all(p.parent == path for p in found):
-            raise ValueError(f"{path}: holds {len(pngs)} PNGs, the split {n} (e.g. {sorted(extra)[0]} is none of "
-                             f"its files): give --num or a folder of exactly the split's images")
+            raise ValueError(f"{path}: {len(missing)} of the {n} images the captions name are missing (first: "
+                             f"{missing[0]}): name the PNGs as the split's files")
+        if not allow_extra and all(p.parent == path for p in found):
+            extra = {p.name for p in path.glob("*.png")} - {p.name for p in found}
+            if extra:
+                raise ValueError(f"{path}: holds {n + len(extra)} PNGs for {n} captions ({sorted(extra)[0]} is none of "
+                                 f"the split's files): give --num to score the first N, or a folder of the split's "
+                                 f"images only")
         images = []
         for p in found:
             with Image.open(p) as im:
                 images.append(np.asarray(im.convert("RGB")))
-        sizes = {im.shape for im in images}
+        sizes = sorted({im.shape[:2] for im in images})
         if len(sizes) > 1:
-            raise ValueError(f"{path}: the images differ in size ({', '.join(str(s[:2]) for s in sorted(sizes))})")
+            raise ValueError(f"{path}: the images differ in size ({', '.join('x'.join(map(str, s)) for s in sizes)})")
         return np.stack(images)
     if path.suffix != ".npz":
         raise ValueError(f"{path}: give a folder of PNGs or an .npz of uint8 images (textok sample-fid)")
@@ -331,11 +332,9 @@ def load_images(path: str | os.PathLike, entries: Sequence[dict], allow_extra: b
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"{path}: arr_0 must be uint8 images [N, H, W, 3], got {images.dtype} {tuple(images.shape)}")
     if len(images) != n:
-        raise ValueError(f"{path}: holds {len(images)} images, the split {n} captions: sample one image per caption "
-                         f"in the split's order (or give --num {len(images)} to score the first {len(images)})"
-                         if len(images) < n else
-                         f"{path}: holds {len(images)} images, the split {n} captions: sample one image per caption "
-                         f"in the split's order")
+        hint = f" (or give --num {len(images)} to score the first {len(images)})" if len(images) < n else ""
+        raise ValueError(f"{path}: holds {len(images)} images for {n} captions: sample one image per caption, in "
+                         f"the split's order{hint}")
     return images
 
 
@@ -362,8 +361,16 @@ def evaluate_adherence(images: str | os.PathLike, data: str | os.PathLike, split
     the same pairing: equal to the summary when ``shift`` > 0 and the reader is right), the settings and
     ``"markdown"``."""
     entries, size = load_entries(data, split, num)
+    folder = Path(images).resolve()
+    renders = (Path(data) / "images").resolve()
+    if folder.parent == renders and folder.name != split and (folder / Path(entries[0]["file"]).name).is_file():
+        raise ValueError(f"{images}: the {folder.name} split's renders, not the {split} split's (their files share "
+                         f"names): give --split {folder.name} or {renders / split}")
     pics = load_images(images, entries, allow_extra=num is not None)
     n = len(entries)
+    if pics.shape[1:3] != (size, size):
+        raise ValueError(f"{images}: the images are {pics.shape[1]}x{pics.shape[2]} px, the scenes of {data} "
+                         f"{size}x{size} px: score images at the data set's size")
     if shift % n == 0 and shift:
         raise ValueError(f"--shift {shift} pairs every image with its own caption (the split has {n})")
     paired = [entries[(i + shift) % n] for i in range(n)]
