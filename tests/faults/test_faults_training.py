@@ -240,3 +240,40 @@ def test_training_on_a_truncated_shard_skips_counts_and_saves(tmp_path, make_con
     assert result.step == 4 and summary["step"] == 4
     assert summary["skipped_samples"] >= 6  # 3+ lost samples of the cut shard in each of the two epochs
     assert (tmp_path / "run" / "checkpoints" / "step_00000004").is_dir()
+
+
+# ---- round three (issue 46): numbers checked at the config's edge, by name ---------------------------------------
+@pytest.mark.parametrize("override, needle", [
+    ("schedule.min_lr_ratio=-1", "schedule.min_lr_ratio must lie in [0, 1], got -1"),  # trained with lr < 0, rc 0
+    ("schedule.min_lr_ratio=1.5", "schedule.min_lr_ratio must lie in [0, 1]"),
+    ("logging.log_every=0", "logging.log_every must be >= 1, got 0"),  # ZeroDivisionError in trainer.py
+    ("optim.lr=1e308", "optim.lr must lie in (0, 10]"),  # an overflow inside torch's Adam
+    ("optim.critic_lr=-1e-4", "optim.critic_lr must lie in (0, 10]"),
+    ("optim.betas=[0.9,1.5]", "optim.betas must lie in [0, 1)"),
+    ("optim.eps=0", "optim.eps must be positive"),
+    ("logging.preview_every=-5", "logging.preview_every must be >= 0"),
+    ("seed=-1", "seed must be an integer in [0, 4294967295], got -1"),
+])
+def test_out_of_range_config_numbers_are_one_line_before_any_work(train_root, tmp_path, make_config, capsys,
+                                                                   override, needle):
+    from .test_faults_cli import _one_line_error
+
+    path = _yaml(tmp_path, make_config(train_root))
+    assert main(["train-tokenizer", "--config", str(path), "--out", str(tmp_path / "run"), override]) == 2
+    _one_line_error(capsys, needle)
+    assert not (tmp_path / "run").exists()
+
+
+def test_mixed_precision_no_works_from_yaml_and_overrides(train_root, tmp_path, make_config):
+    """YAML reads an unquoted `no` as false: the documented value was refused with `got False`."""
+    from textok.training import load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text(_yaml(tmp_path, make_config(train_root)).read_text().replace("mixed_precision: 'no'",
+                                                                                 "mixed_precision: no"))
+    assert "mixed_precision: no\n" in path.read_text()
+    assert load_config(path).mixed_precision == "no"
+    assert load_config(path, ["mixed_precision=bf16", "mixed_precision=no"]).mixed_precision == "no"
+    assert load_config(path, ["mixed_precision=off"]).mixed_precision == "no"  # YAML 1.1's other spelling
+    with pytest.raises(ValueError, match=r"mixed_precision must be one of \['auto', 'no', 'bf16'\], got True"):
+        load_config(path, ["mixed_precision=yes"])  # no choice is spelled yes: still refused by name
