@@ -258,3 +258,88 @@ def test_a_hostile_yaml_config_ends_in_one_line_quickly(tmp_path, capsys, kind):
     assert main(["train-tokenizer", "--config", str(path), "--out", str(tmp_path / "run")]) == 2
     _one_line_error(capsys, path, {"laughs": "more than", "huge": "too large", "not-utf8": "not UTF-8"}[kind])
     assert time.perf_counter() - t < 10 and not (tmp_path / "run").exists()
+
+
+# ---- round three (issue 46): devices, threads, seeds, dtypes and animated images at the edge ---------------------
+@pytest.mark.parametrize("device, needle", [("cuda", "has no usable cuda device"), ("cuda:7", "cuda"),
+                                            ("gpu0", "not a device name"), ("meta", "holds no values")])
+def test_a_device_this_build_lacks_is_one_line(tmp_path, capsys, device, needle):
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("this build has CUDA")
+    tok = _tiny_tokenizer(tmp_path / "tok")
+    from .conftest import write_image
+
+    photo = write_image(tmp_path / "a.png", size=(32, 32))
+    for args in (["reconstruct", str(photo), "--checkpoint", str(tok), "--out", str(tmp_path / "g.png")],
+                 ["fid-stats", "--data", str(tmp_path), "--out", str(tmp_path / "s.npz")],
+                 ["sample", "--checkpoint", str(tmp_path), "--out", str(tmp_path / "s.png")]):
+        assert main([*args, "--device", device]) == 2
+        _one_line_error(capsys, f"--device {device}", needle)
+    assert not (tmp_path / "g.png").exists() and not (tmp_path / "s.npz").exists()
+
+
+@pytest.mark.parametrize("threads", ["100000", "0", "-3"])
+def test_a_thread_count_beyond_the_machine_is_one_line(tmp_path, capsys, threads):
+    """--threads 100000: `info` and `reconstruct` died with a segmentation fault."""
+    import torch
+
+    from textok.config import max_threads
+
+    tok = _tiny_tokenizer(tmp_path / "tok")
+    before = torch.get_num_threads()
+    assert main(["info", str(tok), "--threads", threads]) == 2
+    _one_line_error(capsys, f"--threads must lie in [1, {max_threads()}]", f"got {threads}")
+    assert torch.get_num_threads() == before
+    assert main(["info", str(tok), "--threads", "1"]) == 0  # a sane count still works
+
+
+def test_a_seed_out_of_range_is_one_line_naming_it(tmp_path, capsys):
+    assert main(["sample", "--checkpoint", str(tmp_path / "none"), "--seed", "-1", "--out", str(tmp_path / "s.png")]) == 2
+    _one_line_error(capsys, "--seed must be an integer in [0, 4294967295], got -1")
+    assert main(["sample-fid", "--checkpoint", str(tmp_path / "none"), "--num", "2", "--seed", str(10**30),
+                 "--out", str(tmp_path / "s.npz")]) == 2
+    _one_line_error(capsys, "--seed must be an integer")
+
+
+def test_a_weight_whose_header_gives_another_dtype_is_refused(tmp_path, capsys):
+    """Same bytes, same shape, an integer dtype: it loaded and reconstructed differently, without a word."""
+    import torch
+    from safetensors.torch import save_file
+
+    from textok import TexTok
+    from textok.io import load_state_dict
+
+    tok = _tiny_tokenizer(tmp_path / "tok")
+    weights = load_state_dict(tok / "model.safetensors")
+    name = next(k for k, v in weights.items() if v.dtype == torch.float32 and v.dim() == 2)
+    weights[name] = weights[name].view(torch.int32)  # the header says I32 over the float's bytes
+    save_file(weights, str(tok / "model.safetensors"), metadata={"format": "pt"})
+    from .conftest import write_image
+
+    photo = write_image(tmp_path / "a.png", size=(32, 32))
+    assert main(["info", str(tok)]) == 2  # from the header, before any weight is read
+    _one_line_error(capsys, "model.safetensors", "dtype mismatch", f"{name}: file int32 vs model float32")
+    assert main(["reconstruct", str(photo), "--checkpoint", str(tok), "--out", str(tmp_path / "g.png")]) == 2
+    _one_line_error(capsys, "dtype mismatch", name)
+    with pytest.raises(ValueError, match="dtype mismatch"):
+        TexTok.from_pretrained(tok)
+    assert not (tmp_path / "g.png").exists()
+    weights[name] = weights[name].view(torch.float32).half()  # a half-precision file is fine: float for float
+    save_file(weights, str(tok / "model.safetensors"), metadata={"format": "pt"})
+    assert TexTok.from_pretrained(tok).state_dict()[name].dtype == torch.float32
+
+
+def test_reconstruct_says_when_an_animated_image_gives_its_first_frame(tmp_path, capsys, caplog):
+    """The page said so; the CLI used frame 1 of an animated GIF silently."""
+    from PIL import Image
+
+    tok = _tiny_tokenizer(tmp_path / "tok")
+    gif = tmp_path / "anim.gif"
+    frames = [Image.new("RGB", (32, 32), c) for c in ("red", "green", "blue")]
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100)
+    with caplog.at_level("WARNING"):
+        assert main(["reconstruct", str(gif), "--checkpoint", str(tok), "--out", str(tmp_path / "g.png")]) == 0
+    notes = [r.getMessage() for r in caplog.records if "animated" in r.getMessage()]
+    assert notes == [f"{gif}: animated image: frame 1 of 3 used (the first, as in training data)"]
