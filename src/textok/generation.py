@@ -1,9 +1,17 @@
 """Sampling images: a DiT generates latent tokens, the TexTok detokenizer turns them into pixels.
 
-A generation folder (what ``textok train-dit`` writes as ``<run>/model``) holds the DiT
-(``config.json`` + ``model.safetensors``) and ``generation.json`` (``GenerationConfig``): the
-tokenizer folder, the latent statistics, the diffusion settings, the class names and the
-caption pool. ``Pipeline.from_pretrained(folder)`` loads all of it.
+A generation folder (what ``textok train-dit`` writes as ``<run>/model``) is self-contained, the way a
+diffusers pipeline is: it moves to another machine or to the Hub as it is.
+
+    model/
+      generation.json     GenerationConfig: latent statistics, diffusion settings, classes; no absolute path
+      dit/                the DiT (config.json + model.safetensors)
+      tokenizer/          the TexTok that decodes its tokens (or generation.json names a Hub repo id instead)
+      caption_pool.json   class name -> held-out captions (class-conditional DiTs)
+
+``Pipeline.from_pretrained(folder or Hub repo id)`` loads all of it (the tokenizer through
+``CaptionedTokenizer.from_pretrained``); ``save_pretrained`` and ``push_to_hub`` write it. A folder written
+before this layout (the DiT at its top, the tokenizer by path) still loads, with a note on how to re-save it.
 
 - Class-conditional: the DiT generates tokens from the class; a caption for that class is
   drawn from the held-out caption pool (JSON: class name -> captions never used in training)
@@ -25,6 +33,7 @@ import logging
 import math
 import os
 import random
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -35,14 +44,18 @@ from .conditioning import DIT_MAX_TEXT_TOKENS, TextConditioner, load_encoder
 from .config import from_dict, to_dict, with_fields
 from .data.datasets import load_caption_pool
 from .diffusion import Condition, DiffusionConfig, build_diffusion, conditional_model, guided_model
+from .hub import is_repo_id, push_folder, resolve_folder
 from .io import write_json_atomic
-from .models.dit import DiT
+from .models.dit import DiT, DiTConfig
 from .models.textok import TexTok
 from .tokenizer import CaptionedTokenizer
 
 log = logging.getLogger(__name__)
 
 GENERATION_NAME = "generation.json"
+DIT_FOLDER, TOKENIZER_FOLDER, POOL_NAME = "dit", "tokenizer", "caption_pool.json"
+#: what a generation folder holds on the Hub (downloaded and uploaded): JSON and safetensors, never a pickle
+HUB_PATTERNS = [GENERATION_NAME, POOL_NAME, "*/config.json", "*.safetensors"]
 CAPTION_CHOICES = ("random", "cycle")
 
 
@@ -50,33 +63,48 @@ CAPTION_CHOICES = ("random", "cycle")
 class GenerationConfig:
     """``generation.json``: everything besides the DiT weights that sampling needs."""
 
-    tokenizer: str  # TexTok folder; a relative path resolves from the generation folder
+    # the tokenizer: "tokenizer" (the folder's subfolder), or a Hub repo id. A pipeline built in memory may hold
+    # anything here (save_pretrained writes the subfolder unless this names a Hub repo).
+    tokenizer: str
     latent_mean: list[float]  # per-channel statistics [d] the DiT's inputs were normalised with
     latent_std: list[float]
     diffusion: DiffusionConfig = dataclasses.field(default_factory=DiffusionConfig)
     classes: list[str] = dataclasses.field(default_factory=list)  # class names by label
-    caption_pool: str | None = None  # JSON class name -> captions (held-out); relative to the folder
+    caption_pool: str | None = None  # JSON class name -> captions (held-out); "caption_pool.json" in the folder
     text_encoder: str = "minilm"  # embeds prompts for DiT-T2I
     # class-conditional: how the detokenizer's caption is taken from the class's pool: "random" (a uniform
     # draw) or "cycle" (of up to caption_candidates pool captions, the one that best explains the sampled
     # tokens: CaptionedTokenizer.choose_captions)
     caption_choice: str = "random"
     caption_candidates: int = 16
-    # where the tokenizer / pool were when the folder was saved: the fallback when the relative
-    # path no longer resolves (the generation folder moved, the tokenizer stayed)
-    tokenizer_absolute: str | None = None
-    caption_pool_absolute: str | None = None
+    tokenizer_revision: str | None = None  # the Hub revision of a tokenizer named by repo id
 
 
-def _locate(directory: Path, stored: str, absolute: str | None, what: str, is_ok) -> Path:
-    """``stored`` resolved from ``directory`` (relative paths move with the folder), else the
-    absolute path recorded at save time; an error naming both when neither exists."""
-    tried = [(directory / stored).resolve()] + ([Path(absolute)] if absolute else [])
-    for path in tried:
-        if is_ok(path):
-            return path
-    raise FileNotFoundError(f"{directory / GENERATION_NAME}: the {what} is not at " + " nor at ".join(map(str, tried))
-                            + f"; put it back or edit '{what}' in {GENERATION_NAME}")
+#: generation.json keys of the layout before the folder held its tokenizer (read, never written)
+LEGACY_KEYS = ("tokenizer_absolute", "caption_pool_absolute")
+
+
+def check_compatible(dit: DiTConfig, diffusion: DiffusionConfig | None = None,
+                     tokens: tuple[int, int] | None = None, tokens_from: str = "the tokenizer decodes",
+                     latent_stats: tuple[Sequence[float], Sequence[float]] | None = None) -> None:
+    """The one check that a DiT fits its sampler (``diffusion``), the tokens [N, d] of its tokenizer (or of a latent
+    cache: ``tokens_from`` says whose) and the per-channel latent statistics its inputs were normalised with.
+    ``ValueError`` naming the first mismatch, by config field."""
+    if diffusion is not None:
+        if diffusion.learned_variance != dit.learn_sigma:
+            raise ValueError(f"diffusion.learned_variance={diffusion.learned_variance} must equal "
+                             f"model.learn_sigma={dit.learn_sigma} (2d output channels iff the variance is learned)")
+        meanflow = diffusion.objective == "meanflow"
+        if meanflow != (dit.time_inputs == 2):
+            raise ValueError(f"diffusion.objective={diffusion.objective!r} needs model.time_inputs={2 if meanflow else 1} "
+                             f"(got {dit.time_inputs}): MeanFlow's DiT embeds t and t - r, the others only t")
+    if tokens is not None and tuple(tokens) != (dit.num_tokens, dit.token_dim):
+        N, d = tokens
+        raise ValueError(f"model.num_tokens/token_dim = {dit.num_tokens}/{dit.token_dim}, but {tokens_from} [{N}, {d}] "
+                         f"tokens: set model.num_tokens={N} model.token_dim={d}")
+    if latent_stats is not None and any(len(s) != dit.token_dim for s in latent_stats):
+        raise ValueError(f"latent statistics must have {dit.token_dim} channels, got "
+                         f"{len(latent_stats[0])} and {len(latent_stats[1])}")
 
 
 def pool_by_label(pool: dict[str, list[str]], classes: Sequence[str], where: str | os.PathLike) -> dict[int, list[str]]:
@@ -95,28 +123,50 @@ def pool_by_label(pool: dict[str, list[str]], classes: Sequence[str], where: str
     return out
 
 
+def _read_generation_json(folder: Path) -> dict:
+    path = folder / GENERATION_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder}: no {GENERATION_NAME}; not a generation folder "
+                                "(give the model/ folder that `textok train-dit` wrote)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a generation config (a JSON object)")
+    return data
+
+
+def _legacy_locate(directory: Path, stored: str, absolute: str | None, what: str, is_ok) -> Path:
+    """An old folder's ``stored`` path resolved from ``directory`` (relative paths move with the folder), else the
+    absolute path recorded at save time; an error naming both when neither exists."""
+    tried = [(directory / stored).resolve()] + ([Path(absolute)] if absolute else [])
+    for path in tried:
+        if is_ok(path):
+            return path
+    raise FileNotFoundError(f"{directory / GENERATION_NAME}: the {what} is not at " + " nor at ".join(map(str, tried))
+                            + f"; put it back or edit '{what}' in {GENERATION_NAME}")
+
+
 class Pipeline:
     """DiT + TexTok detokenizer + diffusion: ``pipe(labels=[3, 3])`` or ``pipe(prompts=["a red apple"])``
-    -> images [B, 3, H, W] in [-1, 1]."""
+    -> images [B, 3, H, W] in [-1, 1].
+
+    ``Pipeline(dit, tokenizer, config, pool=None, text_encoder=None, text_data=None)``: ``tokenizer`` a ``TexTok``
+    (its captions embedded by the pipeline's encoders, below) or a ``CaptionedTokenizer`` (used as it is);
+    ``pool``: label -> captions; ``text_encoder``: a loaded text encoder to use instead of loading one;
+    ``text_data``: a data set folder whose text cache embeds the captions it holds, as training saw them.
+    ``pipe.dit`` and ``pipe.tokenizer`` are the two ``nn.Module``s; ``pipe.detokenizer`` the captioned tokenizer.
+    """
 
     def __init__(self, dit: DiT, tokenizer: TexTok | CaptionedTokenizer, config: GenerationConfig,
                  pool: dict[int, list[str]] | None = None, text_encoder=None, text_data: str | os.PathLike | None = None):
         # the detokenizer with its captions (built on first use from the encoders below, unless given)
         self._detokenizer = tokenizer if isinstance(tokenizer, CaptionedTokenizer) else None
         tokenizer = tokenizer.model if isinstance(tokenizer, CaptionedTokenizer) else tokenizer
-        tc, dc = tokenizer.config, dit.config
-        if (dc.num_tokens, dc.token_dim) != (tc.num_tokens, tc.token_dim):
-            raise ValueError(f"the DiT makes [{dc.num_tokens}, {dc.token_dim}] tokens, the tokenizer decodes "
-                             f"[{tc.num_tokens}, {tc.token_dim}]")
-        if len(config.latent_mean) != dc.token_dim or len(config.latent_std) != dc.token_dim:
-            raise ValueError(f"latent statistics must have {dc.token_dim} channels, got "
-                             f"{len(config.latent_mean)} and {len(config.latent_std)}")
-        if config.diffusion.learned_variance != dc.learn_sigma:
-            raise ValueError(f"diffusion.learned_variance={config.diffusion.learned_variance} but the DiT has "
-                             f"learn_sigma={dc.learn_sigma}")
-        if (config.diffusion.objective == "meanflow") != (dc.time_inputs == 2):
-            raise ValueError(f"diffusion.objective={config.diffusion.objective!r} but the DiT has "
-                             f"time_inputs={dc.time_inputs} (MeanFlow needs 2: t and r; the others 1)")
+        tc = tokenizer.config
+        check_compatible(dit.config, config.diffusion, (tc.num_tokens, tc.token_dim),
+                         latent_stats=(config.latent_mean, config.latent_std))
         self.dit, self.tokenizer, self.config = dit.eval(), tokenizer.eval(), config
         self.diffusion = build_diffusion(config.diffusion)
         self.pool = pool or {}
@@ -130,54 +180,79 @@ class Pipeline:
         self.mean = torch.tensor(config.latent_mean, dtype=torch.float32, device=self.device)
         self.std = torch.tensor(config.latent_std, dtype=torch.float32, device=self.device)
 
+    # ---- loading and saving -------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu", text_encoder=None,
-                        text_data: str | os.PathLike | None = None,
-                        caption_pool: str | os.PathLike | None = None) -> "Pipeline":
-        """The pipeline saved in ``directory``; ``text_data``: a data set folder whose text cache embeds
-        the prompts and captions it holds (as in training), instead of the text encoder; ``caption_pool``:
-        a caption pool file (class name -> captions) the detokenizer draws from instead of the recorded one."""
-        directory = Path(directory).expanduser()
-        path = directory / GENERATION_NAME
-        if not path.is_file():
-            raise FileNotFoundError(f"{directory}: no {GENERATION_NAME}; not a generation folder "
-                                    "(give the model/ folder that `textok train-dit` wrote)")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e})") from None
-        config = from_dict(GenerationConfig, data, where=str(path))
-        dit = DiT.from_pretrained(directory, map_location=device)
-        tok_dir = _locate(directory, config.tokenizer, config.tokenizer_absolute, "tokenizer", Path.is_dir)
-        tokenizer = TexTok.from_pretrained(tok_dir, map_location=device)
-        pool, pool_path = None, None
-        if caption_pool is not None:  # a pool given here replaces the recorded one (which need not exist then)
-            pool_path = Path(caption_pool).expanduser().resolve()
-            config = dataclasses.replace(config, caption_pool_absolute=None)
-        elif config.caption_pool:
-            pool_path = _locate(directory, config.caption_pool, config.caption_pool_absolute, "caption_pool", Path.is_file)
+    def from_pretrained(cls, name_or_path: str | os.PathLike, device: str | torch.device = "cpu", text_encoder=None,
+                        text_data: str | os.PathLike | None = None, caption_pool: str | os.PathLike | None = None, *,
+                        revision: str | None = None) -> "Pipeline":
+        """The pipeline saved in a folder, or in a Hub repo ``"org/name"`` (at ``revision``); ``text_data``: a data
+        set folder whose text cache embeds the prompts and captions it holds (as in training), instead of the text
+        encoder; ``caption_pool``: a caption pool file (class name -> captions) the detokenizer draws from instead
+        of the folder's."""
+        directory = resolve_folder(name_or_path, revision=revision, allow_patterns=HUB_PATTERNS,
+                                   required=GENERATION_NAME)
+        data = _read_generation_json(directory)
+        legacy = {k: data.pop(k) for k in LEGACY_KEYS if k in data}
+        config = from_dict(GenerationConfig, data, where=str(directory / GENERATION_NAME))
+        if (directory / DIT_FOLDER).is_dir():
+            dit = DiT.from_pretrained(directory / DIT_FOLDER, map_location=device)
+            tok_ref = config.tokenizer
+            if (directory / tok_ref).is_dir() or not is_repo_id(tok_ref):
+                tok_ref = directory / tok_ref  # the folder's own (a missing one: the loader names it)
+            tokenizer = CaptionedTokenizer.from_pretrained(tok_ref, device, revision=config.tokenizer_revision)
+            pool_path = directory / config.caption_pool if config.caption_pool else None
+        else:  # the layout before self-contained folders: the DiT at the top, the tokenizer and pool by path
+            log.warning("%s: an old generation folder (its tokenizer at %s): it loads here, but moves only with "
+                        "that path; Pipeline.from_pretrained(OLD).save_pretrained(NEW) writes a self-contained one",
+                        directory, config.tokenizer)
+            dit = DiT.from_pretrained(directory, map_location=device)
+            tok_dir = _legacy_locate(directory, config.tokenizer, legacy.get("tokenizer_absolute"), "tokenizer",
+                                     Path.is_dir)
+            tokenizer = CaptionedTokenizer.from_pretrained(tok_dir, device)
+            config = dataclasses.replace(config, tokenizer=str(tok_dir))
+            pool_path = None
+            if config.caption_pool and caption_pool is None:
+                pool_path = _legacy_locate(directory, config.caption_pool, legacy.get("caption_pool_absolute"),
+                                           "caption_pool", Path.is_file)
+        if caption_pool is not None:  # a pool given here replaces the folder's (which need not exist then)
+            pool_path = Path(caption_pool).expanduser()
+        pool = None
         if pool_path is not None:  # a missing given pool: load_caption_pool names it, not generation.json
+            pool_path = pool_path.resolve()
             pool = pool_by_label(load_caption_pool(pool_path), config.classes, pool_path)
-            config = dataclasses.replace(config, caption_pool=str(pool_path))
-        config = dataclasses.replace(config, tokenizer=str(tok_dir))  # absolute in memory: save_pretrained relativises
-        return cls(dit, tokenizer, config, pool, text_encoder, text_data)
+            config = dataclasses.replace(config, caption_pool=str(pool_path))  # absolute in memory: which pool
+        # the model alone: its captions go through this pipeline's encoders (text_data, text_encoder)
+        pipe = cls(dit, tokenizer.model, config, pool, text_encoder, text_data)
+        return pipe
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """The DiT folder plus ``generation.json``. The tokenizer and caption pool are recorded
-        relative to the folder (a run folder moved with its tokenizer still loads) and absolute
-        (a run folder moved without it still loads)."""
+        """Write the self-contained folder: ``dit/``, ``tokenizer/`` (unless ``config.tokenizer`` names a Hub repo
+        id: then that id), ``caption_pool.json`` (the pool, by class name) and ``generation.json``; no path in it
+        points outside the folder."""
         directory = Path(directory)
-        self.dit.save_pretrained(directory)
+        self.dit.save_pretrained(directory / DIT_FOLDER)
         config = dataclasses.replace(self.config)
-        here = directory.resolve()
-        for field in ("tokenizer", "caption_pool"):
-            value = getattr(config, field)
-            if value:
-                absolute = Path(value) if Path(value).is_absolute() else (here / value).resolve()
-                setattr(config, field, os.path.relpath(absolute, here))
-                setattr(config, f"{field}_absolute", str(absolute))
+        if not (is_repo_id(config.tokenizer) and not Path(config.tokenizer).is_absolute()):
+            self.tokenizer.save_pretrained(directory / TOKENIZER_FOLDER)
+            config.tokenizer, config.tokenizer_revision = TOKENIZER_FOLDER, None
+        config.caption_pool = None
+        if self.pool:
+            names = self.config.classes
+            write_json_atomic(directory / POOL_NAME,
+                              {(names[y] if y < len(names) else str(y)): c for y, c in sorted(self.pool.items())})
+            config.caption_pool = POOL_NAME
         write_json_atomic(directory / GENERATION_NAME, to_dict(config))
         return directory
+
+    def push_to_hub(self, repo_id: str, *, private: bool | None = None, token: str | None = None,
+                    revision: str | None = None, commit_message: str | None = None, create_pr: bool = False):
+        """Upload this pipeline's folder (``save_pretrained``) to the Hub repo ``repo_id`` (created if missing);
+        returns the ``CommitInfo``. ``from_pretrained(repo_id)`` loads it back."""
+        with tempfile.TemporaryDirectory(prefix="textok-push-") as tmp:
+            self.save_pretrained(tmp)
+            return push_folder(tmp, repo_id, private=private, token=token, revision=revision, create_pr=create_pr,
+                               commit_message=commit_message or "Upload TexTok generation pipeline",
+                               allow_patterns=HUB_PATTERNS)
 
     # ---- conditions -----------------------------------------------------------------------
     def encoder(self, name: str, max_tokens: int | None = None):
@@ -540,5 +615,5 @@ def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os
     return out
 
 
-__all__ = ["GenerationConfig", "Pipeline", "CAPTION_CHOICES", "sample", "sample_fid", "SamplingSettings", "SampleSettings",
-           "FIDSamplingSettings", "fid_labels", "pool_by_label", "GENERATION_NAME"]
+__all__ = ["GenerationConfig", "Pipeline", "check_compatible", "CAPTION_CHOICES", "sample", "sample_fid", "SamplingSettings",
+           "SampleSettings", "FIDSamplingSettings", "fid_labels", "pool_by_label", "GENERATION_NAME", "HUB_PATTERNS"]

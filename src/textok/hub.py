@@ -3,7 +3,8 @@
 A model folder is ``config.json`` + ``model.safetensors`` (``textok.io``). ``resolve_folder(name)``
 returns ``name`` if it is a folder; otherwise it takes ``name`` for a Hub repo id (``"org/name"``)
 and downloads, with ``huggingface_hub.snapshot_download``, only those two kinds of file
-(``ALLOW_PATTERNS``: nothing that could be unpickled) into the Hub's cache. The environment is read
+(``ALLOW_PATTERNS``: nothing that could be unpickled) into the Hub's cache. A generation folder
+(``textok.generation``) passes its own patterns: JSON and safetensors files only, in subfolders too. The environment is read
 at each call, not when ``huggingface_hub`` was imported: ``HF_HUB_CACHE`` (else ``HF_HOME/hub``)
 picks the cache, and with ``HF_HUB_OFFLINE=1`` the cached snapshot is used and the network never is.
 ``push_folder(folder, repo_id)`` creates the repo if needed and uploads the same files.
@@ -51,10 +52,12 @@ def is_repo_id(name: str) -> bool:
 
 
 def resolve_folder(name_or_path: str | os.PathLike, revision: str | None = None,
-                   cache_dir: str | os.PathLike | None = None) -> Path:
+                   cache_dir: str | os.PathLike | None = None, allow_patterns: list[str] = ALLOW_PATTERNS,
+                   required: str = CONFIG_NAME) -> Path:
     """A local model folder for ``name_or_path``: a path that is not a Hub repo id as is (the loader says
-    what is missing there), else the repo's snapshot in the Hub's cache (downloaded unless offline);
-    ``FileNotFoundError`` when the Hub has no such repo or, offline, the cache has no snapshot of it."""
+    what is missing there), else the repo's snapshot in the Hub's cache (downloaded unless offline; only the
+    files ``allow_patterns`` match, and ``required`` must be among them); ``FileNotFoundError`` when the Hub
+    has no such repo or, offline, the cache has no snapshot of it."""
     path = Path(name_or_path).expanduser()
     name = str(name_or_path)
     if path.is_dir() or not isinstance(name_or_path, str) or not is_repo_id(name):
@@ -65,7 +68,7 @@ def resolve_folder(name_or_path: str | os.PathLike, revision: str | None = None,
     cache = Path(cache_dir).expanduser() if cache_dir is not None else hub_cache_dir()
     offline = hub_offline()
     try:
-        folder = snapshot_download(name, revision=revision, cache_dir=cache, allow_patterns=ALLOW_PATTERNS,
+        folder = snapshot_download(name, revision=revision, cache_dir=cache, allow_patterns=allow_patterns,
                                    local_files_only=offline)
     except LocalEntryNotFoundError:
         where = cache if cache is not None else "the Hub cache"
@@ -78,22 +81,23 @@ def resolve_folder(name_or_path: str | os.PathLike, revision: str | None = None,
     except HfHubHTTPError as e:
         raise FileNotFoundError(f"{name}: no such folder, and the Hub refused the download ({e})") from None
     folder = Path(folder)
-    if not (folder / CONFIG_NAME).is_file():
-        raise FileNotFoundError(f"{name}: the Hub repo has no {CONFIG_NAME} (snapshot {folder})")
+    if not (folder / required).is_file():
+        raise FileNotFoundError(f"{name}: the Hub repo has no {required} (snapshot {folder})")
     return folder
 
 
 def push_folder(folder: str | os.PathLike, repo_id: str, *, private: bool | None = None, token: str | None = None,
-                revision: str | None = None, commit_message: str | None = None, create_pr: bool = False):
-    """Upload a model folder's ``config.json`` and ``*.safetensors`` to the Hub repo ``repo_id``
-    (created if missing); returns ``huggingface_hub``'s ``CommitInfo``."""
+                revision: str | None = None, commit_message: str | None = None, create_pr: bool = False,
+                allow_patterns: list[str] = ALLOW_PATTERNS):
+    """Upload a model folder's ``config.json`` and ``*.safetensors`` (or the files ``allow_patterns`` match) to the
+    Hub repo ``repo_id`` (created if missing); returns ``huggingface_hub``'s ``CommitInfo``."""
     from huggingface_hub import HfApi
 
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
     return api.upload_folder(repo_id=repo_id, folder_path=str(folder), revision=revision, create_pr=create_pr,
                              commit_message=commit_message or "Upload TexTok tokenizer",
-                             allow_patterns=ALLOW_PATTERNS)
+                             allow_patterns=allow_patterns)
 
 
 __all__ = ["resolve_folder", "push_folder", "hub_offline", "hub_cache_dir", "is_repo_id", "ALLOW_PATTERNS"]

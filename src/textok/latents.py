@@ -73,8 +73,20 @@ def _shard_ok(path: Path) -> bool:
 def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
+
+
+def cache_meta(root: str | os.PathLike) -> dict | None:
+    """A latent cache's ``cache.json`` (what was encoded: tokenizer, data, token shape, text encoder, ...), or None
+    where there is none (yet). The one reader of it: the cache, a resumed encoding and the DiT config use it."""
+    path = Path(root).expanduser() / META_NAME
+    if not path.is_file():
+        return None
+    meta = _read_json(path)
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: not a latent cache description (a JSON object)")
+    return meta
 
 
 def _class_names(dataset, root: Path) -> list[str]:
@@ -195,18 +207,15 @@ SAME_ENCODING = ("tokenizer", "tokenizer_weights", "data", "data_fingerprint", "
 
 def _claim(out: Path, meta: dict) -> None:
     """Start the cache ``out``, or continue one of the same encoding; refuse one of another."""
-    meta_path = out / META_NAME
-    if meta_path.is_file():
-        old = _read_json(meta_path)
-        if not isinstance(old, dict):
-            raise ValueError(f"{meta_path}: not a latent cache description (a JSON object)")
+    old = cache_meta(out)
+    if old is not None:
         differ = [k for k in SAME_ENCODING if old.get(k) != meta.get(k)]
         if differ:
             shown = "; ".join(f"{k}: {old.get(k)!r} != {meta.get(k)!r}" for k in differ[:4])
             raise ValueError(f"{out} holds a cache of another encoding (cache != now: {shown}); "
                              f"use another --out or delete it")
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(meta_path, meta)
+    write_json_atomic(out / META_NAME, meta)
 
 
 class _ShardEncoder:
@@ -263,7 +272,9 @@ def _read_shard(path: Path) -> tuple[dict[str, torch.Tensor], list[str], list[st
 def compute_stats(out: str | os.PathLike) -> dict:
     """Per-channel mean / std [d] of the cached tokens (float64 accumulation)."""
     out = Path(out)
-    meta = _read_json(out / META_NAME)
+    meta = cache_meta(out)
+    if meta is None:
+        raise FileNotFoundError(f"{out}: not a latent cache (no {META_NAME})")
     total, s1, s2 = 0, None, None
     for i in range(meta["num_shards"]):
         tensors, _, _ = _read_shard(out / shard_name(i))
@@ -286,12 +297,12 @@ class LatentCache(torch.utils.data.Dataset):
 
     def __init__(self, root: str | os.PathLike):
         root = Path(root).expanduser()
-        meta_path = root / META_NAME
-        if not meta_path.is_file():
+        meta = cache_meta(root)
+        if meta is None:
             raise FileNotFoundError(f"{root}: not a latent cache (no {META_NAME}); run `textok encode-dataset` first")
-        self.root, self.meta = root, _read_json(meta_path)
+        self.root, self.meta = root, meta
         if self.meta.get("format") != FORMAT:
-            raise ValueError(f"{meta_path}: unknown cache format {self.meta.get('format')!r} (expected {FORMAT})")
+            raise ValueError(f"{root / META_NAME}: unknown cache format {self.meta.get('format')!r} (expected {FORMAT})")
         missing = [shard_name(i) for i in range(self.meta["num_shards"]) if not (root / shard_name(i)).is_file()]
         if missing or not (root / STATS_NAME).is_file():
             raise ValueError(f"{root}: the cache is incomplete (missing {missing[:3] or [STATS_NAME]}); "
@@ -372,4 +383,4 @@ def collate_latents(items: list[dict]) -> dict:
     return batch
 
 
-__all__ = ["encode_dataset", "LatentCache", "collate_latents", "compute_stats", "shard_name", "STORES"]
+__all__ = ["encode_dataset", "LatentCache", "cache_meta", "collate_latents", "compute_stats", "shard_name", "STORES"]

@@ -52,7 +52,7 @@ def run(tmp_path_factory, make_dataset, make_tokenizer):
     torch.manual_seed(cfg.seed)
     before = fixed_loss(task, task.build_model().eval())
     result = train_dit(cfg, base / "run")
-    model = DiT.from_pretrained(result.model_dir)
+    model = DiT.from_pretrained(result.model_dir / "dit")
     return {"base": base, "cache": cache, "result": result, "task": task, "before": before,
             "after": fixed_loss(task, model)}
 
@@ -68,8 +68,10 @@ def test_tiny_dit_overfits_a_few_cached_latents(run):
 
 def test_train_dit_writes_a_generation_folder(run):
     model_dir = run["result"].model_dir
-    assert {"config.json", "model.safetensors", "generation.json", "caption_pool.json"} <= {p.name for p in model_dir.iterdir()}
+    assert {"dit", "tokenizer", "generation.json", "caption_pool.json"} == {p.name for p in model_dir.iterdir()}
     pipe = Pipeline.from_pretrained(model_dir)
+    assert pipe.config.tokenizer == "tokenizer"  # the cache's tokenizer, copied into the folder
+    assert pipe.tokenizer.config == TexTok.load_config(run["base"] / "tok")
     assert pipe.config.classes == ["kind0", "kind1", "kind2"]
     assert pipe.pool[1] == ["a thing of kind 1"]  # no held-out pool in this data set: the training captions
     cache = LatentCache(run["cache"])
@@ -168,8 +170,8 @@ def test_train_dit_resumes_exactly(run, tmp_path):
     shutil.rmtree(tmp_path / "part" / "model")
     resumed = train_dit(cfg, tmp_path / "part", resume=True)
     assert resumed.step == 4
-    a = DiT.from_pretrained(full.model_dir).state_dict()
-    b = DiT.from_pretrained(resumed.model_dir).state_dict()
+    a = DiT.from_pretrained(full.model_dir / "dit").state_dict()
+    b = DiT.from_pretrained(resumed.model_dir / "dit").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -283,11 +285,14 @@ def test_a_moved_tokenizer_is_refused_before_training_and_data_tokenizer_points_
     assert not (tmp_path / "a" / "checkpoints").exists() or not any((tmp_path / "a" / "checkpoints").iterdir())
     moved = shutil.copytree(tok, tmp_path / "moved")
     result = train_dit(dit_config(run["cache"], 2, **{"data.tokenizer": str(moved)}), tmp_path / "b")
-    assert Pipeline.from_pretrained(result.model_dir).config.tokenizer == str(moved.resolve())
+    copied = (result.model_dir / "tokenizer" / "model.safetensors").read_bytes()
+    assert copied == (moved / "model.safetensors").read_bytes()  # the generation folder holds the named tokenizer
     # a run resumes with its tokenizer named (or moved again): a location, not the recipe
     again = shutil.copytree(tok, tmp_path / "again")
+    shutil.rmtree(moved)
     resumed = train_dit(dit_config(run["cache"], 3, **{"data.tokenizer": str(again)}), tmp_path / "b", resume=True)
-    assert resumed.step == 3 and Pipeline.from_pretrained(resumed.model_dir).config.tokenizer == str(again.resolve())
+    assert resumed.step == 3 and Pipeline.from_pretrained(resumed.model_dir).tokenizer.config == TexTok.load_config(again)
+    moved = shutil.copytree(tok, tmp_path / "moved")
     # another tokenizer (twice the tokens) saved where the cache's was: config and weights agree (a config edited
     # alone is refused earlier, by the checkpoint's own size check: its weights do not match it)
     c = TexTok.load_config(moved)

@@ -8,13 +8,13 @@ The DiT reads only the cache written by ``textok encode-dataset`` (tokens normal
 cache's per-channel statistics); the loop, checkpoints, EMA, resume and logging are the
 ``Trainer``'s. Every random choice of a step (timesteps, noise, condition dropout, posterior
 samples) is drawn from the step's ``rng``, so 1 and N processes train identically.
-The saved ``model/`` folder is the EMA DiT plus ``generation.json`` (see ``textok.generation``).
+The saved ``model/`` folder is a self-contained generation folder: the EMA DiT, the tokenizer, the caption pool
+and ``generation.json`` (see ``textok.generation``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from pathlib import Path
@@ -26,9 +26,8 @@ from ..config import ConfigError
 from ..conditioning import DIT_MAX_TEXT_TOKENS, TextConditioner, dropout_mask, encoder_width
 from ..diffusion import DiffusionConfig, build_diffusion
 from ..data.datasets import load_caption_pool
-from ..generation import GenerationConfig, Pipeline, pool_by_label
-from ..io import write_json_atomic
-from ..latents import META_NAME, LatentCache, collate_latents
+from ..generation import POOL_NAME, GenerationConfig, Pipeline, check_compatible, pool_by_label
+from ..latents import LatentCache, cache_meta, collate_latents
 from ..models.dit import DIT_PRESETS, DiT, DiTConfig
 from ..models.textok import TexTok
 from .config import EMAConfig, OptimConfig, ScheduleConfig, TrainerConfig, build_config, load_config
@@ -36,10 +35,6 @@ from .task import StepResult, unwrap
 from .trainer import Trainer
 
 log = logging.getLogger(__name__)
-
-#: the caption pool a class-conditional generation folder gets when its data set has none
-TRAINING_POOL_NAME = "caption_pool.json"
-
 
 @dataclasses.dataclass
 class DiTDataConfig:
@@ -95,7 +90,10 @@ class DiTTrainConfig(TrainerConfig):
         text = model.get("condition", DiTConfig.condition) == "text"
         missing = [k for k in FROM_CACHE if k not in model and (k != "text_dim" or text)]
         section = data.get("data") or {}
-        meta = _cache_meta(section.get("cache", DiTDataConfig.cache))
+        try:
+            meta = cache_meta(section.get("cache", DiTDataConfig.cache))
+        except ValueError as e:
+            raise ConfigError(f"data.cache: {e}") from None
         if not missing or meta is None:
             return data
         found = {"num_tokens": meta["num_tokens"], "token_dim": meta["token_dim"]}
@@ -106,32 +104,18 @@ class DiTTrainConfig(TrainerConfig):
     def validate(self) -> None:
         super().validate()
         m, d = self.model, self.diffusion
-        if d.learned_variance != m.learn_sigma:
-            raise ConfigError(f"diffusion.learned_variance={d.learned_variance} must equal "
-                              f"model.learn_sigma={m.learn_sigma} (2d output channels iff the variance is learned)")
+        try:
+            check_compatible(m, d)  # the sampler that will run the DiT (the pipeline checks the same)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         if self.preview.steps < 1:
             raise ConfigError(f"preview.steps must be >= 1, got {self.preview.steps}")
-        meanflow = d.objective == "meanflow"
-        if meanflow != (m.time_inputs == 2):
-            raise ConfigError(f"diffusion.objective={d.objective!r} needs model.time_inputs={2 if meanflow else 1} "
-                              f"(got {m.time_inputs}): MeanFlow's DiT embeds t and t - r, the others only t")
-        if meanflow and d.meanflow.cfg_scale != 1.0:
+        if d.objective == "meanflow" and d.meanflow.cfg_scale != 1.0:
             dropout = {"class": m.class_dropout, "text": m.caption_dropout}.get(m.condition, 0.0)
             if dropout == 0:
                 raise ConfigError(f"diffusion.meanflow.cfg_scale={d.meanflow.cfg_scale} trains guidance, which "
                                   f"needs a conditional DiT with condition dropout (model.condition={m.condition!r}, "
                                   f"dropout {dropout})")
-
-
-def _cache_meta(cache: str | os.PathLike) -> dict | None:
-    """A latent cache's ``cache.json``, or None where there is none (yet)."""
-    path = Path(cache).expanduser() / META_NAME
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"data.cache: {path} is not valid JSON ({e})") from None
 
 
 def build_dit_config(data: dict, overrides: list[str] | None = None) -> DiTTrainConfig:
@@ -167,11 +151,11 @@ class DiTTask:
     def _check_cache(self, cache) -> None:
         """The config against the cache: a stated token shape (or text width) must match it."""
         m, where = self.config.model, self.config.data.cache
-        N, d = cache.meta["num_tokens"], cache.meta["token_dim"]
-        if (m.num_tokens, m.token_dim) != (N, d):
-            raise ConfigError(f"model.num_tokens/token_dim = {m.num_tokens}/{m.token_dim}, but the cache {where} "
-                              f"holds [{N}, {d}] tokens: set model.num_tokens={N} model.token_dim={d}, or leave "
-                              f"them out of the config (they are then read from the cache)")
+        try:
+            check_compatible(m, tokens=(cache.meta["num_tokens"], cache.meta["token_dim"]),
+                             tokens_from=f"the cache {where} holds")
+        except ValueError as e:
+            raise ConfigError(f"{e}, or leave them out of the config (they are then read from the cache)") from None
         if m.condition == "text":
             width = encoder_width(self.text_encoder_name)
             if m.text_dim != width:
@@ -345,18 +329,13 @@ class DiTTask:
         return images.float().cpu(), min(n, 8)
 
     def save_model(self, model, directory) -> None:
-        """The generation folder; without a caption pool file, a class-conditional DiT's pool of
-        training captions is written beside it (``caption_pool.json``), and that is said."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        """The generation folder (``Pipeline.save_pretrained``: the DiT, the tokenizer, the caption pool); a
+        class-conditional DiT whose data set has no caption pool file gets its training captions as the pool,
+        and that is said."""
         pipe = self._pipeline(unwrap(model), sampling=False)
         if pipe.config.caption_pool is None and self.config.model.condition == "class":
-            names = pipe.config.classes
-            write_json_atomic(directory / TRAINING_POOL_NAME,
-                              {(names[y] if y < len(names) else str(y)): c for y, c in sorted(pipe.pool.items())})
-            pipe.config.caption_pool = TRAINING_POOL_NAME
             log.warning("no held-out caption pool in %s: sampling uses the TRAINING captions of each class "
-                        "(written to %s)", self.cache.meta["data"], directory / TRAINING_POOL_NAME)
+                        "(written to %s)", self.cache.meta["data"], Path(directory) / POOL_NAME)
         pipe.save_pretrained(directory)
 
 
