@@ -157,14 +157,14 @@ def page_number(value, field: str, low: float, high: float, integer: bool = Fals
     import math
 
     try:
-        number = float(value)
-    except (TypeError, ValueError):
+        number = value if isinstance(value, int) and not isinstance(value, bool) else float(value)
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"{field}: must be a number, got {value!r}") from None
     if isinstance(value, bool) or not math.isfinite(number) or not low <= number <= high \
-            or (integer and not number.is_integer()):
-        kind = "an integer" if integer else "a number"
-        raise ValueError(f"{field}: must be {kind} in [{low:g}, {high:g}], got {value!r}")
-    return int(number) if integer else number
+            or (integer and not float(number).is_integer()):
+        kind, show = ("an integer" if integer else "a number"), (lambda x: f"{x:,}" if float(x).is_integer() else f"{x:g}")
+        raise ValueError(f"{field}: must be {kind} in [{show(low)}, {show(high)}], got {value!r}")
+    return int(number) if integer else float(number)
 
 
 def _error(e: Exception | str) -> str:
@@ -251,9 +251,9 @@ def build_app(explorer: Explorer, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels
             caption: the caption TexTok reads (empty is fine)
             num_tokens: N, which checkpoints to use
         """
-        caption = page_text(caption, "Caption")
+        caption, n = page_text(caption, "Caption"), page_number(num_tokens, "Tokens N", 1, 1 << 24, integer=True)
         pil = source(image, example)
-        r = explorer.reconstruct(pil, caption, int(page_number(num_tokens, "Tokens N", 1, 1 << 24, integer=True)))
+        r = explorer.reconstruct(pil, caption, n)
         im = r["images"]
         return im["original"], im.get("baseline"), im.get("TexTok"), metrics_markdown(r), frame_note(pil)
 
@@ -268,8 +268,9 @@ def build_app(explorer: Explorer, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels
             num_tokens: N, which checkpoint to use
         """
         caption, other_caption = page_text(caption, "Caption"), page_text(other_caption, "Another caption")
+        n = page_number(num_tokens, "Tokens N", 1, 1 << 24, integer=True)
         pil = source(image, example)
-        r = explorer.swap(pil, caption, other_caption, int(page_number(num_tokens, "Tokens N", 1, 1 << 24, integer=True)))
+        r = explorer.swap(pil, caption, other_caption, n)
         im = r["images"]
         return im["reconstruction"], im["swapped"], im["difference"], swap_markdown(r), frame_note(pil)
 

@@ -47,3 +47,42 @@ def test_binding_beyond_loopback_warns_and_gives_no_share_hint(checkpoints, monk
     assert len(warnings) == 1 and warnings[0].startswith("textok app: warning: bound to 0.0.0.0, not 127.0.0.1")
     assert f":{port}" in out and "serving on" in out
     assert "share" not in (out + err).lower()  # Gradio's "set `share=True`" hint is not printed
+
+
+# ---- round three (issue 46): the page refuses what the CLI refuses, in the page's words ---------------------------
+def test_the_page_refuses_a_lone_surrogate_caption_by_field(checkpoints):
+    """Sent to /gradio_api/call/reconstruct it was `internal error: TypeError ...` and a server traceback."""
+    from textok.app import build_app
+    from textok.explore import Explorer
+
+    explorer = Explorer([checkpoints["textok-n2"]], [checkpoints["baseline-n2"]])
+    handlers = build_app(explorer, examples=[]).textok_handlers
+    bad = "a dog \ud800"
+    calls = {"reconstruct": ((None, None, bad, "2"), "Caption: not valid UTF-8 text (a lone surrogate at character 7)"),
+             "swap": ((None, None, "a dog", bad, "2"), "Another caption: not valid UTF-8"),
+             "sweep": ((None, None, bad), "Caption: not valid UTF-8")}
+    for action, (args, needle) in calls.items():
+        *outputs, status = handlers[action](*args)
+        assert all(o is None for o in outputs) and needle in status and "internal error" not in status, status
+    *_, status = handlers["reconstruct"](None, None, "a dog", "two")
+    assert "Tokens N: must be a number, got &#x27;two&#x27;" in status  # html-escaped in the status line
+
+
+@pytest.mark.parametrize("field, value, needle", [
+    ("seed", 10**30, "Seed: must be an integer in [0, 4,294,967,295]"),  # was "Overflow when unpacking long long"
+    ("seed", -1, "Seed: must be an integer"),
+    ("seed", 1.5, "Seed: must be an integer"),
+    ("guidance_scale", float("nan"), "Guidance scale: must be a number in [0, 100]"),  # was named --cfg
+    ("guidance_scale", "lots", "Guidance scale: must be a number, got 'lots'"),
+    ("steps", 0, "Steps: must be an integer in [1, 10,000]"),
+    ("num_samples", 1000, "Samples: must be an integer in [1, 64]"),
+    ("prompt", "x\udfff", "Prompt: not valid UTF-8"),
+])
+def test_the_generate_fields_are_checked_by_their_labels(field, value, needle):
+    from textok.app import generate_arguments
+
+    fields = dict(prompt="a dog", class_id=None, guidance_scale=4.0, steps=10, seed=3, num_samples=2)
+    assert generate_arguments(**fields) == dict(prompt="a dog", class_id=None, cfg_scale=4.0, steps=10, seed=3, num=2)
+    with pytest.raises(ValueError) as err:
+        generate_arguments(**{**fields, field: value})
+    assert str(err.value).startswith(needle) and "--" not in str(err.value)
