@@ -6,7 +6,9 @@ import json
 import numpy as np
 import pytest
 
-import textok.metrics.evaluate as evaluate_module
+import textok.metrics.generation_eval as generation_eval
+import textok.metrics.reference as reference
+import textok.metrics.tokenizer_eval as tokenizer_eval
 from textok import TexTok
 from textok.cli import main
 from textok.metrics import load_stats
@@ -14,8 +16,9 @@ from textok.metrics import load_stats
 
 @pytest.fixture
 def stand_in_inception(monkeypatch, tiny_features):
-    """The CLI builds ``InceptionFeatures(device=...)``; hand it the small stand-in instead."""
-    monkeypatch.setattr(evaluate_module, "InceptionFeatures", lambda device="cpu": tiny_features)
+    """The CLI builds ``InceptionFeatures(device=...)`` (each protocol's module); hand it the small stand-in instead."""
+    for module in (reference, tokenizer_eval, generation_eval):
+        monkeypatch.setattr(module, "InceptionFeatures", lambda device="cpu": tiny_features)
 
 
 def test_cli_protocols(image_folder, tmp_path, tiny_config, stand_in_inception, capsys):

@@ -36,7 +36,7 @@ def test_evaluate_tokenizer_side_by_side(checkpoints, image_folder, tiny_feature
     # recompute the first checkpoint's numbers by hand from the same images
     model = TexTok.from_pretrained(checkpoints[0])
     dataset = open_dataset(image_folder, split="val", image_size=32)
-    from textok.metrics.evaluate import subset_indices
+    from textok.metrics.reference import subset_indices
 
     batch = collate([dataset[i] for i in subset_indices(len(dataset), 4)])
     with torch.no_grad():
@@ -61,12 +61,12 @@ def test_evaluate_tokenizer_side_by_side(checkpoints, image_folder, tiny_feature
 
 
 def test_evaluate_tokenizer_without_rfid_never_builds_inception(checkpoints, image_folder, minilm, monkeypatch):
-    import textok.metrics.evaluate as evaluate_module
+    import textok.metrics.tokenizer_eval as tokenizer_eval
 
     def no_inception(*args, **kwargs):
         raise AssertionError("rfid=False must not load the Inception network")
 
-    monkeypatch.setattr(evaluate_module, "InceptionFeatures", no_inception)
+    monkeypatch.setattr(tokenizer_eval, "InceptionFeatures", no_inception)
     report = evaluate_tokenizer(checkpoints, image_folder, num=1, batch_size=3, encoder=minilm, lpips=False,
                                 rfid=False, progress=False)
     assert report["num"] == 1 and report["features"] is None  # one image: no FID needed, so none asked for
@@ -78,7 +78,7 @@ def test_evaluate_tokenizer_without_rfid_never_builds_inception(checkpoints, ima
 def test_evaluate_tokenizer_with_reference_statistics(checkpoints, image_folder, tiny_features, minilm, tmp_path):
     """Statistics from ``dataset_stats`` (also as a features-only file) replace the originals' pass
     with the same rFID, and are refused when they come from other images or another network."""
-    from textok.metrics.evaluate import subset_indices
+    from textok.metrics.reference import subset_indices
 
     kw = dict(num=4, batch_size=3, extractor=tiny_features, encoder=minilm, lpips=False, progress=False, grid_images=0)
     plain = evaluate_tokenizer(checkpoints, image_folder, **kw)
@@ -116,7 +116,7 @@ def test_whole_split_features_serve_any_num(checkpoints, image_folder, tiny_feat
     """A whole split's features (``textok fid-stats`` without --num) serve ``evaluate_tokenizer(num=n)``: the
     rows of the n images it scores, checked against the whole split first; same rFID as computing them."""
     from textok.metrics import reference_subset
-    from textok.metrics.evaluate import subset_indices
+    from textok.metrics.reference import subset_indices
 
     kw = dict(batch_size=3, extractor=tiny_features, encoder=minilm, lpips=False, progress=False, grid_images=0)
     whole = dataset_stats(image_folder, split="val", image_size=32, extractor=tiny_features, progress=False)
@@ -280,7 +280,7 @@ def test_generation_errors(tiny_features, tiny_clip_dir, tmp_path):
 
 
 def test_subset_is_spread_over_a_class_ordered_dataset():
-    from textok.metrics.evaluate import subset_indices
+    from textok.metrics.reference import subset_indices
 
     # 10 classes listed class by class, 100 images each: 50 images must cover every class
     idx = subset_indices(1000, 50)

@@ -7,21 +7,29 @@
 - ``precision_recall``: improved precision/recall on k-NN manifolds (k = 3).
 - ``inception_score``, ``InceptionLogits``: IS / rIS from user-supplied classifier weights.
 - ``clip_score``, ``CLIPScorer``: CLIP score with a local Hugging Face CLIP folder.
-- ``evaluate_tokenizer``, ``evaluate_generation``, ``dataset_stats``: the full protocols;
-  ``image_fingerprint`` / ``check_reference``: is a statistics file from these images?
-  ``reference_subset``: a whole split's features narrowed to the images an evaluation with ``num`` scores.
-  ``decode_caption_map``: which caption each image is decoded with in a caption-swap evaluation.
+
+The protocols, one module each:
+
+- ``reference``: the images an evaluation scores (``iterate_batches``) and their reference statistics:
+  ``dataset_stats``; ``image_fingerprint`` / ``check_reference``: is a statistics file from these images?
+  ``reference_subset``: a whole split's features narrowed to the images an evaluation with ``num`` scores;
+- ``tokenizer_eval``: ``evaluate_tokenizer`` (rFID, PSNR, SSIM, LPIPS, rIS side by side), with the caption-swap
+  rules of ``caption_swap`` (``decode_caption_map``: which caption each image is decoded with);
+- ``generation_eval``: ``evaluate_generation`` (gFID, precision/recall, IS, CLIP score of a sample batch);
+- ``report``: what their reports share (the status line, the report files).
 """
 
+from .caption_swap import decode_caption_map
 from .clip_score import CLIPScorer, clip_score
-from .evaluate import (TokenizerEvalSettings, check_reference, dataset_stats, decode_caption_map, evaluate_generation,
-                       evaluate_tokenizer, image_fingerprint, iterate_batches, reference_subset)
 from .fid import (Stats, feature_stats, fid_from_features, frechet_distance, frechet_distance_to_features,
                   load_images_npz, load_stats, reference_stats, save_stats)
+from .generation_eval import evaluate_generation
 from .image import psnr, quantize, ssim
 from .inception import InceptionFeatures, resize_tf1_bilinear
 from .inception_score import InceptionLogits, inception_score, load_classifier_weights
 from .prdc import knn_radii, precision_recall
+from .reference import check_reference, dataset_stats, image_fingerprint, iterate_batches, reference_subset
+from .tokenizer_eval import TokenizerEvalSettings, evaluate_tokenizer
 
 __all__ = [
     "psnr", "ssim", "quantize", "InceptionFeatures", "resize_tf1_bilinear", "frechet_distance", "feature_stats",
