@@ -32,7 +32,7 @@ from typing import Sequence
 import torch
 
 from .data.text_cache import TextCache, load_text_cache
-from .text import DEFAULT_MAX_TOKENS, KNOWN_ENCODERS, TextEmbedding, TextEncoder
+from .text import DEFAULT_MAX_TOKENS, KNOWN_ENCODERS, prepare_caption, TextEmbedding, TextEncoder
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +173,20 @@ class TextConditioner:
         if text is None:  # no cache, a caption it lacks, or one cut at another budget
             text = self.encoder()(captions)
         return text.to(self.device)
+
+    def token_lengths(self, captions: Sequence[str]) -> list[int]:
+        """How many text tokens each caption takes at ``max_tokens`` (what a batch is padded to the longest
+        of): read from the cache where it holds the caption, else counted by the encoder's tokenizer."""
+        out = []
+        for c in captions:
+            i = self.cache.index.get(prepare_caption(c, self.cache.max_words)) if self.cache is not None else None
+            if i is not None:
+                out.append(min(self.cache.offsets[i + 1] - self.cache.offsets[i], self.max_tokens))
+            else:
+                enc = self.encoder()
+                ids = enc.tokenizer(prepare_caption(c, enc.max_words), truncation=True, max_length=self.max_tokens)
+                out.append(len(ids["input_ids"]))
+        return out
 
     def empty(self) -> TextEmbedding:
         """The empty caption's embedding [1, L, C] (computed once)."""

@@ -17,6 +17,7 @@ from .captions import CAPTION_VARIANTS, caption_variant, caption_variants
 from .check import check_dataset
 from .datasets import ImageCaptionDataset, collate, list_splits, load_caption_pool, open_dataset
 from .fetch import DATASETS, fetch
+from .memory import InMemoryDataset
 from .formats import ON_BAD_SAMPLE, BadSampleError, BadSampleReport, detect_format
 from .shard_writer import write_shards
 from .shards import ShardDataset
@@ -29,5 +30,5 @@ __all__ = [
     "BadSampleError", "BadSampleReport", "ON_BAD_SAMPLE", "ImageCaptionDataset", "ShardDataset", "write_shards",
     "check_dataset", "detect_format", "list_splits", "load_caption_pool", "caption_folder", "caption_variant",
     "caption_variants", "CAPTION_VARIANTS", "ImageError", "load_image", "center_crop", "random_crop", "to_tensor",
-    "to_pil", "to_uint8", "make_grid",
+    "to_pil", "to_uint8", "make_grid", "InMemoryDataset",
 ]

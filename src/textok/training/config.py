@@ -49,6 +49,14 @@ class DataConfig:
     shuffle_buffer: int = 1000
     # resuming a shard stream with other processes / num_workers: restart it at the next epoch (not exact)
     reshard_on_resume: bool = False
+    # decode the training split once into one uint8 tensor (textok.data.InMemoryDataset): no per-step image
+    # decoding or worker processes, the same batches as reading the files; for folders whose items are
+    # deterministic (augment=false, flip=false) and that fit in memory (a few GB at most)
+    in_memory: bool = False
+    # > 0: batches of captions of similar length (the text is padded to a batch's longest caption): each
+    # epoch's order is cut into windows of this many global batches, sorted by caption length within a
+    # window, and the batches shuffled; every sample is still seen once per epoch. 0: off
+    group_by_length: int = 0
 
 
 @dataclasses.dataclass
@@ -62,6 +70,15 @@ class OptimConfig:
     grad_clip: float = 1.0  # max global grad norm; 0 disables clipping
     critic_lr: float | None = None  # the discriminator's optimiser; None -> lr
     critic_betas: tuple[float, float] | None = None  # None -> betas
+    # adamw: AdamW for every parameter. muon: torch.optim.Muon for the transformer blocks' weight matrices
+    # (orthogonalised momentum, textok.training.optim), AdamW for the rest (embeddings, input and output
+    # layers, norms, biases)
+    optimizer: Literal["adamw", "muon"] = "adamw"
+    muon_lr: float | None = None  # None -> lr (Muon's update is scaled to AdamW's RMS: lrs are comparable)
+    muon_momentum: float = 0.95
+    # AdamW's implementation: auto (torch's choice), foreach (one kernel per op over all tensors), fused
+    # (one kernel for the whole step) or for-loop
+    implementation: Literal["auto", "foreach", "fused", "for-loop"] = "auto"
 
 
 @dataclasses.dataclass
@@ -109,6 +126,8 @@ class TrainerConfig:
     logging: LoggingConfig = dataclasses.field(default_factory=LoggingConfig)
     seed: int = 0
     mixed_precision: Literal["auto", "no", "bf16"] = "auto"  # auto: bf16 on a GPU that supports it
+    # torch.compile the trained model (fused kernels; the first steps compile, later shapes may recompile)
+    compile: bool = False
     max_nonfinite_in_a_row: int = 20  # stop (with a checkpoint) after this many skipped steps in a row
 
     #: presets the ``model`` section may name (``model: {preset: NAME, ...}``); not a field
@@ -148,6 +167,11 @@ class TrainConfig(TrainerConfig):
             raise ConfigError(f"data.shuffle_buffer must be >= 0, got {d.shuffle_buffer}")
         if d.max_images is not None and d.max_images < 1:
             raise ConfigError(f"data.max_images must be >= 1, got {d.max_images}")
+        if d.group_by_length < 0:
+            raise ConfigError(f"data.group_by_length must be >= 0 (0: off), got {d.group_by_length}")
+        if d.in_memory and (d.augment or d.flip):
+            raise ConfigError("data.in_memory=true keeps one decoded copy of each image: it needs data.augment=false "
+                              "and data.flip=false (random crops and flips change the images every epoch)")
 
 
 #: the largest learning rate a config may give (Adam's steps are about lr in size; 1e308 overflows)
@@ -200,6 +224,10 @@ def check_trainer_sections(cfg: Any) -> None:
     if cfg.max_nonfinite_in_a_row < 1:
         raise ConfigError(f"max_nonfinite_in_a_row must be >= 1, got {cfg.max_nonfinite_in_a_row}")
     check_seed(cfg.seed, "seed")
+    if o.muon_lr is not None and not 0 < o.muon_lr <= MAX_LR:
+        raise ConfigError(f"optim.muon_lr must lie in (0, {MAX_LR:g}], got {o.muon_lr}")
+    if not 0.0 <= o.muon_momentum < 1.0:
+        raise ConfigError(f"optim.muon_momentum must lie in [0, 1), got {o.muon_momentum}")
 
 
 def build_config(data: dict, overrides: list[str] | None = None, cls: type = TrainConfig):

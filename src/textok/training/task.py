@@ -48,6 +48,7 @@ import torch.nn as nn
 
 from ..conditioning import TextConditioner
 from ..data.datasets import collate
+from ..data.memory import InMemoryDataset
 from ..data.stream import data_home, is_pattern, open_split
 from ..losses import TexTokLoss
 from ..models.textok import TexTok
@@ -77,6 +78,17 @@ class Task(Protocol):
     def critic_loss(self, critic: nn.Module, batch: dict, aux: Any, step: int) -> StepResult | None: ...
     def preview(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, int]: ...
     def save_model(self, model: nn.Module, directory) -> None: ...
+
+
+def sample_captions(dataset) -> list[str | None]:
+    """The caption of each index of a map-style data set, read without decoding images (a data set
+    that draws captions at random gives its evaluation caption; a bad sample of an in-memory one, None)."""
+    if isinstance(dataset, torch.utils.data.Subset):
+        inner = sample_captions(dataset.dataset)
+        return [inner[i] for i in dataset.indices]
+    if isinstance(dataset, InMemoryDataset):
+        return list(dataset.captions)
+    return [dataset.eval_caption(i) for i in range(len(dataset))]
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -124,7 +136,16 @@ class TokenizerTask:
             return ds
         if c.data.max_images is not None and c.data.max_images < len(ds):
             ds = torch.utils.data.Subset(ds, range(c.data.max_images))
+        if c.data.in_memory:
+            ds = InMemoryDataset(ds, progress=c.logging.progress, where=f"{c.data.root} [{c.data.train_split}]")
         return ds
+
+    def sample_lengths(self, dataset) -> list[int] | None:
+        """Text tokens of each training sample's caption (``data.group_by_length`` groups batches by it);
+        None for a model that reads no text."""
+        if self.text is None:
+            return None
+        return self.text.token_lengths([c or "" for c in sample_captions(dataset)])
 
     def preview_batch(self, n: int) -> dict | None:
         c = self.config

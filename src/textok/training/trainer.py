@@ -33,7 +33,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import torch.nn as nn
@@ -44,6 +44,7 @@ from ..io import FolderLock, check_finite, check_state_dict, load_state_dict, sa
 from ..errors import TextokError
 from . import checkpoint as ckpt
 from .config import RESUME_MAY_DIFFER
+from .optim import build_optimizer, peak_lrs
 from .task import Task, unwrap
 
 log = logging.getLogger(__name__)
@@ -126,9 +127,15 @@ class GlobalBatchSampler(torch.utils.data.Sampler):
     Epoch ``e`` is ``randperm(n)`` seeded by ``(seed, e)``; global batch ``s`` of the epoch is
     ``perm[s*B : (s+1)*B]`` (the last partial batch is dropped), cut into ``accum`` chunks, each
     cut into ``world`` slices: micro-batch ``a`` of rank ``r`` is part ``a * world + r``. Infinite.
+
+    ``lengths`` [n] and ``group`` > 0 (``data.group_by_length``): the epoch's kept indices
+    ``perm[:steps*B]`` are cut into windows of ``group * B``, each sorted by length (stably) and
+    cut into batches, and the epoch's batches are shuffled by the same seeded generator: each
+    batch holds samples of similar length, and an epoch still holds every kept sample once.
     """
 
-    def __init__(self, n: int, global_batch: int, accum: int, world: int, rank: int, seed: int, start_step: int = 0):
+    def __init__(self, n: int, global_batch: int, accum: int, world: int, rank: int, seed: int, start_step: int = 0,
+                 lengths: Sequence[int] | None = None, group: int = 0):
         if global_batch % (accum * world):
             raise ValueError(f"optim.batch_size={global_batch} must be divisible by grad_accum_steps x processes "
                              f"= {accum} x {world}")
@@ -139,6 +146,10 @@ class GlobalBatchSampler(torch.utils.data.Sampler):
         self.steps_per_epoch = n // global_batch
         self.start_step = start_step
         self._perm: tuple[int, torch.Tensor] | None = None
+        if group and (lengths is None or len(lengths) != n):
+            raise ValueError(f"data.group_by_length={group} needs one length per sample ({n})")
+        self.lengths = torch.as_tensor(lengths, dtype=torch.long) if group else None
+        self.group = group
 
     def position(self, step: int) -> tuple[int, int]:
         """(epoch, global batch index within the epoch) of optimiser step ``step``."""
@@ -152,8 +163,21 @@ class GlobalBatchSampler(torch.utils.data.Sampler):
         epoch, index = self.position(step)
         if self._perm is None or self._perm[0] != epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._perm = (epoch, torch.randperm(self.n, generator=g))
+            perm = torch.randperm(self.n, generator=g)
+            if self.group:
+                perm = self._grouped(perm[: self.steps_per_epoch * self.B], g)
+            self._perm = (epoch, perm)
         return self._perm[1][index * self.B : (index + 1) * self.B].tolist()
+
+    def _grouped(self, kept: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """``kept`` reordered into batches of similar length, the batches in a seeded random order."""
+        window = self.group * self.B
+        parts = []
+        for lo in range(0, len(kept), window):
+            chunk = kept[lo : lo + window]
+            parts.append(chunk[torch.sort(self.lengths[chunk], stable=True).indices])
+        batches = torch.cat(parts).view(-1, self.B)
+        return batches[torch.randperm(len(batches), generator=g)].reshape(-1)
 
     def __iter__(self):
         """Lists of ``(index, item_seed)``: the seed makes the item's augmentation a function of
@@ -356,8 +380,11 @@ class Trainer:
         self.ema = EMA(model)
         self.ema.model.to(self.device)
         o = config.optim
-        self.opt = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay)
+        self.opt = build_optimizer(model, o)
+        self._peak_lrs = peak_lrs(self.opt)  # per group: Muon's groups may have their own peak (optim.muon_lr)
         self.model = accelerator.prepare_model(model)
+        if config.compile:  # after DDP wrapping, as torch recommends; unwrap() reaches the module inside
+            self.model = torch.compile(self.model)
         self.critic_params: list[nn.Parameter] = []
         self.critic_opt = None
         if self.critic is not None:
@@ -456,8 +483,8 @@ class Trainer:
 
     def _set_lr(self, step: int) -> float:
         lr = lr_at(step, self.config.optim.lr, self.config.schedule)
-        for g in self.opt.param_groups:
-            g["lr"] = lr
+        for g, peak in zip(self.opt.param_groups, self._peak_lrs):
+            g["lr"] = lr_at(step, peak, self.config.schedule)
         if self.critic_opt is not None:
             clr = lr_at(step, self.config.optim.critic_lr or self.config.optim.lr, self.config.schedule)
             for g in self.critic_opt.param_groups:
@@ -575,8 +602,15 @@ class Trainer:
                 pin_memory=self.device.type == "cuda", saved=getattr(self, "_stream_state", None),
                 reshard=getattr(data, "reshard_on_resume", False), resumed=self.resumed_from is not None)
             return loader
+        group = getattr(getattr(self.config, "data", None), "group_by_length", 0)
+        lengths = self.task.sample_lengths(dataset) if group and hasattr(self.task, "sample_lengths") else None
+        if group and lengths is None:
+            log.info("data.group_by_length=%d: this model reads no text, so batches are not grouped", group)
+            group = 0
         self.sampler = GlobalBatchSampler(len(dataset), o.batch_size, o.grad_accum_steps, self.world, self.rank,
-                                          self.config.seed, start_step=self.step)
+                                          self.config.seed, start_step=self.step, lengths=lengths, group=group)
+        if hasattr(dataset, "batch"):  # in memory (textok.data.InMemoryDataset): a batch is an index, no workers
+            return (dataset.batch([i for i, _ in micro]) for micro in self.sampler)
         nw = getattr(getattr(self.config, "data", None), "num_workers", 0)
         # own generator: worker seeds must not consume the global RNG (that would break exact resume)
         from ..data.stream import ignore_interrupts
