@@ -15,12 +15,11 @@ How each factor is read (the renders are flat colours on a flat background, anti
 
 - **background**: the named background nearest to the image's median colour (objects cover at most
   ~15% of a render);
-- **colour**: every pixel is fitted as ``alpha * colour + (1 - alpha) * background`` for each named
-  colour (as ``textok.data.scenes.colour_at`` does, against the measured median colour, so that a global
-  tint cancels); a cell's colour is the best-fitting colour of most of its covered pixels (alpha-weighted
-  vote of the pixels with ``alpha >= 0.5``, else ``>= PIXEL_ALPHA``); the cell holds an object when that
-  colour's coverage, summed over the cell (not clipped below zero: noise sums to ~0; a blur keeps the
-  sum), reaches ``MIN_MASS_FRACTION`` of the smallest object the renderer draws;
+- **colour and presence**: a cell's pixels, less the measured background colour (a global tint cancels),
+  are summed; the sum is fitted as ``amount * (colour - background)`` for each named colour (least squares,
+  as ``textok.data.scenes.colour_at`` fits one pixel): the best fit names the colour, and the cell holds an
+  object when ``amount`` (pixels of full coverage) reaches ``MIN_MASS_FRACTION`` of the smallest object the
+  renderer draws. A sum is what blur, chroma subsampling and noise leave nearly unchanged;
 - **shape and size**: no fixed rule reads a 5-pixel shape, so the cell's alpha map (coverage by the
   object's colour) is matched to rendered templates: every shape x size x in-cell offset the data set
   draws, rendered by ``render_scene`` itself at the image's size, sharp and blurred
@@ -46,8 +45,6 @@ import numpy as np
 
 from ..data import scenes as sc
 
-#: a pixel counts towards an object when its best-fitting colour covers at least this much of it
-PIXEL_ALPHA = 0.25
 #: a cell holds an object when its counted pixels add up to this many fully covered pixels, as a fraction
 #: of the smallest object the renderer draws (a small triangle: ~9 pixels at 32 px)
 MIN_MASS_FRACTION = 0.6
@@ -84,17 +81,14 @@ def read_background(image: np.ndarray) -> tuple[str, np.ndarray]:
     return _BG_NAMES[int(np.argmin(((_BG_RGB - med) ** 2).sum(1)))], med
 
 
-def colour_fit(image: np.ndarray, background) -> tuple[np.ndarray, np.ndarray]:
-    """Each pixel fitted as ``alpha * colour + (1 - alpha) * background`` for every named colour
-    (``background``: a name of ``BACKGROUNDS`` or an RGB triple): the projections ``alphas`` [S, S, C]
-    (not clipped) and the squared errors of the fit with alpha clipped to [0, 1], ``errors`` [S, S, C]
-    (C = ``len(COLOURS)``)."""
-    bg = np.asarray(sc.BACKGROUNDS[background] if isinstance(background, str) else background, dtype=np.float64)
-    p = np.asarray(image, dtype=np.float64) - bg
-    d = _COLOUR_RGB - bg  # [C, 3]
-    alphas = p @ d.T / np.maximum((d * d).sum(1), 1e-9)  # [S, S, C]
-    errors = ((p[..., None, :] - np.clip(alphas, 0.0, 1.0)[..., None] * d) ** 2).sum(-1)
-    return alphas, errors
+def name_colour(deviation: np.ndarray, background: np.ndarray) -> tuple[str, float]:
+    """The named colour whose mixture with ``background`` (RGB) explains ``deviation``, a sum of
+    ``pixel - background`` over a region: ``(name, amount)``, ``amount`` in pixels of full coverage (the fit of
+    ``deviation`` as ``amount * (colour - background)``, least squares, ``amount >= 0``)."""
+    dirs = _COLOUR_RGB - np.asarray(background, dtype=np.float64)  # [C, 3]
+    amount = np.maximum(dirs @ deviation / np.maximum((dirs * dirs).sum(1), 1e-9), 0.0)
+    k = int(((deviation - amount[:, None] * dirs) ** 2).sum(1).argmin())
+    return _COLOUR_NAMES[k], float(amount[k])
 
 
 @functools.lru_cache(maxsize=2)
@@ -138,29 +132,24 @@ def read_scene(image: np.ndarray) -> SceneReading:
     image = np.asarray(image)
     size = image.shape[0]
     background, bg_rgb = read_background(image)
-    alphas, errors = colour_fit(image, bg_rgb)  # against the measured background: a global tint cancels
-    best = errors.argmin(-1)
-    best_alpha = np.clip(np.take_along_axis(alphas, best[..., None], -1)[..., 0], 0.0, 1.0)
+    # against the measured background colour, so that a global tint cancels
+    deviation = image.astype(np.float64) - bg_rgb
     min_mass = MIN_MASS_FRACTION * _smallest_area(size)
     templates, labels = None, None
     objects = {}
     for cell, (rows, cols) in enumerate(cell_windows(size)):
-        a, b = best_alpha[rows, cols], best[rows, cols]
-        counted = a >= (0.5 if (a >= 0.5).any() else PIXEL_ALPHA)
-        if not counted.any():
-            continue
-        colour = int(np.bincount(b[counted], weights=a[counted], minlength=len(_COLOUR_NAMES)).argmax())
-        coverage = np.minimum(alphas[rows, cols, colour], 1.0)  # not clipped below: noise sums to ~0
-        mass = float(coverage.sum())
+        dev = deviation[rows, cols]
+        colour, mass = name_colour(dev.reshape(-1, 3).sum(0), bg_rgb)
         if mass < min_mass:
             continue
+        d = np.asarray(sc.COLOURS[colour], dtype=np.float64) - bg_rgb
+        coverage = np.clip(dev @ d / max(float(d @ d), 1e-9), 0.0, 1.0)  # [h, w]: the object's alpha map
         if templates is None:
             templates, labels = _templates(size, tuple(TEMPLATE_BLURS))
-        query = np.clip(coverage, 0.0, 1.0).reshape(-1).astype(np.float32)
+        query = coverage.reshape(-1).astype(np.float32)
         t = templates[cell]
-        dist = (t * t).sum(1) - 2 * t @ query
-        shape, sz = _CLASSES[int(labels[int(dist.argmin())])]
-        objects[cell] = {"colour": _COLOUR_NAMES[colour], "shape": shape, "size": sz, "mass": round(mass, 2)}
+        shape, sz = _CLASSES[int(labels[int(((t * t).sum(1) - 2 * t @ query).argmin())])]
+        objects[cell] = {"colour": colour, "shape": shape, "size": sz, "mass": round(mass, 2)}
     return SceneReading(background, objects)
 
 
@@ -384,6 +373,6 @@ def evaluate_adherence(images: str | os.PathLike, data: str | os.PathLike, split
     return report
 
 
-__all__ = ["read_scene", "read_background", "colour_fit", "cell_windows", "SceneReading", "judge", "score_adherence",
+__all__ = ["read_scene", "read_background", "name_colour", "cell_windows", "SceneReading", "judge", "score_adherence",
            "summarize", "chance", "load_entries", "load_images", "evaluate_adherence", "markdown", "FACTORS",
            "OBJECT_FACTORS"]
