@@ -45,8 +45,8 @@ import numpy as np
 
 from ..data import scenes as sc
 
-#: a cell holds an object when its counted pixels add up to this many fully covered pixels, as a fraction
-#: of the smallest object the renderer draws (a small triangle: ~9 pixels at 32 px)
+#: a cell holds an object when its colour's fitted amount (pixels of full coverage) reaches this fraction of
+#: the smallest object the renderer draws (a small triangle: ~9 pixels at 32 px)
 MIN_MASS_FRACTION = 0.6
 #: Gaussian blurs (sigma in pixels at 32 px, scaled with the image) of the shape templates
 TEMPLATE_BLURS = (0.0, 0.5, 1.0, 1.5, 2.0)
