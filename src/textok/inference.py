@@ -11,7 +11,7 @@ import torch
 
 from .config import to_dict
 from .data.transforms import center_crop, load_image, make_grid, to_pil, to_tensor
-from .io import atomic_path, check_outputs
+from .io import atomic_path, check_outputs, landing_path
 from .models import TexTok
 from .text import TextEncoder
 from .tokenizer import CaptionedTokenizer, load_tokenizer
@@ -48,7 +48,7 @@ def reconstruct(images: Sequence[str | os.PathLike], checkpoint: str | os.PathLi
             with atomic_path(out) as tmp:
                 to_pil(grid).save(tmp, format=out.suffix.lstrip(".").replace("jpg", "jpeg").upper())
         else:
-            out.mkdir(parents=True, exist_ok=True)
+            landing_path(out).mkdir(parents=True, exist_ok=True)  # nothere/../dir makes no nothere/
             for path, r in zip(_output_paths(images, out), rec.cpu()):
                 with atomic_path(path) as tmp:
                     to_pil(r).save(tmp, format="PNG")

@@ -52,6 +52,8 @@ def temporary_prefix(path: Path, prefix: str | None = None) -> str:
 
 
 def _alive(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) sends CTRL_C_EVENT there: never judge, never remove
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

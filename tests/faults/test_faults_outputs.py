@@ -151,6 +151,8 @@ def test_an_output_through_a_missing_folder_is_checked_where_it_lands(tmp_path, 
     # a new output by that route is written where it lands, and makes no folder on the way
     assert main(["reconstruct", str(photo), "--checkpoint", str(tok), "--out", str(via / "new.png")]) == 0
     assert (tmp_path / "new.png").read_bytes()[:4] == b"\x89PNG" and not (tmp_path / "nothere").exists()
+    assert main(["reconstruct", str(photo), "--checkpoint", str(tok), "--out", str(via / "recs")]) == 0  # a folder
+    assert (tmp_path / "recs" / "photo_rec.png").is_file() and not (tmp_path / "nothere").exists()
 
 
 def test_a_full_disk_and_a_read_only_folder_name_the_users_file(tmp_path, tok, capsys, monkeypatch):
