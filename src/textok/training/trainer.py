@@ -235,9 +235,10 @@ class EMA:
 
 
 def resolve_mixed_precision(mode: str) -> str:
-    """``"auto"`` -> ``"bf16"`` on a GPU with bf16; on a CPU, ``"bf16"`` only where a bf16 matmul
-    measures at least ``CPU_BF16_MIN_SPEEDUP`` x faster than fp32 (AMX tiles, Sapphire Rapids and
-    later: several times faster; AVX512-BF16 without AMX is *slower* than fp32), else ``"no"``
+    """``"auto"`` -> ``"bf16"`` on a GPU with bf16; on a CPU, ``"bf16"`` only where the CPU has AMX
+    tiles and a bf16 matmul measures at least ``CPU_BF16_MIN_SPEEDUP`` x faster than fp32 (Sapphire
+    Rapids and later: several times faster; AVX512-BF16 without AMX runs the models' steps *slower*
+    than fp32, even where its large-matmul probe is faster), else ``"no"``
     (fp32). The CPU measurement runs once per process: a 256 x 256 matmul in each dtype first, and
     the 1024 x 1024 one (~0.1 s where bf16 has hardware) only if bf16 is not already far slower
     there (without any bf16 hardware, e.g. an AVX2-only CPU, bf16 runs at ~1 GFLOP/s and the large
@@ -264,7 +265,10 @@ def _cpu_auto_precision(threads: int) -> str:
         amx = bool(torch.cpu._is_amx_tile_supported())
     except AttributeError:  # older torch: no way to ask
         amx = None
-    choice = "bf16" if bf16 >= CPU_BF16_MIN_SPEEDUP * fp32 else "no"
+    # AVX512-BF16 without AMX (AMD Zen 4) wins the large probe (2.4x at 1024^3) yet runs the models' small
+    # matmuls and the casts around them slower than fp32 (the scenes recipe's step: 1.5 s vs 0.73 s): bf16 on a
+    # CPU needs AMX tiles too (an unknown answer is taken as none)
+    choice = "bf16" if bf16 >= CPU_BF16_MIN_SPEEDUP * fp32 and amx else "no"
     log.info("mixed_precision=auto on the CPU: %s (measured %d^3 matmul at %d threads: bf16 %.0f GFLOP/s vs fp32 "
              "%.0f GFLOP/s, %.2fx; bf16 needs >= %.1fx; AMX %s)", "bf16" if choice == "bf16" else "fp32",
              n, threads, bf16, fp32, bf16 / fp32, CPU_BF16_MIN_SPEEDUP,
