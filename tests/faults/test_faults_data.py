@@ -374,9 +374,9 @@ def test_data_check_stays_linear_in_bad_entries(tmp_path, capsys):
 
     lines = [{"file": f"missing/{i}.png", "caption": "gone"} for i in range(100_000)]
     _write_lines(tmp_path, _entries(tmp_path, 1) + lines)
-    t = time.perf_counter()
+    t = time.process_time()  # CPU time: the machine may be shared, and the wall clock says little then
     assert main(["data", "check", str(tmp_path), "--image-size", "32"]) == 1
-    seconds = time.perf_counter() - t
+    seconds = time.process_time() - t
     assert "100000 bad sample(s): 100001 entries checked" in capsys.readouterr().out
     assert seconds < 40, seconds
     report = BadSampleReport()  # counted once however often it is added, in constant time
@@ -438,7 +438,7 @@ def test_scene_options_are_checked_before_any_work(tmp_path, capsys, option, val
     from .test_faults_cli import _one_line_error as one_line_error
 
     args = {"--size": "32", "--count": "1", option: value}
-    t = time.perf_counter()
+    t = time.process_time()
     assert main(["data", "fetch", "scenes", "--root", str(tmp_path / "s"), *[x for kv in args.items() for x in kv]]) == 2
     one_line_error(capsys, needle)
-    assert time.perf_counter() - t < 5 and list(tmp_path.iterdir()) == []
+    assert time.process_time() - t < 5 and list(tmp_path.iterdir()) == []
