@@ -22,10 +22,9 @@ import sys
 from pathlib import Path
 
 import torch
+from common import timed  # benchmarks/common.py (a script's own folder is on sys.path)
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import timed  # noqa: E402
 
 
 def heldout_pool(data: Path, classes: list[str]) -> dict[int, list[str]]:

@@ -29,8 +29,6 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-
 COMPETITORS = {
     # one thread of dense fp32 matmuls (what another training job's thread looks like)
     "matmul": ("import os, time\nos.environ['OMP_NUM_THREADS'] = '1'\nimport torch\ntorch.set_num_threads(1)\n"
@@ -43,8 +41,8 @@ COMPETITORS = {
 
 def worker(args) -> None:
     """Child mode: time full training steps in this process; print one JSON line."""
-    sys.path.insert(0, str(HERE))
-    from bench_train import SyntheticTask, make_config  # noqa: E402  (imports textok before torch)
+    # a script's own folder (benchmarks/) is on sys.path; bench_train imports textok before torch
+    from bench_train import SyntheticTask, make_config
 
     import tempfile
 

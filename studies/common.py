@@ -1,15 +1,14 @@
 """What the study drivers share (studies/emoji32/reproduction.py, studies/scenes/run.py): the two arms' config
-overrides, the commit a score file records, an OS lock per run, committing score files and a worker's setup.
-
-studies/ is not a package: a driver puts this folder on sys.path and imports ``study_common`` (as the drivers
-put their own folder there to import each other). Not ``common``: benchmarks/common.py is imported under that
-name in the same test session, and the first one imported wins.
+overrides, the commit a score file records, an OS lock per run, committing score files, a worker's setup and the
+command line that starts one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -77,6 +76,18 @@ def commit_scores(path: Path, message: str, cwd: Path, tag: str) -> None:
                 return
         time.sleep(3 + 5 * attempt)
     print(f"[{tag}] could not commit {path}; the scores stay on disk", flush=True)
+
+
+def module_command(module: str, *args: str) -> list[str]:
+    """The command line that runs the study module ``module`` (``"studies.scenes.run"``) in a child process."""
+    return [sys.executable, "-m", module, *args]
+
+
+def child_env(**variables: str) -> dict[str, str]:
+    """This process's environment plus ``variables``, with the repository on ``PYTHONPATH``: a worker started by
+    ``module_command`` imports ``studies`` from any working directory (its relative paths keep their meaning)."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return dict(os.environ, **variables, PYTHONPATH=path)
 
 
 def worker_setup(threads: int) -> None:

@@ -15,7 +15,6 @@ from textok import TexTokConfig, TextEncoder
 from textok.metrics import InceptionFeatures, quantize
 
 REPO = Path(__file__).resolve().parents[1]
-STUDY = REPO / "studies" / "emoji32"  # the emoji reproduction study (not a package)
 
 
 @pytest.fixture(autouse=True)
@@ -37,24 +36,14 @@ def tiny_config():
 
 @pytest.fixture(scope="session")
 def ship_module(load_experiment):
-    """studies/emoji32/ship_checkpoints.py, loaded by path (studies/ is not a package)."""
+    """studies/emoji32/ship_checkpoints.py."""
     return load_experiment("ship_checkpoints")
 
 
 @pytest.fixture(scope="session")
 def load_experiment():
-    """``load_experiment(name)``: studies/emoji32/<name>.py imported as the module ``name`` (its folder on
-    sys.path, so that the drivers' imports of each other resolve)."""
-
-    def load(name: str):
-        sys.path.insert(0, str(STUDY))
-        spec = importlib.util.spec_from_file_location(name, STUDY / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while the class is built
-        spec.loader.exec_module(module)
-        return module
-
-    return load
+    """``load_experiment(name)``: the module ``studies.emoji32.<name>`` (the repository root is on sys.path)."""
+    return lambda name: importlib.import_module(f"studies.emoji32.{name}")
 
 
 @pytest.fixture

@@ -46,9 +46,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reproduction import commit  # noqa: E402
-from reproduction_generation import caption_pool, finished, latest_stage, sh  # noqa: E402
+from .reproduction import commit
+from .reproduction_generation import caption_pool, finished, latest_stage, sh
 
 OBJECTIVES = {  # DiT config overrides per objective (the rest: configs/dit_emoji32_class.yaml)
     "gaussian": [],

@@ -52,8 +52,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # studies/: what the drivers share
-from study_common import ArmRun, commit_scores, flock, git_commit, worker_setup  # noqa: E402
+from ..common import ArmRun, child_env, commit_scores, flock, git_commit, module_command, worker_setup
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "emoji32_textok_p8.yaml"
@@ -66,10 +65,9 @@ SPLITS = ("val", "val_unseen")  # the order each stage scores them (kept: the sc
 # What each split measures (../shared SPEC §3, "held-out means new"; `textok data check data/emoji` counts the
 # twins): `val` holds the other style (or a skin-tone sibling) of emoji seen in training, 640 of its 692 images
 # under a training image's very caption, so it tests *recall*; `val_unseen` holds emoji never seen in training,
-# the *new-emoji* test and the study's headline. One place for the labels: the report, the README's results
-# block and the demo read them from here, and every table and verdict reads the new-emoji split first.
-SPLIT_MEASURES = {"val_unseen": "new", "val": "recall"}
-SPLIT_LABELS = {"val_unseen": "new emoji (`val_unseen`)", "val": "recall (`val`)"}
+# the *new-emoji* test and the study's headline. The labels are the library's (textok.pretrained.EMOJI_SPLITS,
+# as studies.stats names them: the report, the README's results block and the demo agree), and every table and
+# verdict reads the new-emoji split first.
 SPLIT_ABOUT = {"val_unseen": "emoji never seen in training: the headline",
                "val": "other renderings of training emoji (the other style or a skin-tone sibling), mostly under a "
                       "training image's caption: a recall test, not new images"}
@@ -399,10 +397,10 @@ def schedule(args) -> None:
         while pending and len(running) + elsewhere < args.workers:
             _, s, run = pending.pop(0)
             log = work / "logs" / f"{run.name}_step{s:07d}.log"
-            env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
-            cmd = [sys.executable, __file__, "--job", run.name, "--steps", str(s), "--work", str(work),
-                   "--results", str(results), "--data", args.data, "--threads", str(args.threads),
-                   "--config", str(args.config)]
+            env = child_env(OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
+            cmd = module_command("studies.emoji32.reproduction", "--job", run.name, "--steps", str(s),
+                                 "--work", str(work), "--results", str(results), "--data", args.data,
+                                 "--threads", str(args.threads), "--config", str(args.config))
             proc = launch(cmd, log, env, f"{run.name} -> {s}")
             running[run.name] = (proc, s, time.time())
             print(f"[study] {time.strftime('%H:%M:%S')} start {run.name} -> {s} steps (log {log})", flush=True)

@@ -54,9 +54,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from npz_grid import sample_grid  # noqa: E402
-from reproduction import done_stages, stage_dir, study_runs  # noqa: E402
+from .npz_grid import sample_grid
+from .reproduction import done_stages, stage_dir, study_runs
 
 
 def sh(cmd: list[str], threads: int) -> None:

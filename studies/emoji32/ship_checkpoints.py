@@ -34,7 +34,6 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the study's convergence rule (reproduction.py)
 DEFAULT_RESULTS = REPO / "docs" / "results" / "reproduction" / "runs"
 FIRST_RECIPE = "emoji32_textok.yaml"  # the 4x4-patch recipe (its stage records name no config)
 DEFAULT_OUT_ROOT = REPO / "src" / "textok" / "pretrained"
@@ -75,7 +74,7 @@ def convergence(results: Path, run: str | None, steps: int | None) -> dict | Non
     """Whether the run had converged at ``steps`` by the study's rule (doubling moved val PSNR < 0.3 dB)."""
     if run is None or steps is None:
         return None
-    from reproduction import converged, done_stages
+    from .reproduction import converged, done_stages  # the study's convergence rule
 
     psnr = {s: next((r["psnr"] for r in rec["records"] if r["split"] == "val"), None)
             for s, rec in done_stages(results, run).items() if s <= steps}

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run as study  # noqa: E402
+from ..stats import fmt, mean_std, pm, welch_p
+from . import run as study
 
 PAGE = study.REPO / "docs" / "results" / "scenes.md"
 OUT = study.REPO / "docs" / "results" / "scenes"
@@ -50,21 +49,6 @@ def values(runs: dict[str, dict], steps: int, arm: str, n: int, split: str, metr
         if b and r["arm"] == arm and r["num_tokens"] == n and r.get("group") in groups and b.get(split, {}).get(metric) is not None:
             out.append(float(b[split][metric]))
     return out
-
-
-def welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
-    """Welch's t-test p-value, or None with fewer than 2 values per arm or no spread."""
-    if len(a) < 2 or len(b) < 2 or (statistics.pstdev(a) == 0 and statistics.pstdev(b) == 0):
-        return None
-    from scipy.stats import ttest_ind
-
-    return float(ttest_ind(list(a), list(b), equal_var=False).pvalue)
-
-
-def mean_std(xs: Sequence[float]) -> tuple[float | None, float | None]:
-    if not xs:
-        return None, None
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else None)
 
 
 def gain(metric: str, base: float | None, tex: float | None) -> float | None:
@@ -171,16 +155,6 @@ def probe_gap(runs: dict, steps: int) -> list[dict]:
             rows.append({"run": name, "train_psnr": b["train_probe"]["psnr"], "val_psnr": b["val"]["psnr"],
                          "gap": b["train_probe"]["psnr"] - b["val"]["psnr"]})
     return rows
-
-
-def fmt(x, digits=2, sign=False) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
-
-
-def pm(m, s, digits=2) -> str:
-    return fmt(m, digits) + (f" ± {fmt(s, digits)}" if s is not None else "")
 
 
 def views(budget: dict) -> float | None:

@@ -44,8 +44,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # studies/: what the drivers share
-from study_common import ArmRun, commit_scores, flock, git_commit, worker_setup  # noqa: E402
+from ..common import ArmRun, child_env, commit_scores, flock, git_commit, module_command, worker_setup
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "scenes32_textok.yaml"
@@ -399,11 +398,11 @@ def schedule(runs: list[Run], args) -> int:
             probe.close()
             log = work / "logs" / f"{run.name}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
-            cmd = ([sys.executable, __file__, "--job", run.name, "--steps", str(args.steps), "--work", str(work),
-                    "--results", str(results), "--data", args.data, "--config", str(args.config),
-                    "--device", args.device, "--eval-num", str(args.eval_num), "--rfid-splits", *args.rfid_splits]
-                   + [f"--override={o}" for o in args.override])
-            env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
+            cmd = module_command("studies.scenes.run", "--job", run.name, "--steps", str(args.steps),
+                                 "--work", str(work), "--results", str(results), "--data", args.data,
+                                 "--config", str(args.config), "--device", args.device, "--eval-num", str(args.eval_num),
+                                 "--rfid-splits", *args.rfid_splits, *[f"--override={o}" for o in args.override])
+            env = child_env(OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
             with open(log, "a") as f:
                 f.write(f"[scenes] {time.strftime('%Y-%m-%d %H:%M:%S')} start {' '.join(cmd)}\n")
                 f.flush()

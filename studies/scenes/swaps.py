@@ -31,8 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run as study  # noqa: E402  (studies/scenes/run.py: paths, runs, score files)
+from . import run as study  # studies/scenes/run.py: paths, runs, score files
 
 OUT = study.REPO / "docs" / "results" / "scenes"
 RUNS = ("textok-n1-s0", "textok-n4-s0", "baseline-n1-s0")

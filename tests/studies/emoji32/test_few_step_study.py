@@ -86,7 +86,7 @@ def test_gfid_spread_needs_two_seeds(fs):
 
 def test_a_run_is_finished_only_when_its_summary_says_so(tmp_path, fs):
     """An interrupted train-dit also leaves a model/ folder: the drivers read train_summary.json instead."""
-    from reproduction_generation import finished
+    from studies.emoji32.reproduction_generation import finished
 
     run = tmp_path / "dit"
     assert not finished(run, 100)

@@ -1,12 +1,9 @@
 """Fixtures of the scenes study's tests: its scripts imported as modules, a tiny scenes data set with caches."""
 
-import importlib.util
-import sys
-from pathlib import Path
+import importlib
 
 import pytest
 
-STUDY = Path(__file__).resolve().parents[3] / "studies" / "scenes"
 # A tiny TexTok for ~3-step runs: what is tested is the plumbing, not the numbers.
 TINY = ("model.width=32", "model.depth=1", "model.heads=2", "optim.batch_size=4", "schedule.warmup_steps=1",
         "checkpoint.every=2", "ema.decay=0.5")
@@ -14,17 +11,8 @@ TINY = ("model.width=32", "model.depth=1", "model.heads=2", "optim.batch_size=4"
 
 @pytest.fixture(scope="session")
 def scenes_study():
-    """``scenes_study(name)``: studies/scenes/<name>.py imported as the module ``scenes_<name>``."""
-
-    def load(name: str):
-        sys.path.insert(0, str(STUDY))
-        spec = importlib.util.spec_from_file_location(f"scenes_{name}", STUDY / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[f"scenes_{name}"] = module
-        spec.loader.exec_module(module)
-        return module
-
-    return load
+    """``scenes_study(name)``: the module ``studies.scenes.<name>``."""
+    return lambda name: importlib.import_module(f"studies.scenes.{name}")
 
 
 @pytest.fixture(scope="session")

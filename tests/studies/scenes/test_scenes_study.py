@@ -184,21 +184,24 @@ def test_report_statistics_over_seeds(tmp_path, scenes_study):
 @pytest.mark.slow
 def test_scheduler_two_workers(tmp_path, sr, tiny_scenes):
     """`--workers 2`: two runs as subprocesses side by side (one thread each), a score file each; rerunning
-    starts nothing."""
+    starts nothing. The driver runs as `python -m studies.scenes.run` from outside the repository, as do its
+    workers (``module_command``, ``child_env``)."""
     import subprocess
-    import sys
+
+    from studies.common import child_env, module_command
 
     work, results = tmp_path / "work", tmp_path / "results"
-    cmd = [sys.executable, str(sr.__file__), "--runs", "textok-n2-s0", "baseline-n2-s0", "--workers", "2",
-           "--steps", "2", "--work", str(work), "--results", str(results), "--data", str(tiny_scenes), "--poll", "0.5"]
-    cmd += [f"--override={o}" for o in TINY]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    cmd = module_command("studies.scenes.run", "--runs", "textok-n2-s0", "baseline-n2-s0", "--workers", "2",
+                         "--steps", "2", "--work", str(work), "--results", str(results), "--data", str(tiny_scenes),
+                         "--poll", "0.5", *[f"--override={o}" for o in TINY])
+    env = child_env()
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "estimate (prior" in r.stdout and r.stdout.count("[scenes]") >= 4
     for name in ("textok-n2-s0", "baseline-n2-s0"):
         rec = json.loads((results / f"{name}.json").read_text())
         assert list(rec["budgets"]) == ["2"] and rec["budgets"]["2"]["threads"] == 1
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
     assert again.returncode == 0 and " start " not in again.stdout
 
 
