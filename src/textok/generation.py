@@ -96,8 +96,9 @@ def check_compatible(dit: DiTConfig, diffusion: DiffusionConfig | None = None,
                              f"model.learn_sigma={dit.learn_sigma} (2d output channels iff the variance is learned)")
         meanflow = diffusion.objective == "meanflow"
         if meanflow != (dit.time_inputs == 2):
-            raise ValueError(f"diffusion.objective={diffusion.objective!r} needs model.time_inputs={2 if meanflow else 1} "
-                             f"(got {dit.time_inputs}): MeanFlow's DiT embeds t and t - r, the others only t")
+            raise ValueError(f"diffusion.objective={diffusion.objective!r} needs model.time_inputs="
+                             f"{2 if meanflow else 1} (got {dit.time_inputs}): MeanFlow's DiT embeds t and t - r, "
+                             "the others only t")
     if tokens is not None and tuple(tokens) != (dit.num_tokens, dit.token_dim):
         N, d = tokens
         raise ValueError(f"model.num_tokens/token_dim = {dit.num_tokens}/{dit.token_dim}, but {tokens_from} [{N}, {d}] "
@@ -146,6 +147,20 @@ def _legacy_locate(directory: Path, stored: str, absolute: str | None, what: str
             return path
     raise FileNotFoundError(f"{directory / GENERATION_NAME}: the {what} is not at " + " nor at ".join(map(str, tried))
                             + f"; put it back or edit '{what}' in {GENERATION_NAME}")
+
+
+def _load_legacy(directory: Path, config: GenerationConfig, legacy: dict, device):
+    """An old folder's parts: the DiT at its top, the tokenizer and the caption pool where its paths say (relative to
+    the folder, else absolute); -> (DiT, tokenizer, pool path or None, config naming the tokenizer found)."""
+    log.warning("%s: an old generation folder (its tokenizer at %s): it loads here, but moves only with that path; "
+                "Pipeline.from_pretrained(OLD).save_pretrained(NEW) writes a self-contained one",
+                directory, config.tokenizer)
+    dit = DiT.from_pretrained(directory, map_location=device)
+    tok_dir = _legacy_locate(directory, config.tokenizer, legacy.get("tokenizer_absolute"), "tokenizer", Path.is_dir)
+    tokenizer = CaptionedTokenizer.from_pretrained(tok_dir, device)
+    pool_path = _legacy_locate(directory, config.caption_pool, legacy.get("caption_pool_absolute"), "caption_pool",
+                               Path.is_file) if config.caption_pool else None
+    return dit, tokenizer, pool_path, dataclasses.replace(config, tokenizer=str(tok_dir))
 
 
 class Pipeline:
@@ -201,19 +216,8 @@ class Pipeline:
                 tok_ref = directory / tok_ref  # the folder's own (a missing one: the loader names it)
             tokenizer = CaptionedTokenizer.from_pretrained(tok_ref, device, revision=config.tokenizer_revision)
             pool_path = directory / config.caption_pool if config.caption_pool else None
-        else:  # the layout before self-contained folders: the DiT at the top, the tokenizer and pool by path
-            log.warning("%s: an old generation folder (its tokenizer at %s): it loads here, but moves only with "
-                        "that path; Pipeline.from_pretrained(OLD).save_pretrained(NEW) writes a self-contained one",
-                        directory, config.tokenizer)
-            dit = DiT.from_pretrained(directory, map_location=device)
-            tok_dir = _legacy_locate(directory, config.tokenizer, legacy.get("tokenizer_absolute"), "tokenizer",
-                                     Path.is_dir)
-            tokenizer = CaptionedTokenizer.from_pretrained(tok_dir, device)
-            config = dataclasses.replace(config, tokenizer=str(tok_dir))
-            pool_path = None
-            if config.caption_pool and caption_pool is None:
-                pool_path = _legacy_locate(directory, config.caption_pool, legacy.get("caption_pool_absolute"),
-                                           "caption_pool", Path.is_file)
+        else:
+            dit, tokenizer, pool_path, config = _load_legacy(directory, config, legacy, device)
         if caption_pool is not None:  # a pool given here replaces the folder's (which need not exist then)
             pool_path = Path(caption_pool).expanduser()
         pool = None
@@ -222,8 +226,7 @@ class Pipeline:
             pool = pool_by_label(load_caption_pool(pool_path), config.classes, pool_path)
             config = dataclasses.replace(config, caption_pool=str(pool_path))  # absolute in memory: which pool
         # the model alone: its captions go through this pipeline's encoders (text_data, text_encoder)
-        pipe = cls(dit, tokenizer.model, config, pool, text_encoder, text_data)
-        return pipe
+        return cls(dit, tokenizer.model, config, pool, text_encoder, text_data)
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write the self-contained folder: ``dit/``, ``tokenizer/`` (unless ``config.tokenizer`` names a Hub repo
@@ -232,7 +235,7 @@ class Pipeline:
         directory = Path(directory)
         self.dit.save_pretrained(directory / DIT_FOLDER)
         config = dataclasses.replace(self.config)
-        if not (is_repo_id(config.tokenizer) and not Path(config.tokenizer).is_absolute()):
+        if not is_repo_id(config.tokenizer):
             self.tokenizer.save_pretrained(directory / TOKENIZER_FOLDER)
             config.tokenizer, config.tokenizer_revision = TOKENIZER_FOLDER, None
         config.caption_pool = None
@@ -615,5 +618,6 @@ def sample_fid(checkpoint: str | os.PathLike | Pipeline, num: int, out: str | os
     return out
 
 
-__all__ = ["GenerationConfig", "Pipeline", "check_compatible", "CAPTION_CHOICES", "sample", "sample_fid", "SamplingSettings",
-           "SampleSettings", "FIDSamplingSettings", "fid_labels", "pool_by_label", "GENERATION_NAME", "HUB_PATTERNS"]
+__all__ = ["GenerationConfig", "Pipeline", "check_compatible", "CAPTION_CHOICES", "sample", "sample_fid",
+           "SamplingSettings", "SampleSettings", "FIDSamplingSettings", "fid_labels", "pool_by_label", "GENERATION_NAME",
+           "HUB_PATTERNS"]

@@ -27,7 +27,9 @@ def test_a_baseline_folder_given_as_checkpoint_is_labelled_baseline(checkpoints,
     monkeypatch.setattr(textok.app, "launch", lambda explorer, **kw: seen.update(explorer=explorer))
     assert main(["app", "--checkpoint", str(checkpoints["baseline-n2"]), "--port", "0"]) == 0
     explorer = seen["explorer"]
-    assert explorer.textok == {} and explorer.pair(2)["baseline"].name == "baseline-n2"
+    from textok.explore import display_name
+
+    assert explorer.textok == {} and display_name(explorer.pair(2)["baseline"]) == "baseline-n2"
     out = capsys.readouterr().out
     assert "baseline N=2 (baseline-n2" in out and "TexTok N=2" not in out
     assert "note: baseline-n2 was given as --checkpoint but its config has text_in='none'" in out
