@@ -4,7 +4,7 @@ and ``val`` (recall: other renderings of training emoji) splits.
     textok train-tokenizer --config configs/emoji64_textok.yaml --baseline --out runs/baseline
     textok train-tokenizer --config configs/emoji64_textok.yaml --out runs/textok          # no dropout
     textok train-tokenizer --config configs/emoji64_textok.yaml data.caption_dropout=0.1 --out runs/capdrop10
-    python studies/emoji32/caption_dropout.py baseline=runs/baseline/model \
+    python -m studies.emoji32.caption_dropout baseline=runs/baseline/model \
         textok=runs/textok/model textok_capdrop10=runs/capdrop10/model [--rfid]
 
 Scores every model with ``textok.metrics.evaluate_tokenizer`` (the library's protocol: same

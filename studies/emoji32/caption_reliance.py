@@ -11,9 +11,9 @@ best explains the image's tokens (``same-class-cycle``: what ``textok sample-fid
 does). If TexTok decoded with a caption of the class reconstructs worse than the baseline, a
 class-conditional generator on its tokens starts behind, however well it models them.
 
-    python studies/emoji32/caption_reliance.py --grid               # the shipped N = 4 pair, val and val_unseen
-    python studies/emoji32/caption_reliance.py --num 40 --out /tmp/cr.json --no-rfid     # smoke
-    python studies/emoji32/caption_reliance.py --baseline none --textok T --out docs/results/reproduction/caption_reliance_n1.json
+    python -m studies.emoji32.caption_reliance --grid               # the shipped N = 4 pair, val and val_unseen
+    python -m studies.emoji32.caption_reliance --num 40 --out /tmp/cr.json --no-rfid     # smoke
+    python -m studies.emoji32.caption_reliance --baseline none --textok T --out docs/results/reproduction/caption_reliance_n1.json
 
 Writes ``docs/results/reproduction/caption_reliance.json`` (one record per split x arm x decoding; written
 per split as it finishes: a rerun with the same tokenizers, --num and --no-rfid measures only the split x decodings
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds += time.time() - t
         order = {(s, d): i for i, (s, d) in enumerate((s, d) for s in SPLITS for d in DECODINGS)}
         records.sort(key=lambda r: order.get((r["split"], r["decode"]), len(order)))
-        command = "python studies/emoji32/caption_reliance.py" + ("" if args.num is None else f" --num {args.num}") + (
+        command = "python -m studies.emoji32.caption_reliance" + ("" if args.num is None else f" --num {args.num}") + (
             "" if args.out.resolve() == OUT.resolve() else
             f" --baseline {_rel(args.baseline) if args.baseline else 'none'} --textok {_rel(args.textok)} --out {_rel(args.out)}")
         out = {**settings, "pair": pair, "records": records,

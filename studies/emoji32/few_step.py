@@ -26,12 +26,12 @@ checkpoint). Scores: ``docs/results/generation/few_step/<objective>_<sampler>_<s
 ``--report`` writes the table into docs/results/generation.md and the plot
 docs/img/few_step_gfid_vs_time.png.
 
-    python studies/emoji32/few_step.py                       # everything, resumable
-    python studies/emoji32/few_step.py --time                # idle machine: time the samplers
-    python studies/emoji32/few_step.py --token-fd            # the token-space FD of every finished row (cheap)
-    python studies/emoji32/few_step.py --spread gaussian_ddpm_250 meanflow_meanflow_001   # gFID over seeds 2, 3
-    python studies/emoji32/few_step.py --report
-    python studies/emoji32/few_step.py --dit-steps 50 --num 64 --tune-num 32 --work /tmp/fs --results /tmp/fsr  # smoke
+    python -m studies.emoji32.few_step                       # everything, resumable
+    python -m studies.emoji32.few_step --time                # idle machine: time the samplers
+    python -m studies.emoji32.few_step --token-fd            # the token-space FD of every finished row (cheap)
+    python -m studies.emoji32.few_step --spread gaussian_ddpm_250 meanflow_meanflow_001   # gFID over seeds 2, 3
+    python -m studies.emoji32.few_step --report
+    python -m studies.emoji32.few_step --dit-steps 50 --num 64 --tune-num 32 --work /tmp/fs --results /tmp/fsr  # smoke
 """
 
 from __future__ import annotations

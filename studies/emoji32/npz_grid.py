@@ -1,7 +1,7 @@
 """Grid of ADM samples: one row per class, the first K samples of each (without labels: the first
 K x K samples, K per row).
 
-    python studies/emoji32/npz_grid.py samples.npz grid.png --per-class 8
+    python -m studies.emoji32.npz_grid samples.npz grid.png --per-class 8
 """
 import argparse
 from pathlib import Path

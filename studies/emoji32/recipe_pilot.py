@@ -6,8 +6,8 @@ split, uint8-rounded, the study's protocol without the Inception and LPIPS passe
 costs seconds) and the measured seconds per step. Used to choose the reproduction study's
 model size: compare the curve with the study's own run at equal steps and equal core-seconds.
 
-    python studies/emoji32/recipe_pilot.py --name patch8 --stages 1000 2000 4000 -- model.patch_size=8
-    python studies/emoji32/recipe_pilot.py --name w64 -- model.width=64 model.heads=2
+    python -m studies.emoji32.recipe_pilot --name patch8 --stages 1000 2000 4000 -- model.patch_size=8
+    python -m studies.emoji32.recipe_pilot --name w64 -- model.width=64 model.heads=2
 
 Writes ``docs/results/reproduction/pilots/<name>.json`` (``--results``; one record per stage; the
 reproduction report's "Choice of the recipe" table reads it); the run itself lives in

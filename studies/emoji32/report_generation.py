@@ -17,7 +17,7 @@ def generation_table(records: list[dict]) -> list[str]:
     """Both arms side by side per task, N, tokenizer budget and DiT budget (a DiT learning curve: one row
     per budget); the gFID gain as the paper states it."""
     if not records:
-        return ["Pending: it runs on converged tokenizers (`python studies/emoji32/reproduction_generation.py "
+        return ["Pending: it runs on converged tokenizers (`python -m studies.emoji32.reproduction_generation "
                 "--num-tokens 4`; its scores go to docs/results/reproduction/generation/)."]
     pools = resampled_table(records, "pool") + resampled_table(records, "cycle")
     # the held-out pool and a random draw from it everywhere else
@@ -129,7 +129,7 @@ def caption_reliance_table(data: dict, curves=(), first: bool = True, replicas: 
             if b:
                 cell[(split, "baseline", "own")] = b
         table1 = (f" TexTok and the baseline were both trained again on this machine ({data.get('cpu')}; the study's "
-                  f"recipe and seed, `python studies/emoji32/reproduction.py --job A-n{n}-s0 --steps {budget.group(1)}` for A = textok, baseline; see "
+                  f"recipe and seed, `python -m studies.emoji32.reproduction --job A-n{n}-s0 --steps {budget.group(1)}` for A = textok, baseline; see "
                   f"\"Trained again on another machine\"); the file was measured without the baseline (`--baseline "
                   f"none`), whose column is the baseline's own score file at that budget (`{again[0]['replicate']}`).")
     elif not any(r["arm"] == "baseline" for r in records):
@@ -141,7 +141,7 @@ def caption_reliance_table(data: dict, curves=(), first: bool = True, replicas: 
                 theirs += [f"{split_label(split)} rFID {fmt(r['rfid'], 1)}, PSNR {fmt(r['psnr'])} dB" for r in curves
                            if r["run"] == f"textok-n{n}-s0" and r["split"] == split and r["steps"] == b["steps"]]
                 table1 = (f" This TexTok was trained again on this machine (the study's recipe and seed, "
-                          f"`python studies/emoji32/reproduction.py --job textok-n{n}-s0 --steps {b['steps']}`; its stage "
+                          f"`python -m studies.emoji32.reproduction --job textok-n{n}-s0 --steps {b['steps']}`; its stage "
                           f"models had not been kept) and measured without the baseline (`--baseline none`): the "
                           f"baseline column is Table 1's `baseline-n{n}-s0` at {b['steps']} steps ({b.get('cpu') or '?'})")
         if table1:
@@ -164,7 +164,7 @@ def caption_reliance_table(data: dict, curves=(), first: bool = True, replicas: 
            "often shares words with the image's own; or one drawn at random, as the class-conditional pipeline's "
            "detokenizer draws from its pool; or, of up to 16 captions of the class, the one under which decoding "
            "and re-encoding moves the tokens least, as `--caption-choice cycle` picks) or with a caption of another "
-           f"class (`{data.get('command', 'python studies/emoji32/caption_reliance.py')}`, i.e. `textok eval-tokenizer "
+           f"class (`{data.get('command', 'python -m studies.emoji32.caption_reliance')}`, i.e. `textok eval-tokenizer "
            "--decode-captions same-class|same-class-random|same-class-cycle|other-class`; "
            f"{data.get('pair', 'the shipped N = 4 pair')}; "
            f"{data.get('cpu', '?')}, {data.get('threads', '?')} thread{'' if data.get('threads') == 1 else 's'}, "

@@ -366,7 +366,7 @@ def seeds_table(curves) -> list[str]:
 
 ARMS = ("baseline", "textok")
 LOWER_IS_BETTER = {"rfid": True, "lpips": True, "psnr": False, "ssim": False}
-COMMAND = "python studies/emoji32/reproduction_report.py"  # printed beside every generated number
+COMMAND = "python -m studies.emoji32.reproduction_report"  # printed beside every generated number
 
 
 def report_order(splits) -> list[str]:
@@ -741,7 +741,7 @@ def category_table(by_cat: dict) -> list[str]:
     """TexTok minus baseline PSNR per category and N, and what a wrong caption costs TexTok, per split."""
     pairs = by_cat.get("pairs", [])
     if not pairs:
-        return ["Pending: `python studies/emoji32/reproduction_report.py --grids` writes it from the stage models."]
+        return ["Pending: `python -m studies.emoji32.reproduction_report --grids` writes it from the stage models."]
     out = []
     for split in REPORT_SPLITS:
         head = " | ".join(f"N = {p['num_tokens']} ({p['steps']})" for p in pairs)

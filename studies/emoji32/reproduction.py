@@ -20,12 +20,12 @@ Idempotent and resumable: rerunning skips every stage whose score file exists an
 stopped training from its last checkpoint. Workers are subprocesses with one thread each (two
 on the 2-core machine), so timings are per core.
 
-    python studies/emoji32/reproduction.py --workers 2                  # run / resume the study
-    python studies/emoji32/reproduction.py --list                       # what is done, what is next
-    python studies/emoji32/reproduction.py --job textok-n8-s0 --steps 2000   # one stage (what a worker runs)
-    python studies/emoji32/reproduction.py --first textok-n4-s0 baseline-n4-s0   # these runs before the others
-    python studies/emoji32/reproduction.py --cooldown textok-n2-s0 4000 1000    # a wsd cool-down branch, scored
-    python studies/emoji32/reproduction.py --probe-train   # the training-set probe of stages scored without it
+    python -m studies.emoji32.reproduction --workers 2                  # run / resume the study
+    python -m studies.emoji32.reproduction --list                       # what is done, what is next
+    python -m studies.emoji32.reproduction --job textok-n8-s0 --steps 2000   # one stage (what a worker runs)
+    python -m studies.emoji32.reproduction --first textok-n4-s0 baseline-n4-s0   # these runs before the others
+    python -m studies.emoji32.reproduction --cooldown textok-n2-s0 4000 1000    # a wsd cool-down branch, scored
+    python -m studies.emoji32.reproduction --probe-train   # the training-set probe of stages scored without it
 
 Run it from a ``git worktree`` at a fixed commit, so that editing the repository does not change a
 running study. A scheduler may be restarted at any time: workers of the old one keep their runs

@@ -38,8 +38,8 @@ stage models) where ``--work`` does not hold the study's stage models.
 Scores: ``docs/results/reproduction/generation/<task>_<arm>_n<N>_tok<steps>_dit<steps>[_<tag>][_ditseed<S>][_seed<S>][_pooltrain][_cycle].json``; a
 sample grid per arm and task (of the longest-trained DiT): ``docs/img/reproduction_gen_<task>_<arm>_n<N>.png``.
 
-    python studies/emoji32/reproduction_generation.py --num-tokens 4 --dit-steps 4000,8000,16000
-    python studies/emoji32/reproduction_generation.py --num-tokens 4 --dit-steps 20,40 --num 40 --ref-num 100 \
+    python -m studies.emoji32.reproduction_generation --num-tokens 4 --dit-steps 4000,8000,16000
+    python -m studies.emoji32.reproduction_generation --num-tokens 4 --dit-steps 20,40 --num 40 --ref-num 100 \
         --work /tmp/smoke   # smoke
 """
 

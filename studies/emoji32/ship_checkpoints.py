@@ -15,7 +15,7 @@ config's ``text_in``, N its ``num_tokens``):
 - ``README.md``: what the model is and the data licences (Noto Emoji Apache-2.0, Twemoji
   CC-BY 4.0 with attribution, emoji-datasource metadata MIT).
 
-    python studies/emoji32/ship_checkpoints.py ~/textok-study/runs/textok-n4-s0/stages/step_0008000 \\
+    python -m studies.emoji32.ship_checkpoints ~/textok-study/runs/textok-n4-s0/stages/step_0008000 \\
         ~/textok-study/runs/baseline-n4-s0/stages/step_0008000
 
 ``textok demo`` re-scores a shipped pair (``textok.pretrained.find_pair``).

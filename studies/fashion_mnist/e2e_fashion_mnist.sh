@@ -8,7 +8,7 @@
 #   NUM_SAMPLES=10000 TEST_PER_CLASS=1000 bash studies/fashion_mnist/e2e_fashion_mnist.sh   # bigger FID sets
 #   TOK_STEPS=2000 DIT_STEPS=5000 DEVICE=cuda bash studies/fashion_mnist/e2e_fashion_mnist.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 TEXTOK=${TEXTOK:-.venv/bin/textok}
 DATA=${DATA:-data/fashion-mnist}
@@ -29,7 +29,7 @@ run() { echo "+ $*"; /usr/bin/time -f "  [%e s wall]" nice -n 10 "$@"; }
 run "$TEXTOK" embed-text --data "$DATA" --encoder minilm --max-tokens 16
 # Class-balanced subset: the class-tree loader lists images class by class, so "first N" would be
 # one class. Symlinks to the originals plus caption pools and the text cache.
-run .venv/bin/python studies/fashion_mnist/make_fmnist_subset.py "$DATA" "$OUT/fmnist-subset" \
+run .venv/bin/python -m studies.fashion_mnist.make_fmnist_subset "$DATA" "$OUT/fmnist-subset" \
     --train-per-class "$TRAIN_PER_CLASS" --test-per-class "$TEST_PER_CLASS"
 SUB="$OUT/fmnist-subset"
 
@@ -62,7 +62,7 @@ for kind in textok baseline; do
       data.cache="$OUT/lat_$kind" schedule.max_steps="$DIT_STEPS"
   run "$TEXTOK" sample-fid --checkpoint "$OUT/dit_$kind/model" --num "$NUM_SAMPLES" \
       --out "$OUT/samples_$kind.npz" --batch-size 100 --sampler "$SAMPLER" --steps "$STEPS" --cfg "$CFG" --seed 0 --device "$DEVICE"
-  run .venv/bin/python studies/emoji32/npz_grid.py "$OUT/samples_$kind.npz" "$OUT/grid_$kind.png" --per-class 8
+  run .venv/bin/python -m studies.emoji32.npz_grid "$OUT/samples_$kind.npz" "$OUT/grid_$kind.png" --per-class 8
   run "$TEXTOK" eval-generation --samples "$OUT/samples_$kind.npz" --ref "$OUT/fmnist_test_32.npz" \
       --out "$OUT/eval_$kind" --device "$DEVICE" --no-progress
 done

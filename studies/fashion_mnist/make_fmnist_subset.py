@@ -5,7 +5,7 @@ The class-tree loader lists images class by class, so "the first N images" of a 
 folder holding the first K images of every class per split (symlinks to the originals), plus the
 caption pools, the manifest's class order and the text-embedding cache.
 
-    python studies/fashion_mnist/make_fmnist_subset.py data/fashion-mnist runs/e2e_fmnist/fmnist-subset \
+    python -m studies.fashion_mnist.make_fmnist_subset data/fashion-mnist runs/e2e_fmnist/fmnist-subset \
         --train-per-class 1000 --test-per-class 100
 """
 import argparse

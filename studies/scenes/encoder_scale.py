@@ -6,7 +6,7 @@ captions (the full captions of ``--split``, at most ``--num``), the mean L2 norm
 mean over channels of each channel's standard deviation, and the mean absolute value. Writes ``--out`` (JSON) and
 prints a Markdown table.
 
-    python studies/scenes/encoder_scale.py --data data/scenes25k --out docs/results/scenes/encoder_scale.json
+    python -m studies.scenes.encoder_scale --data data/scenes25k --out docs/results/scenes/encoder_scale.json
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ Reads ``docs/results/scenes/runs/<run>.json`` (studies/scenes/run.py) and ``docs
 (studies/scenes/swaps.py). Every number on the page comes from those files; the findings at the top
 are computed from the same numbers (nothing typed by hand).
 
-    python studies/scenes/report.py                 # at the final budget of the main runs
-    python studies/scenes/report.py --steps 2500    # at another scored budget
+    python -m studies.scenes.report                 # at the final budget of the main runs
+    python -m studies.scenes.report --steps 2500    # at another scored budget
 """
 
 from __future__ import annotations
@@ -395,7 +395,7 @@ def render(summary: dict, plotted: bool, out_rel: str) -> str:
             L.append(f"| {name} | {r['steps']} | {r['num_images']} | {cells} |")
         L += ["", f"![swaps]({out_rel}/swaps.png)"]
     else:
-        L.append("Pending: `python studies/scenes/swaps.py`.")
+        L.append("Pending: `python -m studies.scenes.swaps`.")
     return "\n".join(L) + "\n"
 
 

@@ -25,11 +25,11 @@ training seconds; a budget already in it is skipped and a stopped training resum
 checkpoint (``--work``, outside the repository). ``--workers 2`` runs two runs side by side, each a
 subprocess with ``--threads`` (1) thread(s); an OS lock per run keeps a second scheduler off it.
 
-    python studies/scenes/run.py --prepare                 # fetch data/scenes + text caches (once)
-    python studies/scenes/run.py --list                    # runs, what is done, the time estimate
-    python studies/scenes/run.py --workers 2               # run / resume everything
-    python studies/scenes/run.py --runs 'textok-n1-*' baseline-n1-s0 --steps 2000
-    python studies/scenes/run.py --job textok-n1-s0        # one run, in this process (what a worker runs)
+    python -m studies.scenes.run --prepare                 # fetch data/scenes + text caches (once)
+    python -m studies.scenes.run --list                    # runs, what is done, the time estimate
+    python -m studies.scenes.run --workers 2               # run / resume everything
+    python -m studies.scenes.run --runs 'textok-n1-*' baseline-n1-s0 --steps 2000
+    python -m studies.scenes.run --job textok-n1-s0        # one run, in this process (what a worker runs)
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ its colour at the new cell and none left at the old one; the background of the e
 *exact* when, in addition, the other objects keep their colours. The baseline ignores captions: its
 rates are the detector's floor.
 
-    python studies/scenes/swaps.py                      # textok-n1-s0, textok-n4-s0, baseline-n1-s0 at their last budget
-    python studies/scenes/swaps.py --runs textok-n1-s0 --steps 2500 --num 100
+    python -m studies.scenes.swaps                      # textok-n1-s0, textok-n4-s0, baseline-n1-s0 at their last budget
+    python -m studies.scenes.swaps --runs textok-n1-s0 --steps 2500 --num 100
 
 Writes ``docs/results/scenes/swaps.json`` and ``docs/results/scenes/swaps.png`` (per tokenizer, rows: original,
 decoded with its caption, colour swap, position swap, background swap).
