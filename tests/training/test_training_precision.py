@@ -5,8 +5,8 @@ import logging
 import pytest
 import torch
 
-from textok.training import trainer as trainer_mod
-from textok.training.trainer import resolve_mixed_precision
+from textok.training import precision as trainer_mod
+from textok.training.precision import resolve_mixed_precision
 
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU rule")
 

@@ -14,6 +14,8 @@ group's own peak, the ``lr`` it was built with (``peak_lrs``).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 
@@ -150,9 +152,26 @@ def build_optimizer(model: nn.Module, o, lr: float | None = None):
     return opt
 
 
+def lr_at(step: int, base_lr: float, schedule) -> float:
+    """Learning rate of optimiser step ``step`` (0-based): linear warm-up, then cosine, constant, or
+    constant + a linear cool-down over the last ``cooldown_steps`` (wsd)."""
+    if schedule.warmup_steps and step < schedule.warmup_steps:
+        return base_lr * (step + 1) / schedule.warmup_steps
+    if schedule.decay == "constant":
+        return base_lr
+    if schedule.decay == "wsd":
+        left = schedule.max_steps - 1 - step  # cooldown_steps - 1 at the first cool-down step .. 0 at the last
+        if left >= schedule.cooldown_steps:
+            return base_lr
+        return base_lr * (schedule.min_lr_ratio + (1 - schedule.min_lr_ratio) * max(left, 0) / schedule.cooldown_steps)
+    t = (step - schedule.warmup_steps) / max(1, schedule.max_steps - schedule.warmup_steps)
+    t = min(max(t, 0.0), 1.0)
+    return base_lr * (schedule.min_lr_ratio + (1 - schedule.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
 def peak_lrs(opt) -> list[float]:
     """The learning rate of each parameter group as built (before any schedule ran)."""
     return [g["lr"] for g in opt.param_groups]
 
 
-__all__ = ["build_optimizer", "MultiOptimizer", "Muon", "hidden_matrices", "peak_lrs", "ns_dtype"]
+__all__ = ["lr_at", "build_optimizer", "MultiOptimizer", "Muon", "hidden_matrices", "peak_lrs", "ns_dtype"]

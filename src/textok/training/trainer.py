@@ -9,6 +9,11 @@ One optimiser step (``step`` counts optimiser steps from 0):
 3. if the task has a critic: the same for ``task.critic_loss`` on the same micro-batches and the
    generator's detached outputs, with its own optimiser.
 
+``Trainer.train_step`` reads as these steps: ``_generator_backward``, ``_generator_update``,
+``_critic_step``. What the loop uses lives beside it: the data order (``sampler``), the optimiser
+and the learning-rate schedule (``optim``), EMA (``ema``), precision and the machine's facts
+(``precision``), signal handling (``signals``), checkpoints (``checkpoint``).
+
 Global batch: ``optim.batch_size`` images per optimiser step over all processes and
 micro-batches; each process sees its own slice, picked by ``GlobalBatchSampler`` from a seeded
 permutation per epoch, so the data position is a function of the step and resume is exact.
@@ -23,17 +28,14 @@ Run it on one CPU (``textok train-tokenizer ...``), or ``accelerate launch [--mu
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import functools
 import logging
 import math
 import os
 import signal
-import threading
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -44,7 +46,11 @@ from ..io import FolderLock, check_finite, check_state_dict, load_state_dict, sa
 from ..errors import TextokError
 from . import checkpoint as ckpt
 from .config import RESUME_MAY_DIFFER
-from .optim import build_optimizer, peak_lrs
+from .ema import EMA, ema_decay
+from .optim import build_optimizer, lr_at, peak_lrs
+from .precision import cpu_name, resolve_mixed_precision
+from .sampler import GlobalBatchSampler, SeededItems, step_rng
+from .signals import StopRequests
 from .task import Task, unwrap
 
 log = logging.getLogger(__name__)
@@ -65,257 +71,6 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.signum, self.result = signum, result
         super().__init__(f"{signal.Signals(signum).name} at step {result.step}: saved checkpoint {result.checkpoint} "
                          f"and {result.model_dir}; continue with --resume")
-
-
-class _StopRequests:
-    """While active, SIGINT / SIGTERM ask the loop to stop after the current step (it then saves);
-    a second SIGINT aborts at once, unless it comes within ``REPEAT_WINDOW`` seconds of the first:
-    that is one interrupt delivered twice (``timeout`` signals its child and then the child's whole
-    process group; a terminal's Ctrl-C reaches every process of the group), not the user insisting.
-    Only the main thread may set signal handlers."""
-
-    #: seconds after the first signal within which a second SIGINT is the same interrupt
-    REPEAT_WINDOW = 2.0
-
-    def __init__(self):
-        self.signum: int | None = None
-        self._first: float | None = None
-        self._old: dict = {}
-
-    def _handle(self, signum, frame) -> None:
-        if self.signum is not None and signum == signal.SIGINT:
-            if time.monotonic() - self._first < self.REPEAT_WINDOW:
-                return  # the same interrupt again: keep going to the checkpoint
-            raise KeyboardInterrupt  # the second Ctrl-C: the user does not want to wait
-        if self.signum is None:
-            self.signum, self._first = signum, time.monotonic()
-            log.warning("%s: stopping after this step, saving a checkpoint and model/ (Ctrl-C again aborts)",
-                        signal.Signals(signum).name)
-
-    def __enter__(self) -> "_StopRequests":
-        if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGINT, signal.SIGTERM):
-                self._old[s] = signal.signal(s, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for s, handler in self._old.items():
-            signal.signal(s, handler)
-        self._old = {}
-
-
-def lr_at(step: int, base_lr: float, schedule) -> float:
-    """Learning rate of optimiser step ``step`` (0-based): linear warm-up, then cosine, constant, or
-    constant + a linear cool-down over the last ``cooldown_steps`` (wsd)."""
-    if schedule.warmup_steps and step < schedule.warmup_steps:
-        return base_lr * (step + 1) / schedule.warmup_steps
-    if schedule.decay == "constant":
-        return base_lr
-    if schedule.decay == "wsd":
-        left = schedule.max_steps - 1 - step  # cooldown_steps - 1 at the first cool-down step .. 0 at the last
-        if left >= schedule.cooldown_steps:
-            return base_lr
-        return base_lr * (schedule.min_lr_ratio + (1 - schedule.min_lr_ratio) * max(left, 0) / schedule.cooldown_steps)
-    t = (step - schedule.warmup_steps) / max(1, schedule.max_steps - schedule.warmup_steps)
-    t = min(max(t, 0.0), 1.0)
-    return base_lr * (schedule.min_lr_ratio + (1 - schedule.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
-
-
-class GlobalBatchSampler(torch.utils.data.Sampler):
-    """Yields this process's micro-batches (lists of indices) from optimiser step ``start_step`` on.
-
-    Epoch ``e`` is ``randperm(n)`` seeded by ``(seed, e)``; global batch ``s`` of the epoch is
-    ``perm[s*B : (s+1)*B]`` (the last partial batch is dropped), cut into ``accum`` chunks, each
-    cut into ``world`` slices: micro-batch ``a`` of rank ``r`` is part ``a * world + r``. Infinite.
-
-    ``lengths`` [n] and ``group`` > 0 (``data.group_by_length``): the epoch's kept indices
-    ``perm[:steps*B]`` are cut into windows of ``group * B``, each sorted by length (stably) and
-    cut into batches, and the epoch's batches are shuffled by the same seeded generator: each
-    batch holds samples of similar length, and an epoch still holds every kept sample once.
-    """
-
-    def __init__(self, n: int, global_batch: int, accum: int, world: int, rank: int, seed: int, start_step: int = 0,
-                 lengths: Sequence[int] | None = None, group: int = 0):
-        if global_batch % (accum * world):
-            raise ValueError(f"optim.batch_size={global_batch} must be divisible by grad_accum_steps x processes "
-                             f"= {accum} x {world}")
-        if n < global_batch:
-            raise ValueError(f"the training set has {n} images, fewer than one global batch (optim.batch_size={global_batch})")
-        self.n, self.B, self.accum, self.world, self.rank, self.seed = n, global_batch, accum, world, rank, seed
-        self.micro = global_batch // (accum * world)
-        self.steps_per_epoch = n // global_batch
-        self.start_step = start_step
-        self._perm: tuple[int, torch.Tensor] | None = None
-        if group and (lengths is None or len(lengths) != n):
-            raise ValueError(f"data.group_by_length={group} needs one length per sample ({n})")
-        self.lengths = torch.as_tensor(lengths, dtype=torch.long) if group else None
-        self.group = group
-
-    def position(self, step: int) -> tuple[int, int]:
-        """(epoch, global batch index within the epoch) of optimiser step ``step``."""
-        return divmod(step, self.steps_per_epoch)
-
-    def part_index(self, micro: int) -> int:
-        """Where micro-batch ``micro`` of this rank sits in the global batch (0 .. accum*world-1)."""
-        return micro * self.world + self.rank
-
-    def global_batch(self, step: int) -> list[int]:
-        epoch, index = self.position(step)
-        if self._perm is None or self._perm[0] != epoch:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            perm = torch.randperm(self.n, generator=g)
-            if self.group:
-                perm = self._grouped(perm[: self.steps_per_epoch * self.B], g)
-            self._perm = (epoch, perm)
-        return self._perm[1][index * self.B : (index + 1) * self.B].tolist()
-
-    def _grouped(self, kept: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        """``kept`` reordered into batches of similar length, the batches in a seeded random order."""
-        window = self.group * self.B
-        parts = []
-        for lo in range(0, len(kept), window):
-            chunk = kept[lo : lo + window]
-            parts.append(chunk[torch.sort(self.lengths[chunk], stable=True).indices])
-        batches = torch.cat(parts).view(-1, self.B)
-        return batches[torch.randperm(len(batches), generator=g)].reshape(-1)
-
-    def __iter__(self):
-        """Lists of ``(index, item_seed)``: the seed makes the item's augmentation a function of
-        (seed, step, slot), not of how many items a process has read since it started."""
-        step = self.start_step
-        while True:
-            batch = self.global_batch(step)
-            for a in range(self.accum):
-                p = self.part_index(a)
-                lo = p * self.micro
-                yield [(i, (self.seed * 1_000_003 + step) * 65_537 + lo + j)
-                       for j, i in enumerate(batch[lo : lo + self.micro])]
-            step += 1
-
-
-class SeededItems(torch.utils.data.Dataset):
-    """``dataset[(index, item_seed)]``: calls the data set's public ``reseed(item_seed)`` before
-    each item (data sets with random crops or caption draws have one, e.g.
-    ``textok.data.ImageCaptionDataset``; data sets without randomness need none). Reseeding per
-    item makes the data a pure function of the step, so a resumed run sees exactly the crops an
-    uninterrupted run would.
-    """
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-        inner = dataset
-        while isinstance(inner, torch.utils.data.Subset):
-            inner = inner.dataset
-        self.inner = inner if hasattr(inner, "reseed") else None
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, key):
-        index, seed = key
-        if self.inner is not None:
-            self.inner.reseed(seed)
-        return self.dataset[index]
-
-
-class EMA:
-    """Exponential moving average of a model's parameters (buffers are copied)."""
-
-    def __init__(self, model: nn.Module):
-        self.model = copy.deepcopy(unwrap(model)).eval().requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: nn.Module, decay: float) -> None:
-        model = unwrap(model)
-        ema_p = [p for p in self.model.parameters()]
-        cur_p = [p.detach() for p in model.parameters()]
-        torch._foreach_lerp_(ema_p, cur_p, 1.0 - decay)
-        for b_ema, b in zip(self.model.buffers(), model.buffers()):
-            b_ema.copy_(b)
-
-
-def resolve_mixed_precision(mode: str) -> str:
-    """``"auto"`` -> ``"bf16"`` on a GPU with bf16; on a CPU, ``"bf16"`` only where the CPU has AMX
-    tiles and a bf16 matmul measures at least ``CPU_BF16_MIN_SPEEDUP`` x faster than fp32 (Sapphire
-    Rapids and later: several times faster; AVX512-BF16 without AMX runs the models' steps *slower*
-    than fp32, even where its large-matmul probe is faster), else ``"no"``
-    (fp32). The CPU measurement runs once per process: a 256 x 256 matmul in each dtype first, and
-    the 1024 x 1024 one (~0.1 s where bf16 has hardware) only if bf16 is not already far slower
-    there (without any bf16 hardware, e.g. an AVX2-only CPU, bf16 runs at ~1 GFLOP/s and the large
-    measurement alone would take ~9 s). The choice and its reason are logged."""
-    if mode != "auto":
-        return mode
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "no"
-    return _cpu_auto_precision(torch.get_num_threads())
-
-
-CPU_BF16_MIN_SPEEDUP = 1.5  # bf16 rounds activations: only worth it when clearly faster
-CPU_BF16_PROBE_FLOOR = 0.5  # bf16 below this fraction of fp32 at 256^3: emulated, no need to measure more
-
-
-@functools.lru_cache(maxsize=None)
-def _cpu_auto_precision(threads: int) -> str:
-    n = 256
-    fp32, bf16 = cpu_matmul_gflops(n, reps=2)
-    if bf16 >= CPU_BF16_PROBE_FLOOR * fp32:  # could be fast: decide on the size the models' matmuls have
-        n = 1024
-        fp32, bf16 = cpu_matmul_gflops(n)
-    try:
-        amx = bool(torch.cpu._is_amx_tile_supported())
-    except AttributeError:  # older torch: no way to ask
-        amx = None
-    # AVX512-BF16 without AMX (AMD Zen 4) wins the large probe (2.4x at 1024^3) yet runs the models' small
-    # matmuls and the casts around them slower than fp32 (the scenes recipe's step: 1.5 s vs 0.73 s): bf16 on a
-    # CPU needs AMX tiles too (an unknown answer is taken as none)
-    choice = "bf16" if bf16 >= CPU_BF16_MIN_SPEEDUP * fp32 and amx else "no"
-    log.info("mixed_precision=auto on the CPU: %s (measured %d^3 matmul at %d threads: bf16 %.0f GFLOP/s vs fp32 "
-             "%.0f GFLOP/s, %.2fx; bf16 needs >= %.1fx; AMX %s)", "bf16" if choice == "bf16" else "fp32",
-             n, threads, bf16, fp32, bf16 / fp32, CPU_BF16_MIN_SPEEDUP,
-             {True: "present", False: "absent", None: "unknown"}[amx])
-    return choice
-
-
-def cpu_name() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), for benchmark and experiment records."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
-
-
-def cpu_matmul_gflops(n: int = 1024, reps: int = 3) -> tuple[float, float]:
-    """(fp32, bf16) GFLOP/s of an ``n x n`` matmul on this CPU: best of ``reps``, interleaved so a
-    neighbour's load hits both alike."""
-    a = torch.randn(n, n)
-    b = torch.randn(n, n)
-    pairs = {"fp32": (a, b), "bf16": (a.bfloat16(), b.bfloat16())}
-    best = {k: float("inf") for k in pairs}
-    for k, (x, y) in pairs.items():  # warm-up (oneDNN primitive creation)
-        torch.mm(x, y)
-    for _ in range(reps):
-        for k, (x, y) in pairs.items():
-            t0 = time.perf_counter()
-            torch.mm(x, y)
-            best[k] = min(best[k], time.perf_counter() - t0)
-    return tuple(2 * n**3 / best[k] / 1e9 for k in ("fp32", "bf16"))
-
-
-def ema_decay(cfg, updates: int) -> float:
-    return min(cfg.decay, (1 + updates) / (10 + updates)) if cfg.warmup else cfg.decay
-
-
-def step_rng(seed: int, step: int, part: int, device) -> torch.Generator:
-    """The generator a task uses for micro-batch ``part`` of step ``step``: same on 1 or N processes."""
-    g = torch.Generator(device=device)
-    g.manual_seed((seed * 1_000_003 + step) * 4099 + part)
-    return g
 
 
 def _to_device(batch: dict, device) -> dict:
@@ -411,7 +166,9 @@ class Trainer:
         self.seconds_complete = True
         self._segment_start: float | None = None  # perf_counter() when this process's training loop began
         self.resumed_from: Path | None = None
-        self._stop = _StopRequests()
+        self.sampler = None  # the data order (GlobalBatchSampler or a shard stream's), made by _loader
+        self._stream_state: dict | None = None  # a resumed shard stream's saved position
+        self._stop = StopRequests()
         # One process owns the run folder until train() ends: two runs into one --out would
         # overwrite each other's checkpoints and config.yaml.
         self._lock = FolderLock(self.out_dir) if self.is_main else None
@@ -505,18 +262,36 @@ class Trainer:
     # ---- one optimiser step ---------------------------------------------------------------
     def train_step(self, micro_batches: list[dict]) -> dict[str, float]:
         """Run one optimiser step on this process's micro-batches; returns averaged logs."""
-        cfg, step = self.config, self.step
-        A = len(micro_batches)
         logs: dict[str, float] = {}
-        self._set_lr(step)
+        self._set_lr(self.step)
+        auxes, bad, used = self._generator_backward(micro_batches, logs)
+        if not self._any_process(used > 0):  # no usable sample anywhere: nothing to learn from this step
+            self.opt.zero_grad(set_to_none=True)
+            logs.setdefault("loss", float("nan"))
+        else:
+            logs.setdefault("loss", 0.0)  # this process had only bad micro-batches; others had samples
+            bad = self._generator_update(bad, logs)
+            if self.critic is not None and not bad:
+                bad = self._critic_step(micro_batches, auxes, logs)
+            self._count_nonfinite(bad)
+        logs["lr"] = self.opt.param_groups[0]["lr"]
+        if "grad_norm" in logs:  # a step that updated (or tried to)
+            logs["nonfinite_total"] = float(self.nonfinite_total)
+        self.step += 1
+        return logs
+
+    def _generator_backward(self, micro_batches: list[dict], logs: dict) -> tuple[list, bool, int]:
+        """Forward and backward of the generator's loss over the micro-batches (gradients accumulate; DDP
+        syncs on the last). Returns each micro-batch's ``aux`` for the critic (None for an all-bad one),
+        whether a loss was not finite, and how many micro-batches had samples."""
+        cfg, step, A = self.config, self.step, len(micro_batches)
         self.model.train()
         for p in self.critic_params:  # the critic judges the generator here; it is not trained by it
             p.requires_grad_(False)
         auxes, bad, used = [], False, 0
         for a, batch in enumerate(micro_batches):
             rng = step_rng(cfg.seed, step, self.sampler.part_index(a), self.device)
-            sync = a == A - 1
-            with (self.acc.no_sync(self.model) if not sync and self.world > 1 else _null()):
+            with (self.acc.no_sync(self.model) if a < A - 1 and self.world > 1 else _null()):
                 if _empty(batch):
                     # every sample of this micro-batch was bad (skipped and counted): no loss, but every
                     # parameter still takes part in a backward pass, so DDP's gradient sync stays in step
@@ -533,65 +308,59 @@ class Trainer:
             logs["loss"] = logs.get("loss", 0.0) + float(res.loss.detach()) / A
         for p in self.critic_params:
             p.requires_grad_(True)
-        if not self._any_process(used > 0):  # no usable sample anywhere: nothing to learn from this step
-            self.opt.zero_grad(set_to_none=True)
-            logs.setdefault("loss", float("nan"))
-            logs["lr"] = self.opt.param_groups[0]["lr"]
-            self.step += 1
-            return logs
-        logs.setdefault("loss", 0.0)  # this process had only bad micro-batches; others had samples
+        return auxes, bad, used
+
+    def _generator_update(self, bad: bool, logs: dict) -> bool:
+        """Clip, then step the optimiser and the EMA unless any process saw a non-finite loss or norm
+        (then the gradients are dropped). Returns whether the step was bad."""
         norm = self._clip(self.model.parameters())
         bad = self._any_process(bad or not bool(torch.isfinite(norm).item()))
         logs["grad_norm"] = float(norm)
-        if bad:
-            self.opt.zero_grad(set_to_none=True)
-        else:
+        if not bad:
             self.opt.step()
-            self.opt.zero_grad(set_to_none=True)
-            if step % cfg.ema.every == 0:
-                self.ema.update(self.model, ema_decay(cfg.ema, self.ema_updates))
-                self.ema_updates += 1
+        self.opt.zero_grad(set_to_none=True)
+        if not bad and self.step % self.config.ema.every == 0:
+            self.ema.update(self.model, ema_decay(self.config.ema, self.ema_updates))
+            self.ema_updates += 1
+        return bad
 
-        if self.critic is not None and not bad:
-            self.critic.train()
-            critic_ran, critic_bad = False, False
-            for a, batch in enumerate(micro_batches):
-                if auxes[a] is None:  # a micro-batch of bad samples only
-                    continue
-                with self.acc.autocast():
-                    res = self.task.critic_loss(self.critic, batch, auxes[a], step)
-                if res is None:
-                    continue
-                critic_ran = True
-                (res.loss / A).backward()
-                critic_bad |= not bool(torch.isfinite(res.loss.detach()).item())
-                _accumulate(logs, res.logs, A)
-                logs["critic_loss"] = logs.get("critic_loss", 0.0) + float(res.loss.detach()) / A
-            if self._any_process(critic_ran):
-                for p in self.critic_params:
-                    if p.grad is None:
-                        p.grad = torch.zeros_like(p)
-                self._allreduce_mean([p.grad for p in self.critic_params])
-                cnorm = self._clip(self.critic_params)
-                critic_bad = self._any_process(critic_bad or not bool(torch.isfinite(cnorm).item()))
-                logs["critic_grad_norm"] = float(cnorm)
-                if critic_bad:
-                    bad = True
-                else:
-                    self.critic_opt.step()
-                    with torch.no_grad():
-                        self._allreduce_mean([b for b in self.critic.buffers() if b.is_floating_point()])
-                self.critic_opt.zero_grad(set_to_none=True)
+    def _critic_step(self, micro_batches: list[dict], auxes: list, logs: dict) -> bool:
+        """The critic's loss on the same micro-batches and the generator's detached outputs, its gradients
+        averaged over processes, clipped and stepped. Returns whether the step was bad."""
+        A, bad = len(micro_batches), False
+        self.critic.train()
+        ran = False
+        for a, batch in enumerate(micro_batches):
+            if auxes[a] is None:  # a micro-batch of bad samples only
+                continue
+            with self.acc.autocast():
+                res = self.task.critic_loss(self.critic, batch, auxes[a], self.step)
+            if res is None:
+                continue
+            ran = True
+            (res.loss / A).backward()
+            bad |= not bool(torch.isfinite(res.loss.detach()).item())
+            _accumulate(logs, res.logs, A)
+            logs["critic_loss"] = logs.get("critic_loss", 0.0) + float(res.loss.detach()) / A
+        if not self._any_process(ran):
+            return False
+        for p in self.critic_params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        self._allreduce_mean([p.grad for p in self.critic_params])
+        norm = self._clip(self.critic_params)
+        bad = self._any_process(bad or not bool(torch.isfinite(norm).item()))
+        logs["critic_grad_norm"] = float(norm)
+        if not bad:
+            self.critic_opt.step()
+            with torch.no_grad():
+                self._allreduce_mean([b for b in self.critic.buffers() if b.is_floating_point()])
+        self.critic_opt.zero_grad(set_to_none=True)
+        return bad
 
-        if bad:
-            self.nonfinite_total += 1
-            self.nonfinite_in_a_row += 1
-        else:
-            self.nonfinite_in_a_row = 0
-        logs["lr"] = self.opt.param_groups[0]["lr"]
-        logs["nonfinite_total"] = float(self.nonfinite_total)
-        self.step += 1
-        return logs
+    def _count_nonfinite(self, bad: bool) -> None:
+        self.nonfinite_total += bad
+        self.nonfinite_in_a_row = self.nonfinite_in_a_row + 1 if bad else 0
 
     # ---- the loop ------------------------------------------------------------------------
     def _loader(self, dataset):
@@ -603,7 +372,7 @@ class Trainer:
             self.sampler, loader = stream_loader(
                 dataset, global_batch=o.batch_size, accum=o.grad_accum_steps, world=self.world, rank=self.rank,
                 seed=self.config.seed, step=self.step, num_workers=data.num_workers, collate_fn=self.task.collate,
-                pin_memory=self.device.type == "cuda", saved=getattr(self, "_stream_state", None),
+                pin_memory=self.device.type == "cuda", saved=self._stream_state,
                 reshard=getattr(data, "reshard_on_resume", False), resumed=self.resumed_from is not None)
             return loader
         group = getattr(getattr(self.config, "data", None), "group_by_length", 0)
@@ -776,8 +545,8 @@ class Trainer:
             if self.critic is not None:
                 save_state_dict(ckpt.trainable_state_dict(self.critic), tmp / "critic.safetensors")
                 ckpt.save_object(tmp / "critic_optimizer", self.critic_opt.state_dict())
-            epoch, index = self.sampler.position(self.step) if hasattr(self, "sampler") else (0, 0)
-            stream = {"stream": self.sampler.state(self.step)} if hasattr(getattr(self, "sampler", None), "state") else {}
+            epoch, index = self.sampler.position(self.step) if self.sampler is not None else (0, 0)
+            stream = {"stream": self.sampler.state(self.step)} if hasattr(self.sampler, "state") else {}
             write_json_atomic(tmp / ckpt.STATE_NAME, {
                 "format": 1, "step": self.step, "epoch": epoch, "index_in_epoch": index,
                 "nonfinite_total": self.nonfinite_total, "nonfinite_in_a_row": self.nonfinite_in_a_row,
