@@ -195,11 +195,11 @@ def test_a_signal_delivered_twice_at_once_is_one_interrupt(train_root, tmp_path,
 
 
 def test_stop_requests_tell_a_repeat_from_a_second_ctrl_c(monkeypatch):
-    from textok.training import trainer as trainer_module
+    from textok.training import signals
 
     now = [100.0]
-    monkeypatch.setattr(trainer_module.time, "monotonic", lambda: now[0])
-    stop = trainer_module._StopRequests()
+    monkeypatch.setattr(signals.time, "monotonic", lambda: now[0])
+    stop = signals.StopRequests()
     stop._handle(signal.SIGINT, None)
     now[0] += 0.5
     stop._handle(signal.SIGINT, None)  # the same interrupt again: no abort
