@@ -140,7 +140,7 @@ def frame_note(image: Image.Image) -> str:
 # --------------------------------------------------------------------------------------------
 
 def arm(tokenizer: CaptionedTokenizer) -> str:
-    """"TexTok" (reads a caption) or "baseline" (``text_in == "none"`` in its config)."""
+    """``"TexTok"`` (reads a caption) or ``"baseline"`` (``text_in == "none"`` in its config)."""
     return "TexTok" if tokenizer.uses_text else "baseline"
 
 
