@@ -76,8 +76,9 @@ class MultiOptimizer:
 
 class Muon(torch.optim.Muon):
     """``torch.optim.Muon`` whose Newton-Schulz iteration runs in ``ns_dtype``: torch's runs it in
-    bfloat16, right on a GPU, but a CPU without AMX computes bfloat16 matmuls several times slower
-    than float32 (measured: 1.9 s vs 0.1 s per step of the scenes recipe on an AMD EPYC). The
+    bfloat16, right on a GPU, but a CPU without AMX computes these small bfloat16 matmuls many times
+    slower than float32 (the scenes recipe's step took ~20x longer on an AMD EPYC in an ad-hoc
+    profile). The
     update is otherwise torch's: Nesterov momentum, orthogonalised, scaled by ``adjust_lr_fn``."""
 
     def __init__(self, params, ns_dtype: torch.dtype = torch.bfloat16, **kwargs):

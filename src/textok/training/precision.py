@@ -44,7 +44,7 @@ def _cpu_auto_precision(threads: int) -> str:
     except AttributeError:  # older torch: no way to ask
         amx = None
     # AVX512-BF16 without AMX (AMD Zen 4) wins the large probe (2.4x at 1024^3) yet runs the models' small
-    # matmuls and the casts around them slower than fp32 (the scenes recipe's step: 1.5 s vs 0.73 s): bf16 on a
+    # matmuls and the casts around them slower than fp32 (the scenes recipe's step 1.7x slower: docs/results/speedrun.md): bf16 on a
     # CPU needs AMX tiles too (an unknown answer is taken as none)
     choice = "bf16" if bf16 >= CPU_BF16_MIN_SPEEDUP * fp32 and amx else "no"
     log.info("mixed_precision=auto on the CPU: %s (measured %d^3 matmul at %d threads: bf16 %.0f GFLOP/s vs fp32 "
