@@ -89,13 +89,17 @@ def render(data: dict) -> str:
             "--seeds 3 --json` (later records; overrides as listed)."]
     if data.get("targets"):
         out += ["", "## Other targets", "", "T2: the no-text baseline at N = 8 to 27 dB (the compression question); T3: TexTok "
-                "N = 1 to 32 dB (or the best PSNR by `--max-seconds`).", ""] + rows(data["targets"], header.format(what="run"))
+                "N = 1 to 32 dB (or the best PSNR by `--max-seconds`). Commands: `python benchmarks/speedrun_scenes.py --recipe "
+                "configs/scenes32_fast.yaml --arm baseline --num-tokens 8 --max-seconds 300 --check-every 25 --json` and "
+                "`... --target-psnr 32 --max-seconds 300 --check-every 25 --json`.", ""] + rows(data["targets"], header.format(what="run"))
     trials = data.get("trials", [])
     if trials:
         out += ["", "## Levers: val PSNR after a fixed training time (one seed each)", "",
                 "Each row is one `speedrun_scenes.py` run with the overrides shown (`--max-seconds`, one seed); the "
-                "PSNR is the last scored (every 25 steps) by that many seconds of training. One seed: differences "
-                "under ~0.5 dB are within run-to-run noise.", "",
+                "PSNR is the last scored (every 25 steps) by that many seconds of training. Rows named \"fast recipe\" ran "
+                "`--recipe configs/scenes32_fast.yaml`, the others the default (the study's) recipe: `python "
+                "benchmarks/speedrun_scenes.py --max-seconds 150 --check-every 25 --json [--recipe ...] OVERRIDES`. "
+                "One seed: differences under ~0.5 dB are within run-to-run noise.", "",
                 "| lever | overrides | s/step | " + " | ".join(f"PSNR @ {t} s" for t in AT_SECONDS) + " |",
                 "|---|---|---|" + "---|" * len(AT_SECONDS)]
         for t in trials:
