@@ -31,7 +31,7 @@ from ..latents import LatentCache, cache_meta, collate_latents
 from ..models.dit import DIT_PRESETS, DiT, DiTConfig
 from ..models.textok import TexTok
 from .config import EMAConfig, OptimConfig, ScheduleConfig, TrainerConfig, build_config, load_config
-from .task import StepResult, unwrap
+from .task import StepResult, index_loader, unwrap
 from .trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -178,6 +178,9 @@ class DiTTask:
 
     def collate(self, items: list[dict]) -> dict:
         return collate_latents(items)
+
+    def loader(self, dataset, sampler, device: torch.device):
+        return index_loader(dataset, sampler, self.collate, self.config.data.num_workers, self.config.seed, device)
 
     def preview_batch(self, n: int) -> dict | None:
         m = self.config.model

@@ -20,6 +20,10 @@ is, and what the losses are. A task implements:
     ``textok.data.stream.ShardStream`` (WebDataset shards, streamed as a function of the step,
     also exact), and a fixed batch for the preview grids. ``collate(items) -> dict`` turns items into a batch; tensors
     in the batch are moved to the device by the Trainer.
+``loader(dataset, sampler, device) -> iterable of batches``
+    The batches of a map-style dataset in the order the Trainer's ``sampler`` gives (lists of
+    ``(index, item_seed)``; the order is the Trainer's, so resume stays exact): ``index_loader``
+    does it for both tasks (by indexing for an in-memory data set, else a ``DataLoader``).
 ``generator_loss(model, batch, step, rng) -> StepResult``
     Forward one micro-batch through ``model`` (possibly DDP-wrapped; ``unwrap(model)`` gives
     the module) and return the loss to minimise, float logs and ``aux`` handed to the critic.
@@ -72,12 +76,30 @@ class Task(Protocol):
     def build_critic(self) -> nn.Module | None: ...
     def setup(self, device: torch.device) -> None: ...
     def train_dataset(self) -> torch.utils.data.Dataset: ...
+    def loader(self, dataset, sampler, device: torch.device): ...
     def preview_batch(self, n: int) -> dict | None: ...
     def collate(self, items: list[dict]) -> dict: ...
     def generator_loss(self, model: nn.Module, batch: dict, step: int, rng: torch.Generator) -> StepResult: ...
     def critic_loss(self, critic: nn.Module, batch: dict, aux: Any, step: int) -> StepResult | None: ...
     def preview(self, model: nn.Module, batch: dict) -> tuple[torch.Tensor, int]: ...
     def save_model(self, model: nn.Module, directory) -> None: ...
+
+
+def index_loader(dataset, sampler, collate, num_workers: int, seed: int, device: torch.device):
+    """Batches of a map-style ``dataset`` in ``sampler``'s order (lists of ``(index, item_seed)``): an
+    in-memory data set (``textok.data.InMemoryDataset``) is batched by indexing, without workers; any other
+    is read by a ``DataLoader`` whose items are reseeded per item (``SeededItems``), so a resumed run
+    sees the augmentations an uninterrupted one would."""
+    if hasattr(dataset, "batch"):
+        return (dataset.batch([i for i, _ in micro]) for micro in sampler)
+    from ..data.stream import ignore_interrupts
+    from .sampler import SeededItems
+
+    # own generator: worker seeds must not consume the global RNG (that would break exact resume)
+    return torch.utils.data.DataLoader(
+        SeededItems(dataset), batch_sampler=sampler, collate_fn=collate, num_workers=num_workers,
+        generator=torch.Generator().manual_seed(seed), pin_memory=device.type == "cuda",
+        worker_init_fn=ignore_interrupts if num_workers else None)
 
 
 def sample_captions(dataset) -> list[str | None]:
@@ -139,6 +161,9 @@ class TokenizerTask:
         if c.data.in_memory:
             ds = InMemoryDataset(ds, progress=c.logging.progress, where=f"{c.data.root} [{c.data.train_split}]")
         return ds
+
+    def loader(self, dataset, sampler, device: torch.device):
+        return index_loader(dataset, sampler, self.collate, self.config.data.num_workers, self.config.seed, device)
 
     def sample_lengths(self, dataset) -> list[int] | None:
         """Text tokens of each training sample's caption (``data.group_by_length`` groups batches by it);
@@ -202,4 +227,4 @@ class TokenizerTask:
         unwrap(model).save_pretrained(directory)
 
 
-__all__ = ["Task", "TokenizerTask", "StepResult", "unwrap", "open_split"]
+__all__ = ["Task", "TokenizerTask", "StepResult", "unwrap", "open_split", "index_loader"]

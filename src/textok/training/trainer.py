@@ -49,7 +49,7 @@ from .config import RESUME_MAY_DIFFER
 from .ema import EMA, ema_decay
 from .optim import build_optimizer, lr_at, peak_lrs
 from .precision import cpu_name, resolve_mixed_precision
-from .sampler import GlobalBatchSampler, SeededItems, step_rng
+from .sampler import GlobalBatchSampler, step_rng
 from .signals import StopRequests
 from .task import Task, unwrap
 
@@ -382,16 +382,7 @@ class Trainer:
             group = 0
         self.sampler = GlobalBatchSampler(len(dataset), o.batch_size, o.grad_accum_steps, self.world, self.rank,
                                           self.config.seed, start_step=self.step, lengths=lengths, group=group)
-        if hasattr(dataset, "batch"):  # in memory (textok.data.InMemoryDataset): a batch is an index, no workers
-            return (dataset.batch([i for i, _ in micro]) for micro in self.sampler)
-        nw = getattr(getattr(self.config, "data", None), "num_workers", 0)
-        # own generator: worker seeds must not consume the global RNG (that would break exact resume)
-        from ..data.stream import ignore_interrupts
-
-        return torch.utils.data.DataLoader(
-            SeededItems(dataset), batch_sampler=self.sampler, collate_fn=self.task.collate, num_workers=nw,
-            generator=torch.Generator().manual_seed(self.config.seed), pin_memory=self.device.type == "cuda",
-            worker_init_fn=ignore_interrupts if nw else None)
+        return self.task.loader(dataset, self.sampler, self.device)
 
     def train(self) -> TrainResult:
         """Train to ``schedule.max_steps``. SIGINT / SIGTERM stop after the current step, save the
