@@ -88,10 +88,11 @@ def render(data: dict) -> str:
             "`configs/scenes32_textok.yaml`); `python benchmarks/speedrun_scenes.py --recipe configs/scenes32_fast.yaml "
             "--seeds 3 --json` (later records; overrides as listed)."]
     if data.get("targets"):
-        out += ["", "## Other targets", "", "T2: the no-text baseline at N = 8 to 27 dB (the compression question); T3: TexTok "
+        out += ["", "## Other runs", "", "T2: the no-text baseline at N = 8 to 27 dB (the compression question); T3: TexTok "
                 "N = 1 to 32 dB (or the best PSNR by `--max-seconds`). Commands: `python benchmarks/speedrun_scenes.py --recipe "
                 "configs/scenes32_fast.yaml --arm baseline --num-tokens 8 --max-seconds 300 --check-every 25 --json` and "
-                "`... --target-psnr 32 --max-seconds 300 --check-every 25 --json`.", ""] + rows(data["targets"], header.format(what="run"))
+                "`... --target-psnr 32 --max-seconds 300 --check-every 25 --json`. A run that is faster than the last record by "
+                "less than that record's seeds' spread is listed here, not as a record.", ""] + rows(data["targets"], header.format(what="run"))
     trials = data.get("trials", [])
     if trials:
         out += ["", "## Levers: val PSNR after a fixed training time (one seed each)", "",
@@ -125,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--add", type=Path, help="a record: speedrun_scenes.py --json output")
     p.add_argument("--levers", nargs="*", default=[])
     p.add_argument("--machine", default="idle", help="idle, or what else ran")
-    p.add_argument("--target", action="store_true", help="--add a run towards another target (not a record)")
+    p.add_argument("--target", action="store_true", help="--add a run that is not a record (another target, or not "
+                   "faster than the last record by more than its seeds' spread)")
     p.add_argument("--add-trial", type=Path, help="an ablation run: speedrun_scenes.py --json output")
     p.add_argument("--lever", help="the ablation run's name")
     p.add_argument("--add-steps", type=Path, help="bench_levers.py --json output")
