@@ -46,42 +46,41 @@ class InMemoryDataset(torch.utils.data.Dataset):
             raise ValueError(f"{where}: data.in_memory needs items that are the same at every read (train=False: no "
                              f"random crops, flips or caption draws)")
         n = len(dataset)
-        first = next((dataset[i] for i in range(n) if dataset[i] is not None), None)
-        if first is None:
-            raise ValueError(f"{where}: no usable sample to hold in memory")
-        shape = tuple(first["image"].shape)
-        need, have = n * first["image"].numel(), _machine_bytes()
-        if have is not None and need > MAX_MEMORY_FRACTION * have:
-            raise ValueError(f"{where}: {n} images of {shape} need {need / 2**30:.1f} GiB as uint8, more than "
-                             f"{MAX_MEMORY_FRACTION:.0%} of this machine's {have / 2**30:.1f} GiB; set data.in_memory=false")
         self.source = dataset
         self.report = getattr(dataset, "report", None)
-        images = torch.zeros((n, *shape), dtype=torch.uint8)
-        exact = True
         self.valid = torch.zeros(n, dtype=torch.bool)
         self.captions: list[str | None] = [None] * n
         self.labels = torch.full((n,), -1, dtype=torch.long)
         self.keys: list[str | None] = [None] * n
-        floats = None
+        images, floats, exact = None, None, True
         for i in tqdm(range(n), desc="in memory", unit="img", disable=not progress, leave=False):
-            item = dataset[i]
+            item = dataset[i]  # each item read once: a bad one is counted once in the source's report
             if item is None:
                 continue
             x = item["image"]
-            if tuple(x.shape) != shape:
+            if images is None:  # the first usable item sets the shape; the whole split must fit
+                shape = tuple(x.shape)
+                need, have = n * x.numel(), _machine_bytes()
+                if have is not None and need > MAX_MEMORY_FRACTION * have:
+                    raise ValueError(f"{where}: {n} images of {shape} need {need / 2**30:.1f} GiB as uint8, more than "
+                                     f"{MAX_MEMORY_FRACTION:.0%} of this machine's {have / 2**30:.1f} GiB; set "
+                                     f"data.in_memory=false")
+                images = torch.zeros((n, *shape), dtype=torch.uint8)
+            elif tuple(x.shape) != shape:
                 raise ValueError(f"{where}: item {item['key']!r} has shape {tuple(x.shape)}, the first had {shape}")
             u8 = ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
             if exact and not torch.equal(u8.float() / 127.5 - 1, x):
                 # not a uint8 image exactly (resampled, 16-bit): keep float32 so batches stay identical
                 exact = False
-                floats = images[:i].float() / 127.5 - 1
-                floats = torch.cat([floats, torch.zeros((n - i, *shape))])
+                floats = torch.cat([images[:i].float() / 127.5 - 1, torch.zeros((n - i, *shape))])
             if exact:
                 images[i] = u8
             else:
                 floats[i] = x
             self.valid[i] = True
             self.captions[i], self.labels[i], self.keys[i] = item["caption"], item["label"], item["key"]
+        if images is None:
+            raise ValueError(f"{where}: no usable sample to hold in memory")
         self.images = images if exact else floats
         log.info("%s: %d images in memory (%s, %.0f MB), %d bad", where, int(self.valid.sum()),
                  "uint8" if exact else "float32", self.images.numel() * self.images.element_size() / 1e6,
