@@ -39,35 +39,20 @@ FACTORS = ("colour", "position", "background")
 ALPHA = 0.5  # an object is "there" when the detector's mixing weight exceeds this
 
 
-def phrase(o: dict) -> str:
-    return f"a {o['size']} {o['colour']} {o['shape']} at {o['position']}"
-
-
 def swaps(entry: dict, index: int) -> dict[str, dict]:
-    """The swapped captions of one ``captions.jsonl`` entry: factor -> ``{"caption", "object", "new"}``."""
+    """The swapped captions of one ``captions.jsonl`` entry: factor -> ``{"caption", "object", "new"}``
+    (``textok.data.scenes.swap_scene`` with ``index``: the object changed cycles through the scenes' objects)."""
     from textok.data import scenes
 
-    objs, caption = entry["objects"], entry["caption"]
-    j = index % len(objs)  # which object is changed: cycles through the objects of the scenes
-    o = objs[j]
-    colours, backgrounds = list(scenes.COLOURS), list(scenes.BACKGROUNDS)
-    new_colour = colours[(colours.index(o["colour"]) + 3) % len(colours)]
-    taken = {p["cell"] for p in objs}
-    free = [c for c in range(9) if c not in taken]
-    new_cell = 8 - o["cell"] if (8 - o["cell"]) in free else max(free, key=lambda c: abs(c // 3 - o["cell"] // 3)
-                                                                 + abs(c % 3 - o["cell"] % 3))
-    new_bg = backgrounds[(backgrounds.index(entry["background"]) + 1) % len(backgrounds)]
-    out = {
-        "colour": dict(caption=caption.replace(phrase(o), phrase(dict(o, colour=new_colour)), 1), object=j,
-                       new=new_colour),
-        "position": dict(caption=caption.replace(phrase(o), phrase(dict(o, position=scenes.POSITIONS[new_cell])), 1),
-                         object=j, new=new_cell),
-        "background": dict(caption=caption.replace(f"on a {entry['background']} background",
-                                                   f"on a {new_bg} background"), object=None, new=new_bg),
-    }
-    for factor, s in out.items():
-        if s["caption"] == caption:
-            raise ValueError(f"{entry['file']}: the {factor} swap did not change the caption {caption!r}")
+    out = {}
+    for factor in FACTORS:
+        new_scene, _ = scenes.swap_scene(entry, factor, index)
+        if factor == "background":
+            out[factor] = {"object": None, "new": new_scene["background"]}
+        else:  # the edited object keeps its place in the list
+            j = next(j for j, (a, b) in enumerate(zip(entry["objects"], new_scene["objects"])) if a != b)
+            out[factor] = {"object": j, "new": new_scene["objects"][j]["colour" if factor == "colour" else "cell"]}
+        out[factor]["caption"] = scenes.scene_captions(new_scene)["full"]
     return out
 
 

@@ -3,6 +3,7 @@ splits disjoint, held-out colour-shape pairs never in training, and the CLI fetc
 
 import hashlib
 import json
+import re
 
 import numpy as np
 import pytest
@@ -129,3 +130,76 @@ def test_cli_fetch_and_caption_variants(tmp_path, capsys):
     assert (root / "captions.jsonl").stat().st_mtime_ns == stamp
     with pytest.raises(ValueError, match="--limit"):
         fetch("scenes", tmp_path / "x", limit=3)
+
+
+def test_parse_caption_inverts_the_full_caption():
+    """caption -> scene -> caption over many sampled scenes (train and compositional); offsets read as 0."""
+    rng = np.random.default_rng(17)
+    for i in range(500):
+        scene = scenes.sample_scene(rng, 32, compositional=i % 5 == 0)
+        caption = scenes.scene_captions(scene)["full"]
+        parsed = scenes.parse_caption(caption)
+        assert scenes.scene_captions(parsed)["full"] == caption
+        assert parsed == {"background": scene["background"],
+                          "objects": [dict(o, dx=0, dy=0) for o in scene["objects"]]}
+    assert scenes.parse_caption("  A Large RED circle at top  left, on a grey background.") == scenes.parse_caption(
+        "a large red circle at top left, on a grey background")
+
+
+@pytest.mark.parametrize("text, named", [
+    ("a huge red circle at top left, on a grey background", "'huge'"),
+    ("a large pink circle at top left, on a grey background", "'pink'"),
+    ("a large red blob at top left, on a grey background", "'blob'"),
+    ("a large red circle at the moon, on a grey background", "'the moon'"),
+    ("a large red circle at top left, on a pink background", "'pink'"),
+    ("a red circle at top left, on a grey background", "'a red circle at top left'"),
+    ("a large red circle at top left", "on a <background> background"),
+    ("a small red circle at center and a large blue ring at center, on a navy background", "two objects at center"),
+    (", on a grey background", "states 0 objects"),
+    ("a small red circle at top left, a small red circle at top right, a small red circle at center and "
+     "a small red circle at bottom left, on a grey background", "states 4 objects"),
+])
+def test_parse_caption_names_the_bad_phrase(text, named):
+    with pytest.raises(ValueError, match=re.escape(named)):
+        scenes.parse_caption(text)
+
+
+@pytest.mark.parametrize("factor", scenes.SWAP_FACTORS)
+def test_swap_scene_changes_one_factor(factor):
+    rng = np.random.default_rng(5)
+    for i in range(200):
+        scene = scenes.sample_scene(rng, 32)
+        before = json.dumps(scene)
+        by_index, text = scenes.swap_scene(scene, factor, i)
+        by_rng, _ = scenes.swap_scene(scene, factor, rng)
+        assert json.dumps(scene) == before  # the input is left alone
+        assert text.startswith(f"{factor}: ")
+        for new in (by_index, by_rng):
+            if factor == "background":
+                assert new["background"] != scene["background"] and new["objects"] == scene["objects"]
+                continue
+            assert new["background"] == scene["background"]
+            diff = [j for j, (a, b) in enumerate(zip(scene["objects"], new["objects"])) if a != b]
+            assert len(diff) == 1 and len(new["objects"]) == len(scene["objects"])
+            a, b = scene["objects"][diff[0]], new["objects"][diff[0]]
+            changed = {k for k in a if a[k] != b[k]}
+            assert changed == ({"colour"} if factor == "colour" else {"cell", "position"})
+            assert len({o["cell"] for o in new["objects"]}) == len(new["objects"])  # cells stay distinct
+            assert b["position"] == scenes.POSITIONS[b["cell"]]
+        if factor != "background":  # the index picks the object
+            j = i % len(scene["objects"])
+            assert by_index["objects"][j] != scene["objects"][j]
+        # the edited caption parses back to the edited scene
+        assert scenes.parse_caption(scenes.scene_captions(by_index)["full"]) == {
+            "background": by_index["background"], "objects": [dict(o, dx=0, dy=0) for o in by_index["objects"]]}
+
+
+def test_swap_scene_refuses_what_it_cannot_edit():
+    scene = {"background": "grey", "objects": [dict(colour="red", shape="circle", size="small",
+                                                    position=scenes.POSITIONS[c], cell=c, dx=0, dy=0) for c in range(9)]}
+    with pytest.raises(ValueError, match="free cell"):
+        scenes.swap_scene(scene, "position", 0)
+    with pytest.raises(ValueError, match="unknown swap factor 'shape'"):
+        scenes.swap_scene(scene, "shape", 0)
+    with pytest.raises(ValueError, match="rng_or_index"):
+        scenes.swap_scene(scene, "colour", 0.5)

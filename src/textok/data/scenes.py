@@ -26,6 +26,7 @@ detector can read the image where the caption says an object is.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +109,100 @@ def scene_captions(scene: dict) -> dict[str, str]:
     return {"full": f"{full}, on a {scene['background']} background",
             "shapes_colours": _join([f"a {o['colour']} {o['shape']}" for o in objs]),
             "shapes": _join([f"a {o['shape']}" for o in objs])}
+
+
+_SUFFIX = re.compile(r",? on an? (\S+) background$")
+_PHRASE = re.compile(r"an? (\S+) (\S+) (\S+) at (.+)$")
+_GRAMMAR = "'a {size} {colour} {shape} at {position}[, ... and ...], on a {background} background'"
+
+
+def parse_caption(text: str) -> dict:
+    """The scene a full caption states (the inverse of ``scene_captions(scene)["full"]``): ``{"background",
+    "objects": [{"colour", "shape", "size", "position", "cell", "dx": 0, "dy": 0}]}``, objects in the order
+    stated (no caption states the offsets: 0). Case and repeated spaces are forgiven; anything else outside
+    the grammar raises a ValueError naming the phrase."""
+    if not isinstance(text, str):
+        raise ValueError(f"a scenes caption is text, got {type(text).__name__}")
+    clean = " ".join(text.lower().split()).rstrip(".")
+    m = _SUFFIX.search(clean)
+    if not m:
+        raise ValueError(f"caption {text!r} does not end with ', on a <background> background' "
+                         f"(the grammar: {_GRAMMAR})")
+    background = m.group(1)
+    if background not in BACKGROUNDS:
+        raise ValueError(f"caption {text!r}: unknown background {background!r}; choose from {list(BACKGROUNDS)}")
+    body = clean[:m.start()]
+    phrases = [p.strip() for p in re.split(r",(?: and)? | and ", body)] if body else []
+    if not phrases or not 1 <= len(phrases) <= MAX_OBJECTS:
+        raise ValueError(f"caption {text!r} states {len(phrases)} objects; a scene holds 1 to {MAX_OBJECTS} "
+                         f"(the grammar: {_GRAMMAR})")
+    objects = []
+    for phrase in phrases:
+        pm = _PHRASE.match(phrase)
+        if not pm:
+            raise ValueError(f"caption {text!r}: {phrase!r} is not 'a <size> <colour> <shape> at <position>'")
+        size, colour, shape, position = pm.groups()
+        for what, value, allowed in (("size", size, SIZES), ("colour", colour, tuple(COLOURS)),
+                                     ("shape", shape, SHAPES), ("position", position, POSITIONS)):
+            if value not in allowed:
+                raise ValueError(f"caption {text!r}: unknown {what} {value!r} in {phrase!r}; choose from {list(allowed)}")
+        cell = POSITIONS.index(position)
+        if any(o["cell"] == cell for o in objects):
+            raise ValueError(f"caption {text!r}: two objects at {position} (one object per cell)")
+        objects.append({"colour": colour, "shape": shape, "size": size, "position": position, "cell": cell,
+                        "dx": 0, "dy": 0})
+    return {"background": background, "objects": objects}
+
+
+#: the factors ``swap_scene`` edits
+SWAP_FACTORS = ("colour", "position", "background")
+
+
+def swap_scene(scene: dict, factor: str, rng_or_index: np.random.Generator | int) -> tuple[dict, str]:
+    """``scene`` with one factor changed: ``(new_scene, description)``, e.g. ``"colour: red -> purple (the large
+    red circle at top left)"``. ``factor``: ``"colour"`` or ``"position"`` of one object, or ``"background"``.
+
+    An int ``rng_or_index`` picks deterministically (the study's swaps): object ``index % len(objects)``, the
+    colour three names further on, the mirrored cell (else the free cell farthest away), the next background;
+    a ``numpy.random.Generator`` draws the object and a different value at random. The edited object keeps
+    its place in the list (its caption phrase is edited where it stands) and its offsets; the input is not
+    modified."""
+    if factor not in SWAP_FACTORS:
+        raise ValueError(f"unknown swap factor {factor!r}; choose from {SWAP_FACTORS}")
+    rng = rng_or_index if isinstance(rng_or_index, np.random.Generator) else None
+    if rng is None and not isinstance(rng_or_index, (int, np.integer)):
+        raise ValueError(f"rng_or_index must be an int or a numpy Generator, got {type(rng_or_index).__name__}")
+    objects = [dict(o) for o in scene["objects"]]
+    new = {**scene, "objects": objects}
+    if factor == "background":
+        names = list(BACKGROUNDS)
+        old = scene["background"]
+        others = [b for b in names if b != old]
+        new["background"] = (others[int(rng.integers(len(others)))] if rng is not None
+                             else names[(names.index(old) + 1) % len(names)])
+        return new, f"background: {old} -> {new['background']}"
+    if not objects:
+        raise ValueError(f"a {factor} swap needs an object; the scene has none")
+    j = int(rng.integers(len(objects))) if rng is not None else int(rng_or_index) % len(objects)
+    o = objects[j]
+    what = f"the {o['size']} {o['colour']} {o['shape']} at {o['position']}"
+    if factor == "colour":
+        names = list(COLOURS)
+        others = [c for c in names if c != o["colour"]]
+        colour = (others[int(rng.integers(len(others)))] if rng is not None
+                  else names[(names.index(o["colour"]) + 3) % len(names)])
+        objects[j] = dict(o, colour=colour)
+        return new, f"colour: {o['colour']} -> {colour} ({what})"
+    free = [c for c in range(len(POSITIONS)) if c not in {p["cell"] for p in objects}]
+    if not free:
+        raise ValueError("a position swap needs a free cell; all nine are taken")
+    if rng is not None:
+        cell = free[int(rng.integers(len(free)))]
+    else:
+        row, col = divmod(o["cell"], 3)
+        cell = 8 - o["cell"] if (8 - o["cell"]) in free else max(free, key=lambda c: abs(c // 3 - row) + abs(c % 3 - col))
+    objects[j] = dict(o, cell=cell, position=POSITIONS[cell])
+    return new, f"position: {o['position']} -> {POSITIONS[cell]} ({what})"
 
 
 def object_centre(obj: dict, size: int) -> tuple[float, float]:
@@ -288,5 +383,6 @@ def write_scenes(out: Path, recipe: dict) -> dict:
 
 
 __all__ = ["scenes_recipe", "write_scenes", "generate_scenes", "sample_scene", "render_scene", "scene_captions", "scene_key",
+           "parse_caption", "swap_scene", "SWAP_FACTORS",
            "caption_bits", "object_centre", "object_radius", "colour_at", "COLOURS", "BACKGROUNDS", "SHAPES", "SIZES",
            "POSITIONS", "HELDOUT_PAIRS", "SPLITS", "VARIANTS"]
