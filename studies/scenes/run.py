@@ -30,6 +30,18 @@ subprocess with ``--threads`` (1) thread(s); an OS lock per run keeps a second s
     python -m studies.scenes.run --workers 2               # run / resume everything
     python -m studies.scenes.run --runs 'textok-n1-*' baseline-n1-s0 --steps 2000
     python -m studies.scenes.run --job textok-n1-s0        # one run, in this process (what a worker runs)
+
+**The trained phase** (issue 44, ``--phase trained``): ``configs/scenes32_fast.yaml`` (the speedrun's recipe) on
+``data/scenes25k``, two threads per run, scores in ``docs/results/scenes/trained/runs/``. Each run climbs a ladder of
+budgets 1000 * 2^k steps, scored at every rung (PSNR, SSIM, LPIPS, the train probe), until its val PSNR gains less
+than ``PLATEAU_DB`` over the last doubling (plateau) or the next rung would pass ``--max-steps`` (the cap: about
+``CAP_SECONDS`` of training at the measured s/step of the slower arm, the same for every run); rFID at that final
+rung only. The score file's ``plateau`` says which. Runs: both arms at N = 1, 2, 4, 8 (seeds 0-2 at N = 1 and 4,
+0-1 at N = 2 and 8) and the text-placement ablation at N = 1 and 4, seeds 0-1 (text in the encoder only, the
+decoder only, cross-attention instead of in-context tokens; "both" is the main TexTok run, "none" the baseline).
+
+    python -m studies.scenes.run --phase trained --list              # runs, rungs done, plateau status, estimate
+    python -m studies.scenes.run --phase trained --runs 'textok-n1-*' baseline-n1-s0
 """
 
 from __future__ import annotations
@@ -43,6 +55,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from typing import Callable
 
 from ..common import ArmRun, child_env, commit_scores, flock, git_commit, module_command, worker_setup
 
@@ -120,6 +134,124 @@ def select(runs: list[Run], patterns: list[str] | None) -> list[Run]:
     return list({r.name: r for p in patterns for r in runs if fnmatch.fnmatchcase(r.name, p)}.values())
 
 
+# ---- the trained phase (issue 44) --------------------------------------------------------------
+# Where the text goes (the paper's ablation), TexTok runs named <main run>-<suffix>; "both" is the main run and
+# "none" the baseline (model.text_in=none data.caption_dropout=0.0), so they are not run twice.
+PLACEMENTS = {"text-encoder": ("model.text_in=encoder",), "text-decoder": ("model.text_in=decoder",),
+              "cross-attention": ("model.text_conditioning=cross-attention",)}
+PLACEMENT_SEEDS = (0, 1)
+
+
+def trained_runs() -> list[Run]:
+    """The trained phase's runs, in the order the scheduler starts them (what the verdict needs first): both arms at
+    N = 1 (seeds 0-2), at N = 4 (seeds 0-2), the placement ablation at N = 1 and 4 (seeds 0-1), then N = 2 and 8
+    (seeds 0-1). Every run is scored at every rung of the ladder (its learning curve)."""
+    def pair(n: int, seeds: tuple[int, ...]) -> list[Run]:
+        return [Run(f"{arm}-n{n}-s{s}", arm, n, seed=s, group="main" if s == 0 else "seeds")
+                for s in seeds for arm in ("textok", "baseline")]
+
+    runs = pair(1, (0, 1, 2)) + pair(4, (0, 1, 2))
+    runs += [Run(f"textok-n{n}-s{s}-{suffix}", "textok", n, seed=s, group="placement", overrides=o)
+             for n in (1, 4) for s in PLACEMENT_SEEDS for suffix, o in PLACEMENTS.items()]
+    return runs + pair(2, (0, 1)) + pair(8, (0, 1))
+
+
+LADDER_START = 1000  # the ladder's budgets: LADDER_START * 2^k steps
+PLATEAU_DB = 0.2  # plateau: val PSNR gains less than this over the last doubling of steps (the issue's rule)
+CAP_SECONDS = 2 * 3600.0  # the cap: about this much training per run on the study machine
+
+
+def next_rung(steps: int | None) -> int:
+    """The smallest ladder budget above ``steps`` (the first, LADDER_START, when None)."""
+    rung = LADDER_START
+    while steps is not None and rung <= steps:
+        rung *= 2
+    return rung
+
+
+def ladder_status(record: dict, max_steps: int, threshold_db: float | None = None) -> dict:
+    """The plateau rule on a score record (``budgets``: steps -> scores): ``status`` is "plateau" when the newest
+    scored budget's val PSNR gained less than ``threshold_db`` over the budget half as long, "cap" when the next rung
+    would pass ``max_steps``, else "training"; ``final`` the budget the run is reported at (None while training),
+    ``next`` the rung to train to (None when final); ``gains``: val PSNR gain (dB) of each budget over its half.
+    Budgets below the newest scored are never pending (training does not go back). ``threshold_db``: PLATEAU_DB
+    when None."""
+    threshold_db = PLATEAU_DB if threshold_db is None else threshold_db
+    psnr = {int(b): v["val"]["psnr"] for b, v in record.get("budgets", {}).items()}
+    newest = max(psnr, default=None)
+    gains = {b: psnr[b] - psnr[b // 2] for b in sorted(psnr) if b % 2 == 0 and b // 2 in psnr}
+    if newest is not None and newest in gains and gains[newest] < threshold_db:
+        status = "plateau"
+    elif next_rung(newest) > max_steps:
+        status = "cap"
+    else:
+        status = "training"
+    final = None if status == "training" else newest
+    return {"rule": f"val PSNR gain < {threshold_db} dB per doubling of steps, budgets {LADDER_START} * 2^k, "
+                    f"at most {max_steps} steps", "threshold_db": threshold_db, "max_steps": max_steps,
+            "status": status, "final": final, "next": next_rung(newest) if status == "training" else None,
+            "gains": {str(b): round(g, 4) for b, g in gains.items()}}
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """A phase of the study: its recipe, data, runs, where its scores and work go, and how budgets are chosen
+    (``ladder``: the plateau ladder; else the fixed budgets of ``--steps``)."""
+
+    name: str
+    config: Path
+    data: str
+    fetch_args: str  # what `textok data fetch scenes --root DATA` needs besides the root
+    results: Path
+    work: Path
+    threads: int  # per run
+    ladder: bool
+    runs: Callable[[], list[Run]]
+    prior_seconds_per_step: dict[str, float]
+
+
+_CACHE = Path.home() / ".cache" / "textok" / "studies"
+PHASES = {
+    "first": Phase("first", CONFIG, DATA, "", RESULTS, WORK, 1, False, study_runs, PRIOR_SECONDS_PER_STEP),
+    # $TEXTOK_SCENES_WORK/trained, not the first phase's folder itself: both phases name runs textok-n1-s0, and a
+    # run resumes whatever checkpoint its folder holds. Priors: the speedrun's scenes32_fast runs (2 threads, AMD
+    # EPYC; docs/results/speedrun.md): TexTok N = 1 0.137-0.147 s/step, the baseline at N = 8 0.099 s/step.
+    "trained": Phase("trained", REPO / "configs" / "scenes32_fast.yaml", "data/scenes25k", "--count 25000 --size 32",
+                     RESULTS.parent / "trained" / "runs",
+                     Path(os.environ["TEXTOK_SCENES_WORK"]) / "trained" if os.environ.get("TEXTOK_SCENES_WORK")
+                     else _CACHE / "scenes-trained", 2, True, trained_runs, {"textok": 0.14, "baseline": 0.10}),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What a call trains to: the fixed budgets of ``steps`` (its final budget; /4 and /2 too for curve runs), or,
+    when ``max_steps`` is set, the plateau ladder up to ``max_steps``."""
+
+    steps: int | None = None
+    max_steps: int | None = None
+
+    @property
+    def ladder(self) -> bool:
+        return self.max_steps is not None
+
+    def status(self, results: Path, run: Run | str) -> dict | None:
+        """The run's ladder status (None for fixed budgets)."""
+        return ladder_status(load_scores(results, run), self.max_steps) if self.ladder else None
+
+    def pending(self, results: Path, run: Run) -> list[int]:
+        """The budgets still to train and score (on the ladder: the next rung, if any; one at a time, since
+        each rung's score decides whether there is another)."""
+        if not self.ladder:
+            return pending_budgets(results, run, self.steps)
+        nxt = self.status(results, run)["next"]
+        return [] if nxt is None else [nxt]
+
+    def final(self, results: Path, run: Run | str) -> int | None:
+        """The budget the run is reported at, with rFID (on the ladder: None until plateau or cap)."""
+        return self.status(results, run)["final"] if self.ladder else self.steps
+
+
 # ---- score files -------------------------------------------------------------------------------
 def _recipe(data: str) -> dict | None:
     """The data set's generator recipe (its manifest's ``recipe``: count, size, seed), so a score names its data."""
@@ -145,14 +277,15 @@ def pending_budgets(results: Path, run: Run, steps: int) -> list[int]:
     return [s for s in run.budgets(steps) if s not in done]
 
 
-def missing_rfid(results: Path, run: Run | str, steps: int, rfid_splits: tuple[str, ...] = SPLITS) -> list[str]:
-    """The ``rfid_splits`` whose rFID the run's scored final budget lacks (an earlier ``--rfid-splits`` left it out)."""
+def missing_rfid(results: Path, run: Run | str, steps: int | None, rfid_splits: tuple[str, ...] = SPLITS) -> list[str]:
+    """The ``rfid_splits`` whose rFID the run's scored final budget ``steps`` lacks (an earlier ``--rfid-splits`` left
+    it out, or the ladder scored it before it knew the budget was final); none when ``steps`` is None or unscored."""
     final = load_scores(results, run).get("budgets", {}).get(str(steps))
     return [s for s in rfid_splits if final is not None and final[s].get("rfid") is None]
 
 
-def is_pending(results: Path, run: Run, steps: int, rfid_splits: tuple[str, ...] = SPLITS) -> bool:
-    return bool(pending_budgets(results, run, steps) or missing_rfid(results, run, steps, rfid_splits))
+def is_pending(results: Path, run: Run, plan: Plan, rfid_splits: tuple[str, ...] = SPLITS) -> bool:
+    return bool(plan.pending(results, run) or missing_rfid(results, run, plan.final(results, run), rfid_splits))
 
 
 # ---- one run (a worker) ------------------------------------------------------------------------
@@ -199,13 +332,37 @@ def score(run: Run, model_dir: Path, work: Path, data: str, size: int, device: s
     return out
 
 
-def run_job(run: Run, steps: int, work: Path, results: Path, data: str, config: Path = CONFIG,
+def run_job(run: Run, plan: Plan, work: Path, results: Path, data: str, config: Path = CONFIG,
             device: str = "cpu", extra: tuple[str, ...] = (), eval_num: int | None = EVAL_NUM,
             rfid_splits: tuple[str, ...] = SPLITS) -> dict:
-    """Train ``run`` through each pending budget and score it there (rFID at the final budget only, on
-    ``rfid_splits``: the curve's earlier budgets get PSNR / SSIM / LPIPS); returns the run's score record.
-    ``extra``: config overrides for every run (tests: a tiny model); ``eval_num``: images scored per split (all
-    when None)."""
+    """Train ``run`` through each pending budget of ``plan`` and score it there (rFID at the final budget only, on
+    ``rfid_splits``: earlier budgets get PSNR / SSIM / LPIPS; on the ladder a rung found final by its own score gets
+    its rFID from the stage model afterwards, ``fill_rfid``); returns the run's score record, which on the ladder
+    holds the plateau status (``plateau``: ``ladder_status``). ``extra``: config overrides for every run (tests: a
+    tiny model); ``eval_num``: images scored per split (all when None)."""
+    from textok.io import write_json_atomic
+
+    held = lock(work, run.name, blocking=False)
+    if held is None:
+        raise SystemExit(f"{run.name}: another process holds {work / 'locks' / (run.name + '.lock')}")
+    try:
+        while pending := plan.pending(results, run):
+            train_and_score(run, pending[0], plan, work, results, data, config, device, extra, eval_num, rfid_splits)
+        record = load_scores(results, run)
+        if plan.ladder and record and record.get("plateau") != plan.status(results, run):
+            record["plateau"] = plan.status(results, run)  # a record scored before the ladder existed, or a new cap
+            write_json_atomic(score_file(results, run), record)
+        fill_rfid(run, plan.final(results, run), work, results, data, device, rfid_splits)
+        return load_scores(results, run)
+    finally:
+        held.close()
+
+
+def train_and_score(run: Run, budget: int, plan: Plan, work: Path, results: Path, data: str, config: Path,
+                    device: str, extra: tuple[str, ...], eval_num: int | None, rfid_splits: tuple[str, ...]) -> None:
+    """Train ``run`` to ``budget`` steps (resuming its last checkpoint), keep the model as the budget's stage and
+    score it into the run's score file (rFID when ``plan`` knows the budget is final; on the ladder, the plateau
+    status after it)."""
     import torch
 
     from textok.config import to_dict
@@ -213,50 +370,46 @@ def run_job(run: Run, steps: int, work: Path, results: Path, data: str, config: 
     from textok.training import TokenizerTask, Trainer, cpu_name, load_config
     from textok.training.checkpoint import latest_checkpoint
 
-    held = lock(work, run.name, blocking=False)
-    if held is None:
-        raise SystemExit(f"{run.name}: another process holds {work / 'locks' / (run.name + '.lock')}")
-    try:
-        out = work / "runs" / run.name
-        for budget in pending_budgets(results, run, steps):
-            overrides = run.config_overrides() + [f"data.root={data}", f"schedule.max_steps={budget}",
-                                                  "logging.progress=false", *extra]
-            cfg = load_config(config, overrides)
-            resume = latest_checkpoint(out / "checkpoints") is not None
-            result = Trainer(TokenizerTask(cfg), cfg, out, resume=resume).train()
-            stage = copy_dir_atomic(out / "model", work / "stages" / run.name / f"step_{budget:07d}")
-            record = load_scores(results, run)
-            before = max((b["train_seconds_total"] for b in record.get("budgets", {}).values()
-                          if int(b["steps"]) < budget), default=0.0)
-            total = result.total_seconds if result.total_seconds_complete else before + result.seconds
-            scores = score(run, stage, work, data, cfg.model.image_size, device, eval_num, rfid=budget == steps,
-                           rfid_splits=rfid_splits)
-            record.update({"run": run.name, "arm": run.arm, "num_tokens": run.num_tokens, "seed": run.seed,
-                           "group": run.group, "caption_variant": run.caption_variant, "encoder": run.encoder,
-                           "config": Path(config).name, "overrides": run.config_overrides() + list(extra)})
-            record.setdefault("budgets", {})[str(budget)] = {
-                "steps": budget, "train_seconds_total": round(total, 1),
-                "seconds_per_step": round(total / budget, 4), "images_per_second": round(result.images_per_second, 2),
-                "final_loss": result.last_logs.get("loss"), "threads": torch.get_num_threads(), "cpu": cpu_name(),
-                "device": device, "date": time.strftime("%Y-%m-%d"), "commit": git_commit(),
-                "data": {"root": str(data), "recipe": _recipe(data)}, "eval_num": eval_num,
-                "effective_config": to_dict(cfg), **scores,
-            }
-            write_json_atomic(score_file(results, run), record)
-            v = scores["val"]
-            rfid = "-" if v["rfid"] is None else f"{v['rfid']:.1f}"
-            print(f"[scenes] {run.name} @ {budget}: val PSNR {v['psnr']:.2f} rFID {rfid} | compositional PSNR "
-                  f"{scores['val_compositional']['psnr']:.2f} | train probe {scores['train_probe']['psnr']:.2f} "
-                  f"({total / budget:.3f} s/step)", flush=True)
-        fill_rfid(run, steps, work, results, data, device, rfid_splits)
-        return load_scores(results, run)
-    finally:
-        held.close()
+    out = work / "runs" / run.name
+    overrides = run.config_overrides() + [f"data.root={data}", f"schedule.max_steps={budget}",
+                                          "logging.progress=false", *extra]
+    cfg = load_config(config, overrides)
+    resume = latest_checkpoint(out / "checkpoints") is not None
+    result = Trainer(TokenizerTask(cfg), cfg, out, resume=resume).train()
+    stage = copy_dir_atomic(out / "model", work / "stages" / run.name / f"step_{budget:07d}")
+    record = load_scores(results, run)
+    before = max((b["train_seconds_total"] for b in record.get("budgets", {}).values()
+                  if int(b["steps"]) < budget), default=0.0)
+    total = result.total_seconds if result.total_seconds_complete else before + result.seconds
+    # on the ladder a rung is known to be final beforehand only when the next would pass the cap
+    final = next_rung(budget) > plan.max_steps if plan.ladder else budget == plan.steps
+    scores = score(run, stage, work, data, cfg.model.image_size, device, eval_num, rfid=final,
+                   rfid_splits=rfid_splits)
+    record.update({"run": run.name, "arm": run.arm, "num_tokens": run.num_tokens, "seed": run.seed,
+                   "group": run.group, "caption_variant": run.caption_variant, "encoder": run.encoder,
+                   "config": Path(config).name, "overrides": run.config_overrides() + list(extra)})
+    record.setdefault("budgets", {})[str(budget)] = {
+        "steps": budget, "train_seconds_total": round(total, 1),
+        "seconds_per_step": round(total / budget, 4), "images_per_second": round(result.images_per_second, 2),
+        "final_loss": result.last_logs.get("loss"), "threads": torch.get_num_threads(), "cpu": cpu_name(),
+        "device": device, "date": time.strftime("%Y-%m-%d"), "commit": git_commit(),
+        "data": {"root": str(data), "recipe": _recipe(data)}, "eval_num": eval_num,
+        "effective_config": to_dict(cfg), **scores,
+    }
+    if plan.ladder:
+        record["plateau"] = ladder_status(record, plan.max_steps)
+    write_json_atomic(score_file(results, run), record)
+    v = scores["val"]
+    rfid = "-" if v["rfid"] is None else f"{v['rfid']:.1f}"
+    print(f"[scenes] {run.name} @ {budget}: val PSNR {v['psnr']:.2f} rFID {rfid} | compositional PSNR "
+          f"{scores['val_compositional']['psnr']:.2f} | train probe {scores['train_probe']['psnr']:.2f} "
+          f"({total / budget:.3f} s/step)", flush=True)
 
 
-def fill_rfid(run: Run, steps: int, work: Path, results: Path, data: str, device: str = "cpu",
+def fill_rfid(run: Run, steps: int | None, work: Path, results: Path, data: str, device: str = "cpu",
               rfid_splits: tuple[str, ...] = SPLITS) -> None:
-    """Add the rFID a finished run's final budget lacks on ``rfid_splits``, from its stage model (no training).
+    """Add the rFID a finished run's final budget ``steps`` lacks on ``rfid_splits`` (none: not final yet), from its
+    stage model (no training).
 
     The images are the ones scored then (the record's ``eval_num``); the stage model must reproduce the recorded
     PSNR on them, so the added rFID is of the model that was scored. Where and when it was added is recorded."""
@@ -305,13 +458,14 @@ def needed_caches(runs: list[Run]) -> dict[str, set[str]]:
     return need
 
 
-def missing_data(data: str, runs: list[Run]) -> list[str]:
-    """The commands that would make ``data`` ready for ``runs`` (none when it is)."""
+def missing_data(data: str, runs: list[Run], fetch_args: str = "") -> list[str]:
+    """The commands that would make ``data`` ready for ``runs`` (none when it is); ``fetch_args``: what the fetch
+    command needs besides the root (``--count 25000 --size 32``)."""
     from textok.data.text_cache import load_text_cache
 
     root = Path(data)
     if not (root / "captions.jsonl").is_file():
-        cmds = [f"textok data fetch scenes --root {data}"]
+        cmds = [f"textok data fetch scenes --root {data}" + (f" {fetch_args}" if fetch_args else "")]
         return cmds + [f"textok embed-text --data {data} --encoder {e} --variants {','.join(sorted(v))}"
                        for e, v in needed_caches(runs).items()]
     cmds = []
@@ -334,58 +488,87 @@ def _variant_cached(root: Path, cache, variant: str) -> bool:
 
 
 # ---- the estimate ------------------------------------------------------------------------------
-def seconds_per_step(results: Path) -> tuple[dict[str, float], float, str]:
-    """Per arm: the median measured s/step of finished runs (else the prior), the seconds per scored budget, and
-    where the numbers come from."""
+def seconds_per_step(results: Path, phase: Phase = PHASES["first"]) -> tuple[dict[str, float], float, str]:
+    """Per arm: the median measured s/step of ``phase``'s scored budgets on a CPU at its threads per run (else the
+    phase's prior), the seconds per scored budget, and where the numbers come from."""
     rates: dict[str, list[float]] = {"textok": [], "baseline": []}
     evals = []
-    for run in study_runs():
+    for run in phase.runs():
         for b in load_scores(results, run).get("budgets", {}).values():
-            if b.get("device", "cpu") == "cpu" and b.get("threads") == 1:
+            if b.get("device", "cpu") == "cpu" and b.get("threads") == phase.threads:
                 rates[run.arm].append(b["seconds_per_step"])
             evals.append(sum(b[s]["eval_seconds"] for s in (*SPLITS, "train_probe")))
     median = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
-    per_step = {arm: median(xs) if xs else PRIOR_SECONDS_PER_STEP[arm] for arm, xs in rates.items()}
-    source = "measured" if rates["textok"] and rates["baseline"] else "prior (measured under load, see run.py)"
+    per_step = {arm: median(xs) if xs else phase.prior_seconds_per_step[arm] for arm, xs in rates.items()}
+    source = "measured" if rates["textok"] and rates["baseline"] else "prior (see run.py)"
     return per_step, (median(evals) if evals else PRIOR_EVAL_SECONDS), source
 
 
-def estimate(runs: list[Run], results: Path, steps: int, workers: int) -> str:
-    per_step, per_eval, source = seconds_per_step(results)
+def default_max_steps(results: Path, phase: Phase) -> int:
+    """The ladder's cap: the steps CAP_SECONDS of training buys at the slower arm's s/step (``seconds_per_step``),
+    the same for every run, so that both arms of a pair may climb as far."""
+    return int(CAP_SECONDS / max(seconds_per_step(results, phase)[0].values()))
+
+
+def estimate(runs: list[Run], results: Path, plan: Plan, workers: int, phase: Phase = PHASES["first"]) -> str:
+    per_step, per_eval, source = seconds_per_step(results, phase)
+    rates = (f"{source}: {per_step['textok']:.3f} s/step TexTok, {per_step['baseline']:.3f} s/step baseline, "
+             f"{per_eval:.0f} s per scored budget, {phase.threads} thread(s) per run")
+    if plan.ladder:  # a run may stop at its next rung (plateau) or climb to the cap: both bounds
+        low = high = 0.0
+        top = max((r for r in (next_rung(None) * 2 ** k for k in range(32)) if r <= plan.max_steps), default=0)
+        for run in runs:
+            nxt = plan.status(results, run)["next"]
+            if nxt is None:
+                continue
+            have = max(done_budgets(results, run), default=0)
+            low += (nxt - have) * per_step[run.arm] + per_eval
+            high += (top - have) * per_step[run.arm] + per_eval * (top // nxt).bit_length()
+        return (f"estimate ({rates}): {low / 3600:.1f} h if every run stops at its next rung, {high / 3600:.1f} h if "
+                f"every run climbs to the cap ({plan.max_steps} steps: its last rung {top}); / {workers} worker(s)")
     train = evals = 0.0
     for run in runs:
-        pending = pending_budgets(results, run, steps)
+        pending = plan.pending(results, run)
         if pending:
             have = max((s for s in done_budgets(results, run) if s < max(pending)), default=0)
             train += (max(pending) - have) * per_step[run.arm]
             evals += len(pending) * per_eval
     total = train + evals
-    return (f"estimate ({source}: {per_step['textok']:.3f} s/step TexTok, {per_step['baseline']:.3f} s/step "
-            f"baseline, {per_eval:.0f} s per scored budget, one thread each): training {train / 3600:.1f} "
-            f"+ scoring {evals / 3600:.1f} core-hours = {total / 3600:.1f} core-hours, ~{total / 3600 / workers:.1f} h "
-            f"wall with {workers} worker(s)")
+    return (f"estimate ({rates}): training {train / 3600:.1f} + scoring {evals / 3600:.1f} hours of one run = "
+            f"{total / 3600:.1f} h, ~{total / 3600 / workers:.1f} h wall with {workers} worker(s)")
 
 
-def listing(runs: list[Run], results: Path, steps: int) -> str:
+def describe_status(status: dict) -> str:
+    """A ladder status in words: "plateau at 8000 (+0.12 dB)", "cap at 32000 (+0.41 dB)", "next 16000 (...)"."""
+    done = [int(b) for b in status["gains"]]
+    last = f"{status['gains'][str(max(done))]:+.2f} dB over the last doubling" if done else "no doubling yet"
+    if status["status"] == "training":
+        return f"next rung {status['next']} ({last})"
+    return f"{status['status']} at {status['final']} ({last})"
+
+
+def listing(runs: list[Run], results: Path, plan: Plan) -> str:
     lines = []
     for run in runs:
         rec = load_scores(results, run)
         done = sorted(int(s) for s in rec.get("budgets", {}))
-        pend = pending_budgets(results, run, steps)
         last = rec["budgets"][str(done[-1])] if done else None
         score = (f"val PSNR {last['val']['psnr']:.2f}, compositional {last['val_compositional']['psnr']:.2f}"
                  if last else "")
-        no_rfid = missing_rfid(results, run, steps)
+        no_rfid = missing_rfid(results, run, plan.final(results, run))
         score += f" (no rFID on {', '.join(no_rfid)})" if no_rfid else ""
-        lines.append(f"  {run.name:28s} {run.group:9s} done {done or '-'} pending {pend or '-'} {score}")
+        state = (describe_status(plan.status(results, run)) if plan.ladder
+                 else f"pending {plan.pending(results, run) or '-'}")
+        lines.append(f"  {run.name:32s} {run.group:9s} done {done or '-'} {state} {score}")
     return "\n".join(lines)
 
 
 # ---- the scheduler -----------------------------------------------------------------------------
-def schedule(runs: list[Run], args) -> int:
+def schedule(runs: list[Run], args, phase: Phase, plan: Plan) -> int:
     work, results = Path(args.work).resolve(), Path(args.results).resolve()
-    todo = [r for r in runs if is_pending(results, r, args.steps, tuple(args.rfid_splits))]
-    print(estimate(todo, results, args.steps, args.workers), flush=True)
+    todo = [r for r in runs if is_pending(results, r, plan, tuple(args.rfid_splits))]
+    print(estimate(todo, results, plan, args.workers, phase), flush=True)
+    budget = ["--max-steps", str(plan.max_steps)] if plan.ladder else ["--steps", str(plan.steps)]
     running: dict[str, tuple[subprocess.Popen, float]] = {}
     failed = []
     while todo or running:
@@ -398,10 +581,11 @@ def schedule(runs: list[Run], args) -> int:
             probe.close()
             log = work / "logs" / f"{run.name}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
-            cmd = module_command("studies.scenes.run", "--job", run.name, "--steps", str(args.steps),
-                                 "--work", str(work), "--results", str(results), "--data", args.data,
-                                 "--config", str(args.config), "--device", args.device, "--eval-num", str(args.eval_num),
-                                 "--rfid-splits", *args.rfid_splits, *[f"--override={o}" for o in args.override])
+            cmd = module_command("studies.scenes.run", "--job", run.name, "--phase", phase.name, *budget,
+                                 "--threads", str(args.threads), "--work", str(work), "--results", str(results),
+                                 "--data", args.data, "--config", str(args.config), "--device", args.device,
+                                 "--eval-num", str(args.eval_num), "--rfid-splits", *args.rfid_splits,
+                                 *[f"--override={o}" for o in args.override])
             env = child_env(OMP_NUM_THREADS=str(args.threads), TOKENIZERS_PARALLELISM="false")
             with open(log, "a") as f:
                 f.write(f"[scenes] {time.strftime('%Y-%m-%d %H:%M:%S')} start {' '.join(cmd)}\n")
@@ -428,14 +612,22 @@ def schedule(runs: list[Run], args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--phase", choices=list(PHASES), default="first",
+                   help="first: the issue-36 runs (fixed budgets); trained: the plateau ladder (issue 44)")
     p.add_argument("--runs", nargs="*", default=None, help="run names or globs (default: all)")
-    p.add_argument("--steps", type=int, default=STEPS, help=f"final budget (default {STEPS}); curves at /4 and /2")
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"first phase: final budget (default {STEPS}); curves at /4 and /2")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help=f"trained phase: the ladder's cap (default: {CAP_SECONDS / 3600:g} h of training at the "
+                        "slower arm's measured s/step)")
     p.add_argument("--workers", type=int, default=1, help="runs side by side, each a subprocess")
-    p.add_argument("--threads", type=int, default=1, help="threads per worker")
-    p.add_argument("--data", default=DATA)
-    p.add_argument("--config", type=Path, default=CONFIG)
-    p.add_argument("--work", type=Path, default=WORK, help="checkpoints, stage models, logs (outside the repository)")
-    p.add_argument("--results", type=Path, default=RESULTS)
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads per run (default: the phase's: first 1, trained 2)")
+    p.add_argument("--data", default=None, help="the scenes data set (default: the phase's)")
+    p.add_argument("--config", type=Path, default=None, help="the recipe (default: the phase's)")
+    p.add_argument("--work", type=Path, default=None,
+                   help="checkpoints, stage models, logs, outside the repository (default: the phase's)")
+    p.add_argument("--results", type=Path, default=None, help="the score files' folder (default: the phase's)")
     p.add_argument("--device", default="cpu", help="scoring device (training: accelerate picks the GPU if any)")
     p.add_argument("--override", action="append", default=[], help="config override for every run (tests)")
     p.add_argument("--job", default=None, help="train and score this one run in this process")
@@ -451,20 +643,36 @@ def main(argv: list[str] | None = None) -> int:
                    help="run without the text cache: TexTok embeds each batch's captions (cheaper for short runs)")
     p.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    runs = select(study_runs(), args.runs)
+    phase = PHASES[args.phase]
+    for key in ("threads", "data", "config", "work", "results"):
+        if getattr(args, key) is None:
+            setattr(args, key, getattr(phase, key))
+    if phase.ladder:
+        if args.steps is not None:
+            raise SystemExit("--steps: the trained phase picks its budgets (the plateau ladder); "
+                             "cap it with --max-steps")
+        max_steps = args.max_steps or default_max_steps(args.results, phase)
+        if max_steps < LADDER_START:
+            raise SystemExit(f"--max-steps {max_steps}: below the ladder's first rung, {LADDER_START}")
+        plan = Plan(max_steps=max_steps)
+    else:
+        if args.max_steps is not None:
+            raise SystemExit("--max-steps: only the trained phase has a ladder to cap; the first phase takes --steps")
+        plan = Plan(steps=args.steps or STEPS)
+    runs = select(phase.runs(), args.runs)
     if args.job:
-        run = next((r for r in study_runs() if r.name == args.job), None)
+        run = next((r for r in phase.runs() if r.name == args.job), None)
         if run is None:
-            raise SystemExit(f"--job {args.job}: no such run")
+            raise SystemExit(f"--job {args.job}: no such run in the {phase.name} phase")
         worker_setup(args.threads)
-        run_job(run, args.steps, args.work.resolve(), args.results.resolve(), args.data, args.config, args.device,
+        run_job(run, plan, args.work.resolve(), args.results.resolve(), args.data, args.config, args.device,
                 tuple(args.override), args.eval_num or None, tuple(args.rfid_splits))
         return 0
     if args.list:
-        print(listing(runs, args.results, args.steps))
-        print(estimate(runs, args.results, args.steps, args.workers))
+        print(listing(runs, args.results, plan))
+        print(estimate(runs, args.results, plan, args.workers, phase))
         return 0
-    missing = missing_data(args.data, runs)
+    missing = missing_data(args.data, runs, phase.fetch_args if args.data == phase.data else "")
     if missing and args.prepare:
         for cmd in missing:
             print(f"[scenes] {cmd}", flush=True)
@@ -479,7 +687,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.prepare:
         print("[scenes] data ready")
         return 0
-    return schedule(runs, args)
+    return schedule(runs, args, phase, plan)
 
 
 if __name__ == "__main__":

@@ -85,8 +85,9 @@ def test_driver_end_to_end(tmp_path, sr, tiny_scenes, capsys, monkeypatch, scene
     assert sc["val"]["rfid"] >= 0 and sc["val_compositional"]["rfid"] is None and sc["val_compositional"]["psnr"] > 0
     # ... and a later call with both splits adds the missing rFID from the stage model, without training
     run = next(r for r in sr.study_runs() if r.name == "textok-n1-s0-shapes-colours")
-    assert sr.missing_rfid(results, run, 4) == ["val_compositional"] and sr.is_pending(results, run, 4)
-    assert not sr.is_pending(results, run, 4, ("val",))
+    plan = sr.Plan(steps=4)
+    assert sr.missing_rfid(results, run, 4) == ["val_compositional"] and sr.is_pending(results, run, plan)
+    assert not sr.is_pending(results, run, plan, ("val",))
     capsys.readouterr()
     assert sr.main(["--list", "--runs", run.name, *args]) == 0
     assert "(no rFID on val_compositional)" in capsys.readouterr().out
