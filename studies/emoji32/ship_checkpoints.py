@@ -3,17 +3,11 @@
 Takes a study stage model folder (``<work>/runs/<run>/stages/step_XXXXXXX``: the EMA model
 after that many steps, ``config.json`` + ``model.safetensors``) and writes
 ``src/textok/pretrained/emoji32-<arm>-n<N>/`` (arm ``textok`` or ``baseline`` from the
-config's ``text_in``, N its ``num_tokens``):
-
-- ``model.safetensors``: every floating-point tensor cast to float16 (about half the size;
-  ``TexTok.from_pretrained`` loads it back into a float32 model);
-- ``config.json``: the model config, unchanged;
-- ``SOURCE.json``: run name, steps, the study's scores of that stage (fp32, read from
-  ``docs/results/reproduction/runs/<run>/step_XXXXXXX.json`` when present), the date, the
-  file size and how far the float16 model's reconstructions are from the float32 model's on
-  random inputs;
-- ``README.md``: what the model is and the data licences (Noto Emoji Apache-2.0, Twemoji
-  CC-BY 4.0 with attribution, emoji-datasource metadata MIT).
+config's ``text_in``, N its ``num_tokens``) with ``studies.shipping.ship_tokenizer`` (float16 weights,
+config, ``SOURCE.json``, model card). Here: the ``SOURCE.json`` holds the run name, steps, the study's
+scores of that stage (fp32, read from ``docs/results/reproduction/runs/<run>/step_XXXXXXX.json`` when
+present) and whether it had converged; the ``README.md`` says what the model is and the data licences
+(Noto Emoji Apache-2.0, Twemoji CC-BY 4.0 with attribution, emoji-datasource metadata MIT).
 
     python -m studies.emoji32.ship_checkpoints ~/textok-study/runs/textok-n4-s0/stages/step_0008000 \\
         ~/textok-study/runs/baseline-n4-s0/stages/step_0008000
@@ -26,19 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
 import sys
-import time
 from pathlib import Path
 
-import torch
+from ..shipping import OUT_ROOT, REPO, folder_bytes, ship_tokenizer, shipped_name, shown_path
 
-REPO = Path(__file__).resolve().parents[2]
 DEFAULT_RESULTS = REPO / "docs" / "results" / "reproduction" / "runs"
 FIRST_RECIPE = "emoji32_textok.yaml"  # the 4x4-patch recipe (its stage records name no config)
-DEFAULT_OUT_ROOT = REPO / "src" / "textok" / "pretrained"
+DEFAULT_OUT_ROOT = OUT_ROOT
 PREFIX = "emoji32"
-MAX_BYTES = 5 * 1024 * 1024  # a shipped folder should stay under ~5 MB
 
 LICENCE_NOTE = """\
 ## Training data and licences
@@ -56,10 +46,6 @@ The Apple and Facebook emoji styles are not licensed for this use and were not u
 weights are distributed with the `textok` package under its licence (Apache-2.0); each
 training image's licence is recorded in the data set's `captions.jsonl`.
 """
-
-
-def _arm(config) -> str:
-    return "baseline" if config.text_in == "none" else "textok"
 
 
 def parse_stage(stage: Path) -> tuple[str | None, int | None]:
@@ -102,33 +88,7 @@ def study_scores(record: dict | None, path: Path | None) -> tuple[dict | None, s
     scores = {}
     for r in record.get("records", []):
         scores[r["split"]] = {k: r.get(k) for k in ("num_images", "psnr", "ssim", "lpips", "rfid")}
-    try:
-        shown = str(path.resolve().relative_to(REPO))
-    except ValueError:
-        shown = str(path)
-    return scores, shown
-
-
-@torch.no_grad()
-def half_precision_gap(model32, model16, batch: int = 8, seed: int = 0) -> dict:
-    """Reconstructions of random images (and random text) by the float32 model and the model
-    loaded back from float16: the largest absolute difference and their PSNR (in [-1, 1] units)."""
-    from textok import CaptionedTokenizer
-    from textok.text import TextEmbedding
-
-    c = model32.config
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(batch, 3, c.image_size, c.image_size, generator=g) * 2 - 1
-    text = None
-    if c.text_in != "none":
-        L = min(8, c.max_text_tokens)
-        text = TextEmbedding(torch.randn(batch, L, c.text_dim, generator=g), torch.ones(batch, L, dtype=torch.bool))
-    a = CaptionedTokenizer(model32).reconstruct(x, text)
-    b = CaptionedTokenizer(model16).reconstruct(x, text)
-    mse = float((a - b).pow(2).mean())
-    return {"max_abs_difference": float((a - b).abs().max()),
-            "psnr_db": float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(4.0 / mse)).item(),
-            "inputs": f"{batch} uniform random images" + (" with random text embeddings" if text is not None else "")}
+    return scores, shown_path(path)
 
 
 def status_line(conv: dict | None) -> str:
@@ -165,51 +125,27 @@ def ship_checkpoint(stage: str | Path, out_root: str | Path = DEFAULT_OUT_ROOT, 
     ``run`` / ``steps``: override what the stage path says (``.../runs/<run>/stages/step_N``).
     ``out``: the folder to write (default ``<out_root>/<prefix>-<arm>-n<N>``), replaced atomically.
     """
-    from textok.io import replace_dir_atomic, write_json_atomic, write_text_atomic
-    from textok.models import TexTok
-    from textok.config import to_dict
+    from textok import CaptionedTokenizer
 
     stage = Path(stage)
-    model32 = TexTok.from_pretrained(stage)  # refuses a folder whose weights do not fit its config
-    c = model32.config
-    arm = _arm(c)
+    c = CaptionedTokenizer.load_config(stage)
     path_run, path_steps = parse_stage(stage)
     run = run or path_run or stage.name
     steps = steps if steps is not None else path_steps
-    name = f"{prefix}-{arm}-n{c.num_tokens}"
+    name = shipped_name(prefix, c)
     out = Path(out) if out is not None else Path(out_root) / name
-    tmp = out.with_name(f".{out.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model16 = TexTok.from_pretrained(stage)
-    model16.half().save_pretrained(tmp)
-    reloaded = TexTok.from_pretrained(tmp)
     record, record_path = study_record(Path(results), run, steps)
     scores, scores_file = study_scores(record, record_path)
     source = {
-        "name": name, "run": run, "arm": arm, "steps": steps, "num_tokens": c.num_tokens,
-        "stage_folder": str(stage), "date": time.strftime("%Y-%m-%d"),
-        "dtype": "float16", "parameters": sum(p.numel() for p in model32.parameters()),
-        "weights_bytes": (tmp / "model.safetensors").stat().st_size,
-        "study_scores": scores, "study_scores_file": scores_file,
+        "run": run, "steps": steps, "study_scores": scores, "study_scores_file": scores_file,
         "study_scores_note": ("the study's scores of this stage in float32 (evaluate_tokenizer: every image of the "
                               "split, rFID against the same originals)") if scores else
                              "no score file of this stage was found",
         "convergence": convergence(Path(results), run, steps),
-        # the study's recipe file this run extends (the demo's short run trains it); records before the
-        # field existed are the first recipe's
+        # the study's recipe file this run extends; records before the field existed are the first recipe's
         "recipe": (record or {}).get("config", FIRST_RECIPE),
-        "float16_vs_float32": half_precision_gap(model32, reloaded),
-        "config": to_dict(c),
     }
-    write_json_atomic(tmp / "SOURCE.json", source)
-    write_text_atomic(tmp / "README.md", readme(name, source))
-    total = sum(p.stat().st_size for p in tmp.iterdir())
-    if total > MAX_BYTES:
-        print(f"warning: {name} is {total / 1e6:.1f} MB, over the {MAX_BYTES / 1e6:.0f} MB aimed at", file=sys.stderr)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    replace_dir_atomic(tmp, out)
-    return out
+    return ship_tokenizer(stage, out, source, lambda s: readme(s["name"], s))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         out = ship_checkpoint(stage, args.out_root, args.results, args.run, args.steps)
         source = json.loads((out / "SOURCE.json").read_text())
         gap = source["float16_vs_float32"]
-        print(f"{stage} -> {out} ({sum(f.stat().st_size for f in out.iterdir()) / 1e6:.2f} MB; float16 vs float32 "
+        print(f"{stage} -> {out} ({folder_bytes(out) / 1e6:.2f} MB; float16 vs float32 "
               f"reconstructions: max |diff| {gap['max_abs_difference']:.2e}, {gap['psnr_db']:.1f} dB; "
               f"study scores: {'yes' if source['study_scores'] else 'none found'})")
         shipped.append(source)

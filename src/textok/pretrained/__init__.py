@@ -2,11 +2,16 @@
 
 This folder is package data as well as a module: ``<name>-textok-n<N>`` and ``<name>-baseline-n<N>`` are
 a TexTok and its no-text baseline (``config.json`` + float16 ``model.safetensors``, a ``SOURCE.json``
-saying which study run and step they come from, a README); ``<name>-<split>-inception.npz`` holds the
-Inception features of a split's originals, so ``textok demo`` can skip that pass.
+saying which study run and step they come from, a README); ``<name>-<arm>-n<N>-dit``, where shipped, is the
+text-to-image DiT trained on that tokenizer's tokens (a generation folder, ``textok.generation.Pipeline``:
+``generation.json`` naming the tokenizer beside it, ``dit/``); ``<name>-<split>-inception.npz`` holds the
+Inception features of a split's originals, so ``textok demo`` can skip that pass. Two pairs ship:
+``scenes32`` (the procedural scenes, ``textok demo``) and ``emoji32`` (``textok demo emoji``).
 
     from textok import CaptionedTokenizer, pretrained
-    tok = CaptionedTokenizer.from_pretrained(pretrained.path("emoji32-textok-n4"))
+    tok = CaptionedTokenizer.from_pretrained(pretrained.path("scenes32-textok-n1"))
+    pair = pretrained.find_pair(name="scenes32")        # {"name", "num_tokens", "textok", "baseline"}
+    dit = pretrained.dit_for(pair["textok"])             # its DiT folder, or None
     textok, baseline = pretrained.shipped_checkpoints()   # every shipped folder of each arm, by N
 
 The emoji splits are named for what they measure (issue 35): ``val`` holds other renderings (the other
@@ -20,6 +25,11 @@ import json
 import os
 import re
 from pathlib import Path
+
+#: the pair ``find_pair`` returns when no name is given (``textok demo``'s)
+DEFAULT_PAIR = "scenes32"
+#: the suffix of a tokenizer folder's DiT: ``<name>-<arm>-n<N>`` + ``DIT_SUFFIX``
+DIT_SUFFIX = "-dit"
 
 #: where the shipped folders are: this package's own folder (read at call time, so tests can point it elsewhere)
 PRETRAINED_DIR = Path(__file__).resolve().parent
@@ -58,22 +68,45 @@ def _num_tokens(folder: Path) -> int:
 def shipped_checkpoints(root: str | os.PathLike | None = None, prefix: str = "*") -> tuple[list[Path], list[Path]]:
     """The shipped TexTok and baseline folders (``<prefix>-textok-n<N>`` and ``<prefix>-baseline-n<N>`` holding a
     ``config.json``; ``prefix`` a glob, default any name) under ``root`` (default ``PRETRAINED_DIR``), each list
-    sorted by N. Empty lists if there are none."""
+    sorted by N. Empty lists if there are none. A DiT folder (``...-n<N>-dit``) is not a tokenizer."""
     root = Path(root) if root is not None else PRETRAINED_DIR
     found = {}
     for arm in ("textok", "baseline"):
-        dirs = [p for p in root.glob(f"{prefix}-{arm}-n*") if (p / "config.json").is_file()] if root.is_dir() else []
-        found[arm] = sorted(dirs, key=_num_tokens)
+        dirs = [p for p in root.glob(f"{prefix}-{arm}-n*") if _num_tokens(p) and (p / "config.json").is_file()] \
+            if root.is_dir() else []
+        found[arm] = sorted(dirs, key=lambda p: (_num_tokens(p), p.name))
     return found["textok"], found["baseline"]
 
 
-def find_pair(root: str | os.PathLike | None = None) -> dict | None:
-    """The shipped TexTok and baseline at the largest N both exist for: ``{"num_tokens": N, "textok": folder,
-    "baseline": folder}``, or None."""
+def pair_names(root: str | os.PathLike | None = None) -> list[str]:
+    """The names of the shipped pairs (``<name>`` with both ``<name>-textok-n<N>`` and ``<name>-baseline-n<N>`` at
+    some N), sorted."""
     textok, baseline = shipped_checkpoints(root)
+    key = lambda p: (p.name.rsplit("-", 2)[0], _num_tokens(p))  # noqa: E731
+    return sorted({name for name, _ in {key(p) for p in textok} & {key(p) for p in baseline}})
+
+
+def find_pair(root: str | os.PathLike | None = None, name: str | None = None) -> dict | None:
+    """The shipped TexTok and baseline of the pair ``name`` (``"scenes32"``, ``"emoji32"``; default
+    ``DEFAULT_PAIR`` when shipped, else the first of ``pair_names``) at the largest N both exist for:
+    ``{"num_tokens": N, "textok": folder, "baseline": folder}``, or None. ``dit_for`` finds each one's DiT."""
+    names = pair_names(root)
+    if name is None:
+        name = DEFAULT_PAIR if DEFAULT_PAIR in names else (names[0] if names else None)
+    if name is None or any(c in name for c in "*?["):
+        return None
+    textok, baseline = shipped_checkpoints(root, prefix=name)
     by_n = [{_num_tokens(p): p for p in paths} for paths in (textok, baseline)]
-    common = sorted(set(by_n[0]) & set(by_n[1]) - {0})
+    common = sorted(set(by_n[0]) & set(by_n[1]))
     return {"num_tokens": common[-1], "textok": by_n[0][common[-1]], "baseline": by_n[1][common[-1]]} if common else None
+
+
+def dit_for(tokenizer_folder: str | os.PathLike) -> Path | None:
+    """The shipped DiT that generates ``tokenizer_folder``'s tokens (``<folder>-dit`` beside it, a generation folder
+    with ``generation.json``: ``textok.generation.Pipeline.from_pretrained`` loads it), or None."""
+    folder = Path(tokenizer_folder)
+    dit = folder.with_name(folder.name + DIT_SUFFIX)
+    return dit if (dit / "generation.json").is_file() else None
 
 
 def read_source(folder: str | os.PathLike) -> dict:
@@ -82,4 +115,5 @@ def read_source(folder: str | os.PathLike) -> dict:
     return json.loads(source.read_text(encoding="utf-8")) if source.is_file() else {}
 
 
-__all__ = ["PRETRAINED_DIR", "EMOJI_SPLITS", "split_label", "path", "shipped_checkpoints", "find_pair", "read_source"]
+__all__ = ["PRETRAINED_DIR", "DEFAULT_PAIR", "DIT_SUFFIX", "EMOJI_SPLITS", "split_label", "path", "shipped_checkpoints",
+           "pair_names", "find_pair", "dit_for", "read_source"]
