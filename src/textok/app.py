@@ -45,6 +45,11 @@ log = logging.getLogger(__name__)
 #: the page's API: action -> endpoint name (``Client(url).predict(..., api_name="/reconstruct")``)
 API_NAMES = {"reconstruct": "reconstruct", "swap": "swap_caption", "sweep": "sweep_tokens", "generate": "generate"}
 DISPLAY_SIZE = 256  # the image boxes' height in CSS pixels; the browser enlarges the exact image to fit
+#: seconds the server keeps an idle HTTP connection open. Uvicorn's default (5 s) equals httpx's idle expiry
+#: (gradio_client's, 5 s): a client could send a request on a connection at the instant the server closed it,
+#: and lose it to ``RemoteProtocolError`` (issue 46: 1 of 48 requests, 3 in 12 bursts). Longer than any client's
+#: expiry, the client is the one that closes an idle connection.
+KEEP_ALIVE_S = 75
 # Enlarge the exact model-resolution PNGs in the browser without smoothing: one block per pixel.
 CSS = """
 .textok-img img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
@@ -461,6 +466,10 @@ def launch(explorer: Explorer, host: str = "127.0.0.1", port: int | None = 7860,
     # Gradio checks its own server with httpx at start-up; those request lines say nothing to the user
     logging.getLogger("httpx").setLevel(max(logging.getLogger("httpx").getEffectiveLevel(), logging.WARNING))
     demo.launch(**{k: v for k, v in kwargs.items() if _accepts(demo.launch, k)})  # options older Gradio lacks
+    # Gradio builds uvicorn's config without a keep-alive option; each new connection reads it from there
+    server_config = getattr(getattr(demo, "server", None), "config", None)
+    if server_config is not None:
+        server_config.timeout_keep_alive = KEEP_ALIVE_S
     if not quiet:
         print(f"textok app: serving on {demo.local_url} (Ctrl-C stops it)", flush=True)
     if block:
