@@ -6,6 +6,9 @@ are computed from the same numbers (nothing typed by hand).
 
     python -m studies.scenes.report                 # at the final budget of the main runs
     python -m studies.scenes.report --steps 2500    # at another scored budget
+
+The page opens with the trained phase (issue 44: ``report_trained.py``, from ``docs/results/scenes/trained/``),
+followed by this phase's section as it was.
 """
 
 from __future__ import annotations
@@ -333,27 +336,8 @@ def render(summary: dict, plotted: bool, out_rel: str) -> str:
     L += [f"- {f}" for f in findings(t1, cur, rich, enc, gaps, swaps)]
     if plotted:
         L += ["", f"![gain vs N, learning curve, caption richness]({out_rel}/scenes.png)"]
-    L += ["", "## Table 1: TexTok vs the no-text baseline", "",
-          "Mean ± std over the seeds scored (the seeds column of summary.json; one seed: no std, no p). Gain: dB for "
-          "PSNR, % for the others "
-          "(positive = TexTok better); p: Welch's t-test over seeds.", "",
-          "| N | split | metric | TexTok | baseline | gain | p |", "|---|---|---|---|---|---|---|"]
-    for r in t1:
-        d = 1 if r["metric"] == "rfid" else (2 if r["metric"] == "psnr" else 3)
-        L.append(f"| {r['num_tokens']} | {r['split']} | {r['metric']} | {pm(r['textok'], r['textok_std'], d)} | "
-                 f"{pm(r['baseline'], r['baseline_std'], d)} | {fmt(r['gain'], 2, True)}"
-                 f"{'' if r['metric'] == 'psnr' else '%'} | {fmt(r['p'], 3)} |")
-    L += ["", "## Compression: fewer tokens for the same quality (val)", "",
-          "For each TexTok N, the largest baseline N' that TexTok at N matches or beats (Table 1's seed means); "
-          "N' / N is the factor of tokens the caption saves (– : below the baseline at every N scored; ≥ : it beats "
-          "the largest baseline N scored, so the factor may be larger).", "",
-          "| TexTok N | TexTok PSNR | matches baseline N' (PSNR) | factor | TexTok rFID | matches baseline N' (rFID) | factor |",
-          "|---|---|---|---|---|---|---|"]
-    for r in comp:
-        factor = {m: ("≥" if r[f"{m}_at_least"] else "") + f"{r[f'{m}_factor']:g}x" if r[f"{m}_factor"] else "–"
-                  for m in ("psnr", "rfid")}
-        L.append(f"| {r['num_tokens']} | {fmt(r['textok_psnr'])} | {r['psnr_baseline_n'] or '–'} | {factor['psnr']} | "
-                 f"{fmt(r['textok_rfid'], 1)} | {r['rfid_baseline_n'] or '–'} | {factor['rfid']} |")
+    L += ["", "## Table 1: TexTok vs the no-text baseline", "", *table1_lines(t1)]
+    L += ["", "## Compression: fewer tokens for the same quality (val)", "", *compression_lines(comp)]
     L += ["", "## Learning curve (seed 0, val)", "", "Views: how often each training scene was seen by then; probe gap: "
           "train-probe PSNR − val PSNR (near 0: new scenes are reconstructed as well as trained ones, no recall).", "",
           "| N | steps | views | TexTok PSNR | baseline PSNR | gain (dB) | TexTok rFID | baseline rFID | rFID gain | "
@@ -382,21 +366,53 @@ def render(summary: dict, plotted: bool, out_rel: str) -> str:
           "|---|---|---|---|"]
     for r in gaps:
         L.append(f"| {r['run']} | {fmt(r['train_psnr'])} | {fmt(r['val_psnr'])} | {fmt(r['gap'], 2, True)} |")
-    L += ["", "## What the caption controls: swaps", ""]
-    if swaps:
-        L += ["The same tokens decoded with a caption where one factor is changed (`studies/scenes/swaps.py`). "
-              "Followed: the detector sees the new value; exact: and the other objects keep their colours. "
-              "Control: decoded with the image's own caption (followed = the whole scene is detected as captioned).", "",
-              "| tokenizer | steps | images | control | colour | position | background |", "|---|---|---|---|---|---|---|"]
-        for name, r in swaps["runs"].items():
-            rt = r["rates"]
-            cells = " | ".join(f"{rt[f]['followed']:.0%} ({rt[f]['exact']:.0%} exact)"
-                               for f in ("control", "colour", "position", "background"))
-            L.append(f"| {name} | {r['steps']} | {r['num_images']} | {cells} |")
-        L += ["", f"![swaps]({out_rel}/swaps.png)"]
-    else:
-        L.append("Pending: `python -m studies.scenes.swaps`.")
+    L += ["", "## What the caption controls: swaps", "", *swaps_lines(swaps, out_rel, "python -m studies.scenes.swaps")]
     return "\n".join(L) + "\n"
+
+
+def table1_lines(t1: list[dict]) -> list[str]:
+    """Table 1 (``table1``'s rows) in Markdown, with the sentence that reads it."""
+    L = ["Mean ± std over the seeds scored (the seeds column of summary.json; one seed: no std, no p). Gain: dB for "
+         "PSNR, % for the others "
+         "(positive = TexTok better); p: Welch's t-test over seeds.", "",
+         "| N | split | metric | TexTok | baseline | gain | p |", "|---|---|---|---|---|---|---|"]
+    for r in t1:
+        d = 1 if r["metric"] == "rfid" else (2 if r["metric"] == "psnr" else 3)
+        L.append(f"| {r['num_tokens']} | {r['split']} | {r['metric']} | {pm(r['textok'], r['textok_std'], d)} | "
+                 f"{pm(r['baseline'], r['baseline_std'], d)} | {fmt(r['gain'], 2, True)}"
+                 f"{'' if r['metric'] == 'psnr' else '%'} | {fmt(r['p'], 3)} |")
+    return L
+
+
+def compression_lines(comp: list[dict]) -> list[str]:
+    """The compression table (``compression``'s rows) in Markdown, with the sentence that reads it."""
+    L = ["For each TexTok N, the largest baseline N' that TexTok at N matches or beats (Table 1's seed means); "
+         "N' / N is the factor of tokens the caption saves (– : below the baseline at every N scored; ≥ : it beats "
+         "the largest baseline N scored, so the factor may be larger).", "",
+         "| TexTok N | TexTok PSNR | matches baseline N' (PSNR) | factor | TexTok rFID | matches baseline N' (rFID) | factor |",
+         "|---|---|---|---|---|---|---|"]
+    for r in comp:
+        factor = {m: ("≥" if r[f"{m}_at_least"] else "") + f"{r[f'{m}_factor']:g}x" if r[f"{m}_factor"] else "–"
+                  for m in ("psnr", "rfid")}
+        L.append(f"| {r['num_tokens']} | {fmt(r['textok_psnr'])} | {r['psnr_baseline_n'] or '–'} | {factor['psnr']} | "
+                 f"{fmt(r['textok_rfid'], 1)} | {r['rfid_baseline_n'] or '–'} | {factor['rfid']} |")
+    return L
+
+
+def swaps_lines(swaps: dict | None, out_rel: str, command: str) -> list[str]:
+    """The swap table of a ``swaps.json`` and its picture (``out_rel``/swaps.png), or the ``command`` that makes it."""
+    if not swaps:
+        return [f"Pending: `{command}`."]
+    L = ["The same tokens decoded with a caption where one factor is changed (`studies/scenes/swaps.py`). "
+         "Followed: the detector sees the new value; exact: and the other objects keep their colours. "
+         "Control: decoded with the image's own caption (followed = the whole scene is detected as captioned).", "",
+         "| tokenizer | steps | images | control | colour | position | background |", "|---|---|---|---|---|---|---|"]
+    for name, r in swaps["runs"].items():
+        rt = r["rates"]
+        cells = " | ".join(f"{rt[f]['followed']:.0%} ({rt[f]['exact']:.0%} exact)"
+                           for f in ("control", "colour", "position", "background"))
+        L.append(f"| {name} | {r['steps']} | {r['num_images']} | {cells} |")
+    return L + ["", f"![swaps]({out_rel}/swaps.png)"]
 
 
 README_MARKERS = ("<!-- scenes line: studies/scenes/report.py -->", "<!-- end scenes line -->")
@@ -431,11 +447,23 @@ def readme_line(readme: Path, t1: list[dict], st: dict) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--results", type=Path, default=study.RESULTS)
-    p.add_argument("--out", type=Path, default=OUT, help="summary.json, scenes.png (and swaps.json is read here)")
+    p.add_argument("--steps", type=int, default=None, help="the first phase's budget (default: its main runs' last)")
+    p.add_argument("--results", type=Path, default=study.RESULTS, help="the first phase's score files")
+    p.add_argument("--out", type=Path, default=OUT,
+                   help="summary.json, scenes.png (and swaps.json is read here); the trained phase's in OUT/trained")
+    p.add_argument("--trained-results", type=Path, default=None,
+                   help="the trained phase's score files (default: OUT/trained/runs)")
+    p.add_argument("--trained-data", default=study.PHASES["trained"].data,
+                   help="the trained phase's data set (the evaluation splits' overlap with its training set)")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="the trained phase's cap for score files that record none (default: the driver's)")
     p.add_argument("--page", type=Path, default=PAGE)
     args = p.parse_args(argv)
+    from . import report_trained  # imports this module: loaded here, not at the top
+
+    trained_out = args.out / "trained"
+    trained, trained_summary = report_trained.build(args.trained_results or trained_out / "runs", trained_out, args.trained_data,
+                                      args.page.parent, args.max_steps)
     from textok.data.scenes import caption_bits
     from textok.io import write_json_atomic, write_text_atomic
 
@@ -450,12 +478,13 @@ def main(argv: list[str] | None = None) -> int:
         out_rel = args.out.resolve().relative_to(args.page.resolve().parent).as_posix()
     except ValueError:
         out_rel = args.out.resolve().as_posix()
-    page = render(summary, plotted, out_rel)
+    page = trained + "\n" + render(summary, plotted, out_rel)  # the trained phase first: it is the newer evidence
     write_text_atomic(args.page, page)
     if args.page.resolve() == PAGE.resolve():  # the study's own page: its README line too (not a test's copy)
         readme_line(study.REPO / "README.md", summary["table1"], summary["setting"])
     write_json_atomic(args.out / "summary.json", summary)
-    print(f"[report] {args.page} ({len(runs)} runs, budget {steps})")
+    print(f"[report] {args.page} (first phase: {len(runs)} runs, budget {steps}; trained phase: "
+          f"{len(trained_summary['runs_final'])} of {len(trained_summary['plateau'])} runs at their final rung)")
     return 0
 
 

@@ -193,6 +193,12 @@ def ladder_status(record: dict, max_steps: int, threshold_db: float | None = Non
             "gains": {str(b): round(g, 4) for b, g in gains.items()}}
 
 
+def recorded_status(record: dict, max_steps: int) -> dict:
+    """The ladder status the driver recorded in a score record (``plateau``: written with every rung it scores), else
+    ``ladder_status`` under ``max_steps`` (a record scored before the ladder, e.g. by the first phase's driver)."""
+    return record.get("plateau") or ladder_status(record, max_steps)
+
+
 @dataclasses.dataclass(frozen=True)
 class Phase:
     """A phase of the study: its recipe, data, runs, where its scores and work go, and how budgets are chosen

@@ -17,9 +17,11 @@ rates are the detector's floor.
 
     python -m studies.scenes.swaps                      # textok-n1-s0, textok-n4-s0, baseline-n1-s0 at their last budget
     python -m studies.scenes.swaps --runs textok-n1-s0 --steps 2500 --num 100
+    python -m studies.scenes.swaps --phase trained      # the trained phase's, at their final rung (plateau or cap)
 
 Writes ``docs/results/scenes/swaps.json`` and ``docs/results/scenes/swaps.png`` (per tokenizer, rows: original,
-decoded with its caption, colour swap, position swap, background swap).
+decoded with its caption, colour swap, position swap, background swap); the trained phase's go to
+``docs/results/scenes/trained/``. Both record the commit and CPU they ran on.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..common import git_commit
 from . import run as study  # studies/scenes/run.py: paths, runs, score files
 
 OUT = study.REPO / "docs" / "results" / "scenes"
@@ -189,26 +192,47 @@ def draw(pictures_by_run: dict[str, list], path: Path, scale: int = 3) -> None:
     sheet.save(path)
 
 
+def stage_budget(name: str, phase: "study.Phase", results: Path, steps: int | None) -> tuple[int | None, str]:
+    """The budget whose stage model of run ``name`` to use: ``steps``, else on the ladder the run's final rung
+    (None while it is still climbing), else its last scored budget; and why, for the skip line."""
+    if steps:
+        return steps, ""
+    record = study.load_scores(results, name)
+    if phase.ladder:
+        status = study.recorded_status(record, study.default_max_steps(results, phase))
+        return status["final"], f"not final yet ({study.describe_status(status)})"
+    done = sorted(int(b) for b in record.get("budgets", {}))
+    return (done[-1] if done else None), "nothing scored"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--phase", choices=list(study.PHASES), default="first",
+                   help="whose tokenizers: the first phase's (issue 36) or the trained phase's (issue 44)")
     p.add_argument("--runs", nargs="*", default=list(RUNS))
-    p.add_argument("--steps", type=int, default=None, help="the budget whose stage model to use (default: the last scored)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="the budget whose stage model to use (default: trained, the final rung; first, the last "
+                        "scored)")
     p.add_argument("--num", type=int, default=200, help="val scenes")
-    p.add_argument("--data", default=study.DATA)
-    p.add_argument("--work", type=Path, default=study.WORK)
-    p.add_argument("--results", type=Path, default=study.RESULTS)
-    p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument("--data", default=None, help="the scenes data set (default: the phase's)")
+    p.add_argument("--work", type=Path, default=None, help="the driver's work folder (default: the phase's)")
+    p.add_argument("--results", type=Path, default=None, help="the score files (default: the phase's)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="swaps.json and swaps.png (default: docs/results/scenes, trained: docs/results/scenes/trained)")
     args = p.parse_args(argv)
+    phase = study.PHASES[args.phase]
+    data, work, results = args.data or phase.data, args.work or phase.work, args.results or phase.results
+    out = args.out or (OUT / "trained" if phase.ladder else OUT)
     report, pictures = {}, {}
     for name in args.runs:
-        done = sorted(study.done_budgets(args.results, name))
-        steps = args.steps or (done[-1] if done else None)
-        model = args.work / "stages" / name / f"step_{steps or 0:07d}"
+        steps, why = stage_budget(name, phase, results, args.steps)
+        model = work / "stages" / name / f"step_{steps or 0:07d}"
         if steps is None or not model.is_dir():
-            print(f"[swaps] {name}: no stage model at {model}; skipped", flush=True)
+            print(f"[swaps] {name}: no stage model at {model}" + (f" ({why})" if steps is None else "") + "; skipped",
+                  flush=True)
             continue
-        r, pics = measure(model, args.data, args.num)
-        rec = study.load_scores(args.results, name)
+        r, pics = measure(model, data, args.num)
+        rec = study.load_scores(results, name)
         report[name] = {"steps": steps, "arm": rec.get("arm"), "num_tokens": rec.get("num_tokens"), **r}
         pictures[f"{name} @ {steps}"] = pics
         rates = r["rates"]
@@ -216,13 +240,18 @@ def main(argv: list[str] | None = None) -> int:
                                                        f"{rates[f]['exact']:.0%}" for f in ("control", *FACTORS)),
               flush=True)
     if not report:
-        raise SystemExit("no stage model found: run studies/scenes/run.py first")
-    args.out.mkdir(parents=True, exist_ok=True)
-    from textok.io import write_json_atomic
+        raise SystemExit(f"no stage model found: run python -m studies.scenes.run --phase {phase.name} first")
+    out.mkdir(parents=True, exist_ok=True)
+    import torch
 
-    write_json_atomic(args.out / "swaps.json", {"alpha": ALPHA, "factors": list(FACTORS), "runs": report,
-                                                "captions": {k: [p["captions"] for p in v] for k, v in pictures.items()}})
-    draw(pictures, args.out / "swaps.png")
+    from textok.io import write_json_atomic
+    from textok.training import cpu_name
+
+    write_json_atomic(out / "swaps.json", {"alpha": ALPHA, "factors": list(FACTORS), "runs": report,
+                                           "captions": {k: [p["captions"] for p in v] for k, v in pictures.items()},
+                                           "phase": phase.name, "commit": git_commit(), "cpu": cpu_name(),
+                                           "threads": torch.get_num_threads()})
+    draw(pictures, out / "swaps.png")
     return 0
 
 

@@ -1,0 +1,335 @@
+"""The scenes study's trained phase (issue 44) on the report's page: trained tokenizers and where the text goes.
+
+Reads the trained phase's score files (``docs/results/scenes/trained/runs/<run>.json``, written by
+``python -m studies.scenes.run --phase trained``), its swaps (``docs/results/scenes/trained/swaps.json``) and the
+data set's ``captions.jsonl`` (the split overlap). Every run is reported at its final rung (plateau or cap:
+``run.ladder_status`` under the cap its score file records); runs still climbing are listed with the command that
+resumes them, so every section renders with partial results. ``studies/scenes/report.py`` puts this section above
+the first phase's on docs/results/scenes.md and calls ``build``, which writes ``trained/summary.json`` and
+``trained/curves.png``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..stats import fmt, mean_std, pm, welch_p
+from . import report as first  # Table 1, the compression table, the findings' sentences, the swap table
+from . import run as study
+
+PHASE = study.PHASES["trained"]
+CURVE_N = (1, 8)  # the learning curves' N (the issue's)
+# The placement ablation's rows: label, run name; "both" is the main TexTok run and "none" the baseline
+PLACEMENT_ROWS = (("encoder and decoder, in-context (TexTok)", "textok-n{n}-s{s}"),
+                  ("encoder only", "textok-n{n}-s{s}-text-encoder"),
+                  ("decoder only", "textok-n{n}-s{s}-text-decoder"),
+                  ("none (the baseline)", "baseline-n{n}-s{s}"),
+                  ("encoder and decoder, cross-attention", "textok-n{n}-s{s}-cross-attention"))
+PLACEMENT_N = (1, 4)
+RESUME = "python -m studies.scenes.run --phase trained --runs"
+
+
+def statuses(runs: dict[str, dict], max_steps: int) -> dict[str, dict]:
+    """run -> its ladder status (``run.recorded_status``: under the cap its score file records, else ``max_steps``)."""
+    return {name: study.recorded_status(r, max_steps) for name, r in runs.items()}
+
+
+def at_final(runs: dict[str, dict], status: dict[str, dict]) -> dict[str, dict]:
+    """The runs whose final rung is known, each record with that budget alone, keyed ``"final"``: what
+    ``report.table1`` / ``report.values`` read as the budget ``"final"``, so Table 1 is the first phase's function."""
+    return {name: dict(r, budgets={"final": r["budgets"][str(status[name]["final"])]})
+            for name, r in runs.items() if status[name]["final"] is not None}
+
+
+def missing_final_rfid(record: dict, final: int | None) -> list[str]:
+    """The splits whose rFID the final rung lacks (the driver adds them from the stage model)."""
+    b = record.get("budgets", {}).get(str(final))
+    return [s for s in study.SPLITS if b is not None and b[s].get("rfid") is None]
+
+
+def plateau_rows(runs: dict[str, dict], status: dict[str, dict]) -> list[dict]:
+    """Every run of the phase in the driver's order: the rungs scored with their val PSNR, the plateau status, the
+    gain over the last doubling, training seconds to the newest rung, and whether it is pending (still climbing, not
+    started, or its final rung lacks an rFID)."""
+    rows = []
+    for run in PHASE.runs():
+        r, st = runs.get(run.name, {}), status.get(run.name)
+        budgets = sorted(int(b) for b in r.get("budgets", {}))
+        newest = r["budgets"][str(budgets[-1])] if budgets else None
+        gains = (st or {}).get("gains", {})
+        rows.append({"run": run.name, "group": run.group, "arm": run.arm, "num_tokens": run.num_tokens,
+                     "seed": run.seed, "budgets": budgets,
+                     "val_psnr": [r["budgets"][str(b)]["val"]["psnr"] for b in budgets],
+                     "status": st["status"] if budgets else "not started", "final": (st or {}).get("final"),
+                     "next": (st or {}).get("next", study.LADDER_START),
+                     "max_steps": (st or {}).get("max_steps"),
+                     "last_gain": gains.get(str(budgets[-1])) if budgets else None,
+                     "train_seconds": newest["train_seconds_total"] if newest else None,
+                     "threads": sorted({r["budgets"][str(b)].get("threads") for b in budgets} - {None}),
+                     "missing_rfid": missing_final_rfid(r, (st or {}).get("final"))})
+        rows[-1]["pending"] = rows[-1]["status"] in ("training", "not started") or bool(rows[-1]["missing_rfid"])
+    return rows
+
+
+def placement(final: dict[str, dict]) -> list[dict]:
+    """The text-placement ablation at PLACEMENT_N over ``run.PLACEMENT_SEEDS`` (the same seeds in every row), each
+    run at its final rung: val / val_compositional PSNR and rFID (mean, std), and the val PSNR difference from text
+    in both (Welch p over seeds)."""
+    rows = []
+    for n in PLACEMENT_N:
+        both = None
+        for label, pattern in PLACEMENT_ROWS:
+            recs = [final[name]["budgets"]["final"] for s in study.PLACEMENT_SEEDS
+                    if (name := pattern.format(n=n, s=s)) in final]
+            row = {"num_tokens": n, "text": label, "runs": [pattern.format(n=n, s=s) for s in study.PLACEMENT_SEEDS],
+                   "seeds": len(recs), "steps": sorted({b["steps"] for b in recs})}
+            vals = {f"{split}_{m}": [b[split][m] for b in recs if b[split].get(m) is not None]
+                    for split in study.SPLITS for m in ("psnr", "rfid")}
+            for key, xs in vals.items():
+                row[key], row[f"{key}_std"] = mean_std(xs)
+            if both is None:
+                both = vals["val_psnr"]
+                row["val_psnr_vs_both"] = row["p_vs_both"] = None
+            else:
+                m = mean_std(both)[0]
+                row["val_psnr_vs_both"] = None if m is None or row["val_psnr"] is None else row["val_psnr"] - m
+                row["p_vs_both"] = welch_p(vals["val_psnr"], both)
+            rows.append(row)
+    return rows
+
+
+def curves(runs: dict[str, dict]) -> list[dict]:
+    """Val PSNR at every rung of both arms' runs (every seed) at CURVE_N."""
+    return [{"run": name, "arm": r["arm"], "num_tokens": r["num_tokens"], "seed": r["seed"],
+             "steps": sorted(int(b) for b in r["budgets"]),
+             "val_psnr": [r["budgets"][b]["val"]["psnr"] for b in sorted(r["budgets"], key=int)]}
+            for name, r in sorted(runs.items()) if r.get("group") in ("main", "seeds") and r["num_tokens"] in CURVE_N
+            and r.get("budgets")]
+
+
+def split_overlap(data: str | Path, scored: int | None = None) -> dict | None:
+    """How many images of each evaluation split share their full caption, or their scene
+    (``textok.data.scenes.scene_key``: identical pixels), with a training image of ``data``: over the whole split
+    and over the ``scored`` evenly spaced images the runs are scored on (``textok.data.stream.spread``, in file
+    order). None when ``data`` has no captions.jsonl."""
+    from textok.data.scenes import scene_key
+    from textok.data.stream import spread
+
+    path = Path(data) / "captions.jsonl"
+    if not path.is_file():
+        return None
+    entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    train = [e for e in entries if e["split"] == "train"]
+    captions, keys = {e["caption"] for e in train}, {scene_key(e) for e in train}
+    out = {"data": str(data), "train_images": len(train), "scored_per_split": scored, "splits": {}}
+    for split in study.SPLITS:
+        es = sorted((e for e in entries if e["split"] == split), key=lambda e: e["file"])
+        sub = [es[i] for i in spread(len(es), scored)]
+        out["splits"][split] = {
+            "images": len(es), "same_caption": sum(e["caption"] in captions for e in es),
+            "same_scene": sum(scene_key(e) in keys for e in es), "scored": len(sub),
+            "scored_same_caption": sum(e["caption"] in captions for e in sub),
+            "scored_same_scene": sum(scene_key(e) in keys for e in sub)}
+    return out
+
+
+def provenance(budgets: list[dict]) -> str:
+    """The machines, threads and commits behind ``budgets`` (score-file budgets), for the line under a figure."""
+    if not budgets:
+        return "Machine and commit: none yet (nothing scored)."
+    cpus = sorted({f"{b.get('cpu')}, {b.get('threads')} thread(s)" for b in budgets})
+    commits = sorted({(b.get("commit") or "unknown")[:7] + ("+dirty" if "dirty" in (b.get("commit") or "") else "")
+                      for b in budgets})
+    return f"Machine: {'; '.join(cpus)}. Commit(s): {', '.join(f'`{c}`' for c in commits)}."
+
+
+def plot_curves(rows: list[dict], path: Path) -> bool:
+    """Val PSNR against training steps (log scale), both arms at CURVE_N, one line per seed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    if not rows:
+        return False
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    colours, styles, labelled = {"textok": "tab:blue", "baseline": "tab:orange"}, {1: "o-", 8: "s--"}, set()
+    for r in rows:
+        key = (r["arm"], r["num_tokens"])
+        ax.plot(r["steps"], r["val_psnr"], styles.get(r["num_tokens"], "^:"), color=colours[r["arm"]], alpha=0.8,
+                label=None if key in labelled else f"{'TexTok' if r['arm'] == 'textok' else 'baseline'}, N = {key[1]}")
+        labelled.add(key)
+    ax.set(xscale="log", xlabel="training steps", ylabel="val PSNR (dB)",
+           title="learning curves (one line per seed)")
+    ax.set_xticks(sorted({s for r in rows for s in r["steps"]}), [str(s) for s in sorted({s for r in rows
+                                                                                          for s in r["steps"]})])
+    ax.minorticks_off()
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def summarize(runs: dict[str, dict], max_steps: int, data: str | Path, swaps: dict | None) -> dict:
+    """Everything the trained section shows (trained/summary.json), from the score files."""
+    status = statuses(runs, max_steps)
+    final = at_final(runs, status)
+    t1 = first.table1(final, "final")
+    finals = [r["budgets"]["final"] for r in final.values()]
+    scored = next((b.get("eval_num") for b in finals), None) or study.EVAL_NUM
+    return {"phase": "trained", "plateau_db": study.PLATEAU_DB, "ladder_start": study.LADDER_START,
+            "max_steps": max_steps, "setting": setting(finals), "plateau": plateau_rows(runs, status),
+            "table1": t1, "table1_provenance": provenance(finals), "compression": first.compression(t1),
+            "placement": placement(final), "curves": curves(runs),
+            "curves_provenance": provenance([b for name, r in runs.items() for b in r["budgets"].values()
+                                             if r.get("group") in ("main", "seeds") and r["num_tokens"] in CURVE_N]),
+            "split_overlap": split_overlap(data, scored), "swaps": swaps, "runs_scored": sorted(runs),
+            "runs_final": sorted(final)}
+
+
+def setting(finals: list[dict]) -> dict:
+    """The recipe and scoring the final rungs share, read from a score file."""
+    if not finals:
+        return {}
+    b = finals[0]
+    cfg = b["effective_config"]
+    return {"train_scenes": ((b.get("data") or {}).get("recipe") or {}).get("count"),
+            "batch_size": cfg["optim"]["batch_size"], "optimizer": cfg["optim"].get("optimizer"),
+            "eval_num": b.get("eval_num"), "cpu": b.get("cpu")}
+
+
+def findings(summary: dict) -> list[str]:
+    """The trained section's findings, every number read from its tables."""
+    rows, t1 = summary["plateau"], summary["table1"]
+    out = first.findings(t1, [], [], [], [], None) if t1 else ["No run has reached its final rung yet."]
+    count = {s: [r for r in rows if r["status"] == s] for s in ("plateau", "cap", "training", "not started")}
+    caps = sorted({r["max_steps"] for r in count["cap"]})
+    out.append(f"Plateau rule (val PSNR gain < {summary['plateau_db']} dB per doubling): {len(count['plateau'])} of "
+               f"{len(rows)} runs at their plateau, {len(count['cap'])} stopped by the cap"
+               + (f" ({', '.join(map(str, caps))} steps)" if caps else "")
+               + f", {len(count['training'])} still climbing, {len(count['not started'])} not started.")
+    for n in PLACEMENT_N:
+        both, *others = [r for r in summary["placement"] if r["num_tokens"] == n]
+        others = [r for r in others if r["seeds"]]
+        if both["seeds"] and others:
+            out.append(f"Where the text goes, N = {n} (val PSNR at the final rung, seed means; difference from text "
+                       f"in both, Welch p): both {fmt(both['val_psnr'])} dB ({both['seeds']} seeds); " + "; ".join(
+                           f"{r['text']} {fmt(r['val_psnr'])} dB ({fmt(r['val_psnr_vs_both'], 2, True)}, "
+                           f"p = {fmt(r['p_vs_both'], 3)}, {r['seeds']} seeds)" for r in others) + ".")
+    ov = summary["split_overlap"]
+    if ov:
+        out.append("Evaluation images that share their caption with a training image: " + ", ".join(
+            f"{s['same_caption']} of {s['images']} {split} ({s['scored_same_caption']} of the {s['scored']} scored)"
+            for split, s in ov["splits"].items()) + "; sharing the scene itself: " + ", ".join(
+            f"{s['same_scene']} ({split})" for split, s in ov["splits"].items()) + ".")
+    return out
+
+
+def render(summary: dict, plotted: bool, out_rel: str, generation: list[str] | None) -> str:
+    """The trained section's Markdown (``out_rel``: the folder of curves.png and swaps.png, relative to the page;
+    ``generation``: the text-to-image section's lines, heading included, from ``studies.scenes.t2i``; None while
+    that module does not exist)."""
+    rows, st = summary["plateau"], summary["setting"]
+    L = ["# Scenes, trained tokenizers (issue 44)", "",
+         f"Generated by `studies/scenes/report.py` from `docs/results/scenes/trained/runs/*.json` "
+         f"({len(summary['runs_final'])} of {len(rows)} runs at their final rung, {len(summary['runs_scored'])} "
+         f"scored). Each run climbs budgets of {summary['ladder_start']} x 2^k steps, scored at every rung, until "
+         f"its val PSNR gains less than {summary['plateau_db']} dB over the last doubling (plateau) or the next rung "
+         f"would pass the cap ({summary['max_steps']} steps unless its score file records another: about "
+         f"{study.CAP_SECONDS / 3600:g} h of training at the slower arm's s/step); it is reported at that rung, rFID "
+         "there only. Design and commands: [studies/scenes/README.md](../../studies/scenes/README.md).", ""]
+    if st:
+        L += [f"Setting: `configs/{PHASE.config.name}` ({st['optimizer']}), {st['train_scenes']} training scenes, "
+              f"batch {st['batch_size']}, {st['eval_num'] or 'every'} evenly spaced images scored per split, "
+              f"{st['cpu']}.", ""]
+    v = first.verdict(summary["table1"])
+    L += ([v, ""] if v else []) + ["## Trained: findings", ""] + [f"- {f}" for f in findings(summary)]
+    L += ["", "## Trained: plateau status per run", "",
+          "Rungs scored with their val PSNR; gain: over the last doubling; seconds: training to the newest rung.", "",
+          "| run | rungs (val PSNR) | status | gain (dB) | training s | threads |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        rungs = ", ".join(f"{b}: {p:.2f}" for b, p in zip(r["budgets"], r["val_psnr"])) or "–"
+        state = (f"{r['status']} at {r['final']}" if r["final"] is not None else
+                 f"not started (next {r['next']})" if r["status"] == "not started" else f"climbing (next {r['next']})")
+        state += f", no rFID on {', '.join(r['missing_rfid'])}" if r["missing_rfid"] else ""
+        L.append(f"| {r['run']} | {rungs} | {state} | {fmt(r['last_gain'], 2, True)} | "
+                 f"{fmt(r['train_seconds'], 0)} | {', '.join(map(str, r['threads'])) or '–'} |")
+    pending = [r["run"] for r in rows if r["pending"]]
+    if pending:
+        L += ["", f"Pending ({len(pending)} runs; the driver resumes each from its last checkpoint and skips what is "
+                  f"scored): `{RESUME} {' '.join(pending)}`"]
+    L += ["", "## Trained: Table 1, TexTok vs the no-text baseline (each run at its final rung)", "",
+          *(first.table1_lines(summary["table1"]) if summary["table1"] else
+            ["Pending: no run at its final rung yet (the plateau status above)."]), "", summary["table1_provenance"],
+          "", "## Trained: compression, fewer tokens for the same quality (val)", "",
+          *(first.compression_lines(summary["compression"]) if summary["compression"] else ["Pending: Table 1."])]
+    L += ["", f"## Trained: learning curves at N = {' and '.join(map(str, CURVE_N))}", ""]
+    L += ([f"![learning curves]({out_rel}/curves.png)", ""] if plotted else ["Pending: no rung scored yet.", ""])
+    L.append(summary["curves_provenance"])
+    L += ["", "## Trained: where the text goes (the paper's ablation)", "",
+          f"TexTok with the text in the encoder and decoder (in-context tokens, the main runs), the encoder only, the "
+          f"decoder only, none (the baseline), and cross-attention instead of in-context tokens; seeds "
+          f"{', '.join(map(str, study.PLACEMENT_SEEDS))} in every row, each run at its final rung. Difference: val "
+          "PSNR against text in both (Welch p over seeds).", "",
+          "| N | text | seeds | steps | val PSNR | val rFID | compositional PSNR | compositional rFID | vs both (dB) "
+          "| p |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in summary["placement"]:
+        L.append(f"| {r['num_tokens']} | {r['text']} | {r['seeds']} | {', '.join(map(str, r['steps'])) or '–'} | "
+                 f"{pm(r['val_psnr'], r['val_psnr_std'])} | {pm(r['val_rfid'], r['val_rfid_std'], 1)} | "
+                 f"{pm(r['val_compositional_psnr'], r['val_compositional_psnr_std'])} | "
+                 f"{pm(r['val_compositional_rfid'], r['val_compositional_rfid_std'], 1)} | "
+                 f"{fmt(r['val_psnr_vs_both'], 2, True)} | {fmt(r['p_vs_both'], 3)} |")
+    L += ["", summary["table1_provenance"], "", "## Trained: evaluation splits against the training set", ""]
+    ov = summary["split_overlap"]
+    if ov:
+        L += [f"Images of each split whose full caption, or whose scene (`textok.data.scenes.scene_key`: identical "
+              f"pixels), is also a training image's, in `{ov['data']}` ({ov['train_images']} training images); "
+              f"scored: the {ov['scored_per_split']} evenly spaced images the runs are scored on.", "",
+              "| split | images | same caption | same scene | scored | scored, same caption | scored, same scene |",
+              "|---|---|---|---|---|---|---|"]
+        L += [f"| {split} | {s['images']} | {s['same_caption']} | {s['same_scene']} | {s['scored']} | "
+              f"{s['scored_same_caption']} | {s['scored_same_scene']} |" for split, s in ov["splits"].items()]
+    else:
+        L.append(f"Pending: no captions.jsonl in the data set (`textok data fetch scenes --root {PHASE.data} "
+                 f"{PHASE.fetch_args}`).")
+    sw = summary["swaps"]
+    L += ["", "## Trained: what the caption controls, swaps at the final rung", "",
+          *first.swaps_lines(sw, out_rel, "python -m studies.scenes.swaps --phase trained")]
+    if sw:
+        L += ["", f"Machine: {sw.get('cpu')}, {sw.get('threads')} thread(s). "
+                  f"Commit: `{(sw.get('commit') or '–')[:7]}`."]
+    L += [""] + (generation if generation is not None else
+                 ["## Text-to-image", "", "Pending: `studies/scenes/t2i.py` does not exist yet."])
+    return "\n".join(L) + "\n"
+
+
+def build(results: Path, out: Path, data: str | Path, page_dir: Path, max_steps: int | None = None) -> tuple[str, dict]:
+    """The trained section's Markdown and summary from the score files in ``results``; writes ``out``/curves.png
+    and ``out``/summary.json (reads ``out``/swaps.json). ``max_steps``: the cap of runs whose score file records
+    none (default: the driver's, ``run.default_max_steps``)."""
+    from textok.io import write_json_atomic
+
+    runs = {name: r for name, r in first.load_runs(results).items() if r.get("budgets")}
+    cap = max_steps or study.default_max_steps(results, PHASE)
+    swaps_file = out / "swaps.json"
+    summary = summarize(runs, cap, data, json.loads(swaps_file.read_text()) if swaps_file.is_file() else None)
+    plotted = plot_curves(summary["curves"], out / "curves.png")
+    try:
+        out_rel = out.resolve().relative_to(page_dir.resolve()).as_posix()
+    except ValueError:
+        out_rel = out.resolve().as_posix()
+    try:
+        from .t2i import generation_section  # helper T2I's module, when it exists
+    except ImportError:
+        generation_section = None
+    # its own heading and lines, from out/t2i (studies/scenes/t2i.py's RESULTS under the default out)
+    generation = (generation_section(out / "t2i", relative_to=page_dir).rstrip("\n").split("\n")
+                  if generation_section else None)
+    write_json_atomic(out / "summary.json", summary)
+    return render(summary, plotted, out_rel, generation), summary

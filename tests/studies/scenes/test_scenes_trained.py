@@ -1,0 +1,221 @@
+"""studies/scenes: the trained phase (issue 44): its runs, the plateau ladder, a record of today's driver continued,
+the swaps at the final rung and the report's trained section, on a tiny model (ladder 1, 2, 4, 8 steps)."""
+
+import json
+import math
+
+import pytest
+
+from tests.studies.scenes.conftest import TINY
+
+
+@pytest.fixture(scope="module")
+def sr(scenes_study):
+    return scenes_study("run")
+
+
+def _record(psnr: dict[int, float]) -> dict:
+    return {"budgets": {str(b): {"steps": b, "val": {"psnr": p}} for b, p in psnr.items()}}
+
+
+def test_trained_runs_cover_the_issue(sr):
+    runs = sr.trained_runs()
+    names = [r.name for r in runs]
+    assert len(set(names)) == len(names) == 32
+    by = {r.name: r for r in runs}
+    for n, seeds in ((1, {0, 1, 2}), (4, {0, 1, 2}), (2, {0, 1}), (8, {0, 1})):
+        for arm in ("textok", "baseline"):
+            assert {r.seed for r in runs if (r.arm, r.num_tokens) == (arm, n) and r.group in ("main", "seeds")} == seeds
+    # the ablation: text in the encoder only, the decoder only, cross-attention; at N = 1 and 4, seeds 0 and 1
+    for n in (1, 4):
+        for s in (0, 1):
+            assert "model.text_in=encoder" in by[f"textok-n{n}-s{s}-text-encoder"].config_overrides()
+            assert "model.text_in=decoder" in by[f"textok-n{n}-s{s}-text-decoder"].config_overrides()
+            assert ("model.text_conditioning=cross-attention"
+                    in by[f"textok-n{n}-s{s}-cross-attention"].config_overrides())
+    assert sum(r.group == "placement" for r in runs) == 12
+    # "none" is the baseline arm: no text, no caption dropout
+    assert {"model.text_in=none", "data.caption_dropout=0.0"} <= set(by["baseline-n1-s0"].config_overrides())
+    # the order: what the verdict needs first
+    assert {r.num_tokens for r in runs[:6]} == {1} and {r.num_tokens for r in runs[6:12]} == {4}
+    assert {r.group for r in runs[12:24]} == {"placement"} and {r.num_tokens for r in runs[24:]} == {2, 8}
+    trained = sr.PHASES["trained"]
+    assert (trained.data, trained.threads, trained.ladder, trained.config.name) == (
+        "data/scenes25k", 2, True, "scenes32_fast.yaml")
+    assert trained.results.parts[-3:] == ("scenes", "trained", "runs")
+
+
+def test_ladder_status(sr):
+    cap = 50_000
+    st = sr.ladder_status({}, cap)
+    assert (st["status"], st["next"], st["final"]) == ("training", 1000, None)
+    st = sr.ladder_status(_record({1000: 20.0, 2000: 22.0}), cap)
+    assert (st["status"], st["next"], st["gains"]) == ("training", 4000, {"2000": 2.0})
+    st = sr.ladder_status(_record({1000: 20.0, 2000: 22.0, 4000: 22.1}), cap)
+    assert (st["status"], st["final"], st["next"]) == ("plateau", 4000, None)
+    # exactly the threshold is not a plateau (the gain must be below it)
+    assert sr.ladder_status(_record({1000: 20.0, 2000: 20.25}), cap, threshold_db=0.25)["status"] == "training"
+    # a record of today's driver (--steps 8000, the curve at 2000 and 4000) continues at 16000, never at 1000
+    old = _record({2000: 26.0, 4000: 27.0, 8000: 27.5})
+    st = sr.ladder_status(old, cap)
+    assert (st["status"], st["next"]) == ("training", 16000)
+    assert sr.ladder_status(_record({8000: 27.5}), cap)["next"] == 16000
+    # the cap: the next rung would pass it
+    st = sr.ladder_status(old, 15_000)
+    assert (st["status"], st["final"], st["next"]) == ("cap", 8000, None)
+    assert sr.ladder_status(old, 16_000)["next"] == 16000
+    assert "cap at 8000 (+0.50 dB over the last doubling)" == sr.describe_status(st)
+    # the status the driver recorded wins over a recomputation with the caller's cap
+    assert sr.recorded_status(dict(old, plateau=sr.ladder_status(old, 15_000)), cap)["status"] == "cap"
+    assert sr.recorded_status(old, cap)["status"] == "training"
+    assert sr.Plan(max_steps=cap).ladder and not sr.Plan(steps=5000).ladder
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, sr, tiny_scenes):
+    """textok-n1-s0 scored by today's driver (first phase, fast recipe, --steps 4: 1, 2, 4), then continued by the
+    trained phase with a cap of 8 (never plateauing); baseline-n1-s0 on the ladder plateauing at its first
+    doubling. The ladder starts at 1 step."""
+    from tests.conftest import TinyFeatures
+
+    tmp = tmp_path_factory.mktemp("trained")
+    work, results = tmp / "work", tmp / "results"
+    common = ["--work", str(work), "--results", str(results), "--data", str(tiny_scenes), "--threads", "1",
+              *[f"--override={o}" for o in TINY]]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sr, "FEATURES", TinyFeatures())
+        mp.setattr(sr, "TRAIN_PROBE", 8)
+        mp.setattr(sr, "LADDER_START", 1)
+        config = str(sr.PHASES["trained"].config)
+        assert sr.main(["--job", "textok-n1-s0", "--steps", "4", "--config", config, *common]) == 0
+        before = json.loads((results / "textok-n1-s0.json").read_text())
+        mp.setattr(sr, "PLATEAU_DB", -math.inf)  # never a plateau: climbs to the cap
+        assert sr.main(["--job", "textok-n1-s0", "--phase", "trained", "--max-steps", "8", *common]) == 0
+        mp.setattr(sr, "PLATEAU_DB", math.inf)  # every doubling is a plateau: stops at 2
+        assert sr.main(["--job", "baseline-n1-s0", "--phase", "trained", "--max-steps", "8", *common]) == 0
+    return {"work": work, "results": results, "common": common, "before": before, "data": tiny_scenes}
+
+
+def test_trained_phase_continues_todays_record(sr, trained):
+    rec = json.loads((trained["results"] / "textok-n1-s0.json").read_text())
+    assert sorted(rec["budgets"], key=int) == ["1", "2", "4", "8"]
+    for b in ("1", "2", "4"):  # today's budgets are kept as they were
+        assert rec["budgets"][b] == trained["before"]["budgets"][b]
+    eight = rec["budgets"]["8"]
+    assert eight["val"]["rfid"] >= 0 and "rfid_added" not in eight["val"]  # known final beforehand: 16 > the cap
+    assert eight["train_seconds_total"] >= rec["budgets"]["4"]["train_seconds_total"]
+    assert eight["effective_config"]["optim"]["optimizer"] == "muon"
+    st = rec["plateau"]
+    assert (st["status"], st["final"], st["max_steps"], st["next"]) == ("cap", 8, 8, None)
+    assert set(st["gains"]) == {"2", "4", "8"}
+    assert (trained["work"] / "stages" / "textok-n1-s0" / "step_0000008" / "model.safetensors").is_file()
+
+
+def test_plateau_stops_the_ladder_and_adds_the_rfid(sr, trained):
+    rec = json.loads((trained["results"] / "baseline-n1-s0.json").read_text())
+    assert sorted(rec["budgets"], key=int) == ["1", "2"]
+    assert (rec["plateau"]["status"], rec["plateau"]["final"]) == ("plateau", 2)
+    assert rec["budgets"]["1"]["val"]["rfid"] is None  # rFID at the final rung only ...
+    for split in ("val", "val_compositional"):  # ... added from the stage model once the rung proved final
+        assert rec["budgets"]["2"][split]["rfid"] >= 0 and rec["budgets"]["2"][split]["rfid_added"]["threads"] >= 1
+    assert rec["budgets"]["2"]["effective_config"]["model"]["text_in"] == "none"
+
+
+def test_trained_driver_is_idempotent_and_lists_status(sr, trained, monkeypatch, capsys):
+    monkeypatch.setattr(sr, "LADDER_START", 1)
+    results, common = trained["results"], trained["common"]
+    before = {n: (results / f"{n}.json").read_bytes() for n in ("textok-n1-s0", "baseline-n1-s0")}
+    for name, threshold in (("textok-n1-s0", -math.inf), ("baseline-n1-s0", math.inf)):  # the rules they ran under
+        monkeypatch.setattr(sr, "PLATEAU_DB", threshold)
+        assert sr.main(["--job", name, "--phase", "trained", "--max-steps", "8", *common]) == 0
+        assert (results / f"{name}.json").read_bytes() == before[name]  # final: nothing trained or scored again
+    capsys.readouterr()  # (PLATEAU_DB is inf here: every doubling is a plateau)
+    assert sr.main(["--list", "--phase", "trained", "--max-steps", "8", "--runs", "*-n1-s0", "textok-n1-s1",
+                    *common]) == 0
+    out = capsys.readouterr().out
+    assert "plateau at 2 (" in out and "plateau at 8 (" in out and "next rung 1 (no doubling yet)" in out
+    monkeypatch.setattr(sr, "PLATEAU_DB", -math.inf)  # the ladder is judged live: a stricter rule reopens a run
+    capsys.readouterr()
+    assert sr.main(["--list", "--phase", "trained", "--max-steps", "8", "--runs", "*-n1-s0", *common]) == 0
+    out = capsys.readouterr().out
+    assert "cap at 8 (" in out and "next rung 4 (" in out
+    assert "if every run climbs to the cap (8 steps: its last rung 8)" in out
+    with pytest.raises(SystemExit, match="picks its budgets"):
+        sr.main(["--list", "--phase", "trained", "--steps", "4", *common])
+    with pytest.raises(SystemExit, match="only the trained phase"):
+        sr.main(["--list", "--max-steps", "8", *common])
+    monkeypatch.setattr(sr, "LADDER_START", 1000)
+    with pytest.raises(SystemExit, match="below the ladder's first rung"):
+        sr.main(["--list", "--phase", "trained", "--max-steps", "999", *common])
+    # the default cap: CAP_SECONDS at the slower arm's s/step (measured here on this phase's thread count, else prior)
+    per_step = sr.seconds_per_step(results, sr.PHASES["trained"])[0]
+    assert sr.default_max_steps(results, sr.PHASES["trained"]) == int(sr.CAP_SECONDS / max(per_step.values()))
+
+
+def test_swaps_at_the_final_rung(scenes_study, trained, tmp_path, capsys):
+    swaps = scenes_study("swaps")
+    out = tmp_path / "swaps"
+    assert swaps.main(["--phase", "trained", "--runs", "textok-n1-s0", "baseline-n1-s0", "textok-n4-s0",
+                       "--num", "4", "--data", str(trained["data"]), "--work", str(trained["work"]),
+                       "--results", str(trained["results"]), "--out", str(out)]) == 0
+    sw = json.loads((out / "swaps.json").read_text())
+    assert {n: r["steps"] for n, r in sw["runs"].items()} == {"textok-n1-s0": 8, "baseline-n1-s0": 2}
+    assert sw["phase"] == "trained" and sw["commit"] and sw["cpu"] and (out / "swaps.png").stat().st_size > 0
+    assert "textok-n4-s0: no stage model" in capsys.readouterr().out
+
+
+def test_split_overlap_counts(scenes_study, tmp_path):
+    rt = scenes_study("report_trained")
+    obj = {"colour": "red", "shape": "circle", "size": "small", "position": "center", "cell": 4, "dx": 0, "dy": 0}
+    cap = "a small red circle at center, on a grey background"
+
+    def entry(split, i, dx, caption=cap):
+        return {"file": f"images/{split}/{i:06d}.png", "split": split, "caption": caption, "background": "grey",
+                "objects": [dict(obj, dx=dx)]}
+
+    entries = [entry("train", 0, 0), entry("train", 1, 1, "a small red circle at center, on a navy background"),
+               entry("val", 0, 0), entry("val", 1, 2), entry("val", 2, 0, "other"),
+               entry("val_compositional", 0, 3, "new")]
+    (tmp_path / "captions.jsonl").write_text("".join(json.dumps(e) + "\n" for e in entries))
+    ov = rt.split_overlap(tmp_path, scored=2)
+    # val 0: the same scene and caption as train 0; val 1: the same caption, another offset (another scene); val 2:
+    # train 0's scene under another caption (the key alone decides the scene)
+    assert ov["train_images"] == 2
+    assert ov["splits"]["val"] == {"images": 3, "same_caption": 2, "same_scene": 2, "scored": 2,
+                                   "scored_same_caption": 2, "scored_same_scene": 1}
+    assert ov["splits"]["val_compositional"]["same_caption"] == ov["splits"]["val_compositional"]["same_scene"] == 0
+    assert rt.split_overlap(tmp_path / "none") is None
+
+
+def test_report_trained_section(scenes_study, trained, tmp_path):
+    report = scenes_study("report")
+    results, out, page = trained["results"], tmp_path / "out", tmp_path / "scenes.md"
+    assert report.main(["--results", str(tmp_path / "first"), "--out", str(out), "--trained-results", str(results),
+                        "--trained-data", str(trained["data"]), "--page", str(page)]) == 0
+    summary = json.loads((out / "trained" / "summary.json").read_text())
+    text = page.read_text()
+    assert summary["runs_final"] == ["baseline-n1-s0", "textok-n1-s0"]
+    tex, base = (json.loads((results / f"{n}.json").read_text()) for n in ("textok-n1-s0", "baseline-n1-s0"))
+    row = next(r for r in summary["table1"] if (r["num_tokens"], r["split"], r["metric"]) == (1, "val", "psnr"))
+    assert row["textok"] == tex["budgets"]["8"]["val"]["psnr"]
+    assert row["baseline"] == base["budgets"]["2"]["val"]["psnr"]
+    status = {r["run"]: r for r in summary["plateau"]}
+    assert (status["textok-n1-s0"]["status"], status["textok-n1-s0"]["final"]) == ("cap", 8)
+    assert status["textok-n1-s0"]["val_psnr"] == [tex["budgets"][b]["val"]["psnr"] for b in ("1", "2", "4", "8")]
+    assert status["textok-n4-s0"]["status"] == "not started" and status["textok-n4-s0"]["pending"]
+    place = {(r["num_tokens"], r["text"]): r for r in summary["placement"]}
+    both, none = place[(1, "encoder and decoder, in-context (TexTok)")], place[(1, "none (the baseline)")]
+    assert both["seeds"] == none["seeds"] == 1 and place[(1, "encoder only")]["seeds"] == 0
+    assert none["val_psnr_vs_both"] == pytest.approx(row["baseline"] - row["textok"])
+    assert [c["steps"] for c in summary["curves"]] == [[1, 2], [1, 2, 4, 8]]
+    assert summary["split_overlap"]["scored_per_split"] == tex["budgets"]["8"]["eval_num"]
+    assert summary["split_overlap"] == scenes_study("report_trained").split_overlap(trained["data"],
+                                                                                    tex["budgets"]["8"]["eval_num"])
+    assert (out / "trained" / "curves.png").stat().st_size > 0
+    # the page: the trained section, pending runs with the command that resumes them, then the first phase's
+    assert text.startswith("# Scenes, trained tokenizers (issue 44)")
+    assert "| textok-n1-s0 | 1: " in text and "cap at 8" in text and "plateau at 2" in text
+    assert "python -m studies.scenes.run --phase trained --runs textok-n1-s1 baseline-n1-s1" in text
+    assert "Pending: `python -m studies.scenes.swaps --phase trained`." in text and "## Text-to-image" in text
+    assert f"Machine: {tex['budgets']['8']['cpu']}" in text
+    assert text.index("# Scenes, trained") < text.index("# Scenes: does the caption free the tokens? (issue 36)")
