@@ -219,3 +219,28 @@ def test_report_trained_section(scenes_study, trained, tmp_path):
     assert "Pending: `python -m studies.scenes.swaps --phase trained`." in text and "## Text-to-image" in text
     assert f"Machine: {tex['budgets']['8']['cpu']}" in text
     assert text.index("# Scenes, trained") < text.index("# Scenes: does the caption free the tokens? (issue 36)")
+
+
+def test_scheduler_starts_trained_workers(sr, tiny_scenes, tmp_path, monkeypatch, capsys):
+    """The scheduler hands each worker the phase, the cap and the threads (a stand-in process: nothing trains)."""
+    started = []
+
+    class Done:
+        returncode = 0
+
+        def __init__(self, cmd, **kwargs):
+            started.append((cmd, kwargs["env"]["OMP_NUM_THREADS"]))
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(sr.subprocess, "Popen", Done)
+    assert sr.main(["--phase", "trained", "--runs", "textok-n4-s1", "baseline-n8-s0", "--max-steps", "4000",
+                    "--work", str(tmp_path / "work"), "--results", str(tmp_path / "results"),
+                    "--data", str(tiny_scenes), "--poll", "0"]) == 0
+    assert [cmd[cmd.index("--job") + 1] for cmd, _ in started] == ["textok-n4-s1", "baseline-n8-s0"]
+    cmd, threads = started[0]
+    assert cmd[cmd.index("--phase") + 1] == "trained" and cmd[cmd.index("--max-steps") + 1] == "4000"
+    assert cmd[cmd.index("--threads") + 1] == threads == "2" and "--steps" not in cmd
+    assert cmd[cmd.index("--config") + 1].endswith("scenes32_fast.yaml")
+    assert "if every run climbs to the cap (4000 steps: its last rung 4000)" in capsys.readouterr().out
