@@ -14,6 +14,11 @@
   by token count N, an optional DiT), a lock so one request at a time runs per model set, and the
   functions above bound to them. A checkpoint's arm comes from its config (``text_in == "none"``: the
   no-text baseline), whichever flag named it. The shipped pairs: ``textok.pretrained``.
+- Scenes (``textok.data.scenes``: captions that state every factor): ``compose_scene`` (menu choices ->
+  a scene), ``scene_adherence`` (does an image show a scene: ``textok.metrics.scenes``, exact and per
+  factor, and what the image reads as), and ``SceneExplorer``: a scenes pair (and a text-to-image DiT per
+  arm) that renders a caption's scene, reconstructs it, decodes its tokens under an edited caption and
+  generates from the caption, scoring every image against the scene it should show.
 
 Captions follow the library's rules: ``prepare_caption`` (whitespace, 75 words) and the text
 encoder's token cut at the model's ``max_text_tokens``; an empty caption is a valid caption.
@@ -30,6 +35,7 @@ import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -395,8 +401,174 @@ class Explorer:
             return generate_samples(self.pipeline, **kwargs)
 
 
+# --------------------------------------------------------------------------------------------
+# scenes: captions that state every factor, and whether an image shows them
+# --------------------------------------------------------------------------------------------
+
+#: the scenes the page offers, name -> caption in the data's grammar (objects in reading order, as in training);
+#: the first opens the page. The last holds a colour-shape pair no scenes model saw (``HELDOUT_PAIRS``).
+SCENE_EXAMPLES = {
+    "two objects": "a large red circle at top left and a small blue diamond at bottom right, on a grey background",
+    "three objects": "a small yellow square at top middle, a large cyan ring at center and a small white cross at "
+                     "bottom left, on a navy background",
+    "one object": "a large orange triangle at middle right, on a black background",
+    "held-out pair (red triangle)": "a small green circle at top right and a large red triangle at center, on a "
+                                    "brown background",
+}
+
+
+def compose_scene(objects: Sequence[tuple[str, str, str, str] | None], background: str) -> dict:
+    """A scene from menu choices: ``objects`` as ``(size, colour, shape, position)`` (``None``: no object),
+    ``background`` a background name -> ``parse_caption``'s scene dict, objects in reading order (the order the
+    data's captions list them). ``ValueError`` for no object, two objects in one cell (naming them, counted
+    from 1) or a name outside the data's factors."""
+    from .data.scenes import parse_caption, scene_captions
+
+    chosen = [(i + 1, o) for i, o in enumerate(objects) if o is not None]
+    if not chosen:
+        raise ValueError("no object: a scene holds 1 to 3 objects")
+    at: dict[str, int] = {}
+    for k, (_, _, _, position) in chosen:
+        if position in at:
+            raise ValueError(f"objects {at[position]} and {k} are both at {position}: one object per cell")
+        at[position] = k
+    phrases = [{"size": o[0], "colour": o[1], "shape": o[2], "position": o[3]} for _, o in chosen]
+    caption = scene_captions({"background": background, "objects": phrases})["full"]
+    scene = parse_caption(caption)  # the data's own check of every name
+    scene["objects"].sort(key=lambda o: o["cell"])
+    return scene
+
+
+def scene_caption(scene: dict) -> str:
+    """The full caption of ``scene`` (the data's grammar); a scene without objects reads ``"no object, on a
+    grey background"`` (what a reader may see in a generated image, never a training caption)."""
+    from .data.scenes import scene_captions
+
+    if not scene["objects"]:
+        return f"no object, on a {scene['background']} background"
+    return scene_captions(scene)["full"]
+
+
+def scene_adherence(image: Image.Image, scene: dict) -> dict:
+    """Whether ``image`` shows ``scene``, as ``textok.metrics.scenes.score_adherence`` judges it: ``{factor:
+    bool}`` for ``FACTORS`` (``exact``: all of them), ``"objects"`` (per stated object), ``"read"`` (what the
+    reader saw) and ``"reads_as"``: that reading as a caption."""
+    from .data.scenes import POSITIONS
+    from .metrics.scenes import score_adherence
+
+    out = score_adherence([np.asarray(image.convert("RGB"))], [scene])["images"][0]
+    seen = [{**o, "position": POSITIONS[int(c)], "cell": int(c)} for c, o in out["read"]["objects"].items()]
+    out["reads_as"] = scene_caption({"background": out["read"]["background"],
+                                     "objects": sorted(seen, key=lambda o: o["cell"])})
+    return out
+
+
+class SceneExplorer:
+    """The scenes tab's models, loaded once: a TexTok and its no-text baseline trained on scenes (one N, one
+    image size; either may be missing) and optionally a text-to-image DiT per arm (``dits``: generation
+    folders or ``Pipeline``s; the arm is its tokenizer's). A caption's scene is rendered at the models' size
+    (``render_scene``, no offsets), so what they reconstruct is exactly what the caption states; every image
+    returned is scored against the scene it should show (``scene_adherence``)."""
+
+    def __init__(self, checkpoints: Sequence[CaptionedTokenizer | TexTok | str | os.PathLike], dits: Sequence = (),
+                 device: str | torch.device = "cpu", encoders: dict | None = None, lpips=None):
+        self.encoders = {} if encoders is None else encoders
+        if not checkpoints:
+            raise ValueError("--scenes: no checkpoint (give a scenes TexTok and/or baseline folder)")
+        toks = [c if isinstance(c, CaptionedTokenizer) else load_tokenizer(c, device, pool=self.encoders)
+                for c in checkpoints]
+        self.models = Explorer([t for t in toks if t.uses_text], [t for t in toks if not t.uses_text],
+                               device=device, encoders=self.encoders, lpips=lpips)
+        if len(self.models.token_counts) > 1:
+            raise ValueError(f"--scenes: one N for the scenes tab, got N = {self.models.token_counts}")
+        sizes = sorted({t.config.image_size for t in toks})
+        if len(sizes) > 1:
+            raise ValueError(f"--scenes: the checkpoints differ in image size ({sizes} px); give one pair")
+        self.size = sizes[0]
+        if self.size < 12:
+            raise ValueError(f"--scenes: {self.size} px models: a scene needs >= 12 px (a 3x3 grid of shapes)")
+        self.dits = {}
+        for item in dits:
+            self._add_dit(item, device)
+        self.generation_lock = threading.Lock()
+
+    def _add_dit(self, item, device) -> None:
+        from .generation import Pipeline
+
+        pipe = item if isinstance(item, Pipeline) else Pipeline.from_pretrained(
+            item, device, text_encoder=self.encoders.get(("minilm", str(torch.device(device)))))
+        name = Path(item).name if not isinstance(item, Pipeline) else "a DiT"
+        if pipe.dit.config.condition != "text":
+            raise ValueError(f"--scenes-dit {name}: a {pipe.dit.config.condition}-conditional DiT; the scenes tab "
+                             "generates from captions (text-to-image)")
+        label = "baseline" if pipe.tokenizer.config.text_in == "none" else "TexTok"
+        if label in self.dits:
+            raise ValueError(f"--scenes-dit: two DiTs decode with a {label} tokenizer; give one per arm")
+        self.dits[label] = pipe
+
+    def describe(self) -> str:
+        dits = f"; text-to-image DiT for {' and '.join(self.dits)}" if self.dits else ""
+        return f"scenes {self.size}px: {self.models.describe()}{dits}"
+
+    def render(self, caption: str) -> tuple[dict, Image.Image]:
+        """``caption`` (the data's grammar; ``parse_caption``'s ``ValueError`` otherwise) -> its scene and the
+        scene rendered at the models' size."""
+        from .data.scenes import parse_caption, render_scene
+
+        scene = parse_caption(caption)
+        return scene, render_scene(scene, self.size)
+
+    def reconstruct(self, caption: str) -> dict:
+        """The caption's scene, rendered, through the baseline and TexTok: ``Explorer.reconstruct``'s dict plus
+        ``"scene"`` and ``"adherence"`` (``scene_adherence`` against the scene, per image: the render, each model)."""
+        scene, image = self.render(caption)
+        out = self.models.reconstruct(image, caption)
+        out["scene"] = scene
+        out["adherence"] = {label: scene_adherence(im, scene) for label, im in out["images"].items()}
+        return out
+
+    def edit(self, caption: str, edited_caption: str) -> dict:
+        """Tokens of ``caption``'s scene (made with ``caption``), decoded with ``caption`` and with
+        ``edited_caption`` (``swap_caption``, by TexTok; the baseline when it is the only model). Adds ``"scene"``,
+        ``"edited_scene"``, the edited scene's render as ``images["target"]`` and ``"adherence"``: the
+        reconstruction against the scene, the edited decode against the edited scene (what the edit asks for)
+        and against the scene (what the tokens hold), the target against the edited scene."""
+        scene, image = self.render(caption)
+        edited_scene, target = self.render(edited_caption)
+        out = self.models.swap(image, caption, edited_caption)
+        pair = self.models.pair()
+        out["images"]["target"] = target
+        out.update(scene=scene, edited_scene=edited_scene, model=arm(pair["TexTok"] or pair["baseline"]))
+        im = out["images"]
+        out["adherence"] = {"reconstruction": scene_adherence(im["reconstruction"], scene),
+                            "swapped": scene_adherence(im["swapped"], edited_scene),
+                            "swapped_vs_original": scene_adherence(im["swapped"], scene),
+                            "target": scene_adherence(target, edited_scene)}
+        return out
+
+    def generate(self, caption: str, seed: int = 0, num: int = 4, **settings) -> dict:
+        """``num`` images per DiT from ``caption`` (``generate_samples``; ``settings``: ``cfg_scale``, ``steps``,
+        ``sampler``, default the model's), each scored against the caption's scene: ``{"scene", label: {**
+        generate_samples' dict, "adherence": [per image], "summary": summarize(...)}}``."""
+        from .metrics.scenes import summarize
+
+        if not self.dits:
+            raise ValueError("no text-to-image DiT for the scenes tab: start the app with --scenes-dit DIR")
+        scene, _ = self.render(caption)
+        out = {"scene": scene}
+        with self.generation_lock:
+            for label in ("baseline", "TexTok"):
+                if label in self.dits:
+                    r = generate_samples(self.dits[label], prompt=caption, seed=seed, num=num, **settings)
+                    r["adherence"] = [scene_adherence(im, scene) for im in r["images"]]
+                    r["summary"] = summarize(r["adherence"])
+                    out[label] = r
+        return out
+
+
 __all__ = [
     "UploadError", "load_upload", "frame_note", "reconstruct_compare", "swap_caption", "generate_samples",
     "difference_image", "caption_report", "arm", "display_name", "Explorer", "bundled_examples", "Example",
-    "EXAMPLES_DIR", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS",
+    "EXAMPLES_DIR", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS", "SCENE_EXAMPLES", "compose_scene", "scene_caption",
+    "scene_adherence", "SceneExplorer",
 ]

@@ -39,3 +39,12 @@ def explorer(tiny_checkpoints, minilm, lpips_once):
     c = tiny_checkpoints
     return Explorer([c["textok-n2"], c["textok-n4"]], [c["baseline-n2"]], encoders={("minilm", "cpu"): minilm},
                     lpips=lpips_once)
+
+
+@pytest.fixture(scope="session")
+def scene_explorer(tiny_checkpoints, minilm, lpips_once):
+    """Stand-ins for the shipped scenes pair: the tiny random TexTok and baseline at N = 2 (32 px)."""
+    from textok.explore import SceneExplorer
+
+    c = tiny_checkpoints
+    return SceneExplorer([c["textok-n2"], c["baseline-n2"]], encoders={("minilm", "cpu"): minilm}, lpips=lpips_once)

@@ -282,3 +282,95 @@ def test_generate_samples_with_a_tiny_pipeline(minilm, lpips_once, tiny_checkpoi
 def test_explore_imports_without_gradio():
     code = "import sys, textok.explore, textok.app, textok.cli.app; assert 'gradio' not in sys.modules, 'gradio imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# scenes
+# ---------------------------------------------------------------------------------------------
+
+def test_compose_scene_lists_objects_in_reading_order_and_names_bad_menus():
+    from textok.data.scenes import parse_caption
+
+    scene = explore.compose_scene([("small", "red", "ring", "center"), None, ("large", "blue", "square", "top left")],
+                                  "grey")
+    assert explore.scene_caption(scene) == "a large blue square at top left and a small red ring at center, on a grey background"
+    assert scene == parse_caption(explore.scene_caption(scene))  # the data's own scene dict
+    with pytest.raises(ValueError, match="objects 1 and 3 are both at center: one object per cell"):
+        explore.compose_scene([("small", "red", "ring", "center"), None, ("large", "blue", "square", "center")], "grey")
+    with pytest.raises(ValueError, match="no object"):
+        explore.compose_scene([None, None, None], "grey")
+    with pytest.raises(ValueError, match="unknown colour 'pink'"):
+        explore.compose_scene([("small", "pink", "ring", "center")], "grey")
+    assert explore.scene_caption({"background": "navy", "objects": []}) == "no object, on a navy background"
+
+
+def test_the_example_scenes_render_and_read_back_exactly():
+    """The page's examples are captions in the training grammar; their renders read back as the caption."""
+    from textok.data.scenes import HELDOUT_PAIRS, parse_caption, render_scene
+
+    for name, caption in explore.SCENE_EXAMPLES.items():
+        scene = parse_caption(caption)
+        assert explore.scene_caption(scene) == caption, name  # reading order, as the data's captions
+        a = explore.scene_adherence(render_scene(scene, 32), scene)
+        assert a["exact"] and a["reads_as"] == caption, (name, a)
+    last = parse_caption(list(explore.SCENE_EXAMPLES.values())[-1])
+    assert any((o["colour"], o["shape"]) in HELDOUT_PAIRS for o in last["objects"])
+
+
+def test_scene_explorer_reconstructs_edits_and_judges_each_image(scene_explorer):
+    from textok.data.scenes import parse_caption, render_scene, swap_scene
+    from textok.metrics.scenes import FACTORS
+
+    caption = explore.SCENE_EXAMPLES["two objects"]
+    r = scene_explorer.reconstruct(caption)
+    scene = parse_caption(caption)
+    assert np.array_equal(np.asarray(r["images"]["original"]), np.asarray(render_scene(scene, 32)))  # no resize
+    assert set(r["adherence"]) == {"original", "baseline", "TexTok"} and r["adherence"]["original"]["exact"]
+    assert all(set(FACTORS) <= set(a) and a["reads_as"].endswith("background") for a in r["adherence"].values())
+    edited = explore.scene_caption(swap_scene(scene, "colour", 0)[0])
+    e = scene_explorer.edit(caption, edited)
+    assert e["model"] == "TexTok" and e["edited_scene"] == parse_caption(edited)
+    assert np.array_equal(np.asarray(e["images"]["target"]), np.asarray(render_scene(e["edited_scene"], 32)))
+    assert e["adherence"]["target"]["exact"] and e["max_difference"] > 0  # the caption reaches the decoder
+    same = scene_explorer.edit(caption, caption)
+    assert same["max_difference"] == 0
+    with pytest.raises(ValueError, match="unknown shape 'blob'"):
+        scene_explorer.reconstruct("a large red blob at top left, on a grey background")
+
+
+def test_scene_explorer_takes_one_pair_of_one_size(tiny_checkpoints, minilm, lpips_once):
+    c, enc = tiny_checkpoints, {("minilm", "cpu"): minilm}
+    with pytest.raises(ValueError, match=r"one N for the scenes tab, got N = \[2, 4\]"):
+        explore.SceneExplorer([c["textok-n2"], c["textok-n4"]], encoders=enc, lpips=lpips_once)
+    with pytest.raises(ValueError, match="--scenes: no checkpoint"):
+        explore.SceneExplorer([])
+    only_baseline = explore.SceneExplorer([c["baseline-n2"]], encoders=enc, lpips=lpips_once)
+    e = only_baseline.edit(explore.SCENE_EXAMPLES["one object"], explore.SCENE_EXAMPLES["two objects"])
+    assert e["model"] == "baseline" and not e["text_in_decoder"] and e["max_difference"] == 0
+    with pytest.raises(ValueError, match="start the app with --scenes-dit"):
+        only_baseline.generate(explore.SCENE_EXAMPLES["one object"])
+
+
+def test_scene_explorer_generates_from_the_caption_with_a_dit_per_arm(tiny_checkpoints, minilm, lpips_once):
+    from textok import DiT, DiTConfig
+    from textok.generation import GenerationConfig, Pipeline
+
+    from .conftest import tiny_tokenizer
+
+    stats = dict(latent_mean=[0.0] * 8, latent_std=[1.0] * 8)
+    pipes = [Pipeline(DiT(DiTConfig.from_preset("dit-tiny", num_tokens=2, token_dim=8, condition="text", text_dim=384)),
+                      tiny_tokenizer(2, text_in), GenerationConfig(tokenizer=".", **stats), text_encoder=minilm)
+             for text_in in ("both", "none")]
+    c, enc = tiny_checkpoints, {("minilm", "cpu"): minilm}
+    s = explore.SceneExplorer([c["textok-n2"], c["baseline-n2"]], pipes, encoders=enc, lpips=lpips_once)
+    assert set(s.dits) == {"TexTok", "baseline"} and "text-to-image DiT for TexTok and baseline" in s.describe()
+    r = s.generate(explore.SCENE_EXAMPLES["one object"], seed=1, num=2, steps=2, sampler="ddim")
+    for label in ("TexTok", "baseline"):
+        assert len(r[label]["images"]) == len(r[label]["adherence"]) == 2 and r[label]["summary"]["num_images"] == 2
+        assert r[label]["images"][0].size == (32, 32)
+    with pytest.raises(ValueError, match="two DiTs decode with a TexTok tokenizer"):
+        explore.SceneExplorer([c["textok-n2"]], [pipes[0], pipes[0]], encoders=enc)
+    klass = Pipeline(DiT(DiTConfig.from_preset("dit-tiny", num_tokens=2, token_dim=8, num_classes=2)), tiny_tokenizer(2),
+                     GenerationConfig(tokenizer=".", classes=["a", "b"], **stats), text_encoder=minilm)
+    with pytest.raises(ValueError, match="a class-conditional DiT; the scenes tab generates from captions"):
+        explore.SceneExplorer([c["textok-n2"]], [klass], encoders=enc)
