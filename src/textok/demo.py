@@ -1,285 +1,250 @@
-"""``textok demo``: the shipped pair of tokenizers, re-scored, drawn, then a short training run.
+"""``textok demo`` (``make demo``): a shipped pair at work, re-scored and drawn in a few minutes on a CPU.
 
-A short program over the public API:
+``demo("scenes")``, the default, takes the scenes pair (``textok.pretrained.find_pair``: TexTok and its no-text
+baseline at the same N, trained on the scenes of seed 0) and (1) draws ``num`` new scenes and ``num`` with held-out
+colour-shape pairs from ``seed``, in memory (``textok.data.scenes``); (2) scores the reconstructions with
+``evaluate_tokenizer`` (PSNR, SSIM, LPIPS; rFID with ``rfid``) and reads what they show with
+``textok.metrics.scenes.score_adherence`` (the originals' column is the detector's ceiling); (3) decodes the same
+tokens under a caption with one colour, position or background edited (``swap_scene``) and counts the decodes that
+show the edit (``edit_shown``; the baseline reads no caption: its rate is the floor); (4) where the DiTs ship
+(``dit_for``), generates ``SAMPLES`` images from each typed caption (``PROMPTS`` + ``prompts``) with each arm's DiT
+and reads them; (5) prints one table, writes ``results.md``, ``results.json`` and the pictures into ``out``.
 
-1. find the pair shipped as package data (``textok.pretrained.find_pair``: a TexTok and
-   its no-text baseline at the same token count N) and fetch the emoji data if it is missing;
-2. score both on each split with ``textok.metrics.evaluate_tokenizer`` (PSNR, SSIM, LPIPS;
-   rFID with ``rfid=True`` on ``rfid_splits``, there on ``rfid_limit`` evenly spaced images),
-   new emoji first. The originals' Inception features are read from
-   ``<name>-<split>-inception.npz`` beside the pair when they hold exactly these images (or the
-   whole split, then the same evenly spaced subset is taken): an Inception pass over 652 images
-   takes ~4 min on a 2-core CPU;
-3. draw ``reconstructions.png`` (original | baseline | TexTok) and ``caption_swap.png`` (... |
-   TexTok decoding the same tokens with another image's caption);
-4. train TexTok from scratch for ``train_steps`` steps of the recipe the pair names in its
-   ``SOURCE.json``, printing the loss, and score it on the first split;
-5. write ``results.md`` and ``results.json``.
+``demo("emoji")``: the emoji pair on the emoji splits, new emoji first (rFID from the Inception features shipped
+beside it where they hold these images), and the same tokens decoded with another image's caption.
 """
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
-from . import pretrained as shipped
+from .data import scenes as sc
+from .data.transforms import captioned_grid, to_tensor, to_uint8
 from .io import atomic_path, write_json_atomic, write_text_atomic
-from .pretrained import find_pair, read_source, split_label
+from .pretrained import PRETRAINED_DIR, dit_for, find_pair, read_source, split_label
 
-#: the emoji data set's evaluation splits, the new-emoji split first (``textok.pretrained.split_label`` says what
-#: each measures: nearly every ``val`` image re-renders a training emoji under its caption)
-SPLITS = ("val_unseen", "val")
-MODELS = {"baseline": "baseline", "textok": "TexTok"}
-# 100 steps take ~2.5 min on an idle 2-core AMD EPYC (captions embedded per batch): enough to watch the
-# loss fall, and with rFID on RFID_LIMIT images the demo stays under ten minutes there
-# (docs/results/throughput.md, "Demo wall time")
-DEFAULT_TRAIN_STEPS = 100
-#: images (evenly spaced) of each rFID split: both arms' Inception passes over the 652 new emoji took
-#: 532 s of a 14-minute demo on that machine; the study's tables hold the full-split rFID
-RFID_LIMIT = 300
-
-
-def ensure_data(root: str | Path) -> Path:
-    root = Path(root)
-    if not (root / "captions.jsonl").is_file():
-        from .data import fetch
-
-        print(f"fetching the emoji data set into {root} (npm registry) ...", flush=True)
-        fetch("emoji", root)
-    return root
+PAIRS = {"scenes": "scenes32", "emoji": "emoji32"}
+ARMS = {"baseline": "baseline", "textok": "TexTok"}
+#: the shipped models were trained on the scenes of seed 0 (data/scenes25k); the demo draws others
+SEED = 45
+#: new scenes of each kind: the whole demo stays under 5 minutes on a 2-core CPU (docs/demo.md)
+NUM_SCENES = 300
+#: the typed captions the DiTs generate from (the last holds a colour-shape pair no model was trained on)
+PROMPTS = ("a large red circle at center, on a grey background",
+           "a small yellow square at top left and a large blue cross at bottom right, on a black background",
+           "a large green diamond at top middle, a small white ring at center and a small orange circle at bottom "
+           "middle, on a navy background",
+           "a large cyan triangle at middle left and a small purple square at middle right, on a brown background",
+           "a large red triangle at center, on a black background")
+SAMPLES = 4  # images per typed caption and DiT
+FACTOR_NAMES = {"exact": "the whole scene", "empty": "nothing extra"}  # textok.metrics.scenes.FACTORS, as printed
+EMOJI_SPLITS = ("val_unseen", "val")  # new emoji first
+RFID_LIMIT = 300  # images of an emoji split scored with rFID (an Inception pass over 652 takes ~4 min on 2 cores)
 
 
-def shipped_reference(pair: dict, root: Path, split: str, image_size: int, limit: int | None, extractor):
-    """The originals' Inception features shipped beside the pair, or None when absent or not of
-    exactly these images from this network (then ``evaluate_tokenizer`` computes them)."""
-    from .metrics import check_reference, image_fingerprint, load_stats, reference_subset
-
-    name = pair["textok"].name.split("-textok-")[0]
-    path = pair["textok"].parent / f"{name}-{split}-inception.npz"
-    if not path.is_file():
-        return None
-    try:
-        stats = load_stats(path)
-        n = stats.num if limit is None else min(limit, stats.num or limit)
-        if stats.features is not None and stats.num and n < stats.num:  # the rows of the n images scored
-            stats = reference_subset(stats, root, split, image_size, n, extractor, str(path))
-        else:
-            check_reference(stats, n, image_fingerprint(root, split, image_size, limit), extractor, str(path))
-    except ValueError as e:
-        print(f"   not using the shipped Inception features: {e}", flush=True)
-        return None
-    print(f"   the originals' Inception features: {path} (same images and network, {n} of them)", flush=True)
-    return stats
+def pct(rate: float) -> str:
+    return f"{100 * rate:.1f}%"
 
 
-def split_limit(split: str, limit: int | None, rfid_splits: Sequence[str], rfid_limit: int | None) -> int | None:
-    """Images scored on ``split``: ``limit``, and at most ``rfid_limit`` where rFID is computed."""
-    if split not in rfid_splits or not rfid_limit:
-        return limit
-    return rfid_limit if limit is None else min(limit, rfid_limit)
-
-
-def rescore(models: dict, pair: dict, root: Path, limit: int | None, rfid_splits: Sequence[str],
-            progress: bool = True, rfid_limit: int | None = None) -> dict:
-    """{split: {model: scores}}, each split scored by ``evaluate_tokenizer`` (on ``split_limit`` images)."""
-    from .metrics import InceptionFeatures, evaluate_tokenizer
-
-    extractor = InceptionFeatures() if rfid_splits else None
-    size = models["textok"].config.image_size
-    results = {}
-    for split in SPLITS:
-        rfid = split in rfid_splits
-        limit_here = split_limit(split, limit, rfid_splits, rfid_limit)
-        print(f"== scoring on {split_label(split)}: PSNR, SSIM, LPIPS{' and rFID' if rfid else ''} ...", flush=True)
-        reference = shipped_reference(pair, root, split, size, limit_here, extractor) if rfid else None
-        report = evaluate_tokenizer(list(models.values()), str(root), num=limit_here, split=split, names=list(models),
-                                    rfid=rfid, extractor=extractor, reference=reference, grid_images=0,
-                                    progress=progress)
-        results[split] = {r["name"]: {k: r[k] for k in ("psnr", "ssim", "lpips", "num")}
-                          | ({"rfid": r["rfid"]} if rfid else {}) for r in report["results"]}
-    return results
-
-
-def write_grid(path: Path, images: torch.Tensor, columns: dict[str, torch.Tensor], captions: Sequence[str],
-               scale: int = 2, min_width: int = 420) -> None:
-    """Rows of [original | one column per entry] with the caption (lines split on ``\\n``) under each row."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    from .data.transforms import to_pil
-
-    S, pad, line_h, head = images.shape[-1] * scale, 6, 12, 18
-    W = max(pad + (len(columns) + 1) * (S + pad), min_width)
-    width = max(20, (W - 2 * pad) // 6)
-    lines = [[s if len(s) <= width else s[: width - 3] + "..." for s in str(c).split("\n")] for c in captions]
-    row_h = S + line_h * max((len(ls) for ls in lines), default=1) + 4 + pad
-    canvas = Image.new("RGB", (W, head + len(images) * row_h + pad), "white")
-    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default()
-    for j, name in enumerate(["original", *columns]):
-        draw.text((pad + j * (S + pad), 3), name, fill="black", font=font)
-    for i in range(len(images)):
-        y = head + i * row_h
-        for j, t in enumerate([images[i], *[c[i] for c in columns.values()]]):
-            canvas.paste(to_pil(t).resize((S, S), Image.NEAREST), (pad + j * (S + pad), y))
-        for k, line in enumerate(lines[i]):
-            draw.text((pad, y + S + 2 + k * line_h), line, fill=(40, 40, 40), font=font)
+def _save(image, path: Path) -> None:
     with atomic_path(path) as tmp:
-        canvas.save(tmp, format="PNG")
+        image.save(tmp, format="PNG")
+
+
+def load_pair(kind: str, pretrained: str | Path | None = None) -> tuple[dict, dict]:
+    """The shipped pair of ``kind`` (``PAIRS``) and its two ``CaptionedTokenizer``s by arm."""
+    from .tokenizer import CaptionedTokenizer
+
+    pair = find_pair(pretrained, name=PAIRS[kind])
+    if pair is None:
+        raise FileNotFoundError(f"no shipped pair {PAIRS[kind]}-textok-n<N> + {PAIRS[kind]}-baseline-n<N> in "
+                                f"{pretrained or PRETRAINED_DIR}; give --pretrained DIR")
+    return pair, {arm: CaptionedTokenizer.from_pretrained(pair[arm]) for arm in ARMS}
+
+
+def score_pair(models: dict, data, rfid: bool, **settings) -> dict:
+    """{arm: {"psnr", "ssim", "lpips", "num"[, "rfid"]}} of both tokenizers on the same images (``evaluate_tokenizer``
+    on a data folder's split or a list of item dicts)."""
+    from .metrics import evaluate_tokenizer
+
+    report = evaluate_tokenizer(list(models.values()), data, names=list(models), rfid=rfid, grid_images=0, **settings)
+    return {r["name"]: {k: r[k] for k in ("psnr", "ssim", "lpips", "num", *(("rfid",) if rfid else ()))}
+            for r in report["results"]}
+
+
+def metric_rows(label: str, scores: dict) -> list[list[str]]:
+    rows = [[f"PSNR (dB) ↑, {label}", "–", *(f"{scores[a]['psnr']:.2f}" for a in ARMS)],
+            ["SSIM ↑", "–", *(f"{scores[a]['ssim']:.4f}" for a in ARMS)],
+            ["LPIPS ↓", "–", *(f"{scores[a]['lpips']:.4f}" for a in ARMS)]]
+    return rows + ([["rFID ↓", "–", *(f"{scores[a]['rfid']:.2f}" for a in ARMS)]] if "rfid" in scores["textok"] else [])
 
 
 @torch.no_grad()
-def draw(out: Path, models: dict, root: Path, split: str, rows: int) -> list[dict]:
-    """``reconstructions.png`` and ``caption_swap.png`` on ``rows`` images of ``split``: of ``2 * rows`` evenly
-    spaced ones, those with a caption not seen above first (a split may hold the same emoji in two styles).
-    Each row's swapped-in caption is the first other caption from half the grid away, the empty one if every
-    row has the same caption."""
-    from .data import open_dataset
-    from .metrics import iterate_batches, psnr
+def _chunks(fn, n: int, size: int = 100) -> torch.Tensor:
+    return torch.cat([fn(slice(i, i + size)) for i in range(0, n, size)])
 
-    t, b = models["textok"], models["baseline"]
-    batch = next(iterate_batches(open_dataset(str(root), split=split, image_size=t.config.image_size, train=False),
+
+def scenes_demo(out: Path, models: dict, pair: dict, num: int, seed: int, prompts: Sequence[str], rfid: bool,
+                rows: int, progress: bool) -> dict:
+    """Steps 1-4 of the scenes demo: the numbers by measure, the table's rows, and the pictures written."""
+    from .generation import Pipeline
+    from .metrics.scenes import edit_shown, score_adherence
+
+    adherence = lambda x, scenes: score_adherence(to_uint8(x), list(scenes))  # noqa: E731  x in [-1, 1]
+
+    size = models["textok"].config.image_size
+    drawn = sc.generate_scenes(0, num, size, seed)
+    kinds = {"new scenes": drawn["val"], "held-out colour-shape pairs": drawn["val_compositional"]}
+    report, table = {"scores": {}, "adherence": {}, "edits": {}, "generated": {}}, []
+    for kind, scenes in kinds.items():
+        captions = [sc.scene_captions(s)["full"] for s in scenes]
+        images = torch.stack([to_tensor(sc.render_scene(s, size)) for s in scenes])
+        items = [{"image": x, "caption": c, "label": 0, "key": str(i)} for i, (x, c) in enumerate(zip(images, captions))]
+        print(f"== {num} {kind} (seed {seed}): PSNR, SSIM, LPIPS{', rFID' if rfid else ''}, adherence ...", flush=True)
+        report["scores"][kind] = scores = score_pair(models, items, rfid, batch_size=100, progress=progress)
+        tokens = {a: _chunks(lambda s, t=t: t.encode(images[s], captions[s]), num) for a, t in models.items()}
+        recs = {a: _chunks(lambda s, a=a: models[a].decode(tokens[a][s], captions[s]), num) for a in ARMS}
+        read = {"originals": adherence(images, scenes), **{a: adherence(recs[a], scenes) for a in ARMS}}
+        report["adherence"][kind] = {k: r["summary"] for k, r in read.items()}
+        table += metric_rows(f"{num} {kind}", scores)
+        factors = ("exact", "background", "colour", "shape", "size", "empty") if kind == "new scenes" else ("exact",)
+        table += [[f"reads as its caption: {FACTOR_NAMES.get(f, f)}{', ' + kind if f == 'exact' else ''}",
+                   *(pct(report["adherence"][kind][k]["images"][f]) for k in ("originals", *ARMS))] for f in factors]
+        if kind != "new scenes":
+            continue
+        _save(captioned_grid({"original": images[:rows], **{ARMS[a]: recs[a][:rows] for a in ARMS}}, captions[:rows]),
+              out / "reconstructions.png")
+        edited = {f: [sc.swap_scene(s, f, i) for i, s in enumerate(scenes)] for f in sc.SWAP_FACTORS}
+        shown = {}  # factor -> TexTok's decodes (the last arm)
+        for f, pairs in edited.items():
+            new = [e for e, _ in pairs]
+            caps = [sc.scene_captions(e)["full"] for e in new]
+            for a in ARMS:
+                shown[f] = _chunks(lambda s, a=a: models[a].decode(tokens[a][s], caps[s]), num)
+                judged = adherence(shown[f], new)["images"]
+                report["edits"].setdefault(f, {})[a] = sum(map(edit_shown, judged, scenes, new)) / num
+        notes = [captions[i] + "".join(f"\n{f}: {edited[f][i][1].split(': ', 1)[1]}" for f in sc.SWAP_FACTORS)
+                 for i in range(rows)]
+        _save(captioned_grid({"original": images[:rows], "TexTok": recs["textok"][:rows],
+                              **{f"{f} edit": shown[f][:rows] for f in sc.SWAP_FACTORS}}, notes, scale=3),
+              out / "swaps.png")
+    table += [[f"shows an edited {f} (same tokens, new scenes)", "–", *(pct(report["edits"][f][a]) for a in ARMS)]
+              for f in sc.SWAP_FACTORS]
+    dits = {a: dit_for(pair[a]) for a in ARMS}
+    if all(dits.values()):
+        wanted = [sc.parse_caption(p) for p in prompts for _ in range(SAMPLES)]
+        print(f"== generating {SAMPLES} images from each of {len(prompts)} captions with each arm's DiT ...", flush=True)
+        images = {a: Pipeline.from_pretrained(d)(prompts=[p for p in prompts for _ in range(SAMPLES)], seed=seed)
+                  for a, d in dits.items()}
+        read = {a: adherence(images[a], wanted)["summary"] for a in ARMS}
+        report["generated"] = {"prompts": list(prompts), "samples": SAMPLES, "adherence": read}
+        table += [[f"generated from {len(prompts)} captions x {SAMPLES}: {FACTOR_NAMES.get(f, f)}", "–",
+                   *(pct(read[a]["images"][f]) for a in ARMS)] for f in ("exact", "colour", "shape", "background")]
+        idx = list(range(0, len(wanted), SAMPLES))
+        _save(captioned_grid({f"{ARMS[a]} {k + 1}": images[a][[i + k for i in idx]] for a in ARMS
+                              for k in range(SAMPLES)}, list(prompts), scale=3), out / "generated.png")
+    elif any(dits.values()):
+        print(f"note: a DiT ships for one arm only ({[a for a, d in dits.items() if d]}): no generation", flush=True)
+    return {"report": report, "table": table}
+
+
+@torch.no_grad()
+def emoji_demo(out: Path, models: dict, pair: dict, data: str | Path, eval_limit: int | None, rfid: bool,
+               rfid_splits: Sequence[str], rfid_limit: int | None, rows: int, progress: bool) -> dict:
+    """The emoji pair on ``EMOJI_SPLITS`` of the data set in ``data`` (fetched when missing), and its pictures."""
+    from .data import fetch, open_dataset
+    from .metrics import InceptionFeatures, iterate_batches
+    from .metrics.reference import matching_reference
+
+    root = Path(data)
+    if not (root / "captions.jsonl").is_file():
+        print(f"fetching the emoji data set into {root} (npm registry) ...", flush=True)
+        fetch("emoji", root)
+    extractor = InceptionFeatures() if rfid and rfid_splits else None
+    size, scores, table = models["textok"].config.image_size, {}, []
+    for split in EMOJI_SPLITS:
+        here = rfid and split in rfid_splits
+        n = min(filter(None, (eval_limit, rfid_limit)), default=None) if here else eval_limit
+        print(f"== scoring on {split_label(split)}: PSNR, SSIM, LPIPS{' and rFID' if here else ''} ...", flush=True)
+        ref, why = matching_reference(pair["textok"].parent / f"{PAIRS['emoji']}-{split}-inception.npz", root,
+                                      split, size, n, extractor) if here else (None, "")
+        if here:
+            print(f"   the originals' Inception features: {'shipped, same images and network' if ref else why}")
+        scores[split] = score_pair(models, str(root), here, split=split, num=n, extractor=extractor, reference=ref,
+                                   progress=progress)
+        table += metric_rows(f"{split_label(split)}, {scores[split]['textok']['num']} images", scores[split])
+    batch = next(iterate_batches(open_dataset(str(root), split=EMOJI_SPLITS[0], image_size=size, train=False),
                                  2 * rows, 2 * rows))
-    first = {c: i for i, c in reversed(list(enumerate(batch["captions"])))}  # caption -> its first row
-    keep = sorted(first.values())
-    keep = (keep + [i for i in range(len(batch["captions"])) if i not in first.values()])[:rows]
+    first = {c: i for i, c in reversed(list(enumerate(batch["captions"])))}  # a caption's first row: distinct first
+    keep = (sorted(first.values()) + [i for i in range(len(batch["captions"])) if i not in first.values()])[:rows]
     images, captions = batch["images"][keep], [batch["captions"][i] for i in keep]
-    n = len(captions)
-    others = [next((c for k in range(n) if (c := captions[(i + n // 2 + k) % n]) != captions[i]), "")
-              for i in range(n)]
-    cols = {"baseline": b.reconstruct(images), "TexTok": t.reconstruct(images, captions),
-            "TexTok, swapped": t.reconstruct(images, captions, decode_captions=others)}
-    write_grid(out / "reconstructions.png", images, {k: cols[k] for k in ("baseline", "TexTok")}, captions)
-    write_grid(out / "caption_swap.png", images, cols, [f"caption: {c}\nswapped: {o}" for c, o in zip(captions, others)],
-               scale=3, min_width=480)
-    return [{"caption": c, "swapped_caption": o,
-             "psnr": {k: float(psnr(v[i : i + 1], images[i : i + 1])[0]) for k, v in cols.items()}}
-            for i, (c, o) in enumerate(zip(captions, others))]
+    n = len(captions)  # each row's swapped-in caption: the first other caption from half the grid away
+    others = [next((c for k in range(n) if (c := captions[(i + n // 2 + k) % n]) != captions[i]), "") for i in range(n)]
+    cols = {"baseline": models["baseline"].reconstruct(images), "TexTok": models["textok"].reconstruct(images, captions),
+            "TexTok, swapped": models["textok"].reconstruct(images, captions, decode_captions=others)}
+    _save(captioned_grid({"original": images, "baseline": cols["baseline"], "TexTok": cols["TexTok"]}, captions),
+          out / "reconstructions.png")
+    _save(captioned_grid({"original": images, **cols}, [f"caption: {c}\nswapped: {o}" for c, o in zip(captions, others)],
+                         scale=3, min_width=480), out / "caption_swap.png")
+    return {"report": {"scores": scores, "grid": [{"caption": c, "swapped_caption": o} for c, o in zip(captions, others)]},
+            "table": table}
 
 
-def short_run(cfg, out: Path, root: Path, split: str, limit: int | None, progress: bool = True) -> dict:
-    """Train TexTok from scratch for ``cfg.schedule.max_steps`` steps in ``out/short_run``, printing
-    the mean loss of every tenth of the run; then score its EMA model on ``split``."""
-    from .metrics import evaluate_tokenizer
-    from .training import TokenizerTask, Trainer
-
-    run = out / "short_run"
-    if run.exists():  # always from scratch: the point is to watch it train
-        shutil.rmtree(run)
-    steps, losses, curve = cfg.schedule.max_steps, [], []
-    every = max(1, steps // 10)
-
-    class LoggedTrainer(Trainer):
-        def train_step(self, micro):
-            logs = super().train_step(micro)
-            losses.append(float(logs["loss"]))
-            if len(losses) % every == 0 or len(losses) == steps:
-                start = curve[-1]["step"] if curve else 0
-                curve.append({"step": len(losses), "loss": sum(losses[start:]) / (len(losses) - start)})
-                print(f"   step {len(losses):5d}/{steps}  loss {curve[-1]['loss']:.4f} (mean since step {start + 1})",
-                      flush=True)
-            return logs
-
-    print(f"== short run: TexTok from scratch ({cfg.model.image_size} px, {cfg.model.num_tokens} tokens), {steps} "
-          f"steps x {cfg.optim.batch_size} images", flush=True)
-    result = LoggedTrainer(TokenizerTask(cfg), cfg, run).train()
-    print(f"== scoring the short run on {split_label(split)} ...", flush=True)
-    r = evaluate_tokenizer(run / "model", str(root), num=limit, split=split, rfid=False, grid_images=0,
-                           progress=progress)["results"][0]
-    return {"steps": result.step, "batch_size": cfg.optim.batch_size, "train_seconds": round(result.seconds, 1),
-            "loss_curve": curve, "loss_first": curve[0]["loss"] if curve else None,
-            "loss_last": curve[-1]["loss"] if curve else None, "split": split,
-            "scores": {k: r[k] for k in ("psnr", "ssim", "lpips", "num")}}
+def markdown(kind: str, pair: dict, table: list[list[str]], seconds: float) -> str:
+    """The table with a sentence saying what was scored, by which models."""
+    src = {a: read_source(pair[a]) for a in ARMS}
+    folders = ", ".join(f"`{pair[a].name}`" + (f" ({src[a]['steps']} steps)" if src[a].get("steps") else "") for a in ARMS)
+    head = (f"TexTok and its no-text baseline at N = {pair['num_tokens']} token(s) ({folders}). One checkpoint per arm: "
+            "a difference below is one sample, not a measured effect; each folder's README says where it came from.")
+    if kind == "scenes":
+        head += (" New scenes drawn in memory; 'reads as its caption' is the detector of `textok.metrics.scenes` "
+                 "(the originals' column is its ceiling); an edit is shown when the decode shows the edited factor.")
+    cols = ["measure", "originals", *ARMS.values()]
+    if all(r[1] == "–" for r in table):  # no measure of the originals (emoji): no column for them
+        cols, table = [c for i, c in enumerate(cols) if i != 1], [[c for i, c in enumerate(r) if i != 1] for r in table]
+    lines = [head, "", f"| {' | '.join(cols)} |", "|---|" + "---:|" * (len(cols) - 1)]
+    return "\n".join(lines + [f"| {' | '.join(r)} |" for r in table]) + f"\n\n({seconds:.0f} s)\n"
 
 
-def markdown(results: dict, meta: dict, short: dict | None) -> str:
-    rfid = any("rfid" in r for rows in results.values() for r in rows.values())
-    src = meta["source"]
-    folders = ", ".join(f"`{meta['folders'][k]}`" + (f" ({src[k]['steps']} steps)" if src[k].get("steps") else "")
-                        for k in MODELS)
-    lines = [f"TexTok and its no-text baseline at N = {meta['tokens']} tokens, {meta['image_size']} px ({folders}), "
-             "re-scored with `textok.metrics.evaluate_tokenizer`. One checkpoint per arm: a difference below is "
-             "one sample, not a measured effect; the pair's README says where it came from."
-             + (f" rFID on {meta['rfid_limit']} evenly spaced images of a split (`--rfid-limit`); the study's "
-                "tables hold the whole splits." if rfid and meta.get("rfid_limit") else ""), "",
-             "| split | model | PSNR (dB) ↑ | SSIM ↑ | LPIPS ↓ |" + (" rFID ↓ |" if rfid else ""),
-             "|---|---|---:|---:|---:|" + ("---:|" if rfid else "")]
-    for split, rows in results.items():
-        for name, label in MODELS.items():
-            r = rows[name]
-            lines.append(f"| {split_label(split)}, {r['num']} images | {label} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
-                         f"{r['lpips']:.4f} |" + ((f" {r['rfid']:.2f} |" if "rfid" in r else " – |") if rfid else ""))
-    if short:
-        s, curve = short["scores"], ", ".join(f"{c['loss']:.4f}" for c in short["loss_curve"])
-        lines += ["", f"Short run: TexTok from scratch, {short['steps']} steps x {short['batch_size']} images "
-                      f"({short['train_seconds']:.0f} s); mean loss per tenth of the run: {curve}; on "
-                      f"{split_label(short['split'])}: "
-                      f"PSNR {s['psnr']:.2f} dB, SSIM {s['ssim']:.4f}, LPIPS {s['lpips']:.4f} ({s['num']} images)."]
-    return "\n".join(lines) + "\n"
-
-
-def demo(out: str | Path = "demo_out", config: str | Path | None = None, overrides: Sequence[str] = (),
-         eval_limit: int | None = None, grid_rows: int = 8, rfid: bool = False, threads: int | None = None,
-         train_steps: int = DEFAULT_TRAIN_STEPS, pretrained: str | Path | None = None,
-         rfid_splits: Sequence[str] = ("val_unseen",), progress: bool = True,
-         rfid_limit: int | None = RFID_LIMIT) -> dict:
-    """Run the demo on the pair shipped under ``pretrained`` (default: the package's); returns
-    what it writes to ``out/results.json``. ``config``: the short run's recipe (default: the one
-    the shipped TexTok's ``SOURCE.json`` names); ``overrides`` apply to it. ``eval_limit``: images
-    (evenly spaced) scored per split, all if None; ``rfid_limit``: at most this many on a split
-    scored with rFID (None or 0: ``eval_limit``)."""
-    from .tokenizer import CaptionedTokenizer
-    from .training import load_config
-
-    unknown = sorted(set(rfid_splits) - set(SPLITS))
-    if unknown:
-        raise ValueError(f"rfid_splits: unknown split(s) {unknown}; the demo scores {list(SPLITS)}")
-    if train_steps < 0:
-        raise ValueError(f"--train-steps must be >= 0, got {train_steps}")
-    if rfid_limit is not None and rfid_limit < 0 or eval_limit is not None and eval_limit < 1:
-        raise ValueError(f"--eval-limit must be >= 1 and --rfid-limit >= 0, got {eval_limit} and {rfid_limit}")
-    pair = find_pair(pretrained)
-    if pair is None:
-        raise FileNotFoundError(f"no shipped pair (<name>-textok-n<N> and <name>-baseline-n<N>) in "
-                                f"{pretrained or shipped.PRETRAINED_DIR}; give --pretrained DIR")
+def demo(kind: str = "scenes", out: str | Path = "demo_out", *, num: int = NUM_SCENES, seed: int = SEED,
+         prompts: Sequence[str] = (), rfid: bool = False, threads: int | None = None,
+         pretrained: str | Path | None = None, data: str | Path = "data/emoji", eval_limit: int | None = None,
+         rfid_splits: Sequence[str] = ("val_unseen",), rfid_limit: int | None = RFID_LIMIT, rows: int = 8,
+         progress: bool = True) -> dict:
+    """Run the ``kind`` demo (``"scenes"`` or ``"emoji"``) on the pair shipped under ``pretrained`` (default: the
+    package's) and write ``out``; returns what ``out/results.json`` holds. Scenes: ``num`` new scenes of each
+    kind from ``seed``, ``prompts`` typed captions besides ``PROMPTS``. Emoji: the data set in ``data``,
+    ``eval_limit`` images (evenly spaced) per split (all if None), rFID on ``rfid_splits`` on at most
+    ``rfid_limit`` images (None or 0: ``eval_limit``)."""
+    if kind not in PAIRS:
+        raise ValueError(f"unknown demo {kind!r}; choose from {list(PAIRS)}")
+    if num < 2 or rows < 1 or eval_limit is not None and eval_limit < 1 or rfid_limit is not None and rfid_limit < 0:
+        raise ValueError(f"--num must be >= 2, --rows >= 1, --eval-limit >= 1 and --rfid-limit >= 0, got {num}, "
+                         f"{rows}, {eval_limit} and {rfid_limit}")
+    if unknown := sorted(set(rfid_splits) - set(EMOJI_SPLITS)):
+        raise ValueError(f"rfid_splits: unknown split(s) {unknown}; the demo scores {list(EMOJI_SPLITS)}")
+    prompts = list(PROMPTS) + list(prompts)
+    for p in prompts:  # a typed caption outside the scenes grammar is refused before any work
+        sc.parse_caption(p)
+    pair, models = load_pair(kind, pretrained)
     if threads:
         torch.set_num_threads(threads)
     t0, out = time.perf_counter(), Path(out)
-    source = {k: read_source(pair[k]) for k in MODELS}
-    if config is None:
-        if not source["textok"].get("recipe"):
-            raise ValueError(f"{pair['textok']}/SOURCE.json names no recipe: give --config")
-        config = f"configs/{source['textok']['recipe']}"
-    path = Path(config)
-    if not path.is_file() and not path.is_absolute():  # an editable install: the repository's configs/
-        path = Path(__file__).resolve().parents[2] / config
-    cfg = load_config(path, [f"model.num_tokens={pair['num_tokens']}", f"schedule.max_steps={max(train_steps, 1)}",
-                             "logging.progress=false", *overrides])
-    root = ensure_data(cfg.data.root)
-    models = {k: CaptionedTokenizer.from_pretrained(pair[k], data_root=root) for k in MODELS}
     print(f"== the shipped pair: {pair['textok'].name} and {pair['baseline'].name}", flush=True)
-    rfid_splits = [s for s in SPLITS if rfid and s in rfid_splits]
-    results = rescore(models, pair, root, eval_limit, rfid_splits, progress, rfid_limit)
-    first = next(iter(SPLITS))
-    grid = draw(out, models, root, first, grid_rows)
-    # scored on the same images as the pair on that split
-    short = (short_run(cfg, out, root, first, split_limit(first, eval_limit, rfid_splits, rfid_limit), progress)
-             if train_steps > 0 else None)
-    c = models["textok"].config
-    meta = {"tokens": pair["num_tokens"], "token_dim": c.token_dim, "image_size": c.image_size,
-            "folders": {k: pair[k].name for k in MODELS}, "paths": {k: str(pair[k]) for k in MODELS},
-            "source": {k: {f: source[k].get(f) for f in ("run", "steps", "dtype")} for k in MODELS},
-            # a list: the JSON's keys are sorted, and the order (new emoji first) is the point
-            "splits": [{"split": s, "label": split_label(s)} for s in results], "eval_limit": eval_limit, "rfid": rfid_splits,
-            "rfid_limit": rfid_limit if rfid_splits else None,
-            "config": str(config), "overrides": list(overrides), "threads": torch.get_num_threads(),
-            "total_seconds": round(time.perf_counter() - t0, 1)}
-    md = markdown(results, meta, short)
-    report = {"results": results, "short_run": short, "grid": grid, "meta": meta}
+    if kind == "scenes":
+        done = scenes_demo(out, models, pair, num, seed, prompts, rfid, min(rows, num), progress)
+    else:
+        done = emoji_demo(out, models, pair, data, eval_limit, rfid, rfid_splits, rfid_limit, rows, progress)
+    md = markdown(kind, pair, done["table"], seconds := time.perf_counter() - t0)
+    result = {"demo": kind, **done["report"], "table": done["table"],
+              "meta": {"pair": {a: pair[a].name for a in ARMS}, "tokens": pair["num_tokens"], "seed": seed, "num": num,
+                       "rfid": rfid, "threads": torch.get_num_threads(), "seconds": round(seconds, 1),
+                       "source": {a: {k: read_source(pair[a]).get(k) for k in ("run", "steps")} for a in ARMS}}}
     write_text_atomic(out / "results.md", md)
-    write_json_atomic(out / "results.json", report)
-    print(f"\n{md}\nwrote {out}/reconstructions.png, caption_swap.png, results.md, results.json "
-          f"({meta['total_seconds']:.0f} s)")
-    return report
+    write_json_atomic(out / "results.json", result)
+    print(f"\n{md}\nwrote {out}/: results.md, results.json, " + ", ".join(sorted(p.name for p in out.glob("*.png"))))
+    return result

@@ -130,3 +130,27 @@ def test_inputs_npz_and_png_folder_agree(scene_set, tmp_path):
     assert "| exact | 100.0% |" in a["markdown"] and a["chance"] is None
     floor = adherence.evaluate_adherence(folder, root, "val", num=12, shift=1)
     assert floor["summary"] == floor["chance"] and "chance: images" in floor["markdown"]
+
+
+def test_edit_shown_on_renders_of_the_edit_and_of_the_original():
+    """A render of the edited scene shows the edit (every factor, every scene); the render of the original does not;
+    a render that gets something else wrong still shows the edit."""
+    rng = np.random.default_rng(3)
+    for i in range(60):
+        scene = scenes.sample_scene(rng, 32)
+        for factor in scenes.SWAP_FACTORS:
+            edited, _ = scenes.swap_scene(scene, factor, i)
+            truth = np.asarray(scenes.render_scene(edited, 32))[None]
+            original = np.asarray(scenes.render_scene(scene, 32))[None]
+            for image, shown in ((truth, True), (original, False)):
+                judged = adherence.score_adherence(image, [edited])["images"][0]
+                assert adherence.edit_shown(judged, scene, edited) is shown, (factor, scene, edited)
+    scene = {"background": "grey", "objects": [
+        dict(colour="red", shape="circle", size="large", position="top left", cell=0, dx=0, dy=0),
+        dict(colour="blue", shape="square", size="small", position="center", cell=4, dx=0, dy=0)]}
+    edited, _ = scenes.swap_scene(scene, "colour", 0)  # the red circle turns purple
+    wrong_elsewhere = dict(edited, objects=[edited["objects"][0], dict(edited["objects"][1], colour="green")])
+    judged = adherence.score_adherence(np.asarray(scenes.render_scene(wrong_elsewhere, 32))[None], [edited])
+    assert adherence.edit_shown(judged["images"][0], scene, edited) and not judged["images"][0]["exact"]
+    with pytest.raises(ValueError, match="no edit"):
+        adherence.edit_shown(judged["images"][0], scene, scene)

@@ -1,5 +1,5 @@
-"""``textok demo`` with a shipped pair: a fake one (tiny random TexTok models, shipped with
-studies/emoji32/ship_checkpoints.py) re-scored, drawn and followed by a 2-step run."""
+"""``textok demo emoji`` with a shipped pair: a fake one (tiny random TexTok models, shipped with
+studies/emoji32/ship_checkpoints.py) re-scored on the emoji splits and drawn (the scenes demo: tests/test_demo.py)."""
 
 import json
 
@@ -35,59 +35,36 @@ def fake_shipped(tmp_path, monkeypatch, ship_module):
     return root
 
 
-TINY = ["model.width=32", "model.depth=1", "model.heads=2", "optim.batch_size=4", "loss.perceptual_weight=0",
-        "schedule.warmup_steps=1", "checkpoint.every=10", "logging.num_preview=2", "logging.tensorboard=false",
-        "data.max_images=16"]
-
-
 @pytest.mark.slow
-def test_demo_rescores_the_shipped_pair_and_trains_a_short_run(emoji_root, fake_shipped, tmp_path, capsys):
+def test_demo_emoji_rescores_the_shipped_pair(emoji_root, fake_shipped, tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--eval-limit", "4", "--train-steps", "2", f"data.root={emoji_root}",
-                 *TINY]) == 0
+    assert main(["demo", "emoji", "--out", str(out), "--eval-limit", "4", "--data", str(emoji_root)]) == 0
     printed = capsys.readouterr().out
     assert "the shipped pair: emoji32-textok-n4 and emoji32-baseline-n4" in printed
     saved = json.loads((out / "results.json").read_text())
-    # the new-emoji split first, each split named for what it measures
-    assert saved["meta"]["splits"] == [{"split": "val_unseen", "label": "val_unseen (new emoji)"},
-                                       {"split": "val", "label": "val (recall: other renderings of training emoji)"}]
-    for split in saved["results"].values():
+    assert saved["demo"] == "emoji" and set(saved["scores"]) == {"val_unseen", "val"}  # the order: the table's
+    for split in saved["scores"].values():
         for name in ("baseline", "textok"):
             r = split[name]
             assert 0 < r["psnr"] < 60 and 0 <= r["ssim"] <= 1 and 0 <= r["lpips"] <= 2 and r["num"] == 4
             assert "rfid" not in r
-    short = saved["short_run"]
-    assert short["steps"] == 2 and short["split"] == "val_unseen" and len(short["loss_curve"]) == 2
-    assert 0 < short["scores"]["psnr"] < 60 and short["loss_first"] is not None
     assert saved["meta"]["tokens"] == 4 and saved["meta"]["source"]["textok"]["run"] == "textok-n4-s0"
     for grid in ("reconstructions.png", "caption_swap.png"):
         assert (out / grid).stat().st_size > 1000
-    assert all(set(row["psnr"]) == {"baseline", "TexTok", "TexTok, swapped"} for row in saved["grid"])
     assert all(row["swapped_caption"] != row["caption"] for row in saved["grid"])  # a swap, never the own caption
     md = (out / "results.md").read_text()
-    assert md.index("| val_unseen (new emoji), 4 images | TexTok |") < md.index(
-        "| val (recall: other renderings of training emoji), 4 images | TexTok |")
-    assert "Short run" in md and "not a measured effect" in md
-    # the short run is TexTok at the shipped N, of the recipe the shipped TexTok's SOURCE.json names (the fake
-    # study's score files name no config: the first recipe, 4x4 patches)
-    assert saved["meta"]["config"] == "configs/emoji32_textok.yaml"
-    short_cfg = TexTok.from_pretrained(out / "short_run" / "model").config
-    assert short_cfg.num_tokens == 4 and short_cfg.patch_size == 4
+    # each split named for what it measures, new emoji first; no column of the originals here
+    assert md.index("| PSNR (dB) ↑, val_unseen (new emoji), 4 images |") < md.index(
+        "| PSNR (dB) ↑, val (recall: other renderings of training emoji), 4 images |")
+    assert "| measure | baseline | TexTok |" in md and "not a measured effect" in md
+    assert md in printed  # the one table printed is the one written
 
 
 def test_demo_without_a_shipped_pair_says_where_it_looked(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path / "demo"), "--pretrained", str(tmp_path / "none")]) == 2
-    assert "no shipped pair" in capsys.readouterr().err and not (tmp_path / "demo").exists()
-
-
-@pytest.mark.slow
-def test_demo_shipped_without_the_short_run(emoji_root, fake_shipped, tmp_path, capsys):
-    from textok.demo import demo
-
-    report = demo(tmp_path / "demo", overrides=[f"data.root={emoji_root}"], eval_limit=2, grid_rows=1, train_steps=0)
-    assert report["short_run"] is None and set(report["results"]) == {"val", "val_unseen"}
-    assert not (tmp_path / "demo" / "short_run").exists()
-    assert "Short run" not in (tmp_path / "demo" / "results.md").read_text()
+    for kind in ("scenes", "emoji"):
+        assert main(["demo", kind, "--out", str(tmp_path / "demo"), "--pretrained", str(tmp_path / "none")]) == 2
+        err = capsys.readouterr().err
+        assert "no shipped pair" in err and f"{kind}32-textok-n<N>" in err and not (tmp_path / "demo").exists()
 
 
 @pytest.mark.slow
@@ -96,22 +73,20 @@ def test_demo_rfid_on_the_new_emoji_split_by_default(emoji_root, fake_shipped, t
     from textok.demo import demo
 
     monkeypatch.setattr(textok.metrics, "InceptionFeatures", lambda: tiny_features)  # the demo builds it with no args
-    report = demo(tmp_path / "demo", overrides=[f"data.root={emoji_root}"], eval_limit=4, grid_rows=1,
-                  train_steps=0, rfid=True)
-    val, unseen = report["results"]["val"], report["results"]["val_unseen"]
+    report = demo("emoji", tmp_path / "demo", data=emoji_root, eval_limit=4, rows=1, rfid=True)
+    val, unseen = report["scores"]["val"], report["scores"]["val_unseen"]
     assert all(r["rfid"] > 0 for r in unseen.values())
     assert all("rfid" not in r for r in val.values())
-    assert report["meta"]["rfid"] == ["val_unseen"]
     md = (tmp_path / "demo" / "results.md").read_text()
-    assert md.count(" – |") == 2  # no rFID cell on val
+    assert md.count("| rFID ↓ |") == 1  # no rFID row on val
     # both splits on request; an unknown split is refused before any work
-    both = demo(tmp_path / "demo2", overrides=[f"data.root={emoji_root}"], eval_limit=4, grid_rows=1,
-                train_steps=0, rfid=True, rfid_splits=["val", "val_unseen"])
-    assert all(r["rfid"] > 0 for rows in both["results"].values() for r in rows.values())
+    both = demo("emoji", tmp_path / "demo2", data=emoji_root, eval_limit=4, rows=1, rfid=True,
+                rfid_splits=["val", "val_unseen"])
+    assert all(r["rfid"] > 0 for rows in both["scores"].values() for r in rows.values())
     with pytest.raises(ValueError, match="unknown split"):
-        demo(tmp_path / "demo3", rfid=True, rfid_splits=["test"])
+        demo("emoji", tmp_path / "demo3", rfid=True, rfid_splits=["test"])
     with pytest.raises(SystemExit):  # the CLI's choices
-        main(["demo", "--out", str(tmp_path / "demo4"), "--rfid", "--rfid-splits", "test"])
+        main(["demo", "emoji", "--out", str(tmp_path / "demo4"), "--rfid", "--rfid-splits", "test"])
 
 
 @pytest.mark.slow
@@ -124,19 +99,19 @@ def test_demo_reads_the_shipped_inception_features_only_of_the_same_images(emoji
     from textok.metrics import dataset_stats, save_stats
 
     monkeypatch.setattr(textok.metrics, "InceptionFeatures", lambda: tiny_features)
-    kw = dict(overrides=[f"data.root={emoji_root}"], eval_limit=4, grid_rows=1, train_steps=0, rfid=True)
-    computed = demo(tmp_path / "computed", **kw)["results"]["val_unseen"]
+    kw = dict(data=emoji_root, eval_limit=4, rows=1, rfid=True)
+    computed = demo("emoji", tmp_path / "computed", **kw)["scores"]["val_unseen"]
     shipped = fake_shipped / "emoji32-val_unseen-inception.npz"
     for split in ("val", "val_unseen"):  # first the wrong images under the val_unseen name, then the right ones
         stats = dataset_stats(emoji_root, num=4, split=split, image_size=32, extractor=tiny_features, progress=False)
         save_stats(shipped, stats, moments=False, features_dtype="float16")
         capsys.readouterr()
-        result = demo(tmp_path / f"with_{split}", **kw)["results"]["val_unseen"]
+        result = demo("emoji", tmp_path / f"with_{split}", **kw)["scores"]["val_unseen"]
         printed = capsys.readouterr().out
         if split == "val":
-            assert "not using the shipped Inception features" in printed and "other images" in printed
+            assert "the originals' Inception features:" in printed and "other images" in printed
         else:
-            assert f"Inception features: {shipped} (same images" in printed and "not using" not in printed
+            assert "the originals' Inception features: shipped, same images and network" in printed
         for name in ("baseline", "textok"):  # float16 features: the same rFID to ~1e-3
             assert result[name]["rfid"] == pytest.approx(computed[name]["rfid"], rel=1e-2)
             assert result[name]["psnr"] == computed[name]["psnr"]
@@ -152,24 +127,23 @@ def test_demo_rfid_on_a_subset_takes_the_same_rows_of_the_whole_split_features(e
     from textok.metrics import dataset_stats, save_stats
 
     monkeypatch.setattr(textok.metrics, "InceptionFeatures", lambda: tiny_features)
-    kw = dict(overrides=[f"data.root={emoji_root}"], eval_limit=8, rfid_limit=4, grid_rows=1, train_steps=0, rfid=True)
-    computed = demo(tmp_path / "computed", **kw)
-    assert computed["meta"]["rfid_limit"] == 4
-    assert {r["num"] for r in computed["results"]["val_unseen"].values()} == {4}  # min(eval_limit, rfid_limit)
-    assert {r["num"] for r in computed["results"]["val"].values()} == {8}  # no rFID there: eval_limit
+    kw = dict(data=emoji_root, eval_limit=8, rfid_limit=4, rows=1, rfid=True)
+    computed = demo("emoji", tmp_path / "computed", **kw)
+    assert {r["num"] for r in computed["scores"]["val_unseen"].values()} == {4}  # min(eval_limit, rfid_limit)
+    assert {r["num"] for r in computed["scores"]["val"].values()} == {8}  # no rFID there: eval_limit
     stats = dataset_stats(emoji_root, split="val_unseen", image_size=32, extractor=tiny_features, progress=False)
     assert stats.num > 4
     save_stats(fake_shipped / "emoji32-val_unseen-inception.npz", stats, moments=False, features_dtype="float16")
     capsys.readouterr()
-    shipped = demo(tmp_path / "shipped", **kw)["results"]["val_unseen"]
-    assert "(same images and network, 4 of them)" in capsys.readouterr().out
+    shipped = demo("emoji", tmp_path / "shipped", **kw)["scores"]["val_unseen"]
+    assert "Inception features: shipped, same images and network" in capsys.readouterr().out
     for name in ("baseline", "textok"):
-        assert shipped[name]["rfid"] == pytest.approx(computed["results"]["val_unseen"][name]["rfid"], rel=1e-2)
+        assert shipped[name]["rfid"] == pytest.approx(computed["scores"]["val_unseen"][name]["rfid"], rel=1e-2)
     with pytest.raises(ValueError, match="rfid-limit"):
-        demo(tmp_path / "bad", rfid=True, rfid_limit=-1)
+        demo("emoji", tmp_path / "bad", rfid=True, rfid_limit=-1)
     capsys.readouterr()
-    assert main(["demo", "--out", str(tmp_path / "bad"), "--rfid", "--rfid-limit", "-1"]) == 2  # before any work
-    assert "--rfid-limit >= 0, got None and -1" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert main(["demo", "emoji", "--out", str(tmp_path / "bad"), "--rfid", "--rfid-limit", "-1"]) == 2  # no work
+    assert "--rfid-limit >= 0, got 300, 8, None and -1" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
 @pytest.mark.parametrize("split", ["val_unseen", "val"])

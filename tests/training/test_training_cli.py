@@ -1,6 +1,4 @@
-"""``textok train-tokenizer`` and ``textok demo`` end to end on tiny budgets."""
-
-import json
+"""``textok train-tokenizer`` end to end on tiny budgets (``textok demo``: tests/test_demo.py)."""
 
 import pytest
 import yaml
@@ -36,26 +34,3 @@ def test_train_tokenizer_cli_baseline_and_resume(emoji_root, tmp_path, make_conf
     assert main(["train-tokenizer", "--config", str(config), "--out", str(tmp_path / "ft"), "--baseline",
                  "model.num_tokens=4", "--init-from", str(out / "model")]) == 0
     assert main(["train-tokenizer", "--config", str(tmp_path / "nope.yaml")]) == 2
-
-
-@pytest.mark.slow
-def test_demo_end_to_end_tiny_budget(emoji_root, tmp_path, capsys):
-    """The shipped pair (package data) re-scored on a few images, and 2 steps of the recipe it names."""
-    from textok.demo import demo
-    from textok.pretrained import find_pair
-
-    if find_pair() is None:
-        pytest.skip("no shipped pair in this build")
-    overrides = [f"data.root={emoji_root}", "schedule.warmup_steps=1", "optim.batch_size=4", "model.width=32",
-                 "model.depth=1", "model.heads=2", "loss.perceptual_weight=0", "checkpoint.every=10",
-                 "logging.num_preview=2", "logging.tensorboard=false"]
-    report = demo(tmp_path / "demo", overrides=overrides, eval_limit=4, grid_rows=3, train_steps=2)
-    out = capsys.readouterr().out
-    assert "| val_unseen (new emoji), 4 images | TexTok |" in out
-    saved = json.loads((tmp_path / "demo" / "results.json").read_text())
-    assert [s["split"] for s in saved["meta"]["splits"]] == ["val_unseen", "val"]
-    for split in saved["results"].values():
-        for name in ("baseline", "textok"):
-            assert 0 < split[name]["psnr"] < 60 and 0 <= split[name]["lpips"] <= 2
-    assert report["short_run"]["steps"] == 2
-    assert (tmp_path / "demo" / "reconstructions.png").stat().st_size > 1000

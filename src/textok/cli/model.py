@@ -55,23 +55,25 @@ def register_extra(sub) -> None:
     p.add_argument("action", choices=["fetch", "list"])
     p.set_defaults(func=_assets)
 
-    p = sub.add_parser("demo", help="re-score the shipped pair, draw it, train a short run (see README)",
-                       description="Re-score the shipped TexTok and its no-text baseline (src/textok/pretrained/) on "
-                                   "val_unseen (new emoji) and val (recall: other renderings of training emoji), "
-                                   "draw the reconstructions and a caption swap, train a short run.")
+    p = sub.add_parser("demo", help="the shipped scenes pair (or emoji pair) re-scored and drawn (docs/demo.md)",
+                       description="Re-score the shipped TexTok and its no-text baseline (src/textok/pretrained/) and "
+                                   "draw what they do. scenes (default): new procedural scenes (no download), what "
+                                   "the reconstructions show, decodes under an edited caption, and images generated "
+                                   "from typed captions where the DiTs ship. emoji: the emoji splits.")
+    p.add_argument("kind", nargs="?", default="scenes", choices=["scenes", "emoji"], help="which pair (default scenes)")
     p.add_argument("--out", default="demo_out")
-    p.add_argument("--config", default=None,
-                   help="the short run's recipe (default: the one the shipped TexTok's SOURCE.json names)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides, e.g. schedule.max_steps=50")
-    p.add_argument("--eval-limit", type=int, default=None, help="score only N images of each split")
-    p.add_argument("--rfid", action="store_true", help="also compute rFID (Inception on the CPU: slow), on --rfid-splits")
+    p.add_argument("--num", type=int, default=None, help="scenes: new scenes of each kind (default 300)")
+    p.add_argument("--seed", type=int, default=None, help="scenes: the seed of the new scenes and samples (default 45)")
+    p.add_argument("--prompt", action="append", default=[], metavar="CAPTION",
+                   help="scenes: a caption to generate from besides the fixed ones (repeat), in the scenes grammar")
+    p.add_argument("--rows", type=int, default=8, help="rows of each picture")
+    p.add_argument("--rfid", action="store_true", help="also compute rFID (Inception on the CPU: minutes)")
+    p.add_argument("--data", default="data/emoji", help="emoji: the data set (fetched there when missing)")
+    p.add_argument("--eval-limit", type=int, default=None, help="emoji: score only N images of each split")
     p.add_argument("--rfid-splits", nargs="+", default=["val_unseen"], choices=["val_unseen", "val"], metavar="SPLIT",
-                   help="the splits --rfid scores (default: val_unseen; 'val_unseen val' for both: two more "
-                        "Inception passes, one per model)")
+                   help="emoji: the splits --rfid scores (default: val_unseen)")
     p.add_argument("--rfid-limit", type=int, default=None, metavar="N",
-                   help="score an rFID split on N evenly spaced images (default 300; 0: --eval-limit, all if unset)")
-    p.add_argument("--train-steps", type=int, default=None,
-                   help="steps of the short training run (0: skip it; default 100)")
+                   help="emoji: score an rFID split on N evenly spaced images (default 300; 0: --eval-limit)")
     p.add_argument("--pretrained", default=None, metavar="DIR",
                    help="where the shipped checkpoints are (default: the package's pretrained/)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -91,11 +93,10 @@ def _assets(args) -> int:
 
 
 def _demo(args) -> int:
-    from ..demo import DEFAULT_TRAIN_STEPS, RFID_LIMIT, demo
+    from ..demo import NUM_SCENES, RFID_LIMIT, SEED, demo
 
-    steps = DEFAULT_TRAIN_STEPS if args.train_steps is None else args.train_steps
-    rfid_limit = RFID_LIMIT if args.rfid_limit is None else args.rfid_limit
-    demo(args.out, config=args.config, overrides=args.overrides, eval_limit=args.eval_limit, rfid=args.rfid,
-         threads=args.threads, train_steps=steps, pretrained=args.pretrained, rfid_splits=args.rfid_splits,
-         rfid_limit=rfid_limit)
+    demo(args.kind, args.out, num=NUM_SCENES if args.num is None else args.num,
+         seed=SEED if args.seed is None else args.seed, prompts=args.prompt, rfid=args.rfid, threads=args.threads,
+         pretrained=args.pretrained, data=args.data, eval_limit=args.eval_limit, rfid_splits=args.rfid_splits,
+         rfid_limit=RFID_LIMIT if args.rfid_limit is None else args.rfid_limit, rows=args.rows)
     return 0

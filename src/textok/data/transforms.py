@@ -211,3 +211,31 @@ def make_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2, pad_value: 
         y, x = padding + r * (H + padding), padding + c * (W + padding)
         grid[:, y : y + H, x : x + W] = images[i]
     return grid
+
+
+def captioned_grid(columns: dict[str, torch.Tensor], captions: list[str], scale: int = 2,
+                   min_width: int = 420) -> Image.Image:
+    """One row per image: a column per entry of ``columns`` (title -> images [B, 3, H, W] in [-1, 1], all of one
+    size), each image scaled ``scale`` x (nearest), with ``captions[i]`` (lines split on ``\\n``, wrapped to the
+    width) under row i."""
+    import textwrap
+
+    from PIL import ImageDraw, ImageFont
+
+    first = next(iter(columns.values()))
+    S, pad, line_h, head = first.shape[-1] * scale, 6, 12, 18
+    W = max(pad + len(columns) * (S + pad), min_width)
+    width = max(20, (W - 2 * pad) // 6)
+    lines = [[w for s in str(c).split("\n") for w in textwrap.wrap(s, width) or [""]] for c in captions]
+    row_h = S + line_h * max((len(ls) for ls in lines), default=1) + 4 + pad
+    canvas = Image.new("RGB", (W, head + len(first) * row_h + pad), "white")
+    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default()
+    for j, name in enumerate(columns):
+        draw.text((pad + j * (S + pad), 3), name, fill="black", font=font)
+    for i in range(len(first)):
+        y = head + i * row_h
+        for j, images in enumerate(columns.values()):
+            canvas.paste(to_pil(images[i]).resize((S, S), Image.NEAREST), (pad + j * (S + pad), y))
+        for k, line in enumerate(lines[i]):
+            draw.text((pad, y + S + 2 + k * line_h), line, fill=(40, 40, 40), font=font)
+    return canvas

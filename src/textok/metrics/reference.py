@@ -146,6 +146,24 @@ def reference_subset(reference: Stats, data, split: str, image_size: int, num: i
 
 
 
+def matching_reference(path: str | os.PathLike, data, split: str, image_size: int, num: int | None,
+                       extractor) -> tuple[Stats | None, str]:
+    """The Inception statistics in ``path`` if they are of exactly the ``num`` evenly spaced images of ``split``
+    an evaluation scores (directly, or narrowed from the whole split's features: ``reference_subset``) from this
+    network: ``(stats, "")``; else ``(None, why)``, and the evaluation computes them."""
+    if not os.path.isfile(path):
+        return None, f"no {path}"
+    try:
+        stats = load_stats(path)
+        n = stats.num if num is None else min(num, stats.num or num)
+        if stats.features is not None and stats.num and n < stats.num:  # the rows of the n images scored
+            return reference_subset(stats, data, split, image_size, n, extractor, str(path)), ""
+        check_reference(stats, n, image_fingerprint(data, split, image_size, num), extractor, str(path))
+        return stats, ""
+    except ValueError as e:
+        return None, str(e)
+
+
 class OriginalStats:
     """The originals' Inception statistics (mu, sigma) of one tokenizer evaluation, by image size.
 

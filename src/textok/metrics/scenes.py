@@ -174,6 +174,22 @@ def judge(reading: SceneReading, entry: dict) -> dict:
     return out
 
 
+def edit_shown(judged: dict, scene: dict, edited: dict) -> bool:
+    """Whether an image judged against ``edited`` (``judge``, or an image of ``score_adherence(images, [edited,
+    ...])``) shows the one edit that turned ``scene`` into ``edited`` (``textok.data.scenes.swap_scene``): the
+    new background; the edited object's new colour; the moved object (its colour) at its new cell and nothing
+    left at its old one. Whatever else the image gets wrong does not count here."""
+    if scene["background"] != edited["background"]:
+        return bool(judged["background"])
+    for j, (old, new) in enumerate(zip(scene["objects"], edited["objects"])):
+        if old != new:
+            seen = judged["objects"][j]
+            if old["cell"] != new["cell"]:
+                return bool(seen["colour"] and int(old["cell"]) not in judged["extra_cells"])
+            return bool(seen["colour"])
+    raise ValueError("the scene and the edited scene are the same: no edit to look for")
+
+
 def _check_entry(entry, i: int) -> None:
     if not isinstance(entry, dict) or "background" not in entry or not isinstance(entry.get("objects"), list):
         raise ValueError(f"caption entry {i} has no scenes factors ('background', 'objects'): is this a scenes "
@@ -373,6 +389,6 @@ def evaluate_adherence(images: str | os.PathLike, data: str | os.PathLike, split
     return report
 
 
-__all__ = ["read_scene", "read_background", "name_colour", "cell_windows", "SceneReading", "judge", "score_adherence",
-           "summarize", "chance", "load_entries", "load_images", "evaluate_adherence", "markdown", "FACTORS",
-           "OBJECT_FACTORS"]
+__all__ = ["read_scene", "read_background", "name_colour", "cell_windows", "SceneReading", "judge", "edit_shown",
+           "score_adherence", "summarize", "chance", "load_entries", "load_images", "evaluate_adherence", "markdown",
+           "FACTORS", "OBJECT_FACTORS"]
