@@ -1,8 +1,11 @@
 """``textok app``: a local Gradio page over ``textok.explore`` (a thin layer: no logic here).
 
-Tabs: Reconstruct (original | baseline | TexTok with PSNR and LPIPS), Swap the caption (the
-same tokens decoded with another caption, and the difference), Tokens (every N side by side)
-and Generate (with ``--dit``). The page binds to 127.0.0.1 by default (and warns when bound
+Two tabs. **Scenes** (opened first, on an example already reconstructed): compose a scene's caption
+from menus or type one, reconstruct its render with the baseline and TexTok, decode the same tokens
+under an edited caption, generate from the caption (with text-to-image DiTs); every image is judged
+against the scene it should show (exact and per factor). **Photos and emoji**: Reconstruct (original |
+baseline | TexTok with PSNR and LPIPS), Swap the caption (the same tokens decoded with another
+caption, and the difference), Tokens (every N side by side) and Generate (with ``--dit``). The page binds to 127.0.0.1 by default (and warns when bound
 beyond it), sends no analytics, loads nothing from the internet, refuses oversized uploads
 before decoding them, and runs one request at a time per model set (Gradio queue, concurrency 1).
 
@@ -28,22 +31,29 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from .explore import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
+    SCENE_EXAMPLES,
     Example,
     Explorer,
+    SceneExplorer,
     UploadError,
     bundled_examples,
+    compose_scene,
     frame_note,
     load_upload,
+    scene_caption,
 )
 from .pretrained import split_label
 
 log = logging.getLogger(__name__)
 
 #: the page's API: action -> endpoint name (``Client(url).predict(..., api_name="/reconstruct")``)
-API_NAMES = {"reconstruct": "reconstruct", "swap": "swap_caption", "sweep": "sweep_tokens", "generate": "generate"}
+API_NAMES = {"reconstruct": "reconstruct", "swap": "swap_caption", "sweep": "sweep_tokens", "generate": "generate",
+             "scene": "scene_reconstruct", "scene_edit": "scene_edit", "scene_generate": "scene_generate"}
 DISPLAY_SIZE = 256  # the image boxes' height in CSS pixels; the browser enlarges the exact image to fit
 #: seconds the server keeps an idle HTTP connection open. Uvicorn's default (5 s) equals httpx's idle expiry
 #: (gradio_client's, 5 s): a client could send a request on a connection at the instant the server closed it,
@@ -213,14 +223,60 @@ def guide_markdown(explorer: Explorer, examples: Sequence[Example] = ()) -> str:
     return text
 
 
-def build_app(explorer: Explorer, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
-              examples: Sequence[Example] | None = None):
-    """The Gradio ``Blocks`` over ``explorer`` (not launched; see ``launch``).
+def _guarded(fn, n_outputs: int, on_error: tuple | None = None):
+    """``fn`` returns its outputs and a note for the status line ("" for none). Bad input (or any failure) ->
+    ``on_error`` (default: empty outputs) and a message in the status line; the page stays up."""
+    on_error = (None,) * n_outputs if on_error is None else on_error
 
-    ``demo.textok_handlers`` holds the event handlers as the page and the API call them (by
-    action: ``API_NAMES``): their outputs, then the status line (an error, or a note such as
-    the frame an animated image was read from)."""
+    @functools.wraps(fn)  # the API names its parameters (and describes itself) after fn
+    def run(*args):
+        try:
+            *outputs, note = fn(*args)
+            return (*outputs, _note(note))
+        except (UploadError, ValueError) as e:
+            return (*on_error, _error(e))
+        except Exception as e:  # noqa: BLE001 - the page must survive anything
+            log.exception("request failed")
+            return (*on_error, _error(f"internal error: {type(e).__name__}: {e}"))
+    return run
+
+
+def build_app(explorer: Explorer | None, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
+              examples: Sequence[Example] | None = None, scenes: SceneExplorer | None = None):
+    """The Gradio ``Blocks`` over ``explorer`` (the Photos and emoji tab) and ``scenes`` (the Scenes tab, opened
+    first, with its first example already reconstructed); either may be None, not both. Not launched: see
+    ``launch``.
+
+    ``demo.textok_handlers`` holds the event handlers as the page and the API call them (by action:
+    ``API_NAMES``): their outputs, then the status line (an error, or a note such as the frame an animated
+    image was read from)."""
+    if explorer is None and scenes is None:
+        raise ValueError("no models for the page: give --checkpoint DIR or --scenes DIR")
     gr = import_gradio()
+    style_in_launch = _accepts(gr.Blocks.launch, "css")  # Gradio 6 moved theme and css to launch()
+    handlers = {}
+    with gr.Blocks(title="TexTok: what the caption does", analytics_enabled=False,
+                   **({} if style_in_launch else _style(gr))) as demo:
+        gr.Markdown("## TexTok: what the caption does", elem_id="title")
+        with gr.Tabs(selected="scenes-tab" if scenes is not None else "photos-tab"):
+            if scenes is not None:
+                with gr.Tab("Scenes", id="scenes-tab"):
+                    handlers.update(_scenes_tab(gr, scenes))
+            if explorer is not None:
+                with gr.Tab("Photos and emoji", id="photos-tab"):
+                    handlers.update(_photos_tab(gr, explorer, max_bytes, max_pixels, examples))
+    demo.textok_handlers = handlers  # the event handlers as the page calls them (for tests)
+    return demo
+
+
+def _picture(gr, label, elem_id, value=None):
+    # lossless PNG at the model's resolution: the exact output (Gradio's default is lossy WebP)
+    return gr.Image(value=value, label=label, type="pil", format="png", interactive=False, height=DISPLAY_SIZE,
+                    elem_id=elem_id, elem_classes="textok-img", **_no_share(gr, gr.Image))
+
+
+def _photos_tab(gr, explorer: Explorer, max_bytes: int, max_pixels: int, examples) -> dict:
+    """Upload an image or pick an emoji: Reconstruct, Swap the caption, Tokens, Generate (with ``--dit``)."""
     examples = list(bundled_examples() if examples is None else examples)
     by_name = {e.name: e for e in examples}
     counts = explorer.token_counts
@@ -231,21 +287,6 @@ def build_app(explorer: Explorer, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels
         if example in by_name:
             return load_upload(by_name[example].path, max_bytes, max_pixels)
         raise UploadError("no image: upload one or pick an example")
-
-    def guarded(fn, n_outputs):
-        """``fn`` returns its outputs and a note for the status line ("" for none). Bad input (or
-        any failure) -> empty outputs and a message in the status line; the page stays up."""
-        @functools.wraps(fn)  # the API names its parameters (and describes itself) after fn
-        def run(*args):
-            try:
-                *outputs, note = fn(*args)
-                return (*outputs, _note(note))
-            except (UploadError, ValueError) as e:
-                return (*([None] * n_outputs), _error(e))
-            except Exception as e:  # noqa: BLE001 - the page must survive anything
-                log.exception("request failed")
-                return (*([None] * n_outputs), _error(f"internal error: {type(e).__name__}: {e}"))
-        return run
 
     def reconstruct(image, example, caption, num_tokens):
         """Reconstruct an image with the no-text baseline and with TexTok at N tokens.
@@ -297,74 +338,297 @@ def build_app(explorer: Explorer, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels
                     gallery.append((r["images"][label], f"N={r['n']} {label}: {_fmt(r['psnr'][label], 'psnr')} dB"))
         return gallery, sweep_markdown(results), frame_note(pil)
 
-    style_in_launch = _accepts(gr.Blocks.launch, "css")  # Gradio 6 moved theme and css to launch()
-    image_kw, gallery_kw = _no_share(gr, gr.Image), _no_share(gr, gr.Gallery)
+    gallery_kw = _no_share(gr, gr.Gallery)
+    notes = "".join(f"\n\n*Note: {html.escape(n)}.*" for n in explorer.notes)
+    gr.Markdown(guide_markdown(explorer, examples) + "\n\n" + html.escape(explorer.describe()) + notes, elem_id="guide")
+    with gr.Row():
+        upload = gr.File(label="Upload an image", file_types=["image"], type="filepath", elem_id="upload")
+        with gr.Column():
+            example = gr.Dropdown(choices=list(by_name), value=None, label=f"…or an example from "
+                                  f"{examples_label(examples)}", elem_id="example")
+            caption = gr.Textbox(label="Caption (empty is fine; long ones are cut as in training)", lines=2,
+                                 max_length=2000, elem_id="caption")
+            n_tokens = gr.Radio(choices=[str(n) for n in counts], value=str(counts[-1]),
+                                label="Tokens N (which checkpoints)", visible=len(counts) > 1, elem_id="n-tokens")
+    status = gr.HTML("", elem_id="status")
+    with gr.Tabs():
+        with gr.Tab("Reconstruct", id="reconstruct-tab"):
+            rec_btn = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct")
+            with gr.Row():
+                img_orig = _picture(gr, "original (cropped as the model sees it)", "img-original")
+                img_base = _picture(gr, "baseline (no text)", "img-baseline")
+                img_tex = _picture(gr, "TexTok", "img-textok")
+            metrics = gr.Markdown("", elem_id="metrics")
+        with gr.Tab("Swap the caption", id="swap-tab"):
+            other = gr.Textbox(label="Another caption for the same tokens", lines=2, max_length=2000,
+                               elem_id="other-caption")
+            swap_btn = gr.Button("Decode with the other caption", variant="primary", elem_id="swap")
+            with gr.Row():
+                img_rec = _picture(gr, "decoded with the caption", "img-rec")
+                img_swap = _picture(gr, "decoded with the other caption", "img-swapped")
+                img_diff = _picture(gr, "difference (stretched)", "img-diff")
+            swap_metrics = gr.Markdown("", elem_id="swap-metrics")
+        with gr.Tab("Tokens", id="tokens-tab"):
+            gr.Markdown(tokens_markdown(counts), elem_id="tokens-note")
+            sweep_btn = gr.Button("Reconstruct at every N", variant="primary", elem_id="sweep")
+            sweep_gallery = gr.Gallery(label="reconstructions by N", columns=max(3, 2 * len(counts) + 1),
+                                       format="png", elem_id="sweep-gallery", elem_classes="textok-img", **gallery_kw)
+            sweep_table = gr.Markdown("", elem_id="sweep-metrics")
+        if explorer.pipeline is not None:
+            on_generate = _generate_tab(gr, explorer, status)
 
-    def picture(label, elem_id):
-        # lossless PNG at the model's resolution: the exact output (Gradio's default is lossy WebP)
-        return gr.Image(label=label, type="pil", format="png", interactive=False, height=DISPLAY_SIZE,
-                        elem_id=elem_id, elem_classes="textok-img", **image_kw)
-
-    with gr.Blocks(title="TexTok: what the caption does", analytics_enabled=False,
-                   **({} if style_in_launch else _style(gr))) as demo:
-        notes = "".join(f"\n\n*Note: {html.escape(n)}.*" for n in explorer.notes)
-        gr.Markdown("## TexTok: what the caption does\n" + guide_markdown(explorer, examples) + "\n\n"
-                    + html.escape(explorer.describe()) + notes, elem_id="guide")
-        with gr.Row():
-            upload = gr.File(label="Upload an image", file_types=["image"], type="filepath", elem_id="upload")
-            with gr.Column():
-                example = gr.Dropdown(choices=list(by_name), value=None, label=f"…or an example from "
-                                      f"{examples_label(examples)}", elem_id="example")
-                caption = gr.Textbox(label="Caption (empty is fine; long ones are cut as in training)", lines=2,
-                                     max_length=2000, elem_id="caption")
-                n_tokens = gr.Radio(choices=[str(n) for n in counts], value=str(counts[-1]),
-                                    label="Tokens N (which checkpoints)", visible=len(counts) > 1, elem_id="n-tokens")
-        status = gr.HTML("", elem_id="status")
-        with gr.Tabs():
-            with gr.Tab("Reconstruct", id="reconstruct-tab"):
-                rec_btn = gr.Button("Reconstruct", variant="primary", elem_id="reconstruct")
-                with gr.Row():
-                    img_orig = picture("original (cropped as the model sees it)", "img-original")
-                    img_base = picture("baseline (no text)", "img-baseline")
-                    img_tex = picture("TexTok", "img-textok")
-                metrics = gr.Markdown("", elem_id="metrics")
-            with gr.Tab("Swap the caption", id="swap-tab"):
-                other = gr.Textbox(label="Another caption for the same tokens", lines=2, max_length=2000,
-                                   elem_id="other-caption")
-                swap_btn = gr.Button("Decode with the other caption", variant="primary", elem_id="swap")
-                with gr.Row():
-                    img_rec = picture("decoded with the caption", "img-rec")
-                    img_swap = picture("decoded with the other caption", "img-swapped")
-                    img_diff = picture("difference (stretched)", "img-diff")
-                swap_metrics = gr.Markdown("", elem_id="swap-metrics")
-            with gr.Tab("Tokens", id="tokens-tab"):
-                gr.Markdown(tokens_markdown(counts), elem_id="tokens-note")
-                sweep_btn = gr.Button("Reconstruct at every N", variant="primary", elem_id="sweep")
-                sweep_gallery = gr.Gallery(label="reconstructions by N", columns=max(3, 2 * len(counts) + 1),
-                                           format="png", elem_id="sweep-gallery", elem_classes="textok-img",
-                                           **gallery_kw)
-                sweep_table = gr.Markdown("", elem_id="sweep-metrics")
-            if explorer.pipeline is not None:
-                on_generate = _generate_tab(gr, explorer, status, guarded)
-
-        example.input(lambda name: (None, by_name[name].caption if name in by_name else gr.update()),
-                      inputs=example, outputs=[upload, caption], queue=False, **_internal(gr))
-        upload.upload(lambda f: None, inputs=upload, outputs=example, queue=False, **_internal(gr))
-        common = dict(concurrency_limit=1, concurrency_id="tokenizers")
-        handlers = {"reconstruct": guarded(reconstruct, 4), "swap": guarded(swap_caption, 4),
-                    "sweep": guarded(sweep_tokens, 2)}
-        rec_btn.click(handlers["reconstruct"], inputs=[upload, example, caption, n_tokens],
-                      outputs=[img_orig, img_base, img_tex, metrics, status], api_name=API_NAMES["reconstruct"],
-                      **common)
-        swap_btn.click(handlers["swap"], inputs=[upload, example, caption, other, n_tokens],
-                       outputs=[img_rec, img_swap, img_diff, swap_metrics, status], api_name=API_NAMES["swap"],
-                       **common)
-        sweep_btn.click(handlers["sweep"], inputs=[upload, example, caption],
-                        outputs=[sweep_gallery, sweep_table, status], api_name=API_NAMES["sweep"], **common)
+    example.input(lambda name: (None, by_name[name].caption if name in by_name else gr.update()),
+                  inputs=example, outputs=[upload, caption], queue=False, **_internal(gr))
+    upload.upload(lambda f: None, inputs=upload, outputs=example, queue=False, **_internal(gr))
+    common = dict(concurrency_limit=1, concurrency_id="tokenizers")
+    handlers = {"reconstruct": _guarded(reconstruct, 4), "swap": _guarded(swap_caption, 4),
+                "sweep": _guarded(sweep_tokens, 2)}
+    rec_btn.click(handlers["reconstruct"], inputs=[upload, example, caption, n_tokens],
+                  outputs=[img_orig, img_base, img_tex, metrics, status], api_name=API_NAMES["reconstruct"], **common)
+    swap_btn.click(handlers["swap"], inputs=[upload, example, caption, other, n_tokens],
+                   outputs=[img_rec, img_swap, img_diff, swap_metrics, status], api_name=API_NAMES["swap"], **common)
+    sweep_btn.click(handlers["sweep"], inputs=[upload, example, caption],
+                    outputs=[sweep_gallery, sweep_table, status], api_name=API_NAMES["sweep"], **common)
     if explorer.pipeline is not None:
         handlers["generate"] = on_generate
-    demo.textok_handlers = handlers  # the event handlers as the page calls them (for tests)
-    return demo
+    return handlers
+
+
+# ---- the Scenes tab ------------------------------------------------------------------------------------------------
+
+SCENE_SLOTS = 3  # object menus: the data's most objects per scene (textok.data.scenes.MAX_OBJECTS)
+#: the adherence columns, the whole scene first (``textok.metrics.scenes.FACTORS``' names)
+SCENE_COLUMNS = ("exact", "background", "present", "colour", "shape", "size", "empty", "count")
+
+
+def _mark(ok) -> str:
+    return "✓" if ok else "✗"
+
+
+def adherence_markdown(rows: Sequence[tuple[str, str, dict, float | None]]) -> str:
+    """The Scenes tab's table: per ``(image, what it should show, scene_adherence dict, PSNR or None)``, a
+    ✓ / ✗ per factor (``exact``: all of them), the PSNR and what the image reads as."""
+    head = ["image", "should show", *SCENE_COLUMNS, "PSNR (dB)", "reads as"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for image, against, a, psnr in rows:
+        cells = [image, against, *(_mark(a[f]) for f in SCENE_COLUMNS), "" if psnr is None else _fmt(psnr, "psnr"),
+                 html.escape(a["reads_as"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def scene_generate_markdown(result: dict) -> str:
+    """Per DiT, the share of its samples right on each factor (``textok.metrics.scenes.summarize``)."""
+    head = ["DiT decoding with", "samples", *SCENE_COLUMNS, "time"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label in ("baseline", "TexTok"):
+        if label in result:
+            r = result[label]
+            rates = [f"{100 * r['summary']['images'][f]:.0f}%" for f in SCENE_COLUMNS]
+            lines.append(f"| {label} | {len(r['images'])} | " + " | ".join(rates) + f" | {r['seconds']:.1f} s |")
+    return "\n".join(lines)
+
+
+def scenes_guide_markdown(scenes: SceneExplorer) -> str:
+    """The Scenes tab's opening lines: what a scene is, what is shown, how adherence is read."""
+    return (f"**Scenes** are drawn from their caption: 1 to 3 objects (colour, shape, size, cell of a 3x3 grid) on a "
+            f"background, rendered at {scenes.size} px, the data the scenes models were trained on (`textok data "
+            "fetch scenes`). The caption states every factor, so it can be checked: each image is read back without "
+            "its caption (`textok.metrics.scenes`) and judged against the scene it should show, **exact** (every "
+            "factor right) and per factor (✓ / ✗). The **baseline** decodes the tokens alone, **TexTok** the tokens "
+            "and the caption. Compose a caption with the menus or type one; then edit it and decode the *same "
+            "tokens* with the edited caption.\n\n" + html.escape(scenes.describe()))
+
+
+def scene_menu_values(scene: dict) -> list:
+    """The menus' values for ``scene``: background, then per object slot (on, size, colour, shape, position);
+    an empty slot is off (its menus keep their values)."""
+    out = [scene["background"]]
+    for k in range(SCENE_SLOTS):
+        if k < len(scene["objects"]):
+            o = scene["objects"][k]
+            out += [True, o["size"], o["colour"], o["shape"], o["position"]]
+        else:
+            out += [False, None, None, None, None]  # None: the page leaves that menu as it is
+    return out
+
+
+def scene_from_menus(background, *slots) -> dict:
+    """``scene_menu_values``' inverse: the menus' values -> ``compose_scene``'s scene (errors name the object)."""
+    objects = [tuple(slots[i + 1:i + 5]) if slots[i] else None for i in range(0, len(slots), 5)]
+    return compose_scene(objects, background)
+
+
+def scene_field(value, field: str) -> str:
+    """A scenes caption from the page's ``field``: text (``page_text``) in the data's grammar
+    (``parse_caption``), else ``ValueError`` naming the field and the phrase."""
+    from .data.scenes import parse_caption
+
+    caption = page_text(value, field)
+    try:
+        parse_caption(caption)
+    except ValueError as e:
+        raise ValueError(f"{field}: {e}") from None
+    return caption
+
+
+def _scenes_tab(gr, scenes: SceneExplorer) -> dict:
+    """Compose or type a scene's caption, reconstruct it, decode its tokens under an edited caption, generate
+    from it (with text-to-image DiTs); every image judged against its scene."""
+    from .data.scenes import BACKGROUNDS, COLOURS, POSITIONS, SHAPES, SIZES, SWAP_FACTORS, parse_caption, swap_scene
+
+    labels = {"baseline": "baseline (no text)", "TexTok": "TexTok"}
+
+    def scene_reconstruct(caption):
+        """Render the scene a caption states and reconstruct it with the no-text baseline and with TexTok.
+
+        Parameters:
+            caption: a scenes caption, e.g. "a large red circle at top left, on a grey background"
+        """
+        caption = scene_field(caption, "Scene caption")
+        r = scenes.reconstruct(caption)
+        im, a = r["images"], r["adherence"]
+        rows = [("scene (rendered)", "the caption", a["original"], None)]
+        rows += [(labels[k], "the caption", a[k], r["psnr"][k]) for k in ("baseline", "TexTok") if k in im]
+        return im["original"], im.get("baseline"), im.get("TexTok"), adherence_markdown(rows), caption, ""
+
+    def scene_edit(caption, edited_caption):
+        """Make tokens of a caption's scene, decode them with that caption and with an edited one (TexTok).
+
+        Parameters:
+            caption: the caption the scene is rendered from and its tokens made with
+            edited_caption: the caption the same tokens are decoded with the second time
+        """
+        caption = scene_field(caption, "Tokens made from")
+        edited_caption = scene_field(edited_caption, "Scene caption")
+        r = scenes.edit(caption, edited_caption)
+        im, a, model = r["images"], r["adherence"], r["model"]
+        table = adherence_markdown([
+            (f"{model}, own caption", "the scene", a["reconstruction"], r["psnr"]["reconstruction"]),
+            (f"{model}, edited caption", "the edited scene", a["swapped"], None),
+            (f"{model}, edited caption", "the scene (the tokens')", a["swapped_vs_original"], r["psnr"]["swapped"]),
+            ("edited scene (rendered)", "the edited scene", a["target"], None)])
+        table += (f"\n\nLargest pixel change between the two decodes: **{r['max_difference']}** levels of 255 "
+                  f"(mean {r['mean_difference']:.2f}).")
+        note = "the edited caption is the tokens' own: edit the menus or the text, or press a random edit" \
+            if r["edited_scene"] == r["scene"] else ""
+        if not r["text_in_decoder"]:
+            note = "this model's detokenizer reads no text: both decodes are the same"
+        return im["reconstruction"], im["swapped"], im["target"], table, note
+
+    def scene_generate(caption, seed):
+        """Generate images from a scenes caption with the text-to-image DiT of each arm.
+
+        Parameters:
+            caption: a scenes caption (the prompt)
+            seed: the random seed (same seed, same samples)
+        """
+        from .config import MAX_SEED
+
+        caption = scene_field(caption, "Scene caption")
+        r = scenes.generate(caption, seed=page_number(0 if seed is None else seed, "Seed", 0, MAX_SEED, integer=True))
+        gallery = [(im, f"{label} {i + 1}: exact {_mark(a['exact'])}") for label in ("baseline", "TexTok")
+                   if label in r for i, (im, a) in enumerate(zip(r[label]["images"], r[label]["adherence"]))]
+        return gallery, scene_generate_markdown(r), ""
+
+    first = next(iter(SCENE_EXAMPLES.values()))
+    handlers = {"scene": _guarded(scene_reconstruct, 5, on_error=(None, None, None, None, gr.update())),
+                "scene_edit": _guarded(scene_edit, 4)}
+    opening = handlers["scene"](first)  # the page opens on a reconstructed example: no request needed
+    values = scene_menu_values(parse_caption(first))
+    gr.Markdown(scenes_guide_markdown(scenes), elem_id="scenes-guide")
+    with gr.Row():
+        example = gr.Dropdown(choices=list(SCENE_EXAMPLES), value=next(iter(SCENE_EXAMPLES)),
+                              label="An example scene", elem_id="scene-example")
+        background = gr.Dropdown(choices=list(BACKGROUNDS), value=values[0], label="Background",
+                                 elem_id="scene-background")
+    menus = [background]
+    for k in range(SCENE_SLOTS):
+        on, size, colour, shape, position = values[1 + 5 * k:6 + 5 * k]
+        default = SIZES[0], list(COLOURS)[k], SHAPES[k], POSITIONS[2 * k + 2]  # an off slot's menus: distinct cells
+        with gr.Row(elem_id=f"scene-object-{k + 1}"):
+            menus.append(gr.Checkbox(value=on, label=f"Object {k + 1}", elem_id=f"scene-on-{k + 1}", min_width=80))
+            for i, (name, choices, value) in enumerate((("size", SIZES, size), ("colour", list(COLOURS), colour),
+                                                        ("shape", SHAPES, shape), ("cell", POSITIONS, position))):
+                menus.append(gr.Dropdown(choices=list(choices), value=value or default[i], label=name.capitalize(),
+                                         elem_id=f"scene-{name}-{k + 1}", min_width=100))
+    caption = gr.Textbox(value=first, label="Scene caption (from the menus, or type one in the same words)", lines=2,
+                         max_length=2000, elem_id="scene-caption")
+    status = gr.HTML("", elem_id="scene-status")
+    rec_btn = gr.Button("Reconstruct this scene", variant="primary", elem_id="scene-reconstruct")
+    with gr.Row():
+        img_scene = _picture(gr, "the scene (rendered from the caption)", "scene-img-original", opening[0])
+        img_base = _picture(gr, "baseline (no text)", "scene-img-baseline", opening[1])
+        img_tex = _picture(gr, "TexTok", "scene-img-textok", opening[2])
+    table = gr.Markdown(opening[3] or "", elem_id="scene-metrics")
+    gr.Markdown("### Decode the same tokens with an edited caption\nEdit the menus or the caption above (or press a "
+                "random edit), then decode: the tokens stay those of the scene they were made from.")
+    made_from = gr.Textbox(value=first, label="Tokens made from (the last scene reconstructed)", interactive=False,
+                           elem_id="scene-made-from")
+    with gr.Row():
+        edit_btn = gr.Button("Decode these tokens with the scene caption", variant="primary", elem_id="scene-edit")
+        swap_btns = {f: gr.Button(f"Random {f} edit", elem_id=f"scene-swap-{f}") for f in SWAP_FACTORS}
+    with gr.Row():
+        img_own = _picture(gr, "decoded with its own caption", "scene-img-own")
+        img_edited = _picture(gr, "decoded with the edited caption", "scene-img-edited")
+        img_target = _picture(gr, "the edited scene (rendered)", "scene-img-target")
+    edit_table = gr.Markdown("", elem_id="scene-edit-metrics")
+    if scenes.dits:
+        gr.Markdown(f"### Generate from the caption\nA text-to-image DiT per arm ({', '.join(scenes.dits)}) samples "
+                    "token sets from the scene caption; each sample is judged against the caption's scene.")
+        with gr.Row():
+            seed = gr.Number(value=0, precision=0, label="Seed", elem_id="scene-seed")
+            gen_btn = gr.Button("Generate", variant="primary", elem_id="scene-generate")
+        gallery = gr.Gallery(label="samples", columns=4, format="png", elem_id="scene-samples",
+                             elem_classes="textok-img", **_no_share(gr, gr.Gallery))
+        gen_table = gr.Markdown("", elem_id="scene-generate-metrics")
+
+    # page-internal events (not in the API): menus -> caption, caption -> menus, examples, random edits
+    def menus_to_caption(*menu_values):
+        try:
+            return scene_caption(scene_from_menus(*menu_values)), ""
+        except ValueError as e:
+            return gr.update(), _error(e)
+
+    def caption_to_menus(text):
+        try:
+            return (*_menu_updates(gr, parse_caption(scene_field(text, "Scene caption"))), "")
+        except ValueError as e:
+            return (*[gr.update()] * len(menus), _error(e))
+
+    def random_edit(factor, tokens_caption):
+        try:
+            scene, what = swap_scene(parse_caption(scene_field(tokens_caption, "Tokens made from")), factor,
+                                     np.random.default_rng())
+        except ValueError as e:
+            return (gr.update(), *[gr.update()] * len(menus), _error(e))
+        return (scene_caption(scene), *_menu_updates(gr, scene), _note(f"random edit: {what}"))
+
+    private = dict(queue=False, **_internal(gr))
+    gr.on([m.input for m in menus], menus_to_caption, inputs=menus, outputs=[caption, status], **private)
+    gr.on([caption.blur, caption.submit], caption_to_menus, inputs=caption, outputs=[*menus, status], **private)
+    common = dict(concurrency_limit=1, concurrency_id="scenes")
+    rec_outputs = [img_scene, img_base, img_tex, table, made_from, status]
+    edit_args = dict(inputs=[made_from, caption], outputs=[img_own, img_edited, img_target, edit_table, status])
+    # the API's events first: a private event of the same function would otherwise take its endpoint name
+    rec_btn.click(handlers["scene"], inputs=caption, outputs=rec_outputs, api_name=API_NAMES["scene"], **common)
+    edit_btn.click(handlers["scene_edit"], api_name=API_NAMES["scene_edit"], **edit_args, **common)
+    example.input(lambda name: (SCENE_EXAMPLES.get(name, first), *_menu_updates(gr, parse_caption(
+        SCENE_EXAMPLES.get(name, first)))), inputs=example, outputs=[caption, *menus], **private).then(
+        handlers["scene"], inputs=caption, outputs=rec_outputs, **common, **_internal(gr))
+    for factor, btn in swap_btns.items():
+        btn.click(functools.partial(random_edit, factor), inputs=made_from, outputs=[caption, *menus, status],
+                  **private).then(handlers["scene_edit"], **edit_args, **common, **_internal(gr))
+    if scenes.dits:
+        handlers["scene_generate"] = _guarded(scene_generate, 2)
+        gen_btn.click(handlers["scene_generate"], inputs=[caption, seed], outputs=[gallery, gen_table, status],
+                      api_name=API_NAMES["scene_generate"], concurrency_limit=1, concurrency_id="scene-dits")
+    return handlers
+
+
+def _menu_updates(gr, scene: dict) -> list:
+    """``scene_menu_values`` as updates: ``None`` (an empty slot's menus) leaves a menu as it is."""
+    return [gr.update() if v is None else v for v in scene_menu_values(scene)]
 
 
 def tokens_markdown(counts: Sequence[int]) -> str:
@@ -390,7 +654,7 @@ def generate_arguments(prompt, class_id, guidance_scale, steps, seed, num_sample
                 num=page_number(num_samples, "Samples", 1, 64, integer=True))
 
 
-def _generate_tab(gr, explorer: Explorer, status, guarded):
+def _generate_tab(gr, explorer: Explorer, status):
     pipe = explorer.pipeline
     dc, dcfg = pipe.dit.config, pipe.config.diffusion
     classes = list(pipe.config.classes) or [str(i) for i in range(dc.num_classes)] if dc.condition == "class" else []
@@ -429,7 +693,7 @@ def _generate_tab(gr, explorer: Explorer, status, guarded):
         return (r["images"], f"{len(r['images'])} samples in **{r['seconds']:.2f} s** ({r['steps']} {r['sampler']} "
                              f"steps, guidance {r['cfg_scale']:g})", "")
 
-    handler = guarded(generate, 2)
+    handler = _guarded(generate, 2)
     btn.click(handler, inputs=[prompt, klass, cfg, steps, seed, num], outputs=[gallery, took, status],
               api_name=API_NAMES["generate"], concurrency_limit=1, concurrency_id="dit")
     return handler
@@ -448,15 +712,17 @@ def host_warning(host: str) -> str | None:
             "can use the page and its API (no password, no TLS); --host 127.0.0.1 keeps it on this machine")
 
 
-def launch(explorer: Explorer, host: str = "127.0.0.1", port: int | None = 7860, max_bytes: int = DEFAULT_MAX_BYTES,
-           max_pixels: int = DEFAULT_MAX_PIXELS, quiet: bool = False, block: bool = True):
-    """Build the page and serve it: until interrupted (``block``), or in the background, returning
-    the running ``Blocks`` (``demo.local_url``; ``demo.close()`` stops it)."""
+def launch(explorer: Explorer | None, host: str = "127.0.0.1", port: int | None = 7860,
+           max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS, quiet: bool = False,
+           block: bool = True, scenes: SceneExplorer | None = None):
+    """Build the page (``build_app``: ``explorer``'s tab and ``scenes``' tab) and serve it: until interrupted
+    (``block``), or in the background, returning the running ``Blocks`` (``demo.local_url``; ``demo.close()``
+    stops it)."""
     gr = import_gradio()
     warning = host_warning(host)
     if warning:
         print(warning, file=sys.stderr, flush=True)
-    demo = build_app(explorer, max_bytes, max_pixels)
+    demo = build_app(explorer, max_bytes, max_pixels, scenes=scenes)
     demo.queue(default_concurrency_limit=1, max_size=32)
     # Gradio's own start-up lines are silenced (quiet): they suggest `share=True`, a public tunnel
     # this page never opens. The address is printed below instead.
@@ -479,4 +745,5 @@ def launch(explorer: Explorer, host: str = "127.0.0.1", port: int | None = 7860,
 
 __all__ = ["build_app", "launch", "import_gradio", "host_warning", "guide_markdown", "tokens_markdown",
            "metrics_markdown", "swap_markdown", "sweep_markdown", "page_text", "page_number", "generate_arguments",
-           "API_NAMES"]
+           "adherence_markdown", "scene_generate_markdown", "scenes_guide_markdown", "scene_menu_values",
+           "scene_from_menus", "scene_field", "API_NAMES", "KEEP_ALIVE_S"]

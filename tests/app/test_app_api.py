@@ -23,11 +23,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def served(explorer):
-    """The page served in the background on a free loopback port, and what ``launch`` printed."""
+def served(explorer, scene_explorer):
+    """The page (both tabs) served in the background on a free loopback port, and what ``launch`` printed."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        demo = launch(explorer, host="127.0.0.1", port=_free_port(), block=False)
+        demo = launch(explorer, host="127.0.0.1", port=_free_port(), block=False, scenes=scene_explorer)
     try:
         yield demo, out.getvalue(), err.getvalue()
     finally:
@@ -49,11 +49,11 @@ def photo(tmp_path_factory):
 def test_the_api_has_one_named_endpoint_per_action_and_nothing_internal(client):
     api = client.view_api(print_info=False, return_format="dict")
     assert api["unnamed_endpoints"] == {}
-    assert set(api["named_endpoints"]) == {"/reconstruct", "/swap_caption", "/sweep_tokens"}  # no DiT: no /generate
     params = {name: [p["parameter_name"] for p in e["parameters"]] for name, e in api["named_endpoints"].items()}
-    assert params == {"/reconstruct": ["image", "example", "caption", "num_tokens"],
+    assert params == {"/reconstruct": ["image", "example", "caption", "num_tokens"],  # no DiT: no /generate
                       "/swap_caption": ["image", "example", "caption", "other_caption", "num_tokens"],
-                      "/sweep_tokens": ["image", "example", "caption"]}
+                      "/sweep_tokens": ["image", "example", "caption"],
+                      "/scene_reconstruct": ["caption"], "/scene_edit": ["caption", "edited_caption"]}
     assert API_NAMES["swap"] == "swap_caption"
     with pytest.raises(ValueError, match="Cannot find a function"):  # the page-internal events (example -> caption, upload -> example) are not callable
         client.predict("dog", api_name="/lambda")
@@ -86,6 +86,23 @@ def test_swap_and_sweep_by_name(client, photo):
     assert status == "" and [g["caption"].split(":")[0] for g in gallery] == ["original", "N=2 baseline", "N=2 TexTok",
                                                                              "N=4 TexTok"]
     assert all(g["image"].endswith(".png") and Image.open(g["image"]).size == (32, 32) for g in gallery)
+
+
+def test_scenes_by_name_return_the_exact_images(client):
+    from textok.data.scenes import parse_caption, render_scene
+    from textok.explore import SCENE_EXAMPLES
+
+    caption = SCENE_EXAMPLES["three objects"]
+    scene, base, tex, table, made_from, status = client.predict(caption=caption, api_name="/scene_reconstruct")
+    assert status == "" and made_from == caption and "| TexTok | the caption |" in table
+    assert np.array_equal(np.asarray(Image.open(scene)), np.asarray(render_scene(parse_caption(caption), 32)))
+    assert Image.open(tex).size == Image.open(base).size == (32, 32)
+    edited = caption.replace("navy", "brown")
+    own, swapped, target, table, status = client.predict(caption=caption, edited_caption=edited, api_name="/scene_edit")
+    assert status == "" and "| edited scene (rendered) | the edited scene | ✓ |" in table
+    assert np.asarray(Image.open(target))[0, 0].tolist() == [110, 70, 35]  # the brown background
+    *_, status = client.predict(caption="a blue whale", api_name="/scene_reconstruct")
+    assert "Scene caption: caption" in status and "error" in status
 
 
 def test_an_animated_upload_says_which_frame_was_used(client, tmp_path):
