@@ -32,7 +32,7 @@ samples with their captions (both arms, the same captions).
     python -m studies.scenes.t2i --num-tokens 1 --study-work /work/scenes-trained --sweep --sweep-scales 1,2,3,5
     python -m studies.scenes.t2i --list
     python -m studies.scenes.t2i --num-tokens 1 --study-work W --config configs/dit_t2i_scenes32_tiny.yaml \\
-        --num 16 --gfid-num 16 --work /tmp/t2i --results /tmp/t2ir                     # smoke
+        --num 16 --gfid-num 0 --train-images 256 --work /tmp/t2i --results /tmp/t2ir   # smoke
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ import numpy as np
 
 from ..common import commit_scores, flock, git_commit
 from ..stats import fmt, mean_std, pm, welch_p
+from .run import WORK as STUDY_WORK
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "configs" / "dit_t2i_scenes32.yaml"
@@ -135,20 +136,23 @@ def stage_label(stage: Path) -> str:
 
 
 # ---- the pipeline ------------------------------------------------------------------------------
-def token_cache(stage: Path, data: Path, work: Path) -> Path:
+def token_cache(stage: Path, data: Path, work: Path, max_images: int | None = None) -> Path:
     """The train split's tokens by ``stage`` (``encode_dataset``: resumes an interrupted cache, refuses one made by
-    other weights), in ``work/latents/<stage label>``."""
+    other weights), in ``work/latents/<stage label>``; ``max_images``: an evenly spread subset (smoke runs)."""
     from textok.latents import encode_dataset
 
-    out = work / "latents" / stage_label(stage).replace("/", "_").replace("@", "_step")
+    label = stage_label(stage).strip("/").replace("/", "_").replace("@", "_step")
+    out = work / "latents" / (label + (f"_{max_images}" if max_images else ""))
     if not (out / "stats.json").is_file():  # written last: a finished cache
         print(f"[t2i] encode {data} train with {stage} -> {out}", flush=True)
-        encode_dataset(stage, data, out, split="train", progress=False)
+        encode_dataset(stage, data, out, split="train", max_images=max_images, progress=False)
     return out
 
 
 def train(dit: Path, cache: Path, stage: Path, config: Path, seed: int, overrides: list[str]) -> dict:
     """Train (or resume, or skip when finished) the DiT-T2I in ``dit``; returns what the score file records of it."""
+    import torch
+
     from textok.training.dit_task import load_dit_config, train_dit
 
     from ..emoji32.reproduction_generation import finished, record_device
@@ -163,8 +167,10 @@ def train(dit: Path, cache: Path, stage: Path, config: Path, seed: int, override
     summary = json.loads((dit / "train_summary.json").read_text())
     on = json.loads((dit / "trained_on.json").read_text()).get(str(steps), {}) \
         if (dit / "trained_on.json").is_file() else {}
-    return {"config": config.name, "overrides": overrides, "steps": steps, "seed": seed,
-            "seconds": summary.get("seconds"), "device": on.get("device"), "final_loss": summary.get("loss")}
+    seconds = summary.get("total_seconds", summary.get("seconds"))
+    return {"config": config.name, "overrides": overrides, "steps": steps, "seed": seed, "seconds": seconds,
+            "seconds_per_step": round(seconds / steps, 4) if seconds else None, "device": on.get("device"),
+            "threads": torch.get_num_threads(), "final_loss": summary.get("last_logs", {}).get("loss")}
 
 
 def split_entries(data: Path, split: str, num: int | None) -> tuple[list[dict], int]:
@@ -203,8 +209,11 @@ def gfid(images: np.ndarray, work: Path, data: Path, split: str, size: int) -> d
 
     from . import run as study
 
-    study.FEATURES = features()  # the study's cached-reference helper reads its own FEATURES
-    ref = study.reference_stats(work, str(data), split, size)
+    saved, study.FEATURES = study.FEATURES, features()  # the study's cached-reference helper reads its FEATURES
+    try:
+        ref = study.reference_stats(work, str(data), split, size)
+    finally:
+        study.FEATURES = saved
     t = time.perf_counter()
     r = evaluate_generation(images, ref, extractor=features(), progress=False)
     return {"num": r["num"], "ref_num": r["ref_num"], "gfid": r["gfid"], "precision": r["precision"],
@@ -252,6 +261,7 @@ class Plan:
     num: int | None = None  # captions per split (None: all)
     gfid_num: int | None = None  # samples in the gFID (None: all drawn); 0: no gFID
     batch_size: int = 250
+    train_images: int | None = None  # the DiT's training tokens: an evenly spread subset (None: the whole split)
     sweep_scales: tuple[float, ...] = ()
     sweep_gfid: bool = False
     commit: bool = False
@@ -264,12 +274,22 @@ class Plan:
         return float(load_dit_config(self.config, list(self.overrides)).diffusion.cfg_scale)
 
 
-def score_entry(plan: Plan, model: Path, run: str, split: str, sampler: Sampler, cfg: float, with_gfid: bool) -> dict:
-    """Sample ``split``'s captions with ``sampler`` at guidance ``cfg`` and score them (adherence; gFID when
-    ``with_gfid`` and ``plan.gfid_num`` is not 0)."""
+def score_entry(plan: Plan, model: Path, run: str, split: str, sampler: Sampler, cfg: float, with_gfid: bool,
+                old: dict | None = None) -> dict | None:
+    """Sample ``split``'s captions with ``sampler`` at guidance ``cfg`` and score them: adherence, and gFID of the
+    first ``plan.gfid_num`` samples when ``with_gfid`` (and ``gfid_num`` is not 0). ``old``: the entry scored before;
+    returns None when it holds all of that, or it with the gFID added from its kept samples."""
+    from textok.metrics import load_images_npz
     from textok.metrics.scenes import score_adherence
 
     entries, size = split_entries(plan.data, split, plan.num)
+    want_gfid = with_gfid and plan.gfid_num != 0
+    k = min(plan.gfid_num or len(entries), len(entries))
+    if old and old["num"] == len(entries):
+        if not want_gfid or (old.get("gfid") or {}).get("num") == k:
+            return None
+        if Path(old["samples"]).is_file():  # only the gFID is missing (or of another count)
+            return dict(old, gfid=gfid(load_images_npz(old["samples"])[:k], plan.work, plan.data, split, size))
     out = plan.work / plan.name / "samples" / f"{run}_{split}_{sampler.key}_cfg{cfg:g}_{len(entries)}.npz"
     t = time.perf_counter()
     images = draw(model, plan.data, entries, sampler, cfg, out, plan.batch_size)
@@ -277,8 +297,7 @@ def score_entry(plan: Plan, model: Path, run: str, split: str, sampler: Sampler,
     summary = score_adherence(images, entries, size=size)["summary"]
     entry = {"split": split, "sampler": sampler.name, "steps": sampler.steps, "cfg_scale": cfg, "num": len(entries),
              "adherence": summary, "samples": str(out), "sampling_seconds": round(sampled, 1), "gfid": None}
-    if with_gfid and plan.gfid_num != 0:
-        k = min(plan.gfid_num or len(images), len(images))
+    if want_gfid:
         entry["gfid"] = gfid(images[:k], plan.work, plan.data, split, size)
     return entry
 
@@ -297,7 +316,7 @@ def run_dit(plan: Plan, arm: str, seed: int, sweep: bool = False) -> dict:
         raise SystemExit(f"{run}: held by another process (lock {plan.work / 'locks' / (run + '.lock')})")
     try:
         stage = plan.stages[arm]
-        cache = token_cache(stage, plan.data, plan.work)
+        cache = token_cache(stage, plan.data, plan.work, plan.train_images)
         dit = plan.work / plan.name / f"dit_{arm}_d{seed}"
         trained = train(dit, cache, stage, plan.config, seed, list(plan.overrides))
         record = json.loads(path.read_text()) if path.is_file() else {}
@@ -308,7 +327,9 @@ def run_dit(plan: Plan, arm: str, seed: int, sweep: bool = False) -> dict:
         record.setdefault("scores", {})
         record.setdefault("sweep", {})
 
-        def save(entry: dict, where: dict, key: str) -> None:
+        def save(entry: dict | None, where: dict, key: str) -> None:
+            if entry is None:  # scored before
+                return
             entry.update({"commit": git_commit(), "cpu": cpu_name(), "threads": torch.get_num_threads(),
                           "date": time.strftime("%Y-%m-%d")})
             where[key] = entry
@@ -323,16 +344,13 @@ def run_dit(plan: Plan, arm: str, seed: int, sweep: bool = False) -> dict:
         for split in plan.splits:
             for sampler in plan.samplers:
                 key = entry_key(split, sampler, cfg)
-                old = record["scores"].get(key)
-                if old and old["num"] == (plan.num or old["num"]) and (plan.gfid_num == 0 or old["gfid"]):
-                    continue
-                save(score_entry(plan, model, run, split, sampler, cfg, True), record["scores"], key)
+                save(score_entry(plan, model, run, split, sampler, cfg, True, record["scores"].get(key)),
+                     record["scores"], key)
         if sweep:  # DiT seed 0: adherence (and gFID) against the guidance scale, on val with the first sampler
             for scale in plan.sweep_scales:
                 key = entry_key("val", plan.samplers[0], scale)
-                if key not in record["sweep"]:
-                    save(score_entry(plan, model, run, "val", plan.samplers[0], scale, plan.sweep_gfid),
-                         record["sweep"], key)
+                save(score_entry(plan, model, run, "val", plan.samplers[0], scale, plan.sweep_gfid,
+                                 record["sweep"].get(key)), record["sweep"], key)
         write_json_atomic(path, record)
         if plan.commit:
             commit_scores(path, f"scenes t2i: {run} scores", REPO, "t2i")
@@ -457,8 +475,8 @@ def generation_section(results_dir: str | os.PathLike = RESULTS, relative_to: st
             meta[g] = {"tokenizer": r["tokenizer"], "dit": r["dit"]}
     devices = sorted({str(r["dit"].get("device")) for r in records})
     commits = sorted({e.get("commit") or "?" for r in records for e in r["scores"].values()})
-    shown_splits = []
-    for g in sorted(groups, key=lambda g: (g[0], g[2], -g[4], g[5])):
+    order = sorted(groups, key=lambda g: (g[0], g[2], -g[4], g[5]))  # by N, split, then many steps first
+    for i, g in enumerate(order):
         n, name, split, sampler, steps, cfg = g
         arms = groups[g]
         values = {}
@@ -482,8 +500,8 @@ def generation_section(results_dir: str | os.PathLike = RESULTS, relative_to: st
             p_gfid = welch_p(values["textok"][1], values["baseline"][1])
             lines.append(f"| {n} | `{split}` | {sampler} {steps} | {cfg:g} | p (TexTok vs baseline) | | "
                          f"{fmt(p_exact, 3)} | " + " | ".join("" for _ in FACTOR_COLUMNS[1:]) + f" | {fmt(p_gfid, 3)} |")
-        if split in cf and (n, split) not in shown_splits:
-            shown_splits.append((n, split))
+        last = i + 1 == len(order) or order[i + 1][:3:2] != g[:3:2]  # the split's last rows at this N
+        if split in cf and last:
             for row in ("ceiling", "floor"):
                 lines.append(f"| {n} | `{split}` | {row} | | | | " + " | ".join(_rates(cf[split][row])) + " | |")
     lines += ["", "Tokenizers: " + "; ".join(sorted({f"N = {g[0]}: " + ", ".join(
@@ -529,8 +547,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="a tokenizer stage folder per arm (textok=..., baseline=...)")
     p.add_argument("--num-tokens", type=int, default=None,
                    help="resolve both arms' stages from the study's runs <arm>-n<N>-s<seed> in --study-work")
-    p.add_argument("--study-work", type=Path, default=Path(os.environ.get("TEXTOK_SCENES_WORK", "/work/scenes-trained")),
-                   help="the tokenizer study's work folder (its stages/)")
+    p.add_argument("--study-work", type=Path, default=STUDY_WORK,
+                   help=f"the tokenizer study's work folder, its stages/ (default {STUDY_WORK}: studies/scenes/run.py's)")
     p.add_argument("--tokenizer-steps", type=int, default=None, help="the stages' step (default: the largest both reached)")
     p.add_argument("--tokenizer-seed", type=int, default=0)
     p.add_argument("--name", default=None, help="the pair's name in file names (default n<N>)")
@@ -548,6 +566,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="samples in each gFID (default: all drawn; 0: no gFID). Inception costs ~0.3-0.6 s an image "
                         "on one core of the 2-core EPYC")
     p.add_argument("--batch-size", type=int, default=250, help="sampling batch")
+    p.add_argument("--train-images", type=int, default=None,
+                   help="encode and train on an evenly spread subset of the train split (smoke runs; default: all)")
     p.add_argument("--sweep", action="store_true", help="score DiT seed 0 of both arms at each of --sweep-scales")
     p.add_argument("--sweep-scales", default=SWEEP_SCALES)
     p.add_argument("--sweep-gfid", action="store_true", help="the sweep computes gFID too (slow)")
@@ -582,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
                 config=args.config, overrides=tuple(args.override),
                 dit_seeds=tuple(int(s) for s in args.dit_seeds.split(",") if s), splits=tuple(args.splits),
                 samplers=tuple(Sampler.parse(s) for s in args.samplers.split(",") if s), cfg=args.cfg, num=args.num,
-                gfid_num=args.gfid_num, batch_size=args.batch_size,
+                gfid_num=args.gfid_num, batch_size=args.batch_size, train_images=args.train_images,
                 sweep_scales=floats(args.sweep_scales) if args.sweep else (), sweep_gfid=args.sweep_gfid,
                 commit=args.commit)
     for arm, stage in stages.items():

@@ -84,6 +84,8 @@ def test_driver_end_to_end(study_work, tiny_scenes, tmp_path, monkeypatch, capsy
     assert "| 1 | `val` | ddim 4 | 3 | textok | 2 |" in text and "| 1 | `val` | ddim 4 | 3 | baseline | 2 |" in text
     assert text.count("p (TexTok vs baseline)") == 4
     assert "| 1 | `val_compositional` | ceiling | | | | 100.0 |" in text and "| floor |" in text
+    assert text.count("| ceiling |") == text.count("| floor |") == 2  # once a split, after its samplers' rows
+    assert text.index("| `val` | ddim 2 |") < text.index("| `val` | ceiling |") < text.index("| `val_compositional` |")
     assert "### Guidance scale" in text and "| 1 | ddim 4 | 2 | textok |" in text
     assert "(results/grid_n1_val.png)" in text
     grid = Image.open(results / "grid_n1_val.png")
@@ -95,6 +97,12 @@ def test_driver_end_to_end(study_work, tiny_scenes, tmp_path, monkeypatch, capsy
     out = capsys.readouterr().out
     assert "[t2i] train" not in out and "exact" not in out.split("## Text-to-image")[0]
     assert {p.name: p.read_bytes() for p in results.glob("n1-*.json")} == before
+    # a smaller gFID count: the gFID again from the kept samples, nothing re-sampled
+    assert t2i.main(args + ["--gfid-num", "2"]) == 0
+    again = json.loads((results / "n1-textok-d1.json").read_text())
+    for key, e in again["scores"].items():
+        assert e["gfid"]["num"] == 2 and e["adherence"] == rec["scores"][key]["adherence"]
+        assert e["sampling_seconds"] == rec["scores"][key]["sampling_seconds"]
     assert t2i.main(["--list", "--results", str(results)]) == 0
     assert "n1-textok-d0" in capsys.readouterr().out
 
