@@ -9,8 +9,9 @@ largest step both reached) and each arm:
 2. DiT-T2I with classifier-free guidance (caption dropout) is trained on them, ``configs/dit_t2i_scenes32.yaml``:
    the same DiT size and budget for both arms, ``--dit-seeds`` (0 and 1) per arm;
 3. one sample per caption of ``val`` and of ``val_compositional`` (``--num``, default all 1,000 of each, in the
-   split's order) with each of ``--samplers`` (the many-step and a few-step sampler, ``sampler:steps``) at
-   guidance ``--cfg``;
+   split's order) with each of ``--samplers`` (the many-step and a few-step sampler of the DiT's objective,
+   ``sampler:steps``: DDIM 50 and 8 by default) at guidance ``--cfg``. ``--objective meanflow`` trains MeanFlow
+   DiTs instead (guidance trained in; the project's one-step sampler), under ``<name>-meanflow``;
 4. scored: adherence per factor and exact (``textok.metrics.scenes.score_adherence``: the caption read back by a
    detector), and gFID of the first ``--gfid-num`` samples against the Inception statistics of all the split's
    real renders (cached in the work folder).
@@ -30,6 +31,7 @@ samples with their captions (both arms, the same captions).
     python -m studies.scenes.t2i --num-tokens 1 --study-work /work/scenes-trained     # both arms, 2 DiT seeds
     python -m studies.scenes.t2i --tokenizer textok=<stage> --tokenizer baseline=<stage> --name n1
     python -m studies.scenes.t2i --num-tokens 1 --study-work /work/scenes-trained --sweep --sweep-scales 1,2,3,5
+    python -m studies.scenes.t2i --num-tokens 1 --study-work /work/scenes-trained --objective meanflow  # 1-step DiTs
     python -m studies.scenes.t2i --list
     python -m studies.scenes.t2i --num-tokens 1 --study-work W --config configs/dit_t2i_scenes32_tiny.yaml \\
         --num 16 --gfid-num 0 --train-images 256 --work /tmp/t2i --results /tmp/t2ir   # smoke
@@ -59,8 +61,10 @@ WORK = (Path(os.environ["TEXTOK_SCENES_WORK"]) / "t2i" if os.environ.get("TEXTOK
 DATA = "data/scenes25k"
 SPLITS = ("val", "val_compositional")
 ARMS = ("textok", "baseline")
-#: the many-step sampler of the DiT's objective (DDIM 50, as the emoji study samples) and a few-step one
-SAMPLERS = "ddim:50,ddim:8"
+#: per DiT objective (``--objective``; the config overrides are studies/emoji32/few_step.py's): its many-step
+#: sampler (DDIM 50 as the emoji study samples; Euler 50) and a few-step one (DDIM 8, Heun 4, MeanFlow 1 and 4)
+SAMPLERS = {"gaussian": "ddim:50,ddim:8", "flow": "euler:50,heun:4", "meanflow": "meanflow:4,meanflow:1",
+            "meanflow_w1": "meanflow:4,meanflow:1"}
 SWEEP_SCALES = "1,1.5,2,3,4,6"
 CEILING_FLOOR = "ceiling_floor.json"
 FEATURES = None  # the Inception network (None: loaded once when first needed); tests put a stand-in here
@@ -256,7 +260,7 @@ class Plan:
     overrides: tuple[str, ...] = ()
     dit_seeds: tuple[int, ...] = (0, 1)
     splits: tuple[str, ...] = SPLITS
-    samplers: tuple[Sampler, ...] = tuple(Sampler.parse(s) for s in SAMPLERS.split(","))
+    samplers: tuple[Sampler, ...] = tuple(Sampler.parse(s) for s in SAMPLERS["gaussian"].split(","))
     cfg: float | None = None  # None: the config's diffusion.cfg_scale
     num: int | None = None  # captions per split (None: all)
     gfid_num: int | None = None  # samples in the gFID (None: all drawn); 0: no gFID
@@ -559,7 +563,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--override", action="append", default=[], help="DiT config override (key=value)")
     p.add_argument("--dit-seeds", default="0,1")
     p.add_argument("--splits", nargs="+", default=list(SPLITS), choices=list(SPLITS))
-    p.add_argument("--samplers", default=SAMPLERS, help=f"sampler:steps, comma-separated (default {SAMPLERS})")
+    p.add_argument("--objective", default="gaussian", choices=list(SAMPLERS),
+                   help="the DiT's objective (default gaussian, the config's); another trains its own DiTs, their "
+                        "files named <name>-<objective>-...")
+    p.add_argument("--samplers", default=None,
+                   help=f"sampler:steps, comma-separated (default: the objective's, {SAMPLERS})")
     p.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the config's)")
     p.add_argument("--num", type=int, default=None, help="captions per split, in order (default: all)")
     p.add_argument("--gfid-num", type=int, default=None,
@@ -592,6 +600,12 @@ def main(argv: list[str] | None = None) -> int:
         name = args.name or f"n{args.num_tokens}"
     else:
         raise SystemExit("give --tokenizer ARM=STAGE (each arm) with --name, or --num-tokens N (the study's runs)")
+    overrides = list(args.override)
+    if args.objective != "gaussian":
+        from ..emoji32.few_step import OBJECTIVES
+
+        overrides = OBJECTIVES[args.objective] + overrides
+        name = f"{name}-{args.objective.replace('_', '-')}"
     if not (args.data / "captions.jsonl").is_file():
         raise SystemExit(f"--data {args.data}: no captions.jsonl (textok data fetch scenes)")
     import torch
@@ -599,9 +613,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     plan = Plan(name=name, stages=stages, data=args.data, work=args.work.resolve(), results=args.results,
-                config=args.config, overrides=tuple(args.override),
+                config=args.config, overrides=tuple(overrides),
                 dit_seeds=tuple(int(s) for s in args.dit_seeds.split(",") if s), splits=tuple(args.splits),
-                samplers=tuple(Sampler.parse(s) for s in args.samplers.split(",") if s), cfg=args.cfg, num=args.num,
+                samplers=tuple(Sampler.parse(s) for s in (args.samplers or SAMPLERS[args.objective]).split(",") if s),
+                cfg=args.cfg, num=args.num,
                 gfid_num=args.gfid_num, batch_size=args.batch_size, train_images=args.train_images,
                 sweep_scales=floats(args.sweep_scales) if args.sweep else (), sweep_gfid=args.sweep_gfid,
                 commit=args.commit)

@@ -109,3 +109,17 @@ def test_driver_end_to_end(study_work, tiny_scenes, tmp_path, monkeypatch, capsy
 
 def test_section_pending_without_scores(tmp_path):
     assert "Pending" in t2i.generation_section(tmp_path)
+
+
+def test_meanflow_dits_apart(study_work, tiny_scenes, tmp_path):
+    """--objective meanflow: its own DiTs and score files (<name>-meanflow-...), sampled with the one-step sampler
+    at guidance 1 (trained in)."""
+    results = tmp_path / "results"
+    assert t2i.main(["--num-tokens", "1", "--study-work", str(study_work), "--data", str(tiny_scenes), "--work",
+                     str(tmp_path / "work"), "--results", str(results), "--config", str(TINY_CONFIG), "--objective",
+                     "meanflow", "--dit-seeds", "0", "--splits", "val", "--gfid-num", "0", "--threads", "1"]) == 0
+    rec = json.loads((results / "n1-meanflow-textok-d0.json").read_text())
+    assert sorted(rec["scores"]) == ["val/meanflow1/cfg1", "val/meanflow4/cfg1"]
+    assert "diffusion.objective=meanflow" in rec["dit"]["overrides"]
+    assert rec["scores"]["val/meanflow1/cfg1"]["gfid"] is None
+    assert (tmp_path / "work" / "n1-meanflow" / "dit_textok_d0" / "model").is_dir()
