@@ -445,86 +445,102 @@ def sample_grid(results: Path, name: str, split: str, num: int = 8, scale: int =
 FACTOR_COLUMNS = ("exact", "background", "present", "colour", "shape", "size", "empty", "count")
 
 
-def _rates(summary: dict) -> list[str]:
-    return [fmt(100 * summary["images"][f], 1) for f in FACTOR_COLUMNS]
+def generation_summary(results_dir: str | os.PathLike = RESULTS) -> dict:
+    """What the report's section shows, as data (for the report's JSON): ``rows``, one per pair (N, name), split,
+    sampler and guidance, in table order, each with per arm the DiT seeds, every factor's rate over images and the
+    gFID as [mean, std] over seeds (std None for one seed), and the Welch p between the arms of exact and of gFID;
+    ``ceiling_floor`` (per split); ``sweep`` (DiT seed 0's rows); ``grids`` (file names); where the DiTs ran."""
+    results = Path(results_dir)
+    records = load_records(results)
+    groups: dict[tuple, dict[str, list]] = {}
+    info: dict[tuple, dict] = {}
+    for r in records:
+        for e in r["scores"].values():
+            g = (r["num_tokens"], r["name"], e["split"], e["sampler"], e["steps"], e["cfg_scale"])
+            groups.setdefault(g, {}).setdefault(r["arm"], []).append(e)
+            info.setdefault(g, {}).setdefault("tokenizers", {})[r["arm"]] = r["tokenizer"]
+            info[g]["dit"] = f"{r['dit']['steps']} steps ({r['dit']['config']})"
+    rows = []
+    for g in sorted(groups, key=lambda g: (g[0], g[1], g[2], -g[4], g[5])):  # by N, split; many steps first
+        n, name, split, sampler, steps, cfg = g
+        arms, raw = {}, {}
+        for arm in ARMS:
+            es = groups[g].get(arm, [])
+            if not es:
+                continue
+            gf = [e["gfid"]["gfid"] for e in es if e.get("gfid")]
+            arms[arm] = {"dit_seeds": len(es), "gfid": list(mean_std(gf)),
+                         "gfid_num": sorted({e["gfid"]["num"] for e in es if e.get("gfid")}),
+                         "images": {f: list(mean_std([e["adherence"]["images"][f] for e in es])) for f in FACTOR_COLUMNS}}
+            raw[arm] = ([e["adherence"]["images"]["exact"] for e in es], gf)
+        p = {"exact": None, "gfid": None}
+        if len(raw) == 2:
+            p = {"exact": welch_p(raw["textok"][0], raw["baseline"][0]), "gfid": welch_p(raw["textok"][1], raw["baseline"][1])}
+        rows.append({"num_tokens": n, "name": name, "split": split, "sampler": sampler, "steps": steps,
+                     "cfg_scale": cfg, "arms": arms, "welch_p": p, **info[g]})
+    sweep = [{"num_tokens": r["num_tokens"], "name": r["name"], "arm": r["arm"], "split": e["split"],
+              "sampler": e["sampler"], "steps": e["steps"], "cfg_scale": e["cfg_scale"],
+              "images": e["adherence"]["images"], "gfid": e["gfid"]["gfid"] if e.get("gfid") else None}
+             for r in records for e in r.get("sweep", {}).values()]
+    sweep.sort(key=lambda x: (x["num_tokens"], x["name"], x["cfg_scale"], x["arm"]))
+    cf = json.loads((results / CEILING_FLOOR).read_text()) if (results / CEILING_FLOOR).is_file() else {}
+    return {"rows": rows, "ceiling_floor": cf, "sweep": sweep, "grids": [g.name for g in sorted(results.glob("grid_*.png"))],
+            "dit_devices": sorted({str(r["dit"].get("device")) for r in records}),
+            "commits": sorted({e.get("commit") or "?" for r in records for e in r["scores"].values()})}
 
 
 def generation_section(results_dir: str | os.PathLike = RESULTS, relative_to: str | os.PathLike | None = None) -> str:
-    """The report's text-to-image section (markdown): per pair (N), split, sampler and guidance, each arm's
-    adherence per factor (% of images) and gFID as mean ± std over DiT seeds, the Welch p between the arms, and the
-    ceiling and floor rows of the split; then the guidance sweep and the sample grids (linked relative to
-    ``relative_to``, the markdown's folder; default ``results_dir``)."""
+    """The report's text-to-image section (markdown) of ``generation_summary``: per pair (N), split, sampler and
+    guidance, each arm's adherence per factor (% of images) and gFID as mean ± std over DiT seeds, the Welch p
+    between the arms, and the ceiling and floor rows of the split; then the guidance sweep and the sample grids
+    (linked relative to ``relative_to``, the markdown's folder; default ``results_dir``)."""
     results = Path(results_dir)
     base = Path(relative_to) if relative_to is not None else results
-    records = load_records(results)
-    if not records:
+    summary = generation_summary(results)
+    rows, cf = summary["rows"], summary["ceiling_floor"]
+    if not rows:
         return ("## Text-to-image\n\nPending: no DiT has been scored yet (`python -m studies.scenes.t2i "
                 "--num-tokens N --study-work <study work>`).\n")
-    cf = json.loads((results / CEILING_FLOOR).read_text()) if (results / CEILING_FLOOR).is_file() else {}
+    pct = lambda ms: pm(*(None if v is None else 100 * v for v in ms), 1)  # noqa: E731
     lines = ["## Text-to-image", "",
              "DiT-T2I (`configs/dit_t2i_scenes32.yaml`, the same size and budget for both arms) on each arm's "
              "tokens; one sample per caption of the split; adherence read back from the image by "
              "`textok.metrics.scenes` (% of images right per factor; *exact*: the whole scene), mean ± std over DiT "
              "seeds, p: Welch's t-test between the arms. gFID against all of the split's real renders. Ceiling: the "
              "real renders read by the same detector; floor: each scene judged against another scene's caption.", ""]
-    head = ("| N | split | sampler | guidance | arm | DiT seeds | " + " | ".join(FACTOR_COLUMNS)
-            + " | gFID (samples) |")
+    head = "| N | split | sampler | guidance | arm | DiT seeds | " + " | ".join(FACTOR_COLUMNS) + " | gFID (samples) |"
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
-    groups: dict[tuple, dict[str, list]] = {}
-    meta: dict[tuple, dict] = {}
-    for r in records:
-        for key, e in r["scores"].items():
-            g = (r["num_tokens"], r["name"], e["split"], e["sampler"], e["steps"], e["cfg_scale"])
-            groups.setdefault(g, {}).setdefault(r["arm"], []).append(e)
-            meta[g] = {"tokenizer": r["tokenizer"], "dit": r["dit"]}
-    devices = sorted({str(r["dit"].get("device")) for r in records})
-    commits = sorted({e.get("commit") or "?" for r in records for e in r["scores"].values()})
-    order = sorted(groups, key=lambda g: (g[0], g[2], -g[4], g[5]))  # by N, split, then many steps first
-    for i, g in enumerate(order):
-        n, name, split, sampler, steps, cfg = g
-        arms = groups[g]
-        values = {}
-        for arm in ARMS:
-            es = arms.get(arm, [])
-            if not es:
-                continue
-            cells = []
-            for f in FACTOR_COLUMNS:
-                m, s = mean_std([100 * e["adherence"]["images"][f] for e in es])
-                cells.append(pm(m, s, 1))
-            gf = [e["gfid"]["gfid"] for e in es if e.get("gfid")]
-            m, s = mean_std(gf)
-            num = {e["gfid"]["num"] for e in es if e.get("gfid")}
-            gcell = pm(m, s, 1) + (f" ({', '.join(map(str, sorted(num)))})" if num else "")
-            values[arm] = ([e["adherence"]["images"]["exact"] for e in es], gf)
-            lines.append(f"| {n} | `{split}` | {sampler} {steps} | {cfg:g} | {arm} | {len(es)} | "
-                         + " | ".join(cells) + f" | {gcell} |")
-        if len(values) == 2:
-            p_exact = welch_p(values["textok"][0], values["baseline"][0])
-            p_gfid = welch_p(values["textok"][1], values["baseline"][1])
-            lines.append(f"| {n} | `{split}` | {sampler} {steps} | {cfg:g} | p (TexTok vs baseline) | | "
-                         f"{fmt(p_exact, 3)} | " + " | ".join("" for _ in FACTOR_COLUMNS[1:]) + f" | {fmt(p_gfid, 3)} |")
-        last = i + 1 == len(order) or order[i + 1][:3:2] != g[:3:2]  # the split's last rows at this N
-        if split in cf and last:
+    for i, r in enumerate(rows):
+        where = f"| {r['num_tokens']} | `{r['split']}` |"
+        what = f"{where} {r['sampler']} {r['steps']} | {r['cfg_scale']:g} |"
+        for arm, a in r["arms"].items():
+            num = f" ({', '.join(map(str, a['gfid_num']))})" if a["gfid_num"] else ""
+            lines.append(f"{what} {arm} | {a['dit_seeds']} | " + " | ".join(pct(a["images"][f]) for f in FACTOR_COLUMNS)
+                         + f" | {pm(*a['gfid'], 1)}{num} |")
+        if len(r["arms"]) == 2:
+            lines.append(f"{what} p (TexTok vs baseline) | | {fmt(r['welch_p']['exact'], 3)} | "
+                         + " | ".join("" for _ in FACTOR_COLUMNS[1:]) + f" | {fmt(r['welch_p']['gfid'], 3)} |")
+        nxt = rows[i + 1] if i + 1 < len(rows) else None
+        if r["split"] in cf and (nxt is None or (nxt["num_tokens"], nxt["name"], nxt["split"])
+                                 != (r["num_tokens"], r["name"], r["split"])):  # after the split's last rows
             for row in ("ceiling", "floor"):
-                lines.append(f"| {n} | `{split}` | {row} | | | | " + " | ".join(_rates(cf[split][row])) + " | |")
-    lines += ["", "Tokenizers: " + "; ".join(sorted({f"N = {g[0]}: " + ", ".join(
-        sorted({r['tokenizer'] for r in records if r['name'] == g[1]})) for g in groups})) + ". DiTs: "
-        + "; ".join(sorted({f"{m['dit']['steps']} steps ({m['dit']['config']})" for m in meta.values()}))
-        + f", trained on {', '.join(devices)}; commit(s) {', '.join(commits)}."]
-    sweep = [(r, k, e) for r in records for k, e in r.get("sweep", {}).items()]
-    if sweep:
-        lines += ["", "### Guidance scale (DiT seed 0 of each arm, `val`)", "",
-                  "| N | sampler | guidance | arm | exact | colour | shape | gFID |", "|---|---|---:|---|---|---|---|---|"]
-        for r, k, e in sorted(sweep, key=lambda t: (t[0]["num_tokens"], t[2]["cfg_scale"], t[0]["arm"])):
-            a = e["adherence"]["images"]
-            lines.append(f"| {r['num_tokens']} | {e['sampler']} {e['steps']} | {e['cfg_scale']:g} | {r['arm']} | "
-                         f"{fmt(100 * a['exact'], 1)} | {fmt(100 * a['colour'], 1)} | {fmt(100 * a['shape'], 1)} | "
-                         f"{fmt(e['gfid']['gfid'] if e.get('gfid') else None, 1)} |")
-    grids = sorted(results.glob("grid_*.png"))
-    if grids:
+                lines.append(f"{where} {row} | | | | " + " | ".join(
+                    fmt(100 * cf[r["split"]][row]["images"][f], 1) for f in FACTOR_COLUMNS) + " | |")
+    pairs = sorted({(r["num_tokens"], r["name"], ", ".join(f"{a} {t}" for a, t in sorted(r["tokenizers"].items())),
+                     r["dit"]) for r in rows})
+    lines += ["", "Tokenizers and DiTs: " + "; ".join(f"N = {n} (`{name}`): {toks}, DiT {dit}" for n, name, toks, dit in pairs)
+              + f". DiTs trained on {', '.join(summary['dit_devices'])}; commit(s) {', '.join(summary['commits'])}."]
+    if summary["sweep"]:
+        lines += ["", "### Guidance scale (DiT seed 0 of each arm)", "",
+                  "| N | split | sampler | guidance | arm | exact | colour | shape | gFID |", "|---|---|---|---:|---|---|---|---|---|"]
+        for x in summary["sweep"]:
+            a = x["images"]
+            lines.append(f"| {x['num_tokens']} | `{x['split']}` | {x['sampler']} {x['steps']} | {x['cfg_scale']:g} | "
+                         f"{x['arm']} | {fmt(100 * a['exact'], 1)} | {fmt(100 * a['colour'], 1)} | "
+                         f"{fmt(100 * a['shape'], 1)} | {fmt(x['gfid'], 1)} |")
+    if summary["grids"]:
         lines += ["", "Samples (DiT seed 0; top TexTok, bottom baseline; the caption under each column):", ""]
-        lines += [f"![{g.stem}]({os.path.relpath(g, base)})" for g in grids]
+        lines += [f"![{Path(g).stem}]({os.path.relpath(results / g, base)})" for g in summary["grids"]]
     return "\n".join(lines) + "\n"
 
 

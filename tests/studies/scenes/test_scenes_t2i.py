@@ -86,7 +86,12 @@ def test_driver_end_to_end(study_work, tiny_scenes, tmp_path, monkeypatch, capsy
     assert "| 1 | `val_compositional` | ceiling | | | | 100.0 |" in text and "| floor |" in text
     assert text.count("| ceiling |") == text.count("| floor |") == 2  # once a split, after its samplers' rows
     assert text.index("| `val` | ddim 2 |") < text.index("| `val` | ceiling |") < text.index("| `val_compositional` |")
-    assert "### Guidance scale" in text and "| 1 | ddim 4 | 2 | textok |" in text
+    assert "### Guidance scale" in text and "| 1 | `val` | ddim 4 | 2 | textok |" in text
+    summary = t2i.generation_summary(results)
+    row = summary["rows"][0]
+    assert (row["split"], row["steps"], row["arms"]["textok"]["dit_seeds"]) == ("val", 4, 2)
+    assert set(row["welch_p"]) == {"exact", "gfid"} and len(row["arms"]["baseline"]["images"]["exact"]) == 2
+    assert summary["grids"] == ["grid_n1_val.png", "grid_n1_val_compositional.png"]
     assert "(results/grid_n1_val.png)" in text
     grid = Image.open(results / "grid_n1_val.png")
     assert grid.size[0] > 4 * 32 * 3 and grid.size[1] > 2 * 32 * 3  # a column per caption (the split's 4), 2 rows + captions
