@@ -17,7 +17,9 @@ largest step both reached) and each arm:
    real renders (cached in the work folder).
 
 The ceiling (the real renders of each split, read by the same detector) and the floor (each scene against
-another scene's caption, ``textok.metrics.scenes.chance``) go to ``<results>/ceiling_floor.json``.
+another scene's caption, ``textok.metrics.scenes.chance``) go to ``<results>/ceiling_floor.json``. Per tokenizer,
+``detokenizer_control`` (in DiT seed 0's file): real tokens of other scenes decoded with the split's captions, the
+adherence the detokenizer reaches with no help from the DiT (TexTok's reads the caption; the baseline's cannot).
 ``--sweep`` scores DiT seed 0 of both arms at each of ``--sweep-scales`` (adherence on ``val``; gFID too with
 ``--sweep-gfid``).
 
@@ -247,6 +249,38 @@ def ceiling_floor(results: Path, data: Path, splits: tuple[str, ...], num: int |
     return record
 
 
+def detokenizer_control(stage: Path, cache: Path, data: Path, splits: tuple[str, ...], num: int | None,
+                        batch_size: int = 250) -> dict:
+    """What the detokenizer alone makes of a prompt: the real tokens of the first training scenes (other scenes,
+    as a DiT that ignored the prompt perfectly would draw them) decoded with each caption of ``split``, read by the
+    adherence detector: split -> summary. The baseline's detokenizer sees no caption (its floor); TexTok's reads it,
+    so its DiTs' adherence is judged against this row, not against the floor."""
+    import torch
+
+    from textok.data.transforms import to_uint8
+    from textok.latents import LatentCache
+    from textok.metrics.scenes import score_adherence
+    from textok.tokenizer import CaptionedTokenizer
+
+    latents = LatentCache(cache)
+    tok = CaptionedTokenizer.from_pretrained(stage, "cpu", data_root=data)
+    out = {}
+    for split in splits:
+        entries, size = split_entries(data, split, num)
+        if len(latents) < len(entries):
+            raise SystemExit(f"{cache}: {len(latents)} cached token sets for {len(entries)} {split} captions")
+        images = []
+        with torch.no_grad():
+            for lo in range(0, len(entries), batch_size):
+                hi = min(len(entries), lo + batch_size)
+                item = [latents[i] for i in range(lo, hi)]
+                key = "tokens" if "tokens" in item[0] else "mean"
+                tokens = torch.stack([x[key] for x in item]).float()
+                images.append(to_uint8(tok.decode(tokens, [e["caption"] for e in entries[lo:hi]])))
+        out[split] = score_adherence(np.concatenate(images), entries, size=size)["summary"]
+    return out
+
+
 @dataclasses.dataclass
 class Plan:
     """What one invocation does (the CLI's options)."""
@@ -343,6 +377,13 @@ def run_dit(plan: Plan, arm: str, seed: int, sweep: bool = False) -> dict:
             print(f"[t2i] {run} {key}: exact {a['exact']:.3f} gFID {fmt(g)} ({entry['sampling_seconds']} s "
                   f"sampling)", flush=True)
 
+        # the detokenizer alone, once per tokenizer (the first DiT seed's record holds it)
+        control = record.setdefault("detokenizer_control", {}) if seed == plan.dit_seeds[0] else {}
+        missing = [sp for sp in plan.splits if seed == plan.dit_seeds[0] and control.get(sp, {}).get(
+            "num_images") != len(split_entries(plan.data, sp, plan.num)[0])]
+        if missing:
+            control.update(detokenizer_control(stage, cache, plan.data, tuple(missing), plan.num, plan.batch_size))
+            write_json_atomic(path, record)
         cfg = plan.guidance()
         model = dit / "model"
         for split in plan.splits:
@@ -483,8 +524,12 @@ def generation_summary(results_dir: str | os.PathLike = RESULTS) -> dict:
               "images": e["adherence"]["images"], "gfid": e["gfid"]["gfid"] if e.get("gfid") else None}
              for r in records for e in r.get("sweep", {}).values()]
     sweep.sort(key=lambda x: (x["num_tokens"], x["name"], x["cfg_scale"], x["arm"]))
+    controls: dict[str, dict] = {}  # "N/name/split" -> arm -> rates over images (the tokenizer's, not a DiT's)
+    for r in records:
+        for split, c in r.get("detokenizer_control", {}).items():
+            controls.setdefault(f"{r['num_tokens']}/{r['name']}/{split}", {})[r["arm"]] = c["images"]
     cf = json.loads((results / CEILING_FLOOR).read_text()) if (results / CEILING_FLOOR).is_file() else {}
-    return {"rows": rows, "ceiling_floor": cf, "sweep": sweep, "grids": [g.name for g in sorted(results.glob("grid_*.png"))],
+    return {"rows": rows, "ceiling_floor": cf, "detokenizer_control": controls, "sweep": sweep, "grids": [g.name for g in sorted(results.glob("grid_*.png"))],
             "dit_devices": sorted({str(r["dit"].get("device")) for r in records}),
             "commits": sorted({e.get("commit") or "?" for r in records for e in r["scores"].values()})}
 
@@ -507,7 +552,9 @@ def generation_section(results_dir: str | os.PathLike = RESULTS, relative_to: st
              "tokens; one sample per caption of the split; adherence read back from the image by "
              "`textok.metrics.scenes` (% of images right per factor; *exact*: the whole scene), mean ± std over DiT "
              "seeds, p: Welch's t-test between the arms. gFID against all of the split's real renders. Ceiling: the "
-             "real renders read by the same detector; floor: each scene judged against another scene's caption.", ""]
+             "real renders read by the same detector; floor: each scene judged against another scene's caption; "
+             "*other scenes' tokens + caption*: the real tokens of training scenes decoded with the split's captions "
+             "(the detokenizer alone: TexTok's reads the caption, so its DiTs are judged against this row).", ""]
     head = "| N | split | sampler | guidance | arm | DiT seeds | " + " | ".join(FACTOR_COLUMNS) + " | gFID (samples) |"
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
     for i, r in enumerate(rows):
@@ -526,6 +573,9 @@ def generation_section(results_dir: str | os.PathLike = RESULTS, relative_to: st
             for row in ("ceiling", "floor"):
                 lines.append(f"{where} {row} | | | | " + " | ".join(
                     fmt(100 * cf[r["split"]][row]["images"][f], 1) for f in FACTOR_COLUMNS) + " | |")
+            for arm, rates in summary["detokenizer_control"].get(f"{r['num_tokens']}/{r['name']}/{r['split']}", {}).items():
+                lines.append(f"{where} other scenes' tokens + caption | | {arm} | | "
+                             + " | ".join(fmt(100 * rates[f], 1) for f in FACTOR_COLUMNS) + " | |")
     pairs = sorted({(r["num_tokens"], r["name"], ", ".join(f"{a} {t}" for a, t in sorted(r["tokenizers"].items())),
                      r["dit"]) for r in rows})
     lines += ["", "Tokenizers and DiTs: " + "; ".join(f"N = {n} (`{name}`): {toks}, DiT {dit}" for n, name, toks, dit in pairs)

@@ -86,6 +86,13 @@ def test_driver_end_to_end(study_work, tiny_scenes, tmp_path, monkeypatch, capsy
     assert "| 1 | `val_compositional` | ceiling | | | | 100.0 |" in text and "| floor |" in text
     assert text.count("| ceiling |") == text.count("| floor |") == 2  # once a split, after its samplers' rows
     assert text.index("| `val` | ddim 2 |") < text.index("| `val` | ceiling |") < text.index("| `val_compositional` |")
+    # the detokenizer alone: the baseline's sees no caption; both arms' rows in the report
+    assert "detokenizer_control" not in rec  # once per tokenizer: DiT seed 0's record
+    textok0 = json.loads((results / "n1-textok-d0.json").read_text())
+    assert set(textok0["detokenizer_control"]) == {"val", "val_compositional"}
+    assert zero["detokenizer_control"]["val"]["num_images"] == n
+    assert text.count("other scenes' tokens + caption | | textok |") == 2
+    assert text.count("other scenes' tokens + caption | | baseline |") == 2
     assert "### Guidance scale" in text and "| 1 | `val` | ddim 4 | 2 | textok |" in text
     summary = t2i.generation_summary(results)
     row = summary["rows"][0]
