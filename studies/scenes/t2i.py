@@ -512,11 +512,13 @@ def generation_summary(results_dir: str | os.PathLike = RESULTS) -> dict:
             gf = [e["gfid"]["gfid"] for e in es if e.get("gfid")]
             arms[arm] = {"dit_seeds": len(es), "gfid": list(mean_std(gf)),
                          "gfid_num": sorted({e["gfid"]["num"] for e in es if e.get("gfid")}),
-                         "images": {f: list(mean_std([e["adherence"]["images"][f] for e in es])) for f in FACTOR_COLUMNS}}
+                         "images": {f: list(mean_std([e["adherence"]["images"][f] for e in es]))
+                                    for f in FACTOR_COLUMNS}}
             raw[arm] = ([e["adherence"]["images"]["exact"] for e in es], gf)
         p = {"exact": None, "gfid": None}
         if len(raw) == 2:
-            p = {"exact": welch_p(raw["textok"][0], raw["baseline"][0]), "gfid": welch_p(raw["textok"][1], raw["baseline"][1])}
+            p = {"exact": welch_p(raw["textok"][0], raw["baseline"][0]),
+                 "gfid": welch_p(raw["textok"][1], raw["baseline"][1])}
         rows.append({"num_tokens": n, "name": name, "split": split, "sampler": sampler, "steps": steps,
                      "cfg_scale": cfg, "arms": arms, "welch_p": p, **info[g]})
     sweep = [{"num_tokens": r["num_tokens"], "name": r["name"], "arm": r["arm"], "split": e["split"],
@@ -529,7 +531,8 @@ def generation_summary(results_dir: str | os.PathLike = RESULTS) -> dict:
         for split, c in r.get("detokenizer_control", {}).items():
             controls.setdefault(f"{r['num_tokens']}/{r['name']}/{split}", {})[r["arm"]] = c["images"]
     cf = json.loads((results / CEILING_FLOOR).read_text()) if (results / CEILING_FLOOR).is_file() else {}
-    return {"rows": rows, "ceiling_floor": cf, "detokenizer_control": controls, "sweep": sweep, "grids": [g.name for g in sorted(results.glob("grid_*.png"))],
+    return {"rows": rows, "ceiling_floor": cf, "detokenizer_control": controls, "sweep": sweep,
+            "grids": [g.name for g in sorted(results.glob("grid_*.png"))],
             "dit_devices": sorted({str(r["dit"].get("device")) for r in records}),
             "commits": sorted({e.get("commit") or "?" for r in records for e in r["scores"].values()})}
 
@@ -573,16 +576,19 @@ def generation_section(results_dir: str | os.PathLike = RESULTS, relative_to: st
             for row in ("ceiling", "floor"):
                 lines.append(f"{where} {row} | | | | " + " | ".join(
                     fmt(100 * cf[r["split"]][row]["images"][f], 1) for f in FACTOR_COLUMNS) + " | |")
-            for arm, rates in summary["detokenizer_control"].get(f"{r['num_tokens']}/{r['name']}/{r['split']}", {}).items():
+            control = summary["detokenizer_control"].get(f"{r['num_tokens']}/{r['name']}/{r['split']}", {})
+            for arm, rates in control.items():
                 lines.append(f"{where} other scenes' tokens + caption | | {arm} | | "
                              + " | ".join(fmt(100 * rates[f], 1) for f in FACTOR_COLUMNS) + " | |")
     pairs = sorted({(r["num_tokens"], r["name"], ", ".join(f"{a} {t}" for a, t in sorted(r["tokenizers"].items())),
                      r["dit"]) for r in rows})
-    lines += ["", "Tokenizers and DiTs: " + "; ".join(f"N = {n} (`{name}`): {toks}, DiT {dit}" for n, name, toks, dit in pairs)
+    lines += ["", "Tokenizers and DiTs: "
+              + "; ".join(f"N = {n} (`{name}`): {toks}, DiT {dit}" for n, name, toks, dit in pairs)
               + f". DiTs trained on {', '.join(summary['dit_devices'])}; commit(s) {', '.join(summary['commits'])}."]
     if summary["sweep"]:
         lines += ["", "### Guidance scale (DiT seed 0 of each arm)", "",
-                  "| N | split | sampler | guidance | arm | exact | colour | shape | gFID |", "|---|---|---|---:|---|---|---|---|---|"]
+                  "| N | split | sampler | guidance | arm | exact | colour | shape | gFID |",
+                  "|---|---|---|---:|---|---|---|---|---|"]
         for x in summary["sweep"]:
             a = x["images"]
             lines.append(f"| {x['num_tokens']} | `{x['split']}` | {x['sampler']} {x['steps']} | {x['cfg_scale']:g} | "
@@ -618,8 +624,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-tokens", type=int, default=None,
                    help="resolve both arms' stages from the study's runs <arm>-n<N>-s<seed> in --study-work")
     p.add_argument("--study-work", type=Path, default=STUDY_WORK,
-                   help=f"the tokenizer study's work folder, its stages/ (default {STUDY_WORK}: studies/scenes/run.py's)")
-    p.add_argument("--tokenizer-steps", type=int, default=None, help="the stages' step (default: the largest both reached)")
+                   help=f"the tokenizer study's work folder, its stages/ (default: studies/scenes/run.py's, "
+                        f"{STUDY_WORK})")
+    p.add_argument("--tokenizer-steps", type=int, default=None,
+                   help="the stages' step (default: the largest both reached)")
     p.add_argument("--tokenizer-seed", type=int, default=0)
     p.add_argument("--name", default=None, help="the pair's name in file names (default n<N>)")
     p.add_argument("--data", type=Path, default=Path(DATA))

@@ -101,7 +101,8 @@ def test_driver_end_to_end(study_work, tiny_scenes, tmp_path, monkeypatch, capsy
     assert summary["grids"] == ["grid_n1_val.png", "grid_n1_val_compositional.png"]
     assert "(results/grid_n1_val.png)" in text
     grid = Image.open(results / "grid_n1_val.png")
-    assert grid.size[0] > 4 * 32 * 3 and grid.size[1] > 2 * 32 * 3  # a column per caption (the split's 4), 2 rows + captions
+    # a column per caption (the split's 4), 2 rows + the captions
+    assert grid.size[0] > 4 * 32 * 3 and grid.size[1] > 2 * 32 * 3
     # a rerun trains, samples and scores nothing
     before = {p.name: p.read_bytes() for p in results.glob("n1-*.json")}
     capsys.readouterr()
