@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 API_NAMES = {"reconstruct": "reconstruct", "swap": "swap_caption", "sweep": "sweep_tokens", "generate": "generate",
              "scene": "scene_reconstruct", "scene_edit": "scene_edit", "scene_generate": "scene_generate"}
 DISPLAY_SIZE = 256  # the image boxes' height in CSS pixels; the browser enlarges the exact image to fit
+SCENE_DISPLAY_SIZE = 200  # three of them beside the Scenes tab's menus
 #: seconds the server keeps an idle HTTP connection open. Uvicorn's default (5 s) equals httpx's idle expiry
 #: (gradio_client's, 5 s): a client could send a request on a connection at the instant the server closed it,
 #: and lose it to ``RemoteProtocolError`` (issue 46: 1 of 48 requests, 3 in 12 bursts). Longer than any client's
@@ -65,6 +66,10 @@ CSS = """
 .textok-img img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
 #status .error, #status p.error { color: #b91c1c; font-weight: 600; }
 #status .note, #status p.note { color: #1d4ed8; }
+#scene-status .error, #scene-status p.error { color: #b91c1c; font-weight: 600; }
+#scene-status .note, #scene-status p.note { color: #1d4ed8; }
+.scene-table th, .scene-table td { white-space: nowrap; font-size: 0.9em; padding: 2px 6px; }
+.scene-table td:last-child { white-space: normal; }
 """
 
 
@@ -269,9 +274,9 @@ def build_app(explorer: Explorer | None, max_bytes: int = DEFAULT_MAX_BYTES, max
     return demo
 
 
-def _picture(gr, label, elem_id, value=None):
+def _picture(gr, label, elem_id, value=None, height=DISPLAY_SIZE):
     # lossless PNG at the model's resolution: the exact output (Gradio's default is lossy WebP)
-    return gr.Image(value=value, label=label, type="pil", format="png", interactive=False, height=DISPLAY_SIZE,
+    return gr.Image(value=value, label=label, type="pil", format="png", interactive=False, height=height,
                     elem_id=elem_id, elem_classes="textok-img", **_no_share(gr, gr.Image))
 
 
@@ -537,42 +542,48 @@ def _scenes_tab(gr, scenes: SceneExplorer) -> dict:
     opening = handlers["scene"](first)  # the page opens on a reconstructed example: no request needed
     values = scene_menu_values(parse_caption(first))
     gr.Markdown(scenes_guide_markdown(scenes), elem_id="scenes-guide")
-    with gr.Row():
-        example = gr.Dropdown(choices=list(SCENE_EXAMPLES), value=next(iter(SCENE_EXAMPLES)),
-                              label="An example scene", elem_id="scene-example")
-        background = gr.Dropdown(choices=list(BACKGROUNDS), value=values[0], label="Background",
-                                 elem_id="scene-background")
-    menus = [background]
-    for k in range(SCENE_SLOTS):
-        on, size, colour, shape, position = values[1 + 5 * k:6 + 5 * k]
-        default = SIZES[0], list(COLOURS)[k], SHAPES[k], POSITIONS[2 * k + 2]  # an off slot's menus: distinct cells
-        with gr.Row(elem_id=f"scene-object-{k + 1}"):
-            menus.append(gr.Checkbox(value=on, label=f"Object {k + 1}", elem_id=f"scene-on-{k + 1}", min_width=80))
-            for i, (name, choices, value) in enumerate((("size", SIZES, size), ("colour", list(COLOURS), colour),
-                                                        ("shape", SHAPES, shape), ("cell", POSITIONS, position))):
-                menus.append(gr.Dropdown(choices=list(choices), value=value or default[i], label=name.capitalize(),
-                                         elem_id=f"scene-{name}-{k + 1}", min_width=100))
-    caption = gr.Textbox(value=first, label="Scene caption (from the menus, or type one in the same words)", lines=2,
-                         max_length=2000, elem_id="scene-caption")
-    status = gr.HTML("", elem_id="scene-status")
-    rec_btn = gr.Button("Reconstruct this scene", variant="primary", elem_id="scene-reconstruct")
-    with gr.Row():
-        img_scene = _picture(gr, "the scene (rendered from the caption)", "scene-img-original", opening[0])
-        img_base = _picture(gr, "baseline (no text)", "scene-img-baseline", opening[1])
-        img_tex = _picture(gr, "TexTok", "scene-img-textok", opening[2])
-    table = gr.Markdown(opening[3] or "", elem_id="scene-metrics")
+    with gr.Row(equal_height=False):  # the menus beside the images: the opening reconstruction shows at once
+        with gr.Column(scale=1, min_width=560):
+            with gr.Row():
+                example = gr.Dropdown(choices=list(SCENE_EXAMPLES), value=next(iter(SCENE_EXAMPLES)),
+                                      label="An example scene", elem_id="scene-example")
+                background = gr.Dropdown(choices=list(BACKGROUNDS), value=values[0], label="Background",
+                                         elem_id="scene-background")
+            menus = [background]
+            for k in range(SCENE_SLOTS):
+                on, size, colour, shape, position = values[1 + 5 * k:6 + 5 * k]
+                default = SIZES[0], list(COLOURS)[k], SHAPES[k], POSITIONS[2 * k + 2]  # an off slot's: distinct cells
+                with gr.Row(elem_id=f"scene-object-{k + 1}"):
+                    menus.append(gr.Checkbox(value=on, label=f"Object {k + 1}", elem_id=f"scene-on-{k + 1}",
+                                             min_width=90))
+                    for i, (name, choices, value) in enumerate((("size", SIZES, size), ("colour", COLOURS, colour),
+                                                                ("shape", SHAPES, shape), ("cell", POSITIONS, position))):
+                        menus.append(gr.Dropdown(choices=list(choices), value=value or default[i],
+                                                 label=name.capitalize(), elem_id=f"scene-{name}-{k + 1}", min_width=90))
+            caption = gr.Textbox(value=first, label="Scene caption (from the menus, or type one in the same words)",
+                                 lines=2, max_length=2000, elem_id="scene-caption")
+            rec_btn = gr.Button("Reconstruct this scene", variant="primary", elem_id="scene-reconstruct")
+        with gr.Column(scale=1):
+            status = gr.HTML("", elem_id="scene-status")
+            with gr.Row():
+                img_scene = _picture(gr, "the scene (rendered)", "scene-img-original", opening[0], SCENE_DISPLAY_SIZE)
+                img_base = _picture(gr, "baseline (no text)", "scene-img-baseline", opening[1], SCENE_DISPLAY_SIZE)
+                img_tex = _picture(gr, "TexTok", "scene-img-textok", opening[2], SCENE_DISPLAY_SIZE)
+    table = gr.Markdown(opening[3] or "", elem_id="scene-metrics", elem_classes="scene-table")
     gr.Markdown("### Decode the same tokens with an edited caption\nEdit the menus or the caption above (or press a "
                 "random edit), then decode: the tokens stay those of the scene they were made from.")
-    made_from = gr.Textbox(value=first, label="Tokens made from (the last scene reconstructed)", interactive=False,
-                           elem_id="scene-made-from")
-    with gr.Row():
-        edit_btn = gr.Button("Decode these tokens with the scene caption", variant="primary", elem_id="scene-edit")
-        swap_btns = {f: gr.Button(f"Random {f} edit", elem_id=f"scene-swap-{f}") for f in SWAP_FACTORS}
-    with gr.Row():
-        img_own = _picture(gr, "decoded with its own caption", "scene-img-own")
-        img_edited = _picture(gr, "decoded with the edited caption", "scene-img-edited")
-        img_target = _picture(gr, "the edited scene (rendered)", "scene-img-target")
-    edit_table = gr.Markdown("", elem_id="scene-edit-metrics")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=560):
+            made_from = gr.Textbox(value=first, label="Tokens made from (the last scene reconstructed)",
+                                   interactive=False, elem_id="scene-made-from")
+            edit_btn = gr.Button("Decode these tokens with the scene caption", variant="primary", elem_id="scene-edit")
+            with gr.Row():
+                swap_btns = {f: gr.Button(f"Random {f} edit", elem_id=f"scene-swap-{f}") for f in SWAP_FACTORS}
+        with gr.Row():
+            img_own = _picture(gr, "decoded, own caption", "scene-img-own", height=SCENE_DISPLAY_SIZE)
+            img_edited = _picture(gr, "decoded, edited caption", "scene-img-edited", height=SCENE_DISPLAY_SIZE)
+            img_target = _picture(gr, "the edited scene (rendered)", "scene-img-target", height=SCENE_DISPLAY_SIZE)
+    edit_table = gr.Markdown("", elem_id="scene-edit-metrics", elem_classes="scene-table")
     if scenes.dits:
         gr.Markdown(f"### Generate from the caption\nA text-to-image DiT per arm ({', '.join(scenes.dits)}) samples "
                     "token sets from the scene caption; each sample is judged against the caption's scene.")
@@ -581,7 +592,7 @@ def _scenes_tab(gr, scenes: SceneExplorer) -> dict:
             gen_btn = gr.Button("Generate", variant="primary", elem_id="scene-generate")
         gallery = gr.Gallery(label="samples", columns=4, format="png", elem_id="scene-samples",
                              elem_classes="textok-img", **_no_share(gr, gr.Gallery))
-        gen_table = gr.Markdown("", elem_id="scene-generate-metrics")
+        gen_table = gr.Markdown("", elem_id="scene-generate-metrics", elem_classes="scene-table")
 
     # page-internal events (not in the API): menus -> caption, caption -> menus, examples, random edits
     def menus_to_caption(*menu_values):
@@ -591,10 +602,12 @@ def _scenes_tab(gr, scenes: SceneExplorer) -> dict:
             return gr.update(), _error(e)
 
     def caption_to_menus(text):
+        # silent on a caption outside the grammar (the buttons say why): a status line appearing on leaving the
+        # box would move the button under the pointer before the click lands
         try:
-            return (*_menu_updates(gr, parse_caption(scene_field(text, "Scene caption"))), "")
-        except ValueError as e:
-            return (*[gr.update()] * len(menus), _error(e))
+            return _menu_updates(gr, parse_caption(page_text(text, "Scene caption")))
+        except ValueError:
+            return [gr.update()] * len(menus)
 
     def random_edit(factor, tokens_caption):
         try:
@@ -606,7 +619,7 @@ def _scenes_tab(gr, scenes: SceneExplorer) -> dict:
 
     private = dict(queue=False, **_internal(gr))
     gr.on([m.input for m in menus], menus_to_caption, inputs=menus, outputs=[caption, status], **private)
-    gr.on([caption.blur, caption.submit], caption_to_menus, inputs=caption, outputs=[*menus, status], **private)
+    gr.on([caption.blur, caption.submit], caption_to_menus, inputs=caption, outputs=menus, **private)
     common = dict(concurrency_limit=1, concurrency_id="scenes")
     rec_outputs = [img_scene, img_base, img_tex, table, made_from, status]
     edit_args = dict(inputs=[made_from, caption], outputs=[img_own, img_edited, img_target, edit_table, status])

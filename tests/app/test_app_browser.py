@@ -67,7 +67,8 @@ def app_url(tiny_checkpoints, tmp_path_factory):
     log = tmp_path_factory.mktemp("app-log") / "app.log"
     c = tiny_checkpoints
     cmd = [sys.executable, "-m", "textok", "app", "--checkpoint", str(c["textok-n2"]), "--checkpoint",
-           str(c["textok-n4"]), "--baseline", str(c["baseline-n2"]), "--port", str(port), "--threads", "1",
+           str(c["textok-n4"]), "--baseline", str(c["baseline-n2"]), "--scenes", str(c["textok-n2"]), "--scenes",
+           str(c["baseline-n2"]), "--port", str(port), "--threads", "1",
            "--max-upload-mb", str(MAX_UPLOAD_MB), "--max-pixels", str(MAX_PIXELS)]
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", OMP_NUM_THREADS="1")
     with open(log, "w") as out:
@@ -155,11 +156,95 @@ def _reconstruct_and_wait(driver, previous_metrics: str = "") -> str:
                  "the metrics table")
 
 
+def _pick(driver, selector: str, option: str):
+    """Choose ``option`` in the Gradio dropdown ``selector``."""
+    driver.find_element(By.CSS_SELECTOR, f"{selector} input").click()
+    _wait(driver, lambda d: [o for o in d.find_elements(By.CSS_SELECTOR, "[role=option]") if o.text == option],
+          f"{option} in {selector}")[0].click()
+
+
+def _value(driver, selector: str) -> str:
+    found = driver.find_elements(By.CSS_SELECTOR, selector)
+    return found[0].get_attribute("value") if found else ""
+
+
+SCENE_IMAGES = ["scene-img-original", "scene-img-baseline", "scene-img-textok"]
+EDIT_IMAGES = ["scene-img-own", "scene-img-edited", "scene-img-target"]
+
+
+def test_the_scenes_tab_in_a_browser(app_url, browser, shots):
+    """The page opens on the Scenes tab with its first example reconstructed and judged; the menus write the
+    caption and a typed caption sets the menus; reconstruct, decode under an edited caption, a random edit;
+    a caption outside the grammar is a message."""
+    from textok.explore import SCENE_EXAMPLES
+
+    d = browser
+    d.get(app_url)
+    first = next(iter(SCENE_EXAMPLES.values()))
+    # 1. opened on a reconstructed scene: nothing clicked
+    opening = _wait(d, lambda d: (im := _images(d, SCENE_IMAGES)) and all(im.values()) and im, "the opening scene")
+    assert len(set(opening.values())) == 3 and "Scenes" in d.title + _text(d, "#scenes-guide")
+    table = _text(d, "#scene-metrics")
+    assert re.search(r"scene \(rendered\) the caption( ✓){8}", table) and "TexTok the caption" in table, table
+    assert _value(d, "#scene-caption textarea") == _value(d, "#scene-made-from textarea") == first
+    assert _text(d, "#scene-status") == ""
+    d.save_screenshot(str(shots / "0-scenes-opening.png"))
+
+    # 2. the menus write the caption: object 1 turns blue, object 3 is switched on
+    _pick(d, "#scene-colour-1", "blue")
+    _wait(d, lambda d: _value(d, "#scene-caption textarea").startswith("a large blue circle at top left"), "menu -> caption")
+    d.find_element(By.CSS_SELECTOR, "#scene-on-3 input").click()
+    caption = _wait(d, lambda d: (v := _value(d, "#scene-caption textarea")) and "at bottom left" in v and v,
+                    "object 3 in the caption")
+    assert caption.count(" at ") == 3 and caption.endswith("on a grey background")
+
+    # 3. the same tokens (the opening scene's) decoded with the edited caption
+    d.find_element(By.CSS_SELECTOR, "#scene-edit").click()
+    edit = _wait(d, lambda d: (t := _text(d, "#scene-edit-metrics")) and "edited caption" in t and t, "the decode")
+    _wait(d, lambda d: all(_images(d, EDIT_IMAGES).values()), "the edit's images")
+    assert re.search(r"edited scene \(rendered\) the edited scene( ✓){8}", edit), edit
+    assert _value(d, "#scene-made-from textarea") == first  # still the opening scene's tokens
+    d.save_screenshot(str(shots / "0-scenes-edit.png"))
+
+    # 4. reconstruct the composed scene: new images, new tokens
+    d.find_element(By.CSS_SELECTOR, "#scene-reconstruct").click()
+    _wait(d, lambda d: _value(d, "#scene-made-from textarea") == caption, "the new tokens' caption")
+    _wait(d, lambda d: (im := _images(d, SCENE_IMAGES)) and all(im.values()) and im["scene-img-original"]
+          != opening["scene-img-original"], "the composed scene's images")
+
+    # 5. a random background edit: the caption changes, and the decode follows
+    d.find_element(By.CSS_SELECTOR, "#scene-swap-background").click()
+    note = _wait(d, lambda d: (t := _text(d, "#scene-status")) and "random edit: background: grey ->" in t and t, "the edit")
+    new_bg = note.split("-> ")[1].split()[0]
+    _wait(d, lambda d: _value(d, "#scene-caption textarea").endswith(f"on a {new_bg} background"), "the edited caption")
+    _wait(d, lambda d: _value(d, "#scene-background input") == new_bg, "the background menu")
+    _wait(d, lambda d: f"on a {new_bg} background" in _text(d, "#scene-edit-metrics")
+          or "edited scene" in _text(d, "#scene-edit-metrics"), "the decode of the random edit")
+
+    # 6. a typed caption sets the menus; one outside the grammar is a message, not an error page
+    box = d.find_element(By.CSS_SELECTOR, "#scene-caption textarea")
+    box.clear()
+    box.send_keys("a small white ring at center, on a navy background")
+    d.find_element(By.CSS_SELECTOR, "#scenes-guide").click()  # leave the box: the menus follow it
+    _wait(d, lambda d: _value(d, "#scene-background input") == "navy" and _value(d, "#scene-shape-1 input") == "ring",
+          "caption -> menus")
+    assert not d.find_element(By.CSS_SELECTOR, "#scene-on-2 input").is_selected()
+    box.clear()
+    box.send_keys("a purple elephant")
+    d.find_element(By.CSS_SELECTOR, "#scene-reconstruct").click()
+    _wait(d, lambda d: "Scene caption: caption 'a purple elephant' does not end with" in _text(d, "#scene-status"),
+          "the grammar message")
+    _wait(d, lambda d: not any(_images(d, SCENE_IMAGES).values()), "the old result cleared")
+    d.save_screenshot(str(shots / "0-scenes-bad-caption.png"))
+
+
 def test_reconstruct_swap_and_bad_uploads_in_a_browser(app_url, browser, shots, tmp_path):
     d = browser
     t0 = time.monotonic()
     d.get(app_url)
-    _wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#reconstruct"), "the page")
+    _wait(d, lambda d: d.find_elements(By.XPATH, "//button[@role='tab'][contains(., 'Photos and emoji')]"), "the page")
+    d.find_element(By.XPATH, "//button[@role='tab'][contains(., 'Photos and emoji')]").click()
+    _wait(d, lambda d: [e for e in d.find_elements(By.CSS_SELECTOR, "#reconstruct") if e.is_displayed()], "the tab")
     assert "TexTok" in d.title and "What you see" in _text(d, "#guide")
     d.find_element(By.CSS_SELECTOR, "#n-tokens input[value='2']").click()  # N = 2: TexTok and its baseline
 
