@@ -141,10 +141,21 @@ def test_app_opens_on_the_shipped_scenes_pair_and_takes_other_models(tmp_path, m
     assert [p.name for p in models["scenes"]] == ["scenes32-textok-n2", "scenes32-baseline-n2"]
     assert [p.name for p in models["checkpoints"] + models["baselines"]] == ["emoji32-textok-n2", "emoji32-baseline-n2"]
     assert models["scenes_dits"] == []  # no DiT shipped: no Generate section
+    from textok import DiT, DiTConfig
+    from textok.generation import GenerationConfig, Pipeline
+
+    from .conftest import tiny_tokenizer
+
+    dit = DiT(DiTConfig.from_preset("dit-tiny", num_tokens=2, token_dim=8, condition="text", text_dim=384))
+    Pipeline(dit, tiny_tokenizer(2), GenerationConfig(tokenizer=".", latent_mean=[0.0] * 8, latent_std=[1.0] * 8)
+             ).save_pretrained(root / "scenes32-textok-n2-dit")
+    assert [p.name for p in shipped_models()["scenes_dits"]] == ["scenes32-textok-n2-dit"]
+    assert [p.name for p in shipped_models()["scenes"]] == ["scenes32-textok-n2", "scenes32-baseline-n2"]
     seen = {}
     monkeypatch.setattr(textok.app, "launch", lambda explorer, **kw: seen.update(explorer=explorer, **kw))
     assert main(["app", "--port", "0"]) == 0
     scenes = seen["scenes"]
+    assert set(scenes.dits) == {"TexTok"}  # the shipped DiT: the Generate section appears
     assert scenes.size == 32 and set(scenes.models.pair().values()) == set(scenes.models.pair(2).values())
     assert explore.display_name(scenes.models.pair()["TexTok"]) == "scenes32-textok-n2"
     assert explore.display_name(seen["explorer"].pair()["TexTok"]) == "emoji32-textok-n2"  # not mixed with scenes
