@@ -21,7 +21,7 @@ test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: install
-	$(PY) -m textok demo --out demo_out --rfid
+	$(PY) -m textok demo --out demo_out
 
 bench: install
 	$(PY) benchmarks/bench_tokenizer.py

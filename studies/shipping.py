@@ -147,7 +147,8 @@ def ship_dit(generation: str | Path, tokenizer: str | Path, source: dict, readme
         raise ValueError(f"{generation}: its tokenizer's config differs from {tokenizer}'s: the DiT generates the "
                          "tokens of another tokenizer")
     ours, theirs = pipe.tokenizer.state_dict(), shipped.state_dict()
-    differ = [k for k, v in ours.items() if not torch.equal(v.half().float() if v.is_floating_point() else v, theirs[k])]
+    differ = [k for k, v in ours.items()
+              if not torch.equal(v.half().float() if v.is_floating_point() else v, theirs[k])]
     if differ:
         raise ValueError(f"{generation}: its tokenizer's weights differ from {tokenizer}'s (first: {differ[0]}): the "
                          "DiT generates the tokens of another tokenizer (ship the tokenizer of the same stage)")

@@ -1,4 +1,4 @@
-"""The installable wheel: `python -m build --wheel` holds the package and the shipped pair, no tests or studies,
+"""The installable wheel: `python -m build --wheel` holds the package and every shipped file, no tests or studies,
 and once installed into a fresh virtual environment `textok reconstruct` runs with the shipped TexTok on a
 bundled image."""
 
@@ -51,6 +51,11 @@ def test_the_wheel_holds_the_package_and_the_shipped_pair_only(wheel):
     for arm in ("emoji32-textok-n4", "emoji32-baseline-n4"):
         for f in ("config.json", "model.safetensors", "SOURCE.json"):
             assert f"textok/pretrained/{arm}/{f}" in names
+    # every file that ships (the pairs, their DiT folders with dit/ inside, the Inception features) is in the wheel
+    root = REPO / "src" / "textok" / "pretrained"
+    ships = {f"textok/pretrained/{p.relative_to(root).as_posix()}" for p in root.rglob("*")
+             if p.is_file() and "__pycache__" not in p.parts and not p.name.startswith(".")}
+    assert sorted(ships - set(names)) == []
     assert "textok/tokenizer.py" in names and "textok/app_examples/crab.png" in names
     assert not [n for n in names if "tests/" in n or "studies/" in n or "conftest" in n]
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("dist-info/METADATA"))).decode()

@@ -26,6 +26,7 @@ from .data import scenes as sc
 from .data.transforms import captioned_grid, to_tensor, to_uint8
 from .io import atomic_path, write_json_atomic, write_text_atomic
 from .pretrained import PRETRAINED_DIR, dit_for, find_pair, read_source, split_label
+from .tokenizer import CaptionedTokenizer
 
 PAIRS = {"scenes": "scenes32", "emoji": "emoji32"}
 ARMS = {"baseline": "baseline", "textok": "TexTok"}
@@ -57,8 +58,6 @@ def _save(image, path: Path) -> None:
 
 def load_pair(kind: str, pretrained: str | Path | None = None) -> tuple[dict, dict]:
     """The shipped pair of ``kind`` (``PAIRS``) and its two ``CaptionedTokenizer``s by arm."""
-    from .tokenizer import CaptionedTokenizer
-
     pair = find_pair(pretrained, name=PAIRS[kind])
     if pair is None:
         raise FileNotFoundError(f"no shipped pair {PAIRS[kind]}-textok-n<N> + {PAIRS[kind]}-baseline-n<N> in "
@@ -77,10 +76,9 @@ def score_pair(models: dict, data, rfid: bool, **settings) -> dict:
 
 
 def metric_rows(label: str, scores: dict) -> list[list[str]]:
-    rows = [[f"PSNR (dB) ↑, {label}", "–", *(f"{scores[a]['psnr']:.2f}" for a in ARMS)],
-            ["SSIM ↑", "–", *(f"{scores[a]['ssim']:.4f}" for a in ARMS)],
-            ["LPIPS ↓", "–", *(f"{scores[a]['lpips']:.4f}" for a in ARMS)]]
-    return rows + ([["rFID ↓", "–", *(f"{scores[a]['rfid']:.2f}" for a in ARMS)]] if "rfid" in scores["textok"] else [])
+    shown = (("PSNR (dB) ↑, " + label, "psnr", 2), ("SSIM ↑", "ssim", 4), ("LPIPS ↓", "lpips", 4),
+             ("rFID ↓", "rfid", 2))
+    return [[name, "–", *(f"{scores[a][k]:.{d}f}" for a in ARMS)] for name, k, d in shown if k in scores["textok"]]
 
 
 @torch.no_grad()
@@ -95,7 +93,6 @@ def scenes_demo(out: Path, models: dict, pair: dict, num: int, seed: int, prompt
     from .metrics.scenes import edit_shown, score_adherence
 
     adherence = lambda x, scenes: score_adherence(to_uint8(x), list(scenes))  # noqa: E731  x in [-1, 1]
-
     size = models["textok"].config.image_size
     drawn = sc.generate_scenes(0, num, size, seed)
     kinds = {"new scenes": drawn["val"], "held-out colour-shape pairs": drawn["val_compositional"]}
@@ -103,7 +100,7 @@ def scenes_demo(out: Path, models: dict, pair: dict, num: int, seed: int, prompt
     for kind, scenes in kinds.items():
         captions = [sc.scene_captions(s)["full"] for s in scenes]
         images = torch.stack([to_tensor(sc.render_scene(s, size)) for s in scenes])
-        items = [{"image": x, "caption": c, "label": 0, "key": str(i)} for i, (x, c) in enumerate(zip(images, captions))]
+        items = [{"image": x, "caption": c, "label": 0, "key": str(i)} for i, x, c in zip(range(num), images, captions)]
         print(f"== {num} {kind} (seed {seed}): PSNR, SSIM, LPIPS{', rFID' if rfid else ''}, adherence ...", flush=True)
         report["scores"][kind] = scores = score_pair(models, items, rfid, batch_size=100, progress=progress)
         tokens = {a: _chunks(lambda s, t=t: t.encode(images[s], captions[s]), num) for a, t in models.items()}
@@ -137,7 +134,7 @@ def scenes_demo(out: Path, models: dict, pair: dict, num: int, seed: int, prompt
     dits = {a: dit_for(pair[a]) for a in ARMS}
     if all(dits.values()):
         wanted = [sc.parse_caption(p) for p in prompts for _ in range(SAMPLES)]
-        print(f"== generating {SAMPLES} images from each of {len(prompts)} captions with each arm's DiT ...", flush=True)
+        print(f"== {SAMPLES} images from each of {len(prompts)} captions by each arm's DiT ...", flush=True)
         images = {a: Pipeline.from_pretrained(d)(prompts=[p for p in prompts for _ in range(SAMPLES)], seed=seed)
                   for a, d in dits.items()}
         read = {a: adherence(images[a], wanted)["summary"] for a in ARMS}
@@ -184,22 +181,25 @@ def emoji_demo(out: Path, models: dict, pair: dict, data: str | Path, eval_limit
     images, captions = batch["images"][keep], [batch["captions"][i] for i in keep]
     n = len(captions)  # each row's swapped-in caption: the first other caption from half the grid away
     others = [next((c for k in range(n) if (c := captions[(i + n // 2 + k) % n]) != captions[i]), "") for i in range(n)]
-    cols = {"baseline": models["baseline"].reconstruct(images), "TexTok": models["textok"].reconstruct(images, captions),
-            "TexTok, swapped": models["textok"].reconstruct(images, captions, decode_captions=others)}
+    base, tok = models["baseline"], models["textok"]
+    cols = {"baseline": base.reconstruct(images), "TexTok": tok.reconstruct(images, captions),
+            "TexTok, swapped": tok.reconstruct(images, captions, decode_captions=others)}
     _save(captioned_grid({"original": images, "baseline": cols["baseline"], "TexTok": cols["TexTok"]}, captions),
           out / "reconstructions.png")
-    _save(captioned_grid({"original": images, **cols}, [f"caption: {c}\nswapped: {o}" for c, o in zip(captions, others)],
-                         scale=3, min_width=480), out / "caption_swap.png")
-    return {"report": {"scores": scores, "grid": [{"caption": c, "swapped_caption": o} for c, o in zip(captions, others)]},
-            "table": table}
+    notes = [f"caption: {c}\nswapped: {o}" for c, o in zip(captions, others)]
+    _save(captioned_grid({"original": images, **cols}, notes, scale=3, min_width=480), out / "caption_swap.png")
+    grid = [{"caption": c, "swapped_caption": o} for c, o in zip(captions, others)]
+    return {"report": {"scores": scores, "grid": grid}, "table": table}
 
 
 def markdown(kind: str, pair: dict, table: list[list[str]], seconds: float) -> str:
     """The table with a sentence saying what was scored, by which models."""
     src = {a: read_source(pair[a]) for a in ARMS}
-    folders = ", ".join(f"`{pair[a].name}`" + (f" ({src[a]['steps']} steps)" if src[a].get("steps") else "") for a in ARMS)
-    head = (f"TexTok and its no-text baseline at N = {pair['num_tokens']} token(s) ({folders}). One checkpoint per arm: "
-            "a difference below is one sample, not a measured effect; each folder's README says where it came from.")
+    folders = ", ".join(f"`{pair[a].name}`" + (f" ({s['steps']} steps)" if (s := src[a]).get("steps") else "")
+                        for a in ARMS)
+    head = (f"TexTok and its no-text baseline at N = {pair['num_tokens']} token(s) ({folders}). One checkpoint per "
+            "arm: a difference below is one sample, not a measured effect; each folder's README says where it came "
+            "from.")
     if kind == "scenes":
         head += (" New scenes drawn in memory; 'reads as its caption' is the detector of `textok.metrics.scenes` "
                  "(the originals' column is its ceiling); an edit is shown when the decode shows the edited factor.")

@@ -57,12 +57,12 @@ def stage_steps(work: Path, run: str) -> set[int]:
 
 def newest_common(work: Path, results: Path, runs: tuple[str, ...]) -> int:
     """The largest budget every run has both a stage model and scores for; ``SystemExit`` naming what is missing."""
-    have = [stage_steps(work, r) & {int(k) for k in load_record(results, r).get("budgets", {})} for r in runs]
-    common = set.intersection(*have) if have else set()
+    scored = {r: {int(k) for k in load_record(results, r).get("budgets", {})} for r in runs}
+    common = set.intersection(*(stage_steps(work, r) & scored[r] for r in runs)) if runs else set()
     if not common:
         raise SystemExit("no budget with a stage model and scores for every run: " + "; ".join(
-            f"{r}: stages {sorted(stage_steps(work, r))}, scores {sorted(int(k) for k in load_record(results, r).get('budgets', {}))}"
-            for r in runs) + f" (--work {work}, --results {results})")
+            f"{r}: stages {sorted(stage_steps(work, r))}, scores {sorted(scored[r])}" for r in runs)
+            + f" (--work {work}, --results {results})")
     return max(common)
 
 

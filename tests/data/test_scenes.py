@@ -195,8 +195,8 @@ def test_swap_scene_changes_one_factor(factor):
 
 
 def test_swap_scene_refuses_what_it_cannot_edit():
-    scene = {"background": "grey", "objects": [dict(colour="red", shape="circle", size="small",
-                                                    position=scenes.POSITIONS[c], cell=c, dx=0, dy=0) for c in range(9)]}
+    scene = {"background": "grey", "objects": [dict(colour="red", shape="circle", size="small", cell=c, dx=0, dy=0,
+                                                    position=scenes.POSITIONS[c]) for c in range(9)]}
     with pytest.raises(ValueError, match="free cell"):
         scenes.swap_scene(scene, "position", 0)
     with pytest.raises(ValueError, match="unknown swap factor 'shape'"):

@@ -145,7 +145,8 @@ def parse_caption(text: str) -> dict:
         for what, value, allowed in (("size", size, SIZES), ("colour", colour, tuple(COLOURS)),
                                      ("shape", shape, SHAPES), ("position", position, POSITIONS)):
             if value not in allowed:
-                raise ValueError(f"caption {text!r}: unknown {what} {value!r} in {phrase!r}; choose from {list(allowed)}")
+                raise ValueError(f"caption {text!r}: unknown {what} {value!r} in {phrase!r}; choose from "
+                                 f"{list(allowed)}")
         cell = POSITIONS.index(position)
         if any(o["cell"] == cell for o in objects):
             raise ValueError(f"caption {text!r}: two objects at {position} (one object per cell)")
@@ -200,7 +201,8 @@ def swap_scene(scene: dict, factor: str, rng_or_index: np.random.Generator | int
         cell = free[int(rng.integers(len(free)))]
     else:
         row, col = divmod(o["cell"], 3)
-        cell = 8 - o["cell"] if (8 - o["cell"]) in free else max(free, key=lambda c: abs(c // 3 - row) + abs(c % 3 - col))
+        far = max(free, key=lambda c: abs(c // 3 - row) + abs(c % 3 - col))  # the mirrored cell when free, else this
+        cell = 8 - o["cell"] if (8 - o["cell"]) in free else far
     objects[j] = dict(o, cell=cell, position=POSITIONS[cell])
     return new, f"position: {o['position']} -> {POSITIONS[cell]} ({what})"
 

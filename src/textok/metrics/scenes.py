@@ -118,6 +118,24 @@ def _templates(size: int, blurs: tuple[float, ...] = TEMPLATE_BLURS) -> tuple[li
     return per_cell, np.tile(np.asarray(labels), len(variants))
 
 
+@functools.lru_cache(maxsize=2)
+def _template_norms(size: int, blurs: tuple[float, ...] = TEMPLATE_BLURS) -> list[np.ndarray]:
+    """Per cell, the squared L2 norm of each template row (``_templates``): the same for every image read."""
+    return [(t * t).sum(1) for t in _templates(size, blurs)[0]]
+
+
+def _one_blas_thread():
+    """A context in which BLAS runs one thread: a template match is a ~100 x 7,000 matrix-vector product, which a
+    threaded BLAS slows down several times on a busy 2-core machine (4 vs 23-33 ms an image measured under load)."""
+    try:
+        from threadpoolctl import threadpool_limits  # installed with scikit-learn
+    except ImportError:
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
 @dataclass
 class SceneReading:
     """What ``read_scene`` sees: the background, and per occupied cell its object."""
@@ -148,7 +166,8 @@ def read_scene(image: np.ndarray) -> SceneReading:
             templates, labels = _templates(size, tuple(TEMPLATE_BLURS))
         query = coverage.reshape(-1).astype(np.float32)
         t = templates[cell]
-        shape, sz = _CLASSES[int(labels[int(((t * t).sum(1) - 2 * t @ query).argmin())])]
+        norms = _template_norms(size, tuple(TEMPLATE_BLURS))[cell]
+        shape, sz = _CLASSES[int(labels[int((norms - 2 * t @ query).argmin())])]
         objects[cell] = {"colour": colour, "shape": shape, "size": sz, "mass": round(mass, 2)}
     return SceneReading(background, objects)
 
@@ -210,23 +229,24 @@ def score_adherence(images, entries: Sequence[dict], size: int | None = None) ->
     if not len(images):
         raise ValueError("no images to score")
     per_image = []
-    for i, (image, entry) in enumerate(zip(images, entries)):
-        image = np.asarray(image)
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3 or image.shape[0] != image.shape[1]:
-            raise ValueError(f"image {i}: expected a square RGB uint8 image [S, S, 3], got {image.dtype} "
-                             f"{tuple(image.shape)}")
-        if size is not None and image.shape[0] != size:
-            raise ValueError(f"image {i} is {image.shape[0]} px, the data set's scenes are {size} px")
-        if image.shape[0] < 12:
-            raise ValueError(f"image {i} is {image.shape[0]} px: too small for a 3x3 grid of shapes (>= 12 px)")
-        _check_entry(entry, i)
-        reading = read_scene(image)
-        result = judge(reading, entry)
-        result["read"] = {"background": reading.background,
-                          "objects": {str(c): o for c, o in sorted(reading.objects.items())}}
-        if "file" in entry:
-            result["file"] = entry["file"]
-        per_image.append(result)
+    with _one_blas_thread():
+        for i, (image, entry) in enumerate(zip(images, entries)):
+            image = np.asarray(image)
+            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3 or image.shape[0] != image.shape[1]:
+                raise ValueError(f"image {i}: expected a square RGB uint8 image [S, S, 3], got {image.dtype} "
+                                 f"{tuple(image.shape)}")
+            if size is not None and image.shape[0] != size:
+                raise ValueError(f"image {i} is {image.shape[0]} px, the data set's scenes are {size} px")
+            if image.shape[0] < 12:
+                raise ValueError(f"image {i} is {image.shape[0]} px: too small for a 3x3 grid of shapes (>= 12 px)")
+            _check_entry(entry, i)
+            reading = read_scene(image)
+            result = judge(reading, entry)
+            result["read"] = {"background": reading.background,
+                              "objects": {str(c): o for c, o in sorted(reading.objects.items())}}
+            if "file" in entry:
+                result["file"] = entry["file"]
+            per_image.append(result)
     return {"images": per_image, "summary": summarize(per_image)}
 
 

@@ -98,7 +98,9 @@ def find_pair(root: str | os.PathLike | None = None, name: str | None = None) ->
     textok, baseline = shipped_checkpoints(root, prefix=name)
     by_n = [{_num_tokens(p): p for p in paths} for paths in (textok, baseline)]
     common = sorted(set(by_n[0]) & set(by_n[1]))
-    return {"num_tokens": common[-1], "textok": by_n[0][common[-1]], "baseline": by_n[1][common[-1]]} if common else None
+    if not common:
+        return None
+    return {"num_tokens": common[-1], "textok": by_n[0][common[-1]], "baseline": by_n[1][common[-1]]}
 
 
 def dit_for(tokenizer_folder: str | os.PathLike) -> Path | None:

@@ -134,7 +134,8 @@ def test_ship_refuses_a_dit_of_another_tokenizer(study, scenes_study, tmp_path):
     with pytest.raises(SystemExit, match="expected textok=FOLDER"):
         ship.main(["--work", str(work), "--results", str(results), "--dit", "dit=x"])
     with pytest.raises(SystemExit, match="baseline-n1-s0: no scores of budget 40"):
-        ship.main(["--work", str(work), "--results", str(results), "--out-root", str(tmp_path / "new"), "--steps", "40"])
+        ship.main(["--work", str(work), "--results", str(results), "--out-root", str(tmp_path / "new"),
+                   "--steps", "40"])
     assert not (tmp_path / "new").exists()  # every run checked before anything is written
     with pytest.raises(SystemExit, match="no budget with a stage model and scores"):
         ship.main(["--work", str(tmp_path / "empty"), "--results", str(results), "--out-root", str(root)])
