@@ -121,6 +121,13 @@ def test_ship_a_dit_beside_its_tokenizer(study, scenes_study, tmp_path, minilm):
     b, tb = original(prompts=prompt, steps=3, sampler="ddim", seed=2, return_tokens=True)
     assert a.shape == (1, 3, 32, 32)
     torch.testing.assert_close(ta, tb, atol=5e-3, rtol=5e-2)  # float16 DiT weights
+    # and `textok sample` takes the shipped folder as it is
+    from textok.cli import main
+
+    png = tmp_path / "sampled.png"
+    assert main(["sample", "--checkpoint", str(dit_dir), "--prompt", prompt[0], "--num", "2", "--steps", "2",
+                 "--out", str(png)]) == 0
+    assert png.stat().st_size > 0
 
 
 def test_ship_refuses_a_dit_of_another_tokenizer(study, scenes_study, tmp_path):
