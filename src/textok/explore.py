@@ -406,11 +406,12 @@ class Explorer:
 # --------------------------------------------------------------------------------------------
 
 #: the scenes the page offers, name -> caption in the data's grammar (objects in reading order, as in training);
-#: the first opens the page. The last holds a colour-shape pair no scenes model saw (``HELDOUT_PAIRS``).
+#: the first, the richest caption, opens the page. The last holds a colour-shape pair no scenes model saw
+#: (``HELDOUT_PAIRS``).
 SCENE_EXAMPLES = {
-    "two objects": "a large red circle at top left and a small blue diamond at bottom right, on a grey background",
     "three objects": "a small yellow square at top middle, a large cyan ring at center and a small white cross at "
                      "bottom left, on a navy background",
+    "two objects": "a large red circle at top left and a small blue diamond at bottom right, on a grey background",
     "one object": "a large orange triangle at middle right, on a black background",
     "held-out pair (red triangle)": "a small green circle at top right and a large red triangle at center, on a "
                                     "brown background",

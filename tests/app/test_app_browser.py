@@ -190,13 +190,15 @@ def test_the_scenes_tab_in_a_browser(app_url, browser, shots):
     assert _text(d, "#scene-status") == ""
     d.save_screenshot(str(shots / "0-scenes-opening.png"))
 
-    # 2. the menus write the caption: object 1 turns blue, object 3 is switched on
+    # 2. the menus write the caption: object 1 turns blue, object 3 is switched off
+    assert first.startswith("a small yellow square at top middle, ") and first.count(" at ") == 3
     _pick(d, "#scene-colour-1", "blue")
-    _wait(d, lambda d: _value(d, "#scene-caption textarea").startswith("a large blue circle at top left"), "menu -> caption")
+    _wait(d, lambda d: _value(d, "#scene-caption textarea").startswith("a small blue square at top middle"),
+          "menu -> caption")
     d.find_element(By.CSS_SELECTOR, "#scene-on-3 input").click()
-    caption = _wait(d, lambda d: (v := _value(d, "#scene-caption textarea")) and "at bottom left" in v and v,
-                    "object 3 in the caption")
-    assert caption.count(" at ") == 3 and caption.endswith("on a grey background")
+    caption = _wait(d, lambda d: (v := _value(d, "#scene-caption textarea")) and v.count(" at ") == 2 and v,
+                    "object 3 out of the caption")
+    assert caption.startswith("a small blue square at top middle and ") and caption.endswith("on a navy background")
 
     # 3. the same tokens (the opening scene's) decoded with the edited caption
     d.find_element(By.CSS_SELECTOR, "#scene-edit").click()
@@ -214,7 +216,7 @@ def test_the_scenes_tab_in_a_browser(app_url, browser, shots):
 
     # 5. a random background edit: the caption changes, and the decode follows
     d.find_element(By.CSS_SELECTOR, "#scene-swap-background").click()
-    note = _wait(d, lambda d: (t := _text(d, "#scene-status")) and "random edit: background: grey ->" in t and t, "the edit")
+    note = _wait(d, lambda d: (t := _text(d, "#scene-status")) and "random edit: background: navy ->" in t and t, "the edit")
     new_bg = note.split("-> ")[1].split()[0]
     _wait(d, lambda d: _value(d, "#scene-caption textarea").endswith(f"on a {new_bg} background"), "the edited caption")
     _wait(d, lambda d: _value(d, "#scene-background input") == new_bg, "the background menu")

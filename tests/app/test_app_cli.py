@@ -206,8 +206,8 @@ def test_scene_handlers_judge_each_image_and_report_bad_captions(scene_explorer)
     assert props["scene-caption"]["value"] == props["scene-made-from"]["value"] == first
     assert all(props[f"scene-img-{k}"]["value"] for k in ("original", "baseline", "textok"))
     assert "| TexTok | the caption |" in props["scene-metrics"]["value"]
-    assert props["scene-colour-1"]["value"] == "red" and props["scene-cell-2"]["value"] == "bottom right"
-    assert props["scene-on-3"]["value"] is False
+    assert props["scene-colour-1"]["value"] == "yellow" and props["scene-cell-2"]["value"] == "center"
+    assert props["scene-on-3"]["value"] is True and props["scene-background"]["value"] == "navy"
 
 
 def test_scene_menus_and_caption_agree():
