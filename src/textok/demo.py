@@ -113,8 +113,8 @@ def scenes_demo(out: Path, models: dict, pair: dict, num: int, seed: int, prompt
                    *(pct(report["adherence"][kind][k]["images"][f]) for k in ("originals", *ARMS))] for f in factors]
         if kind != "new scenes":
             continue
-        _save(captioned_grid({"original": images[:rows], **{ARMS[a]: recs[a][:rows] for a in ARMS}}, captions[:rows]),
-              out / "reconstructions.png")
+        grid = {"original": images[:rows], **{ARMS[a]: recs[a][:rows] for a in ARMS}}
+        _save(captioned_grid(grid, captions[:rows], scale=3), out / "reconstructions.png")
         edited = {f: [sc.swap_scene(s, f, i) for i, s in enumerate(scenes)] for f in sc.SWAP_FACTORS}
         shown = {}  # factor -> TexTok's decodes (the last arm)
         for f, pairs in edited.items():
