@@ -415,33 +415,65 @@ def swaps_lines(swaps: dict | None, out_rel: str, command: str) -> list[str]:
     return L + ["", f"![swaps]({out_rel}/swaps.png)"]
 
 
-README_MARKERS = ("<!-- scenes line: studies/scenes/report.py -->", "<!-- end scenes line -->")
+README_MARKERS = ("<!-- scenes table: studies/scenes/report.py -->", "<!-- end scenes table -->")
+README_SPLITS = {"val": "new scenes", "val_compositional": "held-out colour-shape pairs"}
 
 
-def readme_line(readme: Path, t1: list[dict], st: dict) -> bool:
-    """Write the study's one README line (val PSNR and rFID gain per N scored) between README_MARKERS; False (and
-    the file untouched) when the markers are missing or nothing is scored."""
+def _p(p) -> str:
+    return "–" if p is None else f"{p:.2g}"
+
+
+def readme_rows(t1: list[dict], generation: dict | None) -> list[str]:
+    """The README's scenes table (the trained phase): per N, TexTok vs the baseline on reconstruction (val PSNR,
+    val rFID, held-out pairs' PSNR; seed means) and, where DiTs are scored, text-to-image (the whole scene read back
+    right, many-step sampler, and gFID), each with its seeds and Welch p."""
+    L = ["| task | N | measure | seeds per arm | no-text baseline | TexTok | p |", "|---|---:|---|---:|---:|---:|---:|"]
+    by = {(r["num_tokens"], r["split"], r["metric"]): r for r in t1}
+    for n in sorted({k[0] for k in by}):
+        for split, metric, label in (("val", "psnr", "PSNR (dB) ↑"), ("val", "rfid", "rFID ↓"),
+                                     ("val_compositional", "psnr", "PSNR (dB) ↑")):
+            r = by.get((n, split, metric))
+            if r:
+                L.append(f"| reconstruction, {README_SPLITS[split]} | {n} | {label} | {min(r['seeds'])} | "
+                         f"{pm(r['baseline'], r['baseline_std'], 2 if metric == 'psnr' else 1)} | "
+                         f"{pm(r['textok'], r['textok_std'], 2 if metric == 'psnr' else 1)} | {_p(r['p'])} |")
+    rows = (generation or {}).get("rows", [])
+    many = {}
+    for r in rows:  # per (N, split): the many-step sampler at the config's guidance (the first such row)
+        many.setdefault((r["num_tokens"], r["split"]), r)
+    pct = lambda ms: pm(*(None if v is None else 100 * v for v in ms), 1) + "%"  # noqa: E731
+    for (n, split), r in sorted(many.items()):
+        a = r["arms"]
+        if set(a) != {"textok", "baseline"}:
+            continue
+        seeds = min(a["textok"]["dit_seeds"], a["baseline"]["dit_seeds"])
+        L.append(f"| text-to-image, {README_SPLITS[split]} captions | {n} | whole scene right ↑ | {seeds} | "
+                 f"{pct(a['baseline']['images']['exact'])} | {pct(a['textok']['images']['exact'])} | "
+                 f"{_p(r['welch_p']['exact'])} |")
+        if a["textok"]["gfid"][0] is not None and a["baseline"]["gfid"][0] is not None:
+            L.append(f"| text-to-image, {README_SPLITS[split]} captions | {n} | gFID ↓ | {seeds} | "
+                     f"{pm(*a['baseline']['gfid'], 1)} | {pm(*a['textok']['gfid'], 1)} | {_p(r['welch_p']['gfid'])} |")
+    return L
+
+
+def readme_table(readme: Path, t1: list[dict], generation: dict | None, st: dict) -> bool:
+    """Write the README's scenes table (``readme_rows``) between README_MARKERS; False (and the file untouched) when
+    the markers are missing or nothing is scored."""
     from textok.io import write_text_atomic
 
-    rows = {(r["num_tokens"], r["metric"]): r for r in t1 if r["split"] == "val"}
-    ns = sorted({n for n, _ in rows})
-    if not readme.is_file() or not ns:
+    if not readme.is_file() or not t1:
         return False
     text = readme.read_text()
     start, end = README_MARKERS
     if start not in text or end not in text:
-        print(f"[report] {readme}: no scenes-line markers; skipped", flush=True)
+        print(f"[report] {readme}: no scenes-table markers; skipped", flush=True)
         return False
-    parts = []
-    for n in ns:
-        p, f = rows.get((n, "psnr"), {}), rows.get((n, "rfid"), {})
-        parts.append(f"N = {n}: {fmt(p.get('gain'), 2, True)} dB PSNR, {fmt(f.get('gain'), 1, True)}% rFID "
-                     f"({p.get('seeds', [0])[0]} seed(s) per arm)")
-    line = (f"Procedural scenes whose captions state every factor ([docs/results/scenes.md](docs/results/scenes.md), "
-            f"{st.get('steps')} steps, {st.get('train_scenes')} training scenes, new scenes): TexTok vs the baseline, "
-            + "; ".join(parts) + ".")
+    note = (f"Printed by `python -m studies.scenes.report` from the score files ({st.get('train_scenes')} training "
+            f"scenes, 300 evenly spaced images scored per split, text-to-image on every caption; {st.get('cpu')}); "
+            "mean ± std over seeds, Welch p. Full report: [docs/results/scenes.md](docs/results/scenes.md).")
+    block = "\n".join([note, "", *readme_rows(t1, generation)])
     head, rest = text.split(start, 1)
-    write_text_atomic(readme, head + start + "\n" + line + "\n" + end + rest.split(end, 1)[1])
+    write_text_atomic(readme, head + start + "\n" + block + "\n" + end + rest.split(end, 1)[1])
     return True
 
 
@@ -480,8 +512,9 @@ def main(argv: list[str] | None = None) -> int:
         out_rel = args.out.resolve().as_posix()
     page = trained + "\n" + render(summary, plotted, out_rel)  # the trained phase first: it is the newer evidence
     write_text_atomic(args.page, page)
-    if args.page.resolve() == PAGE.resolve():  # the study's own page: its README line too (not a test's copy)
-        readme_line(study.REPO / "README.md", summary["table1"], summary["setting"])
+    if args.page.resolve() == PAGE.resolve():  # the study's own page: the README's scenes table too (not a test's)
+        readme_table(study.REPO / "README.md", trained_summary["table1"], trained_summary.get("generation"),
+                     trained_summary["setting"])
     write_json_atomic(args.out / "summary.json", summary)
     print(f"[report] {args.page} (first phase: {len(runs)} runs, budget {steps}; trained phase: "
           f"{len(trained_summary['runs_final'])} of {len(trained_summary['plateau'])} runs at their final rung)")

@@ -244,3 +244,37 @@ def test_scheduler_starts_trained_workers(sr, tiny_scenes, tmp_path, monkeypatch
     assert cmd[cmd.index("--threads") + 1] == threads == "2" and "--steps" not in cmd
     assert cmd[cmd.index("--config") + 1].endswith("scenes32_fast.yaml")
     assert "if every run climbs to the cap (4000 steps: its last rung 4000)" in capsys.readouterr().out
+
+
+def test_readme_table_from_table1_and_generation(tmp_path):
+    """The README's scenes table: reconstruction rows per N from Table 1, text-to-image rows (exact, gFID) per split
+    from the generation summary, written only between its markers."""
+    from studies.scenes import report
+
+    def row(n, split, metric, base, tex):
+        return {"num_tokens": n, "split": split, "metric": metric, "baseline": base, "baseline_std": 0.1,
+                "textok": tex, "textok_std": 0.2, "seeds": [2, 2], "gain": None, "p": 0.001}
+
+    t1 = [row(1, "val", "psnr", 25.8, 32.6), row(1, "val", "rfid", 124.5, 79.7),
+          row(1, "val_compositional", "psnr", 25.9, 32.4), row(1, "val", "ssim", 0.8, 0.9)]
+    arm = lambda exact, gfid: {"dit_seeds": 1, "gfid": [gfid, None], "images": {"exact": [exact, None]}}  # noqa: E731
+    gen = {"rows": [{"num_tokens": 1, "split": "val", "sampler": "ddim", "steps": 50, "cfg_scale": 3.0,
+                     "arms": {"textok": arm(0.9, 40.0), "baseline": arm(0.2, 60.0)},
+                     "welch_p": {"exact": None, "gfid": None}},
+                    {"num_tokens": 1, "split": "val", "sampler": "ddim", "steps": 8, "cfg_scale": 3.0,
+                     "arms": {"textok": arm(0.5, 90.0), "baseline": arm(0.1, 95.0)},
+                     "welch_p": {"exact": None, "gfid": None}}]}
+    lines = report.readme_rows(t1, gen)
+    assert len(lines) == 2 + 3 + 2  # header, PSNR / rFID / held-out PSNR, exact + gFID of the many-step sampler
+    assert "| 25.80 ± 0.10 | 32.60 ± 0.20 | 0.001 |" in lines[2]
+    assert "whole scene right" in lines[5] and "| 20.0% | 90.0% |" in lines[5]
+    assert "| 60.0 | 40.0 |" in lines[6]
+    readme = tmp_path / "README.md"
+    start, end = report.README_MARKERS
+    readme.write_text(f"top\n{start}\nold\n{end}\nbottom\n")
+    assert report.readme_table(readme, t1, gen, {"train_scenes": 25000, "cpu": "AMD EPYC"})
+    text = readme.read_text()
+    assert text.startswith("top\n") and text.endswith(f"{end}\nbottom\n") and "old" not in text
+    assert "| reconstruction, new scenes | 1 | PSNR (dB) ↑ | 2 |" in text
+    readme.write_text("no markers\n")
+    assert not report.readme_table(readme, t1, gen, {}) and readme.read_text() == "no markers\n"
