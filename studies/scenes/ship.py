@@ -31,6 +31,7 @@ from ..shipping import OUT_ROOT, REPO, folder_bytes, ship_dit, ship_tokenizer, s
 PREFIX = "scenes32"
 RUNS = ("textok-n1-s0", "baseline-n1-s0")
 RESULTS = REPO / "docs" / "results" / "scenes" / "trained" / "runs"
+T2I_RESULTS = REPO / "docs" / "results" / "scenes" / "trained" / "t2i"  # studies/scenes/t2i.py's score files
 WORK = Path(os.environ.get("TEXTOK_SCENES_WORK", Path.home() / ".cache" / "textok" / "studies" / "scenes"))
 SPLITS = ("val", "val_compositional")
 
@@ -154,21 +155,64 @@ def dit_readme(source: dict) -> str:
              "    from textok.generation import Pipeline",
              f"    pipe = Pipeline.from_pretrained(textok.pretrained.path(\"{name}\"))",
              "    images = pipe(prompts=[\"a large red circle at center, on a grey background\"])", "",
-             f"- trained from: `{source['generation_folder']}`" + (f", {source['steps']:,} steps" if source.get("steps")
-                                                                   else ""),
+             f"- recipe: `configs/{source.get('dit_config_file') or 'dit_t2i_scenes32.yaml'}`, seed "
+             f"{source.get('dit_seed', '–')}, on the tokens of `{source['tokenizer']}` over the training split of "
+             "`data/scenes25k` (`textok encode-dataset`)" + (f", {source['steps']:,} steps" if source.get("steps")
+                                                             else "")
+             + (f" ({source['train_seconds']:.0f} s on {source.get('cpu')}, {source.get('threads')} threads)"
+                if source.get("train_seconds") else ""),
              f"- sampler: {source['diffusion'].get('sampler')}, {source['diffusion'].get('steps')} steps, "
              f"guidance {source['diffusion'].get('cfg_scale')}",
              f"- size: {source['weights_bytes'] / 1e6:.2f} MB of float16 weights ({source['parameters']:,} parameters)",
              "", "`textok demo` generates from typed captions with each arm's DiT and prints the adherence "
-             "(`textok.metrics.scenes`).", "", LICENCE_NOTE]
-    return "\n".join(lines)
+             "(`textok.metrics.scenes`).", ""]
+    scores = source.get("scores")
+    if scores:
+        lines += ["## Scores", "",
+                  f"One sample per caption of each split (1,000), read back by `textok.metrics.scenes` (% of images "
+                  f"right; exact: the whole scene); gFID of the first {scores['gfid_num']} samples against the split's "
+                  f"real renders. Written to `{scores['file']}` by", "", f"    {scores['command']}", "",
+                  "| split | sampler | guidance | exact | colour | shape | size | background | gFID |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in scores["rows"]:
+            a = r["images"]
+            lines.append(f"| {r['split']} | {r['sampler']} {r['steps']} | {r['cfg_scale']:g} | "
+                         + " | ".join(f"{100 * a[f]:.1f}%" for f in ("exact", "colour", "shape", "size", "background"))
+                         + f" | {'–' if r['gfid'] is None else format(r['gfid'], '.1f')} |")
+        lines.append("")
+    return "\n".join(lines + [LICENCE_NOTE])
+
+
+def t2i_scores(generation: Path, arm: str, results: Path = T2I_RESULTS) -> dict:
+    """What ``studies/scenes/t2i.py`` recorded of the DiT in ``generation`` (``<work>/<name>/dit_<arm>_d<seed>/model``):
+    its training and, when scored, its adherence and gFID rows (``{}`` when the folder is not one of that driver's)."""
+    run = Path(generation).parent
+    parts = run.name.split("_")
+    if len(parts) != 3 or parts[0] != "dit" or parts[1] != arm or not parts[2][1:].isdigit():
+        return {}
+    seed = int(parts[2][1:])
+    path = Path(results) / f"{run.parent.name}-{arm}-d{seed}.json"
+    if not path.is_file():
+        return {"dit_seed": seed}
+    rec = json.loads(path.read_text(encoding="utf-8"))
+    rows = [{"split": e["split"], "sampler": e["sampler"], "steps": e["steps"], "cfg_scale": e["cfg_scale"],
+             "images": e["adherence"]["images"], "gfid": (e.get("gfid") or {}).get("gfid")}
+            for e in rec["scores"].values()]
+    gfid_num = sorted({(e.get("gfid") or {}).get("num") for e in rec["scores"].values()} - {None})
+    dit = rec["dit"]
+    return {"dit_seed": seed, "dit_config_file": dit.get("config"), "train_seconds": dit.get("seconds"),
+            "cpu": dit.get("device"), "threads": dit.get("threads"),
+            "scores": {"file": shown_path(path), "rows": rows, "gfid_num": ", ".join(map(str, gfid_num)) or "–",
+                       "command": f"python -m studies.scenes.t2i --num-tokens {rec['num_tokens']} --study-work <work> "
+                                  f"--dit-seeds {seed} --gfid-num {gfid_num[0] if gfid_num else 0}"}}
 
 
 def ship_run_dit(arm: str, generation: Path, tokenizer: Path) -> Path:
-    """Ship the DiT of ``generation`` beside the shipped tokenizer folder ``tokenizer``."""
+    """Ship the DiT of ``generation`` beside the shipped tokenizer folder ``tokenizer``, its card with the scores
+    ``studies/scenes/t2i.py`` recorded of it."""
     summary = Path(generation).parent / "train_summary.json"  # textok train-dit's, beside <run>/model
     steps = json.loads(summary.read_text(encoding="utf-8")).get("step") if summary.is_file() else None
-    return ship_dit(generation, tokenizer, {"arm": arm, "steps": steps}, dit_readme)
+    return ship_dit(generation, tokenizer, {"arm": arm, "steps": steps, **t2i_scores(generation, arm)}, dit_readme)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -146,3 +146,26 @@ def test_ship_refuses_a_dit_of_another_tokenizer(study, scenes_study, tmp_path):
     assert not (tmp_path / "new").exists()  # every run checked before anything is written
     with pytest.raises(SystemExit, match="no budget with a stage model and scores"):
         ship.main(["--work", str(tmp_path / "empty"), "--results", str(results), "--out-root", str(root)])
+
+
+def test_t2i_scores_read_the_dit_score_file(tmp_path):
+    """A DiT of studies/scenes/t2i.py (<work>/<name>/dit_<arm>_d<seed>/model) gets its score file's rows on its card;
+    another folder gets none."""
+    from studies.scenes import ship
+
+    entry = {"split": "val", "sampler": "ddim", "steps": 50, "cfg_scale": 3.0, "gfid": {"gfid": 74.9, "num": 300},
+             "adherence": {"images": {f: 0.5 for f in ("exact", "colour", "shape", "size", "background")}}}
+    rec = {"num_tokens": 1, "scores": {"val/ddim50/cfg3": entry},
+           "dit": {"config": "dit_t2i_scenes32.yaml", "seconds": 650.0, "device": "AMD EPYC", "threads": 2}}
+    (tmp_path / "n1-textok-d1.json").write_text(json.dumps(rec))
+    got = ship.t2i_scores(tmp_path / "work" / "n1" / "dit_textok_d1" / "model", "textok", tmp_path)
+    assert got["dit_seed"] == 1 and got["train_seconds"] == 650.0
+    assert got["scores"]["rows"] == [{"split": "val", "sampler": "ddim", "steps": 50, "cfg_scale": 3.0,
+                                      "images": entry["adherence"]["images"], "gfid": 74.9}]
+    assert "--dit-seeds 1 --gfid-num 300" in got["scores"]["command"]
+    assert ship.t2i_scores(tmp_path / "elsewhere" / "model", "textok", tmp_path) == {}
+    assert ship.t2i_scores(tmp_path / "work" / "n1" / "dit_textok_d0" / "model", "textok", tmp_path) == {"dit_seed": 0}
+    card = ship.dit_readme({"name": "x-dit", "tokenizer": "x", "dit_config": {"width": 8, "depth": 1},
+                            "diffusion": {"sampler": "ddim", "steps": 50, "cfg_scale": 3.0}, "weights_bytes": 10,
+                            "parameters": 5, "steps": 3000, **got})
+    assert "| val | ddim 50 | 3 | 50.0% | 50.0% | 50.0% | 50.0% | 50.0% | 74.9 |" in card
