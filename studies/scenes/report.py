@@ -417,6 +417,7 @@ def swaps_lines(swaps: dict | None, out_rel: str, command: str) -> list[str]:
 
 README_MARKERS = ("<!-- scenes table: studies/scenes/report.py -->", "<!-- end scenes table -->")
 README_SPLITS = {"val": "new scenes", "val_compositional": "held-out colour-shape pairs"}
+README_PROMPTS = {"val": "captions of new scenes", "val_compositional": "captions with held-out pairs"}
 
 
 def _p(p) -> str:
@@ -447,11 +448,11 @@ def readme_rows(t1: list[dict], generation: dict | None) -> list[str]:
         if set(a) != {"textok", "baseline"}:
             continue
         seeds = min(a["textok"]["dit_seeds"], a["baseline"]["dit_seeds"])
-        L.append(f"| text-to-image, {README_SPLITS[split]} captions | {n} | whole scene right ↑ | {seeds} | "
+        L.append(f"| text-to-image, {README_PROMPTS[split]} | {n} | whole scene right ↑ | {seeds} | "
                  f"{pct(a['baseline']['images']['exact'])} | {pct(a['textok']['images']['exact'])} | "
                  f"{_p(r['welch_p']['exact'])} |")
         if a["textok"]["gfid"][0] is not None and a["baseline"]["gfid"][0] is not None:
-            L.append(f"| text-to-image, {README_SPLITS[split]} captions | {n} | gFID ↓ | {seeds} | "
+            L.append(f"| text-to-image, {README_PROMPTS[split]} | {n} | gFID ↓ | {seeds} | "
                      f"{pm(*a['baseline']['gfid'], 1)} | {pm(*a['textok']['gfid'], 1)} | {_p(r['welch_p']['gfid'])} |")
     return L
 
