@@ -434,7 +434,7 @@ def readme_rows(t1: list[dict], generation: dict | None) -> list[str]:
         for split, metric, label in (("val", "psnr", "PSNR (dB) ↑"), ("val", "rfid", "rFID ↓"),
                                      ("val_compositional", "psnr", "PSNR (dB) ↑")):
             r = by.get((n, split, metric))
-            if r:
+            if r and r["baseline"] is not None and r["textok"] is not None:  # a comparison: both arms scored
                 L.append(f"| reconstruction, {README_SPLITS[split]} | {n} | {label} | {min(r['seeds'])} | "
                          f"{pm(r['baseline'], r['baseline_std'], 2 if metric == 'psnr' else 1)} | "
                          f"{pm(r['textok'], r['textok_std'], 2 if metric == 'psnr' else 1)} | {_p(r['p'])} |")
