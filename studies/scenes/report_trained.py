@@ -230,6 +230,46 @@ def findings(summary: dict) -> list[str]:
     return out
 
 
+def verdict(summary: dict) -> str | None:
+    """The trained phase's verdict, every number read from the summary: per N with both arms at their final rung,
+    reconstruction on new scenes and on held-out colour-shape pairs, the compression it buys, and (where DiTs are
+    scored) text-to-image adherence and gFID at equal N (many-step sampler, the config's guidance)."""
+    t1 = {(r["num_tokens"], r["split"], r["metric"]): r for r in summary["table1"]}
+    comp = {r["num_tokens"]: r for r in summary["compression"]}
+    gen: dict[tuple, dict] = {}
+    for r in (summary.get("generation") or {}).get("rows", []):
+        gen.setdefault((r["num_tokens"], r["split"]), r)  # the first row per (N, split): the many-step sampler
+    parts = []
+    for n in sorted({k[0] for k in t1}):
+        v, c = t1.get((n, "val", "psnr")), t1.get((n, "val_compositional", "psnr"))
+        if not v or v["textok"] is None or v["baseline"] is None:
+            continue
+        seeds = f"{v['seeds'][0]} vs {v['seeds'][1]} seeds"
+        text = (f"at N = {n} ({seeds}), TexTok reconstructs new scenes at {fmt(v['textok'])} dB PSNR against the "
+                f"baseline's {fmt(v['baseline'])} (p = {fmt(v['p'], 3)})")
+        if c and c["textok"] is not None and c["baseline"] is not None:
+            text += f" and held-out colour-shape pairs at {fmt(c['textok'])} against {fmt(c['baseline'])}"
+        k = comp.get(n, {})
+        if k.get("psnr_baseline_n") and k["psnr_baseline_n"] > n:  # a compression only against a larger baseline N
+            text += (f"; it matches the baseline at N' = {k['psnr_baseline_n']} tokens"
+                     + (" or more (the largest scored)" if k["psnr_at_least"] else "")
+                     + f" ({'≥ ' if k['psnr_at_least'] else ''}{k['psnr_factor']:g}x compression)")
+        for split, label in (("val", "captions of new scenes"), ("val_compositional", "held-out-pair captions")):
+            g = gen.get((n, split))
+            if not g or set(g["arms"]) != {"textok", "baseline"}:
+                continue
+            a = g["arms"]
+            pct = lambda arm: f"{100 * a[arm]['images']['exact'][0]:.1f}%"  # noqa: E731
+            gf = lambda arm: fmt(a[arm]["gfid"][0], 1)  # noqa: E731
+            text += (f"; text-to-image from {label} ({min(a['textok']['dit_seeds'], a['baseline']['dit_seeds'])} DiT "
+                     f"seed(s) per arm, {g['sampler']} {g['steps']}): the whole scene right in {pct('textok')} of "
+                     f"TexTok's samples against {pct('baseline')}, gFID {gf('textok')} against {gf('baseline')}")
+        parts.append(text)
+    if not parts:
+        return None
+    return "**Verdict:** " + "; ".join(parts) + "."
+
+
 def render(summary: dict, plotted: bool, out_rel: str, generation: list[str]) -> str:
     """The trained section's Markdown (``out_rel``: the folder of curves.png and swaps.png, relative to the page;
     ``generation``: the text-to-image section's lines, heading included, from ``studies.scenes.t2i``)."""
@@ -247,7 +287,7 @@ def render(summary: dict, plotted: bool, out_rel: str, generation: list[str]) ->
         L += [f"Setting: `configs/{PHASE.config.name}` ({st['optimizer']}), {st['train_scenes']} training scenes, "
               f"batch {st['batch_size']}, {st['eval_num'] or 'every'} evenly spaced images scored per split, "
               f"{st['cpu']}.", ""]
-    v = first.verdict(summary["table1"])
+    v = verdict(summary)
     L += ([v, ""] if v else []) + ["## Trained: findings", ""] + [f"- {f}" for f in findings(summary)]
     L += ["", "## Trained: plateau status per run", "",
           "Rungs scored with their val PSNR; gain: over the last doubling; seconds: training to the newest rung.", "",
