@@ -201,7 +201,9 @@ def findings(t1: list[dict], curve_rows: list[dict], rich: list[dict], enc: list
              swaps: dict | None) -> list[str]:
     """The findings list, every number read from the tables above it."""
     out = []
-    val_psnr = {r["num_tokens"]: r for r in t1 if r["split"] == "val" and r["metric"] == "psnr"}
+    # N where both arms are scored: a finding compares them
+    val_psnr = {r["num_tokens"]: r for r in t1 if r["split"] == "val" and r["metric"] == "psnr"
+                and r["textok"] is not None and r["baseline"] is not None}
     val_rfid = {r["num_tokens"]: r for r in t1 if r["split"] == "val" and r["metric"] == "rfid"}
     for n, r in sorted(val_psnr.items()):
         f = val_rfid.get(n, {})
@@ -217,13 +219,14 @@ def findings(t1: list[dict], curve_rows: list[dict], rich: list[dict], enc: list
         out.append(f"The PSNR gain {trend}: " + ", ".join(
             f"{fmt(g, 2, True)} dB at N = {n} ({k} seed{'s' if k > 1 else ''})" for n, g, k in gains) + ".")
     squeeze = [r for r in compression(t1) if r["psnr_baseline_n"] is not None and r["psnr_baseline_n"] > r["num_tokens"]]
-    if len(val_psnr) >= 2:
+    if len({r["num_tokens"] for r in t1 if r["split"] == "val" and r["metric"] == "psnr"}) >= 2:
         out.append("Compression (val PSNR, seed means): " + ("; ".join(
             f"TexTok at N = {r['num_tokens']} matches the baseline at N = {r['psnr_baseline_n']} "
             f"({'at least ' if r['psnr_at_least'] else ''}{r['psnr_factor']:g}x fewer tokens)" for r in squeeze)
             if squeeze else
             "no TexTok N matches the baseline at a larger N") + ".")
-    comp = {r["num_tokens"]: r for r in t1 if r["split"] == "val_compositional" and r["metric"] == "psnr"}
+    comp = {r["num_tokens"]: r for r in t1 if r["split"] == "val_compositional" and r["metric"] == "psnr"
+            and r["gain"] is not None}
     if comp:
         out.append("Held-out colour-shape pairs (val_compositional): PSNR gain " + ", ".join(
             f"{fmt(r['gain'], 2, True)} dB at N = {n}" for n, r in sorted(comp.items())) + ".")
