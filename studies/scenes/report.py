@@ -455,7 +455,8 @@ def readme_rows(t1: list[dict], generation: dict | None) -> list[str]:
                  f"{pct(a['baseline']['images']['exact'])} | {pct(a['textok']['images']['exact'])} | "
                  f"{_p(r['welch_p']['exact'])} |")
         if a["textok"]["gfid"][0] is not None and a["baseline"]["gfid"][0] is not None:
-            L.append(f"| text-to-image, {README_PROMPTS[split]} | {n} | gFID ↓ | {seeds} | "
+            num = ", ".join(map(str, a["textok"].get("gfid_num") or [])) or "?"
+            L.append(f"| text-to-image, {README_PROMPTS[split]} | {n} | gFID ↓ ({num} samples) | {seeds} | "
                      f"{pm(*a['baseline']['gfid'], 1)} | {pm(*a['textok']['gfid'], 1)} | {_p(r['welch_p']['gfid'])} |")
     return L
 
@@ -473,7 +474,8 @@ def readme_table(readme: Path, t1: list[dict], generation: dict | None, st: dict
         print(f"[report] {readme}: no scenes-table markers; skipped", flush=True)
         return False
     note = (f"Printed by `python -m studies.scenes.report` from the score files ({st.get('train_scenes')} training "
-            f"scenes, 300 evenly spaced images scored per split, text-to-image on every caption; {st.get('cpu')}); "
+            f"scenes, 300 evenly spaced images scored per split, text-to-image from every caption of the split; "
+            f"{st.get('cpu')}); "
             "mean ± std over seeds, Welch p. Full report: [docs/results/scenes.md](docs/results/scenes.md).")
     block = "\n".join([note, "", *readme_rows(t1, generation)])
     head, rest = text.split(start, 1)
