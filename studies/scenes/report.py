@@ -427,6 +427,15 @@ def _p(p) -> str:
     return "–" if p is None else f"{p:.2g}"
 
 
+def headline_generation_rows(generation: dict | None) -> dict[tuple[int, str], dict]:
+    """(N, split) -> the text-to-image summary's first row there: the many-step sampler at the config's guidance
+    (``studies.scenes.t2i.generation_summary`` orders them so)."""
+    rows: dict[tuple[int, str], dict] = {}
+    for r in (generation or {}).get("rows", []):
+        rows.setdefault((r["num_tokens"], r["split"]), r)
+    return rows
+
+
 def readme_rows(t1: list[dict], generation: dict | None) -> list[str]:
     """The README's scenes table (the trained phase): per N, TexTok vs the baseline on reconstruction (val PSNR,
     val rFID, held-out pairs' PSNR; seed means) and, where DiTs are scored, text-to-image (the whole scene read back
@@ -443,10 +452,7 @@ def readme_rows(t1: list[dict], generation: dict | None) -> list[str]:
                 L.append(f"| reconstruction, {README_SPLITS[split]} | {n} | {label} | {min(r['seeds'])} | "
                          f"{pm(r['baseline'], r['baseline_std'], 2 if metric == 'psnr' else 1)} | "
                          f"{pm(r['textok'], r['textok_std'], 2 if metric == 'psnr' else 1)} | {_p(r['p'])} |")
-    rows = (generation or {}).get("rows", [])
-    many = {}
-    for r in rows:  # per (N, split): the many-step sampler at the config's guidance (the first such row)
-        many.setdefault((r["num_tokens"], r["split"]), r)
+    many = headline_generation_rows(generation)
     pct = lambda ms: pm(*(None if v is None else 100 * v for v in ms), 1) + "%"  # noqa: E731
     for (n, split), r in sorted(many.items()):
         a = r["arms"]

@@ -236,9 +236,7 @@ def verdict(summary: dict) -> str | None:
     scored) text-to-image adherence and gFID at equal N (many-step sampler, the config's guidance)."""
     t1 = {(r["num_tokens"], r["split"], r["metric"]): r for r in summary["table1"]}
     comp = {r["num_tokens"]: r for r in summary["compression"]}
-    gen: dict[tuple, dict] = {}
-    for r in (summary.get("generation") or {}).get("rows", []):
-        gen.setdefault((r["num_tokens"], r["split"]), r)  # the first row per (N, split): the many-step sampler
+    gen = first.headline_generation_rows(summary.get("generation"))
     parts = []
     for n in sorted({k[0] for k in t1}):
         v, c = t1.get((n, "val", "psnr")), t1.get((n, "val_compositional", "psnr"))

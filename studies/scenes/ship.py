@@ -27,11 +27,11 @@ import sys
 from pathlib import Path
 
 from ..shipping import OUT_ROOT, REPO, folder_bytes, ship_dit, ship_tokenizer, shipped_name, shown_path
+from .t2i import RESULTS as T2I_RESULTS, run_name  # where and under which name t2i.py scores a DiT
 
 PREFIX = "scenes32"
 RUNS = ("textok-n1-s0", "baseline-n1-s0")
 RESULTS = REPO / "docs" / "results" / "scenes" / "trained" / "runs"
-T2I_RESULTS = REPO / "docs" / "results" / "scenes" / "trained" / "t2i"  # studies/scenes/t2i.py's score files
 WORK = Path(os.environ.get("TEXTOK_SCENES_WORK", Path.home() / ".cache" / "textok" / "studies" / "scenes"))
 SPLITS = ("val", "val_compositional")
 
@@ -191,7 +191,7 @@ def t2i_scores(generation: Path, arm: str, results: Path = T2I_RESULTS) -> dict:
     if len(parts) != 3 or parts[0] != "dit" or parts[1] != arm or not parts[2][1:].isdigit():
         return {}
     seed = int(parts[2][1:])
-    path = Path(results) / f"{run.parent.name}-{arm}-d{seed}.json"
+    path = Path(results) / f"{run_name(run.parent.name, arm, seed)}.json"
     if not path.is_file():
         return {"dit_seed": seed}
     rec = json.loads(path.read_text(encoding="utf-8"))
