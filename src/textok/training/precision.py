@@ -13,45 +13,25 @@ log = logging.getLogger("textok.training.trainer")  # the trainer's messages, un
 
 
 def resolve_mixed_precision(mode: str) -> str:
-    """``"auto"`` -> ``"bf16"`` on a GPU with bf16; on a CPU, ``"bf16"`` only where the CPU has AMX
-    tiles and a bf16 matmul measures at least ``CPU_BF16_MIN_SPEEDUP`` x faster than fp32 (Sapphire
-    Rapids and later: several times faster; AVX512-BF16 without AMX runs the models' steps *slower*
-    than fp32, even where its large-matmul probe is faster), else ``"no"``
-    (fp32). The CPU measurement runs once per process: a 256 x 256 matmul in each dtype first, and
-    the 1024 x 1024 one (~0.1 s where bf16 has hardware) only if bf16 is not already far slower
-    there (without any bf16 hardware, e.g. an AVX2-only CPU, bf16 runs at ~1 GFLOP/s and the large
-    measurement alone would take ~9 s). The choice and its reason are logged."""
+    """``"auto"`` -> ``"bf16"`` on a GPU with bf16, ``"no"`` (fp32) on a CPU; other modes pass through.
+
+    On a CPU, bf16 autocast made every measured training step slower, with or without AMX tiles: the
+    scenes recipe (ViT width 96) 1.6x slower on a Sapphire-Rapids-class Xeon with AMX and 1.7x on an
+    AMD EPYC with AVX512-BF16 (``benchmarks/bench_levers.py``, docs/results/speedrun.md), although both
+    CPUs' 1024^3 bf16 matmul is faster than fp32: matrices this narrow are bound by the casts autocast
+    adds around every op, not by the matmuls. Ask for ``mixed_precision=bf16`` explicitly to use it."""
     if mode != "auto":
         return mode
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "no"
-    return _cpu_auto_precision(torch.get_num_threads())
-
-
-CPU_BF16_MIN_SPEEDUP = 1.5  # bf16 rounds activations: only worth it when clearly faster
-CPU_BF16_PROBE_FLOOR = 0.5  # bf16 below this fraction of fp32 at 256^3: emulated, no need to measure more
+    _log_cpu_auto()
+    return "no"
 
 
 @functools.lru_cache(maxsize=None)
-def _cpu_auto_precision(threads: int) -> str:
-    n = 256
-    fp32, bf16 = cpu_matmul_gflops(n, reps=2)
-    if bf16 >= CPU_BF16_PROBE_FLOOR * fp32:  # could be fast: decide on the size the models' matmuls have
-        n = 1024
-        fp32, bf16 = cpu_matmul_gflops(n)
-    try:
-        amx = bool(torch.cpu._is_amx_tile_supported())
-    except AttributeError:  # older torch: no way to ask
-        amx = None
-    # AVX512-BF16 without AMX (AMD Zen 4) wins the large probe (2.4x at 1024^3) yet runs the models' small
-    # matmuls and the casts around them slower than fp32 (the scenes recipe's step 1.7x slower: docs/results/speedrun.md): bf16 on a
-    # CPU needs AMX tiles too (an unknown answer is taken as none)
-    choice = "bf16" if bf16 >= CPU_BF16_MIN_SPEEDUP * fp32 and amx else "no"
-    log.info("mixed_precision=auto on the CPU: %s (measured %d^3 matmul at %d threads: bf16 %.0f GFLOP/s vs fp32 "
-             "%.0f GFLOP/s, %.2fx; bf16 needs >= %.1fx; AMX %s)", "bf16" if choice == "bf16" else "fp32",
-             n, threads, bf16, fp32, bf16 / fp32, CPU_BF16_MIN_SPEEDUP,
-             {True: "present", False: "absent", None: "unknown"}[amx])
-    return choice
+def _log_cpu_auto() -> None:  # once per process
+    log.info("mixed_precision=auto on the CPU: fp32 (bf16 autocast measured slower per step on CPUs with and "
+             "without AMX; set mixed_precision=bf16 to use it anyway)")
 
 
 def cpu_name() -> str:
@@ -85,4 +65,4 @@ def cpu_matmul_gflops(n: int = 1024, reps: int = 3) -> tuple[float, float]:
     return tuple(2 * n**3 / best[k] / 1e9 for k in ("fp32", "bf16"))
 
 
-__all__ = ["resolve_mixed_precision", "cpu_name", "cpu_matmul_gflops", "CPU_BF16_MIN_SPEEDUP"]
+__all__ = ["resolve_mixed_precision", "cpu_name", "cpu_matmul_gflops"]
