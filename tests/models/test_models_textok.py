@@ -197,6 +197,7 @@ def test_bad_tokens_raise_value_error(tiny_config):
         (dict(num_tokens=0), "num_tokens"),
         (dict(text_conditioning="film"), "text_conditioning"),
         (dict(text_norm="yes"), "text_norm"),
+        (dict(zero_init_residual=1), "zero_init_residual"),
     ],
 )
 def test_config_validation_names_the_field(overrides, field):
@@ -242,3 +243,21 @@ def test_initialisation_is_unchanged_for_a_fixed_seed():
     assert set(TexTok.EMBEDDINGS) == {n for n, _ in TexTok(TexTokConfig.from_preset(
         "textok-mini-32", width=16, depth=1, heads=2, num_tokens=4)).named_parameters()
         if n.endswith(("_pos", "_token", "_tokens", ".pos"))}
+
+
+@pytest.mark.parametrize("conditioning", ["in-context", "cross-attention"])
+def test_zero_init_residual_starts_every_block_as_the_identity(tiny_config, conditioning):
+    cfg = dataclasses.replace(tiny_config, zero_init_residual=True, text_conditioning=conditioning)
+    model = TexTok(cfg)
+    blocks = [b for t in (model.encoder.transformer, model.decoder.transformer) for b in t.blocks]
+    assert blocks
+    for b in blocks:
+        outs = [b.attn.proj, b.mlp.fc2] + ([b.cross_attn.proj] if b.cross_attn is not None else [])
+        assert all(torch.count_nonzero(layer.weight) == 0 for layer in outs)
+        assert torch.count_nonzero(b.mlp.fc1.weight) > 0  # only the output projections
+        x = torch.randn(2, 5, cfg.width)
+        ctx = torch.randn(2, 3, cfg.width) if b.cross_attn is not None else None
+        torch.testing.assert_close(b(x, context=ctx), x)  # the identity at init
+    torch.manual_seed(0)
+    default = TexTok(dataclasses.replace(cfg, zero_init_residual=False))
+    assert torch.count_nonzero(default.encoder.transformer.blocks[0].attn.proj.weight) > 0

@@ -27,7 +27,7 @@ from ..config import apply_preset
 from ..io import PretrainedMixin
 from ..text import TextEmbedding
 from .modules.posterior import DiagonalGaussian
-from .modules.transformer import Transformer
+from .modules.transformer import Block, Transformer
 
 
 @dataclasses.dataclass
@@ -49,6 +49,9 @@ class TexTokConfig:
     # LayerNorm on the frozen encoder's features before the projection: encoders differ in scale (all-mpnet-base-v2's
     # per-channel std is ~3.6x smaller than MiniLM's), which otherwise sets how fast the text path learns
     text_norm: bool = False
+    # each block's residual branches (attention and MLP output projections) start at zero, so every block starts as
+    # the identity (as modded-nanogpt's speedrun does): a speedrun lever (docs/results/speedrun.md)
+    zero_init_residual: bool = False
 
     def __post_init__(self):
         def need(ok: bool, field: str, why: str):
@@ -64,6 +67,7 @@ class TexTokConfig:
         need(self.text_in in ("both", "encoder", "decoder", "none"), "text_in", "must be 'both', 'encoder', 'decoder' or 'none'")
         need(self.latent in ("kl", "deterministic"), "latent", "must be 'kl' or 'deterministic'")
         need(isinstance(self.text_norm, bool), "text_norm", "must be true or false")
+        need(isinstance(self.zero_init_residual, bool), "zero_init_residual", "must be true or false")
 
     @property
     def grid(self) -> int:
@@ -185,7 +189,8 @@ class TexTok(nn.Module, PretrainedMixin):
                   "encoder.text.pos", "decoder.text.pos")
 
     def initialize_weights(self):
-        """Xavier-uniform linear layers with zero biases, then ``EMBEDDINGS`` ~ truncated N(0, 0.02)."""
+        """Xavier-uniform linear layers with zero biases, then ``EMBEDDINGS`` ~ truncated N(0, 0.02); with
+        ``zero_init_residual`` the blocks' attention and MLP output projections are zeroed."""
         def init_linear(m):
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
@@ -197,6 +202,12 @@ class TexTok(nn.Module, PretrainedMixin):
         for name in self.EMBEDDINGS:
             if name in params:
                 nn.init.trunc_normal_(params[name], std=0.02)
+        if self.config.zero_init_residual:
+            for block in self.modules():
+                if isinstance(block, Block):
+                    for layer in (block.attn.proj, block.mlp.fc2, getattr(block.cross_attn, "proj", None)):
+                        if layer is not None:
+                            nn.init.zeros_(layer.weight)
 
     # ---- checks -------------------------------------------------------------------------
     def _check_images(self, images: torch.Tensor):
