@@ -122,7 +122,8 @@ def render(data: dict) -> str:
                     f"to back)."]
     out += ["", "Commands: `python benchmarks/speedrun_scenes.py --json` (record 0: the study's recipe, "
             "`configs/scenes32_textok.yaml`); `python benchmarks/speedrun_scenes.py --recipe configs/scenes32_fast.yaml "
-            "--seeds 3 --json` (later records; overrides as listed)."]
+            "--seeds 3 --json` (record 1; later records add their overrides); record 2 = `python benchmarks/speedrun_scenes.py "
+            "--recipe configs/scenes32_speedrun.yaml --threads 1 --seeds 3 --check-every 50 --json` (the same recipe as a config)."]
     if data.get("targets"):
         out += ["", "## Other runs", "", "T2: the no-text baseline at N = 8 to 27 dB (the compression question); T3: TexTok "
                 "N = 1 to 32 dB (or the best PSNR by `--max-seconds`). Commands: `python benchmarks/speedrun_scenes.py --recipe "
@@ -135,9 +136,10 @@ def render(data: dict) -> str:
                 "Each row is one `speedrun_scenes.py` run with the overrides shown (`--max-seconds`, one seed), measured "
                 "on the CPU named in its row. Rows named \"fast recipe\" ran `--recipe configs/scenes32_fast.yaml`, the "
                 "others the default (the study's) recipe: `python benchmarks/speedrun_scenes.py --max-seconds 150 "
-                "--check-every 25 --json [--recipe ...] OVERRIDES`. The steps columns do not depend on the machine or its "
+                "--check-every 25 --json [--recipe ...] OVERRIDES` (AMD EPYC rows; the Intel Xeon rows: `--check-every 50`, "
+                "`OMP_NUM_THREADS=1`, no `--max-seconds`: each ran to the target). The steps columns do not depend on the machine or its "
                 "load, since training is deterministic for a seed: \"steps to target\" is the first scored step (every 25 "
-                f"steps, every 100 for record 0's run) at which the val PSNR reached the run's target ({DEFAULT_TARGET_PSNR:g} "
+                f"or 50 steps, every 100 for record 0's run) at which the val PSNR reached the run's target ({DEFAULT_TARGET_PSNR:g} "
                 "dB unless the run set another; \"–\" with the best PSNR if it never did), and \"PSNR @ N steps\" the last "
                 "scored by step N (\"–\" if the run stopped before step N). The seconds columns (s/step, and the PSNR last scored by that many seconds of training) "
                 "depend on the machine and its load: compare them only between rows on the same CPU. One seed: differences "
