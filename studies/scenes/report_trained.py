@@ -200,7 +200,9 @@ def setting(finals: list[dict]) -> dict:
     cfg = b["effective_config"]
     return {"train_scenes": ((b.get("data") or {}).get("recipe") or {}).get("count"),
             "batch_size": cfg["optim"]["batch_size"], "optimizer": cfg["optim"].get("optimizer"),
-            "eval_num": b.get("eval_num"), "cpu": b.get("cpu")}
+            "eval_num": b.get("eval_num"),
+            # every CPU the final rungs ran on (runs of one N pair share one; a later N may have run elsewhere)
+            "cpu": " and ".join(dict.fromkeys(str(f.get("cpu")) for f in finals))}
 
 
 def findings(summary: dict) -> list[str]:

@@ -298,3 +298,16 @@ def test_trained_verdict_reads_table1_compression_and_generation():
     assert "N' = 8 tokens or more" in v and "≥ 8x" in v
     assert "92.9% of TexTok's samples against 9.2%, gFID 74.9 against 114.5" in v
     assert report_trained.verdict({"table1": [], "compression": []}) is None
+
+
+def test_setting_names_every_cpu_the_final_rungs_ran_on():
+    from studies.scenes import report_trained
+
+    def final(cpu):
+        return {"effective_config": {"optim": {"batch_size": 32, "optimizer": "muon"}}, "eval_num": 300, "cpu": cpu,
+                "data": {"recipe": {"count": 25000}}}
+
+    st = report_trained.setting([final("AMD EPYC"), final("Intel Xeon"), final("AMD EPYC")])
+    assert st["cpu"] == "AMD EPYC and Intel Xeon"
+    assert (st["train_scenes"], st["batch_size"], st["optimizer"]) == (25000, 32, "muon")
+    assert report_trained.setting([final("AMD EPYC")])["cpu"] == "AMD EPYC"
