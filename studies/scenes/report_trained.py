@@ -67,6 +67,7 @@ def plateau_rows(runs: dict[str, dict], status: dict[str, dict]) -> list[dict]:
                      "last_gain": gains.get(str(budgets[-1])) if budgets else None,
                      "train_seconds": newest["train_seconds_total"] if newest else None,
                      "threads": sorted({r["budgets"][str(b)].get("threads") for b in budgets} - {None}),
+                     "cpu": sorted({r["budgets"][str(b)].get("cpu") for b in budgets} - {None}),
                      "missing_rfid": missing_final_rfid(r, (st or {}).get("final"))})
         rows[-1]["pending"] = rows[-1]["status"] in ("training", "not started") or bool(rows[-1]["missing_rfid"])
     return rows
@@ -291,14 +292,15 @@ def render(summary: dict, plotted: bool, out_rel: str, generation: list[str]) ->
     L += ([v, ""] if v else []) + ["## Trained: findings", ""] + [f"- {f}" for f in findings(summary)]
     L += ["", "## Trained: plateau status per run", "",
           "Rungs scored with their val PSNR; gain: over the last doubling; seconds: training to the newest rung.", "",
-          "| run | rungs (val PSNR) | status | gain (dB) | training s | threads |", "|---|---|---|---|---|---|"]
+          "| run | rungs (val PSNR) | status | gain (dB) | training s | threads | CPU |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         rungs = ", ".join(f"{b}: {p:.2f}" for b, p in zip(r["budgets"], r["val_psnr"])) or "–"
         state = (f"{r['status']} at {r['final']}" if r["final"] is not None else
                  f"not started (next {r['next']})" if r["status"] == "not started" else f"climbing (next {r['next']})")
         state += f", no rFID on {', '.join(r['missing_rfid'])}" if r["missing_rfid"] else ""
         L.append(f"| {r['run']} | {rungs} | {state} | {fmt(r['last_gain'], 2, True)} | "
-                 f"{fmt(r['train_seconds'], 0)} | {', '.join(map(str, r['threads'])) or '–'} |")
+                 f"{fmt(r['train_seconds'], 0)} | {', '.join(map(str, r['threads'])) or '–'} | "
+                 f"{', '.join(r['cpu']) or '–'} |")
     pending = [r["run"] for r in rows if r["pending"]]
     if pending:
         L += ["", f"Pending ({len(pending)} runs; the driver resumes each from its last checkpoint and skips what is "
