@@ -40,7 +40,6 @@ LEVERS = {
     "batch16": ["optim.batch_size=16"],
     "batch64": ["optim.batch_size=64"],
     "one_thread": [],  # torch.set_num_threads(1) for this variant (THREADS)
-    "fp32": ["mixed_precision=no"],
 }
 THREADS = {"one_thread": 1}  # levers that set the thread count instead of the config (default: all cores)
 
