@@ -454,15 +454,16 @@ def readme_rows(t1: list[dict], generation: dict | None) -> list[str]:
                          f"{pm(r['textok'], r['textok_std'], 2 if metric == 'psnr' else 1)} | {_p(r['p'])} |")
     many = headline_generation_rows(generation)
     pct = lambda ms: pm(*(None if v is None else 100 * v for v in ms), 1) + "%"  # noqa: E731
+    first_n = min((n for n, _ in many), default=None)
     for (n, split), r in sorted(many.items()):
         a = r["arms"]
-        if set(a) != {"textok", "baseline"}:
-            continue
+        if set(a) != {"textok", "baseline"} or (n != first_n and split != "val"):
+            continue  # as above: the smallest N in full, the others by the whole scene on val captions alone
         seeds = min(a["textok"]["dit_seeds"], a["baseline"]["dit_seeds"])
         L.append(f"| text-to-image, {README_PROMPTS[split]} | {n} | whole scene right ↑ | {seeds} | "
                  f"{pct(a['baseline']['images']['exact'])} | {pct(a['textok']['images']['exact'])} | "
                  f"{_p(r['welch_p']['exact'])} |")
-        if a["textok"]["gfid"][0] is not None and a["baseline"]["gfid"][0] is not None:
+        if n == first_n and a["textok"]["gfid"][0] is not None and a["baseline"]["gfid"][0] is not None:
             num = ", ".join(map(str, a["textok"].get("gfid_num") or [])) or "?"
             L.append(f"| text-to-image, {README_PROMPTS[split]} | {n} | gFID ↓ ({num} samples) | {seeds} | "
                      f"{pm(*a['baseline']['gfid'], 1)} | {pm(*a['textok']['gfid'], 1)} | {_p(r['welch_p']['gfid'])} |")

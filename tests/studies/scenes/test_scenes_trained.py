@@ -279,6 +279,13 @@ def test_readme_table_from_table1_and_generation(tmp_path):
     readme.write_text("no markers\n")
     assert not report.readme_table(readme, t1, gen, {}) and readme.read_text() == "no markers\n"
 
+    # a larger N adds one text-to-image row: the whole scene on val captions (no gFID, no held-out split)
+    more = [dict(r, num_tokens=4) for r in gen["rows"][:1]]
+    more.append(dict(more[0], split="val_compositional"))
+    lines = report.readme_rows(t1, {"rows": gen["rows"] + more})
+    assert len(lines) == 2 + 3 + 2 + 1
+    assert lines[-1].startswith("| text-to-image, captions of new scenes | 4 | whole scene right ↑ |")
+
 
 def test_trained_verdict_reads_table1_compression_and_generation():
     from studies.scenes import report_trained
