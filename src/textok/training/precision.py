@@ -16,7 +16,7 @@ def resolve_mixed_precision(mode: str) -> str:
     """``"auto"`` -> ``"bf16"`` on a GPU with bf16, ``"no"`` (fp32) on a CPU; other modes pass through.
 
     On a CPU, bf16 autocast made every measured training step slower, with or without AMX tiles: the
-    scenes recipe (ViT width 96) 1.6x slower on a Sapphire-Rapids-class Xeon with AMX and 1.7x on an
+    scenes recipe (ViT width 96) 1.4-1.6x slower on an Intel Xeon with AMX tiles and 1.7x on an
     AMD EPYC with AVX512-BF16 (``benchmarks/bench_levers.py``, docs/results/speedrun.md), although both
     CPUs' 1024^3 bf16 matmul is faster than fp32: matrices this narrow are bound by the casts autocast
     adds around every op, not by the matmuls. Ask for ``mixed_precision=bf16`` explicitly to use it."""
