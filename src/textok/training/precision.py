@@ -1,11 +1,9 @@
-"""Which precision a run computes in (``mixed_precision``), and the machine facts that decide it on a
-CPU: its name and its measured fp32 / bf16 matmul rates (also read by the benchmarks and studies)."""
+"""Which precision a run computes in (``mixed_precision``), and the CPU's name (for benchmark and study records)."""
 
 from __future__ import annotations
 
 import functools
 import logging
-import time
 
 import torch
 
@@ -48,21 +46,4 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def cpu_matmul_gflops(n: int = 1024, reps: int = 3) -> tuple[float, float]:
-    """(fp32, bf16) GFLOP/s of an ``n x n`` matmul on this CPU: best of ``reps``, interleaved so a
-    neighbour's load hits both alike."""
-    a = torch.randn(n, n)
-    b = torch.randn(n, n)
-    pairs = {"fp32": (a, b), "bf16": (a.bfloat16(), b.bfloat16())}
-    best = {k: float("inf") for k in pairs}
-    for k, (x, y) in pairs.items():  # warm-up (oneDNN primitive creation)
-        torch.mm(x, y)
-    for _ in range(reps):
-        for k, (x, y) in pairs.items():
-            t0 = time.perf_counter()
-            torch.mm(x, y)
-            best[k] = min(best[k], time.perf_counter() - t0)
-    return tuple(2 * n**3 / best[k] / 1e9 for k in ("fp32", "bf16"))
-
-
-__all__ = ["resolve_mixed_precision", "cpu_name", "cpu_matmul_gflops"]
+__all__ = ["resolve_mixed_precision", "cpu_name"]
