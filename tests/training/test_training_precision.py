@@ -31,3 +31,22 @@ def test_auto_says_it_once_per_process(caplog):
         for _ in range(3):
             assert resolve_mixed_precision("auto") == "no"
     assert caplog.text.count("mixed_precision=auto") == 1
+
+
+def test_cpu_name_tags_amx(monkeypatch, tmp_path):
+    """One generic VM CPU name covers hosts with and without AMX; the record must tell them apart."""
+    import builtins
+
+    from textok.training import precision
+
+    real_open = builtins.open
+
+    def fake(flags):
+        info = tmp_path / f"cpuinfo-{len(flags)}"
+        info.write_text(f"processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: {flags}\n")
+        return lambda path, *a, **k: real_open(info if path == "/proc/cpuinfo" else path, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", fake("fpu avx512f amx_bf16 amx_tile amx_int8"))
+    assert precision.cpu_name() == "Intel(R) Xeon(R) Processor (AMX)"
+    monkeypatch.setattr(builtins, "open", fake("fpu avx2 avx512f"))
+    assert precision.cpu_name() == "Intel(R) Xeon(R) Processor"

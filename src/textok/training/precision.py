@@ -33,17 +33,28 @@ def _log_cpu_auto() -> None:  # once per process
 
 
 def cpu_name() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), for benchmark and experiment records."""
+    """The CPU's model name (``/proc/cpuinfo``), for benchmark and experiment records.
+
+    " (AMX)" is appended where the CPU advertises AMX tiles: virtual machines report one generic name
+    ("Intel(R) Xeon(R) Processor") for hosts with and without AMX, whose step times differ.
+    """
+    name, flags = None, ""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                if name is None and line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = line.split(":", 1)[1]
+                if name is not None and flags:
+                    break
     except OSError:
         pass
-    import platform
+    if name is None:
+        import platform
 
-    return platform.processor() or platform.machine()
+        name = platform.processor() or platform.machine()
+    return f"{name} (AMX)" if "amx_tile" in flags.split() else name
 
 
 __all__ = ["resolve_mixed_precision", "cpu_name"]
