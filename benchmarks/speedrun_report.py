@@ -39,7 +39,8 @@ def read_run(path: Path) -> tuple[list[dict], dict]:
 
 def record(seeds: list[dict], s: dict, levers: list[str], machine: str) -> dict:
     return {
-        "name": s["name"], "commit": s["commit"], "cpu": s["cpu"], "threads": s["threads"], "machine": machine,
+        "name": s["name"], "commit": s["commit"], "cpu": s["cpu"], "threads": s["threads"],
+        "processes": s.get("processes", 1), "machine": machine,
         "date": s["date"], "recipe": s["recipe"], "overrides": s["overrides"], "arm": s["arm"],
         "num_tokens": s["num_tokens"], "target_psnr": s["target_psnr"], "seeds": [r["seed"] for r in seeds],
         "seconds": s["seconds"], "steps": s["steps"], "median_seconds": s["median_seconds"],
@@ -48,6 +49,12 @@ def record(seeds: list[dict], s: dict, levers: list[str], machine: str) -> dict:
         "tflops": s["tflops"], "matmul_tflops": s["matmul_tflops"], "matmul_fraction": s["matmul_fraction"],
         "mixed_precision": s["mixed_precision"], "levers": levers,
     }
+
+
+def workers(r: dict) -> str:
+    """``2`` (threads) or ``2 processes x 1`` for a data-parallel run."""
+    p = r.get("processes", 1)
+    return f"{p} processes x {r['threads']}" if p > 1 else str(r["threads"])
 
 
 def psnr_at(curve: list, seconds: float) -> float | None:
@@ -104,7 +111,7 @@ def rows(records: list[dict], header: str) -> list[str]:
         frac = f"{r['matmul_fraction']['fp32']:.0%} / {r['matmul_fraction']['bf16']:.0%}"
         out.append(f"| {r['name']} | {r['arm']}, {r['num_tokens']} | {r['target_psnr']} dB | {secs} | "
                    f"{fmt(r['median_seconds'])} | {steps} | {sps} | {comp} | {r['tflops']:.3f} | {frac} | "
-                   f"{r['cpu']}, {r['threads']}, {r['machine']} | `{r['commit'][:7]}` | {', '.join(r['levers']) or '–'} |")
+                   f"{r['cpu']}, {workers(r)}, {r['machine']} | `{r['commit'][:7]}` | {', '.join(r['levers']) or '–'} |")
     return out
 
 
@@ -155,7 +162,7 @@ def render(data: dict) -> str:
             at_steps = " | ".join(fmt(psnr_at_step(curve, n), 2) for n in AT_STEPS)
             at_secs = " | ".join(fmt(psnr_at(curve, s), 2) for s in AT_SECONDS)
             lever = f"{t['lever']} ({t['note']})" if t.get("note") else t["lever"]
-            where = f"{t['cpu']}, {t['threads']}" if t.get("threads") is not None else t["cpu"]
+            where = f"{t['cpu']}, {workers(t)}" if t.get("threads") is not None else t["cpu"]
             out.append(f"| {lever} | `{' '.join(t['overrides'])}` | {where} | {reach} | {at_steps} | "
                        f"{t['seconds_per_step']:.3f} | {at_secs} |")
     steps = data.get("step_levers")
@@ -201,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
             p.error("--add-trial needs --lever NAME")
         seeds, s = read_run(args.add_trial)
         trial = {"lever": args.lever, "overrides": s["overrides"], "commit": s["commit"], "cpu": s["cpu"],
-                 "threads": s["threads"], "target_psnr": s["target_psnr"], "date": s["date"],
+                 "threads": s["threads"], "processes": s.get("processes", 1), "target_psnr": s["target_psnr"],
+                 "date": s["date"],
                  "seconds_per_step": seeds[0]["seconds_per_step"], "curve": seeds[0]["curve"]}
         if args.note:
             trial["note"] = args.note

@@ -15,6 +15,11 @@ recipe's ``schedule.max_steps``.
     python benchmarks/speedrun_scenes.py --recipe configs/scenes32_fast.yaml --seeds 3 --json
     python benchmarks/speedrun_scenes.py --arm baseline --num-tokens 8 --max-seconds 1800
     python benchmarks/speedrun_scenes.py --recipe configs/scenes32_fast.yaml optim.lr=2e-3   # dotted overrides
+    python benchmarks/speedrun_scenes.py --recipe configs/scenes32_speedrun.yaml --processes 2 --threads 1
+
+``--processes P`` trains data-parallel (P gloo processes on this machine, torchrun's environment, the
+global batch unchanged and split between them, gradients averaged: the same steps as one process);
+rank 0 scores and reports, and the other ranks wait for its verdict outside the clock.
 
 Prints one JSON object per seed (with ``--json`` stdout holds only JSON, one object per line:
 the seeds, then the summary) and a summary: seconds and steps to target for every seed (or the
@@ -27,9 +32,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -93,6 +100,50 @@ class Scorer:
         return float(torch.cat(scores).mean())
 
 
+def shared(values: tuple[float, ...], trainer) -> tuple[float, ...]:
+    """Rank 0's ``values`` on every rank (one process: unchanged)."""
+    if trainer.world == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64)
+    torch.distributed.broadcast(t, src=0)
+    return tuple(t.tolist())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(processes: int, threads: int, argv: list[str]) -> int:
+    """Run this script as ``processes`` gloo ranks on this machine (torchrun's environment variables, ``threads``
+    each); rank 0's stdout is the run's, the others' is dropped. The first rank to fail stops the rest."""
+    import subprocess
+
+    port = free_port()
+    procs = []
+    for rank in range(processes):
+        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(processes),
+               "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(processes),
+               "OMP_NUM_THREADS": str(threads)}
+        procs.append(subprocess.Popen([sys.executable, __file__, *argv], env=env,
+                                      stdout=None if rank == 0 else subprocess.DEVNULL))
+    code = 0
+    while procs:
+        for p in list(procs):
+            rc = p.poll()
+            if rc is None:
+                continue
+            procs.remove(p)
+            if rc != 0 and code == 0:
+                code = rc
+                say(f"speedrun: a rank exited with {rc}; stopping the others")
+                for other in procs:
+                    other.terminate()
+        time.sleep(0.2)
+    return code
+
+
 def build(args, seed: int):
     overrides = list(args.overrides) + [
         f"model.num_tokens={args.num_tokens}", f"seed={seed}", f"data.root={args.data}", "data.use_text_cache=true",
@@ -120,7 +171,9 @@ def run_seed(args, seed: int, scorers: dict) -> dict:
             step += 1
             if step % args.check_every == 0 or step == max_steps or clock >= args.max_seconds:
                 t1 = time.perf_counter()
-                value = scorers["val"](trainer.ema.model, trainer.task.text)
+                value = scorers["val"](trainer.ema.model, trainer.task.text) if scorers else 0.0
+                value, stop_clock = shared((value, clock), trainer)  # every rank stops where rank 0 does
+                clock = stop_clock  # rank 0's: the clock every rank reports and stops by
                 eval_seconds += time.perf_counter() - t1
                 curve.append([step, round(clock, 2), round(value, 3)])
                 best = max(best, value)
@@ -132,9 +185,11 @@ def run_seed(args, seed: int, scorers: dict) -> dict:
                 if clock >= args.max_seconds:
                     break
         t1 = time.perf_counter()
-        compositional = scorers["val_compositional"](trainer.ema.model, trainer.task.text)
+        compositional = scorers["val_compositional"](trainer.ema.model, trainer.task.text) if scorers else 0.0
         eval_seconds += time.perf_counter() - t1
-        flops = count_flops(lambda: trainer.train_step([next(loader)]))  # one more step, after the clock stopped
+        # one more step, after the clock stopped; per process: the achieved rate below counts every process's
+        flops = count_flops(lambda: trainer.train_step([next(loader)]))
+        world = trainer.world
         trainer.release()
     return {
         "seed": seed, "reached": reached is not None, "target_psnr": args.target_psnr,
@@ -142,7 +197,7 @@ def run_seed(args, seed: int, scorers: dict) -> dict:
         "seconds_run": round(clock, 2), "steps_run": step, "images_seen": step * cfg.optim.batch_size,
         "best_psnr": round(best, 3), "final_psnr_val": curve[-1][2], "final_psnr_val_compositional": round(compositional, 3),
         "seconds_per_step": round(clock / max(step, 1), 4), "step_flops": flops,
-        "tflops": round(flops * step / max(clock, 1e-9) / 1e12, 4),
+        "tflops": round(flops * world * step / max(clock, 1e-9) / 1e12, 4), "processes": world,
         "setup_seconds": round(setup, 1), "eval_seconds": round(eval_seconds, 1),
         "mixed_precision": trainer.acc.mixed_precision, "curve": curve,
     }
@@ -163,8 +218,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default=None, help="a name for the record (printed in the summary)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: all cores); a lever: at these widths one thread can beat two")
+    p.add_argument("--processes", type=int, default=1,
+                   help="data-parallel processes on this machine (gloo; the global batch is split between them)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
+    if args.processes < 1:
+        p.error("--processes must be >= 1")
+    if args.processes > 1 and "WORLD_SIZE" not in os.environ:
+        return launch(args.processes, args.threads or max(1, (os.cpu_count() or 1) // args.processes),
+                      sys.argv[1:] if argv is None else list(argv))
+    rank = int(os.environ.get("RANK", "0"))
     if args.threads is not None:
         if args.threads < 1:
             p.error("--threads must be >= 1")
@@ -175,25 +238,35 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_seconds <= 0:
         p.error("--max-seconds must be positive")
     root = Path(args.data)
-    prep = prepare(root)
+    prep = prepare(root) if rank == 0 else {}
+    if args.processes > 1:  # the other ranks wait for rank 0's data and caption cache
+        from accelerate import PartialState  # the process group the Trainer's Accelerator then uses
+
+        PartialState(cpu=True).wait_for_everyone()
     if prep and not args.json:
         say(f"prepared {root}: {prep}")
-    scorers = {s: Scorer(root, s) for s in ("val", "val_compositional")}
+    scorers = {s: Scorer(root, s) for s in ("val", "val_compositional")} if rank == 0 else {}
     runs = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         r = run_seed(args, seed, scorers)
         runs.append(r)
+        if rank != 0:
+            continue
         if args.json:
             print(json.dumps(r), flush=True)
         else:
             say(json.dumps({k: v for k, v in r.items() if k != "curve"}))
+    if rank != 0:
+        return 0
     threads = torch.get_num_threads()
-    matmul = {d: max(matmul_tflops(dt, torch.device("cpu"), (512, 1024)).values())
+    # the peak of every process's cores: one process's, times the processes (each ran on its own threads)
+    matmul = {d: args.processes * max(matmul_tflops(dt, torch.device("cpu"), (512, 1024)).values())
               for d, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
     tflops = statistics.median(r["tflops"] for r in runs)
     done = [r for r in runs if r["reached"]]
     summary = {
         "summary": True, "name": args.name, "commit": git_commit(), "cpu": cpu_name(), "threads": threads,
+        "processes": args.processes,
         "recipe": str(Path(args.recipe).resolve().relative_to(REPO)) if Path(args.recipe).resolve().is_relative_to(REPO)
         else args.recipe, "overrides": args.overrides, "arm": args.arm, "num_tokens": args.num_tokens,
         "target_psnr": args.target_psnr, "seeds_reached": f"{len(done)}/{len(runs)}",

@@ -155,3 +155,24 @@ def test_report_add_steps_appends_to_an_existing_dict(tmp_path):
 
     saved, _ = _report(tmp_path, saved, "--add-steps", str(levers))  # a list stays a list and grows
     assert len(saved["step_levers"]) == 3
+
+
+@pytest.mark.slow
+def test_two_processes_train_as_one(tiny_scenes, tmp_path):
+    """--processes 2 splits the same global batch between two gloo ranks: the same curve as one process, and
+    one report (rank 0's)."""
+    one = _run(tiny_scenes, "--target-psnr", "99", "--threads", "1")
+    two = _run(tiny_scenes, "--target-psnr", "99", "--threads", "1", "--processes", "2")
+    assert len(two) == 2 and two[-1]["summary"] and two[-1]["processes"] == 2 and two[0]["processes"] == 2
+    assert [c[0] for c in two[0]["curve"]] == [c[0] for c in one[0]["curve"]] == [2, 4, 6]
+    assert [c[2] for c in two[0]["curve"]] == pytest.approx([c[2] for c in one[0]["curve"]], abs=0.01)
+    assert two[0]["images_seen"] == one[0]["images_seen"] == 48  # the global batch, not per process
+
+    run_file = tmp_path / "run.jsonl"
+    run_file.write_text("".join(json.dumps(x) + "\n" for x in two))
+    out = tmp_path / "speedrun.md"
+    report = subprocess.run([sys.executable, str(REPO / "benchmarks" / "speedrun_report.py"), "--add", str(run_file),
+                             "--json-path", str(tmp_path / "speedrun.json"), "--page", str(out)],
+                            capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert report.returncode == 0, report.stderr
+    assert "2 processes x 1" in out.read_text()
