@@ -169,7 +169,10 @@ def run_seed(args, seed: int, scorers: dict) -> dict:
             trainer.train_step([batch])
             clock += time.perf_counter() - t0
             step += 1
-            if step % args.check_every == 0 or step == max_steps or clock >= args.max_seconds:
+            due = step % args.check_every == 0 or step == max_steps
+            if not due and (trainer.world == 1 or step % 10 == 0):  # ranks' clocks differ: rank 0's decides
+                due = shared((clock,), trainer)[0] >= args.max_seconds
+            if due:
                 t1 = time.perf_counter()
                 value = scorers["val"](trainer.ema.model, trainer.task.text) if scorers else 0.0
                 value, stop_clock = shared((value, clock), trainer)  # every rank stops where rank 0 does

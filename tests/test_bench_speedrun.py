@@ -168,6 +168,17 @@ def test_two_processes_train_as_one(tiny_scenes, tmp_path):
     assert [c[2] for c in two[0]["curve"]] == pytest.approx([c[2] for c in one[0]["curve"]], abs=0.01)
     assert two[0]["images_seen"] == one[0]["images_seen"] == 48  # the global batch, not per process
 
+    # the ranks' clocks differ: --max-seconds must stop them at the same step (rank 0's), not hang one in a collective
+    timed = subprocess.run([sys.executable, str(REPO / "benchmarks" / "speedrun_scenes.py"), "--data", str(tiny_scenes),
+                            "--json", "--recipe", str(REPO / "configs" / "scenes32_fast.yaml"), "--check-every", "100",
+                            "--target-psnr", "99", "--max-seconds", "0.001", "--processes", "2", "--threads", "1",
+                            *[o for o in TINY if not o.startswith("schedule.max_steps")], "schedule.max_steps=40"],
+                           capture_output=True, text=True, timeout=300, cwd=REPO,
+                           env=dict(os.environ, TOKENIZERS_PARALLELISM="false"))
+    assert timed.returncode == 0, timed.stderr[-3000:]
+    r = json.loads(timed.stdout.splitlines()[0])
+    assert r["steps_run"] == 10 and not r["reached"]  # the first step at which rank 0's clock is shared
+
     run_file = tmp_path / "run.jsonl"
     run_file.write_text("".join(json.dumps(x) + "\n" for x in two))
     out = tmp_path / "speedrun.md"
