@@ -499,7 +499,9 @@ def generation_summary(results_dir: str | os.PathLike = RESULTS) -> dict:
         for e in r["scores"].values():
             g = (r["num_tokens"], r["name"], e["split"], e["sampler"], e["steps"], e["cfg_scale"])
             groups.setdefault(g, {}).setdefault(r["arm"], []).append(e)
-            info.setdefault(g, {}).setdefault("tokenizers", {})[r["arm"]] = r["tokenizer"]
+            toks = info.setdefault(g, {}).setdefault("tokenizers", {}).setdefault(r["arm"], [])
+            if r["tokenizer"] not in toks:  # DiT seeds may sit on different tokenizer seeds
+                toks.append(r["tokenizer"])
             info[g]["dit"] = f"{r['dit']['steps']} steps ({r['dit']['config']})"
     rows = []
     for g in sorted(groups, key=lambda g: (g[0], g[1], g[2], -g[4], g[5])):  # by N, split; many steps first
@@ -580,7 +582,8 @@ def generation_section(results_dir: str | os.PathLike = RESULTS, relative_to: st
             for arm, rates in control.items():
                 lines.append(f"{where} other scenes' tokens + caption | | {arm} | | "
                              + " | ".join(fmt(100 * rates[f], 1) for f in FACTOR_COLUMNS) + " | |")
-    pairs = sorted({(r["num_tokens"], r["name"], ", ".join(f"{a} {t}" for a, t in sorted(r["tokenizers"].items())),
+    pairs = sorted({(r["num_tokens"], r["name"], ", ".join(f"{a} {' + '.join(sorted(t))}"
+                                                           for a, t in sorted(r["tokenizers"].items())),
                      r["dit"]) for r in rows})
     lines += ["", "Tokenizers and DiTs: "
               + "; ".join(f"N = {n} (`{name}`): {toks}, DiT {dit}" for n, name, toks, dit in pairs)

@@ -118,6 +118,10 @@ def test_driver_end_to_end(study_work, tiny_scenes, tmp_path, monkeypatch, capsy
         assert e["sampling_seconds"] == rec["scores"][key]["sampling_seconds"]
     assert t2i.main(["--list", "--results", str(results)]) == 0
     assert "n1-textok-d0" in capsys.readouterr().out
+    # DiT seed 1 on another tokenizer seed (--tokenizer-seed 1 --dit-seeds 1): the report names both tokenizers
+    again["tokenizer"] = "textok-n1-s1@4"
+    (results / "n1-textok-d1.json").write_text(json.dumps(again))
+    assert "textok textok-n1-s0@4 + textok-n1-s1@4" in t2i.generation_section(results)
 
 
 def test_section_pending_without_scores(tmp_path):
