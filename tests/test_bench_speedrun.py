@@ -31,6 +31,13 @@ def _run(root: Path, *args: str) -> list[dict]:
     return [json.loads(line) for line in run.stdout.splitlines()]  # stdout holds only JSON lines
 
 
+def _add_run(rows: list[dict], tmp_path: Path) -> tuple[dict, str]:
+    """speedrun_report.py --add of these JSON lines to an empty speedrun.json: the saved JSON and the page."""
+    run_file = tmp_path / "run.jsonl"
+    run_file.write_text("".join(json.dumps(x) + "\n" for x in rows))
+    return _report(tmp_path, {"records": []}, "--add", str(run_file))
+
+
 @pytest.mark.slow
 def test_speedrun_stops_at_the_target_and_reports(tiny_scenes, tmp_path):
     rows = _run(tiny_scenes, "--target-psnr", "1", "--seeds", "2")
@@ -49,15 +56,8 @@ def test_speedrun_stops_at_the_target_and_reports(tiny_scenes, tmp_path):
     assert r["best_psnr"] == max(c[2] for c in r["curve"]) and [c[0] for c in r["curve"]] == [2, 4, 6]
     assert summary["median_seconds"] is None and summary["seeds_reached"] == "0/1"
 
-    run_file = tmp_path / "run.jsonl"
-    run_file.write_text("".join(json.dumps(x) + "\n" for x in rows))
-    out = tmp_path / "speedrun.md"
-    report = subprocess.run([sys.executable, str(REPO / "benchmarks" / "speedrun_report.py"), "--add", str(run_file),
-                             "--json-path", str(tmp_path / "speedrun.json"), "--page", str(out)],
-                            capture_output=True, text=True, timeout=60, cwd=REPO)
-    assert report.returncode == 0, report.stderr
-    saved = json.loads((tmp_path / "speedrun.json").read_text())["records"][0]
-    assert saved["steps"] == [2, 2] and "| textok, 1 | 1.0 dB |" in out.read_text()
+    saved, page = _add_run(rows, tmp_path)
+    assert saved["records"][0]["steps"] == [2, 2] and "| textok, 1 | 1.0 dB |" in page
 
 
 def _report(tmp_path: Path, data: dict, *args: str) -> tuple[dict, str]:
@@ -179,11 +179,4 @@ def test_two_processes_train_as_one(tiny_scenes, tmp_path):
     r = json.loads(timed.stdout.splitlines()[0])
     assert r["steps_run"] == 10 and not r["reached"]  # the first step at which rank 0's clock is shared
 
-    run_file = tmp_path / "run.jsonl"
-    run_file.write_text("".join(json.dumps(x) + "\n" for x in two))
-    out = tmp_path / "speedrun.md"
-    report = subprocess.run([sys.executable, str(REPO / "benchmarks" / "speedrun_report.py"), "--add", str(run_file),
-                             "--json-path", str(tmp_path / "speedrun.json"), "--page", str(out)],
-                            capture_output=True, text=True, timeout=60, cwd=REPO)
-    assert report.returncode == 0, report.stderr
-    assert "2 processes x 1" in out.read_text()
+    assert "2 processes x 1" in _add_run(two, tmp_path)[1]
