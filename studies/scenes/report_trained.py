@@ -203,7 +203,12 @@ def setting(finals: list[dict]) -> dict:
             "batch_size": cfg["optim"]["batch_size"], "optimizer": cfg["optim"].get("optimizer"),
             "eval_num": b.get("eval_num"),
             # every CPU the final rungs ran on (runs of one N pair share one; a later N may have run elsewhere)
-            "cpu": " and ".join(dict.fromkeys(str(f.get("cpu")) for f in finals))}
+            "cpu": join_and(list(dict.fromkeys(str(f.get("cpu")) for f in finals)))}
+
+
+def join_and(items: list[str]) -> str:
+    """``A``, ``A and B``, ``A, B and C``."""
+    return " and ".join(items) if len(items) < 3 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def findings(summary: dict) -> list[str]:

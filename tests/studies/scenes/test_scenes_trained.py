@@ -318,3 +318,5 @@ def test_setting_names_every_cpu_the_final_rungs_ran_on():
     assert st["cpu"] == "AMD EPYC and Intel Xeon"
     assert (st["train_scenes"], st["batch_size"], st["optimizer"]) == (25000, 32, "muon")
     assert report_trained.setting([final("AMD EPYC")])["cpu"] == "AMD EPYC"
+    three = report_trained.setting([final("AMD EPYC"), final("Intel Xeon (AMX)"), final("Intel Xeon")])
+    assert three["cpu"] == "AMD EPYC, Intel Xeon (AMX) and Intel Xeon"
