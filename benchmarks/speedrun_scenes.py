@@ -118,8 +118,6 @@ def free_port() -> int:
 def launch(processes: int, threads: int, argv: list[str]) -> int:
     """Run this script as ``processes`` gloo ranks on this machine (torchrun's environment variables, ``threads``
     each); rank 0's stdout is the run's, the others' is dropped. The first rank to fail stops the rest."""
-    import subprocess
-
     port = free_port()
     procs = []
     for rank in range(processes):
