@@ -10,7 +10,7 @@ import statistics
 from pathlib import Path
 from typing import Sequence
 
-from ..stats import SPLIT_LABELS, SPLIT_MEASURES, fmt, pm, split_label, welch_p
+from ..stats import SPLIT_LABELS, SPLIT_MEASURES, fmt, join_and, pm, split_label, welch_p
 from .reproduction import CONFIG, REPO, REPORT_SPLITS, SIDE_BUDGET, SPLIT_ABOUT, SPLITS, converged, study_runs
 
 TOKENS = (1, 2, 4, 8)
@@ -324,7 +324,7 @@ def seeded_tokens(curves) -> str:
     ns = [str(n) for n in sorted({r["num_tokens"] for r in curves if r["ablation"] is None and r["seed"] > 0})]
     if not ns:
         return "none yet"
-    return "N = " + (", ".join(ns[:-1]) + " and " + ns[-1] if len(ns) > 1 else ns[0])
+    return "N = " + join_and(ns)
 
 
 def two_std_verdict(diff: float, sd_baseline: float, sd_textok: float) -> str:

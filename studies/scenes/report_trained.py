@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..stats import fmt, mean_std, pm, welch_p
+from ..stats import fmt, join_and, mean_std, pm, welch_p
 from . import report as first  # Table 1, the compression table, the findings' sentences, the swap table
 from . import run as study
 
@@ -204,11 +204,6 @@ def setting(finals: list[dict]) -> dict:
             "eval_num": b.get("eval_num"),
             # every CPU the final rungs ran on (runs of one N pair share one; a later N may have run elsewhere)
             "cpu": join_and(list(dict.fromkeys(str(f.get("cpu")) for f in finals)))}
-
-
-def join_and(items: list[str]) -> str:
-    """``A``, ``A and B``, ``A, B and C``."""
-    return " and ".join(items) if len(items) < 3 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def findings(summary: dict) -> list[str]:
