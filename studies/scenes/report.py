@@ -409,12 +409,13 @@ def swaps_lines(swaps: dict | None, out_rel: str, command: str) -> list[str]:
     L = ["The same tokens decoded with a caption where one factor is changed (`studies/scenes/swaps.py`). "
          "Followed: the detector sees the new value; exact: and the other objects keep their colours. "
          "Control: decoded with the image's own caption (followed = the whole scene is detected as captioned).", "",
-         "| tokenizer | steps | images | control | colour | position | background |", "|---|---|---|---|---|---|---|"]
+         "| tokenizer | steps | images | control | colour | position | background | CPU |",
+         "|---|---|---|---|---|---|---|---|"]
     for name, r in swaps["runs"].items():
         rt = r["rates"]
         cells = " | ".join(f"{rt[f]['followed']:.0%} ({rt[f]['exact']:.0%} exact)"
                            for f in ("control", "colour", "position", "background"))
-        L.append(f"| {name} | {r['steps']} | {r['num_images']} | {cells} |")
+        L.append(f"| {name} | {r['steps']} | {r['num_images']} | {cells} | {r.get('cpu') or swaps.get('cpu')} |")
     return L + ["", f"![swaps]({out_rel}/swaps.png)"]
 
 

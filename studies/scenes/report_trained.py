@@ -224,12 +224,31 @@ def findings(summary: dict) -> list[str]:
                        f"in both, Welch p): both {fmt(both['val_psnr'])} dB ({both['seeds']} seeds); " + "; ".join(
                            f"{r['text']} {fmt(r['val_psnr'])} dB ({fmt(r['val_psnr_vs_both'], 2, True)}, "
                            f"p = {fmt(r['p_vs_both'], 3)}, {r['seeds']} seeds)" for r in others) + ".")
+    if summary["swaps"]:
+        out.append("Swaps at the final rung (decoded images that follow a changed caption, the range over seeds): "
+                   + "; ".join(swap_ranges(summary["swaps"])) + ".")
     ov = summary["split_overlap"]
     if ov:
         out.append("Evaluation images that share their caption with a training image: " + ", ".join(
             f"{s['same_caption']} of {s['images']} {split} ({s['scored_same_caption']} of the {s['scored']} scored)"
             for split, s in ov["splits"].items()) + "; sharing the scene itself: " + ", ".join(
             f"{s['same_scene']} ({split})" for split, s in ov["splits"].items()) + ".")
+    return out
+
+
+def swap_ranges(swaps: dict) -> list[str]:
+    """Per arm and N, each swapped factor's followed rate over that group's tokenizers: "74-84%" (or "100%")."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in swaps["runs"].values():
+        groups.setdefault((r["arm"] != "textok", r["num_tokens"]), []).append(r["rates"])
+    out = []
+    for (is_baseline, n), rates in sorted(groups.items()):
+        spans = []
+        for f in swaps["factors"]:
+            lo, hi = (round(100 * g(r[f]["followed"] for r in rates)) for g in (min, max))
+            spans.append(f"{f} {lo}%" if lo == hi else f"{f} {lo}-{hi}%")
+        out.append(f"{'baseline' if is_baseline else 'TexTok'} N = {n} ({len(rates)} tokenizer(s)): "
+                   + ", ".join(spans))
     return out
 
 
@@ -344,8 +363,8 @@ def render(summary: dict, plotted: bool, out_rel: str, generation: list[str]) ->
     L += ["", "## Trained: what the caption controls, swaps at the final rung", "",
           *first.swaps_lines(sw, out_rel, "python -m studies.scenes.swaps --phase trained")]
     if sw:
-        L += ["", f"Machine: {sw.get('cpu')}, {sw.get('threads')} thread(s). "
-                  f"Commit: `{(sw.get('commit') or '–')[:7]}`."]
+        L += ["", provenance([{k: r.get(k) or sw.get(k) for k in ("cpu", "threads", "commit")}
+                              for r in sw["runs"].values()])]
     L += [""] + generation
     return "\n".join(L) + "\n"
 

@@ -20,8 +20,9 @@ rates are the detector's floor.
     python -m studies.scenes.swaps --phase trained      # the trained phase's, at their final rung (plateau or cap)
 
 Writes ``docs/results/scenes/swaps.json`` and ``docs/results/scenes/swaps.png`` (per tokenizer, rows: original,
-decoded with its caption, colour swap, position swap, background swap); the trained phase's go to
-``docs/results/scenes/trained/``. Both record the commit and CPU they ran on.
+decoded with its caption, colour swap, position swap, background swap; each tokenizer's block also in
+``swaps/<run>.png``); the trained phase's go to ``docs/results/scenes/trained/``. Runs already in ``swaps.json``
+that are not measured again are kept (``--replace`` forgets them); every run records the commit and CPU it ran on.
 """
 
 from __future__ import annotations
@@ -160,34 +161,35 @@ def measure(model_dir: Path, data: str, num: int, batch: int = 50, grid: int = 6
     return {"num_images": num, "rates": rates}, pictures
 
 
-def draw(pictures_by_run: dict[str, list], path: Path, scale: int = 3) -> None:
-    """One block per tokenizer: columns are scenes, rows original / control / colour / position / background."""
+def draw_block(name: str, pics: list, scale: int = 3):
+    """One tokenizer's block (a PIL image): columns are scenes, rows original / control / colour / position /
+    background."""
     from PIL import Image, ImageDraw
 
     rows = ("original", "control", *FACTORS)
-    blocks = []
-    for name, pics in pictures_by_run.items():
-        if not pics:
-            continue
-        s = pics[0]["original"].shape[0] * scale
-        label_w = 90
-        img = Image.new("RGB", (label_w + len(pics) * (s + 4), 16 + len(rows) * (s + 4)), (255, 255, 255))
-        d = ImageDraw.Draw(img)
-        d.text((2, 2), name, fill=(0, 0, 0))
-        for r, row in enumerate(rows):
-            d.text((2, 16 + r * (s + 4) + s // 2 - 5), row, fill=(0, 0, 0))
-            for c, p in enumerate(pics):
-                tile = Image.fromarray(p[row]).resize((s, s), Image.NEAREST)
-                img.paste(tile, (label_w + c * (s + 4), 16 + r * (s + 4)))
-        blocks.append(img)
-    if not blocks:
-        return
-    w, h = max(b.width for b in blocks), sum(b.height for b in blocks) + 8 * (len(blocks) - 1)
+    s = pics[0]["original"].shape[0] * scale
+    label_w = 90
+    img = Image.new("RGB", (label_w + len(pics) * (s + 4), 16 + len(rows) * (s + 4)), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    d.text((2, 2), name, fill=(0, 0, 0))
+    for r, row in enumerate(rows):
+        d.text((2, 16 + r * (s + 4) + s // 2 - 5), row, fill=(0, 0, 0))
+        for c, p in enumerate(pics):
+            tile = Image.fromarray(p[row]).resize((s, s), Image.NEAREST)
+            img.paste(tile, (label_w + c * (s + 4), 16 + r * (s + 4)))
+    return img
+
+
+def stack(blocks: list, path: Path, gap: int = 8) -> None:
+    """Blocks (PIL images) one under the other, ``gap`` white pixels apart, saved to ``path``."""
+    from PIL import Image
+
+    w, h = max(b.width for b in blocks), sum(b.height for b in blocks) + gap * (len(blocks) - 1)
     sheet = Image.new("RGB", (w, h), (255, 255, 255))
     y = 0
     for b in blocks:
         sheet.paste(b, (0, y))
-        y += b.height + 8
+        y += b.height + gap
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
 
@@ -219,11 +221,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=None, help="the score files (default: the phase's)")
     p.add_argument("--out", type=Path, default=None,
                    help="swaps.json and swaps.png (default: docs/results/scenes, trained: docs/results/scenes/trained)")
+    p.add_argument("--replace", action="store_true",
+                   help="forget the runs of an earlier swaps.json in --out (default: keep those not measured now)")
     args = p.parse_args(argv)
     phase = study.PHASES[args.phase]
     data, work, results = args.data or phase.data, args.work or phase.work, args.results or phase.results
     out = args.out or (OUT / "trained" if phase.ladder else OUT)
-    report, pictures = {}, {}
+    import torch
+
+    from textok.io import write_json_atomic
+    from textok.training import cpu_name
+
+    machine = {"commit": git_commit(), "cpu": cpu_name(), "threads": torch.get_num_threads()}
+    # Earlier runs of this phase stay (each with the commit and CPU it ran on): stage models do not survive a new
+    # machine, so seeds measured on different hosts end up in one table.
+    before = json.loads((out / "swaps.json").read_text()) if (out / "swaps.json").is_file() and not args.replace \
+        else {}
+    if before and before.get("phase") != phase.name:
+        raise SystemExit(f"{out / 'swaps.json'} holds the {before.get('phase')!r} phase's swaps, not {phase.name!r}'s; "
+                         "pick another --out or pass --replace")
+    report = {n: {**{k: before.get(k) for k in machine}, **r} for n, r in before.get("runs", {}).items()}
+    captions = dict(before.get("captions", {}))
+    measured = 0
     for name in args.runs:
         steps, why = stage_budget(name, phase, results, args.steps)
         model = work / "stages" / name / f"step_{steps or 0:07d}"
@@ -233,27 +252,26 @@ def main(argv: list[str] | None = None) -> int:
             continue
         r, pics = measure(model, data, args.num)
         rec = study.load_scores(results, name)
-        report[name] = {"steps": steps, "arm": rec.get("arm"), "num_tokens": rec.get("num_tokens"), **r}
-        pictures[f"{name} @ {steps}"] = pics
+        report[name] = {"steps": steps, "arm": rec.get("arm"), "num_tokens": rec.get("num_tokens"), **r, **machine}
+        captions = {k: v for k, v in captions.items() if not k.startswith(f"{name} @ ")}
+        captions[f"{name} @ {steps}"] = [p["captions"] for p in pics]
+        (out / "swaps").mkdir(parents=True, exist_ok=True)
+        draw_block(f"{name} @ {steps}", pics).save(out / "swaps" / f"{name}.png")
+        measured += 1
         rates = r["rates"]
         print(f"[swaps] {name} @ {steps}: " + ", ".join(f"{f} followed {rates[f]['followed']:.0%} exact "
                                                        f"{rates[f]['exact']:.0%}" for f in ("control", *FACTORS)),
               flush=True)
-    if not report:
+    if not measured:
         raise SystemExit(f"no stage model found: run python -m studies.scenes.run --phase {phase.name} first")
-    out.mkdir(parents=True, exist_ok=True)
-    import torch
-
-    from textok.io import write_json_atomic
-    from textok.training import cpu_name
-
+    report = dict(sorted(report.items(), key=lambda kv: (kv[1].get("num_tokens") or 0, kv[0])))
     write_json_atomic(out / "swaps.json", {"alpha": ALPHA, "factors": list(FACTORS), "runs": report,
-                                           "captions": {k: [p["captions"] for p in v] for k, v in pictures.items()},
-                                           "phase": phase.name, "commit": git_commit(), "cpu": cpu_name(),
-                                           "threads": torch.get_num_threads()})
-    draw(pictures, out / "swaps.png")
-    return 0
+                                           "captions": captions, "phase": phase.name, **machine})
+    from PIL import Image
 
+    blocks = [Image.open(out / "swaps" / f"{n}.png") for n in report if (out / "swaps" / f"{n}.png").is_file()]
+    stack(blocks, out / "swaps.png")
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())

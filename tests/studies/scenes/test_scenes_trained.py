@@ -162,6 +162,26 @@ def test_swaps_at_the_final_rung(scenes_study, trained, tmp_path, capsys):
     assert {n: r["steps"] for n, r in sw["runs"].items()} == {"textok-n1-s0": 8, "baseline-n1-s0": 2}
     assert sw["phase"] == "trained" and sw["commit"] and sw["cpu"] and (out / "swaps.png").stat().st_size > 0
     assert "textok-n4-s0: no stage model" in capsys.readouterr().out
+    assert all(r["cpu"] and r["commit"] and r["threads"] for r in sw["runs"].values())
+    # a later call keeps the runs it does not measure (stage models do not survive a new machine) and its picture
+    first = {n: (out / "swaps" / f"{n}.png").read_bytes() for n in sw["runs"]}
+    sw["runs"]["baseline-n1-s0"]["cpu"] = "another host"
+    (out / "swaps.json").write_text(json.dumps(sw))
+    args = ["--phase", "trained", "--runs", "textok-n1-s0", "--num", "4", "--data", str(trained["data"]),
+            "--work", str(trained["work"]), "--results", str(trained["results"]), "--out", str(out)]
+    assert swaps.main(args) == 0
+    again = json.loads((out / "swaps.json").read_text())
+    assert list(again["runs"]) == ["baseline-n1-s0", "textok-n1-s0"]
+    assert again["runs"]["baseline-n1-s0"]["cpu"] == "another host"
+    assert again["runs"]["textok-n1-s0"]["rates"] == sw["runs"]["textok-n1-s0"]["rates"]  # same model, same rates
+    assert (out / "swaps" / "baseline-n1-s0.png").read_bytes() == first["baseline-n1-s0"]
+    from PIL import Image
+
+    assert Image.open(out / "swaps.png").height > Image.open(out / "swaps" / "textok-n1-s0.png").height
+    assert swaps.main([*args, "--replace"]) == 0
+    assert list(json.loads((out / "swaps.json").read_text())["runs"]) == ["textok-n1-s0"]
+    with pytest.raises(SystemExit, match="phase's swaps"):
+        swaps.main(["--phase", "first", *args[2:]])
 
 
 def test_split_overlap_counts(scenes_study, tmp_path):
@@ -320,3 +340,19 @@ def test_setting_names_every_cpu_the_final_rungs_ran_on():
     assert report_trained.setting([final("AMD EPYC")])["cpu"] == "AMD EPYC"
     three = report_trained.setting([final("AMD EPYC"), final("Intel Xeon (AMX)"), final("Intel Xeon")])
     assert three["cpu"] == "AMD EPYC, Intel Xeon (AMX) and Intel Xeon"
+
+
+def test_swap_ranges_span_the_seeds_of_each_arm_and_n(scenes_study):
+    rt = scenes_study("report_trained")
+
+    def run(arm, n, colour, background):
+        rates = {"colour": {"followed": colour}, "position": {"followed": 0.8}, "background": {"followed": background}}
+        return {"arm": arm, "num_tokens": n, "rates": rates}
+
+    sw = {"factors": ["colour", "position", "background"],
+          "runs": {"textok-n1-s0": run("textok", 1, 1.0, 1.0), "textok-n1-s1": run("textok", 1, 0.99, 0.0),
+                   "baseline-n1-s0": run("baseline", 1, 0.01, 0.0), "textok-n4-s0": run("textok", 4, 0.98, 1.0)}}
+    assert rt.swap_ranges(sw) == [
+        "TexTok N = 1 (2 tokenizer(s)): colour 99-100%, position 80%, background 0-100%",
+        "TexTok N = 4 (1 tokenizer(s)): colour 98%, position 80%, background 100%",
+        "baseline N = 1 (1 tokenizer(s)): colour 1%, position 80%, background 0%"]
