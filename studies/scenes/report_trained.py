@@ -266,7 +266,7 @@ def verdict(summary: dict) -> str | None:
             continue
         seeds = f"{v['seeds'][0]} vs {v['seeds'][1]} seeds"
         text = (f"at N = {n} ({seeds}), TexTok reconstructs new scenes at {fmt(v['textok'])} dB PSNR against the "
-                f"baseline's {fmt(v['baseline'])} (p = {fmt(v['p'], 3)})")
+                f"baseline's {fmt(v['baseline'])} (p = {first._p(v['p'])})")
         if c and c["textok"] is not None and c["baseline"] is not None:
             text += f" and held-out colour-shape pairs at {fmt(c['textok'])} against {fmt(c['baseline'])}"
         k = comp.get(n, {})

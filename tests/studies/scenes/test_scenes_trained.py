@@ -324,6 +324,8 @@ def test_trained_verdict_reads_table1_compression_and_generation():
     assert "32.30 dB PSNR against the baseline's 25.80" in v and "32.10 against 25.90" in v
     assert "N' = 8 tokens or more" in v and "≥ 8x" in v
     assert "92.9% of TexTok's samples against 9.2%, gFID 74.9 against 114.5" in v
+    summary["table1"][0]["p"] = 0.00017  # a small p keeps its digits
+    assert "(p = 0.00017)" in report_trained.verdict(summary)
     assert report_trained.verdict({"table1": [], "compression": []}) is None
 
 
