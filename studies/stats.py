@@ -53,9 +53,14 @@ def pm(mean, std, digits: int = 2) -> str:
     return fmt(mean, digits) + (f" ± {fmt(std, digits)}" if std is not None else "")
 
 
+def fmt_p(p) -> str:
+    """A p-value with two significant digits (0.00017, 0.048), "–" when there is none."""
+    return "–" if p is None else f"{p:.2g}"
+
+
 def join_and(items: list[str]) -> str:
     """``A``, ``A and B``, ``A, B and C``."""
     return " and ".join(items) if len(items) < 3 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-__all__ = ["SPLIT_MEASURES", "SPLIT_LABELS", "split_label", "welch_p", "mean_std", "fmt", "pm", "join_and"]
+__all__ = ["SPLIT_MEASURES", "SPLIT_LABELS", "split_label", "welch_p", "mean_std", "fmt", "pm", "fmt_p", "join_and"]

@@ -10,7 +10,7 @@ import statistics
 from pathlib import Path
 from typing import Sequence
 
-from ..stats import SPLIT_LABELS, SPLIT_MEASURES, fmt, join_and, pm, split_label, welch_p
+from ..stats import SPLIT_LABELS, SPLIT_MEASURES, fmt, fmt_p, join_and, pm, split_label, welch_p
 from .reproduction import CONFIG, REPO, REPORT_SPLITS, SIDE_BUDGET, SPLIT_ABOUT, SPLITS, converged, study_runs
 
 TOKENS = (1, 2, 4, 8)
@@ -358,7 +358,7 @@ def seeds_table(curves) -> list[str]:
                 p = welch_p(vals["baseline"], vals["textok"])
                 out.append(f"| {split_label(split)} | {n} | {steps} | {metric} | {mb:.{d}f} ± {sb:.{d}f} | {mt:.{d}f} ± {st:.{d}f} "
                            f"| {len(vals['baseline'])}/{len(vals['textok'])} | {diff:+.{d}f} | {verdict} "
-                           f"| {'–' if p is None else f'{p:.2g}'} |")
+                           f"| {fmt_p(p)} |")
     if len(out) == 2:
         out.append("| | | | pending: needs at least 2 seeds per arm at one common budget | | | | | | |")
     return out

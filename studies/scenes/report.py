@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..stats import fmt, mean_std, pm, welch_p
+from ..stats import fmt, fmt_p, mean_std, pm, welch_p
 from . import run as study
 
 PAGE = study.REPO / "docs" / "results" / "scenes.md"
@@ -424,10 +424,6 @@ README_SPLITS = {"val": "new scenes", "val_compositional": "held-out colour-shap
 README_PROMPTS = {"val": "captions of new scenes", "val_compositional": "captions with held-out pairs"}
 
 
-def _p(p) -> str:
-    return "–" if p is None else f"{p:.2g}"
-
-
 def headline_generation_rows(generation: dict | None) -> dict[tuple[int, str], dict]:
     """(N, split) -> the text-to-image summary's first row there: the many-step sampler at the config's guidance
     (``studies.scenes.t2i.generation_summary`` orders them so)."""
@@ -452,7 +448,7 @@ def readme_rows(t1: list[dict], generation: dict | None) -> list[str]:
             if r and r["baseline"] is not None and r["textok"] is not None:  # a comparison: both arms scored
                 L.append(f"| reconstruction, {README_SPLITS[split]} | {n} | {label} | {min(r['seeds'])} | "
                          f"{pm(r['baseline'], r['baseline_std'], 2 if metric == 'psnr' else 1)} | "
-                         f"{pm(r['textok'], r['textok_std'], 2 if metric == 'psnr' else 1)} | {_p(r['p'])} |")
+                         f"{pm(r['textok'], r['textok_std'], 2 if metric == 'psnr' else 1)} | {fmt_p(r['p'])} |")
     many = headline_generation_rows(generation)
     pct = lambda ms: pm(*(None if v is None else 100 * v for v in ms), 1) + "%"  # noqa: E731
     first_n = min((n for n, _ in many), default=None)
@@ -463,11 +459,11 @@ def readme_rows(t1: list[dict], generation: dict | None) -> list[str]:
         seeds = min(a["textok"]["dit_seeds"], a["baseline"]["dit_seeds"])
         L.append(f"| text-to-image, {README_PROMPTS[split]} | {n} | whole scene right ↑ | {seeds} | "
                  f"{pct(a['baseline']['images']['exact'])} | {pct(a['textok']['images']['exact'])} | "
-                 f"{_p(r['welch_p']['exact'])} |")
+                 f"{fmt_p(r['welch_p']['exact'])} |")
         if n == first_n and a["textok"]["gfid"][0] is not None and a["baseline"]["gfid"][0] is not None:
             num = ", ".join(map(str, a["textok"].get("gfid_num") or [])) or "?"
             L.append(f"| text-to-image, {README_PROMPTS[split]} | {n} | gFID ↓ ({num} samples) | {seeds} | "
-                     f"{pm(*a['baseline']['gfid'], 1)} | {pm(*a['textok']['gfid'], 1)} | {_p(r['welch_p']['gfid'])} |")
+                     f"{pm(*a['baseline']['gfid'], 1)} | {pm(*a['textok']['gfid'], 1)} | {fmt_p(r['welch_p']['gfid'])} |")
     return L
 
 

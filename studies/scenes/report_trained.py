@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..stats import fmt, join_and, mean_std, pm, welch_p
+from ..stats import fmt, fmt_p, join_and, mean_std, pm, welch_p
 from . import report as first  # Table 1, the compression table, the findings' sentences, the swap table
 from . import run as study
 
@@ -266,7 +266,7 @@ def verdict(summary: dict) -> str | None:
             continue
         seeds = f"{v['seeds'][0]} vs {v['seeds'][1]} seeds"
         text = (f"at N = {n} ({seeds}), TexTok reconstructs new scenes at {fmt(v['textok'])} dB PSNR against the "
-                f"baseline's {fmt(v['baseline'])} (p = {first._p(v['p'])})")
+                f"baseline's {fmt(v['baseline'])} (p = {fmt_p(v['p'])})")
         if c and c["textok"] is not None and c["baseline"] is not None:
             text += f" and held-out colour-shape pairs at {fmt(c['textok'])} against {fmt(c['baseline'])}"
         k = comp.get(n, {})

@@ -273,5 +273,6 @@ def main(argv: list[str] | None = None) -> int:
     stack(blocks, out / "swaps.png")
     return 0
 
+
 if __name__ == "__main__":
     sys.exit(main())
