@@ -528,10 +528,12 @@ def generation_summary(results_dir: str | os.PathLike = RESULTS) -> dict:
               "images": e["adherence"]["images"], "gfid": e["gfid"]["gfid"] if e.get("gfid") else None}
              for r in records for e in r.get("sweep", {}).values()]
     sweep.sort(key=lambda x: (x["num_tokens"], x["name"], x["cfg_scale"], x["arm"]))
-    controls: dict[str, dict] = {}  # "N/name/split" -> arm -> rates over images (the tokenizer's, not a DiT's)
+    # "N/name/split" -> "arm tokenizer" -> rates over images: the tokenizer's own, not a DiT's, so one row per
+    # tokenizer (a pair's DiT seeds may sit on tokenizer seeds whose detokenizers differ)
+    controls: dict[str, dict] = {}
     for r in records:
         for split, c in r.get("detokenizer_control", {}).items():
-            controls.setdefault(f"{r['num_tokens']}/{r['name']}/{split}", {})[r["arm"]] = c["images"]
+            controls.setdefault(f"{r['num_tokens']}/{r['name']}/{split}", {})[f"{r['arm']} {r['tokenizer']}"] = c["images"]
     cf = json.loads((results / CEILING_FLOOR).read_text()) if (results / CEILING_FLOOR).is_file() else {}
     return {"rows": rows, "ceiling_floor": cf, "detokenizer_control": controls, "sweep": sweep,
             "grids": [g.name for g in sorted(results.glob("grid_*.png"))],
@@ -559,7 +561,8 @@ def generation_section(results_dir: str | os.PathLike = RESULTS, relative_to: st
              "seeds, p: Welch's t-test between the arms. gFID against all of the split's real renders. Ceiling: the "
              "real renders read by the same detector; floor: each scene judged against another scene's caption; "
              "*other scenes' tokens + caption*: the real tokens of training scenes decoded with the split's captions "
-             "(the detokenizer alone: TexTok's reads the caption, so its DiTs are judged against this row).", ""]
+             "(the detokenizer alone: TexTok's reads the caption, so its DiTs are judged against this row; one row per "
+             "tokenizer).", ""]
     head = "| N | split | sampler | guidance | arm | DiT seeds | " + " | ".join(FACTOR_COLUMNS) + " | gFID (samples) |"
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
     for i, r in enumerate(rows):
@@ -579,7 +582,7 @@ def generation_section(results_dir: str | os.PathLike = RESULTS, relative_to: st
                 lines.append(f"{where} {row} | | | | " + " | ".join(
                     fmt(100 * cf[r["split"]][row]["images"][f], 1) for f in FACTOR_COLUMNS) + " | |")
             control = summary["detokenizer_control"].get(f"{r['num_tokens']}/{r['name']}/{r['split']}", {})
-            for arm, rates in control.items():
+            for arm, rates in sorted(control.items()):  # "textok textok-n1-s0@8000": one row per tokenizer
                 lines.append(f"{where} other scenes' tokens + caption | | {arm} | | "
                              + " | ".join(fmt(100 * rates[f], 1) for f in FACTOR_COLUMNS) + " | |")
     pairs = sorted({(r["num_tokens"], r["name"], ", ".join(f"{a} {' + '.join(sorted(t))}"

@@ -91,8 +91,8 @@ def test_driver_end_to_end(study_work, tiny_scenes, tmp_path, monkeypatch, capsy
     textok0 = json.loads((results / "n1-textok-d0.json").read_text())
     assert set(textok0["detokenizer_control"]) == {"val", "val_compositional"}
     assert zero["detokenizer_control"]["val"]["num_images"] == n
-    assert text.count("other scenes' tokens + caption | | textok |") == 2
-    assert text.count("other scenes' tokens + caption | | baseline |") == 2
+    assert text.count("other scenes' tokens + caption | | textok textok-n1-s0@4 |") == 2
+    assert text.count("other scenes' tokens + caption | | baseline baseline-n1-s0@4 |") == 2
     assert "### Guidance scale" in text and "| 1 | `val` | ddim 4 | 2 | textok |" in text
     summary = t2i.generation_summary(results)
     row = summary["rows"][0]
@@ -119,9 +119,18 @@ def test_driver_end_to_end(study_work, tiny_scenes, tmp_path, monkeypatch, capsy
     assert t2i.main(["--list", "--results", str(results)]) == 0
     assert "n1-textok-d0" in capsys.readouterr().out
     # DiT seed 1 on another tokenizer seed (--tokenizer-seed 1 --dit-seeds 1): the report names both tokenizers
+    # and its detokenizer control is its own row beside seed 0's, not merged into (or overwriting) it
     again["tokenizer"] = "textok-n1-s1@4"
+    again["detokenizer_control"] = {split: {**c, "images": {**c["images"], "exact": 0.123}}
+                                    for split, c in textok0["detokenizer_control"].items()}
     (results / "n1-textok-d1.json").write_text(json.dumps(again))
-    assert "textok textok-n1-s0@4 + textok-n1-s1@4" in t2i.generation_section(results)
+    text = t2i.generation_section(results)
+    assert "textok textok-n1-s0@4 + textok-n1-s1@4" in text
+    for tok in ("textok-n1-s0@4", "textok-n1-s1@4"):
+        assert text.count(f"other scenes' tokens + caption | | textok {tok} |") == 2
+    assert text.count("| textok textok-n1-s1@4 | | 12.3 |") == 2
+    controls = t2i.generation_summary(results)["detokenizer_control"]["1/n1/val"]
+    assert controls["textok textok-n1-s0@4"] == textok0["detokenizer_control"]["val"]["images"]
 
 
 def test_section_pending_without_scores(tmp_path):
