@@ -53,6 +53,16 @@ def test_ladder_status(sr):
     assert (st["status"], st["next"], st["gains"]) == ("training", 4000, {"2000": 2.0})
     st = sr.ladder_status(_record({1000: 20.0, 2000: 22.0, 4000: 22.1}), cap)
     assert (st["status"], st["final"], st["next"]) == ("plateau", 4000, None)
+    # a drop right after a climb is a dip, not a plateau: one more rung (baseline-n8-s0: +2.39 dB, then -0.30)
+    dip = _record({1000: 25.76, 2000: 28.16, 4000: 27.85})
+    st = sr.ladder_status(dip, cap)
+    assert (st["status"], st["next"], st["final"]) == ("training", 8000, None)
+    assert sr.ladder_status(_record({1000: 25.76, 2000: 28.16, 4000: 27.85, 8000: 31.0}), cap)["status"] == "training"
+    assert sr.ladder_status(_record({1000: 25.76, 2000: 28.16, 4000: 27.85, 8000: 27.9}), cap)["status"] == "plateau"
+    assert sr.ladder_status(dip, 4000)["status"] == "cap"  # no rung left: the dip is where it stops
+    # a drop after a flat doubling, or at the first doubling, is a plateau
+    assert sr.ladder_status(_record({1000: 20.0, 2000: 20.1, 4000: 19.9}), cap)["status"] == "plateau"
+    assert sr.ladder_status(_record({1000: 20.0, 2000: 19.5}), cap)["status"] == "plateau"
     # exactly the threshold is not a plateau (the gain must be below it)
     assert sr.ladder_status(_record({1000: 20.0, 2000: 20.25}), cap, threshold_db=0.25)["status"] == "training"
     # a record of today's driver (--steps 8000, the curve at 2000 and 4000) continues at 16000, never at 1000
