@@ -283,7 +283,8 @@ def verdict(summary: dict) -> str | None:
             gf = lambda arm: fmt(a[arm]["gfid"][0], 1)  # noqa: E731
             text += (f"; text-to-image from {label} ({min(a['textok']['dit_seeds'], a['baseline']['dit_seeds'])} DiT "
                      f"seed(s) per arm, {g['sampler']} {g['steps']}): the whole scene right in {pct('textok')} of "
-                     f"TexTok's samples against {pct('baseline')}, gFID {gf('textok')} against {gf('baseline')}")
+                     f"TexTok's samples against {pct('baseline')} (p = {fmt_p(g['welch_p']['exact'])}), gFID "
+                     f"{gf('textok')} against {gf('baseline')} (p = {fmt_p(g['welch_p']['gfid'])})")
         parts.append(text)
     if not parts:
         return None

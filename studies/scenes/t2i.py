@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from ..common import commit_scores, flock, git_commit
-from ..stats import fmt, mean_std, pm, welch_p
+from ..stats import fmt, fmt_p, mean_std, pm, welch_p
 from .run import WORK as STUDY_WORK
 
 REPO = Path(__file__).resolve().parents[2]
@@ -573,8 +573,8 @@ def generation_section(results_dir: str | os.PathLike = RESULTS, relative_to: st
             lines.append(f"{what} {arm} | {a['dit_seeds']} | " + " | ".join(pct(a["images"][f]) for f in FACTOR_COLUMNS)
                          + f" | {pm(*a['gfid'], 1)}{num} |")
         if len(r["arms"]) == 2:
-            lines.append(f"{what} p (TexTok vs baseline) | | {fmt(r['welch_p']['exact'], 3)} | "
-                         + " | ".join("" for _ in FACTOR_COLUMNS[1:]) + f" | {fmt(r['welch_p']['gfid'], 3)} |")
+            lines.append(f"{what} p (TexTok vs baseline) | | {fmt_p(r['welch_p']['exact'])} | "
+                         + " | ".join("" for _ in FACTOR_COLUMNS[1:]) + f" | {fmt_p(r['welch_p']['gfid'])} |")
         nxt = rows[i + 1] if i + 1 < len(rows) else None
         if r["split"] in cf and (nxt is None or (nxt["num_tokens"], nxt["name"], nxt["split"])
                                  != (r["num_tokens"], r["name"], r["split"])):  # after the split's last rows

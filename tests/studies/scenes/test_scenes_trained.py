@@ -328,12 +328,13 @@ def test_trained_verdict_reads_table1_compression_and_generation():
     summary = {"table1": [row(1, "val", 25.8, 32.3), row(1, "val_compositional", 25.9, 32.1), row(8, "val", 31.0, None)],
                "compression": [{"num_tokens": 1, "psnr_baseline_n": 8, "psnr_factor": 8.0, "psnr_at_least": True}],
                "generation": {"rows": [{"num_tokens": 1, "split": "val", "sampler": "ddim", "steps": 50,
-                                        "arms": {"textok": arm(0.929, 74.9), "baseline": arm(0.092, 114.5)}}]}}
+                                        "arms": {"textok": arm(0.929, 74.9), "baseline": arm(0.092, 114.5)},
+                                        "welch_p": {"exact": 7.3349e-06, "gfid": 0.0033228}}]}}
     v = report_trained.verdict(summary)
     assert v.startswith("**Verdict:** at N = 1 (2 vs 2 seeds)") and "N = 8" not in v
     assert "32.30 dB PSNR against the baseline's 25.80" in v and "32.10 against 25.90" in v
     assert "N' = 8 tokens or more" in v and "≥ 8x" in v
-    assert "92.9% of TexTok's samples against 9.2%, gFID 74.9 against 114.5" in v
+    assert "92.9% of TexTok's samples against 9.2% (p = 7.3e-06), gFID 74.9 against 114.5 (p = 0.0033)" in v
     summary["table1"][0]["p"] = 0.00017  # a small p keeps its digits
     assert "(p = 0.00017)" in report_trained.verdict(summary)
     assert report_trained.verdict({"table1": [], "compression": []}) is None
