@@ -100,6 +100,27 @@ def placement(final: dict[str, dict]) -> list[dict]:
     return rows
 
 
+def beyond_cap_rows(folder: Path) -> list[dict]:
+    """Side runs continued past the cap (``folder``: their score files, each a copy of the run's file in ``runs/``
+    then climbed with a larger ``--max-steps``), outside every table: per run its rungs with their val PSNR, the gain
+    of the newest rung over the one half as long, the val rFID there and the CPUs it ran on."""
+    rows = []
+    if not Path(folder).is_dir():
+        return rows
+    for name, r in first.load_runs(folder).items():
+        budgets = {int(b): v for b, v in r.get("budgets", {}).items()}
+        if not budgets:
+            continue
+        steps = sorted(budgets)
+        psnr = {b: budgets[b]["val"]["psnr"] for b in steps}
+        top = steps[-1]
+        rows.append({"run": name, "budgets": steps, "val_psnr": [psnr[b] for b in steps],
+                     "last_gain": psnr[top] - psnr[top // 2] if top // 2 in psnr else None,
+                     "val_rfid": budgets[top]["val"].get("rfid"),
+                     "cpu": sorted({v.get("cpu") for v in budgets.values()} - {None})})
+    return rows
+
+
 def curves(runs: dict[str, dict]) -> list[dict]:
     """Val PSNR at every rung of both arms' runs (every seed) at CURVE_N."""
     return [{"run": name, "arm": r["arm"], "num_tokens": r["num_tokens"], "seed": r["seed"],
@@ -334,6 +355,17 @@ def render(summary: dict, plotted: bool, out_rel: str, generation: list[str]) ->
     L += ["", f"## Trained: learning curves at N = {' and '.join(map(str, CURVE_N))}", ""]
     L += ([f"![learning curves]({out_rel}/curves.png)", ""] if plotted else ["Pending: no rung scored yet.", ""])
     L.append(summary["curves_provenance"])
+    if summary.get("beyond_cap"):
+        L += ["", "## Trained: beyond the cap (side runs)", "",
+              "Pairs continued past the cap to see how far it is from the plateau, outside every table above: each "
+              "score file is a copy of the run's file in `runs/`, climbed with `python -m studies.scenes.run --phase "
+              "trained --results docs/results/scenes/trained/beyond_cap --max-steps 16000 --runs NAME` (the same "
+              "work folder, so it resumes from the cap's checkpoint). Gain: the newest rung over the one half as long; "
+              "rFID at the newest rung.", "",
+              "| run | rungs (val PSNR) | gain (dB) | val rFID | CPU |", "|---|---|---|---|---|"]
+        L += [f"| {r['run']} | {', '.join(f'{b}: {p:.2f}' for b, p in zip(r['budgets'], r['val_psnr']))} | "
+              f"{fmt(r['last_gain'], 2, True)} | {fmt(r['val_rfid'], 1)} | {', '.join(r['cpu']) or '–'} |"
+              for r in summary["beyond_cap"]]
     L += ["", "## Trained: where the text goes (the paper's ablation)", "",
           f"TexTok with the text in the encoder and decoder (in-context tokens, the main runs), the encoder only, the "
           f"decoder only, none (the baseline), and cross-attention instead of in-context tokens; seeds "
@@ -391,5 +423,6 @@ def build(results: Path, out: Path, data: str | Path, page_dir: Path, max_steps:
     # its own heading and lines, from out/t2i (studies/scenes/t2i.py's RESULTS under the default out)
     generation = generation_section(out / "t2i", relative_to=page_dir).rstrip("\n").split("\n")
     summary["generation"] = generation_summary(out / "t2i")
+    summary["beyond_cap"] = beyond_cap_rows(out / "beyond_cap")
     write_json_atomic(out / "summary.json", summary)
     return render(summary, plotted, out_rel, generation), summary

@@ -249,6 +249,18 @@ def test_report_trained_section(scenes_study, trained, tmp_path):
     assert "Pending: `python -m studies.scenes.swaps --phase trained`." in text and "## Text-to-image" in text
     assert f"Machine: {tex['budgets']['8']['cpu']}" in text
     assert text.index("# Scenes, trained") < text.index("# Scenes: does the caption free the tokens? (issue 36)")
+    # side runs past the cap: no folder, no section; a score file there gets a row (rungs, gain, rFID, CPU)
+    assert summary["beyond_cap"] == [] and "beyond the cap" not in text
+    (out / "trained" / "beyond_cap").mkdir()
+    (out / "trained" / "beyond_cap" / "textok-n1-s0.json").write_text(json.dumps(tex))
+    assert report.main(["--results", str(tmp_path / "first"), "--out", str(out), "--trained-results", str(results),
+                        "--trained-data", str(trained["data"]), "--page", str(page)]) == 0
+    side = json.loads((out / "trained" / "summary.json").read_text())["beyond_cap"]
+    assert [(r["run"], r["budgets"]) for r in side] == [("textok-n1-s0", [1, 2, 4, 8])]
+    p8, p4 = (tex["budgets"][b]["val"]["psnr"] for b in ("8", "4"))
+    assert side[0]["last_gain"] == pytest.approx(p8 - p4) and side[0]["val_rfid"] == tex["budgets"]["8"]["val"]["rfid"]
+    text = page.read_text()
+    assert "## Trained: beyond the cap (side runs)" in text and "| textok-n1-s0 | 1: " in text.split("beyond the cap")[1]
 
 
 def test_scheduler_starts_trained_workers(sr, tiny_scenes, tmp_path, monkeypatch, capsys):
