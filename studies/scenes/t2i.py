@@ -533,7 +533,8 @@ def generation_summary(results_dir: str | os.PathLike = RESULTS) -> dict:
     controls: dict[str, dict] = {}
     for r in records:
         for split, c in r.get("detokenizer_control", {}).items():
-            controls.setdefault(f"{r['num_tokens']}/{r['name']}/{split}", {})[f"{r['arm']} {r['tokenizer']}"] = c["images"]
+            key = f"{r['num_tokens']}/{r['name']}/{split}"
+            controls.setdefault(key, {})[f"{r['arm']} {r['tokenizer']}"] = c["images"]
     cf = json.loads((results / CEILING_FLOOR).read_text()) if (results / CEILING_FLOOR).is_file() else {}
     return {"rows": rows, "ceiling_floor": cf, "detokenizer_control": controls, "sweep": sweep,
             "grids": [g.name for g in sorted(results.glob("grid_*.png"))],
