@@ -383,7 +383,7 @@ def table1_lines(t1: list[dict]) -> list[str]:
         d = 1 if r["metric"] == "rfid" else (2 if r["metric"] == "psnr" else 3)
         L.append(f"| {r['num_tokens']} | {r['split']} | {r['metric']} | {pm(r['textok'], r['textok_std'], d)} | "
                  f"{pm(r['baseline'], r['baseline_std'], d)} | {fmt(r['gain'], 2, True)}"
-                 f"{'' if r['metric'] == 'psnr' else '%'} | {fmt(r['p'], 3)} |")
+                 f"{'' if r['metric'] == 'psnr' else '%'} | {fmt_p(r['p'])} |")
     return L
 
 

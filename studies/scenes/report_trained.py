@@ -244,7 +244,7 @@ def findings(summary: dict) -> list[str]:
             out.append(f"Where the text goes, N = {n} (val PSNR at the final rung, seed means; difference from text "
                        f"in both, Welch p): both {fmt(both['val_psnr'])} dB ({both['seeds']} seeds); " + "; ".join(
                            f"{r['text']} {fmt(r['val_psnr'])} dB ({fmt(r['val_psnr_vs_both'], 2, True)}, "
-                           f"p = {fmt(r['p_vs_both'], 3)}, {r['seeds']} seeds)" for r in others) + ".")
+                           f"p = {fmt_p(r['p_vs_both'])}, {r['seeds']} seeds)" for r in others) + ".")
     if summary["swaps"]:
         out.append("Swaps at the final rung (decoded images that follow a changed caption, the range over seeds): "
                    + "; ".join(swap_ranges(summary["swaps"])) + ".")
@@ -379,7 +379,7 @@ def render(summary: dict, plotted: bool, out_rel: str, generation: list[str]) ->
                  f"{pm(r['val_psnr'], r['val_psnr_std'])} | {pm(r['val_rfid'], r['val_rfid_std'], 1)} | "
                  f"{pm(r['val_compositional_psnr'], r['val_compositional_psnr_std'])} | "
                  f"{pm(r['val_compositional_rfid'], r['val_compositional_rfid_std'], 1)} | "
-                 f"{fmt(r['val_psnr_vs_both'], 2, True)} | {fmt(r['p_vs_both'], 3)} |")
+                 f"{fmt(r['val_psnr_vs_both'], 2, True)} | {fmt_p(r['p_vs_both'])} |")
     L += ["", summary["table1_provenance"], "", "## Trained: evaluation splits against the training set", ""]
     ov = summary["split_overlap"]
     if ov:

@@ -183,9 +183,9 @@ def ladder_status(record: dict, max_steps: int, threshold_db: float | None = Non
     psnr = {int(b): v["val"]["psnr"] for b, v in record.get("budgets", {}).items()}
     newest = max(psnr, default=None)
     gains = {b: psnr[b] - psnr[b // 2] for b in sorted(psnr) if b % 2 == 0 and b // 2 in psnr}
-    climbed = newest in gains and gains.get(newest // 2, -math.inf) >= threshold_db  # the doubling before gained
-    dip = climbed and gains[newest] < 0
-    if newest is not None and newest in gains and gains[newest] < threshold_db and not dip:
+    last = gains.get(newest)  # None before the first doubling
+    dip = last is not None and last < 0 and gains.get(newest // 2, -math.inf) >= threshold_db  # after a climb
+    if last is not None and last < threshold_db and not dip:
         status = "plateau"
     elif next_rung(newest) > max_steps:
         status = "cap"

@@ -382,3 +382,10 @@ def test_swap_ranges_span_the_seeds_of_each_arm_and_n(scenes_study):
         "TexTok N = 1 (2 tokenizer(s)): colour 99-100%, position 80%, background 0-100%",
         "TexTok N = 4 (1 tokenizer(s)): colour 98%, position 80%, background 100%",
         "baseline N = 1 (1 tokenizer(s)): colour 1%, position 80%, background 0%"]
+
+
+def test_table1_prints_small_p_values_with_their_digits(scenes_study):
+    report = scenes_study("report")
+    row = {"num_tokens": 1, "split": "val", "metric": "psnr", "textok": 32.33, "textok_std": 0.24, "baseline": 25.8,
+           "baseline_std": 0.07, "gain": 6.53, "p": 0.00017}
+    assert report.table1_lines([row])[-1] == "| 1 | val | psnr | 32.33 ± 0.24 | 25.80 ± 0.07 | +6.53 | 0.00017 |"
