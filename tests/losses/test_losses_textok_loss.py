@@ -130,3 +130,19 @@ def test_config_validation_names_the_field():
     with pytest.raises(ValueError, match="LossConfig.adversarial_loss"):
         LossConfig(adversarial_loss="wgan")
     assert dataclasses.asdict(LossConfig())["r1_weight"] == 10.0
+
+
+def test_l1_term_adds_the_mean_absolute_error_and_is_off_by_default():
+    model = tiny_model(latent="deterministic")
+    images, out = batch(model)
+    _, off = TexTokLoss(LossConfig(perceptual_weight=0.0, adversarial_weight=0.0), image_size=32).generator_loss(
+        images, out, step=0)
+    assert "g/l1" not in off
+    loss = TexTokLoss(LossConfig(l2_weight=0.5, l1_weight=2.0, perceptual_weight=0.0, adversarial_weight=0.0),
+                      image_size=32)
+    g, gs = loss.generator_loss(images, out, step=0)
+    l1 = (out.reconstruction - images).abs().mean().item()
+    assert gs["g/l1"] == pytest.approx(l1, rel=1e-5)
+    assert g.item() == pytest.approx(0.5 * gs["g/l2"] + 2.0 * l1, rel=1e-5)
+    with pytest.raises(ValueError, match="l1_weight"):
+        LossConfig(l1_weight=-1.0)

@@ -1,8 +1,8 @@
-"""The TexTok training objective: L2 + LPIPS + KL + adversarial, with LeCAM and R1.
+"""The TexTok training objective: L2 (and / or L1) + LPIPS + KL + adversarial, with LeCAM and R1.
 
 Generator (tokenizer + detokenizer) step:
 
-    L_G = l2_weight * ||x - x_hat||^2  +  perceptual_weight * LPIPS(x_hat, x)  (on a perceptual_fraction of the batch)
+    L_G = l2_weight * ||x - x_hat||^2  +  l1_weight * |x - x_hat|  +  perceptual_weight * LPIPS(x_hat, x)  (on a perceptual_fraction of the batch)
         + kl_weight * KL(q(z|x) || N(0, I))                     (KL latent only)
         + w_adv * adversarial_g_loss(D(x_hat))                  (from discriminator_start on)
 
@@ -45,6 +45,10 @@ class LossConfig:
     """
 
     l2_weight: float = 1.0
+    # the mean absolute error (VQGAN's reconstruction term); off in the paper's recipe. Adam-type
+    # optimisers see the sign of L1's gradient, not its size: an error shrinking near the target
+    # keeps its step, where L2's gradient fades with it (the speedrun's lever, docs/results/speedrun.md)
+    l1_weight: float = 0.0
     perceptual_weight: float = 0.1
     # LPIPS on the first ceil(fraction * B) images of each micro-batch only (the sampler
     # shuffles, so they are a random subset): an unbiased estimate of the batch mean at a
@@ -68,7 +72,7 @@ class LossConfig:
             if not ok:
                 raise ValueError(f"LossConfig.{field}={getattr(self, field)!r}: {why}")
 
-        for name in ("l2_weight", "perceptual_weight", "adversarial_weight", "lecam_weight", "r1_weight", "kl_weight"):
+        for name in ("l2_weight", "l1_weight", "perceptual_weight", "adversarial_weight", "lecam_weight", "r1_weight", "kl_weight"):
             need(getattr(self, name) >= 0, name, "must be >= 0")
         need(0 < self.perceptual_fraction <= 1, "perceptual_fraction", "must lie in (0, 1]")
         need(self.adversarial_loss in ("hinge", "non-saturating"), "adversarial_loss", "must be 'hinge' or 'non-saturating'")
@@ -141,6 +145,9 @@ class TexTokLoss(nn.Module):
         stats: dict[str, torch.Tensor] = {}
         stats["g/l2"] = l2 = F.mse_loss(rec.float(), images.float())
         rec_loss = c.l2_weight * l2
+        if c.l1_weight > 0:
+            stats["g/l1"] = l1 = F.l1_loss(rec.float(), images.float())
+            rec_loss = rec_loss + c.l1_weight * l1
         if self.lpips is not None:
             k = max(1, math.ceil(c.perceptual_fraction * images.shape[0]))
             stats["g/lpips"] = perceptual = self.lpips(rec[:k], images[:k]).mean()
