@@ -121,6 +121,17 @@ def beyond_cap_rows(folder: Path) -> list[dict]:
     return rows
 
 
+def beyond_cap_tables(folder: Path) -> dict | None:
+    """Seed means of the side runs at their newest common rung (the largest rung any of them reached): Table 1's
+    val PSNR and rFID rows (``first.table1``, Welch p over seeds) and the compression rows read from them."""
+    runs = {n: r for n, r in first.load_runs(folder).items() if r.get("budgets")} if Path(folder).is_dir() else {}
+    if not runs:
+        return None
+    top = max(int(b) for r in runs.values() for b in r["budgets"])
+    rows = [r for r in first.table1(runs, top) if r["split"] == "val" and r["metric"] in ("psnr", "rfid")]
+    return {"steps": top, "table1": rows, "compression": first.compression(rows)}
+
+
 def curves(runs: dict[str, dict]) -> list[dict]:
     """Val PSNR at every rung of both arms' runs (every seed) at CURVE_N."""
     return [{"run": name, "arm": r["arm"], "num_tokens": r["num_tokens"], "seed": r["seed"],
@@ -366,6 +377,9 @@ def render(summary: dict, plotted: bool, out_rel: str, generation: list[str]) ->
         L += [f"| {r['run']} | {', '.join(f'{b}: {p:.2f}' for b, p in zip(r['budgets'], r['val_psnr']))} | "
               f"{fmt(r['last_gain'], 2, True)} | {fmt(r['val_rfid'], 1)} | {', '.join(r['cpu']) or '–'} |"
               for r in summary["beyond_cap"]]
+        if (side := summary.get("beyond_cap_tables")) and side["table1"]:
+            L += ["", f"At {side['steps']:,} steps, the side runs' seed means (val):", "",
+                  *first.table1_lines(side["table1"]), "", *first.compression_lines(side["compression"])]
     L += ["", "## Trained: where the text goes (the paper's ablation)", "",
           f"TexTok with the text in the encoder and decoder (in-context tokens, the main runs), the encoder only, the "
           f"decoder only, none (the baseline), and cross-attention instead of in-context tokens; seeds "
@@ -424,5 +438,6 @@ def build(results: Path, out: Path, data: str | Path, page_dir: Path, max_steps:
     generation = generation_section(out / "t2i", relative_to=page_dir).rstrip("\n").split("\n")
     summary["generation"] = generation_summary(out / "t2i")
     summary["beyond_cap"] = beyond_cap_rows(out / "beyond_cap")
+    summary["beyond_cap_tables"] = beyond_cap_tables(out / "beyond_cap")
     write_json_atomic(out / "summary.json", summary)
     return render(summary, plotted, out_rel, generation), summary

@@ -89,6 +89,14 @@ def test_muon_takes_the_blocks_matrices_and_adamw_the_rest():
     assert ns_dtype(torch.device("cpu")) in (torch.float32, torch.bfloat16)
     with pytest.raises(ValueError, match="optim.optimizer changed"):
         opt.load_state_dict({"adamw": opt.optimizers["adamw"].state_dict()})
+    # muon_scope=matrices: every nn.Linear weight, the input and output projections too
+    opt = build_optimizer(model, tiny_config(Path("unused"), "optim.optimizer=muon", "optim.muon_scope=matrices").optim)
+    muon = {id(p) for g in opt.optimizers["muon"].param_groups for p in g["params"]}
+    assert muon == hidden_matrices(model, "matrices") > hidden_matrices(model)
+    assert {id(model.patch_embed.weight), id(model.to_pixels.weight), id(model.decoder.text.proj.weight)} <= muon
+    assert all(p.ndim == 2 for p in model.parameters() if id(p) in muon)
+    with pytest.raises(ValueError, match="muon_scope"):
+        hidden_matrices(model, "all")
 
 
 def test_muon_in_memory_grouped_run_resumes_exactly(scenes_root, tmp_path, train_in_process):

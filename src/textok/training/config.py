@@ -76,6 +76,9 @@ class OptimConfig:
     optimizer: Literal["adamw", "muon"] = "adamw"
     muon_lr: float | None = None  # None -> lr (Muon's update is scaled to AdamW's RMS: lrs are comparable)
     muon_momentum: float = 0.95
+    # which weights Muon takes: "blocks" (the transformer blocks' matrices, as Muon's authors use it) or
+    # "matrices" (every nn.Linear weight: the input, output and text projections too)
+    muon_scope: Literal["blocks", "matrices"] = "blocks"
     # AdamW's implementation: auto (torch's choice), foreach (one kernel per op over all tensors), fused
     # (one kernel for the whole step) or for-loop
     implementation: Literal["auto", "foreach", "fused", "for-loop"] = "auto"

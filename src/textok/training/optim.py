@@ -5,7 +5,8 @@
 - ``optimizer="muon"``: ``torch.optim.Muon`` (momentum orthogonalised by Newton-Schulz) for the
   weight matrices of the transformer blocks -- the hidden layers, as Muon's authors and
   modded-nanogpt use it -- and AdamW for everything else: embeddings, position tables, the
-  input and output projections, norms and biases. Muon's step is rescaled to AdamW's update RMS
+  input and output projections, norms and biases (``muon_scope="matrices"``: Muon for the
+  input and output projections' matrices too). Muon's step is rescaled to AdamW's update RMS
   (``adjust_lr_fn="match_rms_adamw"``), so ``muon_lr`` lives on AdamW's scale.
 
 The schedule (``textok.training.trainer.lr_at``) sets each group's learning rate from that
@@ -35,13 +36,13 @@ def ns_dtype(device: torch.device) -> torch.dtype:
         return torch.float32
 
 
-def hidden_matrices(model: nn.Module) -> set[int]:
-    """ids of the 2-D weights of the ``nn.Linear`` layers inside transformer ``Block``s."""
-    ids = set()
-    for module in model.modules():
-        if isinstance(module, Block):
-            ids.update(id(m.weight) for m in module.modules() if isinstance(m, nn.Linear))
-    return ids
+def hidden_matrices(model: nn.Module, scope: str = "blocks") -> set[int]:
+    """ids of the 2-D weights of the ``nn.Linear`` layers inside transformer ``Block``s (``scope="blocks"``) or
+    of every ``nn.Linear`` (``scope="matrices"``)."""
+    if scope not in ("blocks", "matrices"):
+        raise ValueError(f"optim.muon_scope={scope!r}: must be 'blocks' or 'matrices'")
+    roots = [model] if scope == "matrices" else [m for m in model.modules() if isinstance(m, Block)]
+    return {id(m.weight) for root in roots for m in root.modules() if isinstance(m, nn.Linear)}
 
 
 class MultiOptimizer:
@@ -139,7 +140,7 @@ def build_optimizer(model: nn.Module, o, lr: float | None = None):
     if o.optimizer == "adamw":
         opt = _adamw(params, lr, o)
     else:
-        matrices = hidden_matrices(model)
+        matrices = hidden_matrices(model, o.muon_scope)
         muon_params = [p for p in params if id(p) in matrices]
         rest = [p for p in params if id(p) not in matrices]
         if not muon_params:

@@ -253,15 +253,27 @@ def test_report_trained_section(scenes_study, trained, tmp_path):
     assert summary["beyond_cap"] == [] and "beyond the cap" not in text
     (out / "trained" / "beyond_cap").mkdir()
     (out / "trained" / "beyond_cap" / "textok-n1-s0.json").write_text(json.dumps(tex))
+    # the baseline's rung 8 (a copy of its rung 2): the seed-means table compares the arms at the newest rung, 8
+    base8 = dict(base, budgets={**base["budgets"], "8": dict(base["budgets"]["2"], steps=8)})
+    (out / "trained" / "beyond_cap" / "baseline-n1-s0.json").write_text(json.dumps(base8))
     assert report.main(["--results", str(tmp_path / "first"), "--out", str(out), "--trained-results", str(results),
                         "--trained-data", str(trained["data"]), "--page", str(page)]) == 0
     side = json.loads((out / "trained" / "summary.json").read_text())["beyond_cap"]
-    assert [(r["run"], r["budgets"]) for r in side] == [("textok-n1-s0", [1, 2, 4, 8])]
+    assert [(r["run"], r["budgets"]) for r in side] == [("baseline-n1-s0", [1, 2, 8]), ("textok-n1-s0", [1, 2, 4, 8])]
+    side = side[1:]
+    tables = json.loads((out / "trained" / "summary.json").read_text())["beyond_cap_tables"]
+    assert tables["steps"] == 8 and {(r["metric"], r["split"]) for r in tables["table1"]} == {("psnr", "val"),
+                                                                                            ("rfid", "val")}
+    psnr8 = next(r for r in tables["table1"] if r["metric"] == "psnr")
+    assert (psnr8["textok"], psnr8["baseline"]) == (tex["budgets"]["8"]["val"]["psnr"],
+                                                    base["budgets"]["2"]["val"]["psnr"])
+    assert tables["compression"][0]["num_tokens"] == 1
     p8, p4 = (tex["budgets"][b]["val"]["psnr"] for b in ("8", "4"))
     assert side[0]["last_gain"] == pytest.approx(p8 - p4) and side[0]["val_rfid"] == tex["budgets"]["8"]["val"]["rfid"]
     text = page.read_text()
     assert "## Trained: beyond the cap (side runs)" in text
     assert "| textok-n1-s0 | 1: " in text.split("beyond the cap")[1]
+    assert "At 8 steps, the side runs' seed means (val):" in text and "| TexTok N | TexTok PSNR |" in text
 
 
 def test_scheduler_starts_trained_workers(sr, tiny_scenes, tmp_path, monkeypatch, capsys):
