@@ -126,12 +126,18 @@ def test_save_and_from_pretrained_round_trip(tmp_path):
     torch.testing.assert_close(loaded(x, t, text=txt), model.eval()(x, t, text=txt))
 
 
+def test_mlp_act_reaches_every_block():
+    acts = {b.mlp.act.approximate for b in DiT(tiny(mlp_act="gelu")).transformer.blocks}
+    assert acts == {"none"} and {b.mlp.act.approximate for b in DiT(tiny()).transformer.blocks} == {"tanh"}
+
+
 @pytest.mark.parametrize("field,value,match", [
     ("width", 66, "divisible by heads"),
     ("condition", "image", "'class', 'text' or 'none'"),
     ("class_dropout", 1.0, r"\[0, 1\)"),
     ("num_tokens", 0, "positive integer"),
     ("pos_embed", "rope", "sincos"),
+    ("mlp_act", "relu", "'gelu_tanh' or 'gelu'"),
 ])
 def test_config_validation_names_the_field(field, value, match):
     with pytest.raises(ValueError, match=f"DiTConfig.{field}") as e:

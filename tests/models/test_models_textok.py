@@ -198,6 +198,7 @@ def test_bad_tokens_raise_value_error(tiny_config):
         (dict(text_conditioning="film"), "text_conditioning"),
         (dict(text_norm="yes"), "text_norm"),
         (dict(zero_init_residual=1), "zero_init_residual"),
+        (dict(mlp_act="relu"), "mlp_act"),
     ],
 )
 def test_config_validation_names_the_field(overrides, field):
@@ -261,3 +262,22 @@ def test_zero_init_residual_starts_every_block_as_the_identity(tiny_config, cond
     torch.manual_seed(0)
     default = TexTok(dataclasses.replace(cfg, zero_init_residual=False))
     assert torch.count_nonzero(default.encoder.transformer.blocks[0].attn.proj.weight) > 0
+
+
+def test_mlp_act_picks_the_exact_gelu_and_keeps_the_weights(tiny_config):
+    """The default is the tanh GELU every shipped model was trained with; "gelu" (exact) has the same parameters, so
+    weights load across, and its outputs differ only by the approximation."""
+    torch.manual_seed(0)
+    tanh = TexTok(tiny_config)
+    exact = TexTok(dataclasses.replace(tiny_config, mlp_act="gelu"))
+    exact.load_state_dict(tanh.state_dict())
+    acts = {b.mlp.act.approximate for m in (tanh, exact) for t in (m.encoder, m.decoder) for b in t.transformer.blocks}
+    assert acts == {"tanh", "none"}
+    assert tanh.config.mlp_act == "gelu_tanh"
+    images = images_for(tiny_config)
+    text = None if tiny_config.text_in == "none" else random_text(C=tiny_config.text_dim)
+    a, b = tanh(images, text).reconstruction, exact(images, text).reconstruction
+    assert not torch.equal(a, b)
+    x = torch.randn(1000) * 3
+    tb = tanh.encoder.transformer.blocks[0].mlp.act(x) - exact.encoder.transformer.blocks[0].mlp.act(x)
+    assert 0 < tb.abs().max() < 1e-3  # the approximation's error

@@ -50,6 +50,7 @@ class DiTConfig:
     learn_sigma: bool = True  # output 2d channels: noise + variance interpolation (ADM hybrid loss)
     pos_embed: Literal["sincos", "learned"] = "sincos"
     time_inputs: int = 1  # 1: t; 2: t and the interval t - r (MeanFlow's average velocity over [r, t])
+    mlp_act: Literal["gelu_tanh", "gelu"] = "gelu_tanh"  # the blocks' MLP activation (DiT's tanh GELU, or exact)
 
     def __post_init__(self):
         def need(ok: bool, field: str, why: str):
@@ -68,6 +69,7 @@ class DiTConfig:
         need(0.0 <= self.caption_dropout < 1.0, "caption_dropout", "must lie in [0, 1)")
         need(self.pos_embed in ("sincos", "learned"), "pos_embed", "must be 'sincos' or 'learned'")
         need(self.time_inputs in (1, 2), "time_inputs", "must be 1 (t) or 2 (t and t - r, MeanFlow)")
+        need(self.mlp_act in ("gelu_tanh", "gelu"), "mlp_act", "must be 'gelu_tanh' or 'gelu'")
 
     @property
     def out_channels(self) -> int:
@@ -142,7 +144,7 @@ class DiT(nn.Module, PretrainedMixin):
         if c.condition == "text":
             self.null_text = nn.Parameter(torch.zeros(1, c.text_dim))
         self.transformer = Transformer(D, c.depth, c.heads, c.mlp_ratio, cond_dim=D,
-                                       context_dim=c.text_dim if c.condition == "text" else None)
+                                       context_dim=c.text_dim if c.condition == "text" else None, mlp_act=c.mlp_act)
         self.final_adaLN = nn.Sequential(nn.SiLU(), nn.Linear(D, 2 * D))
         self.final_linear = nn.Linear(D, c.out_channels)
         self.initialize_weights()

@@ -52,6 +52,8 @@ class TexTokConfig:
     # each block's residual branches (attention and MLP output projections) start at zero, so every block starts as
     # the identity (as modded-nanogpt's speedrun does): a speedrun lever (docs/results/speedrun.md)
     zero_init_residual: bool = False
+    # the blocks' MLP activation: "gelu_tanh" (DiT's, every shipped model's) or "gelu" (exact, cheaper on CPUs)
+    mlp_act: Literal["gelu_tanh", "gelu"] = "gelu_tanh"
 
     def __post_init__(self):
         def need(ok: bool, field: str, why: str):
@@ -68,6 +70,7 @@ class TexTokConfig:
         need(self.latent in ("kl", "deterministic"), "latent", "must be 'kl' or 'deterministic'")
         need(isinstance(self.text_norm, bool), "text_norm", "must be true or false")
         need(isinstance(self.zero_init_residual, bool), "zero_init_residual", "must be true or false")
+        need(self.mlp_act in ("gelu_tanh", "gelu"), "mlp_act", "must be 'gelu_tanh' or 'gelu'")
 
     @property
     def grid(self) -> int:
@@ -135,7 +138,7 @@ class ViT(nn.Module):
             self.text = TextProjection(config.text_dim, config.width, config.max_text_tokens, config.text_norm)
         self.transformer = Transformer(
             config.width, config.depth, config.heads, config.mlp_ratio,
-            context_dim=config.width if self.cross else None,
+            context_dim=config.width if self.cross else None, mlp_act=config.mlp_act,
         )
 
     def forward(self, x: torch.Tensor, text: TextEmbedding | None) -> torch.Tensor:
