@@ -79,13 +79,16 @@ def steps_to_target(curve: list, target: float) -> int | None:
 
 
 def speedups(records: list[dict]) -> list[tuple[str, float]]:
-    """Per CPU (in order of first appearance): the first record's median over the last record's, on that CPU only."""
+    """Per CPU (in order of first appearance): record 0's median over the last record's, on that CPU only. Record 0
+    is the newest run of the study's recipe (a record without levers) before the last record: the one measured back
+    to back with it, as a machine's speed drifts between sessions."""
     by_cpu: dict[str, list[dict]] = {}
     for r in records:
         by_cpu.setdefault(r["cpu"], []).append(r)
     out = []
     for cpu, recs in by_cpu.items():
-        first, last = recs[0]["median_seconds"], recs[-1]["median_seconds"]
+        zero = next((r for r in reversed(recs[:-1]) if not r.get("levers")), recs[0])
+        first, last = zero["median_seconds"], recs[-1]["median_seconds"]
         if len(recs) >= 2 and first is not None and last is not None and last > 0:
             out.append((cpu, first / last))
     return out

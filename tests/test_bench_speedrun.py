@@ -70,11 +70,11 @@ def _report(tmp_path: Path, data: dict, *args: str) -> tuple[dict, str]:
     return json.loads(js.read_text()), page.read_text()
 
 
-def _record(name: str, cpu: str, median: float | None) -> dict:
+def _record(name: str, cpu: str, median: float | None, levers: tuple[str, ...] = ()) -> dict:
     return {"name": name, "commit": "abcdef0123", "cpu": cpu, "threads": 2, "machine": "idle", "arm": "textok",
             "num_tokens": 1, "target_psnr": 27.0, "seconds": [median], "best_psnr": [27.5], "steps": [100],
             "median_seconds": median, "seconds_per_step": [0.1], "val_compositional_psnr": [20.0], "tflops": 0.5,
-            "matmul_fraction": {"fp32": 0.5, "bf16": 0.25}, "levers": []}
+            "matmul_fraction": {"fp32": 0.5, "bf16": 0.25}, "levers": list(levers)}
 
 
 def _steps(cpu: str, **extra) -> dict:
@@ -85,14 +85,18 @@ def _steps(cpu: str, **extra) -> dict:
 
 def test_report_speedup_is_per_cpu(tmp_path):
     amd, intel = "AMD EPYC", "Intel(R) Xeon(R) Processor"
-    records = [_record("r0", amd, 600.0), _record("r1", amd, 200.0), _record("r2", intel, 90.0),
-               _record("r3", intel, 60.0), _record("r4", intel, 30.0)]
+    records = [_record("r0", amd, 600.0), _record("r1", amd, 200.0, ("muon",)), _record("r2", intel, 90.0),
+               _record("r3", intel, 60.0, ("muon",)), _record("r4", intel, 30.0, ("muon", "width 64"))]
     _, page = _report(tmp_path, {"records": records})
     lines = [line for line in page.splitlines() if line.startswith("Speed-up")]
-    assert lines == [  # first over last on each CPU, in order of first appearance; never 600 / 30 across CPUs
+    assert lines == [  # record 0 over the last on each CPU, in order of first appearance; never 600 / 30 across CPUs
         f"Speed-up of the last record over record 0 on {amd}: **3.00x** (medians, same CPU, measured back to back).",
         f"Speed-up of the last record over record 0 on {intel}: **3.00x** (medians, same CPU, measured back to back)."]
     assert "20.00x" not in page and "6.67x" not in page
+    # record 0 measured again beside the last record (the machine got slower): the newer record 0 is the reference
+    records += [_record("r0 again", intel, 120.0), _record("r5", intel, 24.0, ("muon", "width 64", "gelu"))]
+    _, page = _report(tmp_path, {"records": records})
+    assert f"record 0 on {intel}: **5.00x**" in page and "3.75x" not in page
 
     # one record on a CPU, or a missing median at either end: no line for that CPU
     records = [_record("r0", amd, 600.0), _record("r1", intel, 90.0), _record("r2", amd, None),
