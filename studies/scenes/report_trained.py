@@ -129,7 +129,17 @@ def beyond_cap_tables(folder: Path) -> dict | None:
         return None
     top = max(int(b) for r in runs.values() for b in r["budgets"])
     rows = [r for r in first.table1(runs, top) if r["split"] == "val" and r["metric"] in ("psnr", "rfid")]
-    return {"steps": top, "table1": rows, "compression": first.compression(rows)}
+    # TexTok at N against the baseline at every larger N' (the compression question with its Welch p)
+    ns = {arm: sorted({r["num_tokens"] for r in runs.values() if r["arm"] == arm}) for arm in ("textok", "baseline")}
+    cross = []
+    for n in ns["textok"]:
+        for m in (m for m in ns["baseline"] if m > n):
+            t, b = (first.values(runs, top, arm, k, "val", "psnr") for arm, k in (("textok", n), ("baseline", m)))
+            if t and b:
+                (mt, st), (mb, sb) = mean_std(t), mean_std(b)
+                cross.append({"textok_n": n, "baseline_n": m, "textok": mt, "textok_std": st, "baseline": mb,
+                              "baseline_std": sb, "seeds": [len(t), len(b)], "difference": mt - mb, "p": welch_p(t, b)})
+    return {"steps": top, "table1": rows, "compression": first.compression(rows), "cross": cross}
 
 
 def curves(runs: dict[str, dict]) -> list[dict]:
@@ -380,6 +390,13 @@ def render(summary: dict, plotted: bool, out_rel: str, generation: list[str]) ->
         if (side := summary.get("beyond_cap_tables")) and side["table1"]:
             L += ["", f"At {side['steps']:,} steps, the side runs' seed means (val):", "",
                   *first.table1_lines(side["table1"]), "", *first.compression_lines(side["compression"])]
+            if side.get("cross"):
+                L += ["", "TexTok at N against the baseline at a larger N' (val PSNR, seed means; p: Welch over seeds):",
+                      "", "| TexTok N | baseline N' | seeds | TexTok | baseline | difference (dB) | p |",
+                      "|---|---|---|---|---|---|---|"]
+                L += [f"| {c['textok_n']} | {c['baseline_n']} | {c['seeds'][0]} vs {c['seeds'][1]} | "
+                      f"{pm(c['textok'], c['textok_std'], 2)} | {pm(c['baseline'], c['baseline_std'], 2)} | "
+                      f"{fmt(c['difference'], 2, True)} | {fmt_p(c['p'])} |" for c in side["cross"]]
     L += ["", "## Trained: where the text goes (the paper's ablation)", "",
           f"TexTok with the text in the encoder and decoder (in-context tokens, the main runs), the encoder only, the "
           f"decoder only, none (the baseline), and cross-attention instead of in-context tokens; seeds "

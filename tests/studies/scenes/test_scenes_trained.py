@@ -256,11 +256,14 @@ def test_report_trained_section(scenes_study, trained, tmp_path):
     # the baseline's rung 8 (a copy of its rung 2): the seed-means table compares the arms at the newest rung, 8
     base8 = dict(base, budgets={**base["budgets"], "8": dict(base["budgets"]["2"], steps=8)})
     (out / "trained" / "beyond_cap" / "baseline-n1-s0.json").write_text(json.dumps(base8))
+    (out / "trained" / "beyond_cap" / "baseline-n2-s0.json").write_text(json.dumps(dict(base8, num_tokens=2,
+                                                                                       run="baseline-n2-s0")))
     assert report.main(["--results", str(tmp_path / "first"), "--out", str(out), "--trained-results", str(results),
                         "--trained-data", str(trained["data"]), "--page", str(page)]) == 0
     side = json.loads((out / "trained" / "summary.json").read_text())["beyond_cap"]
-    assert [(r["run"], r["budgets"]) for r in side] == [("baseline-n1-s0", [1, 2, 8]), ("textok-n1-s0", [1, 2, 4, 8])]
-    side = side[1:]
+    assert [(r["run"], r["budgets"]) for r in side] == [("baseline-n1-s0", [1, 2, 8]), ("baseline-n2-s0", [1, 2, 8]),
+                                                        ("textok-n1-s0", [1, 2, 4, 8])]
+    side = side[2:]
     tables = json.loads((out / "trained" / "summary.json").read_text())["beyond_cap_tables"]
     assert tables["steps"] == 8 and {(r["metric"], r["split"]) for r in tables["table1"]} == {("psnr", "val"),
                                                                                             ("rfid", "val")}
@@ -268,12 +271,16 @@ def test_report_trained_section(scenes_study, trained, tmp_path):
     assert (psnr8["textok"], psnr8["baseline"]) == (tex["budgets"]["8"]["val"]["psnr"],
                                                     base["budgets"]["2"]["val"]["psnr"])
     assert tables["compression"][0]["num_tokens"] == 1
+    # TexTok at N = 1 against the baseline at N' = 2 (one seed each: no p)
+    assert [(c["textok_n"], c["baseline_n"], c["seeds"], c["p"]) for c in tables["cross"]] == [(1, 2, [1, 1], None)]
+    assert tables["cross"][0]["difference"] == pytest.approx(psnr8["textok"] - psnr8["baseline"])
     p8, p4 = (tex["budgets"][b]["val"]["psnr"] for b in ("8", "4"))
     assert side[0]["last_gain"] == pytest.approx(p8 - p4) and side[0]["val_rfid"] == tex["budgets"]["8"]["val"]["rfid"]
     text = page.read_text()
     assert "## Trained: beyond the cap (side runs)" in text
     assert "| textok-n1-s0 | 1: " in text.split("beyond the cap")[1]
     assert "At 8 steps, the side runs' seed means (val):" in text and "| TexTok N | TexTok PSNR |" in text
+    assert "| TexTok N | baseline N' | seeds |" in text and "| 1 | 2 | 1 vs 1 |" in text
 
 
 def test_scheduler_starts_trained_workers(sr, tiny_scenes, tmp_path, monkeypatch, capsys):
