@@ -134,9 +134,9 @@ def render(data: dict) -> str:
             "`configs/scenes32_textok.yaml`); `python benchmarks/speedrun_scenes.py --recipe configs/scenes32_fast.yaml "
             "--seeds 3 --json` (record 1; later records add their overrides); record 2 = `python benchmarks/speedrun_scenes.py "
             "--recipe configs/scenes32_speedrun.yaml --threads 1 --seeds 3 --check-every 50 --json optim.batch_size=16 "
-            "optim.muon_scope=blocks model.mlp_act=gelu_tanh` (the config was record 2's recipe until record 3); record 3 = "
-            "`python benchmarks/speedrun_scenes.py --recipe configs/scenes32_speedrun.yaml --processes 2 --threads 1 --seeds 3 "
-            "--check-every 50 --json`."]
+            "optim.muon_scope=blocks model.mlp_act=gelu_tanh` (the config was record 2's recipe until record 3); "
+            "record 3 = `python benchmarks/speedrun_scenes.py --recipe configs/scenes32_speedrun.yaml --processes 2 "
+            "--threads 1 --seeds 3 --check-every 50 --json`."]
     if data.get("targets"):
         out += ["", "## Other runs", "", "T2: the no-text baseline at N = 8 to 27 dB (the compression question); T3: TexTok "
                 "N = 1 to 32 dB (or the best PSNR by `--max-seconds`). Commands: `python benchmarks/speedrun_scenes.py --recipe "
@@ -153,7 +153,8 @@ def render(data: dict) -> str:
                 "`OMP_NUM_THREADS=1`, no `--max-seconds`: each ran to the target; rows named \"record 2's recipe\": "
                 "`--recipe configs/scenes32_speedrun.yaml --threads 1 --check-every 50 optim.batch_size=16 "
                 "optim.muon_scope=blocks model.mlp_act=gelu_tanh` (the config was record 2's recipe until record 3; "
-                "\"2 processes\" rows: `--processes 2`), the later ones with `--max-seconds 330`). The steps columns do not depend on the machine or its "
+                "\"2 processes\" rows: `--processes 2`), the later ones with `--max-seconds 330`). "
+                "The steps columns do not depend on the machine or its "
                 "load, since training is deterministic for a seed: \"steps to target\" is the first scored step (every 25 "
                 f"or 50 steps, every 100 for record 0's run) at which the val PSNR reached the run's target ({DEFAULT_TARGET_PSNR:g} "
                 "dB unless the run set another; \"–\" with the best PSNR if it never did), and \"PSNR @ N steps\" the last "
