@@ -2,7 +2,8 @@
 
 Generator (tokenizer + detokenizer) step:
 
-    L_G = l2_weight * ||x - x_hat||^2  +  l1_weight * |x - x_hat|  +  perceptual_weight * LPIPS(x_hat, x)  (on a perceptual_fraction of the batch)
+    L_G = l2_weight * ||x - x_hat||^2  +  l1_weight * |x - x_hat|
+        + perceptual_weight * LPIPS(x_hat, x)                    (on a perceptual_fraction of the batch)
         + kl_weight * KL(q(z|x) || N(0, I))                     (KL latent only)
         + w_adv * adversarial_g_loss(D(x_hat))                  (from discriminator_start on)
 
@@ -45,9 +46,9 @@ class LossConfig:
     """
 
     l2_weight: float = 1.0
-    # the mean absolute error (VQGAN's reconstruction term); off in the paper's recipe. Adam-type
-    # optimisers see the sign of L1's gradient, not its size: an error shrinking near the target
-    # keeps its step, where L2's gradient fades with it (the speedrun's lever, docs/results/speedrun.md)
+    # the mean absolute error (VQGAN's reconstruction term); off in the paper's recipe. On the scenes
+    # speedrun it did not pay: small objects on a flat background pull L1 (a per-pixel median) to the
+    # background (docs/results/speedrun.md)
     l1_weight: float = 0.0
     perceptual_weight: float = 0.1
     # LPIPS on the first ceil(fraction * B) images of each micro-batch only (the sampler
@@ -72,7 +73,8 @@ class LossConfig:
             if not ok:
                 raise ValueError(f"LossConfig.{field}={getattr(self, field)!r}: {why}")
 
-        for name in ("l2_weight", "l1_weight", "perceptual_weight", "adversarial_weight", "lecam_weight", "r1_weight", "kl_weight"):
+        for name in ("l2_weight", "l1_weight", "perceptual_weight", "adversarial_weight", "lecam_weight", "r1_weight",
+                     "kl_weight"):
             need(getattr(self, name) >= 0, name, "must be >= 0")
         need(0 < self.perceptual_fraction <= 1, "perceptual_fraction", "must lie in (0, 1]")
         need(self.adversarial_loss in ("hinge", "non-saturating"), "adversarial_loss", "must be 'hinge' or 'non-saturating'")
