@@ -100,17 +100,21 @@ def placement(final: dict[str, dict]) -> list[dict]:
     return rows
 
 
-def beyond_cap_rows(folder: Path) -> list[dict]:
-    """Side runs continued past the cap (``folder``: their score files, each a copy of the run's file in ``runs/``
-    then climbed with a larger ``--max-steps``), outside every table: per run its rungs with their val PSNR, the gain
-    of the newest rung over the one half as long, the val rFID there and the CPUs it ran on."""
-    rows = []
+def beyond_cap_runs(folder: Path) -> dict[str, dict]:
+    """The side runs continued past the cap, by name (``folder``: their score files, each a copy of the run's file in
+    ``runs/`` climbed with a larger ``--max-steps``, or a fresh ladder where the run's checkpoint was on another host);
+    runs without a scored rung are left out."""
     if not Path(folder).is_dir():
-        return rows
-    for name, r in first.load_runs(folder).items():
-        budgets = {int(b): v for b, v in r.get("budgets", {}).items()}
-        if not budgets:
-            continue
+        return {}
+    return {name: r for name, r in first.load_runs(folder).items() if r.get("budgets")}
+
+
+def beyond_cap_rows(runs: dict[str, dict]) -> list[dict]:
+    """The side runs (``beyond_cap_runs``), outside every table: per run its rungs with their val PSNR, the gain of
+    the newest rung over the one half as long, the val rFID there and the CPUs it ran on."""
+    rows = []
+    for name, r in runs.items():
+        budgets = {int(b): v for b, v in r["budgets"].items()}
         steps = sorted(budgets)
         psnr = {b: budgets[b]["val"]["psnr"] for b in steps}
         top = steps[-1]
@@ -121,10 +125,10 @@ def beyond_cap_rows(folder: Path) -> list[dict]:
     return rows
 
 
-def beyond_cap_tables(folder: Path) -> dict | None:
-    """Seed means of the side runs at their newest common rung (the largest rung any of them reached): Table 1's
-    val PSNR and rFID rows (``first.table1``, Welch p over seeds) and the compression rows read from them."""
-    runs = {n: r for n, r in first.load_runs(folder).items() if r.get("budgets")} if Path(folder).is_dir() else {}
+def beyond_cap_tables(runs: dict[str, dict]) -> dict | None:
+    """Seed means of the side runs (``beyond_cap_runs``) at the largest rung any of them reached (runs that did not
+    reach it are left out): Table 1's val PSNR and rFID rows (``first.table1``, Welch p over seeds), the compression
+    rows read from them, and TexTok at N against the baseline at every larger N'."""
     if not runs:
         return None
     top = max(int(b) for r in runs.values() for b in r["budgets"])
@@ -381,8 +385,9 @@ def render(summary: dict, plotted: bool, out_rel: str, generation: list[str]) ->
               "Pairs continued past the cap to see how far it is from the plateau, outside every table above: each "
               "score file is a copy of the run's file in `runs/`, climbed with `python -m studies.scenes.run --phase "
               "trained --results docs/results/scenes/trained/beyond_cap --max-steps 16000 --runs NAME` (the same "
-              "work folder, so it resumes from the cap's checkpoint). Gain: the newest rung over the one half as long; "
-              "rFID at the newest rung.", "",
+              "work folder, so it resumes from the cap's checkpoint), or, where that checkpoint was on another host, a "
+              "fresh ladder from step 0 with the same command (every rung then from the CPU named). Gain: the newest "
+              "rung over the one half as long; rFID at the newest rung.", "",
               "| run | rungs (val PSNR) | gain (dB) | val rFID | CPU |", "|---|---|---|---|---|"]
         L += [f"| {r['run']} | {', '.join(f'{b}: {p:.2f}' for b, p in zip(r['budgets'], r['val_psnr']))} | "
               f"{fmt(r['last_gain'], 2, True)} | {fmt(r['val_rfid'], 1)} | {', '.join(r['cpu']) or '–'} |"
@@ -454,7 +459,8 @@ def build(results: Path, out: Path, data: str | Path, page_dir: Path, max_steps:
     # its own heading and lines, from out/t2i (studies/scenes/t2i.py's RESULTS under the default out)
     generation = generation_section(out / "t2i", relative_to=page_dir).rstrip("\n").split("\n")
     summary["generation"] = generation_summary(out / "t2i")
-    summary["beyond_cap"] = beyond_cap_rows(out / "beyond_cap")
-    summary["beyond_cap_tables"] = beyond_cap_tables(out / "beyond_cap")
+    side = beyond_cap_runs(out / "beyond_cap")
+    summary["beyond_cap"] = beyond_cap_rows(side)
+    summary["beyond_cap_tables"] = beyond_cap_tables(side)
     write_json_atomic(out / "summary.json", summary)
     return render(summary, plotted, out_rel, generation), summary

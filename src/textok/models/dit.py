@@ -31,7 +31,7 @@ import torch.nn as nn
 from ..config import apply_preset
 from ..io import PretrainedMixin
 from ..text import TextEmbedding
-from .modules.transformer import Transformer, modulate
+from .modules.transformer import ACTIVATIONS, Transformer, modulate
 
 
 @dataclasses.dataclass
@@ -69,7 +69,7 @@ class DiTConfig:
         need(0.0 <= self.caption_dropout < 1.0, "caption_dropout", "must lie in [0, 1)")
         need(self.pos_embed in ("sincos", "learned"), "pos_embed", "must be 'sincos' or 'learned'")
         need(self.time_inputs in (1, 2), "time_inputs", "must be 1 (t) or 2 (t and t - r, MeanFlow)")
-        need(self.mlp_act in ("gelu_tanh", "gelu"), "mlp_act", "must be 'gelu_tanh' or 'gelu'")
+        need(self.mlp_act in ACTIVATIONS, "mlp_act", "must be 'gelu_tanh' or 'gelu'")
 
     @property
     def out_channels(self) -> int:

@@ -27,7 +27,7 @@ from ..config import apply_preset
 from ..io import PretrainedMixin
 from ..text import TextEmbedding
 from .modules.posterior import DiagonalGaussian
-from .modules.transformer import Block, Transformer
+from .modules.transformer import ACTIVATIONS, Block, Transformer
 
 
 @dataclasses.dataclass
@@ -70,7 +70,7 @@ class TexTokConfig:
         need(self.latent in ("kl", "deterministic"), "latent", "must be 'kl' or 'deterministic'")
         need(isinstance(self.text_norm, bool), "text_norm", "must be true or false")
         need(isinstance(self.zero_init_residual, bool), "zero_init_residual", "must be true or false")
-        need(self.mlp_act in ("gelu_tanh", "gelu"), "mlp_act", "must be 'gelu_tanh' or 'gelu'")
+        need(self.mlp_act in ACTIVATIONS, "mlp_act", "must be 'gelu_tanh' or 'gelu'")
 
     @property
     def grid(self) -> int:
