@@ -115,16 +115,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch(processes: int, threads: int, argv: list[str]) -> int:
-    """Run this script as ``processes`` gloo ranks on this machine (torchrun's environment variables, ``threads``
-    each); rank 0's stdout is the run's, the others' is dropped. The first rank to fail stops the rest."""
+def launch(processes: int, threads: int, argv: list[str], script: str = __file__) -> int:
+    """Run ``script`` (this one by default) as ``processes`` gloo ranks on this machine (torchrun's environment
+    variables, ``threads`` each); rank 0's stdout is the run's, the others' is dropped. The first rank to fail
+    stops the rest."""
     port = free_port()
     procs = []
     for rank in range(processes):
         env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(processes),
                "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(processes),
                "OMP_NUM_THREADS": str(threads)}
-        procs.append(subprocess.Popen([sys.executable, __file__, *argv], env=env,
+        procs.append(subprocess.Popen([sys.executable, script, *argv], env=env,
                                       stdout=None if rank == 0 else subprocess.DEVNULL))
     code = 0
     while procs:

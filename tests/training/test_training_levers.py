@@ -13,7 +13,8 @@ from textok.data import InMemoryDataset, open_dataset
 from textok.data.fetch import fetch_scenes
 from textok.io import load_state_dict
 from textok.training import GlobalBatchSampler, Trainer, TokenizerTask
-from textok.training.optim import MultiOptimizer, build_optimizer, hidden_matrices, ns_dtype
+from textok.training import optim as optim_module
+from textok.training.optim import Muon, MultiOptimizer, build_optimizer, hidden_matrices, ns_dtype
 from textok.models.textok import TexTok, TexTokConfig
 
 from .conftest import tiny_config
@@ -110,3 +111,55 @@ def test_muon_in_memory_grouped_run_resumes_exactly(scenes_root, tmp_path, train
     a = load_state_dict(tmp_path / "resumed" / "checkpoints" / "step_00000006" / "model.safetensors")
     b = load_state_dict(tmp_path / "straight" / "checkpoints" / "step_00000006" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _float32_newton_schulz(grad, ns_coefficients, ns_steps, eps):
+    """torch.optim.Muon's per-matrix iteration (torch/optim/_muon.py) in float32 instead of bfloat16."""
+    a, b, c = ns_coefficients
+    x = grad.float().T if grad.size(0) > grad.size(1) else grad.float()
+    x = x / x.norm().clamp(min=eps)
+    for _ in range(ns_steps):
+        gram = x @ x.T
+        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+    return x.T if grad.size(0) > grad.size(1) else x
+
+
+def test_muon_batches_same_shape_matrices_and_matches_torchs_update(monkeypatch):
+    # textok's Muon stacks same-shape matrices (tall, wide, square) into one batched Newton-Schulz: the same
+    # updates as torch.optim.Muon's one matrix at a time, run in float32
+    monkeypatch.setattr(torch.optim._muon, "_zeropower_via_newtonschulz", _float32_newton_schulz)
+    torch.manual_seed(0)
+    shapes = [(6, 4), (4, 6), (4, 4), (4, 4), (6, 4)]
+    ours = [torch.nn.Parameter(torch.randn(s)) for s in shapes]
+    ref = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    kw = dict(lr=0.02, weight_decay=0.01, momentum=0.9, adjust_lr_fn="match_rms_adamw")
+    opt, ref_opt = Muon(ours, ns_dtype=torch.float32, **kw), torch.optim.Muon(ref, **kw)
+    for _ in range(3):
+        grads = [torch.randn(s) for s in shapes]
+        for p, q, g in zip(ours, ref, grads):
+            p.grad, q.grad = g.clone(), g.clone()
+        opt.step()
+        ref_opt.step()
+    for p, q in zip(ours, ref):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+def test_sharded_muon_reassembles_every_process_share(monkeypatch):
+    # three processes, stacks of 5, 1 and 3 matrices: uneven shares (process 2 holds nothing of the second);
+    # a stand-in all-gather hands every process's padded flat share to the reassembly
+    world = 3
+    whole = [torch.randn(5, 2, 3), torch.randn(1, 4, 4), torch.randn(3, 3, 2)]
+    flats = {}
+    for r in range(world):
+        flat = torch.cat([u[r::world].reshape(-1) for u in whole])
+        flats[r] = flat
+
+    def all_gather(parts, flat):
+        for r, part in enumerate(parts):
+            part.copy_(torch.nn.functional.pad(flats[r], (0, flat.numel() - flats[r].numel())))
+
+    monkeypatch.setattr(torch.distributed, "all_gather", all_gather)
+    for rank in range(world):
+        out = optim_module._all_gather_shares([u[rank::world] for u in whole], [torch.zeros_like(u) for u in whole],
+                                              world)
+        assert all(torch.equal(o, u) for o, u in zip(out, whole))

@@ -235,12 +235,13 @@ class Trainer:
             t.copy_(flat[offset : offset + t.numel()].view_as(t).to(t.dtype))
             offset += t.numel()
 
-    def _any_process(self, flag: bool) -> bool:
-        if self.world == 1:
-            return flag
-        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
-        torch.distributed.all_reduce(t)
-        return bool(t.item() > 0)
+    def _any_process(self, *flags: bool) -> bool | tuple[bool, ...]:
+        """Whether any process raised each flag (one all-reduce for all of them); one flag -> one bool."""
+        if self.world > 1:
+            t = torch.tensor([1.0 if f else 0.0 for f in flags], device=self.device)
+            torch.distributed.all_reduce(t)
+            flags = tuple(bool(v > 0) for v in t.tolist())
+        return flags[0] if len(flags) == 1 else tuple(flags)
 
     def _set_lr(self, step: int) -> float:
         lr = lr_at(step, self.config.optim.lr, self.config.schedule)
@@ -265,7 +266,8 @@ class Trainer:
         logs: dict[str, float] = {}
         self._set_lr(self.step)
         auxes, bad, used = self._generator_backward(micro_batches, logs)
-        if not self._any_process(used > 0):  # no usable sample anywhere: nothing to learn from this step
+        anywhere_used, bad = self._any_process(used > 0, bad)  # one collective a step: they are small but synchronise
+        if not anywhere_used:  # no usable sample anywhere: nothing to learn from this step
             self.opt.zero_grad(set_to_none=True)
             logs.setdefault("loss", float("nan"))
         else:
@@ -311,10 +313,11 @@ class Trainer:
         return auxes, bad, used
 
     def _generator_update(self, bad: bool, logs: dict) -> bool:
-        """Clip, then step the optimiser and the EMA unless any process saw a non-finite loss or norm
-        (then the gradients are dropped). Returns whether the step was bad."""
+        """Clip, then step the optimiser and the EMA unless a process saw a non-finite loss (``bad``, already
+        shared) or the norm is not finite (then the gradients are dropped). Returns whether the step was bad."""
         norm = self._clip(self.model.parameters())
-        bad = self._any_process(bad or not bool(torch.isfinite(norm).item()))
+        # the gradients are synchronised, so every process computes the same norm: no collective needed
+        bad = bad or not bool(torch.isfinite(norm).item())
         logs["grad_norm"] = float(norm)
         if not bad:
             self.opt.step()
