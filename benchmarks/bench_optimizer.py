@@ -1,5 +1,5 @@
-"""Milliseconds of one optimiser step on a recipe's TexTok: Muon's part (sharded over the processes or not) and
-AdamW's part (each of torch's implementations), side by side in the same processes.
+"""Milliseconds of one optimiser step on a recipe's TexTok: Muon's part and AdamW's part (each of torch's
+implementations), side by side in the same processes.
 
     python benchmarks/bench_optimizer.py --recipe configs/scenes32_speedrun.yaml --processes 2 --threads 1 --json
 
@@ -7,8 +7,7 @@ The optimiser is the one ``textok.training.build_optimizer`` builds for the reci
 Muon for the matrices of ``optim.muon_scope``, AdamW for the rest). Gradients are random (seed 0, the same on
 every process, as data parallelism leaves them after its all-reduce): a step's cost does not depend on their
 values. Each variant: ``--warmup`` steps, then the median over ``--steps`` steps, each started together on every
-process (a barrier outside the timing), so a sharded step's time includes its all-gather and the wait for the
-slowest process. Variants are interleaved for ``--rounds`` rounds; the minimum over rounds is reported.
+process (a barrier outside the timing). Variants are interleaved for ``--rounds`` rounds; the minimum over rounds is reported.
 ``--processes P`` runs P gloo processes on this machine (as ``speedrun_scenes.py --processes``).
 """
 
@@ -79,15 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     for q in model.parameters():
         q.grad = torch.randn_like(q) * 1e-3
 
-    def muon_step(shard: bool):
-        def step():
-            muon.shard = shard
-            muon.step()
-        return step
-
-    variants = {"muon": muon_step(False)}
-    if world > 1:
-        variants["muon_sharded"] = muon_step(True)
+    variants = {"muon": muon.step}
     for impl in IMPLEMENTATIONS:
         cfg.optim.implementation = impl
         variants[f"adamw_{impl}"] = _adamw(rest, cfg.optim.lr, cfg.optim).step

@@ -13,7 +13,6 @@ from textok.data import InMemoryDataset, open_dataset
 from textok.data.fetch import fetch_scenes
 from textok.io import load_state_dict
 from textok.training import GlobalBatchSampler, Trainer, TokenizerTask
-from textok.training import optim as optim_module
 from textok.training.optim import Muon, MultiOptimizer, build_optimizer, hidden_matrices, ns_dtype
 from textok.models.textok import TexTok, TexTokConfig
 
@@ -143,23 +142,3 @@ def test_muon_batches_same_shape_matrices_and_matches_torchs_update(monkeypatch)
     for p, q in zip(ours, ref):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
 
-
-def test_sharded_muon_reassembles_every_process_share(monkeypatch):
-    # three processes, stacks of 5, 1 and 3 matrices: uneven shares (process 2 holds nothing of the second);
-    # a stand-in all-gather hands every process's padded flat share to the reassembly
-    world = 3
-    whole = [torch.randn(5, 2, 3), torch.randn(1, 4, 4), torch.randn(3, 3, 2)]
-    flats = {}
-    for r in range(world):
-        flat = torch.cat([u[r::world].reshape(-1) for u in whole])
-        flats[r] = flat
-
-    def all_gather(parts, flat):
-        for r, part in enumerate(parts):
-            part.copy_(torch.nn.functional.pad(flats[r], (0, flat.numel() - flats[r].numel())))
-
-    monkeypatch.setattr(torch.distributed, "all_gather", all_gather)
-    for rank in range(world):
-        out = optim_module._all_gather_shares([u[rank::world] for u in whole], [torch.zeros_like(u) for u in whole],
-                                              world)
-        assert all(torch.equal(o, u) for o, u in zip(out, whole))

@@ -33,8 +33,8 @@ def test_auto_says_it_once_per_process(caplog):
     assert caplog.text.count("mixed_precision=auto") == 1
 
 
-def test_cpu_name_tags_amx(monkeypatch, tmp_path):
-    """One generic VM CPU name covers hosts with and without AMX; the record must tell them apart."""
+def test_cpu_name_tags_amx_and_avx2(monkeypatch, tmp_path):
+    """One generic VM CPU name covers hosts with and without AMX or AVX-512; the record must tell them apart."""
     import builtins
 
     from textok.training import precision
@@ -50,3 +50,5 @@ def test_cpu_name_tags_amx(monkeypatch, tmp_path):
     assert precision.cpu_name() == "Intel(R) Xeon(R) Processor (AMX)"
     monkeypatch.setattr(builtins, "open", fake("fpu avx2 avx512f"))
     assert precision.cpu_name() == "Intel(R) Xeon(R) Processor"
+    monkeypatch.setattr(builtins, "open", fake("fpu avx2 fma"))
+    assert precision.cpu_name() == "Intel(R) Xeon(R) Processor (AVX2)"

@@ -79,9 +79,6 @@ class OptimConfig:
     # which weights Muon takes: "blocks" (the transformer blocks' matrices, as Muon's authors use it) or
     # "matrices" (every nn.Linear weight: the input, output and text projections too)
     muon_scope: Literal["blocks", "matrices"] = "blocks"
-    # with several processes, each orthogonalises a share of Muon's matrices and one all-gather shares them (the
-    # same update, without repeating Newton-Schulz on every process); no effect on one process
-    muon_shard: bool = True
     # AdamW's implementation: auto (torch's choice), foreach (one kernel per op over all tensors), fused
     # (one kernel for the whole step) or for-loop
     implementation: Literal["auto", "foreach", "fused", "for-loop"] = "auto"

@@ -79,18 +79,12 @@ class Muon(torch.optim.Muon):
     """``torch.optim.Muon`` whose Newton-Schulz iteration runs in ``ns_dtype``: torch's runs it in
     bfloat16, right on a GPU, but a CPU without AMX computes these small bfloat16 matmuls many times
     slower than float32 (the scenes recipe's step took ~20x longer on an AMD EPYC in an ad-hoc
-    profile). The update is otherwise torch's: Nesterov momentum, orthogonalised, scaled by ``adjust_lr_fn``.
+    profile). The
+    update is otherwise torch's: Nesterov momentum, orthogonalised, scaled by ``adjust_lr_fn``."""
 
-    ``shard=True`` under data parallelism (an initialised ``torch.distributed`` group of P > 1 processes whose
-    gradients are already averaged, as DDP leaves them): each process orthogonalises every P-th matrix of each
-    stack and one all-gather shares the results, as modded-nanogpt's Muon does, so the Newton-Schulz matmuls
-    (a quarter of the scenes speedrun's step FLOPs) are not repeated on every process. Every process still
-    keeps every momentum buffer, so any rank's state dict is the whole optimiser's, and the update is the
-    same as unsharded."""
-
-    def __init__(self, params, ns_dtype: torch.dtype = torch.bfloat16, shard: bool = False, **kwargs):
+    def __init__(self, params, ns_dtype: torch.dtype = torch.bfloat16, **kwargs):
         super().__init__(params, **kwargs)
-        self.ns_dtype, self.shard = ns_dtype, shard
+        self.ns_dtype = ns_dtype
 
     @staticmethod
     def _orthogonalise(g: torch.Tensor, group: dict, dtype: torch.dtype) -> torch.Tensor:
@@ -107,23 +101,14 @@ class Muon(torch.optim.Muon):
             x = torch.baddbmm(x, torch.baddbmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
         return (x.mT if tall else x).to(g.dtype)
 
-    def _world(self) -> tuple[int, int]:
-        """(processes, this rank) that share the orthogonalisation: (1, 0) unless sharded under a process group."""
-        dist = torch.distributed
-        if self.shard and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            return dist.get_world_size(), dist.get_rank()
-        return 1, 0
-
     @torch.no_grad()
     def step(self, closure=None):
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        world, rank = self._world()
-        stacks = []  # (group, params, updates [K, A, B]) in parameter order: the same on every process
         for group in self.param_groups:
-            m = group["momentum"]
+            lr, m = group["lr"], group["momentum"]
             by_shape: dict[tuple, list] = {}
             for p in group["params"]:
                 if p.grad is not None:
@@ -133,36 +118,12 @@ class Muon(torch.optim.Muon):
                 bufs = [self.state[p].setdefault("momentum_buffer", torch.zeros_like(p.grad)) for p in params]
                 torch._foreach_lerp_(bufs, grads, 1 - m)
                 g = torch.stack(grads)
-                stacks.append((group, params, g.lerp(torch.stack(bufs), m) if group["nesterov"] else torch.stack(bufs)))
-        if not stacks:
-            return loss
-        # this process's share of every stack: matrices rank, rank + world, ...
-        mine = [self._orthogonalise(u[rank::world], group, self.ns_dtype) for group, _, u in stacks]
-        updates = mine if world == 1 else _all_gather_shares(mine, [u for _, _, u in stacks], world)
-        for (group, params, _), update in zip(stacks, updates):
-            lr = group["lr"]
-            if group["weight_decay"]:
-                torch._foreach_mul_(params, 1 - lr * group["weight_decay"])
-            torch._foreach_add_(params, list(update.unbind(0)), alpha=-_muon_lr(lr, group["adjust_lr_fn"], params[0].shape))
+                update = g.lerp(torch.stack(bufs), m) if group["nesterov"] else torch.stack(bufs)
+                update = self._orthogonalise(update, group, self.ns_dtype)
+                if group["weight_decay"]:
+                    torch._foreach_mul_(params, 1 - lr * group["weight_decay"])
+                torch._foreach_add_(params, list(update.unbind(0)), alpha=-_muon_lr(lr, group["adjust_lr_fn"], params[0].shape))
         return loss
-
-
-def _all_gather_shares(mine: list[torch.Tensor], like: list[torch.Tensor], world: int) -> list[torch.Tensor]:
-    """Every process's shares (``mine``: process r holds rows r, r + world, ... of each stack) back into the whole
-    stacks, shaped as ``like``, with one all-gather of a flat buffer padded to the largest share."""
-    sizes = [sum(u[r::world].numel() for u in like) for r in range(world)]
-    flat = torch.cat([x.reshape(-1) for x in mine]) if mine else like[0].new_zeros(0)
-    flat = torch.nn.functional.pad(flat, (0, max(sizes) - flat.numel()))
-    parts = [torch.empty_like(flat) for _ in range(world)]
-    torch.distributed.all_gather(parts, flat)
-    out = [torch.empty_like(u) for u in like]
-    for r, part in enumerate(parts):
-        offset = 0
-        for u, o in zip(like, out):
-            n = u[r::world].numel()
-            o[r::world] = part[offset : offset + n].view_as(u[r::world])
-            offset += n
-    return out
 
 
 def _adamw(params, lr: float, o) -> torch.optim.AdamW:
@@ -187,7 +148,7 @@ def build_optimizer(model: nn.Module, o, lr: float | None = None):
         muon_lr = o.muon_lr if o.muon_lr is not None else lr
         opt = MultiOptimizer({
             "muon": Muon(muon_params, lr=muon_lr, weight_decay=o.weight_decay, momentum=o.muon_momentum,
-                         adjust_lr_fn="match_rms_adamw", ns_dtype=ns_dtype(muon_params[0].device), shard=o.muon_shard),
+                         adjust_lr_fn="match_rms_adamw", ns_dtype=ns_dtype(muon_params[0].device)),
             "adamw": _adamw(rest, lr, o),
         })
     return opt

@@ -35,8 +35,9 @@ def _log_cpu_auto() -> None:  # once per process
 def cpu_name() -> str:
     """The CPU's model name (``/proc/cpuinfo``), for benchmark and experiment records.
 
-    " (AMX)" is appended where the CPU advertises AMX tiles: virtual machines report one generic name
-    ("Intel(R) Xeon(R) Processor") for hosts with and without AMX, whose step times differ.
+    " (AMX)" is appended where the CPU advertises AMX tiles and " (AVX2)" where it lacks AVX-512: virtual
+    machines report one generic name ("Intel(R) Xeon(R) Processor", "AMD EPYC") for hosts of different
+    generations, whose step times differ.
     """
     name, flags = None, ""
     try:
@@ -54,7 +55,10 @@ def cpu_name() -> str:
         import platform
 
         name = platform.processor() or platform.machine()
-    return f"{name} (AMX)" if "amx_tile" in flags.split() else name
+    flags = set(flags.split())
+    if "amx_tile" in flags:
+        return f"{name} (AMX)"
+    return f"{name} (AVX2)" if flags and "avx512f" not in flags else name
 
 
 __all__ = ["resolve_mixed_precision", "cpu_name"]
