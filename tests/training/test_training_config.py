@@ -39,6 +39,8 @@ def test_overrides_and_errors_name_the_field():
         build_config({"model": {"preset": "textok-xxl"}})
     with pytest.raises(ConfigError, match="image_size"):
         build_config({"model": {"image_size": 30, "patch_size": 8}})
+    with pytest.raises(ConfigError, match="optim.muon_ns_steps"):
+        load_config(CONFIGS / "emoji64_textok.yaml", ["optim.muon_ns_steps=0"])
 
 
 def test_lr_schedule_warmup_then_cosine():

@@ -90,7 +90,9 @@ def test_muon_takes_the_blocks_matrices_and_adamw_the_rest():
     with pytest.raises(ValueError, match="optim.optimizer changed"):
         opt.load_state_dict({"adamw": opt.optimizers["adamw"].state_dict()})
     # muon_scope=matrices: every nn.Linear weight, the input and output projections too
-    opt = build_optimizer(model, tiny_config(Path("unused"), "optim.optimizer=muon", "optim.muon_scope=matrices").optim)
+    opt = build_optimizer(model, tiny_config(Path("unused"), "optim.optimizer=muon", "optim.muon_scope=matrices",
+                                             "optim.muon_ns_steps=3").optim)
+    assert opt.optimizers["muon"].param_groups[0]["ns_steps"] == 3
     muon = {id(p) for g in opt.optimizers["muon"].param_groups for p in g["params"]}
     assert muon == hidden_matrices(model, "matrices") > hidden_matrices(model)
     assert {id(model.patch_embed.weight), id(model.to_pixels.weight), id(model.decoder.text.proj.weight)} <= muon

@@ -148,7 +148,8 @@ def build_optimizer(model: nn.Module, o, lr: float | None = None):
         muon_lr = o.muon_lr if o.muon_lr is not None else lr
         opt = MultiOptimizer({
             "muon": Muon(muon_params, lr=muon_lr, weight_decay=o.weight_decay, momentum=o.muon_momentum,
-                         adjust_lr_fn="match_rms_adamw", ns_dtype=ns_dtype(muon_params[0].device)),
+                         ns_steps=o.muon_ns_steps, adjust_lr_fn="match_rms_adamw",
+                         ns_dtype=ns_dtype(muon_params[0].device)),
             "adamw": _adamw(rest, lr, o),
         })
     return opt
