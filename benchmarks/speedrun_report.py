@@ -104,6 +104,15 @@ def fmt(x, digits=1) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
+def bf16_fraction(r: dict) -> str:
+    """The fraction of the bf16 matmul rate, or "–" where bf16 matmuls ran slower than fp32 on that CPU and the
+    step computed in fp32 (a fraction of a rate the step never uses, often far above 100%)."""
+    tf = r.get("matmul_tflops", {})
+    if r.get("mixed_precision") == "no" and tf.get("bf16", 0) < tf.get("fp32", 0):
+        return "– (bf16 slower)"
+    return f"{r['matmul_fraction']['bf16']:.0%}"
+
+
 def rows(records: list[dict], header: str) -> list[str]:
     out = [header, "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
@@ -111,7 +120,7 @@ def rows(records: list[dict], header: str) -> list[str]:
         steps = ", ".join(str(x) if x is not None else "–" for x in r["steps"])
         sps = "/".join(f"{x:.3f}" for x in r["seconds_per_step"])
         comp = "/".join(f"{x:.2f}" for x in r["val_compositional_psnr"])
-        frac = f"{r['matmul_fraction']['fp32']:.0%} / {r['matmul_fraction']['bf16']:.0%}"
+        frac = f"{r['matmul_fraction']['fp32']:.0%} / {bf16_fraction(r)}"
         out.append(f"| {r['name']} | {r['arm']}, {r['num_tokens']} | {r['target_psnr']} dB | {secs} | "
                    f"{fmt(r['median_seconds'])} | {steps} | {sps} | {comp} | {r['tflops']:.3f} | {frac} | "
                    f"{r['cpu']}, {workers(r)}, {r['machine']} | `{r['commit'][:7]}` | {', '.join(r['levers']) or '–'} |")

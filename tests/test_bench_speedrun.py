@@ -184,3 +184,14 @@ def test_two_processes_train_as_one(tiny_scenes, tmp_path):
     assert r["steps_run"] == 10 and not r["reached"]  # the first step at which rank 0's clock is shared
 
     assert "2 processes x 1" in _add_run(two, tmp_path)[1]
+
+
+def test_report_drops_the_bf16_fraction_where_bf16_is_slower(tmp_path):
+    # a CPU without bf16 units: its bf16 matmul rate is a fraction of fp32's, so an fp32 step reads as 2800% of it
+    slow = {**_record("r0", "AMD EPYC (AVX2)", 600.0), "mixed_precision": "no",
+            "matmul_tflops": {"fp32": 0.18, "bf16": 0.0013}, "matmul_fraction": {"fp32": 0.2, "bf16": 28.3}}
+    fast = {**_record("r1", "Intel(R) Xeon(R) Processor (AMX)", 600.0), "mixed_precision": "no",
+            "matmul_tflops": {"fp32": 0.3, "bf16": 1.2}, "matmul_fraction": {"fp32": 0.2, "bf16": 0.05}}
+    _, page = _report(tmp_path, {"records": [slow, fast]})
+    assert "| 20% / – (bf16 slower) |" in page and "2830%" not in page
+    assert "| 20% / 5% |" in page
