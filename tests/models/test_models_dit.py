@@ -5,7 +5,7 @@ import torch
 
 from textok import DIT_PRESETS, DiT, DiTConfig, TextEmbedding
 from textok.models.dit import sincos_1d
-from textok.models.modules.transformer import Block
+from textok.models.modules.transformer import Block, ReLUSquared
 
 
 def tiny(**kw) -> DiTConfig:
@@ -129,6 +129,7 @@ def test_save_and_from_pretrained_round_trip(tmp_path):
 def test_mlp_act_reaches_every_block():
     acts = {b.mlp.act.approximate for b in DiT(tiny(mlp_act="gelu")).transformer.blocks}
     assert acts == {"none"} and {b.mlp.act.approximate for b in DiT(tiny()).transformer.blocks} == {"tanh"}
+    assert all(isinstance(b.mlp.act, ReLUSquared) for b in DiT(tiny(mlp_act="relu2")).transformer.blocks)
 
 
 @pytest.mark.parametrize("field,value,match", [
@@ -137,7 +138,7 @@ def test_mlp_act_reaches_every_block():
     ("class_dropout", 1.0, r"\[0, 1\)"),
     ("num_tokens", 0, "positive integer"),
     ("pos_embed", "rope", "sincos"),
-    ("mlp_act", "relu", "'gelu_tanh' or 'gelu'"),
+    ("mlp_act", "relu", r"one of \['gelu', 'gelu_tanh', 'relu2'\]"),
 ])
 def test_config_validation_names_the_field(field, value, match):
     with pytest.raises(ValueError, match=f"DiTConfig.{field}") as e:

@@ -281,3 +281,6 @@ def test_mlp_act_picks_the_exact_gelu_and_keeps_the_weights(tiny_config):
     x = torch.randn(1000) * 3
     tb = tanh.encoder.transformer.blocks[0].mlp.act(x) - exact.encoder.transformer.blocks[0].mlp.act(x)
     assert 0 < tb.abs().max() < 1e-3  # the approximation's error
+    relu2 = TexTok(dataclasses.replace(tiny_config, mlp_act="relu2"))
+    relu2.load_state_dict(tanh.state_dict())  # no weights in an activation: every choice loads every model
+    assert torch.equal(relu2.decoder.transformer.blocks[0].mlp.act(x), torch.relu(x) ** 2)

@@ -50,7 +50,7 @@ class DiTConfig:
     learn_sigma: bool = True  # output 2d channels: noise + variance interpolation (ADM hybrid loss)
     pos_embed: Literal["sincos", "learned"] = "sincos"
     time_inputs: int = 1  # 1: t; 2: t and the interval t - r (MeanFlow's average velocity over [r, t])
-    mlp_act: Literal["gelu_tanh", "gelu"] = "gelu_tanh"  # the blocks' MLP activation (DiT's tanh GELU, or exact)
+    mlp_act: Literal["gelu_tanh", "gelu", "relu2"] = "gelu_tanh"  # the MLP activation: DiT's tanh GELU, exact, ReLU^2
 
     def __post_init__(self):
         def need(ok: bool, field: str, why: str):
@@ -69,7 +69,7 @@ class DiTConfig:
         need(0.0 <= self.caption_dropout < 1.0, "caption_dropout", "must lie in [0, 1)")
         need(self.pos_embed in ("sincos", "learned"), "pos_embed", "must be 'sincos' or 'learned'")
         need(self.time_inputs in (1, 2), "time_inputs", "must be 1 (t) or 2 (t and t - r, MeanFlow)")
-        need(self.mlp_act in ACTIVATIONS, "mlp_act", "must be 'gelu_tanh' or 'gelu'")
+        need(self.mlp_act in ACTIVATIONS, "mlp_act", f"must be one of {sorted(ACTIVATIONS)}")
 
     @property
     def out_channels(self) -> int:

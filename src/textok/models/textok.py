@@ -53,7 +53,7 @@ class TexTokConfig:
     # the identity (as modded-nanogpt's speedrun does): a speedrun lever (docs/results/speedrun.md)
     zero_init_residual: bool = False
     # the blocks' MLP activation: "gelu_tanh" (DiT's, every shipped model's) or "gelu" (exact, cheaper on CPUs)
-    mlp_act: Literal["gelu_tanh", "gelu"] = "gelu_tanh"
+    mlp_act: Literal["gelu_tanh", "gelu", "relu2"] = "gelu_tanh"
 
     def __post_init__(self):
         def need(ok: bool, field: str, why: str):
@@ -70,7 +70,7 @@ class TexTokConfig:
         need(self.latent in ("kl", "deterministic"), "latent", "must be 'kl' or 'deterministic'")
         need(isinstance(self.text_norm, bool), "text_norm", "must be true or false")
         need(isinstance(self.zero_init_residual, bool), "zero_init_residual", "must be true or false")
-        need(self.mlp_act in ACTIVATIONS, "mlp_act", "must be 'gelu_tanh' or 'gelu'")
+        need(self.mlp_act in ACTIVATIONS, "mlp_act", f"must be one of {sorted(ACTIVATIONS)}")
 
     @property
     def grid(self) -> int:

@@ -63,9 +63,16 @@ class Attention(nn.Module):
         return self.proj(out)
 
 
-#: the MLP's activation: the tanh-approximate GELU of DiT and ViT (every shipped model), or the exact (erf) GELU,
-#: 2-4x cheaper on CPUs (docs/results/throughput.md)
-ACTIVATIONS = {"gelu_tanh": "tanh", "gelu": "none"}
+class ReLUSquared(nn.Module):
+    """relu(x)^2, the MLP activation of Primer (So et al., 2021) and of modded-nanogpt's speedrun."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x).square()
+
+
+#: the MLP's activation: the tanh-approximate GELU of DiT and ViT (every shipped model), the exact (erf) GELU,
+#: 2-4x cheaper on CPUs (docs/results/throughput.md), or ReLU squared; none has weights, so a model loads across
+ACTIVATIONS = {"gelu_tanh": lambda: nn.GELU(approximate="tanh"), "gelu": nn.GELU, "relu2": ReLUSquared}
 
 
 class Mlp(nn.Module):
@@ -74,7 +81,7 @@ class Mlp(nn.Module):
         if act not in ACTIVATIONS:
             raise ValueError(f"mlp_act={act!r}: must be one of {sorted(ACTIVATIONS)}")
         self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU(approximate=ACTIVATIONS[act])
+        self.act = ACTIVATIONS[act]()
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
