@@ -7,7 +7,8 @@ The optimiser is the one ``textok.training.build_optimizer`` builds for the reci
 Muon for the matrices of ``optim.muon_scope``, AdamW for the rest). Gradients are random (seed 0, the same on
 every process, as data parallelism leaves them after its all-reduce): a step's cost does not depend on their
 values. Each variant: ``--warmup`` steps, then the median over ``--steps`` steps, each started together on every
-process (a barrier outside the timing). Variants are interleaved for ``--rounds`` rounds; the minimum over rounds is reported.
+process (a barrier outside the timing). Variants are interleaved for ``--rounds`` rounds; the minimum over rounds
+is reported.
 ``--processes P`` runs P gloo processes on this machine (as ``speedrun_scenes.py --processes``).
 """
 
