@@ -4,6 +4,8 @@ to target is measured by ``speedrun_scenes.py``).
 
     python benchmarks/bench_levers.py                       # every lever against record 0's recipe
     python benchmarks/bench_levers.py --levers muon bf16 --steps 50 --json
+    python benchmarks/bench_levers.py --recipe configs/scenes32_speedrun.yaml --threads 1 --levers none relu2 \
+        adamw_fused muon_ns4 --json optim.batch_size=16          # one speedrun process's share of the batch
 
 Each variant: the recipe (``--recipe``, default the study's) plus the lever's overrides, a fresh
 Trainer, ``--warmup`` steps, then the median over ``--steps`` timed steps of data + ``train_step``
@@ -40,6 +42,9 @@ LEVERS = {
     "batch16": ["optim.batch_size=16"],
     "batch64": ["optim.batch_size=64"],
     "one_thread": [],  # torch.set_num_threads(1) for this variant (THREADS)
+    "exact_gelu": ["model.mlp_act=gelu"],
+    "relu2": ["model.mlp_act=relu2"],
+    "muon_ns4": ["optim.muon_ns_steps=4"],
 }
 THREADS = {"one_thread": 1}  # levers that set the thread count instead of the config (default: all cores)
 
@@ -73,7 +78,9 @@ def _seconds_per_step(recipe: str, overrides: list[str], data: str, warmup: int,
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("overrides", nargs="*", help="dotted overrides applied to every variant (optim.batch_size=16 ...)")
     p.add_argument("--levers", nargs="+", default=list(LEVERS), choices=list(LEVERS))
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--recipe", default=str(RECIPE))
     p.add_argument("--data", default="data/scenes25k")
     p.add_argument("--warmup", type=int, default=10)
@@ -85,17 +92,21 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--steps and --rounds must be >= 1, --warmup >= 0")
     from pathlib import Path
 
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     prepare(Path(args.data))
     best: dict[str, float] = {}
     for _ in range(args.rounds):
         for name in args.levers:
-            s = seconds_per_step(args.recipe, LEVERS[name], args.data, args.warmup, args.steps, THREADS.get(name))
+            s = seconds_per_step(args.recipe, list(args.overrides) + LEVERS[name], args.data, args.warmup, args.steps,
+                                 THREADS.get(name))
             best[name] = min(best.get(name, float("inf")), s)
     base = best.get("none")
     rows = [{"lever": k, "overrides": LEVERS[k] or ([f"threads={THREADS[k]}"] if k in THREADS else []),
              "seconds_per_step": round(v, 4),
              "vs_none": round(v / base, 3) if base else None} for k, v in best.items()]
     meta = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "commit": git_commit(), "recipe": args.recipe,
+            "overrides": list(args.overrides),
             "steps": args.steps, "warmup": args.warmup, "rounds": args.rounds, "date": time.strftime("%Y-%m-%d")}
     if args.json:
         print(json.dumps({**meta, "rows": rows}))

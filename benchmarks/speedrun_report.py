@@ -191,6 +191,8 @@ def render(data: dict) -> str:
         out += ["", "## Levers: seconds per step (side by side, one process)"]
         for st in steps:
             recipe = f"`{short_recipe(st['recipe'])}`" if st.get("recipe") else "the study's recipe"
+            if st.get("overrides"):
+                recipe += f" with `{' '.join(st['overrides'])}` for every variant"
             out += ["", f"`python benchmarks/bench_levers.py --json` on {st['cpu']}, {st['threads']} threads, "
                     f"commit `{st['commit'][:7]}`, {st['date']}: median of {st['steps']} steps after "
                     f"{st['warmup']}, best of {st['rounds']} interleaved rounds, on {recipe}.", "",

@@ -159,6 +159,10 @@ def test_report_add_steps_appends_to_an_existing_dict(tmp_path):
 
     saved, _ = _report(tmp_path, saved, "--add-steps", str(levers))  # a list stays a list and grows
     assert len(saved["step_levers"]) == 3
+    levers.write_text(json.dumps(_steps("AMD EPYC (AVX2)", recipe="configs/scenes32_speedrun.yaml",
+                                        overrides=["optim.batch_size=16"])))
+    _, page = _report(tmp_path, saved, "--add-steps", str(levers))  # overrides for every variant are named
+    assert "on `configs/scenes32_speedrun.yaml` with `optim.batch_size=16` for every variant." in page
 
 
 @pytest.mark.slow
