@@ -52,7 +52,8 @@ class TexTokConfig:
     # each block's residual branches (attention and MLP output projections) start at zero, so every block starts as
     # the identity (as modded-nanogpt's speedrun does): a speedrun lever (docs/results/speedrun.md)
     zero_init_residual: bool = False
-    # the blocks' MLP activation: "gelu_tanh" (DiT's, every shipped model's) or "gelu" (exact, cheaper on CPUs)
+    # the blocks' MLP activation: "gelu_tanh" (DiT's, every shipped model's), "gelu" (exact, cheaper on CPUs) or
+    # "relu2" (ReLU squared, cheaper still)
     mlp_act: Literal["gelu_tanh", "gelu", "relu2"] = "gelu_tanh"
 
     def __post_init__(self):

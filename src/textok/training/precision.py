@@ -35,7 +35,7 @@ def _log_cpu_auto() -> None:  # once per process
 def cpu_name() -> str:
     """The CPU's model name (``/proc/cpuinfo``), for benchmark and experiment records.
 
-    " (AMX)" is appended where the CPU advertises AMX tiles and " (AVX2)" where it lacks AVX-512: virtual
+    " (AMX)" is appended where the CPU advertises AMX tiles and " (AVX2)" where AVX2 is its widest: virtual
     machines report one generic name ("Intel(R) Xeon(R) Processor", "AMD EPYC") for hosts of different
     generations, whose step times differ.
     """
@@ -58,7 +58,7 @@ def cpu_name() -> str:
     flags = set(flags.split())
     if "amx_tile" in flags:
         return f"{name} (AMX)"
-    return f"{name} (AVX2)" if flags and "avx512f" not in flags else name
+    return f"{name} (AVX2)" if "avx2" in flags and "avx512f" not in flags else name
 
 
 __all__ = ["resolve_mixed_precision", "cpu_name"]
