@@ -32,4 +32,3 @@ def test_two_processes_match_one(emoji_root, tmp_path, make_config, train_two_pr
     g1, g2 = json.loads(summary1)["last_logs"]["grad_norm"], json.loads(summary2)["last_logs"]["grad_norm"]
     assert g2 == pytest.approx(g1, rel=1e-4)  # the averaged gradient, not a per-process one
     assert json.loads(summary2)["processes"] == 2
-

@@ -143,4 +143,3 @@ def test_muon_batches_same_shape_matrices_and_matches_torchs_update(monkeypatch)
         ref_opt.step()
     for p, q in zip(ours, ref):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
-
