@@ -15,6 +15,7 @@ is reported.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -81,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
     variants = {"muon": muon.step}
     for impl in IMPLEMENTATIONS:
-        cfg.optim.implementation = impl
-        variants[f"adamw_{impl}"] = _adamw(rest, cfg.optim.lr, cfg.optim).step
+        variants[f"adamw_{impl}"] = _adamw(rest, cfg.optim.lr, dataclasses.replace(cfg.optim, implementation=impl)).step
     results: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(args.rounds):
         for name, step in variants.items():
