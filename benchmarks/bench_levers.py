@@ -45,6 +45,9 @@ LEVERS = {
     "exact_gelu": ["model.mlp_act=gelu"],
     "relu2": ["model.mlp_act=relu2"],
     "muon_ns4": ["optim.muon_ns_steps=4"],
+    "text_decoder": ["model.text_in=decoder"],  # the caption in the detokenizer only (the paper's ablation)
+    "cross_attention": ["model.text_conditioning=cross-attention"],
+    "depth2": ["model.depth=2"],
 }
 THREADS = {"one_thread": 1}  # levers that set the thread count instead of the config (default: all cores)
 
