@@ -32,3 +32,26 @@ def test_two_processes_match_one(emoji_root, tmp_path, make_config, train_two_pr
     g1, g2 = json.loads(summary1)["last_logs"]["grad_norm"], json.loads(summary2)["last_logs"]["grad_norm"]
     assert g2 == pytest.approx(g1, rel=1e-4)  # the averaged gradient, not a per-process one
     assert json.loads(summary2)["processes"] == 2
+
+
+# eps=1: AdamW's update ~ lr * g, so the key bias (gradient ~0: softmax ignores it) is not rounding noise / eps
+MUON = ["schedule.max_steps=2", "schedule.warmup_steps=0", "model.latent=deterministic", "optim.optimizer=muon",
+        "optim.muon_scope=matrices", "optim.lr=1e-2", "optim.eps=1.0", "optim.grad_clip=0", "loss.perceptual_weight=0.1",
+        "checkpoint.every=2"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shard", ["true", "false"])
+def test_two_processes_with_muon_match_one(emoji_root, tmp_path, make_config, train_two_processes, train_in_process,
+                                           shard):
+    # optim.muon_shard: each process orthogonalises its share of the matrices and an all_gather shares them;
+    # the weights after two steps are one process's (and, unsharded, each process computes them all)
+    overrides = MUON + [f"optim.muon_shard={shard}"]
+    out2 = tmp_path / "two"
+    train_two_processes(emoji_root, overrides, out2)
+    out1 = tmp_path / "one"
+    train_in_process(make_config(emoji_root, *overrides), out1)
+    one = load_state_dict(out1 / "checkpoints" / "step_00000002" / "model.safetensors")
+    two = load_state_dict(out2 / "checkpoints" / "step_00000002" / "model.safetensors")
+    for k in one:
+        torch.testing.assert_close(two[k], one[k], rtol=1e-4, atol=1e-5, msg=lambda m: f"{k}: {m}")

@@ -143,3 +143,13 @@ def test_muon_batches_same_shape_matrices_and_matches_torchs_update(monkeypatch)
         ref_opt.step()
     for p, q in zip(ours, ref):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+def test_muon_shares_the_newton_schulz_work_by_flops():
+    from textok.training.optim import _assign
+
+    params = [torch.zeros(s) for s in [(64, 256), (256, 64), (64, 64), (64, 64), (64, 64), (64, 64), (8, 64)]]
+    owner = _assign(params, 2)
+    load = [sum(p.shape[0] * p.shape[1] * min(p.shape) for p, o in zip(params, owner) if o == r) for r in (0, 1)]
+    assert sorted(set(owner)) == [0, 1] and abs(load[0] - load[1]) <= 64 * 64 * 64 + 8 * 8 * 64
+    assert _assign(params, 1) == [0] * len(params)

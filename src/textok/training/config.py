@@ -81,6 +81,9 @@ class OptimConfig:
     # which weights Muon takes: "blocks" (the transformer blocks' matrices, as Muon's authors use it) or
     # "matrices" (every nn.Linear weight: the input, output and text projections too)
     muon_scope: Literal["blocks", "matrices"] = "blocks"
+    # with several processes, each orthogonalises a share of the matrices and one all_gather shares the
+    # updates (modded-nanogpt's distributed Muon); the same updates, less Newton-Schulz time per process
+    muon_shard: bool = False
     # AdamW's implementation: auto (torch's choice), foreach (one kernel per op over all tensors), fused
     # (one kernel for the whole step) or for-loop
     implementation: Literal["auto", "foreach", "fused", "for-loop"] = "auto"

@@ -79,12 +79,18 @@ class Muon(torch.optim.Muon):
     """``torch.optim.Muon`` whose Newton-Schulz iteration runs in ``ns_dtype``: torch's runs it in
     bfloat16, right on a GPU, but a CPU without AMX computes these small bfloat16 matmuls many times
     slower than float32 (the scenes recipe's step took ~20x longer on an AMD EPYC in an ad-hoc
-    profile). The
-    update is otherwise torch's: Nesterov momentum, orthogonalised, scaled by ``adjust_lr_fn``."""
+    profile). The update is otherwise torch's: Nesterov momentum, orthogonalised, scaled by ``adjust_lr_fn``.
 
-    def __init__(self, params, ns_dtype: torch.dtype = torch.bfloat16, **kwargs):
+    ``shard=True`` in a data-parallel run (``torch.distributed`` initialised, more than one process) splits
+    the Newton-Schulz work between the processes, as modded-nanogpt's distributed Muon does: every process
+    holds the same averaged gradients and momentum, orthogonalises its share of the matrices (balanced by
+    FLOPs), and one ``all_gather`` gives every process every update. The updates are the ones each process
+    would compute alone; the step's Newton-Schulz time is divided by the number of processes."""
+
+    def __init__(self, params, ns_dtype: torch.dtype = torch.bfloat16, shard: bool = False, **kwargs):
         super().__init__(params, **kwargs)
         self.ns_dtype = ns_dtype
+        self.shard = shard
 
     @staticmethod
     def _orthogonalise(g: torch.Tensor, group: dict, dtype: torch.dtype) -> torch.Tensor:
@@ -101,29 +107,87 @@ class Muon(torch.optim.Muon):
             x = torch.baddbmm(x, torch.baddbmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
         return (x.mT if tall else x).to(g.dtype)
 
+    def _world(self) -> tuple[int, int]:
+        """(processes, this rank) that share the Newton-Schulz work: (1, 0) unless sharding applies."""
+        dist = torch.distributed
+        if self.shard and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            return dist.get_world_size(), dist.get_rank()
+        return 1, 0
+
     @torch.no_grad()
     def step(self, closure=None):
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        world, rank = self._world()
         for group in self.param_groups:
             lr, m = group["lr"], group["momentum"]
-            by_shape: dict[tuple, list] = {}
-            for p in group["params"]:
-                if p.grad is not None:
-                    by_shape.setdefault((tuple(p.shape), p.dtype, p.device), []).append(p)
-            for params in by_shape.values():
-                grads = [p.grad for p in params]
-                bufs = [self.state[p].setdefault("momentum_buffer", torch.zeros_like(p.grad)) for p in params]
-                torch._foreach_lerp_(bufs, grads, 1 - m)
-                g = torch.stack(grads)
-                update = g.lerp(torch.stack(bufs), m) if group["nesterov"] else torch.stack(bufs)
-                update = self._orthogonalise(update, group, self.ns_dtype)
-                if group["weight_decay"]:
-                    torch._foreach_mul_(params, 1 - lr * group["weight_decay"])
-                torch._foreach_add_(params, list(update.unbind(0)), alpha=-_muon_lr(lr, group["adjust_lr_fn"], params[0].shape))
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            bufs = [self.state[p].setdefault("momentum_buffer", torch.zeros_like(p.grad)) for p in params]
+            torch._foreach_lerp_(bufs, grads, 1 - m)
+            updates = torch._foreach_lerp(grads, bufs, m) if group["nesterov"] else bufs
+            owner = _assign(params, world)
+            mine = [i for i in range(len(params)) if owner[i] == rank]
+            ortho = dict(zip(mine, self._orthogonalise_all([updates[i] for i in mine], group)))
+            if world > 1:
+                ortho = _all_gather_updates(ortho, owner, params, world)
+            if group["weight_decay"]:
+                torch._foreach_mul_(params, 1 - lr * group["weight_decay"])
+            by_lr: dict[float, list[int]] = {}  # Muon's lr is scaled per shape: one foreach add per scale
+            for i, p in enumerate(params):
+                by_lr.setdefault(_muon_lr(lr, group["adjust_lr_fn"], p.shape), []).append(i)
+            for scaled, idx in by_lr.items():
+                torch._foreach_add_([params[i] for i in idx], [ortho[i] for i in idx], alpha=-scaled)
         return loss
+
+    def _orthogonalise_all(self, updates: list[torch.Tensor], group: dict) -> list[torch.Tensor]:
+        """Orthogonalise each [A, B] matrix, batched: a tall matrix is transposed to wide first (Newton-Schulz
+        commutes with the transpose), so [256, 64] and [64, 256] share one stack."""
+        by_shape: dict[tuple, list[int]] = {}
+        for i, u in enumerate(updates):
+            by_shape.setdefault((min(u.shape), max(u.shape), u.dtype, u.device), []).append(i)
+        out: list[torch.Tensor] = [None] * len(updates)
+        for idx in by_shape.values():
+            wide = [updates[i].mT if updates[i].size(0) > updates[i].size(1) else updates[i] for i in idx]
+            for i, o in zip(idx, self._orthogonalise(torch.stack(wide), group, self.ns_dtype).unbind(0)):
+                out[i] = o.mT if updates[i].size(0) > updates[i].size(1) else o
+        return out
+
+
+def _assign(params: list[torch.Tensor], world: int) -> list[int]:
+    """The process that orthogonalises each matrix: the largest first, each to the least-loaded process (by
+    Newton-Schulz FLOPs, ~ A * B * min(A, B)); the same on every process, since it depends on shapes only."""
+    owner, load = [0] * len(params), [0] * world
+    cost = [p.shape[0] * p.shape[1] * min(p.shape) for p in params]
+    for i in sorted(range(len(params)), key=lambda i: (-cost[i], i)):
+        r = min(range(world), key=lambda r: (load[r], r))
+        owner[i], load[r] = r, load[r] + cost[i]
+    return owner
+
+
+def _all_gather_updates(ortho: dict[int, torch.Tensor], owner: list[int], params: list, world: int) -> dict:
+    """Every process's orthogonalised matrices to every process, in one all_gather of flat buffers (each
+    padded to the longest process's share)."""
+    sizes = [sum(params[i].numel() for i in range(len(params)) if owner[i] == r) for r in range(world)]
+    like = params[0]
+    rank = torch.distributed.get_rank()
+    flat = torch.zeros(max(sizes), dtype=like.dtype, device=like.device)
+    if ortho:
+        mine = torch.cat([ortho[i].reshape(-1) for i in sorted(ortho)])
+        flat[: mine.numel()] = mine
+    parts = [torch.empty_like(flat) for _ in range(world)]
+    torch.distributed.all_gather(parts, flat)
+    parts[rank] = flat
+    out, offset = {}, [0] * world
+    for i, p in enumerate(params):  # ascending index within each owner: the order each packed its share
+        r = owner[i]
+        out[i] = parts[r][offset[r] : offset[r] + p.numel()].view_as(p)
+        offset[r] += p.numel()
+    return out
 
 
 def _adamw(params, lr: float, o) -> torch.optim.AdamW:
@@ -149,7 +213,7 @@ def build_optimizer(model: nn.Module, o, lr: float | None = None):
         opt = MultiOptimizer({
             "muon": Muon(muon_params, lr=muon_lr, weight_decay=o.weight_decay, momentum=o.muon_momentum,
                          ns_steps=o.muon_ns_steps, adjust_lr_fn="match_rms_adamw",
-                         ns_dtype=ns_dtype(muon_params[0].device)),
+                         ns_dtype=ns_dtype(muon_params[0].device), shard=o.muon_shard),
             "adamw": _adamw(rest, lr, o),
         })
     return opt
