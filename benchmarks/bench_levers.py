@@ -48,6 +48,10 @@ LEVERS = {
     "text_decoder": ["model.text_in=decoder"],  # the caption in the detokenizer only (the paper's ablation)
     "cross_attention": ["model.text_conditioning=cross-attention"],
     "depth2": ["model.depth=2"],
+    # the last block computing every position's output (the default computes only the outputs read: the same model)
+    "no_prune": ["model.prune_last_block=false"],
+    "polar_express": ["optim.muon_ns=polar_express"],  # Polar Express's quintic per Newton-Schulz iteration
+    "polar_express3": ["optim.muon_ns=polar_express", "optim.muon_ns_steps=3"],
 }
 THREADS = {"one_thread": 1}  # levers that set the thread count instead of the config (default: all cores)
 

@@ -69,6 +69,25 @@ def test_every_text_option(tiny_config, text_in, conditioning, latent):
     assert model.patch_embed.weight.grad is not None
 
 
+@pytest.mark.parametrize("text_in", ["both", "encoder", "decoder", "none"])
+@pytest.mark.parametrize("conditioning", ["in-context", "cross-attention"])
+def test_pruning_the_last_block_changes_nothing_but_the_work(tiny_config, text_in, conditioning):
+    # prune_last_block: the tokenizer's last block computes only the latent tokens, the detokenizer's only the
+    # patches (every position still a key): the same tokens, images and gradients as computing every position
+    config = dataclasses.replace(tiny_config, text_in=text_in, text_conditioning=conditioning, latent="deterministic")
+    pruned, full = TexTok(config), TexTok(dataclasses.replace(config, prune_last_block=False))
+    full.load_state_dict(pruned.state_dict())
+    x = images_for(config)
+    text = None if text_in == "none" else random_text(L=7)
+    a, b = pruned(x, text), full(x, text)
+    torch.testing.assert_close(a.tokens, b.tokens, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(a.reconstruction, b.reconstruction, rtol=1e-5, atol=1e-5)
+    a.reconstruction.square().mean().backward()
+    b.reconstruction.square().mean().backward()
+    for (name, p), q in zip(pruned.named_parameters(), full.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=lambda m: f"{name}: {m}")
+
+
 def test_baseline_has_no_text_parameters(tiny_config):
     model = TexTok(dataclasses.replace(tiny_config, text_in="none"))
     assert not any("text" in name for name, _ in model.named_parameters())

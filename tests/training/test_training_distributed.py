@@ -41,12 +41,13 @@ MUON = ["schedule.max_steps=2", "schedule.warmup_steps=0", "model.latent=determi
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("shard", ["true", "false"])
+@pytest.mark.parametrize("shard, sync", [("true", "ddp"), ("false", "ddp"), ("true", "shared_memory")])
 def test_two_processes_with_muon_match_one(emoji_root, tmp_path, make_config, train_two_processes, train_in_process,
-                                           shard):
+                                           shard, sync):
     # optim.muon_shard: each process orthogonalises its share of the matrices and an all_gather shares them;
-    # the weights after two steps are one process's (and, unsharded, each process computes them all)
-    overrides = MUON + [f"optim.muon_shard={shard}"]
+    # grad_sync=shared_memory: no DDP, gradients averaged (and Muon's shares gathered) through /dev/shm. The
+    # weights after two steps are one process's either way
+    overrides = MUON + [f"optim.muon_shard={shard}", f"grad_sync={sync}"]
     out2 = tmp_path / "two"
     train_two_processes(emoji_root, overrides, out2)
     out1 = tmp_path / "one"

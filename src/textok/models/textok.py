@@ -55,6 +55,10 @@ class TexTokConfig:
     # the blocks' MLP activation: "gelu_tanh" (DiT's, every shipped model's), "gelu" (exact, cheaper on CPUs) or
     # "relu2" (ReLU squared, cheaper still)
     mlp_act: Literal["gelu_tanh", "gelu", "relu2"] = "gelu_tanh"
+    # the last block of the tokenizer computes only the latent tokens' outputs and the detokenizer's only the
+    # patches' (the outputs read; every position is still attended to): the same model, less work. False: every
+    # position, as a reference for the speed it saves
+    prune_last_block: bool = True
 
     def __post_init__(self):
         def need(ok: bool, field: str, why: str):
@@ -71,6 +75,7 @@ class TexTokConfig:
         need(self.latent in ("kl", "deterministic"), "latent", "must be 'kl' or 'deterministic'")
         need(isinstance(self.text_norm, bool), "text_norm", "must be true or false")
         need(isinstance(self.zero_init_residual, bool), "zero_init_residual", "must be true or false")
+        need(isinstance(self.prune_last_block, bool), "prune_last_block", "must be true or false")
         need(self.mlp_act in ACTIVATIONS, "mlp_act", f"must be one of {sorted(ACTIVATIONS)}")
 
     @property
@@ -142,16 +147,18 @@ class ViT(nn.Module):
             context_dim=config.width if self.cross else None, mlp_act=config.mlp_act,
         )
 
-    def forward(self, x: torch.Tensor, text: TextEmbedding | None) -> torch.Tensor:
-        """x [B, L, D] -> [B, L, D]."""
+    def forward(self, x: torch.Tensor, text: TextEmbedding | None, keep: slice | None = None) -> torch.Tensor:
+        """x [B, L, D] -> [B, L, D], or the positions ``keep`` of x only, [B, len(keep), D] (computed only there)."""
         if not self.use_text:
-            return self.transformer(x)
+            return self.transformer(x, keep=keep)
         t = self.text(text)
         if self.cross:
-            return self.transformer(x, context=t, context_mask=text.mask)
+            return self.transformer(x, context=t, context_mask=text.mask, keep=keep)
         B, L, _ = x.shape
         mask = torch.cat([torch.ones(B, L, dtype=torch.bool, device=x.device), text.mask], dim=1)
-        return self.transformer(torch.cat([x, t], dim=1), mask=mask)[:, :L]
+        if keep is None:
+            return self.transformer(torch.cat([x, t], dim=1), mask=mask)[:, :L]
+        return self.transformer(torch.cat([x, t], dim=1), mask=mask, keep=slice(*keep.indices(L)[:2]))
 
 
 class TexTok(nn.Module, PretrainedMixin):
@@ -267,8 +274,11 @@ class TexTok(nn.Module, PretrainedMixin):
         text = self._check_text(text, B, self.config.text_in_encoder)
         patches = self.patch_embed(self.patchify(images).to(self.patch_embed.weight.dtype)) + self.patch_pos
         latents = (self.latent_tokens + self.latent_pos).expand(B, -1, -1)
-        x = self.encoder(torch.cat([patches, latents], dim=1), text)
-        moments = self.to_tokens(x[:, self.config.num_patches :])
+        P = self.config.num_patches
+        if self.config.prune_last_block:
+            moments = self.to_tokens(self.encoder(torch.cat([patches, latents], dim=1), text, keep=slice(P, None)))
+        else:
+            moments = self.to_tokens(self.encoder(torch.cat([patches, latents], dim=1), text)[:, P:])
         if self.config.latent == "kl":
             return DiagonalGaussian.from_moments(moments)
         return DiagonalGaussian(moments)
@@ -289,8 +299,12 @@ class TexTok(nn.Module, PretrainedMixin):
         text = self._check_text(text, B, c.text_in_decoder)
         patches = (self.mask_token + self.decoder_patch_pos).expand(B, -1, -1)
         latents = self.from_tokens(tokens.to(self.from_tokens.weight.dtype)) + self.decoder_latent_pos
-        x = self.decoder(torch.cat([patches, latents], dim=1), text)
-        return self.unpatchify(self.to_pixels(x[:, : c.num_patches]))
+        keep = slice(0, c.num_patches)
+        if c.prune_last_block:
+            x = self.decoder(torch.cat([patches, latents], dim=1), text, keep=keep)
+        else:
+            x = self.decoder(torch.cat([patches, latents], dim=1), text)[:, keep]
+        return self.unpatchify(self.to_pixels(x))
 
     @torch.no_grad()
     def cycle_error(self, tokens: torch.Tensor, text: TextEmbedding | None = None) -> torch.Tensor:

@@ -78,6 +78,9 @@ class OptimConfig:
     muon_momentum: float = 0.95
     # Newton-Schulz iterations per Muon step (torch's and modded-nanogpt's 5); fewer cost less per step
     muon_ns_steps: int = 5
+    # the Newton-Schulz polynomial: "quintic" (torch's and Muon's one quintic, every iteration) or "polar_express"
+    # (a quintic per iteration, tuned to the singular values left: Polar Express, arXiv:2505.16932)
+    muon_ns: Literal["quintic", "polar_express"] = "quintic"
     # which weights Muon takes: "blocks" (the transformer blocks' matrices, as Muon's authors use it) or
     # "matrices" (every nn.Linear weight: the input, output and text projections too)
     muon_scope: Literal["blocks", "matrices"] = "blocks"
@@ -136,6 +139,10 @@ class TrainerConfig:
     mixed_precision: Literal["auto", "no", "bf16"] = "auto"  # auto: bf16 on a GPU that supports it
     # torch.compile the trained model (fused kernels; the first steps compile, later shapes may recompile)
     compile: bool = False
+    # how data-parallel processes average gradients: ddp (torch's DistributedDataParallel, the right choice on GPUs)
+    # or shared_memory (CPU processes of one x86 machine: one exchange through /dev/shm after the backward pass,
+    # textok.training.shared_memory; Muon's sharded updates go the same way)
+    grad_sync: Literal["ddp", "shared_memory"] = "ddp"
     max_nonfinite_in_a_row: int = 20  # stop (with a checkpoint) after this many skipped steps in a row
 
     #: presets the ``model`` section may name (``model: {preset: NAME, ...}``); not a field
@@ -187,7 +194,7 @@ MAX_LR = 10.0
 
 
 #: Fields that may change between a checkpoint and its resumption (they do not change the math).
-RESUME_MAY_DIFFER = ("checkpoint.", "logging.", "data.num_workers", "data.root", "data.reshard_on_resume",
+RESUME_MAY_DIFFER = ("checkpoint.", "logging.", "grad_sync", "optim.muon_shard", "data.num_workers", "data.root", "data.reshard_on_resume",
                      "data.tokenizer")  # (a DiT run's: where its tokenizer is now, checked against the cache)
 
 

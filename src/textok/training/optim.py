@@ -25,6 +25,17 @@ from torch.optim._muon import _adjust_lr as _muon_lr
 from ..models.modules.transformer import Block
 
 
+# Polar Express's quintics (a, b, c) per Newton-Schulz iteration: p(x) = a x + b x^3 + c x^5 (arXiv:2505.16932;
+# 5 iterations, safety factor 2e-2, cushion 2, as modded-nanogpt computed them)
+POLAR_EXPRESS = (
+    (8.156554524902461, -22.48329292557795, 15.878769915207462),
+    (4.042929935166739, -2.808917465908714, 0.5000178451051316),
+    (3.8916678022926607, -2.772484153217685, 0.5060648178503393),
+    (3.285753657755655, -2.3681294933425376, 0.46449024233003106),
+    (2.3465413258596377, -1.7097828382687081, 0.42323551169305323),
+)
+
+
 def ns_dtype(device: torch.device) -> torch.dtype:
     """Muon's Newton-Schulz dtype: bfloat16 on a GPU (as torch does) and on a CPU with AMX tiles; float32 on
     other CPUs, where bfloat16 matmuls are slower than float32."""
@@ -81,28 +92,43 @@ class Muon(torch.optim.Muon):
     slower than float32 (the scenes recipe's step took ~20x longer on an AMD EPYC in an ad-hoc
     profile). The update is otherwise torch's: Nesterov momentum, orthogonalised, scaled by ``adjust_lr_fn``.
 
+    ``polar_express=True`` swaps Newton-Schulz's one quintic, repeated, for the Polar Express sequence (Amsel et
+    al. 2025, arXiv:2505.16932; the coefficients modded-nanogpt uses: 5 iterations, safety factor 2e-2,
+    cushion 2): a different quintic per iteration, each the minimax-optimal one for the interval of singular values
+    the ones before leave (from 1e-3 up), so the small singular values of a gradient reach 1 in fewer iterations.
+    The sequence is greedy: its first ``ns_steps`` terms are the ``ns_steps``-iteration method (more than 5
+    repeat the last).
+
     ``shard=True`` in a data-parallel run (``torch.distributed`` initialised, more than one process) splits
     the Newton-Schulz work between the processes, as modded-nanogpt's distributed Muon does: every process
     holds the same averaged gradients and momentum, orthogonalises its share of the matrices (balanced by
     FLOPs), and one ``all_gather`` gives every process every update. The updates are the ones each process
     would compute alone; the step's Newton-Schulz time is divided by the number of processes."""
 
-    def __init__(self, params, ns_dtype: torch.dtype = torch.bfloat16, shard: bool = False, **kwargs):
+    def __init__(self, params, ns_dtype: torch.dtype = torch.bfloat16, shard: bool = False,
+                 polar_express: bool = False, gather=None, **kwargs):
         super().__init__(params, **kwargs)
         self.ns_dtype = ns_dtype
         self.shard = shard
+        self.polar_express = polar_express
+        self.gather = gather  # flat tensor -> every process's, in rank order (default: torch.distributed.all_gather)
 
     @staticmethod
-    def _orthogonalise(g: torch.Tensor, group: dict, dtype: torch.dtype) -> torch.Tensor:
+    def _orthogonalise(g: torch.Tensor, group: dict, dtype: torch.dtype, polar_express: bool = False) -> torch.Tensor:
         """Newton-Schulz on a stack of same-shape matrices [K, A, B] at once (one batched matmul per
         iteration instead of one per matrix: the matrices of a small model are overhead-bound)."""
-        a, b, c = group["ns_coefficients"]
+        steps = group["ns_steps"]
+        if polar_express:
+            coefficients = [POLAR_EXPRESS[min(i, len(POLAR_EXPRESS) - 1)] for i in range(steps)]
+            safety = 1 + 2e-2  # the norm a little above the spectral norm: rounding cannot push it past 1
+        else:
+            coefficients, safety = [group["ns_coefficients"]] * steps, 1.0
         x = g.to(dtype)
         tall = x.size(1) > x.size(2)
         if tall:
             x = x.mT
-        x = x / x.norm(dim=(1, 2), keepdim=True).clamp(min=group["eps"])  # spectral norm <= 1
-        for _ in range(group["ns_steps"]):
+        x = x / (x.norm(dim=(1, 2), keepdim=True) * safety).clamp(min=group["eps"])  # spectral norm <= 1
+        for a, b, c in coefficients:
             gram = x @ x.mT
             x = torch.baddbmm(x, torch.baddbmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
         return (x.mT if tall else x).to(g.dtype)
@@ -134,7 +160,7 @@ class Muon(torch.optim.Muon):
             mine = [i for i in range(len(params)) if owner[i] == rank]
             ortho = dict(zip(mine, self._orthogonalise_all([updates[i] for i in mine], group)))
             if world > 1:
-                ortho = _all_gather_updates(ortho, owner, params, world)
+                ortho = _all_gather_updates(ortho, owner, params, world, rank, self.gather)
             if group["weight_decay"]:
                 torch._foreach_mul_(params, 1 - lr * group["weight_decay"])
             by_lr: dict[float, list[int]] = {}  # Muon's lr is scaled per shape: one foreach add per scale
@@ -153,7 +179,7 @@ class Muon(torch.optim.Muon):
         out: list[torch.Tensor] = [None] * len(updates)
         for idx in by_shape.values():
             wide = [updates[i].mT if updates[i].size(0) > updates[i].size(1) else updates[i] for i in idx]
-            for i, o in zip(idx, self._orthogonalise(torch.stack(wide), group, self.ns_dtype).unbind(0)):
+            for i, o in zip(idx, self._orthogonalise(torch.stack(wide), group, self.ns_dtype, self.polar_express).unbind(0)):
                 out[i] = o.mT if updates[i].size(0) > updates[i].size(1) else o
         return out
 
@@ -169,18 +195,21 @@ def _assign(params: list[torch.Tensor], world: int) -> list[int]:
     return owner
 
 
-def _all_gather_updates(ortho: dict[int, torch.Tensor], owner: list[int], params: list, world: int) -> dict:
+def _all_gather_updates(ortho: dict[int, torch.Tensor], owner: list[int], params: list, world: int, rank: int,
+                        gather=None) -> dict:
     """Every process's orthogonalised matrices to every process, in one all_gather of flat buffers (each
-    padded to the longest process's share)."""
+    padded to the longest process's share); ``gather``: the all_gather to use (default torch.distributed's)."""
     sizes = [sum(params[i].numel() for i in range(len(params)) if owner[i] == r) for r in range(world)]
     like = params[0]
-    rank = torch.distributed.get_rank()
     flat = torch.zeros(max(sizes), dtype=like.dtype, device=like.device)
     if ortho:
         mine = torch.cat([ortho[i].reshape(-1) for i in sorted(ortho)])
         flat[: mine.numel()] = mine
-    parts = [torch.empty_like(flat) for _ in range(world)]
-    torch.distributed.all_gather(parts, flat)
+    if gather is not None:
+        parts = gather(flat)
+    else:
+        parts = [torch.empty_like(flat) for _ in range(world)]
+        torch.distributed.all_gather(parts, flat)
     parts[rank] = flat
     out, offset = {}, [0] * world
     for i, p in enumerate(params):  # ascending index within each owner: the order each packed its share
@@ -196,9 +225,10 @@ def _adamw(params, lr: float, o) -> torch.optim.AdamW:
                              **kind[o.implementation])
 
 
-def build_optimizer(model: nn.Module, o, lr: float | None = None):
+def build_optimizer(model: nn.Module, o, lr: float | None = None, gather=None):
     """The optimiser of ``model``'s trainable parameters for config section ``o`` (``lr``: the
-    peak learning rate, default ``o.lr``). Returns an ``AdamW`` or a ``MultiOptimizer``."""
+    peak learning rate, default ``o.lr``; ``gather``: the all_gather a sharded Muon uses, default
+    torch.distributed's). Returns an ``AdamW`` or a ``MultiOptimizer``."""
     lr = o.lr if lr is None else lr
     params = [p for p in model.parameters() if p.requires_grad]
     if o.optimizer == "adamw":
@@ -213,7 +243,8 @@ def build_optimizer(model: nn.Module, o, lr: float | None = None):
         opt = MultiOptimizer({
             "muon": Muon(muon_params, lr=muon_lr, weight_decay=o.weight_decay, momentum=o.muon_momentum,
                          ns_steps=o.muon_ns_steps, adjust_lr_fn="match_rms_adamw",
-                         ns_dtype=ns_dtype(muon_params[0].device), shard=o.muon_shard),
+                         ns_dtype=ns_dtype(muon_params[0].device), shard=o.muon_shard,
+                         polar_express=o.muon_ns == "polar_express", gather=gather),
             "adamw": _adamw(rest, lr, o),
         })
     return opt

@@ -51,6 +51,7 @@ from .optim import build_optimizer, lr_at, peak_lrs
 from .precision import cpu_name, resolve_mixed_precision
 from .sampler import GlobalBatchSampler, step_rng
 from .signals import StopRequests
+from .shared_memory import SharedMemoryGroup
 from .task import Task, unwrap
 
 log = logging.getLogger(__name__)
@@ -139,9 +140,15 @@ class Trainer:
         self.ema = EMA(model)
         self.ema.model.to(self.device)
         o = config.optim
-        self.opt = build_optimizer(model, o)
+        # grad_sync=shared_memory: no DDP wrapper; train_step averages the gradients in one exchange
+        self.sync = SharedMemoryGroup() if config.grad_sync == "shared_memory" and self.world > 1 else None
+        self.opt = build_optimizer(model, o, gather=self.sync.all_gather if self.sync else None)
         self._peak_lrs = peak_lrs(self.opt)  # per group: Muon's groups may have their own peak (optim.muon_lr)
-        self.model = accelerator.prepare_model(model)
+        if self.sync is not None:
+            self.model = model.to(self.device)
+            self._broadcast(self.model)  # as DDP does: every process starts from rank 0's weights
+        else:
+            self.model = accelerator.prepare_model(model)
         if config.compile:  # after DDP wrapping, as torch recommends; unwrap() reaches the module inside
             self.model = torch.compile(self.model)
         self.critic_params: list[nn.Parameter] = []
@@ -243,6 +250,20 @@ class Trainer:
             flags = tuple(bool(v > 0) for v in t.tolist())
         return flags[0] if len(flags) == 1 else tuple(flags)
 
+    def _sync_gradients(self, *flags: bool) -> tuple[bool, ...]:
+        """grad_sync=shared_memory: average the generator's gradients over processes (a parameter without one
+        counts as zeros, as in DDP) and OR ``flags``, in one shared-memory exchange."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        flat = torch.cat([g.reshape(-1).float() for g in grads] +
+                         [torch.tensor([float(f) for f in flags], device=self.device)])
+        self.sync.all_reduce_mean_(flat)
+        offset = 0
+        for p, g in zip(params, grads):
+            p.grad = flat[offset : offset + g.numel()].view_as(g).to(g.dtype)
+            offset += g.numel()
+        return tuple(bool(v > 0) for v in flat[offset:].tolist())
+
     def _set_lr(self, step: int) -> float:
         lr = lr_at(step, self.config.optim.lr, self.config.schedule)
         for g, peak in zip(self.opt.param_groups, self._peak_lrs):
@@ -266,7 +287,10 @@ class Trainer:
         logs: dict[str, float] = {}
         self._set_lr(self.step)
         auxes, bad, used = self._generator_backward(micro_batches, logs)
-        anywhere_used, bad = self._any_process(used > 0, bad)  # one collective a step: they are small but synchronise
+        if self.sync is not None:  # the gradients and the flags in one exchange
+            anywhere_used, bad = self._sync_gradients(used > 0, bad)
+        else:
+            anywhere_used, bad = self._any_process(used > 0, bad)  # one collective a step: small, but synchronises
         if not anywhere_used:  # no usable sample anywhere: nothing to learn from this step
             self.opt.zero_grad(set_to_none=True)
             logs.setdefault("loss", float("nan"))

@@ -134,13 +134,23 @@ class Block(nn.Module):
         context: torch.Tensor | None = None,
         context_mask: torch.Tensor | None = None,
         c: torch.Tensor | None = None,
+        keep: slice | None = None,
     ) -> torch.Tensor:
-        """x [B, L, D]; mask [B, L] (keys to attend); context [B, S, C]; context_mask [B, S]; c [B, cond_dim]."""
+        """x [B, L, D]; mask [B, L] (keys to attend); context [B, S, C]; context_mask [B, S]; c [B, cond_dim].
+
+        ``keep``: compute only these positions' outputs, [B, len(keep), D] (every position is still a key and a
+        value): what the last block of a stack needs when only some of its outputs are read."""
         if self.adaLN_modulation is not None:
             shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self.adaLN_modulation(c).chunk(6, dim=-1)
-            x = x + gate_a[:, None] * self.attn(modulate(self.norm1(x), shift_a, scale_a), mask=mask)
+            h = modulate(self.norm1(x), shift_a, scale_a)
         else:
-            x = x + self.attn(self.norm1(x), mask=mask)
+            h = self.norm1(x)
+        if keep is None:
+            a = self.attn(h, mask=mask)
+        else:  # queries from the kept positions only; keys and values from all (the same weights as self-attention)
+            x = x[:, keep]
+            a = self.attn(h[:, keep], context=h, mask=mask)
+        x = x + (gate_a[:, None] * a if self.adaLN_modulation is not None else a)
         if self.cross_attn is not None:
             x = x + self.cross_attn(self.norm_cross(x), context=context, mask=context_mask)
         if self.adaLN_modulation is not None:
@@ -159,7 +169,10 @@ class Transformer(nn.Module):
         self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, context_dim, cond_dim, mlp_act) for _ in range(depth))
         self.norm = nn.LayerNorm(dim, elementwise_affine=cond_dim is None, eps=1e-6)
 
-    def forward(self, x, mask=None, context=None, context_mask=None, c=None):
-        for block in self.blocks:
-            x = block(x, mask=mask, context=context, context_mask=context_mask, c=c)
+    def forward(self, x, mask=None, context=None, context_mask=None, c=None, keep: slice | None = None):
+        """x [B, L, D] -> [B, L, D], or [B, len(keep), D]: with ``keep`` the last block computes only those
+        positions (the same values as ``forward(x)[:, keep]``, for less work)."""
+        for i, block in enumerate(self.blocks):
+            last = i == len(self.blocks) - 1
+            x = block(x, mask=mask, context=context, context_mask=context_mask, c=c, keep=keep if last else None)
         return self.norm(x)
