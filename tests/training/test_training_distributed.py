@@ -36,8 +36,8 @@ def test_two_processes_match_one(emoji_root, tmp_path, make_config, train_two_pr
 
 # eps=1: AdamW's update ~ lr * g, so the key bias (gradient ~0: softmax ignores it) is not rounding noise / eps
 MUON = ["schedule.max_steps=2", "schedule.warmup_steps=0", "model.latent=deterministic", "optim.optimizer=muon",
-        "optim.muon_scope=matrices", "optim.lr=1e-2", "optim.eps=1.0", "optim.grad_clip=0", "loss.perceptual_weight=0.1",
-        "checkpoint.every=2"]
+        "optim.muon_scope=matrices", "optim.lr=1e-2", "optim.eps=1.0", "optim.grad_clip=0",
+        "loss.perceptual_weight=0.1", "checkpoint.every=2"]
 
 
 @pytest.mark.slow

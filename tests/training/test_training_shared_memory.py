@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 
+from textok.errors import TextokError
 from textok.training.shared_memory import SharedMemoryGroup
 
 CHILD = """
@@ -85,8 +86,8 @@ def test_a_process_that_never_arrives_is_named(tmp_path):
 
 
 def test_refuses_without_ordered_stores_or_a_process_group(monkeypatch):
-    with pytest.raises(RuntimeError, match="torch.distributed initialised"):
+    with pytest.raises(TextokError, match="torch.distributed initialised"):
         SharedMemoryGroup()
     monkeypatch.setattr("platform.machine", lambda: "aarch64")
-    with pytest.raises(RuntimeError, match="x86's store ordering; this machine is aarch64"):
+    with pytest.raises(TextokError, match="x86's store ordering; this machine is aarch64"):
         SharedMemoryGroup()

@@ -179,7 +179,8 @@ class Muon(torch.optim.Muon):
         out: list[torch.Tensor] = [None] * len(updates)
         for idx in by_shape.values():
             wide = [updates[i].mT if updates[i].size(0) > updates[i].size(1) else updates[i] for i in idx]
-            for i, o in zip(idx, self._orthogonalise(torch.stack(wide), group, self.ns_dtype, self.polar_express).unbind(0)):
+            ortho = self._orthogonalise(torch.stack(wide), group, self.ns_dtype, self.polar_express)
+            for i, o in zip(idx, ortho.unbind(0)):
                 out[i] = o.mT if updates[i].size(0) > updates[i].size(1) else o
         return out
 

@@ -22,6 +22,8 @@ import time
 
 import torch
 
+from ..errors import TextokError
+
 #: where a process must see another's stores in the order they were made (see the module docstring)
 ORDERED_STORES = ("x86_64", "amd64", "i386", "i686", "x86")
 LINE = 8  # int64 counters per cache line: each process's counter has its own line
@@ -37,10 +39,10 @@ class SharedMemoryGroup:
         import torch.distributed as dist
 
         if platform.machine().lower() not in ORDERED_STORES:
-            raise RuntimeError(f"grad_sync=shared_memory relies on x86's store ordering; this machine is "
+            raise TextokError(f"grad_sync=shared_memory relies on x86's store ordering; this machine is "
                                f"{platform.machine()}: use grad_sync=ddp")
         if not (dist.is_available() and dist.is_initialized()):
-            raise RuntimeError("grad_sync=shared_memory needs torch.distributed initialised (torchrun or accelerate)")
+            raise TextokError("grad_sync=shared_memory needs torch.distributed initialised (torchrun or accelerate)")
         self.world, self.rank = dist.get_world_size(), dist.get_rank()
         self.timeout = timeout
         self._channels: dict[int, tuple[torch.Tensor, torch.Tensor, list[int]]] = {}
@@ -56,7 +58,8 @@ class SharedMemoryGroup:
         name, made = [None], None
         try:
             if self.rank == 0:
-                fd, made = tempfile.mkstemp(prefix="textok-sync-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+                shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+                fd, made = tempfile.mkstemp(prefix="textok-sync-", dir=shm)
                 try:
                     os.ftruncate(fd, size)
                 finally:

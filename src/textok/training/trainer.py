@@ -141,6 +141,9 @@ class Trainer:
         self.ema.model.to(self.device)
         o = config.optim
         # grad_sync=shared_memory: no DDP wrapper; train_step averages the gradients in one exchange
+        if config.grad_sync == "shared_memory" and self.world > 1 and self.device.type != "cpu":
+            raise TextokError(f"grad_sync=shared_memory averages CPU processes' gradients; this run trains on "
+                              f"{self.device}: use grad_sync=ddp")
         self.sync = SharedMemoryGroup() if config.grad_sync == "shared_memory" and self.world > 1 else None
         self.opt = build_optimizer(model, o, gather=self.sync.all_gather if self.sync else None)
         self._peak_lrs = peak_lrs(self.opt)  # per group: Muon's groups may have their own peak (optim.muon_lr)
