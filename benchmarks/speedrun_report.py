@@ -147,8 +147,8 @@ def render(data: dict) -> str:
             "record 3 = `python benchmarks/speedrun_scenes.py --recipe configs/scenes32_speedrun.yaml --processes 2 "
             "--threads 1 --seeds 3 --check-every 50 --json` at the row's commit (the config was record 3's recipe until "
             "record 4; at later commits add `model.mlp_act=gelu optim.implementation=auto optim.muon_ns_steps=5 "
-            "model.text_in=both ema.decay=0.99`); record 4 = the same command (the config's recipe until record 5; at later "
-            "commits add `grad_sync=ddp optim.muon_shard=false optim.muon_ns=quintic model.prune_last_block=false`); "
+            "model.text_in=both ema.decay=0.99`); record 4 = the same command (the config's recipe until record 5; "
+            "at later commits add `grad_sync=ddp optim.muon_shard=false optim.muon_ns=quintic model.prune_last_block=false`); "
             "record 5 = the same command."]
     if data.get("targets"):
         out += ["", "## Other runs", "", "T2: the no-text baseline at N = 8 to 27 dB (the compression question); T3: TexTok "

@@ -194,7 +194,8 @@ MAX_LR = 10.0
 
 
 #: Fields that may change between a checkpoint and its resumption (they do not change the math).
-RESUME_MAY_DIFFER = ("checkpoint.", "logging.", "grad_sync", "optim.muon_shard", "data.num_workers", "data.root", "data.reshard_on_resume",
+RESUME_MAY_DIFFER = ("checkpoint.", "logging.", "grad_sync", "optim.muon_shard",
+                     "data.num_workers", "data.root", "data.reshard_on_resume",
                      "data.tokenizer")  # (a DiT run's: where its tokenizer is now, checked against the cache)
 
 
