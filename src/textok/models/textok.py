@@ -139,6 +139,7 @@ class ViT(nn.Module):
     def __init__(self, config: TexTokConfig, use_text: bool):
         super().__init__()
         self.use_text = use_text
+        self.prune = config.prune_last_block
         self.cross = use_text and config.text_conditioning == "cross-attention"
         if use_text:
             self.text = TextProjection(config.text_dim, config.width, config.max_text_tokens, config.text_norm)
@@ -147,18 +148,21 @@ class ViT(nn.Module):
             context_dim=config.width if self.cross else None, mlp_act=config.mlp_act,
         )
 
-    def forward(self, x: torch.Tensor, text: TextEmbedding | None, keep: slice | None = None) -> torch.Tensor:
-        """x [B, L, D] -> [B, L, D], or the positions ``keep`` of x only, [B, len(keep), D] (computed only there)."""
+    def forward(self, x: torch.Tensor, text: TextEmbedding | None, keep: slice = slice(None)) -> torch.Tensor:
+        """x [B, L, D] -> the outputs at x's positions ``keep`` (default all), [B, len(keep), D]. With
+        ``prune_last_block`` the last block computes only those (in-context text is never an output)."""
+        L = x.shape[1]
+        keep = slice(*keep.indices(L)[:2])
+        inner = keep if self.prune else None
+        t = self.text(text) if self.use_text else None
         if not self.use_text:
-            return self.transformer(x, keep=keep)
-        t = self.text(text)
-        if self.cross:
-            return self.transformer(x, context=t, context_mask=text.mask, keep=keep)
-        B, L, _ = x.shape
-        mask = torch.cat([torch.ones(B, L, dtype=torch.bool, device=x.device), text.mask], dim=1)
-        if keep is None:
-            return self.transformer(torch.cat([x, t], dim=1), mask=mask)[:, :L]
-        return self.transformer(torch.cat([x, t], dim=1), mask=mask, keep=slice(*keep.indices(L)[:2]))
+            out = self.transformer(x, keep=inner)
+        elif self.cross:
+            out = self.transformer(x, context=t, context_mask=text.mask, keep=inner)
+        else:
+            mask = torch.cat([torch.ones(x.shape[0], L, dtype=torch.bool, device=x.device), text.mask], dim=1)
+            out = self.transformer(torch.cat([x, t], dim=1), mask=mask, keep=inner)
+        return out if self.prune else out[:, keep]
 
 
 class TexTok(nn.Module, PretrainedMixin):
@@ -274,11 +278,8 @@ class TexTok(nn.Module, PretrainedMixin):
         text = self._check_text(text, B, self.config.text_in_encoder)
         patches = self.patch_embed(self.patchify(images).to(self.patch_embed.weight.dtype)) + self.patch_pos
         latents = (self.latent_tokens + self.latent_pos).expand(B, -1, -1)
-        P = self.config.num_patches
-        if self.config.prune_last_block:
-            moments = self.to_tokens(self.encoder(torch.cat([patches, latents], dim=1), text, keep=slice(P, None)))
-        else:
-            moments = self.to_tokens(self.encoder(torch.cat([patches, latents], dim=1), text)[:, P:])
+        moments = self.to_tokens(self.encoder(torch.cat([patches, latents], dim=1), text,
+                                              keep=slice(self.config.num_patches, None)))
         if self.config.latent == "kl":
             return DiagonalGaussian.from_moments(moments)
         return DiagonalGaussian(moments)
@@ -299,11 +300,7 @@ class TexTok(nn.Module, PretrainedMixin):
         text = self._check_text(text, B, c.text_in_decoder)
         patches = (self.mask_token + self.decoder_patch_pos).expand(B, -1, -1)
         latents = self.from_tokens(tokens.to(self.from_tokens.weight.dtype)) + self.decoder_latent_pos
-        keep = slice(0, c.num_patches)
-        if c.prune_last_block:
-            x = self.decoder(torch.cat([patches, latents], dim=1), text, keep=keep)
-        else:
-            x = self.decoder(torch.cat([patches, latents], dim=1), text)[:, keep]
+        x = self.decoder(torch.cat([patches, latents], dim=1), text, keep=slice(0, c.num_patches))
         return self.unpatchify(self.to_pixels(x))
 
     @torch.no_grad()

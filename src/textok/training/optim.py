@@ -115,7 +115,7 @@ class Muon(torch.optim.Muon):
 
     @staticmethod
     def _orthogonalise(g: torch.Tensor, group: dict, dtype: torch.dtype, polar_express: bool = False) -> torch.Tensor:
-        """Newton-Schulz on a stack of same-shape matrices [K, A, B] at once (one batched matmul per
+        """Newton-Schulz on a stack of same-shape wide matrices [K, A, B], A <= B, at once (one batched matmul per
         iteration instead of one per matrix: the matrices of a small model are overhead-bound)."""
         steps = group["ns_steps"]
         if polar_express:
@@ -124,14 +124,11 @@ class Muon(torch.optim.Muon):
         else:
             coefficients, safety = [group["ns_coefficients"]] * steps, 1.0
         x = g.to(dtype)
-        tall = x.size(1) > x.size(2)
-        if tall:
-            x = x.mT
         x = x / (x.norm(dim=(1, 2), keepdim=True) * safety).clamp(min=group["eps"])  # spectral norm <= 1
         for a, b, c in coefficients:
             gram = x @ x.mT
             x = torch.baddbmm(x, torch.baddbmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
-        return (x.mT if tall else x).to(g.dtype)
+        return x.to(g.dtype)
 
     def _world(self) -> tuple[int, int]:
         """(processes, this rank) that share the Newton-Schulz work: (1, 0) unless sharding applies."""

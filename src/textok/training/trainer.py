@@ -234,12 +234,16 @@ class Trainer:
                 torch.distributed.broadcast(t.data, src=0)
 
     def _allreduce_mean(self, tensors: list[torch.Tensor]) -> None:
-        """Average tensors over processes with one flat all-reduce."""
+        """Average tensors over processes with one flat all-reduce (through shared memory with
+        grad_sync=shared_memory)."""
         if self.world == 1 or not tensors:
             return
         flat = torch.cat([t.reshape(-1).float() for t in tensors])
-        torch.distributed.all_reduce(flat)
-        flat /= self.world
+        if self.sync is not None:
+            self.sync.all_reduce_mean_(flat)
+        else:
+            torch.distributed.all_reduce(flat)
+            flat /= self.world
         offset = 0
         for t in tensors:
             t.copy_(flat[offset : offset + t.numel()].view_as(t).to(t.dtype))
@@ -257,15 +261,12 @@ class Trainer:
         """grad_sync=shared_memory: average the generator's gradients over processes (a parameter without one
         counts as zeros, as in DDP) and OR ``flags``, in one shared-memory exchange."""
         params = [p for p in self.model.parameters() if p.requires_grad]
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        flat = torch.cat([g.reshape(-1).float() for g in grads] +
-                         [torch.tensor([float(f) for f in flags], device=self.device)])
-        self.sync.all_reduce_mean_(flat)
-        offset = 0
-        for p, g in zip(params, grads):
-            p.grad = flat[offset : offset + g.numel()].view_as(g).to(g.dtype)
-            offset += g.numel()
-        return tuple(bool(v > 0) for v in flat[offset:].tolist())
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        raised = torch.tensor([float(f) for f in flags], device=self.device)
+        self._allreduce_mean([p.grad for p in params] + [raised])
+        return tuple(bool(v > 0) for v in raised.tolist())
 
     def _set_lr(self, step: int) -> float:
         lr = lr_at(step, self.config.optim.lr, self.config.schedule)
