@@ -100,18 +100,39 @@ def placement(final: dict[str, dict]) -> list[dict]:
     return rows
 
 
-def beyond_cap_runs(folder: Path) -> dict[str, dict]:
-    """The side runs continued past the cap, by name (``folder``: their score files, each a copy of the run's file in
-    ``runs/`` climbed with a larger ``--max-steps``, or a fresh ladder where the run's checkpoint was on another host);
-    runs without a scored rung are left out."""
+# Side folders under trained/: score files outside every table above, by folder: the section's heading, what its runs
+# are and how to resume them, and where the arms are compared ("newest": the largest rung any run reached, runs that
+# did not reach it left out; "final": each run at its final rung, plateau or cap, as in Table 1).
+SIDE_RUNS = {
+    "beyond_cap": ("beyond the cap (side runs)",
+                   "Pairs continued past the cap to see how far it is from the plateau, outside every table above: "
+                   "each score file is a copy of the run's file in `runs/`, climbed with `python -m studies.scenes.run "
+                   "--phase trained --results docs/results/scenes/trained/beyond_cap --max-steps 16000 --runs NAME` "
+                   "(the same work folder, so it resumes from the cap's checkpoint), or, where that checkpoint was on "
+                   "another host, a fresh ladder from step 0 with the same command (every rung then from the CPU "
+                   "named). Gain: the newest rung over the one half as long; rFID at the newest rung.", "newest"),
+    "record5": ("the speedrun's record 5 to the plateau (side runs)",
+                "The speedrun's record 5 with the caption in both (`configs/scenes32_speedrun_both.yaml`: width 64, "
+                "Muon everywhere, ReLU squared, EMA 0.98; 69.8 s to 27 dB in docs/results/speedrun.md) on the same "
+                "data and ladder, each run at most 64,000 steps, one thread each, two runs side by side: `python -m "
+                "studies.scenes.run --phase trained --config configs/scenes32_speedrun_both.yaml --results "
+                "docs/results/scenes/trained/record5 --work WORK --max-steps 64000 --workers 2 --threads 1 --runs "
+                "NAME ...` (resumes a run from its last checkpoint in WORK). Outside every table above: another "
+                "recipe. Status: the plateau rule under that cap; gain: the newest rung over the one half as long; "
+                "rFID at the final rung.", "final"),
+}
+
+
+def side_runs(folder: Path) -> dict[str, dict]:
+    """The score files of a side folder (``SIDE_RUNS``), by run name; runs without a scored rung are left out."""
     if not Path(folder).is_dir():
         return {}
     return {name: r for name, r in first.load_runs(folder).items() if r.get("budgets")}
 
 
-def beyond_cap_rows(runs: dict[str, dict]) -> list[dict]:
-    """The side runs (``beyond_cap_runs``), outside every table: per run its rungs with their val PSNR, the gain of
-    the newest rung over the one half as long, the val rFID there and the CPUs it ran on."""
+def side_rows(runs: dict[str, dict], max_steps: int) -> list[dict]:
+    """Per side run (``side_runs``): its rungs with their val PSNR, the ladder status (``run.recorded_status``), the
+    gain of the newest rung over the one half as long, the val rFID there, the training seconds to it and its CPUs."""
     rows = []
     for name, r in runs.items():
         budgets = {int(b): v for b, v in r["budgets"].items()}
@@ -119,19 +140,25 @@ def beyond_cap_rows(runs: dict[str, dict]) -> list[dict]:
         psnr = {b: budgets[b]["val"]["psnr"] for b in steps}
         top = steps[-1]
         rows.append({"run": name, "budgets": steps, "val_psnr": [psnr[b] for b in steps],
+                     "status": study.recorded_status(r, max_steps)["status"],
                      "last_gain": psnr[top] - psnr[top // 2] if top // 2 in psnr else None,
                      "val_rfid": budgets[top]["val"].get("rfid"),
+                     "train_seconds": budgets[top].get("train_seconds_total"),
                      "cpu": sorted({v.get("cpu") for v in budgets.values()} - {None})})
     return rows
 
 
-def beyond_cap_tables(runs: dict[str, dict]) -> dict | None:
-    """Seed means of the side runs (``beyond_cap_runs``) at the largest rung any of them reached (runs that did not
-    reach it are left out): Table 1's val PSNR and rFID rows (``first.table1``, Welch p over seeds), the compression
+def side_tables(runs: dict[str, dict], compare: str, max_steps: int) -> dict | None:
+    """Seed means of side runs (``side_runs``) where ``compare`` says (``SIDE_RUNS``): at the largest rung any of them
+    reached ("newest"; runs that did not reach it are left out) or each run at its final rung ("final"; runs still
+    climbing are left out). Table 1's val PSNR and rFID rows (``first.table1``, Welch p over seeds), the compression
     rows read from them, and TexTok at N against the baseline at every larger N'."""
+    if compare == "final":
+        runs, top = at_final(runs, statuses(runs, max_steps)), "final"
+    else:
+        top = max((int(b) for r in runs.values() for b in r["budgets"]), default=None)
     if not runs:
         return None
-    top = max(int(b) for r in runs.values() for b in r["budgets"])
     rows = [r for r in first.table1(runs, top) if r["split"] == "val" and r["metric"] in ("psnr", "rfid")]
     # TexTok at N against the baseline at every larger N' (the compression question with its Welch p)
     ns = {arm: sorted({r["num_tokens"] for r in runs.values() if r["arm"] == arm}) for arm in ("textok", "baseline")}
@@ -144,6 +171,28 @@ def beyond_cap_tables(runs: dict[str, dict]) -> dict | None:
                 cross.append({"textok_n": n, "baseline_n": m, "textok": mt, "textok_std": st, "baseline": mb,
                               "baseline_std": sb, "seeds": [len(t), len(b)], "difference": mt - mb, "p": welch_p(t, b)})
     return {"steps": top, "table1": rows, "compression": first.compression(rows), "cross": cross}
+
+
+def side_lines(folder: str, side: dict) -> list[str]:
+    """A side folder's section (``SIDE_RUNS``): its runs' rows, then the seed means where its arms are compared."""
+    heading, about, _ = SIDE_RUNS[folder]
+    L = ["", f"## Trained: {heading}", "", about, "",
+         "| run | rungs (val PSNR) | status | gain (dB) | val rFID | training s | CPU |", "|---|---|---|---|---|---|---|"]
+    L += [f"| {r['run']} | {', '.join(f'{b}: {p:.2f}' for b, p in zip(r['budgets'], r['val_psnr']))} | "
+          f"{r['status']} | {fmt(r['last_gain'], 2, True)} | {fmt(r['val_rfid'], 1)} | {fmt(r['train_seconds'], 0)} | "
+          f"{', '.join(r['cpu']) or '–'} |" for r in side["rows"]]
+    if (t := side["tables"]) and t["table1"]:
+        where = "each run at its final rung" if t["steps"] == "final" else f"at {t['steps']:,} steps"
+        L += ["", f"The side runs' seed means (val), {where}:", "",
+              *first.table1_lines(t["table1"]), "", *first.compression_lines(t["compression"])]
+        if t.get("cross"):
+            L += ["", "TexTok at N against the baseline at a larger N' (val PSNR, seed means; p: Welch over seeds):",
+                  "", "| TexTok N | baseline N' | seeds | TexTok | baseline | difference (dB) | p |",
+                  "|---|---|---|---|---|---|---|"]
+            L += [f"| {c['textok_n']} | {c['baseline_n']} | {c['seeds'][0]} vs {c['seeds'][1]} | "
+                  f"{pm(c['textok'], c['textok_std'], 2)} | {pm(c['baseline'], c['baseline_std'], 2)} | "
+                  f"{fmt(c['difference'], 2, True)} | {fmt_p(c['p'])} |" for c in t["cross"]]
+    return L
 
 
 def curves(runs: dict[str, dict]) -> list[dict]:
@@ -380,28 +429,9 @@ def render(summary: dict, plotted: bool, out_rel: str, generation: list[str]) ->
     L += ["", f"## Trained: learning curves at N = {' and '.join(map(str, CURVE_N))}", ""]
     L += ([f"![learning curves]({out_rel}/curves.png)", ""] if plotted else ["Pending: no rung scored yet.", ""])
     L.append(summary["curves_provenance"])
-    if summary.get("beyond_cap"):
-        L += ["", "## Trained: beyond the cap (side runs)", "",
-              "Pairs continued past the cap to see how far it is from the plateau, outside every table above: each "
-              "score file is a copy of the run's file in `runs/`, climbed with `python -m studies.scenes.run --phase "
-              "trained --results docs/results/scenes/trained/beyond_cap --max-steps 16000 --runs NAME` (the same "
-              "work folder, so it resumes from the cap's checkpoint), or, where that checkpoint was on another host, a "
-              "fresh ladder from step 0 with the same command (every rung then from the CPU named). Gain: the newest "
-              "rung over the one half as long; rFID at the newest rung.", "",
-              "| run | rungs (val PSNR) | gain (dB) | val rFID | CPU |", "|---|---|---|---|---|"]
-        L += [f"| {r['run']} | {', '.join(f'{b}: {p:.2f}' for b, p in zip(r['budgets'], r['val_psnr']))} | "
-              f"{fmt(r['last_gain'], 2, True)} | {fmt(r['val_rfid'], 1)} | {', '.join(r['cpu']) or '–'} |"
-              for r in summary["beyond_cap"]]
-        if (side := summary.get("beyond_cap_tables")) and side["table1"]:
-            L += ["", f"At {side['steps']:,} steps, the side runs' seed means (val):", "",
-                  *first.table1_lines(side["table1"]), "", *first.compression_lines(side["compression"])]
-            if side.get("cross"):
-                L += ["", "TexTok at N against the baseline at a larger N' (val PSNR, seed means; p: Welch over seeds):",
-                      "", "| TexTok N | baseline N' | seeds | TexTok | baseline | difference (dB) | p |",
-                      "|---|---|---|---|---|---|---|"]
-                L += [f"| {c['textok_n']} | {c['baseline_n']} | {c['seeds'][0]} vs {c['seeds'][1]} | "
-                      f"{pm(c['textok'], c['textok_std'], 2)} | {pm(c['baseline'], c['baseline_std'], 2)} | "
-                      f"{fmt(c['difference'], 2, True)} | {fmt_p(c['p'])} |" for c in side["cross"]]
+    for folder, side in summary.get("side_runs", {}).items():
+        if side["rows"]:
+            L += side_lines(folder, side)
     L += ["", "## Trained: where the text goes (the paper's ablation)", "",
           f"TexTok with the text in the encoder and decoder (in-context tokens, the main runs), the encoder only, the "
           f"decoder only, none (the baseline), and cross-attention instead of in-context tokens; seeds "
@@ -459,8 +489,9 @@ def build(results: Path, out: Path, data: str | Path, page_dir: Path, max_steps:
     # its own heading and lines, from out/t2i (studies/scenes/t2i.py's RESULTS under the default out)
     generation = generation_section(out / "t2i", relative_to=page_dir).rstrip("\n").split("\n")
     summary["generation"] = generation_summary(out / "t2i")
-    side = beyond_cap_runs(out / "beyond_cap")
-    summary["beyond_cap"] = beyond_cap_rows(side)
-    summary["beyond_cap_tables"] = beyond_cap_tables(side)
+    summary["side_runs"] = {}
+    for folder, (_, _, compare) in SIDE_RUNS.items():
+        side = side_runs(out / folder)
+        summary["side_runs"][folder] = {"rows": side_rows(side, cap), "tables": side_tables(side, compare, cap)}
     write_json_atomic(out / "summary.json", summary)
     return render(summary, plotted, out_rel, generation), summary

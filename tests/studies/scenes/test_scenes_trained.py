@@ -2,6 +2,7 @@
 the swaps at the final rung and the report's trained section, on a tiny model (ladder 1, 2, 4, 8 steps)."""
 
 import json
+import shutil
 import math
 
 import pytest
@@ -250,7 +251,7 @@ def test_report_trained_section(scenes_study, trained, tmp_path):
     assert f"Machine: {tex['budgets']['8']['cpu']}" in text
     assert text.index("# Scenes, trained") < text.index("# Scenes: does the caption free the tokens? (issue 36)")
     # side runs past the cap: no folder, no section; a score file there gets a row (rungs, gain, rFID, CPU)
-    assert summary["beyond_cap"] == [] and "beyond the cap" not in text
+    assert summary["side_runs"]["beyond_cap"]["rows"] == [] and "beyond the cap" not in text
     (out / "trained" / "beyond_cap").mkdir()
     (out / "trained" / "beyond_cap" / "textok-n1-s0.json").write_text(json.dumps(tex))
     # the baseline's rung 8 (a copy of its rung 2): the seed-means table compares the arms at the newest rung, 8
@@ -260,11 +261,11 @@ def test_report_trained_section(scenes_study, trained, tmp_path):
                                                                                        run="baseline-n2-s0")))
     assert report.main(["--results", str(tmp_path / "first"), "--out", str(out), "--trained-results", str(results),
                         "--trained-data", str(trained["data"]), "--page", str(page)]) == 0
-    side = json.loads((out / "trained" / "summary.json").read_text())["beyond_cap"]
+    side = json.loads((out / "trained" / "summary.json").read_text())["side_runs"]["beyond_cap"]["rows"]
     assert [(r["run"], r["budgets"]) for r in side] == [("baseline-n1-s0", [1, 2, 8]), ("baseline-n2-s0", [1, 2, 8]),
                                                         ("textok-n1-s0", [1, 2, 4, 8])]
     side = side[2:]
-    tables = json.loads((out / "trained" / "summary.json").read_text())["beyond_cap_tables"]
+    tables = json.loads((out / "trained" / "summary.json").read_text())["side_runs"]["beyond_cap"]["tables"]
     assert tables["steps"] == 8 and {(r["metric"], r["split"]) for r in tables["table1"]} == {("psnr", "val"),
                                                                                             ("rfid", "val")}
     psnr8 = next(r for r in tables["table1"] if r["metric"] == "psnr")
@@ -279,8 +280,30 @@ def test_report_trained_section(scenes_study, trained, tmp_path):
     text = page.read_text()
     assert "## Trained: beyond the cap (side runs)" in text
     assert "| textok-n1-s0 | 1: " in text.split("beyond the cap")[1]
-    assert "At 8 steps, the side runs' seed means (val):" in text and "| TexTok N | TexTok PSNR |" in text
+    assert "The side runs' seed means (val), at 8 steps:" in text and "| TexTok N | TexTok PSNR |" in text
     assert "| TexTok N | baseline N' | seeds |" in text and "| 1 | 2 | 1 vs 1 |" in text
+    # another recipe's side runs (record5/): compared at each run's final rung; a run still climbing is a row only
+    shutil.rmtree(out / "trained" / "beyond_cap")
+    (out / "trained" / "record5").mkdir()
+    (out / "trained" / "record5" / "textok-n1-s0.json").write_text(json.dumps(tex))
+    (out / "trained" / "record5" / "baseline-n1-s0.json").write_text(json.dumps(base))
+    # rungs 1-4 and no recorded status: judged under --max-steps, whose next rung (LADDER_START) fits: still training
+    climbing = {k: v for k, v in tex.items() if k != "plateau"}
+    climbing = dict(climbing, run="textok-n1-s1", seed=1, budgets={b: tex["budgets"][b] for b in ("1", "2", "4")})
+    (out / "trained" / "record5" / "textok-n1-s1.json").write_text(json.dumps(climbing))
+    assert report.main(["--results", str(tmp_path / "first"), "--out", str(out), "--trained-results", str(results),
+                        "--trained-data", str(trained["data"]), "--page", str(page), "--max-steps", "1000"]) == 0
+    side = json.loads((out / "trained" / "summary.json").read_text())["side_runs"]
+    assert side["beyond_cap"]["rows"] == [] and side["beyond_cap"]["tables"] is None
+    rows = {r["run"]: r for r in side["record5"]["rows"]}
+    assert {n: r["status"] for n, r in rows.items()} == {"baseline-n1-s0": "plateau", "textok-n1-s0": "cap",
+                                                          "textok-n1-s1": "training"}
+    psnr = next(r for r in side["record5"]["tables"]["table1"] if r["metric"] == "psnr")
+    assert side["record5"]["tables"]["steps"] == "final" and psnr["seeds"] == [1, 1]
+    assert (psnr["textok"], psnr["baseline"]) == (p8, base["budgets"]["2"]["val"]["psnr"])
+    text = page.read_text()
+    assert "beyond the cap" not in text and "## Trained: the speedrun's record 5 to the plateau" in text
+    assert "The side runs' seed means (val), each run at its final rung:" in text
 
 
 def test_scheduler_starts_trained_workers(sr, tiny_scenes, tmp_path, monkeypatch, capsys):
