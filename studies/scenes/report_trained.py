@@ -111,10 +111,11 @@ SIDE_RUNS = {
                    "(the same work folder, so it resumes from the cap's checkpoint), or, where that checkpoint was on "
                    "another host, a fresh ladder from step 0 with the same command (every rung then from the CPU "
                    "named). Gain: the newest rung over the one half as long; rFID at the newest rung.", "newest"),
-    "record5": ("the speedrun's record 5 to the plateau (side runs)",
+    "record5": ("the speedrun's record 5 up the ladder (side runs)",
                 "The speedrun's record 5 with the caption in both (`configs/scenes32_speedrun_both.yaml`: width 64, "
                 "Muon everywhere, ReLU squared, EMA 0.98; 69.8 s to 27 dB in docs/results/speedrun.md) on the same "
-                "data and ladder, each run at most 64,000 steps, one thread each, two runs side by side: `python -m "
+                "data and ladder, each run at most 64,000 steps (a session's budget; the issue's cap of about 2 h of a 2-core "
+                "machine would allow 128,000), one thread each, two runs side by side: `python -m "
                 "studies.scenes.run --phase trained --config configs/scenes32_speedrun_both.yaml --results "
                 "docs/results/scenes/trained/record5 --work WORK --max-steps 64000 --workers 2 --threads 1 --runs "
                 "NAME ...` (resumes a run from its last checkpoint in WORK). Outside every table above: another "
@@ -183,8 +184,9 @@ def side_lines(folder: str, side: dict) -> list[str]:
           f"{', '.join(r['cpu']) or '–'} |" for r in side["rows"]]
     if (t := side["tables"]) and t["table1"]:
         where = "each run at its final rung" if t["steps"] == "final" else f"at {t['steps']:,} steps"
-        L += ["", f"The side runs' seed means (val), {where}:", "",
-              *first.table1_lines(t["table1"]), "", *first.compression_lines(t["compression"])]
+        L += ["", f"The side runs' seed means (val), {where}:", "", *first.table1_lines(t["table1"])]
+        if len({r["num_tokens"] for r in t["table1"]}) > 1:  # compression needs a baseline at another N
+            L += ["", *first.compression_lines(t["compression"])]
         if t.get("cross"):
             L += ["", "TexTok at N against the baseline at a larger N' (val PSNR, seed means; p: Welch over seeds):",
                   "", "| TexTok N | baseline N' | seeds | TexTok | baseline | difference (dB) | p |",

@@ -302,7 +302,7 @@ def test_report_trained_section(scenes_study, trained, tmp_path):
     assert side["record5"]["tables"]["steps"] == "final" and psnr["seeds"] == [1, 1]
     assert (psnr["textok"], psnr["baseline"]) == (p8, base["budgets"]["2"]["val"]["psnr"])
     text = page.read_text()
-    assert "beyond the cap" not in text and "## Trained: the speedrun's record 5 to the plateau" in text
+    assert "beyond the cap" not in text and "## Trained: the speedrun's record 5 up the ladder" in text
     assert "The side runs' seed means (val), each run at its final rung:" in text
 
 
