@@ -114,8 +114,8 @@ SIDE_RUNS = {
     "record5": ("the speedrun's record 5 up the ladder (side runs)",
                 "The speedrun's record 5 with the caption in both (`configs/scenes32_speedrun_both.yaml`: width 64, "
                 "Muon everywhere, ReLU squared, EMA 0.98; 69.8 s to 27 dB in docs/results/speedrun.md) on the same "
-                "data and ladder, each run at most 64,000 steps (a session's budget; the issue's cap of about 2 h of a 2-core "
-                "machine would allow 128,000), one thread each, two runs side by side: `python -m "
+                "data and ladder, each run at most 64,000 steps (a session's budget; the issue's cap of about 2 h of a "
+                "2-core machine would allow 128,000), one thread each, two runs side by side: `python -m "
                 "studies.scenes.run --phase trained --config configs/scenes32_speedrun_both.yaml --results "
                 "docs/results/scenes/trained/record5 --work WORK --max-steps 64000 --workers 2 --threads 1 --runs "
                 "NAME ...` (resumes a run from its last checkpoint in WORK). Outside every table above: another "
@@ -178,7 +178,8 @@ def side_lines(folder: str, side: dict) -> list[str]:
     """A side folder's section (``SIDE_RUNS``): its runs' rows, then the seed means where its arms are compared."""
     heading, about, _ = SIDE_RUNS[folder]
     L = ["", f"## Trained: {heading}", "", about, "",
-         "| run | rungs (val PSNR) | status | gain (dB) | val rFID | training s | CPU |", "|---|---|---|---|---|---|---|"]
+         "| run | rungs (val PSNR) | status | gain (dB) | val rFID | training s | CPU |",
+         "|---|---|---|---|---|---|---|"]
     L += [f"| {r['run']} | {', '.join(f'{b}: {p:.2f}' for b, p in zip(r['budgets'], r['val_psnr']))} | "
           f"{r['status']} | {fmt(r['last_gain'], 2, True)} | {fmt(r['val_rfid'], 1)} | {fmt(r['train_seconds'], 0)} | "
           f"{', '.join(r['cpu']) or '–'} |" for r in side["rows"]]

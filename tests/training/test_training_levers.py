@@ -171,3 +171,16 @@ def test_polar_express_brings_small_singular_values_closer_to_one():
         assert worst[1] < worst[0] - 0.1, (steps, worst)
     with pytest.raises(ConfigError, match="muon_ns"):
         load_config(Path(__file__).resolve().parents[2] / "configs" / "scenes32_speedrun.yaml", ["optim.muon_ns=cubic"])
+
+
+def test_speedrun_both_is_record_5_with_text_in_both():
+    """configs/scenes32_speedrun_both.yaml (the scenes study's record5 side runs) is record 5's recipe with the
+    caption in the tokenizer and the detokenizer, nothing else changed."""
+    from textok.config import to_dict
+
+    configs = Path(__file__).resolve().parents[2] / "configs"
+    both, record5 = (to_dict(load_config(configs / f))
+                     for f in ("scenes32_speedrun_both.yaml", "scenes32_speedrun.yaml"))
+    assert (both["model"]["text_in"], record5["model"]["text_in"]) == ("both", "decoder")
+    both["model"]["text_in"] = "decoder"
+    assert both == record5
