@@ -121,6 +121,13 @@ SIDE_RUNS = {
                 "NAME ...` (resumes a run from its last checkpoint in WORK). Outside every table above: another "
                 "recipe. Status: the plateau rule under that cap; gain: the newest rung over the one half as long; "
                 "rFID at the final rung.", "final"),
+    "record5_past_plateau": ("the speedrun's record 5 past a plateau (side runs)",
+                             "Runs of `record5/` that the plateau rule stopped, climbed on with the rule off (a copy "
+                             "of the score file, the same work folder: `python -m studies.scenes.run --phase trained "
+                             "--config configs/scenes32_speedrun_both.yaml --results "
+                             "docs/results/scenes/trained/record5_past_plateau --work WORK --max-steps STEPS "
+                             "--plateau-db=-inf --threads 1 --runs NAME`): does the plateau hold? Outside every table "
+                             "above.", "newest"),
 }
 
 

@@ -238,10 +238,12 @@ PHASES = {
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """What a call trains to: the fixed budgets of ``steps`` (its final budget; /4 and /2 too for curve runs), or,
-    when ``max_steps`` is set, the plateau ladder up to ``max_steps``."""
+    when ``max_steps`` is set, the plateau ladder up to ``max_steps`` under the rule's ``plateau_db`` (PLATEAU_DB
+    when None; -inf: climb to the cap, e.g. to test whether a plateau holds)."""
 
     steps: int | None = None
     max_steps: int | None = None
+    plateau_db: float | None = None
 
     @property
     def ladder(self) -> bool:
@@ -249,7 +251,7 @@ class Plan:
 
     def status(self, results: Path, run: Run | str) -> dict | None:
         """The run's ladder status (None for fixed budgets)."""
-        return ladder_status(load_scores(results, run), self.max_steps) if self.ladder else None
+        return ladder_status(load_scores(results, run), self.max_steps, self.plateau_db) if self.ladder else None
 
     def pending(self, results: Path, run: Run) -> list[int]:
         """The budgets still to train and score (on the ladder: the next rung, if any; one at a time, since
@@ -409,7 +411,7 @@ def train_and_score(run: Run, budget: int, plan: Plan, work: Path, results: Path
         "effective_config": to_dict(cfg), **scores,
     }
     if plan.ladder:
-        record["plateau"] = ladder_status(record, plan.max_steps)
+        record["plateau"] = ladder_status(record, plan.max_steps, plan.plateau_db)
     write_json_atomic(score_file(results, run), record)
     v = scores["val"]
     rfid = "-" if v["rfid"] is None else f"{v['rfid']:.1f}"
@@ -581,6 +583,8 @@ def schedule(runs: list[Run], args, phase: Phase, plan: Plan) -> int:
     todo = [r for r in runs if is_pending(results, r, plan, tuple(args.rfid_splits))]
     print(estimate(todo, results, plan, args.workers, phase), flush=True)
     budget = ["--max-steps", str(plan.max_steps)] if plan.ladder else ["--steps", str(plan.steps)]
+    if plan.plateau_db is not None:
+        budget.append(f"--plateau-db={plan.plateau_db}")  # "=": argparse reads a lone "-inf" as an option
     running: dict[str, tuple[subprocess.Popen, float]] = {}
     failed = []
     while todo or running:
@@ -642,6 +646,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=None, help="the score files' folder (default: the phase's)")
     p.add_argument("--device", default="cpu", help="scoring device (training: accelerate picks the GPU if any)")
     p.add_argument("--override", action="append", default=[], help="config override for every run (tests)")
+    p.add_argument("--plateau-db", type=float, default=None,
+                   help=f"the plateau rule's threshold (default {PLATEAU_DB} dB per doubling; -inf: climb to the cap)")
     p.add_argument("--job", default=None, help="train and score this one run in this process")
     p.add_argument("--list", action="store_true", help="print the runs, their status and the estimate")
     p.add_argument("--prepare", action="store_true", help="fetch the data set and build the text caches it lacks")
@@ -666,10 +672,11 @@ def main(argv: list[str] | None = None) -> int:
         max_steps = args.max_steps or default_max_steps(args.results, phase)
         if max_steps < LADDER_START:
             raise SystemExit(f"--max-steps {max_steps}: below the ladder's first rung, {LADDER_START}")
-        plan = Plan(max_steps=max_steps)
+        plan = Plan(max_steps=max_steps, plateau_db=args.plateau_db)
     else:
-        if args.max_steps is not None:
-            raise SystemExit("--max-steps: only the trained phase has a ladder to cap; the first phase takes --steps")
+        if args.max_steps is not None or args.plateau_db is not None:
+            raise SystemExit("--max-steps, --plateau-db: only the trained phase has a ladder; the first phase takes "
+                             "--steps")
         plan = Plan(steps=args.steps or STEPS)
     runs = select(phase.runs(), args.runs)
     if args.job:

@@ -46,7 +46,7 @@ def test_trained_runs_cover_the_issue(sr):
     assert trained.results.parts[-3:] == ("scenes", "trained", "runs")
 
 
-def test_ladder_status(sr):
+def test_ladder_status(sr, tmp_path):
     cap = 50_000
     st = sr.ladder_status({}, cap)
     assert (st["status"], st["next"], st["final"]) == ("training", 1000, None)
@@ -80,6 +80,12 @@ def test_ladder_status(sr):
     assert sr.recorded_status(dict(old, plateau=sr.ladder_status(old, 15_000)), cap)["status"] == "cap"
     assert sr.recorded_status(old, cap)["status"] == "training"
     assert sr.Plan(max_steps=cap).ladder and not sr.Plan(steps=5000).ladder
+    # the plan's threshold (--plateau-db): -inf climbs past a flat doubling, to the cap
+    (tmp_path / "x.json").write_text(json.dumps(_record({1000: 20.0, 2000: 22.0, 4000: 22.1})))
+    assert sr.Plan(max_steps=cap).status(tmp_path, "x")["status"] == "plateau"
+    st = sr.Plan(max_steps=cap, plateau_db=-math.inf).status(tmp_path, "x")
+    assert (st["status"], st["next"]) == ("training", 8000)
+    assert sr.Plan(max_steps=4000, plateau_db=-math.inf).status(tmp_path, "x")["status"] == "cap"
 
 
 @pytest.fixture(scope="module")
@@ -329,6 +335,14 @@ def test_scheduler_starts_trained_workers(sr, tiny_scenes, tmp_path, monkeypatch
     assert cmd[cmd.index("--threads") + 1] == threads == "2" and "--steps" not in cmd
     assert cmd[cmd.index("--config") + 1].endswith("scenes32_fast.yaml")
     assert "if every run climbs to the cap (4000 steps: its last rung 4000)" in capsys.readouterr().out
+    # the rule's threshold reaches the workers (as one argument: argparse reads a lone "-inf" as an option)
+    started.clear()
+    assert sr.main(["--phase", "trained", "--runs", "baseline-n8-s0", "--max-steps", "4000", "--plateau-db=-inf",
+                    "--work", str(tmp_path / "work"), "--results", str(tmp_path / "results"),
+                    "--data", str(tiny_scenes), "--poll", "0"]) == 0
+    assert "--plateau-db=-inf" in started[0][0]
+    with pytest.raises(SystemExit, match="--plateau-db"):
+        sr.main(["--plateau-db", "0.1", "--list"])
 
 
 def test_readme_table_from_table1_and_generation(tmp_path):
