@@ -190,7 +190,8 @@ def side_lines(folder: str, side: dict) -> list[str]:
     L += [f"| {r['run']} | {', '.join(f'{b}: {p:.2f}' for b, p in zip(r['budgets'], r['val_psnr']))} | "
           f"{r['status']} | {fmt(r['last_gain'], 2, True)} | {fmt(r['val_rfid'], 1)} | {fmt(r['train_seconds'], 0)} | "
           f"{', '.join(r['cpu']) or '–'} |" for r in side["rows"]]
-    if (t := side["tables"]) and t["table1"]:
+    # seed means only where both arms have a run to compare (record5_past_plateau holds a baseline alone)
+    if (t := side["tables"]) and any(r["textok"] is not None and r["baseline"] is not None for r in t["table1"]):
         where = "each run at its final rung" if t["steps"] == "final" else f"at {t['steps']:,} steps"
         L += ["", f"The side runs' seed means (val), {where}:", "", *first.table1_lines(t["table1"])]
         if len({r["num_tokens"] for r in t["table1"]}) > 1:  # compression needs a baseline at another N

@@ -310,6 +310,13 @@ def test_report_trained_section(scenes_study, trained, tmp_path):
     text = page.read_text()
     assert "beyond the cap" not in text and "## Trained: the speedrun's record 5 up the ladder" in text
     assert "The side runs' seed means (val), each run at its final rung:" in text
+    # a side folder with one arm only (record5_past_plateau: a baseline climbed on): its rows, no seed means
+    (out / "trained" / "record5_past_plateau").mkdir()
+    (out / "trained" / "record5_past_plateau" / "baseline-n1-s0.json").write_text(json.dumps(base))
+    assert report.main(["--results", str(tmp_path / "first"), "--out", str(out), "--trained-results", str(results),
+                        "--trained-data", str(trained["data"]), "--page", str(page), "--max-steps", "1000"]) == 0
+    section = page.read_text().split("## Trained: the speedrun's record 5 past a plateau")[1].split("\n## ")[0]
+    assert "| baseline-n1-s0 | 1: " in section and "seed means" not in section
 
 
 def test_scheduler_starts_trained_workers(sr, tiny_scenes, tmp_path, monkeypatch, capsys):
