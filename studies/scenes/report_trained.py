@@ -138,8 +138,8 @@ def side_runs(folder: Path) -> dict[str, dict]:
     return {name: r for name, r in first.load_runs(folder).items() if r.get("budgets")}
 
 
-def side_rows(runs: dict[str, dict], max_steps: int) -> list[dict]:
-    """Per side run (``side_runs``): its rungs with their val PSNR, the ladder status (``run.recorded_status``), the
+def side_rows(runs: dict[str, dict], status: dict[str, dict]) -> list[dict]:
+    """Per side run (``side_runs``): its rungs with their val PSNR, its ladder status (``status``: ``statuses``), the
     gain of the newest rung over the one half as long, the val rFID there, the training seconds to it and its CPUs."""
     rows = []
     for name, r in runs.items():
@@ -148,7 +148,7 @@ def side_rows(runs: dict[str, dict], max_steps: int) -> list[dict]:
         psnr = {b: budgets[b]["val"]["psnr"] for b in steps}
         top = steps[-1]
         rows.append({"run": name, "budgets": steps, "val_psnr": [psnr[b] for b in steps],
-                     "status": study.recorded_status(r, max_steps)["status"],
+                     "status": status[name]["status"],
                      "last_gain": psnr[top] - psnr[top // 2] if top // 2 in psnr else None,
                      "val_rfid": budgets[top]["val"].get("rfid"),
                      "train_seconds": budgets[top].get("train_seconds_total"),
@@ -156,13 +156,13 @@ def side_rows(runs: dict[str, dict], max_steps: int) -> list[dict]:
     return rows
 
 
-def side_tables(runs: dict[str, dict], compare: str, max_steps: int) -> dict | None:
+def side_tables(runs: dict[str, dict], compare: str, status: dict[str, dict]) -> dict | None:
     """Seed means of side runs (``side_runs``) where ``compare`` says (``SIDE_RUNS``): at the largest rung any of them
     reached ("newest"; runs that did not reach it are left out) or each run at its final rung ("final"; runs still
-    climbing are left out). Table 1's val PSNR and rFID rows (``first.table1``, Welch p over seeds), the compression
+    climbing are left out; ``status``: ``statuses``). Table 1's val PSNR and rFID rows (``first.table1``, Welch p over seeds), the compression
     rows read from them, and TexTok at N against the baseline at every larger N'."""
     if compare == "final":
-        runs, top = at_final(runs, statuses(runs, max_steps)), "final"
+        runs, top = at_final(runs, status), "final"
     else:
         top = max((int(b) for r in runs.values() for b in r["budgets"]), default=None)
     if not runs:
@@ -503,6 +503,8 @@ def build(results: Path, out: Path, data: str | Path, page_dir: Path, max_steps:
     summary["side_runs"] = {}
     for folder, (_, _, compare) in SIDE_RUNS.items():
         side = side_runs(out / folder)
-        summary["side_runs"][folder] = {"rows": side_rows(side, cap), "tables": side_tables(side, compare, cap)}
+        status = statuses(side, cap)
+        summary["side_runs"][folder] = {"rows": side_rows(side, status),
+                                        "tables": side_tables(side, compare, status)}
     write_json_atomic(out / "summary.json", summary)
     return render(summary, plotted, out_rel, generation), summary
