@@ -159,8 +159,8 @@ def side_rows(runs: dict[str, dict], status: dict[str, dict]) -> list[dict]:
 def side_tables(runs: dict[str, dict], compare: str, status: dict[str, dict]) -> dict | None:
     """Seed means of side runs (``side_runs``) where ``compare`` says (``SIDE_RUNS``): at the largest rung any of them
     reached ("newest"; runs that did not reach it are left out) or each run at its final rung ("final"; runs still
-    climbing are left out; ``status``: ``statuses``). Table 1's val PSNR and rFID rows (``first.table1``, Welch p over seeds), the compression
-    rows read from them, and TexTok at N against the baseline at every larger N'."""
+    climbing are left out; ``status``: ``statuses``). Table 1's val PSNR and rFID rows (``first.table1``, Welch p
+    over seeds), the compression rows read from them, and TexTok at N against the baseline at every larger N'."""
     if compare == "final":
         runs, top = at_final(runs, status), "final"
     else:
